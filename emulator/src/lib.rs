@@ -1,0 +1,242 @@
+//! Test support: the project's local AWS emulator.
+//!
+//! [`shared_endpoint`] gives every integration test an AWS endpoint backed by moto's
+//! server, started through the project's launcher (`emulator/moto_server.py`), which
+//! serves one request at a time so DynamoDB conditional writes and transactions are
+//! linearizable as they are on AWS.
+//!
+//! When `EMULATOR_ENDPOINT` is set (as `scripts/test` does, starting one emulator
+//! for the whole run) that endpoint is used; otherwise the first call starts a
+//! private emulator for this test process on a free loopback port. The launcher
+//! exits when the test process's end of its standard input closes, so an emulator
+//! never outlives the tests that started it.
+//!
+//! Tests isolate themselves by resource names from [`unique_name`], never by
+//! resetting the emulator.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_credential_types::Credentials;
+
+/// The region every test uses.
+pub const REGION: &str = "us-east-1";
+/// moto's default account id, which ARNs it returns carry.
+pub const ACCOUNT_ID: &str = "123456789012";
+
+const INSTALL_HINT: &str = "install it with `scripts/setup-emulator` \
+(creates .venv/ at the workspace root with the pinned moto[server] from emulator/requirements.txt)";
+
+/// Why the emulator could not be started.
+#[derive(Debug, thiserror::Error)]
+pub enum EmulatorError {
+    #[error("the local AWS emulator is not installed: {python} does not exist; {INSTALL_HINT}")]
+    NotInstalled { python: PathBuf },
+    #[error("starting the local AWS emulator with {python}: {source}; {INSTALL_HINT}")]
+    Spawn {
+        python: PathBuf,
+        source: std::io::Error,
+    },
+    #[error(
+        "the local AWS emulator exited before it was ready (is moto installed in the venv? {INSTALL_HINT}); it printed: {output}"
+    )]
+    NotReady { output: String },
+}
+
+/// A running moto server owned by this process; stopped (by its process id) on drop.
+#[derive(Debug)]
+pub struct Emulator {
+    child: Child,
+    // Held open so the launcher's stdin watchdog keeps it alive; closing it stops the launcher.
+    _stdin: Option<ChildStdin>,
+    endpoint: String,
+}
+
+impl Emulator {
+    /// Start a new emulator on a free loopback port and wait until it accepts connections.
+    pub fn start() -> Result<Self, EmulatorError> {
+        let root = workspace_root();
+        let python = std::env::var_os("EMULATOR_PYTHON")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| root.join(".venv/bin/python"));
+        if !python.exists() {
+            return Err(EmulatorError::NotInstalled { python });
+        }
+        let mut child = Command::new(&python)
+            .arg(root.join("emulator/moto_server.py"))
+            .args(["--host", "127.0.0.1", "--port", "0", "--exit-with-stdin"])
+            .env("MOTO_IAM_LOAD_MANAGED_POLICIES", "true")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .map_err(|source| EmulatorError::Spawn {
+                python: python.clone(),
+                source,
+            })?;
+        let stdin = child.stdin.take();
+        let stdout = child.stdout.take().ok_or_else(|| EmulatorError::NotReady {
+            output: "no standard output".into(),
+        })?;
+        let mut seen = String::new();
+        let mut lines = BufReader::new(stdout).lines();
+        let endpoint = loop {
+            match lines.next() {
+                Some(Ok(line)) => {
+                    if let Some(url) = line.strip_prefix("READY ") {
+                        break url.trim().to_owned();
+                    }
+                    seen.push_str(&line);
+                    seen.push('\n');
+                }
+                Some(Err(_)) | None => {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    return Err(EmulatorError::NotReady { output: seen });
+                }
+            }
+        };
+        Ok(Self {
+            child,
+            _stdin: stdin,
+            endpoint,
+        })
+    }
+
+    /// The emulator's base URL, for example `http://127.0.0.1:40123`.
+    pub fn endpoint(&self) -> &str {
+        &self.endpoint
+    }
+
+    /// The emulator's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+}
+
+impl Drop for Emulator {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The endpoint shared by all tests of this process: `EMULATOR_ENDPOINT` when set,
+/// otherwise an emulator started on first use.
+///
+/// # Panics
+/// When the emulator cannot be started; the message says how to install it. Tests
+/// must fail, not skip, when the emulator is missing.
+pub fn shared_endpoint() -> &'static str {
+    static SHARED: OnceLock<String> = OnceLock::new();
+    SHARED.get_or_init(|| {
+        if let Ok(endpoint) = std::env::var("EMULATOR_ENDPOINT")
+            && !endpoint.is_empty()
+        {
+            return endpoint;
+        }
+        match Emulator::start() {
+            Ok(emulator) => {
+                let endpoint = emulator.endpoint().to_owned();
+                // Lives as long as the test process; the launcher exits with it.
+                std::mem::forget(emulator);
+                endpoint
+            }
+            Err(error) => panic!("{error}"),
+        }
+    })
+}
+
+/// The dummy credentials the emulator accepts.
+pub fn credentials() -> Credentials {
+    Credentials::new("testing", "testing", None, None, "emulator")
+}
+
+/// An SDK configuration pointed at `endpoint` with dummy credentials and [`REGION`].
+pub async fn sdk_config_for(endpoint: &str) -> SdkConfig {
+    aws_config::defaults(BehaviorVersion::latest())
+        .endpoint_url(endpoint)
+        .region(Region::new(REGION))
+        .credentials_provider(credentials())
+        .load()
+        .await
+}
+
+/// An SDK configuration pointed at the shared emulator.
+pub async fn sdk_config() -> SdkConfig {
+    sdk_config_for(shared_endpoint()).await
+}
+
+/// Environment variables that point a child process's AWS SDK at `endpoint`,
+/// the standard way (`AWS_ENDPOINT_URL`).
+pub fn aws_env(endpoint: &str) -> Vec<(&'static str, String)> {
+    vec![
+        ("AWS_ENDPOINT_URL", endpoint.to_owned()),
+        ("AWS_ACCESS_KEY_ID", "testing".into()),
+        ("AWS_SECRET_ACCESS_KEY", "testing".into()),
+        ("AWS_REGION", REGION.into()),
+        ("AWS_EC2_METADATA_DISABLED", "true".into()),
+    ]
+}
+
+/// A name no other test (in this or another process) uses: `prefix` plus the
+/// process id, a per-process counter and the clock. Only `[A-Za-z0-9-]`, so it is
+/// valid for DynamoDB tables, IAM and API ids alike.
+pub fn unique_name(prefix: &str) -> String {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let count = COUNTER.fetch_add(1, Ordering::Relaxed);
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|elapsed| elapsed.subsec_nanos())
+        .unwrap_or_default();
+    format!("{prefix}-{}-{count}-{nanos:x}", std::process::id())
+}
+
+/// The workspace root (the folder holding `emulator/`).
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from("."))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_emulator_starts_answers_and_stops_by_its_pid() {
+        let emulator = Emulator::start().unwrap_or_else(|error| panic!("{error}"));
+        let address = emulator
+            .endpoint()
+            .strip_prefix("http://")
+            .expect("endpoint is http")
+            .to_owned();
+        assert!(std::net::TcpStream::connect(&address).is_ok());
+        let pid = emulator.pid();
+        drop(emulator);
+        assert!(
+            !Path::new(&format!("/proc/{pid}")).exists()
+                || std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                    .map(|stat| stat.contains(") Z "))
+                    .unwrap_or(true),
+            "emulator process {pid} still running after drop"
+        );
+        assert!(std::net::TcpStream::connect(&address).is_err());
+    }
+
+    #[test]
+    fn unique_names_differ() {
+        assert_ne!(unique_name("t"), unique_name("t"));
+        assert!(
+            unique_name("t")
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-')
+        );
+    }
+}

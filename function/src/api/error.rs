@@ -1,0 +1,56 @@
+//! The API's error responses: always `{"error": "..."}` with the right status.
+//! Internal details (SDK errors) are logged, never returned.
+
+use axum::Json;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+use crate::store::StoreError;
+
+/// An error the API answers with.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("{0}")]
+    BadRequest(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl ApiError {
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        Self::BadRequest(message.into())
+    }
+}
+
+/// A JSON error body with `status`.
+pub fn error_response(status: StatusCode, message: &str) -> Response {
+    (status, Json(json!({ "error": message }))).into_response()
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = match &self {
+            Self::BadRequest(_) => StatusCode::BAD_REQUEST,
+            Self::Store(store) => match store {
+                StoreError::TableNotFound | StoreError::UserNotFound => StatusCode::NOT_FOUND,
+                StoreError::TableAlreadyExists { .. } => StatusCode::CONFLICT,
+                StoreError::InvalidCursor { .. } => StatusCode::BAD_REQUEST,
+                StoreError::Contended { .. } => StatusCode::SERVICE_UNAVAILABLE,
+                StoreError::MalformedItem { .. } | StoreError::DynamoDb { .. } => {
+                    StatusCode::INTERNAL_SERVER_ERROR
+                }
+            },
+        };
+        let message = if status.is_server_error() {
+            tracing::error!(error = %self, "request failed");
+            match status {
+                StatusCode::SERVICE_UNAVAILABLE => "Too many concurrent writes; retry".to_owned(),
+                _ => "Internal server error".to_owned(),
+            }
+        } else {
+            self.to_string()
+        };
+        error_response(status, &message)
+    }
+}

@@ -1,0 +1,36 @@
+//! `GET /health`: 200 when the table is reachable and `ACTIVE`, 503 otherwise.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+use super::AppState;
+use crate::store::Unhealthy;
+
+pub async fn check(State(state): State<Arc<AppState>>) -> Response {
+    let table_name = state.store.table_name();
+    match state.store.health().await {
+        Ok(()) => Json(json!({ "status": "ok", "tableName": table_name })).into_response(),
+        Err(problem) => {
+            let error = match &problem {
+                Unhealthy::Missing => format!("DynamoDB table {table_name} does not exist"),
+                Unhealthy::NotActive(status) => {
+                    format!("DynamoDB table {table_name} is {status}, not ACTIVE")
+                }
+                Unhealthy::Unreachable(detail) => {
+                    tracing::error!(%detail, "health check could not reach DynamoDB");
+                    format!("DynamoDB table {table_name} is not reachable")
+                }
+            };
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                Json(json!({ "status": "unavailable", "tableName": table_name, "error": error })),
+            )
+                .into_response()
+        }
+    }
+}

@@ -1,0 +1,90 @@
+//! `POST /tables`, `GET /tables`, `GET /tables/{tableId}`, `PATCH /tables/{tableId}`.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+use super::{ApiError, AppState, input};
+use crate::store::{StoreError, TablePatch};
+
+pub async fn create(State(state): State<Arc<AppState>>, body: Bytes) -> Result<Response, ApiError> {
+    let object = input::json_object(&body)?;
+    let table_id = match object.get("tableId") {
+        Some(serde_json::Value::String(id)) => input::table_id(id)?.to_owned(),
+        Some(_) => return Err(ApiError::bad_request("tableId must be a string")),
+        None => return Err(ApiError::bad_request("tableId is required")),
+    };
+    let display_name = input::display_name(&object)?.unwrap_or_else(|| table_id.clone());
+    state
+        .store
+        .create_table(&table_id, &display_name, &crate::now())
+        .await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({
+            "tableId": table_id,
+            "displayName": display_name,
+            "message": "Table created",
+        })),
+    )
+        .into_response())
+}
+
+pub async fn list(
+    State(state): State<Arc<AppState>>,
+    Query(query): Query<HashMap<String, String>>,
+) -> Result<Response, ApiError> {
+    let limit = input::limit(query.get("limit").map(String::as_str))?;
+    let cursor = input::last_key(query.get("lastKey").map(String::as_str))?;
+    let page = state.store.list_tables(limit, cursor).await?;
+    let mut body = json!({ "tables": page.items });
+    if let Some(next) = page.next_cursor {
+        body["lastKey"] = next.into();
+    }
+    Ok(Json(body).into_response())
+}
+
+pub async fn get(
+    State(state): State<Arc<AppState>>,
+    Path(table_id): Path<String>,
+) -> Result<Response, ApiError> {
+    let table_id = input::table_id(&table_id)?;
+    match state.store.get_table(table_id).await? {
+        Some(table) => Ok(Json(table).into_response()),
+        None => Err(StoreError::TableNotFound.into()),
+    }
+}
+
+pub async fn patch(
+    State(state): State<Arc<AppState>>,
+    Path(table_id): Path<String>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let table_id = input::table_id(&table_id)?;
+    let object = input::json_object(&body)?;
+    let is_archived = match object.get("isArchived") {
+        None => None,
+        Some(serde_json::Value::Bool(flag)) => Some(*flag),
+        Some(_) => return Err(ApiError::bad_request("isArchived must be a boolean")),
+    };
+    let patch = TablePatch {
+        display_name: input::display_name(&object)?,
+        is_archived,
+    };
+    if patch == TablePatch::default() {
+        return Err(ApiError::bad_request(
+            "Nothing to update: send displayName and/or isArchived",
+        ));
+    }
+    state
+        .store
+        .patch_table(table_id, &patch, &crate::now())
+        .await?;
+    Ok(Json(json!({ "message": "Table updated" })).into_response())
+}

@@ -1,0 +1,162 @@
+//! The function's configuration, read from the environment once at start-up.
+
+use crate::store::NewUserWrite;
+
+/// The table name used when `TABLE_NAME` is unset (the legacy default).
+pub const DEFAULT_TABLE_NAME: &str = "PlaygroundScores";
+/// The local HTTP port used when `PORT` is unset.
+pub const DEFAULT_PORT: u16 = 3000;
+
+/// A setting that could not be understood.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{name}={value:?} is not valid: {expected}")]
+    Invalid {
+        name: &'static str,
+        value: String,
+        expected: &'static str,
+    },
+}
+
+/// Everything the function reads from its environment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    /// `TABLE_NAME`: the DynamoDB table.
+    pub table_name: String,
+    /// `SAFE_CONCURRENCY` (default `true`): how new users are counted.
+    pub new_user_write: NewUserWrite,
+    /// `CORS_ALLOW_ORIGINS`: comma-separated origins, or `*` (the default).
+    pub cors_allow_origins: Vec<String>,
+    /// `PORT` (local mode only, default 3000; 0 picks a free port).
+    pub port: u16,
+}
+
+impl Config {
+    /// Read the configuration from the process environment.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// Read the configuration through `lookup` (the environment, or a map in tests).
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let table_name = lookup("TABLE_NAME")
+            .filter(|name| !name.trim().is_empty())
+            .unwrap_or_else(|| DEFAULT_TABLE_NAME.to_owned());
+        if !valid_table_name(&table_name) {
+            return Err(ConfigError::Invalid {
+                name: "TABLE_NAME",
+                value: table_name,
+                expected: "3 to 255 characters from A-Z a-z 0-9 _ - .",
+            });
+        }
+        let new_user_write = match lookup("SAFE_CONCURRENCY")
+            .map(|value| value.trim().to_ascii_lowercase())
+            .as_deref()
+        {
+            None | Some("" | "true" | "1" | "yes") => NewUserWrite::Transaction,
+            Some("false" | "0" | "no") => NewUserWrite::ConditionalPut,
+            Some(other) => {
+                return Err(ConfigError::Invalid {
+                    name: "SAFE_CONCURRENCY",
+                    value: other.to_owned(),
+                    expected: "true or false",
+                });
+            }
+        };
+        let cors_allow_origins = parse_origins(lookup("CORS_ALLOW_ORIGINS").as_deref());
+        let port = match lookup("PORT").filter(|port| !port.trim().is_empty()) {
+            None => DEFAULT_PORT,
+            Some(port) => port.trim().parse().map_err(|_| ConfigError::Invalid {
+                name: "PORT",
+                value: port,
+                expected: "a TCP port number from 0 to 65535",
+            })?,
+        };
+        Ok(Self {
+            table_name,
+            new_user_write,
+            cors_allow_origins,
+            port,
+        })
+    }
+}
+
+/// `*` or a comma-separated list (a JSON array, as Terraform wrote it, also works).
+fn parse_origins(raw: Option<&str>) -> Vec<String> {
+    let raw = raw.map(str::trim).unwrap_or("");
+    let origins: Vec<String> = if raw.starts_with('[') {
+        serde_json::from_str::<Vec<String>>(raw).unwrap_or_default()
+    } else {
+        raw.split(',')
+            .map(|origin| origin.trim().to_owned())
+            .collect()
+    };
+    let origins: Vec<String> = origins
+        .into_iter()
+        .filter(|origin| !origin.is_empty())
+        .collect();
+    if origins.is_empty() {
+        vec!["*".to_owned()]
+    } else {
+        origins
+    }
+}
+
+fn valid_table_name(name: &str) -> bool {
+    (3..=255).contains(&name.len())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+
+    fn config(pairs: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let map: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        Config::from_lookup(|name| map.get(name).cloned())
+    }
+
+    #[test]
+    fn defaults_apply_when_nothing_is_set() {
+        let config = config(&[]).expect("defaults are valid");
+        assert_eq!(config.table_name, "PlaygroundScores");
+        assert_eq!(config.new_user_write, NewUserWrite::Transaction);
+        assert_eq!(config.cors_allow_origins, ["*"]);
+        assert_eq!(config.port, 3000);
+    }
+
+    #[test]
+    fn settings_are_read_and_bad_ones_named() {
+        let parsed = config(&[
+            ("TABLE_NAME", "PlaygroundScores-dev"),
+            ("SAFE_CONCURRENCY", "False"),
+            ("CORS_ALLOW_ORIGINS", "https://a.example, https://b.example"),
+            ("PORT", "0"),
+        ])
+        .expect("valid");
+        assert_eq!(parsed.table_name, "PlaygroundScores-dev");
+        assert_eq!(parsed.new_user_write, NewUserWrite::ConditionalPut);
+        assert_eq!(
+            parsed.cors_allow_origins,
+            ["https://a.example", "https://b.example"]
+        );
+        assert_eq!(parsed.port, 0);
+        assert_eq!(
+            config(&[("CORS_ALLOW_ORIGINS", r#"["https://x.example"]"#)])
+                .expect("valid")
+                .cors_allow_origins,
+            ["https://x.example"]
+        );
+        let error = config(&[("SAFE_CONCURRENCY", "maybe")]).expect_err("invalid");
+        assert!(error.to_string().contains("SAFE_CONCURRENCY"), "{error}");
+        assert!(config(&[("PORT", "http")]).is_err());
+        assert!(config(&[("TABLE_NAME", "no spaces allowed")]).is_err());
+    }
+}

@@ -1,0 +1,179 @@
+//! The one definition of the playground table's schema: keys, attribute names and
+//! global secondary indexes. The function's `--create-table`, its tests and the
+//! deployer all provision the table from [`TABLE_SCHEMA`], so they cannot drift.
+//!
+//! Items (compatible with tables created by the legacy deployment):
+//! - table metadata: `tableId`, `username = "_metadata"`, `displayName`, `createdAt`,
+//!   `isArchived`, `userCount`, `updatedAt` (after a PATCH), and [`TABLES_PARTITION`]
+//!   = [`TABLES_PARTITION_VALUE`] so the table appears in the [`BY_CREATED_AT`] index;
+//! - a user: `tableId`, `username`, `submissionCount`, `totalCount`, `lastUpdated`,
+//!   and [`LEADERBOARD_KEY`] so the user appears in the [`BY_LEADERBOARD`] index.
+
+/// Partition key of the table: the playground table's id.
+pub const TABLE_ID: &str = "tableId";
+/// Sort key of the table: a user name, or [`METADATA_USERNAME`].
+pub const USERNAME: &str = "username";
+/// The sort key value of the item that holds a playground table's metadata.
+pub const METADATA_USERNAME: &str = "_metadata";
+
+pub const DISPLAY_NAME: &str = "displayName";
+pub const CREATED_AT: &str = "createdAt";
+pub const UPDATED_AT: &str = "updatedAt";
+pub const IS_ARCHIVED: &str = "isArchived";
+pub const USER_COUNT: &str = "userCount";
+pub const SUBMISSION_COUNT: &str = "submissionCount";
+pub const TOTAL_COUNT: &str = "totalCount";
+pub const LAST_UPDATED: &str = "lastUpdated";
+
+/// Attribute set on metadata items only (always [`TABLES_PARTITION_VALUE`]), the
+/// partition key of [`BY_CREATED_AT`]: every playground table in one ordered list.
+pub const TABLES_PARTITION: &str = "tablesPartition";
+/// The single value of [`TABLES_PARTITION`].
+pub const TABLES_PARTITION_VALUE: &str = "TABLES";
+/// Attribute set on user items only: sorts by `submissionCount` descending, then
+/// `username` ascending. See [`leaderboard_key`].
+pub const LEADERBOARD_KEY: &str = "leaderboardKey";
+
+/// GSI: all tables of a user (legacy index, kept as it was).
+pub const BY_USER: &str = "byUser";
+/// GSI: all playground tables, newest first with `ScanIndexForward = false`.
+pub const BY_CREATED_AT: &str = "byCreatedAt";
+/// GSI: a playground table's users in leaderboard order.
+pub const BY_LEADERBOARD: &str = "byLeaderboard";
+
+/// The largest count accepted: JSON clients (JavaScript) represent integers exactly up to here.
+pub const MAX_COUNT: u64 = 9_007_199_254_740_991;
+
+/// A DynamoDB scalar attribute type usable in a key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyType {
+    String,
+    Number,
+}
+
+/// One key attribute: its name and type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KeyAttribute {
+    pub name: &'static str,
+    pub key_type: KeyType,
+}
+
+/// A global secondary index. All indexes project all attributes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GlobalSecondaryIndex {
+    pub name: &'static str,
+    pub partition_key: KeyAttribute,
+    pub sort_key: KeyAttribute,
+    /// Whether the function needs this index to serve its API (`byUser` is optional,
+    /// controlled by the deployer's `enable_gsi_by_user`).
+    pub required_by_api: bool,
+}
+
+/// The table's keys and indexes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TableSchema {
+    pub partition_key: KeyAttribute,
+    pub sort_key: KeyAttribute,
+    pub global_secondary_indexes: &'static [GlobalSecondaryIndex],
+}
+
+const fn string_key(name: &'static str) -> KeyAttribute {
+    KeyAttribute {
+        name,
+        key_type: KeyType::String,
+    }
+}
+
+/// The playground table's schema.
+pub const TABLE_SCHEMA: TableSchema = TableSchema {
+    partition_key: string_key(TABLE_ID),
+    sort_key: string_key(USERNAME),
+    global_secondary_indexes: &[
+        GlobalSecondaryIndex {
+            name: BY_USER,
+            partition_key: string_key(USERNAME),
+            sort_key: string_key(TABLE_ID),
+            required_by_api: false,
+        },
+        GlobalSecondaryIndex {
+            name: BY_CREATED_AT,
+            partition_key: string_key(TABLES_PARTITION),
+            sort_key: string_key(CREATED_AT),
+            required_by_api: true,
+        },
+        GlobalSecondaryIndex {
+            name: BY_LEADERBOARD,
+            partition_key: string_key(TABLE_ID),
+            sort_key: string_key(LEADERBOARD_KEY),
+            required_by_api: true,
+        },
+    ],
+};
+
+impl TableSchema {
+    /// Every attribute used in a key of the table or an index, each once, in a stable order.
+    pub fn key_attributes(&self) -> Vec<KeyAttribute> {
+        let mut attributes = vec![self.partition_key, self.sort_key];
+        for index in self.global_secondary_indexes {
+            for key in [index.partition_key, index.sort_key] {
+                if !attributes.iter().any(|known| known.name == key.name) {
+                    attributes.push(key);
+                }
+            }
+        }
+        attributes
+    }
+}
+
+/// The [`LEADERBOARD_KEY`] of a user: ascending order of this string is
+/// `submissionCount` descending, then `username` ascending.
+///
+/// `count` is clamped to [`MAX_COUNT`], which the API never exceeds.
+pub fn leaderboard_key(submission_count: u64, username: &str) -> String {
+    let inverted = MAX_COUNT - submission_count.min(MAX_COUNT);
+    format!("{inverted:016}#{username}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn leaderboard_keys_sort_by_count_descending_then_name() {
+        let mut keys = vec![
+            leaderboard_key(1, "b"),
+            leaderboard_key(10, "z"),
+            leaderboard_key(2, "a"),
+            leaderboard_key(10, "a"),
+            leaderboard_key(0, "a"),
+            leaderboard_key(MAX_COUNT, "m"),
+        ];
+        keys.sort();
+        let names: Vec<&str> = keys
+            .iter()
+            .map(|key| key.split_once('#').map(|(_, name)| name).unwrap_or(""))
+            .collect();
+        assert_eq!(names, ["m", "a", "z", "a", "b", "a"]);
+        assert_eq!(leaderboard_key(MAX_COUNT, "m").len(), 16 + 2);
+        assert_eq!(leaderboard_key(0, "m").len(), 16 + 2);
+    }
+
+    #[test]
+    fn key_attributes_are_listed_once_each() {
+        let names: Vec<&str> = TABLE_SCHEMA
+            .key_attributes()
+            .iter()
+            .map(|key| key.name)
+            .collect();
+        assert_eq!(
+            names,
+            [
+                TABLE_ID,
+                USERNAME,
+                TABLES_PARTITION,
+                CREATED_AT,
+                LEADERBOARD_KEY
+            ]
+        );
+    }
+}

@@ -1,0 +1,37 @@
+//! The store's typed errors. The API maps them to HTTP statuses; none carries a
+//! raw SDK dump to a client (the full context goes to the log).
+
+use aws_sdk_dynamodb::error::DisplayErrorContext;
+
+/// What went wrong talking to the playground table.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("Table not found")]
+    TableNotFound,
+    #[error("User not found in table")]
+    UserNotFound,
+    #[error("Table '{table_id}' already exists")]
+    TableAlreadyExists { table_id: String },
+    #[error("Invalid lastKey: {reason}")]
+    InvalidCursor { reason: String },
+    #[error("item {key} in DynamoDB table {table} is malformed: {problem}")]
+    MalformedItem {
+        table: String,
+        key: String,
+        problem: String,
+    },
+    #[error("{action}: {detail}")]
+    DynamoDb { action: String, detail: String },
+    #[error("{action}: gave up after {attempts} attempts that conflicted with concurrent writes")]
+    Contended { action: String, attempts: u32 },
+}
+
+impl StoreError {
+    /// Wrap an SDK error with what we were doing, keeping the SDK's whole error chain.
+    pub(crate) fn dynamodb(action: impl Into<String>, error: impl std::error::Error) -> Self {
+        Self::DynamoDb {
+            action: action.into(),
+            detail: DisplayErrorContext(error).to_string(),
+        }
+    }
+}

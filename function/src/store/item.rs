@@ -1,0 +1,126 @@
+//! Reading typed values out of DynamoDB items, with errors that name the item and
+//! attribute (legacy items may lack attributes added since; those have defaults).
+
+use std::collections::HashMap;
+
+use aws_sdk_dynamodb::types::AttributeValue;
+
+use super::StoreError;
+
+pub(crate) type Item = HashMap<String, AttributeValue>;
+
+/// Reads attributes of one item, naming it in every error.
+pub(crate) struct ItemReader<'a> {
+    pub item: &'a Item,
+    pub table: &'a str,
+}
+
+impl ItemReader<'_> {
+    fn malformed(&self, problem: String) -> StoreError {
+        let key = format!(
+            "({}, {})",
+            self.item
+                .get(crate::schema::TABLE_ID)
+                .and_then(|value| value.as_s().ok())
+                .map_or("?", String::as_str),
+            self.item
+                .get(crate::schema::USERNAME)
+                .and_then(|value| value.as_s().ok())
+                .map_or("?", String::as_str),
+        );
+        StoreError::MalformedItem {
+            table: self.table.to_owned(),
+            key,
+            problem,
+        }
+    }
+
+    pub fn string(&self, name: &str) -> Result<String, StoreError> {
+        self.optional_string(name)?
+            .ok_or_else(|| self.malformed(format!("attribute {name} is missing")))
+    }
+
+    pub fn optional_string(&self, name: &str) -> Result<Option<String>, StoreError> {
+        match self.item.get(name) {
+            None | Some(AttributeValue::Null(_)) => Ok(None),
+            Some(AttributeValue::S(value)) => Ok(Some(value.clone())),
+            Some(_) => Err(self.malformed(format!("attribute {name} is not a string"))),
+        }
+    }
+
+    /// A non-negative integer; a missing attribute reads as 0. Integral decimals
+    /// such as `5.0` (older writers stored floats) read as integers.
+    pub fn count(&self, name: &str) -> Result<u64, StoreError> {
+        match self.item.get(name) {
+            None | Some(AttributeValue::Null(_)) => Ok(0),
+            Some(AttributeValue::N(text)) => parse_count(text).ok_or_else(|| {
+                self.malformed(format!(
+                    "attribute {name} = {text} is not a non-negative integer"
+                ))
+            }),
+            Some(_) => Err(self.malformed(format!("attribute {name} is not a number"))),
+        }
+    }
+
+    /// A boolean; a missing attribute reads as `false`.
+    pub fn flag(&self, name: &str) -> Result<bool, StoreError> {
+        match self.item.get(name) {
+            None | Some(AttributeValue::Null(_)) => Ok(false),
+            Some(AttributeValue::Bool(value)) => Ok(*value),
+            Some(_) => Err(self.malformed(format!("attribute {name} is not a boolean"))),
+        }
+    }
+}
+
+fn parse_count(text: &str) -> Option<u64> {
+    if let Ok(value) = text.parse::<u64>() {
+        return Some(value);
+    }
+    let value = text.parse::<f64>().ok()?;
+    (value.fract() == 0.0 && value >= 0.0 && value <= crate::schema::MAX_COUNT as f64)
+        .then_some(value as u64)
+}
+
+pub(crate) fn string_value(value: impl Into<String>) -> AttributeValue {
+    AttributeValue::S(value.into())
+}
+
+pub(crate) fn number_value(value: u64) -> AttributeValue {
+    AttributeValue::N(value.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_accept_integers_and_integral_decimals_only() {
+        assert_eq!(parse_count("5"), Some(5));
+        assert_eq!(parse_count("5.0"), Some(5));
+        assert_eq!(parse_count("0"), Some(0));
+        assert_eq!(parse_count("5.5"), None);
+        assert_eq!(parse_count("-1"), None);
+        assert_eq!(parse_count("abc"), None);
+    }
+
+    #[test]
+    fn a_wrong_type_is_an_error_naming_the_item_and_attribute() {
+        let item: Item = [
+            ("tableId".to_owned(), string_value("t1")),
+            ("username".to_owned(), string_value("ann")),
+            ("submissionCount".to_owned(), string_value("five")),
+        ]
+        .into();
+        let reader = ItemReader {
+            item: &item,
+            table: "PlaygroundScores-dev",
+        };
+        let message = reader
+            .count("submissionCount")
+            .expect_err("a string is not a count")
+            .to_string();
+        assert!(message.contains("(t1, ann)"), "{message}");
+        assert!(message.contains("submissionCount"), "{message}");
+        assert_eq!(reader.count("totalCount").ok(), Some(0));
+    }
+}

@@ -1,0 +1,91 @@
+//! Data access for the playground table: one method per API operation, each a
+//! bounded number of DynamoDB round trips (see the README's cost table).
+
+mod cursor;
+mod error;
+mod item;
+mod provision;
+mod tables;
+mod users;
+
+use aws_sdk_dynamodb::Client;
+
+pub use error::StoreError;
+pub use provision::{create_table_if_missing, table_status};
+pub use tables::{TablePatch, TableRecord};
+pub use users::{PutUserOutcome, UserCounts, UserRecord};
+
+/// One page of a listing, with the cursor of the next page when there is one.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    pub next_cursor: Option<String>,
+}
+
+/// How a new user and the table's `userCount` are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NewUserWrite {
+    /// One transaction writes the user and increments the count: both or neither.
+    Transaction,
+    /// A conditional put of the user, then an atomic increment: cheaper (no
+    /// transaction), still exact under concurrency because only the writer whose
+    /// conditional put succeeded increments; a crash between the two writes
+    /// could leave the count one short.
+    ConditionalPut,
+}
+
+/// The playground table, seen through the API's operations.
+#[derive(Debug, Clone)]
+pub struct Store {
+    client: Client,
+    table_name: String,
+    new_user_write: NewUserWrite,
+}
+
+impl Store {
+    pub fn new(
+        client: Client,
+        table_name: impl Into<String>,
+        new_user_write: NewUserWrite,
+    ) -> Self {
+        Self {
+            client,
+            table_name: table_name.into(),
+            new_user_write,
+        }
+    }
+
+    pub fn table_name(&self) -> &str {
+        &self.table_name
+    }
+
+    fn reader<'a>(&'a self, item: &'a item::Item) -> item::ItemReader<'a> {
+        item::ItemReader {
+            item,
+            table: &self.table_name,
+        }
+    }
+}
+
+/// Why the health check failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Unhealthy {
+    /// The table does not exist.
+    Missing,
+    /// The table exists but is not `ACTIVE` (for example `CREATING`).
+    NotActive(String),
+    /// DynamoDB could not be asked (the detail is logged, not returned).
+    Unreachable(String),
+}
+
+impl Store {
+    /// Whether the table exists and is `ACTIVE` (one DescribeTable call).
+    pub async fn health(&self) -> Result<(), Unhealthy> {
+        match table_status(&self.client, &self.table_name).await {
+            Ok(Some(aws_sdk_dynamodb::types::TableStatus::Active)) => Ok(()),
+            Ok(Some(status)) => Err(Unhealthy::NotActive(status.as_str().to_owned())),
+            Ok(None) => Err(Unhealthy::Missing),
+            Err(error) => Err(Unhealthy::Unreachable(error.to_string())),
+        }
+    }
+}

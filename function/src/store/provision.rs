@@ -1,0 +1,129 @@
+//! Creating the table from the canonical schema (local mode's `--create-table`
+//! and tests; the deployer provisions deployed tables from the same schema).
+
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::client::Waiters;
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection,
+    ProjectionType, ScalarAttributeType, TableStatus,
+};
+
+use super::StoreError;
+use crate::schema::{self, TABLE_SCHEMA};
+
+fn attribute_type(key_type: schema::KeyType) -> ScalarAttributeType {
+    match key_type {
+        schema::KeyType::String => ScalarAttributeType::S,
+        schema::KeyType::Number => ScalarAttributeType::N,
+    }
+}
+
+fn key_element(name: &str, key_type: KeyType, table: &str) -> Result<KeySchemaElement, StoreError> {
+    KeySchemaElement::builder()
+        .attribute_name(name)
+        .key_type(key_type)
+        .build()
+        .map_err(|error| {
+            StoreError::dynamodb(format!("describing the key schema of {table}"), error)
+        })
+}
+
+/// The status of the table (`None` when it does not exist).
+pub async fn table_status(client: &Client, table: &str) -> Result<Option<TableStatus>, StoreError> {
+    match client.describe_table().table_name(table).send().await {
+        Ok(output) => Ok(output.table().and_then(|t| t.table_status().cloned())),
+        Err(error)
+            if error
+                .as_service_error()
+                .is_some_and(|service| service.is_resource_not_found_exception()) =>
+        {
+            Ok(None)
+        }
+        Err(error) => Err(StoreError::dynamodb(
+            format!("describing DynamoDB table {table}"),
+            error,
+        )),
+    }
+}
+
+/// Create `table` with the canonical schema (every index, on-demand billing)
+/// unless it exists. Returns whether it was created.
+pub async fn create_table_if_missing(client: &Client, table: &str) -> Result<bool, StoreError> {
+    if table_status(client, table).await?.is_some() {
+        return Ok(false);
+    }
+    let mut request = client
+        .create_table()
+        .table_name(table)
+        .billing_mode(BillingMode::PayPerRequest)
+        .key_schema(key_element(
+            TABLE_SCHEMA.partition_key.name,
+            KeyType::Hash,
+            table,
+        )?)
+        .key_schema(key_element(
+            TABLE_SCHEMA.sort_key.name,
+            KeyType::Range,
+            table,
+        )?);
+    for attribute in TABLE_SCHEMA.key_attributes() {
+        request = request.attribute_definitions(
+            AttributeDefinition::builder()
+                .attribute_name(attribute.name)
+                .attribute_type(attribute_type(attribute.key_type))
+                .build()
+                .map_err(|error| {
+                    StoreError::dynamodb(format!("describing attributes of {table}"), error)
+                })?,
+        );
+    }
+    for index in TABLE_SCHEMA.global_secondary_indexes {
+        request = request.global_secondary_indexes(
+            GlobalSecondaryIndex::builder()
+                .index_name(index.name)
+                .key_schema(key_element(index.partition_key.name, KeyType::Hash, table)?)
+                .key_schema(key_element(index.sort_key.name, KeyType::Range, table)?)
+                .projection(
+                    Projection::builder()
+                        .projection_type(ProjectionType::All)
+                        .build(),
+                )
+                .build()
+                .map_err(|error| {
+                    StoreError::dynamodb(
+                        format!("describing index {} of {table}", index.name),
+                        error,
+                    )
+                })?,
+        );
+    }
+    match request.send().await {
+        Ok(_) => {}
+        // Created concurrently by someone else: that is the outcome we wanted.
+        Err(error)
+            if error
+                .as_service_error()
+                .is_some_and(|service| service.is_resource_in_use_exception()) =>
+        {
+            return Ok(false);
+        }
+        Err(error) => {
+            return Err(StoreError::dynamodb(
+                format!("creating DynamoDB table {table}"),
+                error,
+            ));
+        }
+    }
+    client
+        .wait_until_table_exists()
+        .table_name(table)
+        .wait(std::time::Duration::from_secs(120))
+        .await
+        .map_err(|error| {
+            StoreError::dynamodb(
+                format!("waiting for DynamoDB table {table} to become active"),
+                error,
+            )
+        })?;
+    Ok(true)
+}

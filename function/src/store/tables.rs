@@ -1,0 +1,239 @@
+//! Playground tables: the `_metadata` item of each `tableId`.
+
+use aws_sdk_dynamodb::types::AttributeValue;
+use serde::Serialize;
+
+use super::item::{Item, number_value, string_value};
+use super::{Page, Store, StoreError, cursor};
+use crate::schema::{
+    BY_CREATED_AT, CREATED_AT, DISPLAY_NAME, IS_ARCHIVED, METADATA_USERNAME, TABLE_ID,
+    TABLES_PARTITION, TABLES_PARTITION_VALUE, UPDATED_AT, USER_COUNT, USERNAME,
+};
+
+/// A playground table as the API returns it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TableRecord {
+    pub table_id: String,
+    pub display_name: String,
+    pub created_at: Option<String>,
+    pub is_archived: bool,
+    pub user_count: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub updated_at: Option<String>,
+}
+
+/// The fields a PATCH may change; at least one is set.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TablePatch {
+    pub display_name: Option<String>,
+    pub is_archived: Option<bool>,
+}
+
+/// The key of a table's metadata item.
+pub(crate) fn metadata_key(table_id: &str) -> Item {
+    [
+        (TABLE_ID.to_owned(), string_value(table_id)),
+        (USERNAME.to_owned(), string_value(METADATA_USERNAME)),
+    ]
+    .into()
+}
+
+impl Store {
+    fn table_record(&self, item: &Item) -> Result<TableRecord, StoreError> {
+        let reader = self.reader(item);
+        let table_id = reader.string(TABLE_ID)?;
+        Ok(TableRecord {
+            display_name: reader
+                .optional_string(DISPLAY_NAME)?
+                .unwrap_or_else(|| table_id.clone()),
+            table_id,
+            created_at: reader.optional_string(CREATED_AT)?,
+            is_archived: reader.flag(IS_ARCHIVED)?,
+            user_count: reader.count(USER_COUNT)?,
+            updated_at: reader.optional_string(UPDATED_AT)?,
+        })
+    }
+
+    /// Create a table's metadata item; [`StoreError::TableAlreadyExists`] when it
+    /// exists. One conditional put: concurrent creates of one id succeed once.
+    pub async fn create_table(
+        &self,
+        table_id: &str,
+        display_name: &str,
+        now: &str,
+    ) -> Result<(), StoreError> {
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.table_name)
+            .set_item(Some(
+                metadata_key(table_id)
+                    .into_iter()
+                    .chain([
+                        (DISPLAY_NAME.to_owned(), string_value(display_name)),
+                        (CREATED_AT.to_owned(), string_value(now)),
+                        (IS_ARCHIVED.to_owned(), AttributeValue::Bool(false)),
+                        (USER_COUNT.to_owned(), number_value(0)),
+                        (
+                            TABLES_PARTITION.to_owned(),
+                            string_value(TABLES_PARTITION_VALUE),
+                        ),
+                    ])
+                    .collect(),
+            ))
+            .condition_expression("attribute_not_exists(#id)")
+            .expression_attribute_names("#id", TABLE_ID)
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(error)
+                if error
+                    .as_service_error()
+                    .is_some_and(|service| service.is_conditional_check_failed_exception()) =>
+            {
+                Err(StoreError::TableAlreadyExists {
+                    table_id: table_id.to_owned(),
+                })
+            }
+            Err(error) => Err(StoreError::dynamodb(
+                format!("creating playground table {table_id}"),
+                error,
+            )),
+        }
+    }
+
+    /// Read one table (strongly consistent); `None` when it does not exist.
+    pub async fn get_table(&self, table_id: &str) -> Result<Option<TableRecord>, StoreError> {
+        let output = self
+            .client
+            .get_item()
+            .table_name(&self.table_name)
+            .set_key(Some(metadata_key(table_id)))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|error| {
+                StoreError::dynamodb(format!("reading playground table {table_id}"), error)
+            })?;
+        output
+            .item()
+            .map(|item| self.table_record(item))
+            .transpose()
+    }
+
+    /// List tables newest first, `limit` per page, from the `byCreatedAt` index.
+    pub async fn list_tables(
+        &self,
+        limit: u16,
+        cursor: Option<&str>,
+    ) -> Result<Page<TableRecord>, StoreError> {
+        let start = cursor
+            .map(|cursor| {
+                cursor::decode(cursor, &[TABLE_ID, USERNAME, TABLES_PARTITION, CREATED_AT])
+            })
+            .transpose()?;
+        if let Some(start) = &start
+            && start
+                .get(TABLES_PARTITION)
+                .and_then(|value| value.as_s().ok())
+                .map(String::as_str)
+                != Some(TABLES_PARTITION_VALUE)
+        {
+            return Err(StoreError::InvalidCursor {
+                reason: "it belongs to a different listing".into(),
+            });
+        }
+        let output = self
+            .client
+            .query()
+            .table_name(&self.table_name)
+            .index_name(BY_CREATED_AT)
+            .key_condition_expression("#p = :p")
+            .expression_attribute_names("#p", TABLES_PARTITION)
+            .expression_attribute_values(":p", string_value(TABLES_PARTITION_VALUE))
+            .scan_index_forward(false)
+            .limit(i32::from(limit))
+            .set_exclusive_start_key(start)
+            .send()
+            .await
+            .map_err(|error| StoreError::dynamodb("listing playground tables", error))?;
+        let items = output
+            .items()
+            .iter()
+            .map(|item| self.table_record(item))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Page {
+            items,
+            next_cursor: output.last_evaluated_key().and_then(cursor::encode),
+        })
+    }
+
+    /// Change a table's display name and/or archived flag and set `updatedAt`.
+    pub async fn patch_table(
+        &self,
+        table_id: &str,
+        patch: &TablePatch,
+        now: &str,
+    ) -> Result<(), StoreError> {
+        let mut sets = vec!["#updatedAt = :updatedAt"];
+        let mut request = self
+            .client
+            .update_item()
+            .table_name(&self.table_name)
+            .set_key(Some(metadata_key(table_id)))
+            .condition_expression("attribute_exists(#id)")
+            .expression_attribute_names("#id", TABLE_ID)
+            .expression_attribute_names("#updatedAt", UPDATED_AT)
+            .expression_attribute_values(":updatedAt", string_value(now));
+        if let Some(display_name) = &patch.display_name {
+            sets.push("#displayName = :displayName");
+            request = request
+                .expression_attribute_names("#displayName", DISPLAY_NAME)
+                .expression_attribute_values(":displayName", string_value(display_name));
+        }
+        if let Some(is_archived) = patch.is_archived {
+            sets.push("#isArchived = :isArchived");
+            request = request
+                .expression_attribute_names("#isArchived", IS_ARCHIVED)
+                .expression_attribute_values(":isArchived", AttributeValue::Bool(is_archived));
+        }
+        match request
+            .update_expression(format!("SET {}", sets.join(", ")))
+            .send()
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(error)
+                if error
+                    .as_service_error()
+                    .is_some_and(|service| service.is_conditional_check_failed_exception()) =>
+            {
+                Err(StoreError::TableNotFound)
+            }
+            Err(error) => Err(StoreError::dynamodb(
+                format!("updating playground table {table_id}"),
+                error,
+            )),
+        }
+    }
+
+    /// Whether the table's metadata exists (strongly consistent).
+    pub(crate) async fn table_exists(&self, table_id: &str) -> Result<bool, StoreError> {
+        let output = self
+            .client
+            .get_item()
+            .table_name(&self.table_name)
+            .set_key(Some(metadata_key(table_id)))
+            .projection_expression("#id")
+            .expression_attribute_names("#id", TABLE_ID)
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|error| {
+                StoreError::dynamodb(format!("reading playground table {table_id}"), error)
+            })?;
+        Ok(output.item().is_some())
+    }
+}

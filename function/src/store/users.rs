@@ -1,0 +1,379 @@
+//! Users of a playground table and the table's exact `userCount`.
+
+use std::time::Duration;
+
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+use aws_sdk_dynamodb::types::{Put, TransactWriteItem, Update};
+use serde::Serialize;
+
+use super::item::{Item, number_value, string_value};
+use super::tables::metadata_key;
+use super::{NewUserWrite, Page, Store, StoreError, cursor};
+use crate::schema::{
+    BY_LEADERBOARD, LAST_UPDATED, LEADERBOARD_KEY, SUBMISSION_COUNT, TABLE_ID, TOTAL_COUNT,
+    USER_COUNT, USERNAME, leaderboard_key,
+};
+
+/// How many times a PUT retries when concurrent writers keep racing it.
+const MAX_PUT_ATTEMPTS: u32 = 8;
+
+/// A user's scores as the API returns them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UserRecord {
+    pub username: String,
+    pub submission_count: u64,
+    pub total_count: u64,
+    pub last_updated: Option<String>,
+}
+
+/// The counts a PUT writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UserCounts {
+    pub submission_count: u64,
+    pub total_count: u64,
+}
+
+/// What a PUT did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PutUserOutcome {
+    /// The user did not exist before; the table's `userCount` grew by one.
+    pub created_new: bool,
+}
+
+enum NewUserResult {
+    Created,
+    /// Someone created the user first: update it instead.
+    AlreadyExists,
+    /// A concurrent transaction touched the same items: try again.
+    Conflict,
+}
+
+fn user_key(table_id: &str, username: &str) -> Item {
+    [
+        (TABLE_ID.to_owned(), string_value(table_id)),
+        (USERNAME.to_owned(), string_value(username)),
+    ]
+    .into()
+}
+
+fn user_item(table_id: &str, username: &str, counts: UserCounts, now: &str) -> Item {
+    let mut item = user_key(table_id, username);
+    item.extend([
+        (
+            SUBMISSION_COUNT.to_owned(),
+            number_value(counts.submission_count),
+        ),
+        (TOTAL_COUNT.to_owned(), number_value(counts.total_count)),
+        (LAST_UPDATED.to_owned(), string_value(now)),
+        (
+            LEADERBOARD_KEY.to_owned(),
+            string_value(leaderboard_key(counts.submission_count, username)),
+        ),
+    ]);
+    item
+}
+
+/// A short, growing, jittered pause between attempts that lost a race.
+async fn back_off(attempt: u32) {
+    let jitter = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|elapsed| u64::from(elapsed.subsec_nanos() % 10))
+        .unwrap_or(0);
+    let millis = (5u64 << attempt.min(6)) + jitter;
+    tokio::time::sleep(Duration::from_millis(millis)).await;
+}
+
+impl Store {
+    fn user_record(&self, item: &Item) -> Result<UserRecord, StoreError> {
+        let reader = self.reader(item);
+        Ok(UserRecord {
+            username: reader.string(USERNAME)?,
+            submission_count: reader.count(SUBMISSION_COUNT)?,
+            total_count: reader.count(TOTAL_COUNT)?,
+            last_updated: reader.optional_string(LAST_UPDATED)?,
+        })
+    }
+
+    /// One user (strongly consistent). A miss costs a second read to tell a
+    /// missing table from a missing user.
+    pub async fn get_user(&self, table_id: &str, username: &str) -> Result<UserRecord, StoreError> {
+        let output = self
+            .client
+            .get_item()
+            .table_name(&self.table_name)
+            .set_key(Some(user_key(table_id, username)))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|error| {
+                StoreError::dynamodb(
+                    format!("reading user {username} of table {table_id}"),
+                    error,
+                )
+            })?;
+        match output.item() {
+            Some(item) => self.user_record(item),
+            None if self.table_exists(table_id).await? => Err(StoreError::UserNotFound),
+            None => Err(StoreError::TableNotFound),
+        }
+    }
+
+    /// A page of a table's leaderboard: `submissionCount` descending, then
+    /// `username`, from the `byLeaderboard` index.
+    pub async fn list_users(
+        &self,
+        table_id: &str,
+        limit: u16,
+        cursor: Option<&str>,
+    ) -> Result<Page<UserRecord>, StoreError> {
+        let start = cursor
+            .map(|cursor| cursor::decode(cursor, &[TABLE_ID, USERNAME, LEADERBOARD_KEY]))
+            .transpose()?;
+        if let Some(start) = &start
+            && start
+                .get(TABLE_ID)
+                .and_then(|value| value.as_s().ok())
+                .map(String::as_str)
+                != Some(table_id)
+        {
+            return Err(StoreError::InvalidCursor {
+                reason: "it belongs to a different table".into(),
+            });
+        }
+        if !self.table_exists(table_id).await? {
+            return Err(StoreError::TableNotFound);
+        }
+        let output = self
+            .client
+            .query()
+            .table_name(&self.table_name)
+            .index_name(BY_LEADERBOARD)
+            .key_condition_expression("#id = :id")
+            .expression_attribute_names("#id", TABLE_ID)
+            .expression_attribute_values(":id", string_value(table_id))
+            .scan_index_forward(true)
+            .limit(i32::from(limit))
+            .set_exclusive_start_key(start)
+            .send()
+            .await
+            .map_err(|error| {
+                StoreError::dynamodb(format!("listing users of table {table_id}"), error)
+            })?;
+        let items = output
+            .items()
+            .iter()
+            .map(|item| self.user_record(item))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Page {
+            items,
+            next_cursor: output.last_evaluated_key().and_then(cursor::encode),
+        })
+    }
+
+    /// Create or update a user. An existing user costs one conditional update; a
+    /// new user is written together with the table's `userCount` increment (see
+    /// [`NewUserWrite`]), so the count stays exact under any concurrency.
+    pub async fn put_user(
+        &self,
+        table_id: &str,
+        username: &str,
+        counts: UserCounts,
+        now: &str,
+    ) -> Result<PutUserOutcome, StoreError> {
+        for attempt in 0..MAX_PUT_ATTEMPTS {
+            if self
+                .update_existing_user(table_id, username, counts, now)
+                .await?
+            {
+                return Ok(PutUserOutcome { created_new: false });
+            }
+            let result = match self.new_user_write {
+                NewUserWrite::Transaction => {
+                    self.create_user_in_transaction(table_id, username, counts, now)
+                        .await?
+                }
+                NewUserWrite::ConditionalPut => {
+                    self.create_user_then_count(table_id, username, counts, now)
+                        .await?
+                }
+            };
+            match result {
+                NewUserResult::Created => return Ok(PutUserOutcome { created_new: true }),
+                NewUserResult::AlreadyExists => {}
+                NewUserResult::Conflict => back_off(attempt).await,
+            }
+        }
+        Err(StoreError::Contended {
+            action: format!("writing user {username} of table {table_id}"),
+            attempts: MAX_PUT_ATTEMPTS,
+        })
+    }
+
+    /// Update the user if it exists; `false` when it does not.
+    async fn update_existing_user(
+        &self,
+        table_id: &str,
+        username: &str,
+        counts: UserCounts,
+        now: &str,
+    ) -> Result<bool, StoreError> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table_name)
+            .set_key(Some(user_key(table_id, username)))
+            .update_expression("SET #s = :s, #t = :t, #u = :u, #r = :r")
+            .condition_expression("attribute_exists(#name)")
+            .expression_attribute_names("#s", SUBMISSION_COUNT)
+            .expression_attribute_names("#t", TOTAL_COUNT)
+            .expression_attribute_names("#u", LAST_UPDATED)
+            .expression_attribute_names("#r", LEADERBOARD_KEY)
+            .expression_attribute_names("#name", USERNAME)
+            .expression_attribute_values(":s", number_value(counts.submission_count))
+            .expression_attribute_values(":t", number_value(counts.total_count))
+            .expression_attribute_values(":u", string_value(now))
+            .expression_attribute_values(
+                ":r",
+                string_value(leaderboard_key(counts.submission_count, username)),
+            )
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(error)
+                if error
+                    .as_service_error()
+                    .is_some_and(|service| service.is_conditional_check_failed_exception()) =>
+            {
+                Ok(false)
+            }
+            Err(error) => Err(StoreError::dynamodb(
+                format!("updating user {username} of table {table_id}"),
+                error,
+            )),
+        }
+    }
+
+    /// `SAFE_CONCURRENCY=true`: the new user and the count increment in one transaction.
+    async fn create_user_in_transaction(
+        &self,
+        table_id: &str,
+        username: &str,
+        counts: UserCounts,
+        now: &str,
+    ) -> Result<NewUserResult, StoreError> {
+        let action = || format!("creating user {username} of table {table_id}");
+        let put = Put::builder()
+            .table_name(&self.table_name)
+            .set_item(Some(user_item(table_id, username, counts, now)))
+            .condition_expression("attribute_not_exists(#name)")
+            .expression_attribute_names("#name", USERNAME)
+            .build()
+            .map_err(|error| StoreError::dynamodb(action(), error))?;
+        let increment = Update::builder()
+            .table_name(&self.table_name)
+            .set_key(Some(metadata_key(table_id)))
+            .update_expression("ADD #count :one")
+            .condition_expression("attribute_exists(#id)")
+            .expression_attribute_names("#count", USER_COUNT)
+            .expression_attribute_names("#id", TABLE_ID)
+            .expression_attribute_values(":one", number_value(1))
+            .build()
+            .map_err(|error| StoreError::dynamodb(action(), error))?;
+        let result = self
+            .client
+            .transact_write_items()
+            .transact_items(TransactWriteItem::builder().put(put).build())
+            .transact_items(TransactWriteItem::builder().update(increment).build())
+            .send()
+            .await;
+        let error = match result {
+            Ok(_) => return Ok(NewUserResult::Created),
+            Err(error) => error,
+        };
+        let Some(TransactWriteItemsError::TransactionCanceledException(canceled)) =
+            error.as_service_error()
+        else {
+            return Err(StoreError::dynamodb(action(), error));
+        };
+        let code = |index: usize| {
+            canceled
+                .cancellation_reasons()
+                .get(index)
+                .and_then(|reason| reason.code())
+                .unwrap_or("None")
+        };
+        if code(1) == "ConditionalCheckFailed" {
+            return Err(StoreError::TableNotFound);
+        }
+        if code(0) == "ConditionalCheckFailed" {
+            return Ok(NewUserResult::AlreadyExists);
+        }
+        if canceled
+            .cancellation_reasons()
+            .iter()
+            .any(|reason| reason.code() == Some("TransactionConflict"))
+        {
+            return Ok(NewUserResult::Conflict);
+        }
+        Err(StoreError::dynamodb(action(), error))
+    }
+
+    /// `SAFE_CONCURRENCY=false`: check the table, put the user only if absent,
+    /// and only then increment the count.
+    async fn create_user_then_count(
+        &self,
+        table_id: &str,
+        username: &str,
+        counts: UserCounts,
+        now: &str,
+    ) -> Result<NewUserResult, StoreError> {
+        if !self.table_exists(table_id).await? {
+            return Err(StoreError::TableNotFound);
+        }
+        let put = self
+            .client
+            .put_item()
+            .table_name(&self.table_name)
+            .set_item(Some(user_item(table_id, username, counts, now)))
+            .condition_expression("attribute_not_exists(#name)")
+            .expression_attribute_names("#name", USERNAME)
+            .send()
+            .await;
+        match put {
+            Ok(_) => {}
+            Err(error)
+                if error
+                    .as_service_error()
+                    .is_some_and(|service| service.is_conditional_check_failed_exception()) =>
+            {
+                return Ok(NewUserResult::AlreadyExists);
+            }
+            Err(error) => {
+                return Err(StoreError::dynamodb(
+                    format!("creating user {username} of table {table_id}"),
+                    error,
+                ));
+            }
+        }
+        self.client
+            .update_item()
+            .table_name(&self.table_name)
+            .set_key(Some(metadata_key(table_id)))
+            .update_expression("ADD #count :one")
+            .condition_expression("attribute_exists(#id)")
+            .expression_attribute_names("#count", USER_COUNT)
+            .expression_attribute_names("#id", TABLE_ID)
+            .expression_attribute_values(":one", number_value(1))
+            .send()
+            .await
+            .map_err(|error| {
+                StoreError::dynamodb(
+                    format!("counting new user {username} of table {table_id}"),
+                    error,
+                )
+            })?;
+        Ok(NewUserResult::Created)
+    }
+}
