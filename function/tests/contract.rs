@@ -1,0 +1,614 @@
+//! The API contract, line by line, through API Gateway v2 events on the emulator.
+
+mod support;
+
+use axum::http::StatusCode;
+use playground_api::store::NewUserWrite;
+use serde_json::{Value, json};
+use support::{Stage, TestApi};
+
+fn is_rfc3339_utc(value: &Value) -> bool {
+    value
+        .as_str()
+        .and_then(|text| {
+            chrono::DateTime::parse_from_rfc3339(text)
+                .ok()
+                .map(|_| text.ends_with('Z'))
+        })
+        .unwrap_or(false)
+}
+
+#[tokio::test]
+async fn create_table_returns_201_and_the_table_reads_back() {
+    for stage in [Stage::Named, Stage::Default] {
+        let api = TestApi::new(NewUserWrite::Transaction).await.through(stage);
+        let reply = api
+            .post(
+                "/tables",
+                r#"{"tableId":"class-1","displayName":"Class One"}"#,
+            )
+            .await;
+        assert_eq!(reply.status, StatusCode::CREATED);
+        assert_eq!(reply.body["tableId"], "class-1");
+        assert_eq!(reply.body["displayName"], "Class One");
+        assert!(reply.body["message"].is_string());
+
+        let table = api.get("/tables/class-1").await;
+        assert_eq!(table.status, StatusCode::OK);
+        assert_eq!(table.body["tableId"], "class-1");
+        assert_eq!(table.body["displayName"], "Class One");
+        assert_eq!(table.body["isArchived"], false);
+        assert_eq!(table.body["userCount"], json!(0));
+        assert!(table.body["userCount"].is_u64(), "an integer, never 0.0");
+        assert!(is_rfc3339_utc(&table.body["createdAt"]), "{}", table.body);
+        assert!(
+            table.body.get("updatedAt").is_none(),
+            "no updatedAt before a PATCH"
+        );
+    }
+}
+
+#[tokio::test]
+async fn display_name_defaults_to_the_table_id() {
+    let api = TestApi::new(NewUserWrite::Transaction).await;
+    let reply = api.post("/tables", r#"{"tableId":"plain"}"#).await;
+    assert_eq!(reply.status, StatusCode::CREATED);
+    assert_eq!(reply.body["displayName"], "plain");
+}
+
+#[tokio::test]
+async fn create_table_rejects_bad_input_with_400() {
+    let api = TestApi::new(NewUserWrite::Transaction).await;
+    for body in [
+        r#"{"tableId":"has space"}"#,
+        r#"{"tableId":""}"#,
+        &format!(r#"{{"tableId":"{}"}}"#, "x".repeat(65)),
+        r#"{"tableId":"a/b"}"#,
+        r#"{"tableId":5}"#,
+        r#"{"displayName":"no id"}"#,
+        r#"{"tableId":"ok","displayName":7}"#,
+        r#"{"tableId":"ok","displayName":""}"#,
+        r#"{"tableId":"ok""#,
+        "[]",
+        "",
+        "not json",
+    ] {
+        let reply = api.post("/tables", body).await;
+        assert_eq!(
+            reply.status,
+            StatusCode::BAD_REQUEST,
+            "{body}: {:?}",
+            reply.body
+        );
+        assert!(!reply.error().is_empty());
+    }
+    assert_eq!(
+        api.get("/tables/ok").await.status,
+        StatusCode::NOT_FOUND,
+        "nothing was created"
+    );
+}
+
+#[tokio::test]
+async fn creating_an_existing_table_is_409() {
+    let api = TestApi::new(NewUserWrite::Transaction).await;
+    api.create_table("twice").await;
+    let reply = api
+        .post("/tables", r#"{"tableId":"twice","displayName":"Other"}"#)
+        .await;
+    assert_eq!(reply.status, StatusCode::CONFLICT);
+    assert!(reply.error().contains("already exists"));
+    assert_eq!(
+        api.get("/tables/twice").await.body["displayName"],
+        "twice",
+        "not overwritten"
+    );
+}
+
+#[tokio::test]
+async fn a_missing_table_is_404_everywhere() {
+    let api = TestApi::new(NewUserWrite::Transaction).await;
+    let get = api.get("/tables/ghost").await;
+    assert_eq!(get.status, StatusCode::NOT_FOUND);
+    assert_eq!(get.error(), "Table not found");
+    assert_eq!(
+        api.patch("/tables/ghost", r#"{"isArchived":true}"#)
+            .await
+            .status,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        api.get("/tables/ghost/users").await.error(),
+        "Table not found"
+    );
+    assert_eq!(
+        api.get("/tables/ghost/users/ann").await.error(),
+        "Table not found"
+    );
+    let put = api.put_user("ghost", "ann", 1).await;
+    assert_eq!(put.status, StatusCode::NOT_FOUND);
+    assert_eq!(put.error(), "Table not found");
+    assert_eq!(
+        api.get("/tables/ghost/users/ann").await.status,
+        StatusCode::NOT_FOUND,
+        "no orphan user"
+    );
+}
+
+#[tokio::test]
+async fn patch_updates_fields_and_sets_updated_at() {
+    let api = TestApi::new(NewUserWrite::Transaction).await;
+    api.create_table("p1").await;
+    let reply = api.patch("/tables/p1", r#"{"isArchived":true}"#).await;
+    assert_eq!(reply.status, StatusCode::OK, "{:?}", reply.body);
+    assert!(reply.body["message"].is_string());
+    let table = api.get("/tables/p1").await.body;
+    assert_eq!(table["isArchived"], true);
+    assert_eq!(table["displayName"], "p1");
+    assert!(is_rfc3339_utc(&table["updatedAt"]), "{table}");
+
+    let reply = api
+        .patch(
+            "/tables/p1",
+            r#"{"displayName":"Renamed","isArchived":false}"#,
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::OK);
+    let table = api.get("/tables/p1").await.body;
+    assert_eq!(table["displayName"], "Renamed");
+    assert_eq!(table["isArchived"], false);
+}
+
+#[tokio::test]
+async fn patch_rejects_wrong_types_and_empty_patches() {
+    let api = TestApi::new(NewUserWrite::Transaction).await;
+    api.create_table("p2").await;
+    for body in [
+        r#"{"isArchived":"true"}"#,
+        r#"{"isArchived":1}"#,
+        r#"{"displayName":false}"#,
+        r#"{}"#,
+        r#"{"colour":"blue"}"#,
+        "{",
+    ] {
+        let reply = api.patch("/tables/p2", body).await;
+        assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{body}");
+        assert!(!reply.error().is_empty());
+    }
+    assert_eq!(
+        api.patch("/tables/p2", r#"{"isArchived":"yes"}"#)
+            .await
+            .error(),
+        "isArchived must be a boolean"
+    );
+    assert!(
+        api.get("/tables/p2").await.body.get("updatedAt").is_none(),
+        "nothing written"
+    );
+}
+
+#[tokio::test]
+async fn put_creates_then_updates_a_user() {
+    for mode in [NewUserWrite::Transaction, NewUserWrite::ConditionalPut] {
+        let api = TestApi::new(mode).await;
+        api.create_table("u1").await;
+        let created = api
+            .put(
+                "/tables/u1/users/ann",
+                r#"{"submissionCount":3,"totalCount":10}"#,
+            )
+            .await;
+        assert_eq!(created.status, StatusCode::OK, "{:?}", created.body);
+        assert_eq!(created.body["username"], "ann");
+        assert_eq!(created.body["submissionCount"], json!(3));
+        assert_eq!(created.body["totalCount"], json!(10));
+        assert_eq!(created.body["createdNew"], true);
+        assert!(created.body["message"].is_string());
+
+        let updated = api
+            .put(
+                "/tables/u1/users/ann",
+                r#"{"submissionCount":"4","totalCount":"12"}"#,
+            )
+            .await;
+        assert_eq!(updated.status, StatusCode::OK);
+        assert_eq!(updated.body["createdNew"], false);
+        assert_eq!(
+            updated.body["submissionCount"],
+            json!(4),
+            "legacy string counts become integers"
+        );
+
+        let user = api.get("/tables/u1/users/ann").await;
+        assert_eq!(user.status, StatusCode::OK);
+        assert_eq!(user.body["username"], "ann");
+        assert_eq!(user.body["submissionCount"], json!(4));
+        assert_eq!(user.body["totalCount"], json!(12));
+        assert!(is_rfc3339_utc(&user.body["lastUpdated"]));
+        assert_eq!(
+            api.get("/tables/u1").await.body["userCount"],
+            json!(1),
+            "updates do not count"
+        );
+    }
+}
+
+#[tokio::test]
+async fn put_rejects_bad_counts_and_reserved_names() {
+    let api = TestApi::new(NewUserWrite::Transaction).await;
+    api.create_table("u2").await;
+    for body in [
+        r#"{"submissionCount":-1,"totalCount":1}"#,
+        r#"{"submissionCount":1,"totalCount":-5}"#,
+        r#"{"submissionCount":1.5,"totalCount":1}"#,
+        r#"{"submissionCount":"1.5","totalCount":1}"#,
+        r#"{"submissionCount":"abc","totalCount":1}"#,
+        r#"{"submissionCount":true,"totalCount":1}"#,
+        r#"{"submissionCount":null,"totalCount":1}"#,
+        r#"{"submissionCount":1}"#,
+        r#"{"totalCount":1}"#,
+        r#"{"submissionCount":9007199254740992,"totalCount":1}"#,
+        "[1,2]",
+        "nope",
+        "",
+    ] {
+        let reply = api.put("/tables/u2/users/ann", body).await;
+        assert_eq!(
+            reply.status,
+            StatusCode::BAD_REQUEST,
+            "{body}: {:?}",
+            reply.body
+        );
+        assert!(!reply.error().is_empty());
+    }
+    let reserved = api
+        .put(
+            "/tables/u2/users/_metadata",
+            r#"{"submissionCount":1,"totalCount":1}"#,
+        )
+        .await;
+    assert_eq!(reserved.status, StatusCode::BAD_REQUEST);
+    assert!(reserved.error().contains("reserved"));
+    assert_eq!(
+        api.get("/tables/u2/users/_metadata").await.status,
+        StatusCode::BAD_REQUEST
+    );
+    assert_eq!(
+        api.put_user("u2", "bad%20name", 1).await.status,
+        StatusCode::BAD_REQUEST
+    );
+    assert_eq!(
+        api.get("/tables/bad%20id").await.status,
+        StatusCode::BAD_REQUEST
+    );
+    let table = api.get("/tables/u2").await.body;
+    assert_eq!(table["userCount"], json!(0), "no bad PUT touched the table");
+    assert_eq!(table["displayName"], "u2", "metadata intact");
+}
+
+#[tokio::test]
+async fn a_missing_user_is_404_with_its_own_message() {
+    let api = TestApi::new(NewUserWrite::Transaction).await;
+    api.create_table("u3").await;
+    let reply = api.get("/tables/u3/users/nobody").await;
+    assert_eq!(reply.status, StatusCode::NOT_FOUND);
+    assert_eq!(reply.error(), "User not found in table");
+}
+
+#[tokio::test]
+async fn users_list_is_a_leaderboard() {
+    let api = TestApi::new(NewUserWrite::Transaction).await;
+    api.create_table("lb").await;
+    let empty = api.get("/tables/lb/users").await;
+    assert_eq!(empty.status, StatusCode::OK);
+    assert_eq!(
+        empty.body,
+        json!({ "users": [] }),
+        "no lastKey on the only page"
+    );
+    for (name, submissions) in [("carol", 5), ("ann", 9), ("bob", 5), ("dave", 0)] {
+        assert_eq!(
+            api.put_user("lb", name, submissions).await.status,
+            StatusCode::OK
+        );
+    }
+    let list = api.get("/tables/lb/users").await;
+    let names: Vec<&str> = list.body["users"]
+        .as_array()
+        .expect("users array")
+        .iter()
+        .map(|user| user["username"].as_str().unwrap_or_default())
+        .collect();
+    assert_eq!(names, ["ann", "bob", "carol", "dave"]);
+    let first = &list.body["users"][0];
+    assert_eq!(first["submissionCount"], json!(9));
+    assert_eq!(first["totalCount"], json!(18));
+    assert!(is_rfc3339_utc(&first["lastUpdated"]));
+    assert!(list.body.get("lastKey").is_none());
+}
+
+#[tokio::test]
+async fn tables_list_is_newest_first_with_all_fields() {
+    let api = TestApi::new(NewUserWrite::Transaction).await;
+    for id in ["first", "second", "third"] {
+        api.create_table(id).await;
+        tokio::time::sleep(std::time::Duration::from_millis(3)).await;
+    }
+    api.put_user("second", "ann", 1).await;
+    let list = api.get("/tables").await;
+    assert_eq!(list.status, StatusCode::OK);
+    let tables = list.body["tables"].as_array().expect("tables array");
+    let ids: Vec<&str> = tables
+        .iter()
+        .map(|t| t["tableId"].as_str().unwrap_or_default())
+        .collect();
+    assert_eq!(ids, ["third", "second", "first"]);
+    for table in tables {
+        for field in [
+            "tableId",
+            "displayName",
+            "createdAt",
+            "isArchived",
+            "userCount",
+        ] {
+            assert!(table.get(field).is_some(), "{field} missing in {table}");
+        }
+    }
+    assert_eq!(tables[1]["userCount"], json!(1));
+    assert!(list.body.get("lastKey").is_none());
+}
+
+#[tokio::test]
+async fn bad_limits_and_cursors_are_400() {
+    let api = TestApi::new(NewUserWrite::Transaction).await;
+    api.create_table("c1").await;
+    api.create_table("c2").await;
+    for query in [
+        "limit=0",
+        "limit=501",
+        "limit=abc",
+        "limit=-3",
+        "lastKey=",
+        "lastKey=garbage!",
+        "lastKey=eyJhIjoiYiJ9",
+    ] {
+        for path in ["/tables", "/tables/c1/users"] {
+            let reply = api.get(&format!("{path}?{query}")).await;
+            assert_eq!(
+                reply.status,
+                StatusCode::BAD_REQUEST,
+                "{path}?{query}: {:?}",
+                reply.body
+            );
+            assert!(!reply.error().is_empty());
+        }
+    }
+    // A cursor from one listing is not accepted by another.
+    api.put_user("c1", "a", 1).await;
+    api.put_user("c1", "b", 1).await;
+    let users = api.get("/tables/c1/users?limit=1").await;
+    let cursor = users.body["lastKey"]
+        .as_str()
+        .expect("more users")
+        .to_owned();
+    assert_eq!(
+        api.get(&format!("/tables?lastKey={cursor}")).await.status,
+        StatusCode::BAD_REQUEST
+    );
+    assert_eq!(
+        api.get(&format!("/tables/c2/users?lastKey={cursor}"))
+            .await
+            .status,
+        StatusCode::BAD_REQUEST
+    );
+    assert_eq!(
+        api.get(&format!("/tables/c1/users?lastKey={cursor}"))
+            .await
+            .status,
+        StatusCode::OK
+    );
+}
+
+#[tokio::test]
+async fn health_reports_the_table() {
+    let api = TestApi::new(NewUserWrite::Transaction).await;
+    let reply = api.get("/health").await;
+    assert_eq!(reply.status, StatusCode::OK);
+    assert_eq!(
+        reply.body,
+        json!({ "status": "ok", "tableName": api.table_name })
+    );
+
+    let missing = emulator::unique_name("PlaygroundScores-absent");
+    let broken = playground_api::api::router(
+        playground_api::store::Store::new(
+            api.client.clone(),
+            missing.clone(),
+            NewUserWrite::Transaction,
+        ),
+        playground_api::api::CorsPolicy::new(vec!["*".into()]),
+    );
+    let broken = TestApi {
+        router: broken,
+        table_name: missing.clone(),
+        ..api.clone()
+    };
+    let reply = broken.get("/health").await;
+    assert_eq!(reply.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(reply.body["tableName"], missing);
+    assert_eq!(reply.body["status"], "unavailable");
+    assert!(reply.error().contains("does not exist"), "{}", reply.body);
+}
+
+#[tokio::test]
+async fn cors_preflight_and_headers_on_every_response() {
+    let api = TestApi::new(NewUserWrite::Transaction).await;
+    for path in ["/tables", "/tables/x/users/y", "/no/such/route"] {
+        let reply = api
+            .send("OPTIONS", path, None, &[("origin", "https://app.example")])
+            .await;
+        assert_eq!(reply.status, StatusCode::NO_CONTENT, "{path}");
+        assert_eq!(reply.headers["access-control-allow-origin"], "*");
+        let methods = reply.headers["access-control-allow-methods"]
+            .to_str()
+            .unwrap_or_default();
+        for method in ["GET", "PUT", "PATCH", "POST", "OPTIONS"] {
+            assert!(methods.contains(method), "{methods}");
+        }
+        let allowed_headers = reply.headers["access-control-allow-headers"]
+            .to_str()
+            .unwrap_or_default();
+        assert!(
+            allowed_headers.contains("Content-Type") && allowed_headers.contains("Authorization")
+        );
+    }
+    for reply in [
+        api.get("/health").await,
+        api.get("/tables/none").await,
+        api.get("/nowhere").await,
+    ] {
+        assert_eq!(
+            reply.headers["access-control-allow-origin"], "*",
+            "{:?}",
+            reply.status
+        );
+    }
+
+    let restricted = TestApi::with_cors(
+        NewUserWrite::Transaction,
+        vec!["https://a.example".into(), "https://b.example".into()],
+    )
+    .await;
+    let reply = restricted
+        .send("GET", "/health", None, &[("origin", "https://b.example")])
+        .await;
+    assert_eq!(
+        reply.headers["access-control-allow-origin"],
+        "https://b.example"
+    );
+    assert_eq!(reply.headers["vary"], "Origin");
+    let reply = restricted
+        .send(
+            "GET",
+            "/health",
+            None,
+            &[("origin", "https://evil.example")],
+        )
+        .await;
+    assert_ne!(
+        reply.headers["access-control-allow-origin"],
+        "https://evil.example"
+    );
+}
+
+#[tokio::test]
+async fn unknown_routes_404_wrong_methods_405_with_allow() {
+    let api = TestApi::new(NewUserWrite::Transaction).await;
+    for path in [
+        "/",
+        "/nope",
+        "/tables/a/b",
+        "/tables/a/users/b/c",
+        "/health/x",
+    ] {
+        let reply = api.get(path).await;
+        assert_eq!(reply.status, StatusCode::NOT_FOUND, "{path}");
+        assert_eq!(reply.error(), "Route not found");
+    }
+    let reply = api.send("DELETE", "/tables/x", None, &[]).await;
+    assert_eq!(reply.status, StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(reply.error(), "Method not allowed");
+    let allow = reply.headers["allow"]
+        .to_str()
+        .unwrap_or_default()
+        .to_owned();
+    assert!(
+        allow.contains("GET") && allow.contains("PATCH") && !allow.contains("DELETE"),
+        "{allow}"
+    );
+    let reply = api.send("POST", "/health", Some("{}"), &[]).await;
+    assert_eq!(reply.status, StatusCode::METHOD_NOT_ALLOWED);
+    assert!(reply.headers.contains_key("allow"));
+}
+
+#[tokio::test]
+async fn every_registered_route_is_served_and_nothing_else() {
+    let api = TestApi::new(NewUserWrite::Transaction).await;
+    let concrete = |path: &str| path.replace("{tableId}", "rt").replace("{username}", "ann");
+    for route in playground_api::api::ROUTES {
+        let body = (route.method != "GET").then_some("{}");
+        let reply = api
+            .send(route.method, &concrete(route.path), body, &[])
+            .await;
+        assert!(
+            reply.status != StatusCode::NOT_FOUND || reply.body["error"] != "Route not found",
+            "{} not served",
+            route.route_key()
+        );
+        assert_ne!(
+            reply.status,
+            StatusCode::METHOD_NOT_ALLOWED,
+            "{}",
+            route.route_key()
+        );
+        for method in ["GET", "POST", "PUT", "PATCH", "DELETE"] {
+            let registered = playground_api::api::ROUTES
+                .iter()
+                .any(|other| other.path == route.path && other.method == method);
+            if !registered {
+                let reply = api.send(method, &concrete(route.path), None, &[]).await;
+                assert_eq!(
+                    reply.status,
+                    StatusCode::METHOD_NOT_ALLOWED,
+                    "{method} {}",
+                    route.path
+                );
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn bodies_over_64_kib_are_413() {
+    let api = TestApi::new(NewUserWrite::Transaction).await;
+    let big = format!(
+        r#"{{"tableId":"big","displayName":"{}"}}"#,
+        "x".repeat(70 * 1024)
+    );
+    let reply = api.post("/tables", &big).await;
+    assert_eq!(reply.status, StatusCode::PAYLOAD_TOO_LARGE);
+    assert!(reply.error().contains("too large"));
+    assert_eq!(api.get("/tables/big").await.status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn a_named_stage_is_stripped_only_as_a_whole_segment() {
+    let api = TestApi::new(NewUserWrite::Transaction).await;
+    let request = support::event(Stage::Named, "GET", "/tables/x?limit=5", None, &[]);
+    assert_eq!(
+        request.uri().path(),
+        "/dev/tables/x",
+        "lambda_http keeps the stage"
+    );
+    let stripped = playground_api::runtime::lambda::strip_stage(request);
+    assert_eq!(stripped.uri().path(), "/tables/x");
+    assert_eq!(stripped.uri().query(), Some("limit=5"));
+    // Only a whole leading segment equal to the stage goes: `/dev/devices` is `/devices`.
+    let request = support::event(Stage::Named, "GET", "/devices", None, &[]);
+    assert_eq!(request.uri().path(), "/dev/devices");
+    assert_eq!(
+        playground_api::runtime::lambda::strip_stage(request)
+            .uri()
+            .path(),
+        "/devices"
+    );
+    // Under `$default` nothing is stripped, even a path that starts like a stage.
+    let request = support::event(Stage::Default, "GET", "/dev/tables/x", None, &[]);
+    assert_eq!(
+        playground_api::runtime::lambda::strip_stage(request)
+            .uri()
+            .path(),
+        "/dev/tables/x"
+    );
+    assert_eq!(api.get("/health").await.status, StatusCode::OK);
+}

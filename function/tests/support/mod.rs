@@ -1,0 +1,234 @@
+//! Shared by the function's integration tests: a fresh DynamoDB table on the
+//! emulator per test, and requests sent the way Lambda receives them (API
+//! Gateway v2 fixture events through `lambda_http::request::from_str`).
+
+#![allow(dead_code)] // each test binary uses a different part
+
+use std::path::Path;
+
+use axum::Router;
+use axum::http::{HeaderMap, StatusCode};
+use http_body_util::BodyExt;
+use playground_api::api::{CorsPolicy, router};
+use playground_api::runtime::lambda::strip_stage;
+use playground_api::store::{NewUserWrite, Store, create_table_if_missing};
+use serde_json::Value;
+use tower::ServiceExt;
+
+/// Which API Gateway stage the event comes through.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stage {
+    /// A named stage: `rawPath` starts with `/dev`.
+    Named,
+    /// `$default`: `rawPath` is the route path.
+    Default,
+}
+
+/// An API over its own table on the shared emulator.
+#[derive(Debug, Clone)]
+pub struct TestApi {
+    pub router: Router,
+    pub table_name: String,
+    pub client: aws_sdk_dynamodb::Client,
+    pub stage: Stage,
+}
+
+/// A response: status, headers and the JSON body (`Value::Null` when empty).
+#[derive(Debug)]
+pub struct Reply {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: Value,
+}
+
+impl Reply {
+    pub fn error(&self) -> &str {
+        self.body["error"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no error in {:?}", self.body))
+    }
+}
+
+pub async fn client() -> aws_sdk_dynamodb::Client {
+    aws_sdk_dynamodb::Client::new(&emulator::sdk_config().await)
+}
+
+impl TestApi {
+    /// A new table with the canonical schema and an API over it.
+    pub async fn new(mode: NewUserWrite) -> Self {
+        Self::with_cors(mode, vec!["*".into()]).await
+    }
+
+    pub async fn with_cors(mode: NewUserWrite, origins: Vec<String>) -> Self {
+        let client = client().await;
+        let table_name = emulator::unique_name("PlaygroundScores-test");
+        let created = create_table_if_missing(&client, &table_name)
+            .await
+            .unwrap_or_else(|error| panic!("creating {table_name}: {error}"));
+        assert!(created, "{table_name} already existed");
+        let router = router(
+            Store::new(client.clone(), table_name.clone(), mode),
+            CorsPolicy::new(origins),
+        );
+        Self {
+            router,
+            table_name,
+            client,
+            stage: Stage::Named,
+        }
+    }
+
+    pub fn through(mut self, stage: Stage) -> Self {
+        self.stage = stage;
+        self
+    }
+
+    /// Send `method path` with an optional raw body and extra headers.
+    pub async fn send(
+        &self,
+        method: &str,
+        path_and_query: &str,
+        body: Option<&str>,
+        headers: &[(&str, &str)],
+    ) -> Reply {
+        let request = event(self.stage, method, path_and_query, body, headers);
+        let response = self
+            .router
+            .clone()
+            .oneshot(strip_stage(request))
+            .await
+            .unwrap_or_else(|error| match error {});
+        let status = response.status();
+        let headers = response.headers().clone();
+        let bytes = response
+            .into_body()
+            .collect()
+            .await
+            .expect("response body")
+            .to_bytes();
+        let body = if bytes.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(&bytes).unwrap_or_else(|error| {
+                panic!("{method} {path_and_query}: body is not JSON ({error}): {bytes:?}")
+            })
+        };
+        Reply {
+            status,
+            headers,
+            body,
+        }
+    }
+
+    pub async fn get(&self, path: &str) -> Reply {
+        self.send("GET", path, None, &[]).await
+    }
+
+    pub async fn post(&self, path: &str, body: &str) -> Reply {
+        self.send(
+            "POST",
+            path,
+            Some(body),
+            &[("content-type", "application/json")],
+        )
+        .await
+    }
+
+    pub async fn put(&self, path: &str, body: &str) -> Reply {
+        self.send(
+            "PUT",
+            path,
+            Some(body),
+            &[("content-type", "application/json")],
+        )
+        .await
+    }
+
+    pub async fn patch(&self, path: &str, body: &str) -> Reply {
+        self.send(
+            "PATCH",
+            path,
+            Some(body),
+            &[("content-type", "application/json")],
+        )
+        .await
+    }
+
+    pub async fn create_table(&self, table_id: &str) {
+        let reply = self
+            .post("/tables", &format!(r#"{{"tableId":"{table_id}"}}"#))
+            .await;
+        assert_eq!(reply.status, StatusCode::CREATED, "{:?}", reply.body);
+    }
+
+    pub async fn put_user(&self, table_id: &str, username: &str, submissions: u64) -> Reply {
+        self.put(
+            &format!("/tables/{table_id}/users/{username}"),
+            &format!(
+                r#"{{"submissionCount":{submissions},"totalCount":{}}}"#,
+                submissions * 2
+            ),
+        )
+        .await
+    }
+}
+
+/// An API Gateway v2 event for `method path_and_query`, built from the fixture of
+/// `stage`, parsed the way `lambda_http` parses what Lambda delivers.
+pub fn event(
+    stage: Stage,
+    method: &str,
+    path_and_query: &str,
+    body: Option<&str>,
+    headers: &[(&str, &str)],
+) -> lambda_http::Request {
+    let fixture = match stage {
+        Stage::Named => "apigw-v2-named-stage.json",
+        Stage::Default => "apigw-v2-default-stage.json",
+    };
+    let text = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures")
+            .join(fixture),
+    )
+    .expect("fixture exists");
+    let mut event: Value = serde_json::from_str(&text).expect("fixture is JSON");
+    let (path, query) = path_and_query
+        .split_once('?')
+        .unwrap_or((path_and_query, ""));
+    let raw_path = match stage {
+        Stage::Named => format!("/dev{path}"),
+        Stage::Default => path.to_owned(),
+    };
+    event["rawPath"] = raw_path.clone().into();
+    event["rawQueryString"] = query.into();
+    event["requestContext"]["http"]["method"] = method.into();
+    event["requestContext"]["http"]["path"] = raw_path.into();
+    if let Some(map) = event.as_object_mut() {
+        map.remove("pathParameters");
+        map.remove("queryStringParameters");
+    }
+    if !query.is_empty() {
+        let mut parameters = serde_json::Map::new();
+        for pair in query.split('&') {
+            let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+            parameters.insert(key.to_owned(), value.into());
+        }
+        event["queryStringParameters"] = Value::Object(parameters);
+    }
+    for (name, value) in headers {
+        event["headers"][*name] = (*value).into();
+    }
+    match body {
+        Some(body) => {
+            event["body"] = body.into();
+            event["headers"]["content-length"] = body.len().to_string().into();
+        }
+        None => {
+            if let Some(map) = event.as_object_mut() {
+                map.remove("body");
+            }
+        }
+    }
+    lambda_http::request::from_str(&event.to_string()).expect("lambda_http parses the event")
+}
