@@ -140,7 +140,7 @@ mod tests {
 
     #[test]
     fn leaderboard_keys_sort_by_count_descending_then_name() {
-        let mut keys = vec![
+        let mut keys = [
             leaderboard_key(1, "b"),
             leaderboard_key(10, "z"),
             leaderboard_key(2, "a"),

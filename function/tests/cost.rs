@@ -1,0 +1,130 @@
+//! DynamoDB round trips per request in steady state, counted by an SDK
+//! interceptor on the client the router uses (every attempt counts, retries too).
+
+mod support;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use aws_sdk_dynamodb::config::interceptors::BeforeTransmitInterceptorContextRef;
+use aws_sdk_dynamodb::config::{ConfigBag, Intercept, RuntimeComponents};
+use axum::http::StatusCode;
+use playground_api::api::{CorsPolicy, router};
+use playground_api::store::{NewUserWrite, Store, create_table_if_missing};
+use support::TestApi;
+
+#[derive(Debug, Clone, Default)]
+struct RoundTrips(Arc<AtomicUsize>);
+
+impl Intercept for RoundTrips {
+    fn name(&self) -> &'static str {
+        "RoundTrips"
+    }
+
+    fn read_before_transmit(
+        &self,
+        _context: &BeforeTransmitInterceptorContextRef<'_>,
+        _components: &RuntimeComponents,
+        _config: &mut ConfigBag,
+    ) -> Result<(), aws_sdk_dynamodb::error::BoxError> {
+        self.0.fetch_add(1, Ordering::SeqCst);
+        Ok(())
+    }
+}
+
+impl RoundTrips {
+    fn take(&self) -> usize {
+        self.0.swap(0, Ordering::SeqCst)
+    }
+}
+
+async fn counted_api(mode: NewUserWrite) -> (TestApi, RoundTrips) {
+    let base = support::client().await;
+    let table_name = emulator::unique_name("PlaygroundScores-cost");
+    create_table_if_missing(&base, &table_name)
+        .await
+        .expect("create table");
+    let counter = RoundTrips::default();
+    let config = aws_sdk_dynamodb::config::Builder::from(&emulator::sdk_config().await)
+        .interceptor(counter.clone())
+        .build();
+    let client = aws_sdk_dynamodb::Client::from_conf(config);
+    let api = TestApi {
+        router: router(
+            Store::new(client.clone(), table_name.clone(), mode),
+            CorsPolicy::new(vec!["*".into()]),
+        ),
+        table_name,
+        client,
+        stage: support::Stage::Named,
+    };
+    (api, counter)
+}
+
+#[tokio::test]
+async fn steady_state_requests_cost_the_documented_round_trips() {
+    for mode in [NewUserWrite::Transaction, NewUserWrite::ConditionalPut] {
+        let (api, trips) = counted_api(mode).await;
+
+        let reply = api.post("/tables", r#"{"tableId":"cost"}"#).await;
+        assert_eq!(reply.status, StatusCode::CREATED);
+        assert_eq!(trips.take(), 1, "POST /tables");
+
+        assert_eq!(api.get("/tables/cost").await.status, StatusCode::OK);
+        assert_eq!(trips.take(), 1, "GET /tables/{{id}}");
+
+        // A new user: one failed conditional update, then the create.
+        assert_eq!(api.put_user("cost", "ann", 1).await.status, StatusCode::OK);
+        let new_user = trips.take();
+        match mode {
+            NewUserWrite::Transaction => assert_eq!(new_user, 2, "PUT new user (transaction)"),
+            NewUserWrite::ConditionalPut => {
+                assert_eq!(new_user, 4, "PUT new user (conditional put)")
+            }
+        }
+
+        assert_eq!(api.put_user("cost", "ann", 2).await.status, StatusCode::OK);
+        assert_eq!(trips.take(), 1, "PUT existing user");
+
+        assert_eq!(
+            api.get("/tables/cost/users/ann").await.status,
+            StatusCode::OK
+        );
+        assert_eq!(trips.take(), 1, "GET user");
+
+        assert_eq!(
+            api.patch("/tables/cost", r#"{"isArchived":true}"#)
+                .await
+                .status,
+            StatusCode::OK
+        );
+        assert_eq!(trips.take(), 1, "PATCH table");
+
+        assert_eq!(api.get("/tables?limit=10").await.status, StatusCode::OK);
+        assert_eq!(trips.take(), 1, "GET /tables page");
+
+        assert_eq!(
+            api.get("/tables/cost/users?limit=10").await.status,
+            StatusCode::OK
+        );
+        assert_eq!(
+            trips.take(),
+            2,
+            "GET users page: table check + one index query"
+        );
+
+        assert_eq!(api.get("/health").await.status, StatusCode::OK);
+        assert_eq!(trips.take(), 1, "GET /health");
+
+        // Bad input costs nothing.
+        assert_eq!(
+            api.put("/tables/cost/users/ann", "{").await.status,
+            StatusCode::BAD_REQUEST
+        );
+        assert_eq!(
+            api.get("/tables?limit=0").await.status,
+            StatusCode::BAD_REQUEST
+        );
+        assert_eq!(trips.take(), 0, "rejected requests");
+    }
+}
