@@ -1,0 +1,76 @@
+//! Typed errors of the state crate; the deployer adds its own context.
+
+use crate::lock::LockInfo;
+
+/// What went wrong reading, writing or locking state.
+#[derive(Debug, thiserror::Error)]
+pub enum StateError {
+    #[error("state at {location} is not a valid state document ({detail}); it was left untouched")]
+    Corrupt { location: String, detail: String },
+
+    #[error(
+        "state at {location} has format version {found}, newer than this deployer understands ({supported}); upgrade the deployer. The state was left untouched"
+    )]
+    UnsupportedFormat {
+        location: String,
+        found: u32,
+        supported: u32,
+    },
+
+    #[error(
+        "state at {location} changed since it was read (expected {expected}, found {found}); another run wrote it. Nothing was written: rerun to plan against the current state"
+    )]
+    Stale {
+        location: String,
+        expected: String,
+        found: String,
+    },
+
+    #[error("{}", lock_held_message(.lock_id, .info, .force_unlock))]
+    LockHeld {
+        lock_id: String,
+        info: Box<LockInfo>,
+        /// The exact command that removes this lock.
+        force_unlock: String,
+    },
+
+    #[error("lock {lock_id} is held with ID {held}, not {given}; nothing was removed")]
+    LockIdMismatch {
+        lock_id: String,
+        held: String,
+        given: String,
+    },
+
+    #[error("lock {lock_id} is not held by anyone")]
+    NotLocked { lock_id: String },
+
+    #[error("{action}: {detail}")]
+    Io { action: String, detail: String },
+
+    #[error("{action}: {detail}")]
+    Aws { action: String, detail: String },
+}
+
+fn lock_held_message(lock_id: &str, info: &LockInfo, force_unlock: &str) -> String {
+    format!(
+        "the state is locked: {lock_id} is held by {} since {} for {:?} (lock ID {}). \
+         Wait for that run to finish, or if it died, remove the lock with: {force_unlock}",
+        info.who, info.created, info.operation, info.id
+    )
+}
+
+impl StateError {
+    pub(crate) fn io(action: impl Into<String>, error: std::io::Error) -> Self {
+        Self::Io {
+            action: action.into(),
+            detail: error.to_string(),
+        }
+    }
+
+    pub(crate) fn aws(action: impl Into<String>, error: impl std::error::Error) -> Self {
+        Self::Aws {
+            action: action.into(),
+            detail: aws_sdk_s3::error::DisplayErrorContext(error).to_string(),
+        }
+    }
+}
