@@ -143,11 +143,15 @@ mod tests {
                 kind: "dynamodb_table".into(),
                 name: "PlaygroundScores-dev".into(),
                 id: "PlaygroundScores-dev".into(),
-                arn: Some("arn:aws:dynamodb:us-east-1:123456789012:table/PlaygroundScores-dev".into()),
+                arn: Some(
+                    "arn:aws:dynamodb:us-east-1:123456789012:table/PlaygroundScores-dev".into(),
+                ),
                 attributes: [("pitr".to_owned(), Value::Bool(true))].into(),
             },
         );
-        document.outputs.insert("dynamodb_table_name".into(), "PlaygroundScores-dev".into());
+        document
+            .outputs
+            .insert("dynamodb_table_name".into(), "PlaygroundScores-dev".into());
         let parsed = StateDocument::from_json(&document.to_json(), "test").expect("parses");
         assert_eq!(parsed, document);
     }
@@ -156,12 +160,21 @@ mod tests {
     fn newer_formats_and_garbage_are_refused_with_the_location() {
         let newer = br#"{"format_version": 99, "whatever": true}"#;
         match StateDocument::from_json(newer, "s3://b/k") {
-            Err(StateError::UnsupportedFormat { found: 99, supported: 1, location }) => {
+            Err(StateError::UnsupportedFormat {
+                found: 99,
+                supported: 1,
+                location,
+            }) => {
                 assert_eq!(location, "s3://b/k");
             }
             other => panic!("expected UnsupportedFormat, got {other:?}"),
         }
-        for garbage in [&b"{\"format_version\": 1, \"lineage\": \"x\""[..], b"", b"[]", b"{}"] {
+        for garbage in [
+            &b"{\"format_version\": 1, \"lineage\": \"x\""[..],
+            b"",
+            b"[]",
+            b"{}",
+        ] {
             let error = StateDocument::from_json(garbage, "file.json").expect_err("refused");
             assert!(matches!(error, StateError::Corrupt { .. }), "{error:?}");
             assert!(error.to_string().contains("file.json"));

@@ -48,11 +48,15 @@ pub struct LockRequest {
     pub version: String,
     /// How long to wait for a held lock (zero: fail at once).
     pub timeout: Duration,
+    /// The command that force-unlocks this environment, without the lock ID
+    /// (e.g. `deployer force-unlock --env dev`); a held-lock error appends the ID.
+    pub force_unlock_command: String,
 }
 
 /// A lock this run holds; hand it back to release it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HeldLock {
+    pub environment: String,
     /// The lock's id: `<bucket>/<key>` remotely, the lock file's path locally.
     pub lock_id: String,
     pub info: LockInfo,
@@ -155,7 +159,11 @@ impl DynamoDbLock {
     }
 
     /// One conditional put; the holder's info when it is taken.
-    pub(crate) async fn try_lock(&self, lock_id: &str, info: &LockInfo) -> Result<Attempt, StateError> {
+    pub(crate) async fn try_lock(
+        &self,
+        lock_id: &str,
+        info: &LockInfo,
+    ) -> Result<Attempt, StateError> {
         let put = self
             .client
             .put_item()
@@ -174,11 +182,10 @@ impl DynamoDbLock {
                     .is_some_and(|service| service.is_conditional_check_failed_exception()) =>
             {
                 // Released in between: the next attempt will likely win.
-                Ok(Attempt::HeldBy(
-                    self.current(lock_id)
-                        .await?
-                        .map_or_else(|| LockInfo::unreadable(lock_id), |(info, _)| info),
-                ))
+                Ok(Attempt::HeldBy(self.current(lock_id).await?.map_or_else(
+                    || LockInfo::unreadable(lock_id),
+                    |(info, _)| info,
+                )))
             }
             Err(error) => Err(StateError::aws(
                 format!("taking lock {lock_id} in DynamoDB table {}", self.table),
@@ -198,14 +205,19 @@ impl DynamoDbLock {
             .send()
             .await
             .map_err(|error| {
-                StateError::aws(format!("reading lock {lock_id} in DynamoDB table {}", self.table), error)
+                StateError::aws(
+                    format!("reading lock {lock_id} in DynamoDB table {}", self.table),
+                    error,
+                )
             })?;
         let Some(raw) = output
             .item()
             .and_then(|item| item.get(INFO))
             .and_then(|info| info.as_s().ok())
         else {
-            return Ok(output.item().map(|_| (LockInfo::unreadable(lock_id), String::new())));
+            return Ok(output
+                .item()
+                .map(|_| (LockInfo::unreadable(lock_id), String::new())));
         };
         let info = serde_json::from_str(raw).unwrap_or_else(|_| LockInfo::unreadable(lock_id));
         Ok(Some((info, raw.clone())))

@@ -1,0 +1,213 @@
+//! The S3 backend: one object per environment in the bootstrap bucket,
+//! `deployer/<env>/state.json`, server-side encryption (AES256) requested on
+//! every write, and conditional writes (`If-Match` the ETag we read, or
+//! `If-None-Match: *` for a first write) so a concurrent writer is refused
+//! rather than overwritten. The bucket's versioning keeps the history.
+
+use aws_sdk_s3::error::ProvideErrorMetadata;
+use aws_sdk_s3::primitives::ByteStream;
+use aws_sdk_s3::types::ServerSideEncryption;
+
+use crate::{HistoryEntry, StateDocument, StateError};
+
+/// Key prefix of every environment's state object.
+pub const KEY_PREFIX: &str = "deployer/";
+
+/// The object key of `environment`'s state.
+pub fn state_key(environment: &str) -> String {
+    format!("{KEY_PREFIX}{environment}/state.json")
+}
+
+/// State objects in one bucket.
+#[derive(Debug, Clone)]
+pub struct S3Store {
+    client: aws_sdk_s3::Client,
+    bucket: String,
+}
+
+impl S3Store {
+    pub fn new(client: aws_sdk_s3::Client, bucket: impl Into<String>) -> Self {
+        Self {
+            client,
+            bucket: bucket.into(),
+        }
+    }
+
+    pub fn bucket(&self) -> &str {
+        &self.bucket
+    }
+
+    pub fn location(&self, environment: &str) -> String {
+        format!("s3://{}/{}", self.bucket, state_key(environment))
+    }
+
+    /// The document and its ETag.
+    pub(crate) async fn read(
+        &self,
+        environment: &str,
+    ) -> Result<Option<(StateDocument, String)>, StateError> {
+        let location = self.location(environment);
+        let output = match self
+            .client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(state_key(environment))
+            .send()
+            .await
+        {
+            Ok(output) => output,
+            Err(error)
+                if error
+                    .as_service_error()
+                    .is_some_and(|service| service.is_no_such_key()) =>
+            {
+                return Ok(None);
+            }
+            Err(error) => return Err(StateError::aws(format!("reading state {location}"), error)),
+        };
+        let etag = output.e_tag().unwrap_or_default().to_owned();
+        let bytes = output
+            .body
+            .collect()
+            .await
+            .map_err(|error| StateError::aws(format!("reading state {location}"), error))?
+            .into_bytes();
+        Ok(Some((StateDocument::from_json(&bytes, &location)?, etag)))
+    }
+
+    /// Write `document` only if the object is still at `expected_etag` (or absent
+    /// when `None`). Returns the new ETag.
+    pub(crate) async fn write(
+        &self,
+        environment: &str,
+        document: &StateDocument,
+        expected_etag: Option<&str>,
+    ) -> Result<String, StateError> {
+        let location = self.location(environment);
+        let mut request = self
+            .client
+            .put_object()
+            .bucket(&self.bucket)
+            .key(state_key(environment))
+            .content_type("application/json")
+            .server_side_encryption(ServerSideEncryption::Aes256)
+            .metadata("serial", document.serial.to_string())
+            .metadata("lineage", document.lineage.to_string())
+            .body(ByteStream::from(document.to_json()));
+        request = match expected_etag {
+            Some(etag) => request.if_match(etag),
+            None => request.if_none_match("*"),
+        };
+        match request.send().await {
+            Ok(output) => Ok(output.e_tag().unwrap_or_default().to_owned()),
+            Err(error) if error.code() == Some("PreconditionFailed") => {
+                let found = match self.read(environment).await {
+                    Ok(Some((current, _))) => {
+                        format!("serial {} of lineage {}", current.serial, current.lineage)
+                    }
+                    Ok(None) => "no state".to_owned(),
+                    Err(read_error) => format!("an unreadable state ({read_error})"),
+                };
+                Err(StateError::Stale {
+                    location,
+                    expected: match expected_etag {
+                        Some(_) => format!(
+                            "serial {} of lineage {}",
+                            document.serial.saturating_sub(1),
+                            document.lineage
+                        ),
+                        None => "no state".to_owned(),
+                    },
+                    found,
+                })
+            }
+            Err(error) => Err(StateError::aws(format!("writing state {location}"), error)),
+        }
+    }
+
+    /// The versions S3 keeps of `environment`'s state, newest first, at most `limit`.
+    pub(crate) async fn history(
+        &self,
+        environment: &str,
+        limit: usize,
+    ) -> Result<Vec<HistoryEntry>, StateError> {
+        let key = state_key(environment);
+        let location = self.location(environment);
+        let listing = self
+            .client
+            .list_object_versions()
+            .bucket(&self.bucket)
+            .prefix(&key)
+            .send()
+            .await
+            .map_err(|error| StateError::aws(format!("listing versions of {location}"), error))?;
+        let mut versions: Vec<_> = listing
+            .versions()
+            .iter()
+            .filter(|version| version.key() == Some(key.as_str()))
+            .collect();
+        versions.sort_by(|a, b| b.last_modified().cmp(&a.last_modified()));
+        let mut entries = Vec::new();
+        for version in versions.into_iter().take(limit) {
+            let version_id = version.version_id().unwrap_or("null").to_owned();
+            let head = self
+                .client
+                .head_object()
+                .bucket(&self.bucket)
+                .key(&key)
+                .version_id(&version_id)
+                .send()
+                .await
+                .map_err(|error| {
+                    StateError::aws(format!("reading version {version_id} of {location}"), error)
+                })?;
+            entries.push(HistoryEntry {
+                version_id,
+                modified: version
+                    .last_modified()
+                    .and_then(|time| {
+                        time.fmt(aws_sdk_s3::primitives::DateTimeFormat::DateTime)
+                            .ok()
+                    })
+                    .unwrap_or_default(),
+                serial: head
+                    .metadata()
+                    .and_then(|metadata| metadata.get("serial"))
+                    .and_then(|serial| serial.parse().ok()),
+                is_latest: version.is_latest().unwrap_or(false),
+            });
+        }
+        Ok(entries)
+    }
+
+    /// The environments that have a state object in the bucket.
+    pub(crate) async fn environments(&self) -> Result<Vec<String>, StateError> {
+        let mut environments = Vec::new();
+        let mut pages = self
+            .client
+            .list_objects_v2()
+            .bucket(&self.bucket)
+            .prefix(KEY_PREFIX)
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|error| {
+                StateError::aws(
+                    format!("listing state objects in s3://{}/{KEY_PREFIX}", self.bucket),
+                    error,
+                )
+            })?;
+            for object in page.contents() {
+                if let Some(environment) = object
+                    .key()
+                    .and_then(|key| key.strip_prefix(KEY_PREFIX))
+                    .and_then(|rest| rest.strip_suffix("/state.json"))
+                {
+                    environments.push(environment.to_owned());
+                }
+            }
+        }
+        environments.sort();
+        Ok(environments)
+    }
+}
