@@ -67,10 +67,17 @@ impl StateError {
         }
     }
 
-    pub(crate) fn aws(action: impl Into<String>, error: impl std::error::Error) -> Self {
+    /// A failed SDK call, described in one line.
+    pub(crate) fn aws<E>(
+        action: impl Into<String>,
+        error: &aws_sdk_s3::error::SdkError<E, aws_sdk_s3::config::http::HttpResponse>,
+    ) -> Self
+    where
+        E: aws_sdk_s3::error::ProvideErrorMetadata + std::error::Error + 'static,
+    {
         Self::Aws {
             action: action.into(),
-            detail: aws_sdk_s3::error::DisplayErrorContext(error).to_string(),
+            detail: crate::sdk_error::describe(error),
         }
     }
 }

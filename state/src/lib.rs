@@ -20,6 +20,7 @@ mod error;
 mod local;
 mod lock;
 mod s3;
+pub mod sdk_error;
 
 use std::time::Duration;
 

@@ -189,7 +189,7 @@ impl DynamoDbLock {
             }
             Err(error) => Err(StateError::aws(
                 format!("taking lock {lock_id} in DynamoDB table {}", self.table),
-                error,
+                &error,
             )),
         }
     }
@@ -207,7 +207,7 @@ impl DynamoDbLock {
             .map_err(|error| {
                 StateError::aws(
                     format!("reading lock {lock_id} in DynamoDB table {}", self.table),
-                    error,
+                    &error,
                 )
             })?;
         let Some(raw) = output
@@ -260,7 +260,7 @@ impl DynamoDbLock {
             }
             Err(error) => Err(StateError::aws(
                 format!("releasing lock {lock_id} in DynamoDB table {}", self.table),
-                error,
+                &error,
             )),
         }
     }

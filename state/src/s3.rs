@@ -63,14 +63,17 @@ impl S3Store {
             {
                 return Ok(None);
             }
-            Err(error) => return Err(StateError::aws(format!("reading state {location}"), error)),
+            Err(error) => return Err(StateError::aws(format!("reading state {location}"), &error)),
         };
         let etag = output.e_tag().unwrap_or_default().to_owned();
         let bytes = output
             .body
             .collect()
             .await
-            .map_err(|error| StateError::aws(format!("reading state {location}"), error))?
+            .map_err(|error| StateError::Aws {
+                action: format!("reading state {location}"),
+                detail: crate::sdk_error::causes(&error),
+            })?
             .into_bytes();
         Ok(Some((StateDocument::from_json(&bytes, &location)?, etag)))
     }
@@ -121,7 +124,7 @@ impl S3Store {
                     found,
                 })
             }
-            Err(error) => Err(StateError::aws(format!("writing state {location}"), error)),
+            Err(error) => Err(StateError::aws(format!("writing state {location}"), &error)),
         }
     }
 
@@ -140,7 +143,7 @@ impl S3Store {
             .prefix(&key)
             .send()
             .await
-            .map_err(|error| StateError::aws(format!("listing versions of {location}"), error))?;
+            .map_err(|error| StateError::aws(format!("listing versions of {location}"), &error))?;
         let mut versions: Vec<_> = listing
             .versions()
             .iter()
@@ -150,16 +153,21 @@ impl S3Store {
         let mut entries = Vec::new();
         for version in versions.into_iter().take(limit) {
             let version_id = version.version_id().unwrap_or("null").to_owned();
+            // An unversioned bucket reports the one object as version "null".
+            let versioned = version_id != "null";
             let head = self
                 .client
                 .head_object()
                 .bucket(&self.bucket)
                 .key(&key)
-                .version_id(&version_id)
+                .set_version_id(versioned.then(|| version_id.clone()))
                 .send()
                 .await
                 .map_err(|error| {
-                    StateError::aws(format!("reading version {version_id} of {location}"), error)
+                    StateError::aws(
+                        format!("reading version {version_id} of {location}"),
+                        &error,
+                    )
                 })?;
             entries.push(HistoryEntry {
                 version_id,
@@ -194,7 +202,7 @@ impl S3Store {
             let page = page.map_err(|error| {
                 StateError::aws(
                     format!("listing state objects in s3://{}/{KEY_PREFIX}", self.bucket),
-                    error,
+                    &error,
                 )
             })?;
             for object in page.contents() {

@@ -1,0 +1,271 @@
+//! Configuration: `deployer.toml`, per-environment overrides and `--var`, all
+//! checked before any AWS call.
+
+mod names;
+mod settings;
+
+use std::path::{Path, PathBuf};
+
+pub use names::{BOOTSTRAP, EnvironmentNames, validate_environment};
+pub use settings::{Architecture, ConfigFile, KNOWN_KEYS, Settings, SettingsLayer, vars_layer};
+
+/// The config file used when `--config` is not given and it exists.
+pub const DEFAULT_CONFIG_FILE: &str = "deployer.toml";
+
+/// A configuration problem, found before anything touches AWS.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {detail}")]
+    Unreadable { path: String, detail: String },
+    #[error("config file {path} is not valid TOML: {detail}")]
+    Malformed { path: String, detail: String },
+    #[error("unknown setting `{key}` in {origin}; known settings: {}", KNOWN_KEYS.join(", "))]
+    UnknownKey { key: String, origin: String },
+    #[error("invalid setting in {origin}: {detail}")]
+    Invalid { origin: String, detail: String },
+    #[error("invalid environment name {environment:?}: {reason}")]
+    InvalidEnvironment { environment: String, reason: String },
+}
+
+/// Settings resolved for one run.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub settings: Settings,
+    /// The folder holding the config file (local state lives in `<dir>/.deployer`).
+    pub dir: PathBuf,
+}
+
+/// Where the config comes from and what overrides it.
+#[derive(Debug, Clone, Default)]
+pub struct ConfigSources<'a> {
+    /// `--config`; `None` uses `./deployer.toml` when present.
+    pub path: Option<&'a Path>,
+    /// `--var KEY=VALUE`.
+    pub vars: &'a [String],
+    /// `--region` / `AWS_REGION`.
+    pub region: Option<&'a str>,
+}
+
+impl Config {
+    /// Resolve the settings for `environment` (`None` for the bootstrap stack).
+    pub fn resolve(
+        sources: &ConfigSources<'_>,
+        environment: Option<&str>,
+    ) -> Result<Self, ConfigError> {
+        let file = match sources.path {
+            Some(path) => ConfigFile::load(path)?,
+            None if Path::new(DEFAULT_CONFIG_FILE).exists() => {
+                ConfigFile::load(Path::new(DEFAULT_CONFIG_FILE))?
+            }
+            None => ConfigFile::default(),
+        };
+        let vars = vars_layer(sources.vars)?;
+        let mut settings = Settings::default();
+        settings.apply(file.base.clone());
+        if let Some(layer) = environment.and_then(|name| file.environments.get(name)) {
+            settings.apply(layer.clone());
+        }
+        if let Some(region) = sources.region {
+            settings.region = region.to_owned();
+        }
+        settings.apply(vars);
+        check(&settings)?;
+        let dir = file
+            .path
+            .as_deref()
+            .and_then(Path::parent)
+            .map(Path::to_path_buf)
+            .filter(|dir| !dir.as_os_str().is_empty())
+            .unwrap_or_else(|| PathBuf::from("."));
+        Ok(Self { settings, dir })
+    }
+}
+
+/// Value checks AWS would otherwise make halfway through an apply.
+fn check(settings: &Settings) -> Result<(), ConfigError> {
+    let invalid = |detail: String| ConfigError::Invalid {
+        origin: "settings".into(),
+        detail,
+    };
+    if !(128..=10_240).contains(&settings.memory_mb) {
+        return Err(invalid(format!(
+            "memory_mb = {} must be from 128 to 10240",
+            settings.memory_mb
+        )));
+    }
+    if !(1..=900).contains(&settings.timeout_s) {
+        return Err(invalid(format!(
+            "timeout_s = {} must be from 1 to 900",
+            settings.timeout_s
+        )));
+    }
+    const RETENTION: &[u32] = &[
+        1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557,
+        2922, 3288, 3653,
+    ];
+    if !RETENTION.contains(&settings.log_retention_days) {
+        return Err(invalid(format!(
+            "log_retention_days = {} is not a CloudWatch retention; use one of {RETENTION:?}",
+            settings.log_retention_days
+        )));
+    }
+    let repository_ok = settings
+        .github_repository
+        .split_once('/')
+        .is_some_and(|(owner, repo)| {
+            !owner.is_empty()
+                && !repo.is_empty()
+                && !repo.contains('/')
+                && settings
+                    .github_repository
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'/'))
+        });
+    if !repository_ok {
+        return Err(invalid(format!(
+            "github_repository = {:?} must be owner/repo",
+            settings.github_repository
+        )));
+    }
+    let region_ok = !settings.region.is_empty()
+        && settings
+            .region
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+    if !region_ok {
+        return Err(invalid(format!(
+            "region = {:?} is not an AWS region name",
+            settings.region
+        )));
+    }
+    let bucket_ok = (3..=63).contains(&settings.state_bucket.len())
+        && settings
+            .state_bucket
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'-' | b'.'));
+    if !bucket_ok {
+        return Err(invalid(format!(
+            "state_bucket = {:?} is not a valid S3 bucket name (3-63 lowercase letters, digits, '-' or '.')",
+            settings.state_bucket
+        )));
+    }
+    if settings.cors_allow_origins.is_empty() {
+        return Err(invalid(
+            "cors_allow_origins must list at least one origin (or \"*\")".into(),
+        ));
+    }
+    if settings.use_layer && settings.layer_zip_path.is_none() {
+        return Err(invalid("use_layer = true needs layer_zip_path".into()));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn resolve(
+        text: &str,
+        vars: &[&str],
+        environment: Option<&str>,
+    ) -> Result<Config, ConfigError> {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("deployer.toml");
+        std::fs::write(&path, text).expect("write config");
+        let vars: Vec<String> = vars.iter().map(|var| (*var).to_owned()).collect();
+        Config::resolve(
+            &ConfigSources {
+                path: Some(&path),
+                vars: &vars,
+                region: None,
+            },
+            environment,
+        )
+    }
+
+    #[test]
+    fn environment_tables_override_the_file_and_vars_override_both() {
+        let text = "memory_mb = 384\n[env.prod]\nmemory_mb = 1024\nenable_pitr = true\n[env.dev]\nenable_pitr = false\n";
+        assert_eq!(
+            resolve(text, &[], Some("stage"))
+                .expect("ok")
+                .settings
+                .memory_mb,
+            384
+        );
+        assert_eq!(
+            resolve(text, &[], Some("prod"))
+                .expect("ok")
+                .settings
+                .memory_mb,
+            1024
+        );
+        assert!(
+            !resolve(text, &[], Some("dev"))
+                .expect("ok")
+                .settings
+                .enable_pitr
+        );
+        let settings = resolve(
+            text,
+            &[
+                "memory_mb=512",
+                "region=eu-west-1",
+                "cors_allow_origins=https://a.example,https://b.example",
+                "architecture=arm64",
+            ],
+            Some("prod"),
+        )
+        .expect("ok")
+        .settings;
+        assert_eq!(settings.memory_mb, 512);
+        assert_eq!(settings.region, "eu-west-1");
+        assert_eq!(
+            settings.cors_allow_origins,
+            ["https://a.example", "https://b.example"]
+        );
+        assert_eq!(settings.architecture, Architecture::Arm64);
+    }
+
+    #[test]
+    fn bad_config_is_named() {
+        let error = resolve("memory_mb = ", &[], None).expect_err("malformed");
+        assert!(error.to_string().contains("not valid TOML"), "{error}");
+        let error = resolve("memroy_mb = 5", &[], None).expect_err("unknown");
+        assert!(error.to_string().contains("memroy_mb"), "{error}");
+        let error = resolve("[env.dev]\ncolour = 1", &[], None).expect_err("unknown in env");
+        assert!(error.to_string().contains("[env.dev]"), "{error}");
+        let error = resolve("", &["nope=1"], None).expect_err("unknown var");
+        assert!(
+            error.to_string().contains("nope") && error.to_string().contains("--var"),
+            "{error}"
+        );
+        let error = resolve("memory_mb = \"big\"", &[], None).expect_err("wrong type");
+        assert!(
+            error.to_string().contains("memory_mb") || error.to_string().contains("invalid"),
+            "{error}"
+        );
+        assert!(resolve("", &["memory_mb=64"], None).is_err());
+        assert!(resolve("", &["log_retention_days=13"], None).is_err());
+        assert!(resolve("", &["github_repository=nobody"], None).is_err());
+        assert!(resolve("", &["novalue"], None).is_err());
+    }
+
+    #[test]
+    fn the_shipped_deployer_toml_is_valid_and_holds_the_defaults() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../deployer.toml");
+        let config = Config::resolve(
+            &ConfigSources {
+                path: Some(&path),
+                vars: &[],
+                region: None,
+            },
+            Some("dev"),
+        )
+        .expect("shipped config is valid");
+        let defaults = Settings::default();
+        assert_eq!(config.settings.state_bucket, defaults.state_bucket);
+        assert_eq!(config.settings.lock_table, defaults.lock_table);
+        assert_eq!(config.settings.name_prefix, defaults.name_prefix);
+    }
+}

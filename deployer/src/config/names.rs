@@ -1,0 +1,164 @@
+//! Deterministic resource names derived from the settings and the environment
+//! (the legacy Terraform names), and the validation of environment names.
+
+use serde::Serialize;
+
+use super::{ConfigError, Settings};
+
+/// The reserved name of the bootstrap stack's state.
+pub const BOOTSTRAP: &str = "bootstrap";
+
+/// Every name one environment's resources use.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct EnvironmentNames {
+    pub environment: String,
+    pub table: String,
+    pub lambda_role: String,
+    pub dynamodb_policy: String,
+    pub function: String,
+    pub log_group: String,
+    pub http_api: String,
+    pub stage: String,
+    pub permission_statement: String,
+    pub layer: String,
+}
+
+/// Limits AWS puts on each name, checked so a bad environment fails before any call.
+const LIMITS: &[(&str, usize)] = &[
+    ("DynamoDB table", 255),
+    ("IAM role", 64),
+    ("IAM policy", 128),
+    ("Lambda function", 64),
+    ("log group", 512),
+    ("HTTP API", 128),
+    ("API stage", 128),
+    ("Lambda layer", 64),
+];
+
+impl EnvironmentNames {
+    pub fn new(environment: &str, settings: &Settings) -> Self {
+        let prefix = format!("{}-{environment}", settings.name_prefix);
+        let function = format!("{prefix}-api");
+        Self {
+            environment: environment.to_owned(),
+            table: format!("{}-{environment}", settings.table_name),
+            lambda_role: format!("{prefix}-lambda-role"),
+            dynamodb_policy: format!("{prefix}-ddb-rw"),
+            log_group: format!("/aws/lambda/{function}"),
+            function,
+            http_api: format!("{prefix}-http-api"),
+            stage: settings
+                .stage_name
+                .clone()
+                .unwrap_or_else(|| environment.to_owned()),
+            permission_statement: "AllowInvokeFromHttpApi".into(),
+            layer: format!("{prefix}-extra"),
+        }
+    }
+
+    fn limited(&self) -> [(&str, &str); 8] {
+        [
+            (&self.table, LIMITS[0].0),
+            (&self.lambda_role, LIMITS[1].0),
+            (&self.dynamodb_policy, LIMITS[2].0),
+            (&self.function, LIMITS[3].0),
+            (&self.log_group, LIMITS[4].0),
+            (&self.http_api, LIMITS[5].0),
+            (&self.stage, LIMITS[6].0),
+            (&self.layer, LIMITS[7].0),
+        ]
+        .map(|(name, kind)| (name.as_str(), kind))
+    }
+}
+
+/// Check an environment name: lowercase letters, digits and hyphens, starting
+/// with a letter, not `bootstrap`, and short enough for every derived name.
+pub fn validate_environment(
+    environment: &str,
+    settings: &Settings,
+) -> Result<EnvironmentNames, ConfigError> {
+    let invalid = |reason: String| ConfigError::InvalidEnvironment {
+        environment: environment.to_owned(),
+        reason,
+    };
+    let well_formed = environment
+        .bytes()
+        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && environment
+            .bytes()
+            .next()
+            .is_some_and(|b| b.is_ascii_lowercase())
+        && !environment.ends_with('-');
+    if !well_formed {
+        return Err(invalid(
+            "use lowercase letters, digits and hyphens, starting with a letter (for example dev, stage, prod)".into(),
+        ));
+    }
+    if environment == BOOTSTRAP {
+        return Err(invalid(
+            "'bootstrap' names the shared bootstrap stack; use `deployer bootstrap`".into(),
+        ));
+    }
+    let names = EnvironmentNames::new(environment, settings);
+    for (name, kind) in names.limited() {
+        let limit = LIMITS
+            .iter()
+            .find(|(known, _)| *known == kind)
+            .map_or(usize::MAX, |(_, limit)| *limit);
+        if name.len() > limit {
+            return Err(invalid(format!(
+                "the {kind} name {name} would be {} characters, over AWS's limit of {limit}",
+                name.len()
+            )));
+        }
+    }
+    Ok(names)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_the_legacy_terraform_names() {
+        let names = EnvironmentNames::new("dev", &Settings::default());
+        assert_eq!(names.table, "PlaygroundScores-dev");
+        assert_eq!(names.lambda_role, "aimodelshare-playground-dev-lambda-role");
+        assert_eq!(names.dynamodb_policy, "aimodelshare-playground-dev-ddb-rw");
+        assert_eq!(names.function, "aimodelshare-playground-dev-api");
+        assert_eq!(
+            names.log_group,
+            "/aws/lambda/aimodelshare-playground-dev-api"
+        );
+        assert_eq!(names.http_api, "aimodelshare-playground-dev-http-api");
+        assert_eq!(names.stage, "dev");
+        assert_eq!(names.permission_statement, "AllowInvokeFromHttpApi");
+        assert_eq!(names.layer, "aimodelshare-playground-dev-extra");
+    }
+
+    #[test]
+    fn environment_names_are_validated() {
+        let settings = Settings::default();
+        for good in ["dev", "stage", "prod", "pr-42", "a"] {
+            assert!(validate_environment(good, &settings).is_ok(), "{good}");
+        }
+        for bad in [
+            "",
+            "Dev",
+            "dev_1",
+            "1dev",
+            "dev-",
+            "de v",
+            "bootstrap",
+            "dév",
+        ] {
+            let error = validate_environment(bad, &settings).expect_err(bad);
+            assert!(error.to_string().contains("environment"), "{error}");
+        }
+        // The IAM role name is the tightest: 64 - len("aimodelshare-playground--lambda-role").
+        let longest = "e".repeat(64 - "aimodelshare-playground--lambda-role".len());
+        assert!(validate_environment(&longest, &settings).is_ok());
+        let error = validate_environment(&format!("{longest}e"), &settings).expect_err("too long");
+        assert!(error.to_string().contains("IAM role"), "{error}");
+    }
+}

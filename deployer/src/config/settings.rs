@@ -1,0 +1,259 @@
+//! Settings: defaults (the legacy Terraform names, so existing deployments are
+//! adopted in place), then `deployer.toml`, then its `[env.<name>]` table, then
+//! `--var KEY=VALUE` flags. Unknown keys are errors naming the key.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use super::ConfigError;
+
+/// Lambda CPU architecture.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Architecture {
+    X86_64,
+    Arm64,
+}
+
+impl Architecture {
+    /// The name Lambda uses.
+    pub fn as_lambda(self) -> &'static str {
+        match self {
+            Self::X86_64 => "x86_64",
+            Self::Arm64 => "arm64",
+        }
+    }
+}
+
+/// Every setting, resolved for one environment.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Settings {
+    pub region: String,
+    pub name_prefix: String,
+    pub table_name: String,
+    pub enable_pitr: bool,
+    pub enable_gsi_by_user: bool,
+    pub safe_concurrency: bool,
+    /// `None`: the environment's name.
+    pub stage_name: Option<String>,
+    pub cors_allow_origins: Vec<String>,
+    pub tags: BTreeMap<String, String>,
+    pub use_layer: bool,
+    pub layer_zip_path: Option<PathBuf>,
+    pub memory_mb: u32,
+    pub timeout_s: u32,
+    pub architecture: Architecture,
+    pub log_retention_days: u32,
+    /// `owner/repo`, trusted by the deploy role.
+    pub github_repository: String,
+    /// Extra `sub` patterns narrowing the deploy role's trust (default: the whole repository).
+    pub github_subjects: Vec<String>,
+    pub oidc_thumbprint: String,
+    pub state_bucket: String,
+    pub lock_table: String,
+    pub deploy_role_name: String,
+    pub deploy_policy_name: String,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            region: "us-east-1".into(),
+            name_prefix: "aimodelshare-playground".into(),
+            table_name: "PlaygroundScores".into(),
+            enable_pitr: true,
+            enable_gsi_by_user: true,
+            safe_concurrency: true,
+            stage_name: None,
+            cors_allow_origins: vec!["*".into()],
+            tags: BTreeMap::new(),
+            use_layer: false,
+            layer_zip_path: None,
+            memory_mb: 256,
+            timeout_s: 10,
+            architecture: Architecture::X86_64,
+            log_retention_days: 14,
+            github_repository: "aimodelshare/aimodelshare".into(),
+            github_subjects: Vec::new(),
+            // GitHub's published intermediate thumbprint; AWS no longer checks it,
+            // but the API still requires one.
+            oidc_thumbprint: "6938fd4d98bab03faadb97b34396831e3780aea1".into(),
+            state_bucket: "aimodelshare-tfstate-prod-copilot-2024".into(),
+            lock_table: "aimodelshare-tf-locks".into(),
+            deploy_role_name: "aimodelshare-github-oidc-deployer".into(),
+            deploy_policy_name: "aimodelshare-github-actions-deployment".into(),
+        }
+    }
+}
+
+/// A layer of settings from the file, an `[env.*]` table or `--var`: every key optional.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SettingsLayer {
+    region: Option<String>,
+    name_prefix: Option<String>,
+    table_name: Option<String>,
+    enable_pitr: Option<bool>,
+    enable_gsi_by_user: Option<bool>,
+    safe_concurrency: Option<bool>,
+    stage_name: Option<String>,
+    cors_allow_origins: Option<Vec<String>>,
+    tags: Option<BTreeMap<String, String>>,
+    use_layer: Option<bool>,
+    layer_zip_path: Option<PathBuf>,
+    memory_mb: Option<u32>,
+    timeout_s: Option<u32>,
+    architecture: Option<Architecture>,
+    log_retention_days: Option<u32>,
+    github_repository: Option<String>,
+    github_subjects: Option<Vec<String>>,
+    oidc_thumbprint: Option<String>,
+    state_bucket: Option<String>,
+    lock_table: Option<String>,
+    deploy_role_name: Option<String>,
+    deploy_policy_name: Option<String>,
+}
+
+/// The keys a layer accepts, for error messages.
+pub const KNOWN_KEYS: &[&str] = &[
+    "region",
+    "name_prefix",
+    "table_name",
+    "enable_pitr",
+    "enable_gsi_by_user",
+    "safe_concurrency",
+    "stage_name",
+    "cors_allow_origins",
+    "tags",
+    "use_layer",
+    "layer_zip_path",
+    "memory_mb",
+    "timeout_s",
+    "architecture",
+    "log_retention_days",
+    "github_repository",
+    "github_subjects",
+    "oidc_thumbprint",
+    "state_bucket",
+    "lock_table",
+    "deploy_role_name",
+    "deploy_policy_name",
+];
+
+macro_rules! apply_layer {
+    ($settings:expr, $layer:expr, $($field:ident),* ; $($optional:ident),*) => {{
+        $(if let Some(value) = $layer.$field { $settings.$field = value; })*
+        $(if let Some(value) = $layer.$optional { $settings.$optional = Some(value); })*
+    }};
+}
+
+impl Settings {
+    /// Apply `layer` over these settings.
+    pub fn apply(&mut self, layer: SettingsLayer) {
+        apply_layer!(self, layer,
+            region, name_prefix, table_name, enable_pitr, enable_gsi_by_user, safe_concurrency,
+            cors_allow_origins, tags, use_layer, memory_mb, timeout_s, architecture,
+            log_retention_days, github_repository, github_subjects, oidc_thumbprint,
+            state_bucket, lock_table, deploy_role_name, deploy_policy_name;
+            stage_name, layer_zip_path);
+    }
+}
+
+/// The parsed `deployer.toml`: top-level settings and per-environment tables.
+#[derive(Debug, Clone, Default)]
+pub struct ConfigFile {
+    pub path: Option<PathBuf>,
+    pub base: SettingsLayer,
+    pub environments: BTreeMap<String, SettingsLayer>,
+}
+
+/// Top-level settings (checked key by key in [`layer_from_table`]) and `[env.*]` tables.
+#[derive(Deserialize)]
+struct FileShape {
+    #[serde(flatten)]
+    base: toml::Table,
+    #[serde(default)]
+    env: BTreeMap<String, toml::Table>,
+}
+
+fn layer_from_table(table: toml::Table, source: &str) -> Result<SettingsLayer, ConfigError> {
+    if let Some(unknown) = table.keys().find(|key| !KNOWN_KEYS.contains(&key.as_str())) {
+        return Err(ConfigError::UnknownKey {
+            key: unknown.clone(),
+            origin: source.to_owned(),
+        });
+    }
+    toml::Value::Table(table)
+        .try_into()
+        .map_err(|error: toml::de::Error| ConfigError::Invalid {
+            origin: source.to_owned(),
+            detail: error.message().to_owned(),
+        })
+}
+
+impl ConfigFile {
+    /// Parse `text` read from `path`.
+    pub fn parse(text: &str, path: &Path) -> Result<Self, ConfigError> {
+        let source = path.display().to_string();
+        let shape: FileShape = toml::from_str(text).map_err(|error| ConfigError::Malformed {
+            path: source.clone(),
+            detail: error.to_string(),
+        })?;
+        let base = layer_from_table(shape.base, &source)?;
+        let mut environments = BTreeMap::new();
+        for (name, table) in shape.env {
+            let layer = layer_from_table(table, &format!("{source} [env.{name}]"))?;
+            environments.insert(name, layer);
+        }
+        Ok(Self {
+            path: Some(path.to_owned()),
+            base,
+            environments,
+        })
+    }
+
+    /// Read and parse `path`.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|error| ConfigError::Unreadable {
+            path: path.display().to_string(),
+            detail: error.to_string(),
+        })?;
+        Self::parse(&text, path)
+    }
+}
+
+/// Parse `--var KEY=VALUE` flags into one layer. A value is read as TOML
+/// (`memory_mb=512`, `enable_pitr=false`, `cors_allow_origins=["https://a"]`), or
+/// as a plain string when it is not valid TOML (`region=eu-west-1`). A
+/// comma-separated value of a list setting is a list.
+pub fn vars_layer(vars: &[String]) -> Result<SettingsLayer, ConfigError> {
+    let mut table = toml::Table::new();
+    for var in vars {
+        let Some((key, raw)) = var.split_once('=') else {
+            return Err(ConfigError::Invalid {
+                origin: format!("--var {var}"),
+                detail: "expected KEY=VALUE".into(),
+            });
+        };
+        let key = key.trim();
+        let parsed = toml::from_str::<toml::Table>(&format!("v = {raw}"))
+            .ok()
+            .and_then(|mut parsed| parsed.remove("v"));
+        let is_list = matches!(key, "cors_allow_origins" | "github_subjects");
+        let value = match parsed {
+            Some(value) if !(is_list && value.is_str()) => value,
+            _ if is_list => toml::Value::Array(
+                raw.split(',')
+                    .map(|item| toml::Value::String(item.trim().to_owned()))
+                    .filter(|item| item.as_str() != Some(""))
+                    .collect(),
+            ),
+            Some(value) => value,
+            None => toml::Value::String(raw.to_owned()),
+        };
+        table.insert(key.to_owned(), value);
+    }
+    layer_from_table(table, "--var")
+}

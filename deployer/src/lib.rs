@@ -1,0 +1,9 @@
+//! The deployer's library: configuration, state selection and commands. The
+//! `deployer` binary (src/main.rs) parses the command line and prints.
+
+pub mod aws;
+pub mod cli;
+pub mod commands;
+pub mod config;
+pub mod error;
+pub mod state_backend;

@@ -1,0 +1,324 @@
+//! The `deployer` binary: configuration errors before any AWS call, state
+//! selection, and the state commands (output, state list/history, force-unlock)
+//! against local state and the emulator.
+
+use std::path::Path;
+use std::process::{Command, Output};
+use std::time::Duration;
+
+use state::{Backend, LocalBackend, LockRequest, ResourceState, StateDocument};
+
+/// An address nothing listens on: any AWS call would fail to connect.
+const UNREACHABLE: &str = "http://127.0.0.1:9";
+
+fn deployer(dir: &Path, endpoint: &str, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_deployer"))
+        .current_dir(dir)
+        .envs(emulator::aws_env(endpoint))
+        .env_remove("DEPLOYER_ENV")
+        .env_remove("DEPLOYER_STATE")
+        .args(args)
+        .output()
+        .expect("run deployer")
+}
+
+fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+async fn write_local_state(dir: &Path, environment: &str) -> Backend {
+    let backend = Backend::Local(LocalBackend::new(dir.join(".deployer")));
+    let mut document = StateDocument::new(environment, "0.1.0");
+    document.resources.insert(
+        "lambda_function.api".into(),
+        ResourceState {
+            kind: "lambda_function".into(),
+            name: format!("aimodelshare-playground-{environment}-api"),
+            id: format!("aimodelshare-playground-{environment}-api"),
+            arn: Some(format!(
+                "arn:aws:lambda:us-east-1:123456789012:function:aimodelshare-playground-{environment}-api"
+            )),
+            attributes: Default::default(),
+        },
+    );
+    document.outputs.insert(
+        "api_base_url".into(),
+        "https://abc.execute-api.us-east-1.amazonaws.com/dev".into(),
+    );
+    document.outputs.insert(
+        "dynamodb_table_name".into(),
+        format!("PlaygroundScores-{environment}").into(),
+    );
+    backend
+        .write(environment, &document, None)
+        .await
+        .expect("write state");
+    backend
+}
+
+#[test]
+fn bad_input_fails_before_any_aws_call_with_one_clear_error() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    std::fs::write(dir.path().join("deployer.toml"), "memory_mb = [").expect("write");
+    let output = deployer(dir.path(), UNREACHABLE, &["output", "--env", "dev"]);
+    assert_eq!(output.status.code(), Some(1));
+    let message = stderr(&output);
+    assert!(
+        message.contains("deployer.toml") && message.contains("not valid TOML"),
+        "{message}"
+    );
+    assert!(
+        !message.contains("127.0.0.1:9"),
+        "no AWS call was attempted: {message}"
+    );
+
+    std::fs::write(dir.path().join("deployer.toml"), "memroy_mb = 512\n").expect("write");
+    let message = stderr(&deployer(
+        dir.path(),
+        UNREACHABLE,
+        &["output", "--env", "dev"],
+    ));
+    assert!(message.contains("unknown setting `memroy_mb`"), "{message}");
+
+    std::fs::write(dir.path().join("deployer.toml"), "").expect("write");
+    let output = deployer(dir.path(), UNREACHABLE, &["output", "--env", "Dev_1"]);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(
+        stderr(&output).contains("invalid environment name \"Dev_1\""),
+        "{}",
+        stderr(&output)
+    );
+
+    let output = deployer(
+        dir.path(),
+        UNREACHABLE,
+        &["--var", "colour=blue", "output", "--env", "dev"],
+    );
+    assert_eq!(output.status.code(), Some(1));
+    assert!(stderr(&output).contains("colour"), "{}", stderr(&output));
+}
+
+#[test]
+fn an_unreachable_endpoint_is_an_error_not_a_silent_local_fallback() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let output = deployer(dir.path(), UNREACHABLE, &["state", "list", "--env", "dev"]);
+    assert_eq!(output.status.code(), Some(1), "{}", stdout(&output));
+    let message = stderr(&output);
+    assert!(
+        message.contains("checking whether state bucket"),
+        "{message}"
+    );
+    assert!(message.contains("--state local"), "{message}");
+    assert!(
+        message.contains("Connection refused"),
+        "says why: {message}"
+    );
+    assert!(
+        !message.contains("raw: Response") && !message.contains("ErrorMetadata"),
+        "no SDK dump: {message}"
+    );
+    assert_eq!(message.trim().lines().count(), 1, "one line: {message}");
+}
+
+#[tokio::test]
+async fn outputs_and_state_list_read_local_state() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    write_local_state(dir.path(), "dev").await;
+    let endpoint = emulator::shared_endpoint();
+    let bucket = emulator::unique_name("absent-bucket").to_lowercase();
+    let var = format!("state_bucket={bucket}");
+
+    let output = deployer(
+        dir.path(),
+        endpoint,
+        &["--var", &var, "output", "--env", "dev", "api_base_url"],
+    );
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert_eq!(
+        stdout(&output).trim(),
+        "https://abc.execute-api.us-east-1.amazonaws.com/dev"
+    );
+    assert!(
+        stderr(&output).contains("does not exist yet"),
+        "says which state: {}",
+        stderr(&output)
+    );
+
+    let output = deployer(
+        dir.path(),
+        endpoint,
+        &["--state", "local", "output", "--env", "dev", "--json"],
+    );
+    let outputs: serde_json::Value = serde_json::from_str(&stdout(&output)).expect("JSON");
+    assert_eq!(outputs["dynamodb_table_name"], "PlaygroundScores-dev");
+
+    let output = deployer(
+        dir.path(),
+        endpoint,
+        &["--state", "local", "output", "--env", "dev", "nope"],
+    );
+    assert_eq!(output.status.code(), Some(1));
+    assert!(
+        stderr(&output).contains("api_base_url"),
+        "lists the outputs: {}",
+        stderr(&output)
+    );
+
+    let output = deployer(
+        dir.path(),
+        endpoint,
+        &["--state", "local", "state", "list", "--env", "dev"],
+    );
+    assert!(output.status.success());
+    assert!(
+        stdout(&output).contains("lambda_function.api"),
+        "{}",
+        stdout(&output)
+    );
+    assert!(stdout(&output).contains("serial 1"), "{}", stdout(&output));
+
+    let output = deployer(
+        dir.path(),
+        endpoint,
+        &["--state", "local", "output", "--env", "stage"],
+    );
+    assert_eq!(output.status.code(), Some(1));
+    assert!(
+        stderr(&output).contains("no state for stage"),
+        "{}",
+        stderr(&output)
+    );
+}
+
+#[tokio::test]
+async fn force_unlock_needs_the_lock_id() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let backend = write_local_state(dir.path(), "dev").await;
+    let held = backend
+        .lock(
+            "dev",
+            &LockRequest {
+                operation: "apply".into(),
+                info: "deployer apply --env dev".into(),
+                who: "someone@elsewhere".into(),
+                version: "0.1.0".into(),
+                timeout: Duration::ZERO,
+                force_unlock_command: "deployer force-unlock --env dev".into(),
+            },
+        )
+        .await
+        .expect("lock");
+    let endpoint = emulator::shared_endpoint();
+    let output = deployer(
+        dir.path(),
+        endpoint,
+        &[
+            "--state",
+            "local",
+            "force-unlock",
+            "--env",
+            "dev",
+            "wrong-id",
+        ],
+    );
+    assert_eq!(output.status.code(), Some(1));
+    assert!(
+        stderr(&output).contains(&held.info.id),
+        "names the real holder's ID: {}",
+        stderr(&output)
+    );
+    assert!(backend.current_lock("dev").await.expect("read").is_some());
+
+    let output = deployer(
+        dir.path(),
+        endpoint,
+        &[
+            "--state",
+            "local",
+            "force-unlock",
+            "--env",
+            "dev",
+            &held.info.id,
+        ],
+    );
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert!(backend.current_lock("dev").await.expect("read").is_none());
+}
+
+#[tokio::test]
+async fn the_s3_backend_is_chosen_when_the_bucket_exists() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let config = emulator::sdk_config().await;
+    let s3 = aws_sdk_s3::Client::from_conf(
+        aws_sdk_s3::config::Builder::from(&config)
+            .force_path_style(true)
+            .build(),
+    );
+    let bucket = emulator::unique_name("cli-state").to_lowercase();
+    s3.create_bucket()
+        .bucket(&bucket)
+        .send()
+        .await
+        .expect("bucket");
+    let remote = Backend::Remote {
+        store: state::S3Store::new(s3.clone(), &bucket),
+        lock: state::DynamoDbLock::new(aws_sdk_dynamodb::Client::new(&config), "unused"),
+    };
+    let first = remote
+        .write("dev", &StateDocument::new("dev", "0.1.0"), None)
+        .await
+        .expect("write");
+    remote
+        .write("dev", &first.document, Some(&first))
+        .await
+        .expect("write again");
+
+    let var = format!("state_bucket={bucket}");
+    let output = deployer(
+        dir.path(),
+        emulator::shared_endpoint(),
+        &["--var", &var, "state", "history", "--env", "dev", "--json"],
+    );
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains(&format!("s3://{bucket}/")),
+        "{}",
+        stderr(&output)
+    );
+    let history: serde_json::Value = serde_json::from_str(&stdout(&output)).expect("JSON");
+    let serials: Vec<u64> = history
+        .as_array()
+        .expect("array")
+        .iter()
+        .filter_map(|entry| entry["serial"].as_u64())
+        .collect();
+    assert_eq!(serials.first(), Some(&2), "{history}");
+}
+
+#[test]
+fn help_explains_commands_and_settings() {
+    let output = Command::new(env!("CARGO_BIN_EXE_deployer"))
+        .arg("--help")
+        .output()
+        .expect("run");
+    assert!(output.status.success());
+    let help = stdout(&output);
+    for needle in [
+        "--config",
+        "--var",
+        "--state",
+        "--region",
+        "output",
+        "force-unlock",
+        "state",
+    ] {
+        assert!(
+            help.contains(needle),
+            "{needle} missing from --help:\n{help}"
+        );
+    }
+}
