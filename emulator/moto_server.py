@@ -16,10 +16,14 @@ SIGKILL) never leaves an emulator behind.
 """
 
 import argparse
+import io
+import json
 import os
+import re
 import signal
 import sys
 import threading
+import urllib.parse
 
 os.environ.setdefault("MOTO_IAM_LOAD_MANAGED_POLICIES", "true")
 
@@ -28,25 +32,121 @@ from moto.moto_server.werkzeug_app import (  # noqa: E402
     MotoRequestHandler,
     create_backend_app,
 )
+from moto.iam import access_control  # noqa: E402
 from werkzeug.serving import make_server  # noqa: E402
 
 
+def treat_requests_as_tls():
+    """Evaluate policies as if every request came over TLS.
+
+    The emulator listens on plain HTTP on loopback, standing in for AWS's HTTPS
+    endpoints. moto does not evaluate Bool conditions, so a statement that denies
+    requests with aws:SecureTransport = false (as the state bucket's policy does)
+    would deny everything; here such a statement does not apply, as on AWS over TLS.
+    """
+    original = access_control.IAMPolicyStatement.is_action_permitted
+
+    def is_action_permitted(self, action, resource="*", principal=None, incoming_condition_values=None):
+        condition = self._statement.get("Condition") or {}
+        secure = (condition.get("Bool") or {}).get("aws:SecureTransport")
+        if secure is not None and str(secure).lower() == "false":
+            return access_control.PermissionResult.NEUTRAL
+        return original(self, action, resource, principal, incoming_condition_values)
+
+    access_control.IAMPolicyStatement.is_action_permitted = is_action_permitted
+
+
+LOG_PATH = "/_emulator/requests"
+
+
+def describe(environ, body):
+    """What a request asked for: method, path, JSON-protocol target, query-protocol action."""
+    action = None
+    if body and b"Action=" in body:
+        form = urllib.parse.parse_qs(body.decode("utf-8", "replace"))
+        action = (form.get("Action") or [None])[0]
+    if action is None:
+        query = urllib.parse.parse_qs(environ.get("QUERY_STRING", ""))
+        action = (query.get("Action") or [None])[0]
+    return {
+        "method": environ.get("REQUEST_METHOD", ""),
+        "path": environ.get("PATH_INFO", ""),
+        "query": environ.get("QUERY_STRING", ""),
+        "target": environ.get("HTTP_X_AMZ_TARGET"),
+        "action": action,
+        "service": service_of(environ.get("HTTP_AUTHORIZATION") or ""),
+    }
+
+
+def service_of(authorization):
+    """The signing service in a SigV4 credential scope (s3, dynamodb, iam, ...)."""
+    match = re.search(r"Credential=[^/]+/[^/]+/[^/]+/([^/]+)/aws4_request", authorization)
+    return match.group(1) if match else None
+
+
 class OneRequestAtATime:
-    """WSGI middleware: the whole request, body iteration included, runs under one lock."""
+    """WSGI middleware: the whole request, body iteration included, runs under one lock.
+
+    It also keeps a log of the requests served, read with GET /_emulator/requests
+    and cleared with DELETE /_emulator/requests, so tests can assert which calls a
+    run made (for example: no mutating call on a rerun).
+    """
 
     def __init__(self, app):
         self.app = app
         self.lock = threading.Lock()
+        self.log = []
 
     def __call__(self, environ, start_response):
+        if environ.get("PATH_INFO") == LOG_PATH:
+            with self.lock:
+                if environ.get("REQUEST_METHOD") == "DELETE":
+                    self.log.clear()
+                payload = json.dumps(self.log).encode()
+            start_response("200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(payload)))])
+            return [payload]
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+        if length > 0:
+            body = environ["wsgi.input"].read(length)
+        elif environ.get("wsgi.input_terminated"):
+            body = environ["wsgi.input"].read()
+        else:
+            body = b""
+        environ["wsgi.input"] = io.BytesIO(body)
         with self.lock:
-            body = self.app(environ, start_response)
+            self.log.append(describe(environ, body))
+            captured = {}
+
+            def capture(status, headers, exc_info=None):
+                captured["status"], captured["headers"] = status, headers
+                return lambda data: None
+
+            result = self.app(environ, capture)
             try:
-                return [b"".join(body)]
+                payload = b"".join(result)
             finally:
-                close = getattr(body, "close", None)
+                close = getattr(result, "close", None)
                 if close is not None:
                     close()
+        fixed = compatible(environ, payload)
+        headers = captured["headers"]
+        if fixed is not payload:
+            headers = [(k, v) for k, v in headers if k.lower() != "content-length"]
+            headers.append(("Content-Length", str(len(fixed))))
+        start_response(captured["status"], headers)
+        return [fixed]
+
+
+def compatible(environ, payload):
+    """Fix moto responses that strict AWS SDKs (the Rust SDK) cannot parse.
+
+    moto 5.2 answers S3 GetBucketVersioning with a <GetBucketVersioningResponse>
+    root element; S3 (and the SDK's model) use <VersioningConfiguration>.
+    """
+    query = environ.get("QUERY_STRING", "").split("&")
+    if environ.get("REQUEST_METHOD") == "GET" and "versioning" in query and b"GetBucketVersioningResponse" in payload:
+        return payload.replace(b"GetBucketVersioningResponse", b"VersioningConfiguration")
+    return payload
 
 
 def main() -> None:
@@ -61,6 +161,7 @@ def main() -> None:
     )
     args = parser.parse_args()
 
+    treat_requests_as_tls()
     app = OneRequestAtATime(DomainDispatcherApplication(create_backend_app))
     server = make_server(
         args.host, args.port, app, threaded=True, request_handler=MotoRequestHandler

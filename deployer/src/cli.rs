@@ -48,6 +48,9 @@ pub enum StateChoice {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Create or converge the shared pieces: state bucket, lock table, GitHub OIDC
+    /// provider, deploy role and policy. Adopts what already exists by name.
+    Bootstrap(BootstrapArgs),
     /// Print an environment's outputs (all, or the one NAME) from its state
     Output(OutputArgs),
     /// Remove a stale lock left by a run that died, given the lock's ID
@@ -99,4 +102,64 @@ pub struct StateArgs {
     /// Print JSON
     #[arg(long)]
     pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct BootstrapArgs {
+    /// Only show what would change
+    #[arg(long)]
+    pub plan: bool,
+    /// With --plan: exit 0 when nothing would change, 2 when something would, 1 on error
+    #[arg(long)]
+    pub detailed_exitcode: bool,
+    /// Print the plan (and outputs) as JSON
+    #[arg(long)]
+    pub json: bool,
+    /// Apply without asking (required when standard input is not a terminal)
+    #[arg(long)]
+    pub auto_approve: bool,
+    /// How long to wait for a held lock, e.g. 30s or 5m
+    #[arg(long, value_name = "DURATION", default_value = "0s", value_parser = parse_duration)]
+    pub lock_timeout: std::time::Duration,
+}
+
+/// `90`, `30s`, `5m`, `1h`.
+pub fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
+    let text = text.trim();
+    let (number, unit) = text
+        .find(|c: char| !c.is_ascii_digit())
+        .map_or((text, "s"), |split| text.split_at(split));
+    let value: u64 = number
+        .parse()
+        .map_err(|_| format!("{text:?} is not a duration such as 30s, 5m or 1h"))?;
+    let seconds = match unit {
+        "s" | "" => value,
+        "m" => value * 60,
+        "h" => value * 3600,
+        _ => return Err(format!("{text:?} is not a duration such as 30s, 5m or 1h")),
+    };
+    Ok(std::time::Duration::from_secs(seconds))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_parse() {
+        assert_eq!(parse_duration("0s"), Ok(std::time::Duration::ZERO));
+        assert_eq!(parse_duration("90"), Ok(std::time::Duration::from_secs(90)));
+        assert_eq!(
+            parse_duration("5m"),
+            Ok(std::time::Duration::from_secs(300))
+        );
+        assert!(parse_duration("soon").is_err());
+        assert!(parse_duration("5d").is_err());
+    }
+
+    #[test]
+    fn the_command_line_is_well_formed() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
 }

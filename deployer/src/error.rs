@@ -16,6 +16,10 @@ pub enum CliError {
     Aws { action: String, detail: String },
     #[error("{0}")]
     Usage(String),
+    #[error(transparent)]
+    Engine(#[from] crate::engine::EngineError),
+    #[error(transparent)]
+    Plan(#[from] crate::engine::PlanStackError),
 }
 
 impl CliError {

@@ -5,5 +5,8 @@ pub mod aws;
 pub mod cli;
 pub mod commands;
 pub mod config;
+pub mod engine;
 pub mod error;
+pub mod resources;
+pub mod stacks;
 pub mod state_backend;

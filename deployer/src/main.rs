@@ -3,8 +3,9 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-
 use deployer::cli::{Cli, Command, StateCommand};
+use deployer::commands::Outcome;
+use deployer::commands::bootstrap::BootstrapOptions;
 use deployer::config::{Config, ConfigSources};
 use deployer::error::CliError;
 use deployer::{aws, commands, state_backend};
@@ -13,11 +14,11 @@ use deployer::{aws, commands, state_backend};
 async fn main() -> ExitCode {
     let cli = Cli::parse();
     match run(cli).await {
-        Ok(text) => {
-            if !text.is_empty() {
-                println!("{text}");
+        Ok(outcome) => {
+            if !outcome.stdout.is_empty() {
+                println!("{}", outcome.stdout);
             }
-            ExitCode::SUCCESS
+            ExitCode::from(outcome.exit_code)
         }
         Err(error) => {
             eprintln!("error: {error}");
@@ -26,36 +27,62 @@ async fn main() -> ExitCode {
     }
 }
 
-async fn run(cli: Cli) -> Result<String, CliError> {
+async fn run(cli: Cli) -> Result<Outcome, CliError> {
     let sources = ConfigSources {
         path: cli.config.as_deref(),
         vars: &cli.vars,
         region: cli.region.as_deref(),
     };
-    let environment = match &cli.command {
-        Command::Output(args) => &args.env.environment,
-        Command::ForceUnlock(args) => &args.env.environment,
-        Command::State(StateCommand::List(args) | StateCommand::History(args)) => {
-            &args.env.environment
-        }
-    };
     // Everything local is checked before any AWS call.
-    let config = Config::resolve(&sources, Some(environment.as_str()))?;
+    match &cli.command {
+        Command::Bootstrap(args) => {
+            let config = Config::resolve(&sources, None)?;
+            let aws = aws::load(&config.settings.region).await;
+            let options = BootstrapOptions {
+                plan_only: args.plan,
+                detailed_exitcode: args.detailed_exitcode,
+                json: args.json,
+                auto_approve: args.auto_approve,
+                lock_timeout: args.lock_timeout,
+            };
+            commands::bootstrap::run(&config, &aws, options).await
+        }
+        Command::Output(args) => {
+            let (environment, backend) = open_state(&cli, &sources, &args.env.environment).await?;
+            commands::output::run(&backend, &environment, args.json, args.name.as_deref())
+                .await
+                .map(Outcome::from)
+        }
+        Command::ForceUnlock(args) => {
+            let (environment, backend) = open_state(&cli, &sources, &args.env.environment).await?;
+            commands::force_unlock::run(&backend, &environment, &args.lock_id)
+                .await
+                .map(Outcome::from)
+        }
+        Command::State(StateCommand::List(args)) => {
+            let (environment, backend) = open_state(&cli, &sources, &args.env.environment).await?;
+            commands::state::list(&backend, &environment, args.json)
+                .await
+                .map(Outcome::from)
+        }
+        Command::State(StateCommand::History(args)) => {
+            let (environment, backend) = open_state(&cli, &sources, &args.env.environment).await?;
+            commands::state::history(&backend, &environment, args.json)
+                .await
+                .map(Outcome::from)
+        }
+    }
+}
+
+/// Resolve the config for `environment`, validate the name, open its state backend.
+async fn open_state(
+    cli: &Cli,
+    sources: &ConfigSources<'_>,
+    environment: &str,
+) -> Result<(String, state::Backend), CliError> {
+    let config = Config::resolve(sources, Some(environment))?;
     let environment = commands::state_environment(environment, &config.settings)?;
     let aws = aws::load(&config.settings.region).await;
     let backend = state_backend::open(cli.state, &config, &aws).await?;
-    match &cli.command {
-        Command::Output(args) => {
-            commands::output::run(&backend, &environment, args.json, args.name.as_deref()).await
-        }
-        Command::ForceUnlock(args) => {
-            commands::force_unlock::run(&backend, &environment, &args.lock_id).await
-        }
-        Command::State(StateCommand::List(args)) => {
-            commands::state::list(&backend, &environment, args.json).await
-        }
-        Command::State(StateCommand::History(args)) => {
-            commands::state::history(&backend, &environment, args.json).await
-        }
-    }
+    Ok((environment, backend))
 }

@@ -197,6 +197,97 @@ pub fn unique_name(prefix: &str) -> String {
     format!("{prefix}-{}-{count}-{nanos:x}", std::process::id())
 }
 
+/// One request the emulator served, from its request log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServedRequest {
+    pub method: String,
+    pub path: String,
+    pub query: String,
+    /// The signing service (`s3`, `dynamodb`, `iam`, `sts`, ...).
+    pub service: Option<String>,
+    /// JSON-protocol operation (`DynamoDB_20120810.PutItem`).
+    pub target: Option<String>,
+    /// Query-protocol operation (`CreateRole`).
+    pub action: Option<String>,
+}
+
+impl ServedRequest {
+    /// The operation's name, when the protocol names it.
+    pub fn operation(&self) -> Option<&str> {
+        self.target
+            .as_deref()
+            .map(|target| target.rsplit('.').next().unwrap_or(target))
+            .or(self.action.as_deref())
+    }
+
+    /// Whether the request could change anything: named operations unless they
+    /// read (Get, List, Describe, Query, Scan, BatchGet, Head), REST calls unless
+    /// GET or HEAD.
+    pub fn is_mutating(&self) -> bool {
+        const READS: &[&str] = &[
+            "Get", "List", "Describe", "Query", "Scan", "BatchGet", "Head",
+        ];
+        match self.operation() {
+            Some(operation) => !READS.iter().any(|prefix| operation.starts_with(prefix)),
+            None => !matches!(self.method.as_str(), "GET" | "HEAD"),
+        }
+    }
+
+    /// `METHOD service operation-or-path`, for assertion messages.
+    pub fn describe(&self) -> String {
+        format!(
+            "{} {} {}",
+            self.method,
+            self.service.as_deref().unwrap_or("?"),
+            self.operation()
+                .map_or_else(|| format!("{}?{}", self.path, self.query), str::to_owned)
+        )
+    }
+}
+
+fn log_request(endpoint: &str, method: &str) -> String {
+    use std::io::{Read, Write};
+    let address = endpoint.trim_start_matches("http://").trim_end_matches('/');
+    let mut stream = std::net::TcpStream::connect(address)
+        .unwrap_or_else(|error| panic!("connecting to the emulator at {endpoint}: {error}"));
+    let _ = write!(
+        stream,
+        "{method} /_emulator/requests HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n"
+    );
+    let mut response = String::new();
+    let _ = stream.read_to_string(&mut response);
+    response.split("\r\n\r\n").nth(1).unwrap_or("[]").to_owned()
+}
+
+/// The requests `endpoint` served since its log was last cleared.
+///
+/// # Panics
+/// When the emulator cannot be reached or its log is not JSON.
+pub fn served_requests(endpoint: &str) -> Vec<ServedRequest> {
+    let body = log_request(endpoint, "GET");
+    let entries: Vec<serde_json::Value> = serde_json::from_str(&body)
+        .unwrap_or_else(|error| panic!("the emulator's request log is not JSON ({error}): {body}"));
+    let text = |entry: &serde_json::Value, key: &str| {
+        entry.get(key).and_then(|v| v.as_str()).map(str::to_owned)
+    };
+    entries
+        .iter()
+        .map(|entry| ServedRequest {
+            method: text(entry, "method").unwrap_or_default(),
+            path: text(entry, "path").unwrap_or_default(),
+            query: text(entry, "query").unwrap_or_default(),
+            service: text(entry, "service"),
+            target: text(entry, "target"),
+            action: text(entry, "action"),
+        })
+        .collect()
+}
+
+/// Clear `endpoint`'s request log.
+pub fn clear_served_requests(endpoint: &str) {
+    log_request(endpoint, "DELETE");
+}
+
 /// The workspace root (the folder holding `emulator/`).
 pub fn workspace_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -228,6 +319,39 @@ mod tests {
             "emulator process {pid} still running after drop"
         );
         assert!(std::net::TcpStream::connect(&address).is_err());
+    }
+
+    #[test]
+    fn the_request_log_tells_reads_from_writes() {
+        let emulator = Emulator::start().unwrap_or_else(|error| panic!("{error}"));
+        clear_served_requests(emulator.endpoint());
+        assert!(served_requests(emulator.endpoint()).is_empty());
+        let read = ServedRequest {
+            method: "POST".into(),
+            path: "/".into(),
+            query: String::new(),
+            service: Some("dynamodb".into()),
+            target: Some("DynamoDB_20120810.DescribeTable".into()),
+            action: None,
+        };
+        assert!(!read.is_mutating());
+        let write = ServedRequest {
+            target: Some("DynamoDB_20120810.PutItem".into()),
+            ..read.clone()
+        };
+        assert!(write.is_mutating());
+        let rest_put = ServedRequest {
+            method: "PUT".into(),
+            target: None,
+            ..read.clone()
+        };
+        assert!(rest_put.is_mutating());
+        let iam_read = ServedRequest {
+            target: None,
+            action: Some("GetRole".into()),
+            ..read
+        };
+        assert!(!iam_read.is_mutating());
     }
 
     #[test]

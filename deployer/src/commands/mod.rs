@@ -1,5 +1,7 @@
 //! One module per CLI command.
 
+pub mod bootstrap;
+pub mod confirm;
 pub mod force_unlock;
 pub mod output;
 pub mod state;
@@ -21,4 +23,37 @@ pub fn state_environment(environment: &str, settings: &Settings) -> Result<Strin
 pub fn to_json(value: &impl serde::Serialize) -> String {
     serde_json::to_string_pretty(value)
         .unwrap_or_else(|error| format!("{{\"error\": \"{error}\"}}"))
+}
+
+/// What a command prints on stdout and the process's exit code.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outcome {
+    pub stdout: String,
+    pub exit_code: u8,
+}
+
+impl Outcome {
+    pub fn new(stdout: impl Into<String>, exit_code: u8) -> Self {
+        Self {
+            stdout: stdout.into(),
+            exit_code,
+        }
+    }
+}
+
+impl From<String> for Outcome {
+    fn from(stdout: String) -> Self {
+        Self::new(stdout, 0)
+    }
+}
+
+/// `user@host`, as Terraform records who holds a lock.
+pub fn who() -> String {
+    let user = std::env::var("USER")
+        .or_else(|_| std::env::var("GITHUB_ACTOR"))
+        .unwrap_or_else(|_| "unknown".into());
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|name| name.trim().to_owned())
+        .unwrap_or_else(|_| "unknown".into());
+    format!("{user}@{host}")
 }

@@ -1,0 +1,104 @@
+//! The resource engine: every resource kind implements the same lifecycle
+//! ([`Resource`]: read, create, update, delete; its desired attributes are data),
+//! the pure [`plan`] diffs desired against observed, and [`apply`] carries a
+//! plan out in dependency order, independent resources concurrently.
+
+pub mod apply;
+pub mod plan;
+pub mod policy;
+pub mod progress;
+pub mod render;
+
+use std::sync::Arc;
+
+pub use plan::{
+    Action, AttributeChange, Attributes, DesiredResource, ObservedResource, Plan, PlanError, Rule,
+};
+
+/// A failed AWS call, with what the engine was doing ("creating S3 bucket x").
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{action}: {detail}")]
+pub struct EngineError {
+    pub action: String,
+    pub detail: String,
+}
+
+impl EngineError {
+    pub fn new(action: impl Into<String>, detail: impl Into<String>) -> Self {
+        Self {
+            action: action.into(),
+            detail: detail.into(),
+        }
+    }
+
+    /// A failed SDK call, described in one line.
+    pub fn sdk<E>(
+        action: impl Into<String>,
+        error: &aws_sdk_s3::error::SdkError<E, aws_sdk_s3::config::http::HttpResponse>,
+    ) -> Self
+    where
+        E: aws_sdk_s3::error::ProvideErrorMetadata + std::error::Error + 'static,
+    {
+        Self::new(action, state::sdk_error::describe(error))
+    }
+}
+
+/// One managed resource: its desired attributes (pure) and its lifecycle.
+#[async_trait::async_trait]
+pub trait Resource: Send + Sync + std::fmt::Debug {
+    /// What the configuration wants.
+    fn desired(&self) -> DesiredResource;
+    /// Observe the resource by its deterministic name; `None` when absent.
+    async fn read(&self) -> Result<Option<ObservedResource>, EngineError>;
+    /// Create it with every desired attribute.
+    async fn create(&self) -> Result<(), EngineError>;
+    /// Change `changes` in place.
+    async fn update(
+        &self,
+        observed: &ObservedResource,
+        changes: &[AttributeChange],
+    ) -> Result<(), EngineError>;
+    /// Delete it (and whatever must go first, such as a bucket's objects).
+    async fn delete(&self, observed: &ObservedResource) -> Result<(), EngineError>;
+}
+
+/// A stack's resources, in dependency order.
+pub type Resources = Vec<Arc<dyn Resource>>;
+
+/// Read every resource concurrently; results in the stack's order.
+pub async fn observe(resources: &Resources) -> Result<Vec<Option<ObservedResource>>, EngineError> {
+    let mut tasks = tokio::task::JoinSet::new();
+    for (index, resource) in resources.iter().enumerate() {
+        let resource = resource.clone();
+        tasks.spawn(async move { (index, resource.read().await) });
+    }
+    let mut observed = vec![None; resources.len()];
+    while let Some(joined) = tasks.join_next().await {
+        let (index, result) =
+            joined.map_err(|error| EngineError::new("reading resources", error.to_string()))?;
+        observed[index] = result?;
+    }
+    Ok(observed)
+}
+
+/// Plan a stack: observe it, then diff.
+pub async fn plan_stack(
+    resources: &Resources,
+) -> Result<(Plan, Vec<Option<ObservedResource>>), PlanStackError> {
+    let observed = observe(resources).await?;
+    let desired: Vec<DesiredResource> = resources
+        .iter()
+        .map(|resource| resource.desired())
+        .collect();
+    let plan = plan::plan(&desired, &observed)?;
+    Ok((plan, observed))
+}
+
+/// Planning failed: AWS could not be read, or the plan is refused.
+#[derive(Debug, thiserror::Error)]
+pub enum PlanStackError {
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+    #[error(transparent)]
+    Refused(#[from] PlanError),
+}

@@ -1,0 +1,387 @@
+//! The planner: pure. `plan(desired, observed)` compares what the config wants
+//! with what AWS has and says, per resource, create, update in place (with the
+//! attributes that change), replace, delete or nothing. No I/O, so every rule is
+//! a unit test over data.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+use serde_json::Value;
+
+use super::policy;
+
+/// Attribute values, by name. `Value::Null` means "not set".
+pub type Attributes = BTreeMap<String, Value>;
+
+/// Shown for values that only exist after apply (ids AWS assigns).
+pub const KNOWN_AFTER_APPLY: &str = "(known after apply)";
+
+/// How one attribute is compared and changed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rule {
+    /// Compared exactly; changed in place.
+    InPlace,
+    /// An IAM policy document, compared by meaning; changed in place.
+    Policy,
+    /// A list compared as a set (order is not a difference); changed in place.
+    Set,
+    /// Cannot change in place: a difference replaces the resource.
+    ForcesReplacement,
+}
+
+/// What the config wants of one resource.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DesiredResource {
+    /// `kind.label`, e.g. `s3_bucket.state`.
+    pub address: String,
+    pub kind: &'static str,
+    pub name: String,
+    pub attributes: Attributes,
+    /// Rules for attributes that are not [`Rule::InPlace`].
+    pub rules: BTreeMap<&'static str, Rule>,
+    /// Addresses this resource needs first.
+    pub depends_on: Vec<String>,
+    /// Why this resource must never be replaced implicitly (tables hold data).
+    pub never_replace: Option<&'static str>,
+}
+
+/// What AWS has.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ObservedResource {
+    pub id: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub arn: Option<String>,
+    pub attributes: Attributes,
+}
+
+/// One attribute's change.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AttributeChange {
+    pub name: String,
+    pub old: Value,
+    pub new: Value,
+    pub forces_replacement: bool,
+}
+
+/// What happens to one resource.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "snake_case", tag = "action", content = "changes")]
+pub enum Action {
+    NoOp,
+    Create(Vec<AttributeChange>),
+    Update(Vec<AttributeChange>),
+    Replace(Vec<AttributeChange>),
+    Delete,
+}
+
+/// One resource in the plan.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PlannedResource {
+    pub address: String,
+    pub kind: &'static str,
+    pub name: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    #[serde(flatten)]
+    pub action: Action,
+}
+
+/// The whole plan, in dependency order.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Plan {
+    pub resources: Vec<PlannedResource>,
+    pub add: usize,
+    pub change: usize,
+    pub destroy: usize,
+}
+
+impl Plan {
+    pub fn has_changes(&self) -> bool {
+        self.add + self.change + self.destroy > 0
+    }
+}
+
+/// A plan that must not be carried out.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PlanError {
+    #[error(
+        "{address} ({name}) would have to be replaced to change {attributes}, and {reason}. \
+         The deployer never does that implicitly: keep the current value in the config, or \
+         migrate the data to a new resource under another name yourself"
+    )]
+    ReplacementRefused {
+        address: String,
+        name: String,
+        attributes: String,
+        reason: &'static str,
+    },
+}
+
+fn rule_of(resource: &DesiredResource, attribute: &str) -> Rule {
+    resource
+        .rules
+        .get(attribute)
+        .copied()
+        .unwrap_or(Rule::InPlace)
+}
+
+fn same(rule: Rule, desired: &Value, observed: &Value) -> bool {
+    if desired.as_str() == Some(KNOWN_AFTER_APPLY) {
+        return true;
+    }
+    match rule {
+        Rule::Policy => match (desired, observed) {
+            (Value::Null, Value::Null) => true,
+            (Value::Null, _) | (_, Value::Null) => false,
+            _ => policy::equivalent(desired, observed),
+        },
+        Rule::Set => {
+            let canonical = |value: &Value| {
+                let mut items: Vec<String> = match value {
+                    Value::Array(items) => items.iter().map(Value::to_string).collect(),
+                    Value::Null => Vec::new(),
+                    other => vec![other.to_string()],
+                };
+                items.sort();
+                items.dedup();
+                items
+            };
+            canonical(desired) == canonical(observed)
+        }
+        Rule::InPlace | Rule::ForcesReplacement => desired == observed,
+    }
+}
+
+/// Diff one resource's desired attributes against what was observed. Only the
+/// attributes the config states are compared: others are AWS's business.
+pub fn diff(desired: &DesiredResource, observed: &ObservedResource) -> Vec<AttributeChange> {
+    desired
+        .attributes
+        .iter()
+        .filter_map(|(name, want)| {
+            let have = observed
+                .attributes
+                .get(name)
+                .cloned()
+                .unwrap_or(Value::Null);
+            let rule = rule_of(desired, name);
+            (!same(rule, want, &have)).then(|| AttributeChange {
+                name: name.clone(),
+                old: have,
+                new: want.clone(),
+                forces_replacement: rule == Rule::ForcesReplacement,
+            })
+        })
+        .collect()
+}
+
+/// Plan `desired` against `observed` (same order; `None` where nothing exists).
+pub fn plan(
+    desired: &[DesiredResource],
+    observed: &[Option<ObservedResource>],
+) -> Result<Plan, PlanError> {
+    let mut resources = Vec::with_capacity(desired.len());
+    let (mut add, mut change, mut destroy) = (0, 0, 0);
+    for (want, have) in desired
+        .iter()
+        .zip(observed.iter().chain(std::iter::repeat(&None)))
+    {
+        let action = match have {
+            None => {
+                add += 1;
+                Action::Create(
+                    want.attributes
+                        .iter()
+                        .map(|(name, value)| AttributeChange {
+                            name: name.clone(),
+                            old: Value::Null,
+                            new: value.clone(),
+                            forces_replacement: false,
+                        })
+                        .collect(),
+                )
+            }
+            Some(have) => {
+                let changes = diff(want, have);
+                if changes.is_empty() {
+                    Action::NoOp
+                } else if changes.iter().any(|change| change.forces_replacement) {
+                    if let Some(reason) = want.never_replace {
+                        return Err(PlanError::ReplacementRefused {
+                            address: want.address.clone(),
+                            name: want.name.clone(),
+                            attributes: changes
+                                .iter()
+                                .filter(|change| change.forces_replacement)
+                                .map(|change| change.name.as_str())
+                                .collect::<Vec<_>>()
+                                .join(", "),
+                            reason,
+                        });
+                    }
+                    add += 1;
+                    destroy += 1;
+                    Action::Replace(changes)
+                } else {
+                    change += 1;
+                    Action::Update(changes)
+                }
+            }
+        };
+        resources.push(PlannedResource {
+            address: want.address.clone(),
+            kind: want.kind,
+            name: want.name.clone(),
+            id: have.as_ref().map(|have| have.id.clone()),
+            action,
+        });
+    }
+    Ok(Plan {
+        resources,
+        add,
+        change,
+        destroy,
+    })
+}
+
+/// A plan that deletes `existing` (address, kind, name, id), in reverse order.
+pub fn destroy_plan(existing: &[(String, &'static str, String, String)]) -> Plan {
+    let resources: Vec<PlannedResource> = existing
+        .iter()
+        .rev()
+        .map(|(address, kind, name, id)| PlannedResource {
+            address: address.clone(),
+            kind,
+            name: name.clone(),
+            id: Some(id.clone()),
+            action: Action::Delete,
+        })
+        .collect();
+    Plan {
+        destroy: resources.len(),
+        resources,
+        add: 0,
+        change: 0,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn desired(attributes: Value) -> DesiredResource {
+        DesiredResource {
+            address: "dynamodb_table.locks".into(),
+            kind: "dynamodb_table",
+            name: "locks".into(),
+            attributes: serde_json::from_value(attributes).expect("object"),
+            rules: [
+                ("hash_key", Rule::ForcesReplacement),
+                ("policy", Rule::Policy),
+                ("clients", Rule::Set),
+            ]
+            .into(),
+            depends_on: Vec::new(),
+            never_replace: None,
+        }
+    }
+
+    fn observed(attributes: Value) -> Option<ObservedResource> {
+        Some(ObservedResource {
+            id: "locks".into(),
+            arn: None,
+            attributes: serde_json::from_value(attributes).expect("object"),
+        })
+    }
+
+    #[test]
+    fn absent_resources_are_created_with_every_attribute() {
+        let plan = plan(
+            &[desired(json!({"pitr": true, "hash_key": "LockID"}))],
+            &[None],
+        )
+        .expect("plan");
+        assert_eq!((plan.add, plan.change, plan.destroy), (1, 0, 0));
+        let Action::Create(changes) = &plan.resources[0].action else {
+            panic!("create expected");
+        };
+        assert_eq!(changes.len(), 2);
+    }
+
+    #[test]
+    fn equal_resources_are_no_ops_and_extra_observed_attributes_are_ignored() {
+        let plan = plan(
+            &[desired(json!({"pitr": true, "clients": ["a", "b"], "policy": {"Statement": {"Action": "x", "Effect": "Allow"}}}))],
+            &[observed(json!({"pitr": true, "clients": ["b", "a"], "arn_only_aws_knows": 1,
+                              "policy": {"Statement": [{"Action": ["x"], "Effect": "Allow"}]}}))],
+        )
+        .expect("plan");
+        assert_eq!(plan.resources[0].action, Action::NoOp);
+        assert!(!plan.has_changes());
+    }
+
+    #[test]
+    fn drift_is_an_update_listing_old_and_new() {
+        let plan = plan(
+            &[desired(json!({"pitr": true, "billing": "PAY_PER_REQUEST"}))],
+            &[observed(
+                json!({"pitr": false, "billing": "PAY_PER_REQUEST"}),
+            )],
+        )
+        .expect("plan");
+        assert_eq!(
+            plan.resources[0].action,
+            Action::Update(vec![AttributeChange {
+                name: "pitr".into(),
+                old: json!(false),
+                new: json!(true),
+                forces_replacement: false
+            }])
+        );
+        assert_eq!((plan.add, plan.change, plan.destroy), (0, 1, 0));
+    }
+
+    #[test]
+    fn immutable_changes_replace_unless_the_resource_holds_data() {
+        let want = desired(json!({"hash_key": "LockID"}));
+        let have = observed(json!({"hash_key": "Other"}));
+        let replaced =
+            plan(std::slice::from_ref(&want), std::slice::from_ref(&have)).expect("plan");
+        assert!(matches!(replaced.resources[0].action, Action::Replace(_)));
+        assert_eq!((replaced.add, replaced.change, replaced.destroy), (1, 0, 1));
+
+        let protected = DesiredResource {
+            never_replace: Some("it holds the lock table's data"),
+            ..want
+        };
+        let error = plan(&[protected], &[have]).expect_err("refused");
+        assert!(error.to_string().contains("hash_key"), "{error}");
+        assert!(
+            error.to_string().contains("never does that implicitly"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn values_known_after_apply_do_not_show_as_drift() {
+        let plan = plan(
+            &[desired(json!({"target": KNOWN_AFTER_APPLY}))],
+            &[observed(json!({"target": "integrations/abc"}))],
+        )
+        .expect("plan");
+        assert_eq!(plan.resources[0].action, Action::NoOp);
+    }
+
+    #[test]
+    fn destroy_plans_run_in_reverse_order() {
+        let plan = destroy_plan(&[
+            ("a.first".into(), "a", "first".into(), "1".into()),
+            ("b.second".into(), "b", "second".into(), "2".into()),
+        ]);
+        let order: Vec<&str> = plan.resources.iter().map(|r| r.address.as_str()).collect();
+        assert_eq!(order, ["b.second", "a.first"]);
+        assert_eq!(plan.destroy, 2);
+    }
+}

@@ -1,0 +1,168 @@
+//! Plans rendered for people, in Terraform's shape.
+
+use std::fmt::Write;
+
+use serde_json::Value;
+
+use super::plan::{Action, AttributeChange, Plan};
+
+/// A value as shown in a plan; long objects and lists (policy documents) are
+/// spread over indented lines.
+fn show(value: &Value) -> String {
+    match value {
+        Value::Null => "(none)".to_owned(),
+        Value::String(text) => format!("{text:?}"),
+        other => {
+            let compact = other.to_string();
+            if compact.len() <= 60 {
+                return compact;
+            }
+            serde_json::to_string_pretty(other)
+                .unwrap_or(compact)
+                .replace('\n', "\n          ")
+        }
+    }
+}
+
+fn changes(out: &mut String, symbol: char, changes: &[AttributeChange], with_old: bool) {
+    let width = changes
+        .iter()
+        .map(|change| change.name.len())
+        .max()
+        .unwrap_or(0);
+    for change in changes {
+        let replace_note = if change.forces_replacement {
+            " # forces replacement"
+        } else {
+            ""
+        };
+        if with_old {
+            let _ = writeln!(
+                out,
+                "      {symbol} {:width$} = {} -> {}{replace_note}",
+                change.name,
+                show(&change.old),
+                show(&change.new)
+            );
+        } else {
+            let _ = writeln!(
+                out,
+                "      {symbol} {:width$} = {}",
+                change.name,
+                show(&change.new)
+            );
+        }
+    }
+}
+
+/// The plan as text: one block per resource that changes, then the totals.
+pub fn render(plan: &Plan) -> String {
+    let mut out = String::new();
+    if !plan.has_changes() {
+        out.push_str("No changes. AWS matches the configuration.\n");
+        return out;
+    }
+    out.push_str("The deployer will perform the following actions:\n\n");
+    for resource in &plan.resources {
+        let (symbol, what) = match &resource.action {
+            Action::NoOp => continue,
+            Action::Create(_) => ('+', "will be created"),
+            Action::Update(_) => ('~', "will be updated in place"),
+            Action::Replace(_) => ('±', "must be replaced"),
+            Action::Delete => ('-', "will be destroyed"),
+        };
+        let _ = writeln!(out, "  # {} ({}) {what}", resource.address, resource.name);
+        let prefix = if matches!(resource.action, Action::Replace(_)) {
+            "-/+".to_owned()
+        } else {
+            symbol.to_string()
+        };
+        let _ = writeln!(out, "  {prefix} {}", resource.address);
+        match &resource.action {
+            Action::Create(list) => changes(&mut out, '+', list, false),
+            Action::Update(list) | Action::Replace(list) => changes(&mut out, '~', list, true),
+            Action::NoOp | Action::Delete => {}
+        }
+        out.push('\n');
+    }
+    let _ = writeln!(
+        out,
+        "Plan: {} to add, {} to change, {} to destroy.",
+        plan.add, plan.change, plan.destroy
+    );
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::engine::plan::PlannedResource;
+
+    #[test]
+    fn plans_render_like_terraform() {
+        let plan = Plan {
+            resources: vec![
+                PlannedResource {
+                    address: "s3_bucket.state".into(),
+                    kind: "s3_bucket",
+                    name: "b".into(),
+                    id: None,
+                    action: Action::Create(vec![AttributeChange {
+                        name: "versioning".into(),
+                        old: Value::Null,
+                        new: json!("Enabled"),
+                        forces_replacement: false,
+                    }]),
+                },
+                PlannedResource {
+                    address: "dynamodb_table.locks".into(),
+                    kind: "dynamodb_table",
+                    name: "t".into(),
+                    id: Some("t".into()),
+                    action: Action::Update(vec![AttributeChange {
+                        name: "pitr".into(),
+                        old: json!(false),
+                        new: json!(true),
+                        forces_replacement: false,
+                    }]),
+                },
+                PlannedResource {
+                    address: "iam_role.deploy".into(),
+                    kind: "iam_role",
+                    name: "r".into(),
+                    id: Some("r".into()),
+                    action: Action::NoOp,
+                },
+            ],
+            add: 1,
+            change: 1,
+            destroy: 0,
+        };
+        let text = render(&plan);
+        assert!(
+            text.contains("  + s3_bucket.state\n      + versioning = \"Enabled\""),
+            "{text}"
+        );
+        assert!(
+            text.contains("  ~ dynamodb_table.locks\n      ~ pitr = false -> true"),
+            "{text}"
+        );
+        assert!(
+            !text.contains("iam_role.deploy"),
+            "no-ops are not listed: {text}"
+        );
+        assert!(
+            text.ends_with("Plan: 1 to add, 1 to change, 0 to destroy.\n"),
+            "{text}"
+        );
+        let empty = Plan {
+            resources: vec![],
+            add: 0,
+            change: 0,
+            destroy: 0,
+        };
+        assert!(render(&empty).starts_with("No changes."));
+    }
+}

@@ -1,0 +1,196 @@
+//! A customer managed IAM policy. A changed document becomes a new default
+//! version (the oldest non-default version is deleted first when IAM's limit of
+//! five is reached).
+
+use serde_json::{Value, json};
+
+use super::Clients;
+use crate::engine::policy;
+use crate::engine::{
+    AttributeChange, DesiredResource, EngineError, ObservedResource, Resource, Rule,
+};
+
+#[derive(Debug, Clone)]
+pub struct ManagedPolicy {
+    pub clients: Clients,
+    pub address: String,
+    pub name: String,
+    pub description: String,
+    pub document: Value,
+}
+
+impl ManagedPolicy {
+    pub fn arn_of(clients: &Clients, name: &str) -> String {
+        format!("arn:aws:iam::{}:policy/{name}", clients.account_id)
+    }
+
+    pub fn arn(&self) -> String {
+        Self::arn_of(&self.clients, &self.name)
+    }
+
+    fn doing(&self, what: &str) -> String {
+        format!("{what} IAM policy {}", self.name)
+    }
+}
+
+#[async_trait::async_trait]
+impl Resource for ManagedPolicy {
+    fn desired(&self) -> DesiredResource {
+        DesiredResource {
+            address: self.address.clone(),
+            kind: "iam_policy",
+            name: self.name.clone(),
+            attributes: [("document".to_owned(), self.document.clone())].into(),
+            rules: [("document", Rule::Policy)].into(),
+            depends_on: Vec::new(),
+            never_replace: None,
+        }
+    }
+
+    async fn read(&self) -> Result<Option<ObservedResource>, EngineError> {
+        let iam = &self.clients.iam;
+        let found = match iam.get_policy().policy_arn(self.arn()).send().await {
+            Ok(output) => output,
+            Err(error)
+                if error
+                    .as_service_error()
+                    .is_some_and(|service| service.is_no_such_entity_exception()) =>
+            {
+                return Ok(None);
+            }
+            Err(error) => return Err(EngineError::sdk(self.doing("reading"), &error)),
+        };
+        let version = found
+            .policy()
+            .and_then(|policy| policy.default_version_id())
+            .unwrap_or("v1")
+            .to_owned();
+        let output = iam
+            .get_policy_version()
+            .policy_arn(self.arn())
+            .version_id(&version)
+            .send()
+            .await
+            .map_err(|error| EngineError::sdk(self.doing("reading the document of"), &error))?;
+        let document = output
+            .policy_version()
+            .and_then(|version| version.document())
+            .and_then(policy::decode)
+            .unwrap_or(Value::Null);
+        Ok(Some(ObservedResource {
+            id: self.arn(),
+            arn: Some(self.arn()),
+            attributes: [
+                ("document".to_owned(), document),
+                ("version".to_owned(), json!(version)),
+            ]
+            .into(),
+        }))
+    }
+
+    async fn create(&self) -> Result<(), EngineError> {
+        self.clients
+            .iam
+            .create_policy()
+            .policy_name(&self.name)
+            .description(&self.description)
+            .policy_document(self.document.to_string())
+            .send()
+            .await
+            .map_err(|error| EngineError::sdk(self.doing("creating"), &error))?;
+        Ok(())
+    }
+
+    async fn update(
+        &self,
+        _observed: &ObservedResource,
+        _changes: &[AttributeChange],
+    ) -> Result<(), EngineError> {
+        let iam = &self.clients.iam;
+        let versions = iam
+            .list_policy_versions()
+            .policy_arn(self.arn())
+            .send()
+            .await
+            .map_err(|error| EngineError::sdk(self.doing("listing versions of"), &error))?;
+        if versions.versions().len() >= 5
+            && let Some(oldest) = versions
+                .versions()
+                .iter()
+                .filter(|version| !version.is_default_version())
+                .min_by_key(|version| version.create_date().map(|date| date.secs()))
+                .and_then(|version| version.version_id())
+        {
+            iam.delete_policy_version()
+                .policy_arn(self.arn())
+                .version_id(oldest)
+                .send()
+                .await
+                .map_err(|error| {
+                    EngineError::sdk(self.doing("deleting an old version of"), &error)
+                })?;
+        }
+        iam.create_policy_version()
+            .policy_arn(self.arn())
+            .policy_document(self.document.to_string())
+            .set_as_default(true)
+            .send()
+            .await
+            .map_err(|error| EngineError::sdk(self.doing("updating the document of"), &error))?;
+        Ok(())
+    }
+
+    async fn delete(&self, _observed: &ObservedResource) -> Result<(), EngineError> {
+        let iam = &self.clients.iam;
+        let arn = self.arn();
+        let entities = iam
+            .list_entities_for_policy()
+            .policy_arn(&arn)
+            .send()
+            .await
+            .map_err(|error| EngineError::sdk(self.doing("listing the attachments of"), &error))?;
+        for role in entities.policy_roles() {
+            if let Some(role_name) = role.role_name() {
+                iam.detach_role_policy()
+                    .role_name(role_name)
+                    .policy_arn(&arn)
+                    .send()
+                    .await
+                    .map_err(|error| {
+                        EngineError::sdk(
+                            self.doing(&format!("detaching from role {role_name}")),
+                            &error,
+                        )
+                    })?;
+            }
+        }
+        let versions = iam
+            .list_policy_versions()
+            .policy_arn(&arn)
+            .send()
+            .await
+            .map_err(|error| EngineError::sdk(self.doing("listing versions of"), &error))?;
+        for version in versions
+            .versions()
+            .iter()
+            .filter(|version| !version.is_default_version())
+        {
+            if let Some(id) = version.version_id() {
+                iam.delete_policy_version()
+                    .policy_arn(&arn)
+                    .version_id(id)
+                    .send()
+                    .await
+                    .map_err(|error| {
+                        EngineError::sdk(self.doing("deleting a version of"), &error)
+                    })?;
+            }
+        }
+        iam.delete_policy()
+            .policy_arn(&arn)
+            .send()
+            .await
+            .map_err(|error| EngineError::sdk(self.doing("deleting"), &error))?;
+        Ok(())
+    }
+}

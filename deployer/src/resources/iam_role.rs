@@ -1,0 +1,289 @@
+//! An IAM role: trust policy, attached managed policies, tags. Deleting detaches
+//! managed policies and deletes inline ones first (IAM refuses otherwise).
+
+use aws_sdk_iam::types::Tag;
+use serde_json::{Value, json};
+
+use super::{Clients, removed_tag_keys, tags_from_value, tags_value};
+use crate::engine::policy;
+use crate::engine::{
+    AttributeChange, DesiredResource, EngineError, ObservedResource, Resource, Rule,
+};
+
+#[derive(Debug, Clone)]
+pub struct Role {
+    pub clients: Clients,
+    pub address: String,
+    pub name: String,
+    pub description: String,
+    pub trust_policy: Value,
+    pub managed_policy_arns: Vec<String>,
+    pub tags: std::collections::BTreeMap<String, String>,
+    pub depends_on: Vec<String>,
+}
+
+impl Role {
+    pub fn arn_of(clients: &Clients, name: &str) -> String {
+        format!("arn:aws:iam::{}:role/{name}", clients.account_id)
+    }
+
+    fn doing(&self, what: &str) -> String {
+        format!("{what} IAM role {}", self.name)
+    }
+
+    fn strings(value: &Value) -> Vec<String> {
+        value
+            .as_array()
+            .map(|items| {
+                items
+                    .iter()
+                    .filter_map(|item| item.as_str().map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    async fn attach(&self, arns: &[String]) -> Result<(), EngineError> {
+        for arn in arns {
+            self.clients
+                .iam
+                .attach_role_policy()
+                .role_name(&self.name)
+                .policy_arn(arn)
+                .send()
+                .await
+                .map_err(|error| {
+                    EngineError::sdk(self.doing(&format!("attaching {arn} to")), &error)
+                })?;
+        }
+        Ok(())
+    }
+
+    async fn detach(&self, arns: &[String]) -> Result<(), EngineError> {
+        for arn in arns {
+            self.clients
+                .iam
+                .detach_role_policy()
+                .role_name(&self.name)
+                .policy_arn(arn)
+                .send()
+                .await
+                .map_err(|error| {
+                    EngineError::sdk(self.doing(&format!("detaching {arn} from")), &error)
+                })?;
+        }
+        Ok(())
+    }
+
+    async fn attached(&self) -> Result<Vec<String>, EngineError> {
+        let output = self
+            .clients
+            .iam
+            .list_attached_role_policies()
+            .role_name(&self.name)
+            .send()
+            .await
+            .map_err(|error| {
+                EngineError::sdk(self.doing("listing the policies attached to"), &error)
+            })?;
+        Ok(output
+            .attached_policies()
+            .iter()
+            .filter_map(|policy| policy.policy_arn().map(str::to_owned))
+            .collect())
+    }
+
+    fn tag(key: &str, value: &str, action: &str) -> Result<Tag, EngineError> {
+        Tag::builder()
+            .key(key)
+            .value(value)
+            .build()
+            .map_err(|error| EngineError::new(action, error.to_string()))
+    }
+}
+
+#[async_trait::async_trait]
+impl Resource for Role {
+    fn desired(&self) -> DesiredResource {
+        DesiredResource {
+            address: self.address.clone(),
+            kind: "iam_role",
+            name: self.name.clone(),
+            attributes: [
+                ("trust_policy".to_owned(), self.trust_policy.clone()),
+                (
+                    "managed_policies".to_owned(),
+                    json!(self.managed_policy_arns),
+                ),
+                ("tags".to_owned(), tags_value(&self.tags)),
+            ]
+            .into(),
+            rules: [
+                ("trust_policy", Rule::Policy),
+                ("managed_policies", Rule::Set),
+            ]
+            .into(),
+            depends_on: self.depends_on.clone(),
+            never_replace: None,
+        }
+    }
+
+    async fn read(&self) -> Result<Option<ObservedResource>, EngineError> {
+        let iam = &self.clients.iam;
+        let output = match iam.get_role().role_name(&self.name).send().await {
+            Ok(output) => output,
+            Err(error)
+                if error
+                    .as_service_error()
+                    .is_some_and(|service| service.is_no_such_entity_exception()) =>
+            {
+                return Ok(None);
+            }
+            Err(error) => return Err(EngineError::sdk(self.doing("reading"), &error)),
+        };
+        let Some(role) = output.role() else {
+            return Ok(None);
+        };
+        let trust = role
+            .assume_role_policy_document()
+            .and_then(policy::decode)
+            .unwrap_or(Value::Null);
+        let tags = iam
+            .list_role_tags()
+            .role_name(&self.name)
+            .send()
+            .await
+            .map_err(|error| EngineError::sdk(self.doing("reading the tags of"), &error))?;
+        let tags = Value::Object(
+            tags.tags()
+                .iter()
+                .map(|tag| (tag.key().to_owned(), Value::String(tag.value().to_owned())))
+                .collect(),
+        );
+        Ok(Some(ObservedResource {
+            id: self.name.clone(),
+            arn: Some(role.arn().to_owned()),
+            attributes: [
+                ("trust_policy".to_owned(), trust),
+                ("managed_policies".to_owned(), json!(self.attached().await?)),
+                ("tags".to_owned(), tags),
+            ]
+            .into(),
+        }))
+    }
+
+    async fn create(&self) -> Result<(), EngineError> {
+        let action = self.doing("creating");
+        let mut request = self
+            .clients
+            .iam
+            .create_role()
+            .role_name(&self.name)
+            .description(&self.description)
+            .assume_role_policy_document(self.trust_policy.to_string());
+        for (key, value) in &self.tags {
+            request = request.tags(Self::tag(key, value, &action)?);
+        }
+        request
+            .send()
+            .await
+            .map_err(|error| EngineError::sdk(action.clone(), &error))?;
+        self.attach(&self.managed_policy_arns).await
+    }
+
+    async fn update(
+        &self,
+        _observed: &ObservedResource,
+        changes: &[AttributeChange],
+    ) -> Result<(), EngineError> {
+        let iam = &self.clients.iam;
+        for change in changes {
+            match change.name.as_str() {
+                "trust_policy" => {
+                    iam.update_assume_role_policy()
+                        .role_name(&self.name)
+                        .policy_document(change.new.to_string())
+                        .send()
+                        .await
+                        .map_err(|error| {
+                            EngineError::sdk(self.doing("updating the trust policy of"), &error)
+                        })?;
+                }
+                "managed_policies" => {
+                    let (old, new) = (Self::strings(&change.old), Self::strings(&change.new));
+                    let added: Vec<String> = new
+                        .iter()
+                        .filter(|arn| !old.contains(arn))
+                        .cloned()
+                        .collect();
+                    let removed: Vec<String> = old
+                        .iter()
+                        .filter(|arn| !new.contains(arn))
+                        .cloned()
+                        .collect();
+                    self.attach(&added).await?;
+                    self.detach(&removed).await?;
+                }
+                "tags" => {
+                    let removed = removed_tag_keys(&change.old, &change.new);
+                    if !removed.is_empty() {
+                        iam.untag_role()
+                            .role_name(&self.name)
+                            .set_tag_keys(Some(removed))
+                            .send()
+                            .await
+                            .map_err(|error| EngineError::sdk(self.doing("untagging"), &error))?;
+                    }
+                    let action = self.doing("tagging");
+                    let mut request = iam.tag_role().role_name(&self.name);
+                    for (key, value) in tags_from_value(&change.new) {
+                        request = request.tags(Self::tag(&key, &value, &action)?);
+                    }
+                    request
+                        .send()
+                        .await
+                        .map_err(|error| EngineError::sdk(action.clone(), &error))?;
+                }
+                other => {
+                    return Err(EngineError::new(
+                        self.doing("updating"),
+                        format!("unknown attribute {other}"),
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn delete(&self, _observed: &ObservedResource) -> Result<(), EngineError> {
+        let iam = &self.clients.iam;
+        self.detach(&self.attached().await?).await?;
+        let inline = iam
+            .list_role_policies()
+            .role_name(&self.name)
+            .send()
+            .await
+            .map_err(|error| {
+                EngineError::sdk(self.doing("listing the inline policies of"), &error)
+            })?;
+        for name in inline.policy_names() {
+            iam.delete_role_policy()
+                .role_name(&self.name)
+                .policy_name(name)
+                .send()
+                .await
+                .map_err(|error| {
+                    EngineError::sdk(
+                        self.doing(&format!("deleting inline policy {name} of")),
+                        &error,
+                    )
+                })?;
+        }
+        iam.delete_role()
+            .role_name(&self.name)
+            .send()
+            .await
+            .map_err(|error| EngineError::sdk(self.doing("deleting"), &error))?;
+        Ok(())
+    }
+}

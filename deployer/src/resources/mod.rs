@@ -1,0 +1,83 @@
+//! One file per resource kind. Each reads its resource by deterministic name,
+//! describes the attributes the configuration controls, and creates, updates or
+//! deletes it with the AWS SDK. Every call site names what it was doing.
+
+pub mod dynamodb_lock_table;
+pub mod iam_managed_policy;
+pub mod iam_role;
+pub mod oidc_provider;
+pub mod s3_state_bucket;
+
+use std::collections::BTreeMap;
+
+use serde_json::Value;
+
+use crate::engine::EngineError;
+
+/// AWS clients and the account the stack lives in.
+#[derive(Debug, Clone)]
+pub struct Clients {
+    pub s3: aws_sdk_s3::Client,
+    pub dynamodb: aws_sdk_dynamodb::Client,
+    pub iam: aws_sdk_iam::Client,
+    pub region: String,
+    pub account_id: String,
+}
+
+impl Clients {
+    /// Clients for `config`, and the account id from STS GetCallerIdentity
+    /// (which also proves the credentials work before anything is planned).
+    pub async fn connect(
+        config: &aws_config::SdkConfig,
+        region: &str,
+    ) -> Result<Self, EngineError> {
+        let identity = aws_sdk_sts::Client::new(config)
+            .get_caller_identity()
+            .send()
+            .await
+            .map_err(|error| {
+                EngineError::sdk(
+                    "asking STS which AWS account these credentials belong to",
+                    &error,
+                )
+            })?;
+        Ok(Self {
+            s3: crate::aws::s3(config),
+            dynamodb: aws_sdk_dynamodb::Client::new(config),
+            iam: aws_sdk_iam::Client::new(config),
+            region: region.to_owned(),
+            account_id: identity.account().unwrap_or_default().to_owned(),
+        })
+    }
+}
+
+/// Tags as a JSON object, for attributes.
+pub fn tags_value(tags: &BTreeMap<String, String>) -> Value {
+    Value::Object(
+        tags.iter()
+            .map(|(key, value)| (key.clone(), Value::String(value.clone())))
+            .collect(),
+    )
+}
+
+/// Tags from a JSON object attribute.
+pub fn tags_from_value(value: &Value) -> BTreeMap<String, String> {
+    value
+        .as_object()
+        .map(|object| {
+            object
+                .iter()
+                .map(|(key, value)| (key.clone(), value.as_str().unwrap_or_default().to_owned()))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Tag keys present in `old` and absent from `new`.
+pub fn removed_tag_keys(old: &Value, new: &Value) -> Vec<String> {
+    let new = tags_from_value(new);
+    tags_from_value(old)
+        .into_keys()
+        .filter(|key| !new.contains_key(key))
+        .collect()
+}

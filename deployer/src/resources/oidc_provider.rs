@@ -1,0 +1,239 @@
+//! GitHub Actions' OIDC identity provider. Only one may exist per URL in an
+//! account, so an existing one is adopted. AWS no longer checks GitHub's
+//! thumbprint, but the API still requires one (from config).
+
+use aws_sdk_iam::types::Tag;
+use serde_json::{Value, json};
+
+use super::{Clients, removed_tag_keys, tags_from_value, tags_value};
+use crate::engine::{
+    AttributeChange, DesiredResource, EngineError, ObservedResource, Resource, Rule,
+};
+
+pub const ADDRESS: &str = "iam_openid_connect_provider.github";
+pub const HOST: &str = "token.actions.githubusercontent.com";
+pub const CLIENT_ID: &str = "sts.amazonaws.com";
+
+#[derive(Debug, Clone)]
+pub struct OidcProvider {
+    pub clients: Clients,
+    pub thumbprint: String,
+    pub tags: std::collections::BTreeMap<String, String>,
+}
+
+impl OidcProvider {
+    pub fn arn(clients: &Clients) -> String {
+        format!("arn:aws:iam::{}:oidc-provider/{HOST}", clients.account_id)
+    }
+
+    fn doing(&self, what: &str) -> String {
+        format!(
+            "{what} the GitHub OIDC provider {}",
+            Self::arn(&self.clients)
+        )
+    }
+
+    fn strings(value: &Value) -> Vec<String> {
+        value
+            .as_array()
+            .map(|items| {
+                items
+                    .iter()
+                    .filter_map(|item| item.as_str().map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+}
+
+#[async_trait::async_trait]
+impl Resource for OidcProvider {
+    fn desired(&self) -> DesiredResource {
+        DesiredResource {
+            address: ADDRESS.into(),
+            kind: "iam_openid_connect_provider",
+            name: HOST.into(),
+            attributes: [
+                ("url".to_owned(), json!(format!("https://{HOST}"))),
+                ("client_ids".to_owned(), json!([CLIENT_ID])),
+                (
+                    "thumbprints".to_owned(),
+                    json!([self.thumbprint.to_lowercase()]),
+                ),
+                ("tags".to_owned(), tags_value(&self.tags)),
+            ]
+            .into(),
+            rules: [
+                ("url", Rule::ForcesReplacement),
+                ("client_ids", Rule::Set),
+                ("thumbprints", Rule::Set),
+            ]
+            .into(),
+            depends_on: Vec::new(),
+            never_replace: None,
+        }
+    }
+
+    async fn read(&self) -> Result<Option<ObservedResource>, EngineError> {
+        let arn = Self::arn(&self.clients);
+        let output = match self
+            .clients
+            .iam
+            .get_open_id_connect_provider()
+            .open_id_connect_provider_arn(&arn)
+            .send()
+            .await
+        {
+            Ok(output) => output,
+            Err(error)
+                if error
+                    .as_service_error()
+                    .is_some_and(|service| service.is_no_such_entity_exception()) =>
+            {
+                return Ok(None);
+            }
+            Err(error) => return Err(EngineError::sdk(self.doing("reading"), &error)),
+        };
+        let url = output.url().unwrap_or_default();
+        let url = if url.starts_with("https://") {
+            url.to_owned()
+        } else {
+            format!("https://{url}")
+        };
+        let thumbprints: Vec<String> = output
+            .thumbprint_list()
+            .iter()
+            .map(|t| t.to_lowercase())
+            .collect();
+        let tags = Value::Object(
+            output
+                .tags()
+                .iter()
+                .map(|tag| (tag.key().to_owned(), Value::String(tag.value().to_owned())))
+                .collect(),
+        );
+        Ok(Some(ObservedResource {
+            id: arn.clone(),
+            arn: Some(arn),
+            attributes: [
+                ("url".to_owned(), json!(url)),
+                ("client_ids".to_owned(), json!(output.client_id_list())),
+                ("thumbprints".to_owned(), json!(thumbprints)),
+                ("tags".to_owned(), tags),
+            ]
+            .into(),
+        }))
+    }
+
+    async fn create(&self) -> Result<(), EngineError> {
+        let mut request = self
+            .clients
+            .iam
+            .create_open_id_connect_provider()
+            .url(format!("https://{HOST}"))
+            .client_id_list(CLIENT_ID)
+            .thumbprint_list(self.thumbprint.to_lowercase());
+        for (key, value) in &self.tags {
+            request = request.tags(
+                Tag::builder()
+                    .key(key)
+                    .value(value)
+                    .build()
+                    .map_err(|error| EngineError::new(self.doing("creating"), error.to_string()))?,
+            );
+        }
+        request
+            .send()
+            .await
+            .map_err(|error| EngineError::sdk(self.doing("creating"), &error))?;
+        Ok(())
+    }
+
+    async fn update(
+        &self,
+        _observed: &ObservedResource,
+        changes: &[AttributeChange],
+    ) -> Result<(), EngineError> {
+        let iam = &self.clients.iam;
+        let arn = Self::arn(&self.clients);
+        for change in changes {
+            match change.name.as_str() {
+                "client_ids" => {
+                    let (old, new) = (Self::strings(&change.old), Self::strings(&change.new));
+                    for added in new.iter().filter(|id| !old.contains(id)) {
+                        iam.add_client_id_to_open_id_connect_provider()
+                            .open_id_connect_provider_arn(&arn)
+                            .client_id(added)
+                            .send()
+                            .await
+                            .map_err(|error| {
+                                EngineError::sdk(self.doing("adding a client id to"), &error)
+                            })?;
+                    }
+                    for removed in old.iter().filter(|id| !new.contains(id)) {
+                        iam.remove_client_id_from_open_id_connect_provider()
+                            .open_id_connect_provider_arn(&arn)
+                            .client_id(removed)
+                            .send()
+                            .await
+                            .map_err(|error| {
+                                EngineError::sdk(self.doing("removing a client id from"), &error)
+                            })?;
+                    }
+                }
+                "thumbprints" => {
+                    iam.update_open_id_connect_provider_thumbprint()
+                        .open_id_connect_provider_arn(&arn)
+                        .set_thumbprint_list(Some(Self::strings(&change.new)))
+                        .send()
+                        .await
+                        .map_err(|error| {
+                            EngineError::sdk(self.doing("updating the thumbprints of"), &error)
+                        })?;
+                }
+                "tags" => {
+                    let removed = removed_tag_keys(&change.old, &change.new);
+                    if !removed.is_empty() {
+                        iam.untag_open_id_connect_provider()
+                            .open_id_connect_provider_arn(&arn)
+                            .set_tag_keys(Some(removed))
+                            .send()
+                            .await
+                            .map_err(|error| EngineError::sdk(self.doing("untagging"), &error))?;
+                    }
+                    let mut request = iam
+                        .tag_open_id_connect_provider()
+                        .open_id_connect_provider_arn(&arn);
+                    for (key, value) in tags_from_value(&change.new) {
+                        request =
+                            request.tags(Tag::builder().key(key).value(value).build().map_err(
+                                |error| EngineError::new(self.doing("tagging"), error.to_string()),
+                            )?);
+                    }
+                    request
+                        .send()
+                        .await
+                        .map_err(|error| EngineError::sdk(self.doing("tagging"), &error))?;
+                }
+                other => {
+                    return Err(EngineError::new(
+                        self.doing("updating"),
+                        format!("unknown attribute {other}"),
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn delete(&self, _observed: &ObservedResource) -> Result<(), EngineError> {
+        self.clients
+            .iam
+            .delete_open_id_connect_provider()
+            .open_id_connect_provider_arn(Self::arn(&self.clients))
+            .send()
+            .await
+            .map_err(|error| EngineError::sdk(self.doing("deleting"), &error))?;
+        Ok(())
+    }
+}

@@ -1,0 +1,393 @@
+//! The state bucket: versioning on, default encryption AES256, every public
+//! access block on, a policy that denies requests without TLS, tags.
+
+use aws_sdk_s3::error::ProvideErrorMetadata;
+use aws_sdk_s3::types::{
+    BucketLocationConstraint, BucketVersioningStatus, CreateBucketConfiguration, Delete,
+    ObjectIdentifier, PublicAccessBlockConfiguration, ServerSideEncryption,
+    ServerSideEncryptionByDefault, ServerSideEncryptionConfiguration, ServerSideEncryptionRule,
+    Tag, Tagging, VersioningConfiguration,
+};
+use serde_json::{Value, json};
+
+use super::{Clients, tags_from_value, tags_value};
+use crate::engine::{
+    AttributeChange, Attributes, DesiredResource, EngineError, ObservedResource, Resource, Rule,
+};
+
+pub const ADDRESS: &str = "s3_bucket.state";
+
+#[derive(Debug, Clone)]
+pub struct StateBucket {
+    pub clients: Clients,
+    pub name: String,
+    pub tags: std::collections::BTreeMap<String, String>,
+}
+
+impl StateBucket {
+    fn arn(&self) -> String {
+        format!("arn:aws:s3:::{}", self.name)
+    }
+
+    /// Deny every request that does not use TLS.
+    pub fn policy(&self) -> Value {
+        json!({
+            "Version": "2012-10-17",
+            "Statement": [{
+                "Sid": "DenyInsecureTransport",
+                "Effect": "Deny",
+                "Principal": "*",
+                "Action": "s3:*",
+                "Resource": [self.arn(), format!("{}/*", self.arn())],
+                "Condition": {"Bool": {"aws:SecureTransport": "false"}}
+            }]
+        })
+    }
+
+    fn public_access_block() -> Value {
+        json!({
+            "block_public_acls": true,
+            "ignore_public_acls": true,
+            "block_public_policy": true,
+            "restrict_public_buckets": true
+        })
+    }
+
+    fn doing(&self, what: &str) -> String {
+        format!("{what} of S3 bucket {}", self.name)
+    }
+
+    async fn set(&self, change: &AttributeChange) -> Result<(), EngineError> {
+        let s3 = &self.clients.s3;
+        match change.name.as_str() {
+            "versioning" => {
+                s3.put_bucket_versioning()
+                    .bucket(&self.name)
+                    .versioning_configuration(
+                        VersioningConfiguration::builder()
+                            .status(BucketVersioningStatus::Enabled)
+                            .build(),
+                    )
+                    .send()
+                    .await
+                    .map_err(|error| EngineError::sdk(self.doing("enabling versioning"), &error))?;
+            }
+            "encryption" => {
+                let default = ServerSideEncryptionByDefault::builder()
+                    .sse_algorithm(ServerSideEncryption::Aes256)
+                    .build()
+                    .map_err(|error| {
+                        EngineError::new(self.doing("setting encryption"), error.to_string())
+                    })?;
+                let configuration = ServerSideEncryptionConfiguration::builder()
+                    .rules(
+                        ServerSideEncryptionRule::builder()
+                            .apply_server_side_encryption_by_default(default)
+                            .build(),
+                    )
+                    .build()
+                    .map_err(|error| {
+                        EngineError::new(self.doing("setting encryption"), error.to_string())
+                    })?;
+                s3.put_bucket_encryption()
+                    .bucket(&self.name)
+                    .server_side_encryption_configuration(configuration)
+                    .send()
+                    .await
+                    .map_err(|error| {
+                        EngineError::sdk(self.doing("setting default encryption"), &error)
+                    })?;
+            }
+            "public_access_block" => {
+                s3.put_public_access_block()
+                    .bucket(&self.name)
+                    .public_access_block_configuration(
+                        PublicAccessBlockConfiguration::builder()
+                            .block_public_acls(true)
+                            .ignore_public_acls(true)
+                            .block_public_policy(true)
+                            .restrict_public_buckets(true)
+                            .build(),
+                    )
+                    .send()
+                    .await
+                    .map_err(|error| {
+                        EngineError::sdk(self.doing("blocking public access"), &error)
+                    })?;
+            }
+            "policy" => {
+                s3.put_bucket_policy()
+                    .bucket(&self.name)
+                    .policy(change.new.to_string())
+                    .send()
+                    .await
+                    .map_err(|error| {
+                        EngineError::sdk(self.doing("setting the bucket policy"), &error)
+                    })?;
+            }
+            "tags" => {
+                let mut tagging = Tagging::builder();
+                for (key, value) in tags_from_value(&change.new) {
+                    tagging =
+                        tagging.tag_set(Tag::builder().key(key).value(value).build().map_err(
+                            |error| EngineError::new(self.doing("tagging"), error.to_string()),
+                        )?);
+                }
+                let tagging = tagging
+                    .build()
+                    .map_err(|error| EngineError::new(self.doing("tagging"), error.to_string()))?;
+                s3.put_bucket_tagging()
+                    .bucket(&self.name)
+                    .tagging(tagging)
+                    .send()
+                    .await
+                    .map_err(|error| EngineError::sdk(self.doing("setting the tags"), &error))?;
+            }
+            other => {
+                return Err(EngineError::new(
+                    self.doing("updating"),
+                    format!("unknown attribute {other}"),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Remove every object version and delete marker, one batch of up to 1000 at a time.
+    async fn empty(&self) -> Result<(), EngineError> {
+        let s3 = &self.clients.s3;
+        loop {
+            let listing = s3
+                .list_object_versions()
+                .bucket(&self.name)
+                .max_keys(1000)
+                .send()
+                .await
+                .map_err(|error| EngineError::sdk(self.doing("listing object versions"), &error))?;
+            let mut objects = Vec::new();
+            for (key, version) in listing
+                .versions()
+                .iter()
+                .map(|version| (version.key(), version.version_id()))
+                .chain(
+                    listing
+                        .delete_markers()
+                        .iter()
+                        .map(|marker| (marker.key(), marker.version_id())),
+                )
+            {
+                if let Some(key) = key {
+                    objects.push(
+                        ObjectIdentifier::builder()
+                            .key(key)
+                            .set_version_id(version.map(str::to_owned))
+                            .build()
+                            .map_err(|error| {
+                                EngineError::new(self.doing("emptying"), error.to_string())
+                            })?,
+                    );
+                }
+            }
+            if objects.is_empty() {
+                return Ok(());
+            }
+            let delete = Delete::builder()
+                .set_objects(Some(objects))
+                .quiet(true)
+                .build()
+                .map_err(|error| EngineError::new(self.doing("emptying"), error.to_string()))?;
+            s3.delete_objects()
+                .bucket(&self.name)
+                .delete(delete)
+                .send()
+                .await
+                .map_err(|error| {
+                    EngineError::sdk(self.doing("deleting object versions"), &error)
+                })?;
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl Resource for StateBucket {
+    fn desired(&self) -> DesiredResource {
+        let attributes: Attributes = [
+            ("versioning".to_owned(), json!("Enabled")),
+            ("encryption".to_owned(), json!("AES256")),
+            (
+                "public_access_block".to_owned(),
+                Self::public_access_block(),
+            ),
+            ("policy".to_owned(), self.policy()),
+            ("tags".to_owned(), tags_value(&self.tags)),
+        ]
+        .into();
+        DesiredResource {
+            address: ADDRESS.into(),
+            kind: "s3_bucket",
+            name: self.name.clone(),
+            attributes,
+            rules: [("policy", Rule::Policy)].into(),
+            depends_on: Vec::new(),
+            never_replace: Some("it holds every environment's state"),
+        }
+    }
+
+    async fn read(&self) -> Result<Option<ObservedResource>, EngineError> {
+        let s3 = &self.clients.s3;
+        match s3.head_bucket().bucket(&self.name).send().await {
+            Ok(_) => {}
+            Err(error)
+                if error
+                    .as_service_error()
+                    .is_some_and(|service| service.is_not_found()) =>
+            {
+                return Ok(None);
+            }
+            Err(error) => return Err(EngineError::sdk(self.doing("reading"), &error)),
+        }
+        let versioning = s3
+            .get_bucket_versioning()
+            .bucket(&self.name)
+            .send()
+            .await
+            .map_err(|error| EngineError::sdk(self.doing("reading versioning"), &error))?;
+        let versioning = versioning
+            .status()
+            .map_or("Disabled", |status| status.as_str())
+            .to_owned();
+        let encryption = match s3.get_bucket_encryption().bucket(&self.name).send().await {
+            Ok(output) => output
+                .server_side_encryption_configuration()
+                .and_then(|configuration| configuration.rules().first())
+                .and_then(|rule| rule.apply_server_side_encryption_by_default())
+                .map_or(Value::Null, |default| {
+                    json!(default.sse_algorithm().as_str())
+                }),
+            Err(error)
+                if error.code() == Some("ServerSideEncryptionConfigurationNotFoundError") =>
+            {
+                Value::Null
+            }
+            Err(error) => return Err(EngineError::sdk(self.doing("reading encryption"), &error)),
+        };
+        let public_access_block = match s3.get_public_access_block().bucket(&self.name).send().await
+        {
+            Ok(output) => {
+                let block = output.public_access_block_configuration();
+                json!({
+                    "block_public_acls": block.and_then(|b| b.block_public_acls()).unwrap_or(false),
+                    "ignore_public_acls": block.and_then(|b| b.ignore_public_acls()).unwrap_or(false),
+                    "block_public_policy": block.and_then(|b| b.block_public_policy()).unwrap_or(false),
+                    "restrict_public_buckets": block.and_then(|b| b.restrict_public_buckets()).unwrap_or(false),
+                })
+            }
+            Err(error) if error.code() == Some("NoSuchPublicAccessBlockConfiguration") => json!({
+                "block_public_acls": false, "ignore_public_acls": false,
+                "block_public_policy": false, "restrict_public_buckets": false
+            }),
+            Err(error) => {
+                return Err(EngineError::sdk(
+                    self.doing("reading the public access block"),
+                    &error,
+                ));
+            }
+        };
+        let policy = match s3.get_bucket_policy().bucket(&self.name).send().await {
+            Ok(output) => output
+                .policy()
+                .and_then(|text| serde_json::from_str(text).ok())
+                .unwrap_or(Value::Null),
+            Err(error) if error.code() == Some("NoSuchBucketPolicy") => Value::Null,
+            Err(error) => {
+                return Err(EngineError::sdk(
+                    self.doing("reading the bucket policy"),
+                    &error,
+                ));
+            }
+        };
+        let tags = match s3.get_bucket_tagging().bucket(&self.name).send().await {
+            Ok(output) => Value::Object(
+                output
+                    .tag_set()
+                    .iter()
+                    .map(|tag| (tag.key().to_owned(), Value::String(tag.value().to_owned())))
+                    .collect(),
+            ),
+            Err(error) if error.code() == Some("NoSuchTagSet") => json!({}),
+            Err(error) => return Err(EngineError::sdk(self.doing("reading the tags"), &error)),
+        };
+        Ok(Some(ObservedResource {
+            id: self.name.clone(),
+            arn: Some(self.arn()),
+            attributes: [
+                ("versioning".to_owned(), json!(versioning)),
+                ("encryption".to_owned(), encryption),
+                ("public_access_block".to_owned(), public_access_block),
+                ("policy".to_owned(), policy),
+                ("tags".to_owned(), tags),
+            ]
+            .into(),
+        }))
+    }
+
+    async fn create(&self) -> Result<(), EngineError> {
+        let mut request = self.clients.s3.create_bucket().bucket(&self.name);
+        if self.clients.region != "us-east-1" {
+            request = request.create_bucket_configuration(
+                CreateBucketConfiguration::builder()
+                    .location_constraint(BucketLocationConstraint::from(
+                        self.clients.region.as_str(),
+                    ))
+                    .build(),
+            );
+        }
+        request.send().await.map_err(|error| {
+            EngineError::sdk(format!("creating S3 bucket {}", self.name), &error)
+        })?;
+        // Public access is blocked before anything else is set.
+        let desired = self.desired();
+        for name in [
+            "public_access_block",
+            "encryption",
+            "versioning",
+            "policy",
+            "tags",
+        ] {
+            let new = desired.attributes.get(name).cloned().unwrap_or(Value::Null);
+            self.set(&AttributeChange {
+                name: name.to_owned(),
+                old: Value::Null,
+                new,
+                forces_replacement: false,
+            })
+            .await?;
+        }
+        Ok(())
+    }
+
+    async fn update(
+        &self,
+        _observed: &ObservedResource,
+        changes: &[AttributeChange],
+    ) -> Result<(), EngineError> {
+        for change in changes {
+            self.set(change).await?;
+        }
+        Ok(())
+    }
+
+    async fn delete(&self, _observed: &ObservedResource) -> Result<(), EngineError> {
+        self.empty().await?;
+        self.clients
+            .s3
+            .delete_bucket()
+            .bucket(&self.name)
+            .send()
+            .await
+            .map_err(|error| {
+                EngineError::sdk(format!("deleting S3 bucket {}", self.name), &error)
+            })?;
+        Ok(())
+    }
+}

@@ -1,0 +1,282 @@
+//! The bootstrap stack: what every environment shares. The state bucket, the
+//! lock table, GitHub's OIDC provider, and the deploy role GitHub Actions
+//! assumes, with a policy granting exactly what `deployer apply/destroy --env`
+//! needs for this project's names.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use serde_json::{Value, json};
+
+use crate::config::Settings;
+use crate::engine::Resources;
+use crate::resources::Clients;
+use crate::resources::dynamodb_lock_table::LockTable;
+use crate::resources::iam_managed_policy::ManagedPolicy;
+use crate::resources::iam_role::Role;
+use crate::resources::oidc_provider::{self, OidcProvider};
+use crate::resources::s3_state_bucket::StateBucket;
+
+pub const DEPLOY_POLICY_ADDRESS: &str = "iam_policy.deploy";
+pub const DEPLOY_ROLE_ADDRESS: &str = "iam_role.deploy";
+
+/// Tags on every bootstrap resource.
+pub fn tags(settings: &Settings) -> BTreeMap<String, String> {
+    let mut tags = settings.tags.clone();
+    tags.insert("project".into(), "aimodelshare".into());
+    tags.insert("workspace".into(), "bootstrap".into());
+    tags.insert("managed-by".into(), "deployer".into());
+    tags
+}
+
+/// Who may assume the deploy role: GitHub Actions runs of the configured
+/// repository (or the narrower `github_subjects`), through the OIDC provider,
+/// with the STS audience.
+pub fn trust_policy(settings: &Settings, provider_arn: &str) -> Value {
+    let subjects = if settings.github_subjects.is_empty() {
+        vec![format!("repo:{}:*", settings.github_repository)]
+    } else {
+        settings.github_subjects.clone()
+    };
+    json!({
+        "Version": "2012-10-17",
+        "Statement": [{
+            "Effect": "Allow",
+            "Principal": {"Federated": provider_arn},
+            "Action": "sts:AssumeRoleWithWebIdentity",
+            "Condition": {
+                "StringEquals": {format!("{}:aud", oidc_provider::HOST): oidc_provider::CLIENT_ID},
+                "StringLike": {format!("{}:sub", oidc_provider::HOST): subjects}
+            }
+        }]
+    })
+}
+
+/// The deploy policy: what `deployer plan|apply|destroy --env E` needs, scoped to
+/// the names the deployer derives, and nothing of the bootstrap stack itself
+/// (a role that could rewrite its own policy could grant itself anything; run
+/// `deployer bootstrap` with administrator credentials).
+pub fn deploy_policy(settings: &Settings, clients: &Clients) -> Value {
+    let (region, account) = (&clients.region, &clients.account_id);
+    let prefix = &settings.name_prefix;
+    let bucket = &settings.state_bucket;
+    let table_prefix = &settings.table_name;
+    let lambda_role = format!("arn:aws:iam::{account}:role/{prefix}-*-lambda-role");
+    json!({
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                // State: list and read the bucket (history reads versions), write only
+                // the deployer's own objects; the bootstrap stack's state is read-only.
+                "Sid": "StateBucketRead",
+                "Effect": "Allow",
+                "Action": ["s3:ListBucket", "s3:ListBucketVersions", "s3:GetBucketLocation"],
+                "Resource": format!("arn:aws:s3:::{bucket}")
+            },
+            {
+                "Sid": "StateObjects",
+                "Effect": "Allow",
+                "Action": ["s3:GetObject", "s3:GetObjectVersion", "s3:PutObject"],
+                "Resource": format!("arn:aws:s3:::{bucket}/{}*", state::KEY_PREFIX)
+            },
+            {
+                // Locks: one item per environment in the lock table.
+                "Sid": "StateLocks",
+                "Effect": "Allow",
+                "Action": ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:DeleteItem"],
+                "Resource": format!("arn:aws:dynamodb:{region}:{account}:table/{}", settings.lock_table)
+            },
+            {
+                // The environment tables PlaygroundScores-<env> and their indexes: create,
+                // converge (PITR, indexes, tags), count items before destroy, backfill
+                // index attributes on adopted legacy tables, delete on destroy.
+                "Sid": "EnvironmentTables",
+                "Effect": "Allow",
+                "Action": [
+                    "dynamodb:CreateTable", "dynamodb:DescribeTable", "dynamodb:UpdateTable",
+                    "dynamodb:DeleteTable", "dynamodb:DescribeContinuousBackups",
+                    "dynamodb:UpdateContinuousBackups", "dynamodb:TagResource",
+                    "dynamodb:UntagResource", "dynamodb:ListTagsOfResource",
+                    "dynamodb:Scan", "dynamodb:UpdateItem"
+                ],
+                "Resource": [
+                    format!("arn:aws:dynamodb:{region}:{account}:table/{table_prefix}-*"),
+                    format!("arn:aws:dynamodb:{region}:{account}:table/{table_prefix}-*/index/*")
+                ]
+            },
+            {
+                // The Lambda execution roles aimodelshare-playground-<env>-lambda-role.
+                "Sid": "LambdaExecutionRoles",
+                "Effect": "Allow",
+                "Action": [
+                    "iam:CreateRole", "iam:GetRole", "iam:DeleteRole", "iam:UpdateAssumeRolePolicy",
+                    "iam:TagRole", "iam:UntagRole", "iam:ListRoleTags",
+                    "iam:ListAttachedRolePolicies", "iam:ListRolePolicies", "iam:DeleteRolePolicy"
+                ],
+                "Resource": lambda_role
+            },
+            {
+                // Attaching is limited to the basic execution policy and our own table policies.
+                "Sid": "LambdaExecutionRolePolicies",
+                "Effect": "Allow",
+                "Action": ["iam:AttachRolePolicy", "iam:DetachRolePolicy"],
+                "Resource": lambda_role,
+                "Condition": {"ArnLike": {"iam:PolicyARN": [
+                    "arn:aws:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole",
+                    format!("arn:aws:iam::{account}:policy/{prefix}-*-ddb-rw")
+                ]}}
+            },
+            {
+                // The per-environment table policies aimodelshare-playground-<env>-ddb-rw.
+                "Sid": "TablePolicies",
+                "Effect": "Allow",
+                "Action": [
+                    "iam:CreatePolicy", "iam:GetPolicy", "iam:GetPolicyVersion", "iam:ListPolicyVersions",
+                    "iam:CreatePolicyVersion", "iam:DeletePolicyVersion", "iam:DeletePolicy",
+                    "iam:ListEntitiesForPolicy", "iam:TagPolicy", "iam:UntagPolicy"
+                ],
+                "Resource": format!("arn:aws:iam::{account}:policy/{prefix}-*-ddb-rw")
+            },
+            {
+                // Reading the AWS managed basic execution policy (plan compares attachments).
+                "Sid": "ReadBasicExecutionPolicy",
+                "Effect": "Allow",
+                "Action": ["iam:GetPolicy", "iam:GetPolicyVersion"],
+                "Resource": "arn:aws:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole"
+            },
+            {
+                // Handing the execution roles to Lambda, and to nothing else.
+                "Sid": "PassExecutionRolesToLambda",
+                "Effect": "Allow",
+                "Action": "iam:PassRole",
+                "Resource": lambda_role,
+                "Condition": {"StringEquals": {"iam:PassedToService": "lambda.amazonaws.com"}}
+            },
+            {
+                // The functions aimodelshare-playground-<env>-api and their invoke permission.
+                "Sid": "Functions",
+                "Effect": "Allow",
+                "Action": [
+                    "lambda:CreateFunction", "lambda:GetFunction", "lambda:GetFunctionConfiguration",
+                    "lambda:UpdateFunctionCode", "lambda:UpdateFunctionConfiguration",
+                    "lambda:DeleteFunction", "lambda:AddPermission", "lambda:RemovePermission",
+                    "lambda:GetPolicy", "lambda:TagResource", "lambda:UntagResource", "lambda:ListTags"
+                ],
+                "Resource": format!("arn:aws:lambda:{region}:{account}:function:{prefix}-*-api")
+            },
+            {
+                // The optional layers aimodelshare-playground-<env>-extra.
+                "Sid": "Layers",
+                "Effect": "Allow",
+                "Action": [
+                    "lambda:PublishLayerVersion", "lambda:GetLayerVersion",
+                    "lambda:DeleteLayerVersion", "lambda:ListLayerVersions"
+                ],
+                "Resource": [
+                    format!("arn:aws:lambda:{region}:{account}:layer:{prefix}-*-extra"),
+                    format!("arn:aws:lambda:{region}:{account}:layer:{prefix}-*-extra:*")
+                ]
+            },
+            {
+                // The functions' log groups /aws/lambda/aimodelshare-playground-<env>-api.
+                "Sid": "LogGroups",
+                "Effect": "Allow",
+                "Action": [
+                    "logs:CreateLogGroup", "logs:DeleteLogGroup", "logs:PutRetentionPolicy",
+                    "logs:TagResource", "logs:UntagResource", "logs:ListTagsForResource"
+                ],
+                "Resource": [
+                    format!("arn:aws:logs:{region}:{account}:log-group:/aws/lambda/{prefix}-*-api"),
+                    format!("arn:aws:logs:{region}:{account}:log-group:/aws/lambda/{prefix}-*-api:*")
+                ]
+            },
+            {
+                // Finding a log group by name needs DescribeLogGroups on the region's groups.
+                "Sid": "FindLogGroups",
+                "Effect": "Allow",
+                "Action": "logs:DescribeLogGroups",
+                "Resource": format!("arn:aws:logs:{region}:{account}:log-group:*")
+            },
+            {
+                // HTTP APIs get random ids, so IAM cannot scope them by name: the
+                // deployer finds its API by name and tags within this region only.
+                "Sid": "HttpApis",
+                "Effect": "Allow",
+                "Action": ["apigateway:GET", "apigateway:POST", "apigateway:PATCH", "apigateway:PUT", "apigateway:DELETE"],
+                "Resource": [
+                    format!("arn:aws:apigateway:{region}::/apis"),
+                    format!("arn:aws:apigateway:{region}::/apis/*"),
+                    format!("arn:aws:apigateway:{region}::/tags/*")
+                ]
+            }
+        ]
+    })
+}
+
+/// The bootstrap stack's resources, in dependency order.
+pub fn resources(settings: &Settings, clients: &Clients) -> Resources {
+    let tags = tags(settings);
+    let provider_arn = OidcProvider::arn(clients);
+    let policy_arn = ManagedPolicy::arn_of(clients, &settings.deploy_policy_name);
+    vec![
+        Arc::new(StateBucket {
+            clients: clients.clone(),
+            name: settings.state_bucket.clone(),
+            tags: tags.clone(),
+        }),
+        Arc::new(LockTable {
+            clients: clients.clone(),
+            name: settings.lock_table.clone(),
+            tags: tags.clone(),
+        }),
+        Arc::new(OidcProvider {
+            clients: clients.clone(),
+            thumbprint: settings.oidc_thumbprint.clone(),
+            tags: tags.clone(),
+        }),
+        Arc::new(ManagedPolicy {
+            clients: clients.clone(),
+            address: DEPLOY_POLICY_ADDRESS.into(),
+            name: settings.deploy_policy_name.clone(),
+            description: "Lets GitHub Actions run `deployer plan|apply|destroy` for the playground environments".into(),
+            document: deploy_policy(settings, clients),
+        }),
+        Arc::new(Role {
+            clients: clients.clone(),
+            address: DEPLOY_ROLE_ADDRESS.into(),
+            name: settings.deploy_role_name.clone(),
+            description: "Assumed by GitHub Actions (OIDC) to deploy the playground API".into(),
+            trust_policy: trust_policy(settings, &provider_arn),
+            managed_policy_arns: vec![policy_arn],
+            tags,
+            depends_on: vec![oidc_provider::ADDRESS.into(), DEPLOY_POLICY_ADDRESS.into()],
+        }),
+    ]
+}
+
+/// The outputs of an applied bootstrap stack.
+pub fn outputs(settings: &Settings, clients: &Clients) -> BTreeMap<String, Value> {
+    [
+        ("state_bucket", json!(settings.state_bucket)),
+        (
+            "state_bucket_arn",
+            json!(format!("arn:aws:s3:::{}", settings.state_bucket)),
+        ),
+        ("lock_table", json!(settings.lock_table)),
+        (
+            "lock_table_arn",
+            json!(format!(
+                "arn:aws:dynamodb:{}:{}:table/{}",
+                clients.region, clients.account_id, settings.lock_table
+            )),
+        ),
+        ("oidc_provider_arn", json!(OidcProvider::arn(clients))),
+        (
+            "deploy_role_arn",
+            json!(Role::arn_of(clients, &settings.deploy_role_name)),
+        ),
+    ]
+    .into_iter()
+    .map(|(key, value)| (key.to_owned(), value))
+    .collect()
+}

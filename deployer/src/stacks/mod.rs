@@ -1,0 +1,3 @@
+//! The stacks: lists of resources with their dependencies, built from settings.
+
+pub mod bootstrap;

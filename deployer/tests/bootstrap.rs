@@ -1,0 +1,580 @@
+//! `deployer bootstrap` against a private emulator per test (the GitHub OIDC
+//! provider is one per account, so tests cannot share an account).
+
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+
+use aws_sdk_s3::types::{BucketVersioningStatus, VersioningConfiguration};
+use emulator::Emulator;
+use serde_json::Value;
+
+const BUCKET: &str = "aimodelshare-tfstate-prod-copilot-2024";
+const LOCK_TABLE: &str = "aimodelshare-tf-locks";
+const ROLE: &str = "aimodelshare-github-oidc-deployer";
+const POLICY_ARN: &str = "arn:aws:iam::123456789012:policy/aimodelshare-github-actions-deployment";
+const PROVIDER_ARN: &str =
+    "arn:aws:iam::123456789012:oidc-provider/token.actions.githubusercontent.com";
+
+struct Account {
+    emulator: Emulator,
+    dir: tempfile::TempDir,
+    s3: aws_sdk_s3::Client,
+    dynamodb: aws_sdk_dynamodb::Client,
+    iam: aws_sdk_iam::Client,
+}
+
+impl Account {
+    async fn new() -> Self {
+        let emulator = Emulator::start().unwrap_or_else(|error| panic!("{error}"));
+        let config = emulator::sdk_config_for(emulator.endpoint()).await;
+        Self {
+            s3: aws_sdk_s3::Client::from_conf(
+                aws_sdk_s3::config::Builder::from(&config)
+                    .force_path_style(true)
+                    .build(),
+            ),
+            dynamodb: aws_sdk_dynamodb::Client::new(&config),
+            iam: aws_sdk_iam::Client::new(&config),
+            dir: tempfile::tempdir().expect("temp dir"),
+            emulator,
+        }
+    }
+
+    fn deployer(&self, args: &[&str]) -> Output {
+        Command::new(env!("CARGO_BIN_EXE_deployer"))
+            .current_dir(self.dir.path())
+            .envs(emulator::aws_env(self.emulator.endpoint()))
+            .env_remove("DEPLOYER_ENV")
+            .env_remove("DEPLOYER_STATE")
+            .stdin(Stdio::null())
+            .args(args)
+            .output()
+            .expect("run deployer")
+    }
+
+    fn mutating_requests(&self) -> Vec<String> {
+        emulator::served_requests(self.emulator.endpoint())
+            .iter()
+            .filter(|request| request.is_mutating())
+            .map(emulator::ServedRequest::describe)
+            .collect()
+    }
+
+    async fn bucket_policy(&self) -> Value {
+        let policy = self
+            .s3
+            .get_bucket_policy()
+            .bucket(BUCKET)
+            .send()
+            .await
+            .expect("policy");
+        serde_json::from_str(policy.policy().expect("policy text")).expect("policy JSON")
+    }
+
+    async fn role_trust(&self) -> Value {
+        let role = self
+            .iam
+            .get_role()
+            .role_name(ROLE)
+            .send()
+            .await
+            .expect("role");
+        decode(
+            role.role()
+                .expect("role")
+                .assume_role_policy_document()
+                .expect("trust"),
+        )
+    }
+}
+
+fn decode(text: &str) -> Value {
+    deployer::engine::policy::decode(text)
+        .unwrap_or_else(|| panic!("not a policy document: {text}"))
+}
+
+fn text(output: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
+
+fn assert_exit(output: &Output, code: i32) {
+    assert_eq!(output.status.code(), Some(code), "{}", text(output));
+}
+
+async fn assert_converged(account: &Account) {
+    let s3 = &account.s3;
+    let versioning = s3
+        .get_bucket_versioning()
+        .bucket(BUCKET)
+        .send()
+        .await
+        .expect("versioning");
+    assert_eq!(versioning.status(), Some(&BucketVersioningStatus::Enabled));
+    let encryption = s3
+        .get_bucket_encryption()
+        .bucket(BUCKET)
+        .send()
+        .await
+        .expect("encryption");
+    let algorithm = encryption
+        .server_side_encryption_configuration()
+        .and_then(|c| c.rules().first())
+        .and_then(|r| r.apply_server_side_encryption_by_default())
+        .map(|d| d.sse_algorithm().as_str().to_owned());
+    assert_eq!(algorithm.as_deref(), Some("AES256"));
+    let block = s3
+        .get_public_access_block()
+        .bucket(BUCKET)
+        .send()
+        .await
+        .expect("public access block");
+    let block = block
+        .public_access_block_configuration()
+        .expect("configuration");
+    assert_eq!(
+        (
+            block.block_public_acls(),
+            block.ignore_public_acls(),
+            block.block_public_policy(),
+            block.restrict_public_buckets()
+        ),
+        (Some(true), Some(true), Some(true), Some(true))
+    );
+    let policy = account.bucket_policy().await;
+    let statement = &policy["Statement"][0];
+    assert_eq!(statement["Effect"], "Deny");
+    assert_eq!(
+        statement["Condition"]["Bool"]["aws:SecureTransport"],
+        "false"
+    );
+    let tags = s3
+        .get_bucket_tagging()
+        .bucket(BUCKET)
+        .send()
+        .await
+        .expect("tags");
+    assert!(
+        tags.tag_set()
+            .iter()
+            .any(|t| t.key() == "managed-by" && t.value() == "deployer")
+    );
+
+    let table = account
+        .dynamodb
+        .describe_table()
+        .table_name(LOCK_TABLE)
+        .send()
+        .await
+        .expect("lock table");
+    let table = table.table().expect("table");
+    assert_eq!(table.key_schema().len(), 1);
+    assert_eq!(table.key_schema()[0].attribute_name(), "LockID");
+    assert_eq!(
+        table.attribute_definitions()[0].attribute_type().as_str(),
+        "S"
+    );
+    assert_eq!(
+        table
+            .billing_mode_summary()
+            .and_then(|s| s.billing_mode())
+            .map(|m| m.as_str()),
+        Some("PAY_PER_REQUEST")
+    );
+    let backups = account
+        .dynamodb
+        .describe_continuous_backups()
+        .table_name(LOCK_TABLE)
+        .send()
+        .await
+        .expect("backups");
+    let pitr = backups
+        .continuous_backups_description()
+        .and_then(|d| d.point_in_time_recovery_description())
+        .and_then(|d| d.point_in_time_recovery_status())
+        .map(|s| s.as_str().to_owned());
+    assert_eq!(pitr.as_deref(), Some("ENABLED"));
+
+    let providers = account
+        .iam
+        .list_open_id_connect_providers()
+        .send()
+        .await
+        .expect("providers");
+    assert_eq!(
+        providers.open_id_connect_provider_list().len(),
+        1,
+        "one provider, never a duplicate"
+    );
+    let provider = account
+        .iam
+        .get_open_id_connect_provider()
+        .open_id_connect_provider_arn(PROVIDER_ARN)
+        .send()
+        .await
+        .expect("provider");
+    assert_eq!(provider.client_id_list(), ["sts.amazonaws.com"]);
+    assert_eq!(
+        provider.thumbprint_list(),
+        ["6938fd4d98bab03faadb97b34396831e3780aea1"]
+    );
+
+    let trust = account.role_trust().await;
+    let statements = trust["Statement"].as_array().expect("statements");
+    assert_eq!(statements.len(), 1, "{trust}");
+    assert_eq!(statements[0]["Principal"]["Federated"], PROVIDER_ARN);
+    assert_eq!(statements[0]["Action"], "sts:AssumeRoleWithWebIdentity");
+    assert_eq!(
+        statements[0]["Condition"]["StringEquals"]["token.actions.githubusercontent.com:aud"],
+        "sts.amazonaws.com"
+    );
+    assert_eq!(
+        statements[0]["Condition"]["StringLike"]["token.actions.githubusercontent.com:sub"],
+        serde_json::json!(["repo:aimodelshare/aimodelshare:*"])
+    );
+    let attached = account
+        .iam
+        .list_attached_role_policies()
+        .role_name(ROLE)
+        .send()
+        .await
+        .expect("attached");
+    let arns: Vec<&str> = attached
+        .attached_policies()
+        .iter()
+        .filter_map(|p| p.policy_arn())
+        .collect();
+    assert_eq!(arns, [POLICY_ARN]);
+
+    let policy = account
+        .iam
+        .get_policy()
+        .policy_arn(POLICY_ARN)
+        .send()
+        .await
+        .expect("policy");
+    let version = policy
+        .policy()
+        .and_then(|p| p.default_version_id())
+        .expect("default version");
+    let document = account
+        .iam
+        .get_policy_version()
+        .policy_arn(POLICY_ARN)
+        .version_id(version)
+        .send()
+        .await
+        .expect("policy version");
+    let document = decode(
+        document
+            .policy_version()
+            .and_then(|v| v.document())
+            .expect("document"),
+    );
+    let text = document.to_string();
+    assert!(
+        text.contains("table/PlaygroundScores-*"),
+        "the deploy role can manage its tables: {text}"
+    );
+    assert!(
+        !text.contains("table/aimodelshare-*"),
+        "not the legacy pattern: {text}"
+    );
+    for statement in document["Statement"].as_array().expect("statements") {
+        let wildcard = |key: &str| match &statement[key] {
+            Value::String(value) => value == "*",
+            Value::Array(values) => values.iter().any(|value| value == "*"),
+            _ => false,
+        };
+        assert!(
+            !(wildcard("Action") && wildcard("Resource")),
+            "no * on *: {statement}"
+        );
+        if statement["Action"] == "iam:PassRole" {
+            assert_eq!(
+                statement["Condition"]["StringEquals"]["iam:PassedToService"],
+                "lambda.amazonaws.com"
+            );
+            assert!(
+                statement["Resource"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .ends_with("-lambda-role")
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn bootstrap_from_empty_then_a_rerun_changes_nothing() {
+    let account = Account::new().await;
+    let output = account.deployer(&["bootstrap", "--auto-approve"]);
+    assert_exit(&output, 0);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        stdout.contains(&format!(
+            "deploy_role_arn = arn:aws:iam::123456789012:role/{ROLE}"
+        )),
+        "{stdout}"
+    );
+    assert!(stdout.contains("AWS_ROLE_TO_ASSUME"), "{stdout}");
+    assert_converged(&account).await;
+
+    // The bootstrap keeps its own state in the bucket.
+    let state = account
+        .s3
+        .get_object()
+        .bucket(BUCKET)
+        .key("deployer/bootstrap/state.json")
+        .send()
+        .await
+        .expect("bootstrap state in the bucket");
+    assert_eq!(
+        state.server_side_encryption().map(|s| s.as_str()),
+        Some("AES256")
+    );
+
+    emulator::clear_served_requests(account.emulator.endpoint());
+    assert_exit(
+        &account.deployer(&["bootstrap", "--plan", "--detailed-exitcode"]),
+        0,
+    );
+    assert_exit(&account.deployer(&["bootstrap", "--auto-approve"]), 0);
+    assert_eq!(
+        account.mutating_requests(),
+        Vec::<String>::new(),
+        "a rerun makes no mutating call"
+    );
+    assert!(
+        !emulator::served_requests(account.emulator.endpoint()).is_empty(),
+        "it did read"
+    );
+
+    let output = account.deployer(&["output", "--env", "bootstrap", "--json"]);
+    assert_exit(&output, 0);
+    let outputs: Value = serde_json::from_slice(&output.stdout).expect("JSON");
+    assert_eq!(
+        outputs["deploy_role_arn"],
+        format!("arn:aws:iam::123456789012:role/{ROLE}")
+    );
+    assert_eq!(outputs["state_bucket"], BUCKET);
+    assert_eq!(outputs["oidc_provider_arn"], PROVIDER_ARN);
+}
+
+#[tokio::test]
+async fn drift_is_planned_and_repaired() {
+    let account = Account::new().await;
+    assert_exit(&account.deployer(&["bootstrap", "--auto-approve"]), 0);
+
+    account
+        .s3
+        .put_bucket_versioning()
+        .bucket(BUCKET)
+        .versioning_configuration(
+            VersioningConfiguration::builder()
+                .status(BucketVersioningStatus::Suspended)
+                .build(),
+        )
+        .send()
+        .await
+        .expect("suspend versioning");
+    account
+        .s3
+        .delete_public_access_block()
+        .bucket(BUCKET)
+        .send()
+        .await
+        .expect("delete block");
+    let mut trust = account.role_trust().await;
+    trust["Statement"].as_array_mut().expect("statements").push(serde_json::json!({
+        "Effect": "Allow", "Principal": {"AWS": "arn:aws:iam::999999999999:root"}, "Action": "sts:AssumeRole"
+    }));
+    account
+        .iam
+        .update_assume_role_policy()
+        .role_name(ROLE)
+        .policy_document(trust.to_string())
+        .send()
+        .await
+        .expect("widen trust");
+
+    let plan = account.deployer(&["bootstrap", "--plan", "--detailed-exitcode"]);
+    assert_exit(&plan, 2);
+    let shown = String::from_utf8_lossy(&plan.stdout);
+    assert!(
+        shown.contains("~ versioning") && shown.contains("\"Suspended\" -> \"Enabled\""),
+        "{shown}"
+    );
+    assert!(shown.contains("~ public_access_block"), "{shown}");
+    assert!(
+        shown.contains("~ trust_policy") && shown.contains("999999999999"),
+        "{shown}"
+    );
+    assert!(
+        shown.contains("Plan: 0 to add, 2 to change, 0 to destroy."),
+        "{shown}"
+    );
+
+    let json = account.deployer(&["bootstrap", "--plan", "--json"]);
+    assert_exit(&json, 0);
+    let plan: Value = serde_json::from_slice(&json.stdout).expect("JSON plan");
+    assert_eq!(plan["change"], 2);
+
+    assert_exit(&account.deployer(&["bootstrap", "--auto-approve"]), 0);
+    assert_converged(&account).await;
+    assert_exit(
+        &account.deployer(&["bootstrap", "--plan", "--detailed-exitcode"]),
+        0,
+    );
+}
+
+#[tokio::test]
+async fn existing_resources_are_adopted_not_duplicated() {
+    let account = Account::new().await;
+    account
+        .s3
+        .create_bucket()
+        .bucket(BUCKET)
+        .send()
+        .await
+        .expect("bucket");
+    account
+        .s3
+        .put_object()
+        .bucket(BUCKET)
+        .key("playground/terraform.tfstate")
+        .body(b"{}".to_vec().into())
+        .send()
+        .await
+        .expect("legacy object");
+    account
+        .dynamodb
+        .create_table()
+        .table_name(LOCK_TABLE)
+        .billing_mode(aws_sdk_dynamodb::types::BillingMode::PayPerRequest)
+        .key_schema(
+            aws_sdk_dynamodb::types::KeySchemaElement::builder()
+                .attribute_name("LockID")
+                .key_type(aws_sdk_dynamodb::types::KeyType::Hash)
+                .build()
+                .expect("key"),
+        )
+        .attribute_definitions(
+            aws_sdk_dynamodb::types::AttributeDefinition::builder()
+                .attribute_name("LockID")
+                .attribute_type(aws_sdk_dynamodb::types::ScalarAttributeType::S)
+                .build()
+                .expect("attribute"),
+        )
+        .send()
+        .await
+        .expect("lock table");
+    account
+        .iam
+        .create_open_id_connect_provider()
+        .url("https://token.actions.githubusercontent.com")
+        .client_id_list("sts.amazonaws.com")
+        .thumbprint_list("1c58a3a8518e8759bf075b76b750d4f2df264fcd")
+        .send()
+        .await
+        .expect("provider");
+
+    let plan = account.deployer(&["bootstrap", "--plan", "--detailed-exitcode"]);
+    assert_exit(&plan, 2);
+    let shown = String::from_utf8_lossy(&plan.stdout);
+    assert!(
+        shown.contains("~ s3_bucket.state"),
+        "bucket updated in place: {shown}"
+    );
+    assert!(
+        shown.contains("~ dynamodb_table.locks"),
+        "table updated in place: {shown}"
+    );
+    assert!(
+        shown.contains("~ iam_openid_connect_provider.github"),
+        "provider adopted: {shown}"
+    );
+    assert!(
+        shown.contains("Plan: 2 to add, 3 to change, 0 to destroy."),
+        "{shown}"
+    );
+
+    assert_exit(&account.deployer(&["bootstrap", "--auto-approve"]), 0);
+    assert_converged(&account).await;
+    let tables = account.dynamodb.list_tables().send().await.expect("tables");
+    assert_eq!(tables.table_names(), [LOCK_TABLE]);
+    let legacy = account
+        .s3
+        .head_object()
+        .bucket(BUCKET)
+        .key("playground/terraform.tfstate")
+        .send()
+        .await;
+    assert!(legacy.is_ok(), "existing objects are kept");
+    assert_exit(
+        &account.deployer(&["bootstrap", "--plan", "--detailed-exitcode"]),
+        0,
+    );
+}
+
+#[tokio::test]
+async fn bad_input_and_missing_approval_create_nothing() {
+    let account = Account::new().await;
+    let write = |text: &str| {
+        std::fs::write(account.dir.path().join("deployer.toml"), text).expect("config")
+    };
+
+    write("github_repository = \"not a repo\"\n");
+    let output = account.deployer(&["bootstrap", "--auto-approve"]);
+    assert_exit(&output, 1);
+    assert!(
+        text(&output).contains("github_repository"),
+        "{}",
+        text(&output)
+    );
+
+    write("region = [\n");
+    assert_exit(&account.deployer(&["bootstrap", "--auto-approve"]), 1);
+    write("");
+    assert_exit(
+        &account.deployer(&["--var", "lock_tabel=x", "bootstrap"]),
+        1,
+    );
+
+    // Without a terminal and without --auto-approve nothing is applied.
+    let output = account.deployer(&["bootstrap"]);
+    assert_exit(&output, 1);
+    assert!(
+        text(&output).contains("--auto-approve"),
+        "{}",
+        text(&output)
+    );
+
+    assert_eq!(
+        account.mutating_requests(),
+        Vec::<String>::new(),
+        "nothing was created"
+    );
+    let buckets = account.s3.list_buckets().send().await.expect("buckets");
+    assert!(buckets.buckets().is_empty());
+    assert!(
+        !Path::new(&account.dir.path().join(".deployer/bootstrap.lock")).exists(),
+        "no lock left behind"
+    );
+
+    let output = Command::new(env!("CARGO_BIN_EXE_deployer"))
+        .current_dir(account.dir.path())
+        .envs(emulator::aws_env("http://127.0.0.1:9"))
+        .args(["bootstrap", "--plan"])
+        .output()
+        .expect("run");
+    assert_exit(&output, 1);
+    let message = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        message.contains("Connection refused") && message.trim().lines().count() == 1,
+        "{message}"
+    );
+}
