@@ -29,7 +29,7 @@ pub struct Cli {
     #[arg(long = "var", global = true, value_name = "KEY=VALUE")]
     pub vars: Vec<String>,
 
-    /// More detail on stderr
+    /// Show the resolved settings on stderr
     #[arg(short, long, global = true)]
     pub verbose: bool,
 
@@ -51,6 +51,9 @@ pub enum Command {
     /// Create or converge the shared pieces: state bucket, lock table, GitHub OIDC
     /// provider, deploy role and policy. Adopts what already exists by name.
     Bootstrap(BootstrapArgs),
+    /// Destroy the bootstrap stack (state bucket emptied of every version, lock
+    /// table, OIDC provider, deploy role and policy)
+    Destroy(DestroyArgs),
     /// Print an environment's outputs (all, or the one NAME) from its state
     Output(OutputArgs),
     /// Remove a stale lock left by a run that died, given the lock's ID
@@ -102,6 +105,19 @@ pub struct StateArgs {
     /// Print JSON
     #[arg(long)]
     pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct DestroyArgs {
+    /// Destroy the bootstrap stack
+    #[arg(long, required = true)]
+    pub bootstrap: bool,
+    /// Destroy without asking (required when standard input is not a terminal)
+    #[arg(long)]
+    pub auto_approve: bool,
+    /// Destroy even though environments still have state in the bucket
+    #[arg(long)]
+    pub force: bool,
 }
 
 #[derive(Debug, Args)]

@@ -6,6 +6,7 @@ use clap::Parser;
 use deployer::cli::{Cli, Command, StateCommand};
 use deployer::commands::Outcome;
 use deployer::commands::bootstrap::BootstrapOptions;
+use deployer::commands::destroy::DestroyBootstrapOptions;
 use deployer::config::{Config, ConfigSources};
 use deployer::error::CliError;
 use deployer::{aws, commands, state_backend};
@@ -36,7 +37,7 @@ async fn run(cli: Cli) -> Result<Outcome, CliError> {
     // Everything local is checked before any AWS call.
     match &cli.command {
         Command::Bootstrap(args) => {
-            let config = Config::resolve(&sources, None)?;
+            let config = resolve(&cli, &sources, None)?;
             let aws = aws::load(&config.settings.region).await;
             let options = BootstrapOptions {
                 plan_only: args.plan,
@@ -46,6 +47,15 @@ async fn run(cli: Cli) -> Result<Outcome, CliError> {
                 lock_timeout: args.lock_timeout,
             };
             commands::bootstrap::run(&config, &aws, options).await
+        }
+        Command::Destroy(args) => {
+            let config = resolve(&cli, &sources, None)?;
+            let aws = aws::load(&config.settings.region).await;
+            let options = DestroyBootstrapOptions {
+                auto_approve: args.auto_approve,
+                force: args.force,
+            };
+            commands::destroy::bootstrap(&config, &aws, options).await
         }
         Command::Output(args) => {
             let (environment, backend) = open_state(&cli, &sources, &args.env.environment).await?;
@@ -80,9 +90,25 @@ async fn open_state(
     sources: &ConfigSources<'_>,
     environment: &str,
 ) -> Result<(String, state::Backend), CliError> {
-    let config = Config::resolve(sources, Some(environment))?;
+    let config = resolve(cli, sources, Some(environment))?;
     let environment = commands::state_environment(environment, &config.settings)?;
     let aws = aws::load(&config.settings.region).await;
     let backend = state_backend::open(cli.state, &config, &aws).await?;
     Ok((environment, backend))
+}
+
+/// Resolve the settings; with `-v`, show them on stderr.
+fn resolve(
+    cli: &Cli,
+    sources: &ConfigSources<'_>,
+    environment: Option<&str>,
+) -> Result<Config, CliError> {
+    let config = Config::resolve(sources, environment)?;
+    if cli.verbose {
+        eprintln!(
+            "settings: {}",
+            serde_json::to_string(&config.settings).unwrap_or_default()
+        );
+    }
+    Ok(config)
 }

@@ -578,3 +578,107 @@ async fn bad_input_and_missing_approval_create_nothing() {
         "{message}"
     );
 }
+
+#[tokio::test]
+async fn destroy_bootstrap_refuses_while_environments_have_state_then_removes_everything() {
+    let account = Account::new().await;
+    assert_exit(&account.deployer(&["bootstrap", "--auto-approve"]), 0);
+    // An environment's state, with several versions, as an apply would leave it.
+    for body in [
+        &b"{\"format_version\":1}"[..],
+        b"{\"format_version\":1,\"serial\":2}",
+    ] {
+        account
+            .s3
+            .put_object()
+            .bucket(BUCKET)
+            .key("deployer/dev/state.json")
+            .body(body.to_vec().into())
+            .send()
+            .await
+            .expect("environment state");
+    }
+    account
+        .s3
+        .delete_object()
+        .bucket(BUCKET)
+        .key("deployer/old/state.json")
+        .send()
+        .await
+        .expect("delete marker");
+
+    let refused = account.deployer(&["destroy", "--bootstrap", "--auto-approve"]);
+    assert_exit(&refused, 1);
+    assert!(
+        text(&refused).contains("dev") && text(&refused).contains("--force"),
+        "{}",
+        text(&refused)
+    );
+    let unapproved = account.deployer(&["destroy", "--bootstrap", "--force"]);
+    assert_exit(&unapproved, 1);
+    assert!(
+        text(&unapproved).contains("--auto-approve"),
+        "{}",
+        text(&unapproved)
+    );
+    assert!(
+        account.s3.head_bucket().bucket(BUCKET).send().await.is_ok(),
+        "nothing was destroyed"
+    );
+
+    let output = account.deployer(&["destroy", "--bootstrap", "--auto-approve", "--force"]);
+    assert_exit(&output, 0);
+    assert!(text(&output).contains("5 destroyed"), "{}", text(&output));
+    assert!(
+        account
+            .s3
+            .head_bucket()
+            .bucket(BUCKET)
+            .send()
+            .await
+            .is_err(),
+        "bucket gone"
+    );
+    assert!(
+        account
+            .dynamodb
+            .list_tables()
+            .send()
+            .await
+            .expect("tables")
+            .table_names()
+            .is_empty()
+    );
+    assert!(
+        account.iam.get_role().role_name(ROLE).send().await.is_err(),
+        "role gone"
+    );
+    assert!(
+        account
+            .iam
+            .get_policy()
+            .policy_arn(POLICY_ARN)
+            .send()
+            .await
+            .is_err(),
+        "policy gone"
+    );
+    let providers = account
+        .iam
+        .list_open_id_connect_providers()
+        .send()
+        .await
+        .expect("providers");
+    assert!(
+        providers.open_id_connect_provider_list().is_empty(),
+        "provider gone"
+    );
+
+    let again = account.deployer(&["destroy", "--bootstrap", "--auto-approve"]);
+    assert_exit(&again, 0);
+    assert!(
+        text(&again).contains("Nothing to destroy"),
+        "{}",
+        text(&again)
+    );
+}

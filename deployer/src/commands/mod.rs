@@ -2,6 +2,7 @@
 
 pub mod bootstrap;
 pub mod confirm;
+pub mod destroy;
 pub mod force_unlock;
 pub mod output;
 pub mod state;

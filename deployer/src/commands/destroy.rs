@@ -1,0 +1,100 @@
+//! `deployer destroy --bootstrap [--auto-approve] [--force]`: remove the shared
+//! pieces. Refuses while any environment still has state in the bucket (its
+//! resources would be orphaned, and their state lost) unless `--force`.
+
+use aws_config::SdkConfig;
+use state::S3Store;
+
+use super::Outcome;
+use super::confirm::confirm;
+use crate::config::{BOOTSTRAP, Config};
+use crate::engine::plan::destroy_plan;
+use crate::engine::{self, apply::apply, progress::Progress, render::render};
+use crate::error::CliError;
+use crate::resources::Clients;
+use crate::stacks::bootstrap;
+
+/// The flags of `deployer destroy --bootstrap`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct DestroyBootstrapOptions {
+    pub auto_approve: bool,
+    pub force: bool,
+}
+
+pub async fn bootstrap(
+    config: &Config,
+    aws: &SdkConfig,
+    options: DestroyBootstrapOptions,
+) -> Result<Outcome, CliError> {
+    let clients = Clients::connect(aws, &config.settings.region).await?;
+    let resources = bootstrap::resources(&config.settings, &clients);
+    let observed = engine::observe(&resources).await?;
+    let bucket_exists = observed.first().is_some_and(Option::is_some);
+    if bucket_exists {
+        let store = S3Store::new(crate::aws::s3(aws), &config.settings.state_bucket);
+        let environments: Vec<String> = state::Backend::Remote {
+            store,
+            lock: state::DynamoDbLock::new(
+                aws_sdk_dynamodb::Client::new(aws),
+                &config.settings.lock_table,
+            ),
+        }
+        .environments()
+        .await
+        .map_err(CliError::state(
+            "listing the environments with state in the bucket",
+        ))?
+        .into_iter()
+        .filter(|environment| environment != BOOTSTRAP)
+        .collect();
+        if !environments.is_empty() && !options.force {
+            return Err(CliError::Usage(format!(
+                "refusing to destroy the bootstrap stack: environments {} still have state in s3://{}. \
+                 Destroy them first (deployer destroy --env E), or pass --force to delete their state with the bucket \
+                 (their AWS resources would stay, unmanaged)",
+                environments.join(", "),
+                config.settings.state_bucket
+            )));
+        }
+    }
+    let existing: Vec<(String, &'static str, String, String)> = resources
+        .iter()
+        .zip(&observed)
+        .filter_map(|(resource, observed)| {
+            let desired = resource.desired();
+            observed.as_ref().map(|observed| {
+                (
+                    desired.address,
+                    desired.kind,
+                    desired.name,
+                    observed.id.clone(),
+                )
+            })
+        })
+        .collect();
+    let plan = destroy_plan(&existing);
+    if !plan.has_changes() {
+        return Ok(Outcome::new(
+            "Nothing to destroy: no bootstrap resource exists.",
+            0,
+        ));
+    }
+    eprint!("{}", render(&plan));
+    if bucket_exists {
+        eprintln!(
+            "The state bucket {} is emptied first: every object version and delete marker is deleted.\n",
+            config.settings.state_bucket
+        );
+    }
+    if !options.auto_approve {
+        confirm(
+            "Do you really want to destroy the bootstrap stack? There is no undo.",
+            "yes",
+        )?;
+    }
+    apply(&resources, &observed, &plan, Progress::new()).await?;
+    Ok(Outcome::new(
+        format!("Destroy complete: {} destroyed.", plan.destroy),
+        0,
+    ))
+}
