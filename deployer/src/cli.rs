@@ -51,8 +51,12 @@ pub enum Command {
     /// Create or converge the shared pieces: state bucket, lock table, GitHub OIDC
     /// provider, deploy role and policy. Adopts what already exists by name.
     Bootstrap(BootstrapArgs),
-    /// Destroy the bootstrap stack (state bucket emptied of every version, lock
-    /// table, OIDC provider, deploy role and policy)
+    /// Show what `apply --env E` would change
+    Plan(PlanArgs),
+    /// Create or converge one environment: table, execution role and policy, log
+    /// group, function, HTTP API and invoke permission
+    Apply(ApplyArgs),
+    /// Destroy one environment (--env E), or the bootstrap stack (--bootstrap)
     Destroy(DestroyArgs),
     /// Print an environment's outputs (all, or the one NAME) from its state
     Output(OutputArgs),
@@ -108,15 +112,54 @@ pub struct StateArgs {
 }
 
 #[derive(Debug, Args)]
+pub struct PlanArgs {
+    #[command(flatten)]
+    pub env: EnvArg,
+    /// Exit 0 when nothing would change, 2 when something would, 1 on error
+    #[arg(long)]
+    pub detailed_exitcode: bool,
+    /// Print the plan as JSON
+    #[arg(long)]
+    pub json: bool,
+    /// The function's zip (as `cargo lambda build --release --output-format zip` makes it);
+    /// without it the code is shown as known after apply
+    #[arg(long, value_name = "ZIP")]
+    pub artifact: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct ApplyArgs {
+    #[command(flatten)]
+    pub env: EnvArg,
+    /// Apply without asking (required when standard input is not a terminal)
+    #[arg(long)]
+    pub auto_approve: bool,
+    /// The function's zip (as `cargo lambda build --release --output-format zip` makes it)
+    #[arg(long, value_name = "ZIP")]
+    pub artifact: Option<PathBuf>,
+    /// Print the plan and outputs as JSON
+    #[arg(long)]
+    pub json: bool,
+    /// How long to wait for a held lock, e.g. 30s or 5m
+    #[arg(long, value_name = "DURATION", default_value = "0s", value_parser = parse_duration)]
+    pub lock_timeout: std::time::Duration,
+}
+
+#[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("what").required(true).args(["environment", "bootstrap"])))]
 pub struct DestroyArgs {
-    /// Destroy the bootstrap stack
-    #[arg(long, required = true)]
+    /// The environment to destroy
+    #[arg(long = "env", env = "DEPLOYER_ENV", value_name = "E")]
+    pub environment: Option<String>,
+    /// Destroy the bootstrap stack (state bucket emptied of every version, lock
+    /// table, OIDC provider, deploy role and policy)
+    #[arg(long)]
     pub bootstrap: bool,
     /// Destroy without asking (required when standard input is not a terminal)
     #[arg(long)]
     pub auto_approve: bool,
-    /// Destroy even though environments still have state in the bucket
-    #[arg(long)]
+    /// With --bootstrap: destroy even though environments still have state in the bucket
+    #[arg(long, requires = "bootstrap")]
     pub force: bool,
 }
 

@@ -1,6 +1,7 @@
 //! The deployer's library: configuration, state selection and commands. The
 //! `deployer` binary (src/main.rs) parses the command line and prints.
 
+pub mod artifact;
 pub mod aws;
 pub mod cli;
 pub mod commands;

@@ -7,7 +7,8 @@ use deployer::cli::{Cli, Command, StateCommand};
 use deployer::commands::Outcome;
 use deployer::commands::bootstrap::BootstrapOptions;
 use deployer::commands::destroy::DestroyBootstrapOptions;
-use deployer::config::{Config, ConfigSources};
+use deployer::commands::environment::EnvironmentOptions;
+use deployer::config::{Config, ConfigSources, validate_environment};
 use deployer::error::CliError;
 use deployer::{aws, commands, state_backend};
 
@@ -48,14 +49,59 @@ async fn run(cli: Cli) -> Result<Outcome, CliError> {
             };
             commands::bootstrap::run(&config, &aws, options).await
         }
-        Command::Destroy(args) => {
-            let config = resolve(&cli, &sources, None)?;
-            let aws = aws::load(&config.settings.region).await;
-            let options = DestroyBootstrapOptions {
-                auto_approve: args.auto_approve,
-                force: args.force,
+        Command::Destroy(args) => match &args.environment {
+            Some(environment) if !args.bootstrap => {
+                let config = resolve(&cli, &sources, Some(environment))?;
+                validate_environment(environment, &config.settings)?;
+                let (aws, backend) = connect(&cli, &config).await?;
+                commands::destroy::environment(
+                    &config,
+                    &aws,
+                    &backend,
+                    environment,
+                    args.auto_approve,
+                )
+                .await
+            }
+            _ => {
+                let config = resolve(&cli, &sources, None)?;
+                let aws = aws::load(&config.settings.region).await;
+                let options = DestroyBootstrapOptions {
+                    auto_approve: args.auto_approve,
+                    force: args.force,
+                };
+                commands::destroy::bootstrap(&config, &aws, options).await
+            }
+        },
+        Command::Plan(args) => {
+            let config = resolve(&cli, &sources, Some(&args.env.environment))?;
+            validate_environment(&args.env.environment, &config.settings)?;
+            let options = EnvironmentOptions {
+                environment: args.env.environment.clone(),
+                code: commands::environment::code(&config, args.artifact.as_deref(), false)?,
+                detailed_exitcode: args.detailed_exitcode,
+                json: args.json,
+                auto_approve: false,
+                lock_timeout: std::time::Duration::ZERO,
             };
-            commands::destroy::bootstrap(&config, &aws, options).await
+            let aws = aws::load(&config.settings.region).await;
+            commands::environment::plan(&config, &aws, &options).await
+        }
+        Command::Apply(args) => {
+            // The artifact is checked before any AWS call.
+            let config = resolve(&cli, &sources, Some(&args.env.environment))?;
+            validate_environment(&args.env.environment, &config.settings)?;
+            let code = commands::environment::code(&config, args.artifact.as_deref(), true)?;
+            let (aws, backend) = connect(&cli, &config).await?;
+            let options = EnvironmentOptions {
+                environment: args.env.environment.clone(),
+                code,
+                detailed_exitcode: false,
+                json: args.json,
+                auto_approve: args.auto_approve,
+                lock_timeout: args.lock_timeout,
+            };
+            commands::environment::apply_environment(&config, &aws, &backend, &options).await
         }
         Command::Output(args) => {
             let (environment, backend) = open_state(&cli, &sources, &args.env.environment).await?;
@@ -84,6 +130,16 @@ async fn run(cli: Cli) -> Result<Outcome, CliError> {
     }
 }
 
+/// Load the AWS configuration and open the state backend for `config`.
+async fn connect(
+    cli: &Cli,
+    config: &Config,
+) -> Result<(aws_config::SdkConfig, state::Backend), CliError> {
+    let aws = aws::load(&config.settings.region).await;
+    let backend = state_backend::open(cli.state, config, &aws).await?;
+    Ok((aws, backend))
+}
+
 /// Resolve the config for `environment`, validate the name, open its state backend.
 async fn open_state(
     cli: &Cli,
@@ -92,8 +148,7 @@ async fn open_state(
 ) -> Result<(String, state::Backend), CliError> {
     let config = resolve(cli, sources, Some(environment))?;
     let environment = commands::state_environment(environment, &config.settings)?;
-    let aws = aws::load(&config.settings.region).await;
-    let backend = state_backend::open(cli.state, &config, &aws).await?;
+    let (_, backend) = connect(cli, &config).await?;
     Ok((environment, backend))
 }
 

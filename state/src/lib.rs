@@ -156,6 +156,15 @@ impl Backend {
         }
     }
 
+    /// Remove `environment`'s state once its resources are gone (S3 keeps the
+    /// earlier versions behind a delete marker).
+    pub async fn remove(&self, environment: &str) -> Result<(), StateError> {
+        match self {
+            Self::Local(local) => local.remove(environment).await,
+            Self::Remote { store, .. } => store.remove(environment).await,
+        }
+    }
+
     /// Take `environment`'s lock, waiting up to `request.timeout`.
     pub async fn lock(
         &self,

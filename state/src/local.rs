@@ -64,6 +64,18 @@ impl LocalBackend {
             .map_err(|error| StateError::io(action, error))
     }
 
+    pub(crate) async fn remove(&self, environment: &str) -> Result<(), StateError> {
+        let path = self.state_path(environment);
+        match tokio::fs::remove_file(&path).await {
+            Ok(()) => Ok(()),
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(error) => Err(StateError::io(
+                format!("removing state {}", path.display()),
+                error,
+            )),
+        }
+    }
+
     pub(crate) async fn try_lock(
         &self,
         environment: &str,

@@ -128,6 +128,22 @@ impl S3Store {
         }
     }
 
+    pub(crate) async fn remove(&self, environment: &str) -> Result<(), StateError> {
+        self.client
+            .delete_object()
+            .bucket(&self.bucket)
+            .key(state_key(environment))
+            .send()
+            .await
+            .map_err(|error| {
+                StateError::aws(
+                    format!("removing state {}", self.location(environment)),
+                    &error,
+                )
+            })?;
+        Ok(())
+    }
+
     /// The versions S3 keeps of `environment`'s state, newest first, at most `limit`.
     pub(crate) async fn history(
         &self,

@@ -8,11 +8,9 @@ use std::collections::BTreeMap;
 
 use aws_config::SdkConfig;
 use serde_json::{Value, json};
-use state::{
-    Backend, DynamoDbLock, LocalBackend, LockRequest, ResourceState, S3Store, StateDocument,
-};
+use state::{Backend, DynamoDbLock, LocalBackend, LockRequest, S3Store};
 
-use super::{Outcome, confirm::confirm};
+use super::{Outcome, confirm::confirm, recording};
 use crate::config::{BOOTSTRAP, Config};
 use crate::engine::{
     self, ObservedResource, Plan, Resources, apply::apply, progress::Progress, render::render,
@@ -29,31 +27,6 @@ pub struct BootstrapOptions {
     pub json: bool,
     pub auto_approve: bool,
     pub lock_timeout: std::time::Duration,
-}
-
-fn state_resources(
-    resources: &Resources,
-    observed: &[Option<ObservedResource>],
-) -> BTreeMap<String, ResourceState> {
-    resources
-        .iter()
-        .zip(observed)
-        .filter_map(|(resource, observed)| {
-            let desired = resource.desired();
-            observed.as_ref().map(|observed| {
-                (
-                    desired.address.clone(),
-                    ResourceState {
-                        kind: desired.kind.to_owned(),
-                        name: desired.name.clone(),
-                        id: observed.id.clone(),
-                        arn: observed.arn.clone(),
-                        attributes: BTreeMap::new(),
-                    },
-                )
-            })
-        })
-        .collect()
 }
 
 fn render_plan(plan: &Plan, json: bool) -> String {
@@ -120,7 +93,7 @@ pub async fn run(
     } else {
         None
     };
-    let recorded = state_resources(&resources, &observed);
+    let recorded = recording::state_resources(&resources, &observed);
     let state_current = existing_state.as_ref().is_some_and(|stored| {
         stored.document.resources == recorded && stored.document.outputs == outputs
     });
@@ -191,21 +164,11 @@ async fn apply_and_record(
 ) -> Result<(), CliError> {
     apply(resources, observed, plan, Progress::new()).await?;
     let now_observed = engine::observe(resources).await?;
-    let backend = remote(config, aws);
-    let previous = backend
-        .read(BOOTSTRAP)
-        .await
-        .map_err(CliError::state("reading the bootstrap state"))?;
-    let mut document = previous.as_ref().map_or_else(
-        || StateDocument::new(BOOTSTRAP, env!("CARGO_PKG_VERSION")),
-        |stored| stored.document.clone(),
-    );
-    document.deployer_version = env!("CARGO_PKG_VERSION").into();
-    document.resources = state_resources(resources, &now_observed);
-    document.outputs = outputs.clone();
-    backend
-        .write(BOOTSTRAP, &document, previous.as_ref())
-        .await
-        .map_err(CliError::state("writing the bootstrap state"))?;
-    Ok(())
+    recording::write(
+        &remote(config, aws),
+        BOOTSTRAP,
+        recording::state_resources(resources, &now_observed),
+        outputs.clone(),
+    )
+    .await
 }

@@ -98,3 +98,100 @@ pub async fn bootstrap(
         0,
     ))
 }
+
+/// `deployer destroy --env E`: everything of one environment, in reverse
+/// dependency order (the permission before the function, policies detached
+/// before the role), then its state. Other environments and the bootstrap stack
+/// are not touched. `prod` must be confirmed by typing its name.
+pub async fn environment(
+    config: &Config,
+    aws: &SdkConfig,
+    backend: &state::Backend,
+    environment: &str,
+    auto_approve: bool,
+) -> Result<Outcome, CliError> {
+    let names = crate::config::validate_environment(environment, &config.settings)?;
+    let clients = Clients::connect(aws, &config.settings.region).await?;
+    let api_id = crate::resources::http_api::find_api(&clients, &names.http_api)
+        .await?
+        .map(|api| api.id);
+    let code = crate::resources::lambda_function::Code {
+        zip: Vec::new(),
+        sha256: String::new(),
+    };
+    let resources =
+        crate::stacks::environment::resources(&config.settings, &names, &clients, code, api_id);
+    let observed = engine::observe(&resources).await?;
+    let existing: Vec<(String, &'static str, String, String)> = resources
+        .iter()
+        .zip(&observed)
+        .filter_map(|(resource, observed)| {
+            let desired = resource.desired();
+            observed.as_ref().map(|observed| {
+                (
+                    desired.address,
+                    desired.kind,
+                    desired.name,
+                    observed.id.clone(),
+                )
+            })
+        })
+        .collect();
+    let plan = destroy_plan(&existing);
+    if plan.has_changes() {
+        eprint!("{}", render(&plan));
+        if let Some(items) = observed
+            .first()
+            .and_then(Option::as_ref)
+            .and_then(|table| table.attributes.get("item_count"))
+        {
+            eprintln!(
+                "The table {} holds {items} items (as DynamoDB last counted them); they will be deleted.\n",
+                names.table
+            );
+        }
+        if !auto_approve {
+            let expected = if environment == "prod" { "prod" } else { "yes" };
+            confirm(
+                &format!(
+                    "Do you really want to destroy environment {environment}? There is no undo."
+                ),
+                expected,
+            )?;
+        }
+        let request = state::LockRequest {
+            operation: "destroy".into(),
+            info: format!("deployer destroy --env {environment}"),
+            who: super::who(),
+            version: env!("CARGO_PKG_VERSION").into(),
+            timeout: std::time::Duration::ZERO,
+            force_unlock_command: format!("deployer force-unlock --env {environment}"),
+        };
+        let held = backend
+            .lock(environment, &request)
+            .await
+            .map_err(CliError::state(format!(
+                "locking the state of {environment}"
+            )))?;
+        let result = apply(&resources, &observed, &plan, Progress::new()).await;
+        let released = backend.unlock(&held).await.map_err(CliError::state(format!(
+            "releasing the lock of {environment}"
+        )));
+        result?;
+        released?;
+    }
+    backend
+        .remove(environment)
+        .await
+        .map_err(CliError::state(format!(
+            "removing the state of {environment}"
+        )))?;
+    Ok(Outcome::new(
+        if plan.has_changes() {
+            format!("Destroy complete: {} destroyed.", plan.destroy)
+        } else {
+            format!("Nothing to destroy: no resource of {environment} exists.")
+        },
+        0,
+    ))
+}

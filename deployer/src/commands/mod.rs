@@ -3,8 +3,10 @@
 pub mod bootstrap;
 pub mod confirm;
 pub mod destroy;
+pub mod environment;
 pub mod force_unlock;
 pub mod output;
+pub mod recording;
 pub mod state;
 
 use crate::config::{BOOTSTRAP, Settings, validate_environment};

@@ -3,8 +3,13 @@
 //! deletes it with the AWS SDK. Every call site names what it was doing.
 
 pub mod dynamodb_lock_table;
+pub mod dynamodb_scores_table;
+pub mod http_api;
 pub mod iam_managed_policy;
 pub mod iam_role;
+pub mod lambda_function;
+pub mod lambda_permission;
+pub mod log_group;
 pub mod oidc_provider;
 pub mod s3_state_bucket;
 
@@ -20,6 +25,9 @@ pub struct Clients {
     pub s3: aws_sdk_s3::Client,
     pub dynamodb: aws_sdk_dynamodb::Client,
     pub iam: aws_sdk_iam::Client,
+    pub logs: aws_sdk_cloudwatchlogs::Client,
+    pub lambda: aws_sdk_lambda::Client,
+    pub apigateway: aws_sdk_apigatewayv2::Client,
     pub region: String,
     pub account_id: String,
 }
@@ -45,6 +53,9 @@ impl Clients {
             s3: crate::aws::s3(config),
             dynamodb: aws_sdk_dynamodb::Client::new(config),
             iam: aws_sdk_iam::Client::new(config),
+            logs: aws_sdk_cloudwatchlogs::Client::new(config),
+            lambda: aws_sdk_lambda::Client::new(config),
+            apigateway: aws_sdk_apigatewayv2::Client::new(config),
             region: region.to_owned(),
             account_id: identity.account().unwrap_or_default().to_owned(),
         })

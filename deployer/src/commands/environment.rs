@@ -1,0 +1,230 @@
+//! `deployer plan --env E` and `deployer apply --env E`: one environment's stack.
+
+use std::path::Path;
+
+use aws_config::SdkConfig;
+use serde_json::json;
+use state::{Backend, LockRequest};
+
+use super::{Outcome, confirm::confirm, recording};
+use crate::artifact::{self, Machine};
+use crate::config::{Architecture, Config, EnvironmentNames, validate_environment};
+use crate::engine::plan::KNOWN_AFTER_APPLY;
+use crate::engine::{
+    self, ObservedResource, Plan, Resources, apply::apply, progress::Progress, render::render,
+};
+use crate::error::CliError;
+use crate::resources::Clients;
+use crate::resources::http_api::{self, find_api};
+use crate::resources::lambda_function::Code;
+use crate::stacks::environment;
+
+/// The flags of `plan --env` and `apply --env`.
+#[derive(Debug, Clone)]
+pub struct EnvironmentOptions {
+    pub environment: String,
+    /// The function's code, from [`code`] (checked before any AWS call).
+    pub code: Code,
+    pub detailed_exitcode: bool,
+    pub json: bool,
+    pub auto_approve: bool,
+    pub lock_timeout: std::time::Duration,
+}
+
+fn machine(architecture: Architecture) -> Machine {
+    match architecture {
+        Architecture::X86_64 => Machine::X86_64,
+        Architecture::Arm64 => Machine::Arm64,
+    }
+}
+
+/// The function's code: the validated `--artifact`, or for a plan without one,
+/// a hash shown as known after apply.
+pub fn code(config: &Config, artifact: Option<&Path>, for_apply: bool) -> Result<Code, CliError> {
+    let machine = machine(config.settings.architecture);
+    match artifact {
+        Some(path) => {
+            let artifact = artifact::load(path, machine)
+                .map_err(|error| CliError::Usage(error.to_string()))?;
+            Ok(Code {
+                zip: artifact.bytes,
+                sha256: artifact.code_sha256,
+            })
+        }
+        None if for_apply => Err(CliError::Usage(format!(
+            "apply needs the function's deployment package: build it with `{}` and pass --artifact target/lambda/playground-api/bootstrap.zip",
+            machine.build_command()
+        ))),
+        None => Ok(Code {
+            zip: Vec::new(),
+            sha256: KNOWN_AFTER_APPLY.to_owned(),
+        }),
+    }
+}
+
+struct Prepared {
+    names: EnvironmentNames,
+    resources: Resources,
+    plan: Plan,
+    observed: Vec<Option<ObservedResource>>,
+}
+
+async fn prepare(
+    config: &Config,
+    aws: &SdkConfig,
+    options: &EnvironmentOptions,
+) -> Result<Prepared, CliError> {
+    let names = validate_environment(&options.environment, &config.settings)?;
+    let code = options.code.clone();
+    let clients = Clients::connect(aws, &config.settings.region).await?;
+    let api_id = find_api(&clients, &names.http_api).await?.map(|api| api.id);
+    let resources = environment::resources(&config.settings, &names, &clients, code, api_id);
+    let (plan, observed) = engine::plan_stack(&resources).await?;
+    Ok(Prepared {
+        names,
+        resources,
+        plan,
+        observed,
+    })
+}
+
+fn api_endpoint(resources: &Resources, observed: &[Option<ObservedResource>]) -> Option<String> {
+    resources
+        .iter()
+        .zip(observed)
+        .find(|(resource, _)| resource.desired().address == http_api::ADDRESS)
+        .and_then(|(_, observed)| observed.as_ref())
+        .and_then(|observed| observed.attributes.get("endpoint"))
+        .and_then(|endpoint| endpoint.as_str().map(str::to_owned))
+}
+
+pub async fn plan(
+    config: &Config,
+    aws: &SdkConfig,
+    options: &EnvironmentOptions,
+) -> Result<Outcome, CliError> {
+    let prepared = prepare(config, aws, options).await?;
+    let text = if options.json {
+        super::to_json(&prepared.plan)
+    } else {
+        render(&prepared.plan)
+    };
+    let exit = if options.detailed_exitcode && prepared.plan.has_changes() {
+        2
+    } else {
+        0
+    };
+    Ok(Outcome::new(text, exit))
+}
+
+pub async fn apply_environment(
+    config: &Config,
+    aws: &SdkConfig,
+    backend: &Backend,
+    options: &EnvironmentOptions,
+) -> Result<Outcome, CliError> {
+    let prepared = prepare(config, aws, options).await?;
+    let environment = prepared.names.environment.clone();
+    let outputs = environment::outputs(
+        &prepared.names,
+        api_endpoint(&prepared.resources, &prepared.observed).as_deref(),
+    );
+    let stored = backend
+        .read(&environment)
+        .await
+        .map_err(CliError::state(format!(
+            "reading the state of {environment}"
+        )))?;
+    let recorded = recording::state_resources(&prepared.resources, &prepared.observed);
+    if !prepared.plan.has_changes() && recording::is_current(stored.as_ref(), &recorded, &outputs) {
+        // Nothing to do: no lock, no write, no mutating call.
+        return Ok(Outcome::new(
+            render_result(&prepared.plan, &outputs, options.json, "No changes."),
+            0,
+        ));
+    }
+    eprint!("{}", render(&prepared.plan));
+    if prepared.plan.has_changes() && !options.auto_approve {
+        confirm("Do you want to perform these actions?", "yes")?;
+    }
+    let request = LockRequest {
+        operation: "apply".into(),
+        info: format!("deployer apply --env {environment}"),
+        who: super::who(),
+        version: env!("CARGO_PKG_VERSION").into(),
+        timeout: options.lock_timeout,
+        force_unlock_command: format!("deployer force-unlock --env {environment}"),
+    };
+    let held = backend
+        .lock(&environment, &request)
+        .await
+        .map_err(CliError::state(format!(
+            "locking the state of {environment}"
+        )))?;
+    let result = tokio::select! {
+        result = apply_and_record(backend, &prepared) => result,
+        _ = tokio::signal::ctrl_c() => Err(CliError::Usage(format!(
+            "interrupted: resources finished so far are kept; rerun `deployer apply --env {environment}` to converge"
+        ))),
+    };
+    let released = backend.unlock(&held).await.map_err(CliError::state(format!(
+        "releasing the lock of {environment}"
+    )));
+    let outputs = result?;
+    released?;
+    let summary = format!(
+        "Apply complete: {} added, {} changed, {} destroyed.",
+        prepared.plan.add, prepared.plan.change, prepared.plan.destroy
+    );
+    Ok(Outcome::new(
+        render_result(&prepared.plan, &outputs, options.json, &summary),
+        0,
+    ))
+}
+
+async fn apply_and_record(
+    backend: &Backend,
+    prepared: &Prepared,
+) -> Result<std::collections::BTreeMap<String, serde_json::Value>, CliError> {
+    apply(
+        &prepared.resources,
+        &prepared.observed,
+        &prepared.plan,
+        Progress::new(),
+    )
+    .await?;
+    let observed = engine::observe(&prepared.resources).await?;
+    let outputs = environment::outputs(
+        &prepared.names,
+        api_endpoint(&prepared.resources, &observed).as_deref(),
+    );
+    recording::write(
+        backend,
+        &prepared.names.environment,
+        recording::state_resources(&prepared.resources, &observed),
+        outputs.clone(),
+    )
+    .await?;
+    Ok(outputs)
+}
+
+fn render_result(
+    plan: &Plan,
+    outputs: &std::collections::BTreeMap<String, serde_json::Value>,
+    json: bool,
+    summary: &str,
+) -> String {
+    if json {
+        return super::to_json(&json!({"plan": plan, "outputs": outputs}));
+    }
+    let mut lines = vec![summary.to_owned(), String::new(), "Outputs:".to_owned()];
+    for (name, value) in outputs {
+        lines.push(format!(
+            "  {name} = {}",
+            value
+                .as_str()
+                .map_or_else(|| value.to_string(), str::to_owned)
+        ));
+    }
+    lines.join("\n")
+}

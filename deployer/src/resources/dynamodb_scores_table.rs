@@ -1,0 +1,534 @@
+//! An environment's table, `PlaygroundScores-<env>`, provisioned from the
+//! function's one schema definition. Missing indexes are added in place, one at
+//! a time (DynamoDB allows one index creation per update), waiting until each is
+//! active. The table is never replaced: a key change is refused by the planner.
+
+use std::time::Duration;
+
+use aws_sdk_dynamodb::client::Waiters;
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, BillingMode, CreateGlobalSecondaryIndexAction,
+    DeleteGlobalSecondaryIndexAction, GlobalSecondaryIndex, GlobalSecondaryIndexUpdate,
+    IndexStatus, KeySchemaElement, KeyType, PointInTimeRecoverySpecification, Projection,
+    ProjectionType, ScalarAttributeType, Tag,
+};
+use playground_api::schema::{self, TABLE_SCHEMA};
+use serde_json::{Value, json};
+
+use super::{Clients, removed_tag_keys, tags_from_value, tags_value};
+use crate::engine::{
+    AttributeChange, DesiredResource, EngineError, ObservedResource, Resource, Rule,
+};
+
+pub const ADDRESS: &str = "dynamodb_table.scores";
+
+#[derive(Debug, Clone)]
+pub struct ScoresTable {
+    pub clients: Clients,
+    pub name: String,
+    pub enable_pitr: bool,
+    pub enable_gsi_by_user: bool,
+    pub tags: std::collections::BTreeMap<String, String>,
+}
+
+fn attribute_type(key_type: schema::KeyType) -> ScalarAttributeType {
+    match key_type {
+        schema::KeyType::String => ScalarAttributeType::S,
+        schema::KeyType::Number => ScalarAttributeType::N,
+    }
+}
+
+fn type_letter(key_type: schema::KeyType) -> &'static str {
+    match key_type {
+        schema::KeyType::String => "S",
+        schema::KeyType::Number => "N",
+    }
+}
+
+/// `name: hash (T) / range (T)`, how indexes are compared and shown.
+fn describe_index(name: &str, hash: &str, range: &str) -> String {
+    format!("{name}: {hash} / {range}")
+}
+
+impl ScoresTable {
+    fn doing(&self, what: &str) -> String {
+        format!("{what} DynamoDB table {}", self.name)
+    }
+
+    fn wanted_indexes(&self) -> Vec<&'static schema::GlobalSecondaryIndex> {
+        TABLE_SCHEMA
+            .global_secondary_indexes
+            .iter()
+            .filter(|index| {
+                index.required_by_api || (index.name == schema::BY_USER && self.enable_gsi_by_user)
+            })
+            .collect()
+    }
+
+    fn index_key(index: &schema::GlobalSecondaryIndex) -> String {
+        describe_index(
+            index.name,
+            &format!(
+                "{} ({})",
+                index.partition_key.name,
+                type_letter(index.partition_key.key_type)
+            ),
+            &format!(
+                "{} ({})",
+                index.sort_key.name,
+                type_letter(index.sort_key.key_type)
+            ),
+        )
+    }
+
+    fn element(
+        name: &str,
+        key_type: KeyType,
+        action: &str,
+    ) -> Result<KeySchemaElement, EngineError> {
+        KeySchemaElement::builder()
+            .attribute_name(name)
+            .key_type(key_type)
+            .build()
+            .map_err(|error| EngineError::new(action, error.to_string()))
+    }
+
+    fn definition(
+        key: schema::KeyAttribute,
+        action: &str,
+    ) -> Result<AttributeDefinition, EngineError> {
+        AttributeDefinition::builder()
+            .attribute_name(key.name)
+            .attribute_type(attribute_type(key.key_type))
+            .build()
+            .map_err(|error| EngineError::new(action, error.to_string()))
+    }
+
+    fn gsi(
+        index: &schema::GlobalSecondaryIndex,
+        action: &str,
+    ) -> Result<GlobalSecondaryIndex, EngineError> {
+        GlobalSecondaryIndex::builder()
+            .index_name(index.name)
+            .key_schema(Self::element(
+                index.partition_key.name,
+                KeyType::Hash,
+                action,
+            )?)
+            .key_schema(Self::element(index.sort_key.name, KeyType::Range, action)?)
+            .projection(
+                Projection::builder()
+                    .projection_type(ProjectionType::All)
+                    .build(),
+            )
+            .build()
+            .map_err(|error| EngineError::new(action, error.to_string()))
+    }
+
+    async fn set_pitr(&self, enabled: bool) -> Result<(), EngineError> {
+        let action = self.doing("setting point-in-time recovery of");
+        self.clients
+            .dynamodb
+            .update_continuous_backups()
+            .table_name(&self.name)
+            .point_in_time_recovery_specification(
+                PointInTimeRecoverySpecification::builder()
+                    .point_in_time_recovery_enabled(enabled)
+                    .build()
+                    .map_err(|error| EngineError::new(action.clone(), error.to_string()))?,
+            )
+            .send()
+            .await
+            .map_err(|error| EngineError::sdk(action.clone(), &error))?;
+        Ok(())
+    }
+
+    /// Wait until the table and every index are ACTIVE (bounded: 10 minutes).
+    async fn wait_until_active(&self) -> Result<(), EngineError> {
+        let action = self.doing("waiting for");
+        for _ in 0..600 {
+            let described = self
+                .clients
+                .dynamodb
+                .describe_table()
+                .table_name(&self.name)
+                .send()
+                .await
+                .map_err(|error| EngineError::sdk(action.clone(), &error))?;
+            let table = described.table();
+            let table_active = table
+                .and_then(|t| t.table_status())
+                .is_some_and(|s| s.as_str() == "ACTIVE");
+            let indexes_active = table.is_some_and(|t| {
+                t.global_secondary_indexes()
+                    .iter()
+                    .all(|index| index.index_status() == Some(&IndexStatus::Active))
+            });
+            if table_active && indexes_active {
+                return Ok(());
+            }
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+        Err(EngineError::new(
+            action,
+            "still not ACTIVE after 10 minutes",
+        ))
+    }
+
+    async fn add_index(&self, index: &schema::GlobalSecondaryIndex) -> Result<(), EngineError> {
+        let action = self.doing(&format!("adding index {} to", index.name));
+        let create = CreateGlobalSecondaryIndexAction::builder()
+            .index_name(index.name)
+            .key_schema(Self::element(
+                index.partition_key.name,
+                KeyType::Hash,
+                &action,
+            )?)
+            .key_schema(Self::element(index.sort_key.name, KeyType::Range, &action)?)
+            .projection(
+                Projection::builder()
+                    .projection_type(ProjectionType::All)
+                    .build(),
+            )
+            .build()
+            .map_err(|error| EngineError::new(action.clone(), error.to_string()))?;
+        self.clients
+            .dynamodb
+            .update_table()
+            .table_name(&self.name)
+            .attribute_definitions(Self::definition(index.partition_key, &action)?)
+            .attribute_definitions(Self::definition(index.sort_key, &action)?)
+            .global_secondary_index_updates(
+                GlobalSecondaryIndexUpdate::builder().create(create).build(),
+            )
+            .send()
+            .await
+            .map_err(|error| EngineError::sdk(action.clone(), &error))?;
+        self.wait_until_active().await
+    }
+
+    async fn remove_index(&self, name: &str) -> Result<(), EngineError> {
+        let action = self.doing(&format!("removing index {name} from"));
+        let delete = DeleteGlobalSecondaryIndexAction::builder()
+            .index_name(name)
+            .build()
+            .map_err(|error| EngineError::new(action.clone(), error.to_string()))?;
+        self.clients
+            .dynamodb
+            .update_table()
+            .table_name(&self.name)
+            .global_secondary_index_updates(
+                GlobalSecondaryIndexUpdate::builder().delete(delete).build(),
+            )
+            .send()
+            .await
+            .map_err(|error| EngineError::sdk(action.clone(), &error))?;
+        self.wait_until_active().await
+    }
+
+    fn arn(&self) -> String {
+        format!(
+            "arn:aws:dynamodb:{}:{}:table/{}",
+            self.clients.region, self.clients.account_id, self.name
+        )
+    }
+}
+
+#[async_trait::async_trait]
+impl Resource for ScoresTable {
+    fn desired(&self) -> DesiredResource {
+        let keys = format!(
+            "{} (S) / {} (S)",
+            TABLE_SCHEMA.partition_key.name, TABLE_SCHEMA.sort_key.name
+        );
+        let indexes: Vec<String> = self
+            .wanted_indexes()
+            .into_iter()
+            .map(Self::index_key)
+            .collect();
+        DesiredResource {
+            address: ADDRESS.into(),
+            kind: "dynamodb_table",
+            name: self.name.clone(),
+            attributes: [
+                ("keys".to_owned(), json!(keys)),
+                ("billing_mode".to_owned(), json!("PAY_PER_REQUEST")),
+                ("global_secondary_indexes".to_owned(), json!(indexes)),
+                ("point_in_time_recovery".to_owned(), json!(self.enable_pitr)),
+                ("tags".to_owned(), tags_value(&self.tags)),
+            ]
+            .into(),
+            rules: [
+                ("keys", Rule::ForcesReplacement),
+                ("global_secondary_indexes", Rule::Set),
+            ]
+            .into(),
+            depends_on: Vec::new(),
+            never_replace: Some("it holds the playground's tables and scores"),
+        }
+    }
+
+    async fn read(&self) -> Result<Option<ObservedResource>, EngineError> {
+        let dynamodb = &self.clients.dynamodb;
+        let described = match dynamodb
+            .describe_table()
+            .table_name(&self.name)
+            .send()
+            .await
+        {
+            Ok(output) => output,
+            Err(error)
+                if error
+                    .as_service_error()
+                    .is_some_and(|service| service.is_resource_not_found_exception()) =>
+            {
+                return Ok(None);
+            }
+            Err(error) => return Err(EngineError::sdk(self.doing("describing"), &error)),
+        };
+        let Some(table) = described.table() else {
+            return Ok(None);
+        };
+        let typed = |name: &str| {
+            let letter = table
+                .attribute_definitions()
+                .iter()
+                .find(|definition| definition.attribute_name() == name)
+                .map_or("?", |definition| definition.attribute_type().as_str());
+            format!("{name} ({letter})")
+        };
+        let key_of = |schema: &[KeySchemaElement], key_type: KeyType| {
+            schema
+                .iter()
+                .find(|element| element.key_type() == &key_type)
+                .map(|element| typed(element.attribute_name()))
+                .unwrap_or_else(|| "(none)".into())
+        };
+        let keys = format!(
+            "{} / {}",
+            key_of(table.key_schema(), KeyType::Hash),
+            key_of(table.key_schema(), KeyType::Range)
+        );
+        let indexes: Vec<String> = table
+            .global_secondary_indexes()
+            .iter()
+            .map(|index| {
+                describe_index(
+                    index.index_name().unwrap_or_default(),
+                    &key_of(index.key_schema(), KeyType::Hash),
+                    &key_of(index.key_schema(), KeyType::Range),
+                )
+            })
+            .collect();
+        let billing = table
+            .billing_mode_summary()
+            .and_then(|summary| summary.billing_mode())
+            .map_or("PROVISIONED", |mode| mode.as_str())
+            .to_owned();
+        let backups = dynamodb
+            .describe_continuous_backups()
+            .table_name(&self.name)
+            .send()
+            .await
+            .map_err(|error| {
+                EngineError::sdk(self.doing("reading point-in-time recovery of"), &error)
+            })?;
+        let pitr = backups
+            .continuous_backups_description()
+            .and_then(|d| d.point_in_time_recovery_description())
+            .and_then(|d| d.point_in_time_recovery_status())
+            .is_some_and(|status| status.as_str() == "ENABLED");
+        let arn = table.table_arn().map_or_else(|| self.arn(), str::to_owned);
+        let tags = dynamodb
+            .list_tags_of_resource()
+            .resource_arn(&arn)
+            .send()
+            .await
+            .map_err(|error| EngineError::sdk(self.doing("reading the tags of"), &error))?;
+        let tags = Value::Object(
+            tags.tags()
+                .iter()
+                .map(|tag| (tag.key().to_owned(), Value::String(tag.value().to_owned())))
+                .collect(),
+        );
+        Ok(Some(ObservedResource {
+            id: self.name.clone(),
+            arn: Some(arn),
+            attributes: [
+                ("keys".to_owned(), json!(keys)),
+                ("billing_mode".to_owned(), json!(billing)),
+                ("global_secondary_indexes".to_owned(), json!(indexes)),
+                ("point_in_time_recovery".to_owned(), json!(pitr)),
+                ("tags".to_owned(), tags),
+                (
+                    "item_count".to_owned(),
+                    json!(table.item_count().unwrap_or(0)),
+                ),
+            ]
+            .into(),
+        }))
+    }
+
+    async fn create(&self) -> Result<(), EngineError> {
+        let action = format!("creating DynamoDB table {}", self.name);
+        let dynamodb = &self.clients.dynamodb;
+        let mut request = dynamodb
+            .create_table()
+            .table_name(&self.name)
+            .billing_mode(BillingMode::PayPerRequest)
+            .key_schema(Self::element(
+                TABLE_SCHEMA.partition_key.name,
+                KeyType::Hash,
+                &action,
+            )?)
+            .key_schema(Self::element(
+                TABLE_SCHEMA.sort_key.name,
+                KeyType::Range,
+                &action,
+            )?);
+        let wanted = self.wanted_indexes();
+        let mut defined: Vec<&str> = Vec::new();
+        let mut keys = vec![TABLE_SCHEMA.partition_key, TABLE_SCHEMA.sort_key];
+        for index in &wanted {
+            keys.push(index.partition_key);
+            keys.push(index.sort_key);
+        }
+        for key in keys {
+            if !defined.contains(&key.name) {
+                defined.push(key.name);
+                request = request.attribute_definitions(Self::definition(key, &action)?);
+            }
+        }
+        for index in wanted {
+            request = request.global_secondary_indexes(Self::gsi(index, &action)?);
+        }
+        for (key, value) in &self.tags {
+            request = request.tags(
+                Tag::builder()
+                    .key(key)
+                    .value(value)
+                    .build()
+                    .map_err(|error| EngineError::new(action.clone(), error.to_string()))?,
+            );
+        }
+        request
+            .send()
+            .await
+            .map_err(|error| EngineError::sdk(action.clone(), &error))?;
+        dynamodb
+            .wait_until_table_exists()
+            .table_name(&self.name)
+            .wait(Duration::from_secs(600))
+            .await
+            .map_err(|error| {
+                EngineError::new(self.doing("waiting for"), state::sdk_error::causes(&error))
+            })?;
+        self.wait_until_active().await?;
+        if self.enable_pitr {
+            self.set_pitr(true).await?;
+        }
+        Ok(())
+    }
+
+    async fn update(
+        &self,
+        _observed: &ObservedResource,
+        changes: &[AttributeChange],
+    ) -> Result<(), EngineError> {
+        for change in changes {
+            match change.name.as_str() {
+                "billing_mode" => {
+                    self.clients
+                        .dynamodb
+                        .update_table()
+                        .table_name(&self.name)
+                        .billing_mode(BillingMode::PayPerRequest)
+                        .send()
+                        .await
+                        .map_err(|error| {
+                            EngineError::sdk(self.doing("switching to on-demand billing"), &error)
+                        })?;
+                    self.wait_until_active().await?;
+                }
+                "global_secondary_indexes" => {
+                    let existing: Vec<String> = change
+                        .old
+                        .as_array()
+                        .map(|items| {
+                            items
+                                .iter()
+                                .filter_map(|item| item.as_str().map(str::to_owned))
+                                .collect()
+                        })
+                        .unwrap_or_default();
+                    let wanted = self.wanted_indexes();
+                    for index in &wanted {
+                        let shape = Self::index_key(index);
+                        if existing.contains(&shape) {
+                            continue;
+                        }
+                        // Same name, other keys: the index is rebuilt (indexes hold no data of their own).
+                        if existing
+                            .iter()
+                            .any(|old| old.starts_with(&format!("{}:", index.name)))
+                        {
+                            self.remove_index(index.name).await?;
+                        }
+                        self.add_index(index).await?;
+                    }
+                    for old in existing {
+                        let name = old.split(':').next().unwrap_or_default();
+                        if !wanted.iter().any(|index| index.name == name) {
+                            self.remove_index(name).await?;
+                        }
+                    }
+                }
+                "point_in_time_recovery" => self.set_pitr(change.new == json!(true)).await?,
+                "tags" => {
+                    let dynamodb = &self.clients.dynamodb;
+                    let removed = removed_tag_keys(&change.old, &change.new);
+                    if !removed.is_empty() {
+                        dynamodb
+                            .untag_resource()
+                            .resource_arn(self.arn())
+                            .set_tag_keys(Some(removed))
+                            .send()
+                            .await
+                            .map_err(|error| EngineError::sdk(self.doing("untagging"), &error))?;
+                    }
+                    let mut request = dynamodb.tag_resource().resource_arn(self.arn());
+                    for (key, value) in tags_from_value(&change.new) {
+                        request =
+                            request.tags(Tag::builder().key(key).value(value).build().map_err(
+                                |error| EngineError::new(self.doing("tagging"), error.to_string()),
+                            )?);
+                    }
+                    request
+                        .send()
+                        .await
+                        .map_err(|error| EngineError::sdk(self.doing("tagging"), &error))?;
+                }
+                other => {
+                    return Err(EngineError::new(
+                        self.doing("updating"),
+                        format!("unknown attribute {other}"),
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn delete(&self, _observed: &ObservedResource) -> Result<(), EngineError> {
+        self.clients
+            .dynamodb
+            .delete_table()
+            .table_name(&self.name)
+            .send()
+            .await
+            .map_err(|error| {
+                EngineError::sdk(format!("deleting DynamoDB table {}", self.name), &error)
+            })?;
+        Ok(())
+    }
+}

@@ -1,0 +1,480 @@
+//! The HTTP API (API Gateway v2) with its CORS configuration, its one
+//! `AWS_PROXY` integration to the function (payload 2.0, 29 s), one route per
+//! API endpoint, and the stage (auto-deploy). Found by name; the API id, and so
+//! the URL clients use, never changes once created.
+
+use aws_sdk_apigatewayv2::types::{Cors, IntegrationType, ProtocolType};
+use serde_json::{Value, json};
+
+use super::{Clients, removed_tag_keys, tags_from_value, tags_value};
+use crate::engine::{
+    AttributeChange, DesiredResource, EngineError, ObservedResource, Resource, Rule,
+};
+
+pub const ADDRESS: &str = "apigatewayv2_api.http";
+pub const CORS_METHODS: [&str; 5] = ["GET", "PUT", "PATCH", "POST", "OPTIONS"];
+pub const CORS_HEADERS: [&str; 2] = ["Content-Type", "Authorization"];
+const INTEGRATION_TIMEOUT_MS: i32 = 29_000;
+
+/// An existing API found by name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FoundApi {
+    pub id: String,
+    pub endpoint: String,
+}
+
+/// Find the HTTP API named `name`. Several with one name: the one tagged
+/// `managed-by = deployer`, else an error listing them (never a guess).
+pub async fn find_api(clients: &Clients, name: &str) -> Result<Option<FoundApi>, EngineError> {
+    let action = format!("finding HTTP API {name}");
+    let mut matches = Vec::new();
+    let mut next_token: Option<String> = None;
+    loop {
+        let page = clients
+            .apigateway
+            .get_apis()
+            .set_next_token(next_token.clone())
+            .send()
+            .await
+            .map_err(|error| EngineError::sdk(action.clone(), &error))?;
+        for api in page.items() {
+            if api.name() == Some(name) {
+                matches.push(api.clone());
+            }
+        }
+        next_token = page.next_token().map(str::to_owned);
+        if next_token.is_none() {
+            break;
+        }
+    }
+    let chosen = match matches.len() {
+        0 => return Ok(None),
+        1 => matches.remove(0),
+        _ => {
+            let managed: Vec<_> = matches
+                .iter()
+                .filter(|api| {
+                    api.tags()
+                        .and_then(|tags| tags.get("managed-by"))
+                        .is_some_and(|v| v == "deployer")
+                })
+                .cloned()
+                .collect();
+            if managed.len() == 1 {
+                managed[0].clone()
+            } else {
+                return Err(EngineError::new(
+                    action,
+                    format!(
+                        "{} HTTP APIs have this name ({}); delete the extras, or tag the one to keep with managed-by=deployer",
+                        matches.len(),
+                        matches
+                            .iter()
+                            .filter_map(|api| api.api_id())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                ));
+            }
+        }
+    };
+    Ok(Some(FoundApi {
+        id: chosen.api_id().unwrap_or_default().to_owned(),
+        endpoint: chosen.api_endpoint().unwrap_or_default().to_owned(),
+    }))
+}
+
+#[derive(Debug, Clone)]
+pub struct HttpApi {
+    pub clients: Clients,
+    pub name: String,
+    pub function_name: String,
+    pub stage: String,
+    pub cors_allow_origins: Vec<String>,
+    /// API Gateway route keys, e.g. `GET /tables/{tableId}`.
+    pub route_keys: Vec<String>,
+    pub tags: std::collections::BTreeMap<String, String>,
+    pub depends_on: Vec<String>,
+}
+
+impl HttpApi {
+    fn doing(&self, what: &str) -> String {
+        format!("{what} HTTP API {}", self.name)
+    }
+
+    fn cors(&self) -> Cors {
+        Cors::builder()
+            .set_allow_origins(Some(self.cors_allow_origins.clone()))
+            .set_allow_methods(Some(CORS_METHODS.iter().map(|m| (*m).to_owned()).collect()))
+            .set_allow_headers(Some(CORS_HEADERS.iter().map(|h| (*h).to_owned()).collect()))
+            .build()
+    }
+
+    fn cors_value(&self) -> Value {
+        json!({"allow_origins": self.cors_allow_origins, "allow_methods": CORS_METHODS, "allow_headers": CORS_HEADERS})
+    }
+
+    fn integration_value(&self) -> Value {
+        json!({
+            "type": "AWS_PROXY",
+            "uri": super::lambda_function::LambdaFunction::arn_of(&self.clients, &self.function_name),
+            "payload_format_version": "2.0",
+            "timeout_ms": INTEGRATION_TIMEOUT_MS
+        })
+    }
+
+    async fn integration_id(&self, api_id: &str) -> Result<Option<(String, Value)>, EngineError> {
+        let integrations = self
+            .clients
+            .apigateway
+            .get_integrations()
+            .api_id(api_id)
+            .send()
+            .await
+            .map_err(|error| EngineError::sdk(self.doing("reading the integrations of"), &error))?;
+        Ok(integrations
+            .items()
+            .iter()
+            .find(|integration| integration.integration_type() == Some(&IntegrationType::AwsProxy))
+            .map(|integration| {
+                (
+                    integration.integration_id().unwrap_or_default().to_owned(),
+                    json!({
+                        "type": "AWS_PROXY",
+                        "uri": integration.integration_uri(),
+                        "payload_format_version": integration.payload_format_version(),
+                        "timeout_ms": integration.timeout_in_millis()
+                    }),
+                )
+            }))
+    }
+
+    async fn ensure_integration(&self, api_id: &str) -> Result<String, EngineError> {
+        let wanted = self.integration_value();
+        let apigateway = &self.clients.apigateway;
+        match self.integration_id(api_id).await? {
+            Some((id, current)) if current == wanted => Ok(id),
+            Some((id, _)) => {
+                apigateway
+                    .update_integration()
+                    .api_id(api_id)
+                    .integration_id(&id)
+                    .integration_uri(super::lambda_function::LambdaFunction::arn_of(
+                        &self.clients,
+                        &self.function_name,
+                    ))
+                    .payload_format_version("2.0")
+                    .timeout_in_millis(INTEGRATION_TIMEOUT_MS)
+                    .send()
+                    .await
+                    .map_err(|error| {
+                        EngineError::sdk(self.doing("updating the integration of"), &error)
+                    })?;
+                Ok(id)
+            }
+            None => {
+                let created = apigateway
+                    .create_integration()
+                    .api_id(api_id)
+                    .integration_type(IntegrationType::AwsProxy)
+                    .integration_uri(super::lambda_function::LambdaFunction::arn_of(
+                        &self.clients,
+                        &self.function_name,
+                    ))
+                    .payload_format_version("2.0")
+                    .timeout_in_millis(INTEGRATION_TIMEOUT_MS)
+                    .send()
+                    .await
+                    .map_err(|error| {
+                        EngineError::sdk(self.doing("creating the integration of"), &error)
+                    })?;
+                Ok(created.integration_id().unwrap_or_default().to_owned())
+            }
+        }
+    }
+
+    async fn ensure_routes(&self, api_id: &str, integration_id: &str) -> Result<(), EngineError> {
+        let apigateway = &self.clients.apigateway;
+        let target = format!("integrations/{integration_id}");
+        let existing = apigateway
+            .get_routes()
+            .api_id(api_id)
+            .send()
+            .await
+            .map_err(|error| EngineError::sdk(self.doing("reading the routes of"), &error))?;
+        for route in existing.items() {
+            let key = route.route_key().unwrap_or_default();
+            let id = route.route_id().unwrap_or_default();
+            if !self.route_keys.iter().any(|wanted| wanted == key) {
+                apigateway
+                    .delete_route()
+                    .api_id(api_id)
+                    .route_id(id)
+                    .send()
+                    .await
+                    .map_err(|error| {
+                        EngineError::sdk(self.doing(&format!("deleting route {key} of")), &error)
+                    })?;
+            } else if route.target() != Some(target.as_str()) {
+                apigateway
+                    .update_route()
+                    .api_id(api_id)
+                    .route_id(id)
+                    .target(&target)
+                    .send()
+                    .await
+                    .map_err(|error| {
+                        EngineError::sdk(self.doing(&format!("retargeting route {key} of")), &error)
+                    })?;
+            }
+        }
+        for key in &self.route_keys {
+            if !existing
+                .items()
+                .iter()
+                .any(|route| route.route_key() == Some(key.as_str()))
+            {
+                apigateway
+                    .create_route()
+                    .api_id(api_id)
+                    .route_key(key)
+                    .target(&target)
+                    .send()
+                    .await
+                    .map_err(|error| {
+                        EngineError::sdk(self.doing(&format!("creating route {key} of")), &error)
+                    })?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn ensure_stage(&self, api_id: &str) -> Result<(), EngineError> {
+        let apigateway = &self.clients.apigateway;
+        let stages = apigateway
+            .get_stages()
+            .api_id(api_id)
+            .send()
+            .await
+            .map_err(|error| EngineError::sdk(self.doing("reading the stages of"), &error))?;
+        match stages
+            .items()
+            .iter()
+            .find(|stage| stage.stage_name() == Some(self.stage.as_str()))
+        {
+            Some(stage) if stage.auto_deploy() == Some(true) => Ok(()),
+            Some(_) => {
+                apigateway
+                    .update_stage()
+                    .api_id(api_id)
+                    .stage_name(&self.stage)
+                    .auto_deploy(true)
+                    .send()
+                    .await
+                    .map_err(|error| {
+                        EngineError::sdk(self.doing("enabling auto-deploy on the stage of"), &error)
+                    })?;
+                Ok(())
+            }
+            None => {
+                apigateway
+                    .create_stage()
+                    .api_id(api_id)
+                    .stage_name(&self.stage)
+                    .auto_deploy(true)
+                    .set_tags(Some(self.tags.clone().into_iter().collect()))
+                    .send()
+                    .await
+                    .map_err(|error| {
+                        EngineError::sdk(self.doing("creating the stage of"), &error)
+                    })?;
+                Ok(())
+            }
+        }
+    }
+
+    async fn converge_children(&self, api_id: &str) -> Result<(), EngineError> {
+        let integration_id = self.ensure_integration(api_id).await?;
+        self.ensure_routes(api_id, &integration_id).await?;
+        self.ensure_stage(api_id).await
+    }
+
+    fn api_arn(&self, api_id: &str) -> String {
+        format!("arn:aws:apigateway:{}::/apis/{api_id}", self.clients.region)
+    }
+}
+
+#[async_trait::async_trait]
+impl Resource for HttpApi {
+    fn desired(&self) -> DesiredResource {
+        let mut routes = self.route_keys.clone();
+        routes.sort();
+        DesiredResource {
+            address: ADDRESS.into(),
+            kind: "apigatewayv2_api",
+            name: self.name.clone(),
+            attributes: [
+                ("protocol".to_owned(), json!("HTTP")),
+                ("cors".to_owned(), self.cors_value()),
+                ("integration".to_owned(), self.integration_value()),
+                ("routes".to_owned(), json!(routes)),
+                (
+                    "stage".to_owned(),
+                    json!({"name": self.stage, "auto_deploy": true}),
+                ),
+                ("tags".to_owned(), tags_value(&self.tags)),
+            ]
+            .into(),
+            rules: [("routes", Rule::Set), ("protocol", Rule::ForcesReplacement)].into(),
+            depends_on: self.depends_on.clone(),
+            never_replace: Some("its id is in the URL every client uses"),
+        }
+    }
+
+    async fn read(&self) -> Result<Option<ObservedResource>, EngineError> {
+        let Some(found) = find_api(&self.clients, &self.name).await? else {
+            return Ok(None);
+        };
+        let apigateway = &self.clients.apigateway;
+        let api = apigateway
+            .get_api()
+            .api_id(&found.id)
+            .send()
+            .await
+            .map_err(|error| EngineError::sdk(self.doing("reading"), &error))?;
+        let cors = api.cors_configuration().map_or(Value::Null, |cors| {
+            json!({
+                "allow_origins": cors.allow_origins(),
+                "allow_methods": cors.allow_methods(),
+                "allow_headers": cors.allow_headers()
+            })
+        });
+        let integration = self
+            .integration_id(&found.id)
+            .await?
+            .map_or(Value::Null, |(_, value)| value);
+        let routes = apigateway
+            .get_routes()
+            .api_id(&found.id)
+            .send()
+            .await
+            .map_err(|error| EngineError::sdk(self.doing("reading the routes of"), &error))?;
+        let mut route_keys: Vec<String> = routes
+            .items()
+            .iter()
+            .filter_map(|r| r.route_key().map(str::to_owned))
+            .collect();
+        route_keys.sort();
+        let stages = apigateway
+            .get_stages()
+            .api_id(&found.id)
+            .send()
+            .await
+            .map_err(|error| EngineError::sdk(self.doing("reading the stages of"), &error))?;
+        let stage = stages
+            .items()
+            .iter()
+            .find(|stage| stage.stage_name() == Some(self.stage.as_str()))
+            .map_or(Value::Null, |stage| json!({"name": self.stage, "auto_deploy": stage.auto_deploy().unwrap_or(false)}));
+        let tags = api
+            .tags()
+            .map(|tags| {
+                Value::Object(
+                    tags.iter()
+                        .map(|(k, v)| (k.clone(), Value::String(v.clone())))
+                        .collect(),
+                )
+            })
+            .unwrap_or_else(|| json!({}));
+        Ok(Some(ObservedResource {
+            id: found.id.clone(),
+            arn: Some(self.api_arn(&found.id)),
+            attributes: [
+                (
+                    "protocol".to_owned(),
+                    json!(api.protocol_type().map(|p| p.as_str())),
+                ),
+                ("cors".to_owned(), cors),
+                ("integration".to_owned(), integration),
+                ("routes".to_owned(), json!(route_keys)),
+                ("stage".to_owned(), stage),
+                ("tags".to_owned(), tags),
+                ("endpoint".to_owned(), json!(found.endpoint)),
+            ]
+            .into(),
+        }))
+    }
+
+    async fn create(&self) -> Result<(), EngineError> {
+        let created = self
+            .clients
+            .apigateway
+            .create_api()
+            .name(&self.name)
+            .protocol_type(ProtocolType::Http)
+            .cors_configuration(self.cors())
+            .set_tags(Some(self.tags.clone().into_iter().collect()))
+            .send()
+            .await
+            .map_err(|error| EngineError::sdk(self.doing("creating"), &error))?;
+        let api_id = created.api_id().unwrap_or_default().to_owned();
+        self.converge_children(&api_id).await
+    }
+
+    async fn update(
+        &self,
+        observed: &ObservedResource,
+        changes: &[AttributeChange],
+    ) -> Result<(), EngineError> {
+        let apigateway = &self.clients.apigateway;
+        let api_id = &observed.id;
+        if changes.iter().any(|change| change.name == "cors") {
+            apigateway
+                .update_api()
+                .api_id(api_id)
+                .cors_configuration(self.cors())
+                .send()
+                .await
+                .map_err(|error| {
+                    EngineError::sdk(self.doing("updating the CORS configuration of"), &error)
+                })?;
+        }
+        if let Some(change) = changes.iter().find(|change| change.name == "tags") {
+            let removed = removed_tag_keys(&change.old, &change.new);
+            if !removed.is_empty() {
+                apigateway
+                    .untag_resource()
+                    .resource_arn(self.api_arn(api_id))
+                    .set_tag_keys(Some(removed))
+                    .send()
+                    .await
+                    .map_err(|error| EngineError::sdk(self.doing("untagging"), &error))?;
+            }
+            apigateway
+                .tag_resource()
+                .resource_arn(self.api_arn(api_id))
+                .set_tags(Some(tags_from_value(&change.new).into_iter().collect()))
+                .send()
+                .await
+                .map_err(|error| EngineError::sdk(self.doing("tagging"), &error))?;
+        }
+        if changes
+            .iter()
+            .any(|change| matches!(change.name.as_str(), "integration" | "routes" | "stage"))
+        {
+            self.converge_children(api_id).await?;
+        }
+        Ok(())
+    }
+
+    async fn delete(&self, observed: &ObservedResource) -> Result<(), EngineError> {
+        self.clients
+            .apigateway
+            .delete_api()
+            .api_id(&observed.id)
+            .send()
+            .await
+            .map_err(|error| EngineError::sdk(self.doing("deleting"), &error))?;
+        Ok(())
+    }
+}

@@ -1,0 +1,168 @@
+//! The permission that lets the HTTP API invoke the function: statement
+//! `AllowInvokeFromHttpApi`, principal `apigateway.amazonaws.com`, source ARN
+//! `<execution-arn>/*/*` (any stage, any route of this API only).
+
+use serde_json::{Value, json};
+
+use super::Clients;
+use super::http_api::find_api;
+use crate::engine::plan::KNOWN_AFTER_APPLY;
+use crate::engine::{AttributeChange, DesiredResource, EngineError, ObservedResource, Resource};
+
+pub const ADDRESS: &str = "lambda_permission.http_api";
+const PRINCIPAL: &str = "apigateway.amazonaws.com";
+const ACTION: &str = "lambda:InvokeFunction";
+
+#[derive(Debug, Clone)]
+pub struct InvokePermission {
+    pub clients: Clients,
+    pub function_name: String,
+    pub api_name: String,
+    pub statement_id: String,
+    /// The API's id when it already exists (otherwise known after apply).
+    pub api_id: Option<String>,
+    pub depends_on: Vec<String>,
+}
+
+impl InvokePermission {
+    fn source_arn(&self, api_id: &str) -> String {
+        format!(
+            "arn:aws:execute-api:{}:{}:{api_id}/*/*",
+            self.clients.region, self.clients.account_id
+        )
+    }
+
+    fn doing(&self, what: &str) -> String {
+        format!(
+            "{what} permission {} of Lambda function {}",
+            self.statement_id, self.function_name
+        )
+    }
+
+    async fn add(&self) -> Result<(), EngineError> {
+        let api = find_api(&self.clients, &self.api_name)
+            .await?
+            .ok_or_else(|| {
+                EngineError::new(
+                    self.doing("adding"),
+                    format!("HTTP API {} does not exist", self.api_name),
+                )
+            })?;
+        self.clients
+            .lambda
+            .add_permission()
+            .function_name(&self.function_name)
+            .statement_id(&self.statement_id)
+            .action(ACTION)
+            .principal(PRINCIPAL)
+            .source_arn(self.source_arn(&api.id))
+            .send()
+            .await
+            .map_err(|error| EngineError::sdk(self.doing("adding"), &error))?;
+        Ok(())
+    }
+
+    async fn remove(&self) -> Result<(), EngineError> {
+        self.clients
+            .lambda
+            .remove_permission()
+            .function_name(&self.function_name)
+            .statement_id(&self.statement_id)
+            .send()
+            .await
+            .map_err(|error| EngineError::sdk(self.doing("removing"), &error))?;
+        Ok(())
+    }
+}
+
+#[async_trait::async_trait]
+impl Resource for InvokePermission {
+    fn desired(&self) -> DesiredResource {
+        let source_arn = self
+            .api_id
+            .as_deref()
+            .map_or_else(|| KNOWN_AFTER_APPLY.to_owned(), |id| self.source_arn(id));
+        DesiredResource {
+            address: ADDRESS.into(),
+            kind: "lambda_permission",
+            name: self.statement_id.clone(),
+            attributes: [
+                ("principal".to_owned(), json!(PRINCIPAL)),
+                ("action".to_owned(), json!(ACTION)),
+                ("source_arn".to_owned(), json!(source_arn)),
+            ]
+            .into(),
+            rules: Default::default(),
+            depends_on: self.depends_on.clone(),
+            never_replace: None,
+        }
+    }
+
+    async fn read(&self) -> Result<Option<ObservedResource>, EngineError> {
+        let policy = match self
+            .clients
+            .lambda
+            .get_policy()
+            .function_name(&self.function_name)
+            .send()
+            .await
+        {
+            Ok(output) => output,
+            Err(error)
+                if error
+                    .as_service_error()
+                    .is_some_and(|service| service.is_resource_not_found_exception()) =>
+            {
+                return Ok(None);
+            }
+            Err(error) => return Err(EngineError::sdk(self.doing("reading"), &error)),
+        };
+        let document: Value = policy
+            .policy()
+            .and_then(|text| serde_json::from_str(text).ok())
+            .unwrap_or(Value::Null);
+        let statements = match &document["Statement"] {
+            Value::Array(items) => items.clone(),
+            Value::Null => Vec::new(),
+            single => vec![single.clone()],
+        };
+        let Some(statement) = statements
+            .iter()
+            .find(|statement| statement["Sid"] == self.statement_id.as_str())
+        else {
+            return Ok(None);
+        };
+        let principal = match &statement["Principal"] {
+            Value::Object(map) => map.get("Service").cloned().unwrap_or(Value::Null),
+            other => other.clone(),
+        };
+        let source_arn = statement["Condition"]["ArnLike"]["AWS:SourceArn"].clone();
+        Ok(Some(ObservedResource {
+            id: self.statement_id.clone(),
+            arn: None,
+            attributes: [
+                ("principal".to_owned(), principal),
+                ("action".to_owned(), statement["Action"].clone()),
+                ("source_arn".to_owned(), source_arn),
+            ]
+            .into(),
+        }))
+    }
+
+    async fn create(&self) -> Result<(), EngineError> {
+        self.add().await
+    }
+
+    async fn update(
+        &self,
+        _observed: &ObservedResource,
+        _changes: &[AttributeChange],
+    ) -> Result<(), EngineError> {
+        self.remove().await?;
+        self.add().await
+    }
+
+    async fn delete(&self, _observed: &ObservedResource) -> Result<(), EngineError> {
+        self.remove().await
+    }
+}

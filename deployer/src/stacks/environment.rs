@@ -1,0 +1,190 @@
+//! One environment's stack: the table, the Lambda execution role and its table
+//! policy, the log group, the function, the HTTP API and the invoke permission.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use playground_api::api::ROUTES;
+use serde_json::{Value, json};
+
+use crate::config::{EnvironmentNames, Settings};
+use crate::engine::Resources;
+use crate::resources::Clients;
+use crate::resources::dynamodb_scores_table::{self, ScoresTable};
+use crate::resources::http_api::{self, HttpApi};
+use crate::resources::iam_managed_policy::ManagedPolicy;
+use crate::resources::iam_role::Role;
+use crate::resources::lambda_function::{self, Code, LambdaFunction};
+use crate::resources::lambda_permission::InvokePermission;
+use crate::resources::log_group::{self, LogGroup};
+
+pub const TABLE_POLICY_ADDRESS: &str = "iam_policy.table_access";
+pub const EXECUTION_ROLE_ADDRESS: &str = "iam_role.lambda";
+pub const BASIC_EXECUTION_POLICY_ARN: &str =
+    "arn:aws:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole";
+
+/// Tags on every resource of environment `names.environment`.
+pub fn tags(settings: &Settings, names: &EnvironmentNames) -> BTreeMap<String, String> {
+    let mut tags = settings.tags.clone();
+    tags.insert("project".into(), "aimodelshare".into());
+    tags.insert("workspace".into(), names.environment.clone());
+    tags.insert("managed-by".into(), "deployer".into());
+    tags
+}
+
+/// Exactly the item operations the function performs, on its table and indexes.
+/// (Its transactions need PutItem and UpdateItem on the items they write.)
+pub fn table_policy(clients: &Clients, names: &EnvironmentNames) -> Value {
+    let table = format!(
+        "arn:aws:dynamodb:{}:{}:table/{}",
+        clients.region, clients.account_id, names.table
+    );
+    json!({
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Sid": "TableItems",
+                "Effect": "Allow",
+                "Action": ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DescribeTable"],
+                "Resource": table
+            },
+            {
+                "Sid": "TableIndexes",
+                "Effect": "Allow",
+                "Action": "dynamodb:Query",
+                "Resource": format!("{table}/index/*")
+            }
+        ]
+    })
+}
+
+/// Lambda may assume the execution role.
+pub fn lambda_trust_policy() -> Value {
+    json!({
+        "Version": "2012-10-17",
+        "Statement": [{
+            "Effect": "Allow",
+            "Principal": {"Service": "lambda.amazonaws.com"},
+            "Action": "sts:AssumeRole"
+        }]
+    })
+}
+
+/// The function's environment variables.
+pub fn function_environment(
+    settings: &Settings,
+    names: &EnvironmentNames,
+) -> BTreeMap<String, String> {
+    [
+        ("TABLE_NAME".to_owned(), names.table.clone()),
+        (
+            "SAFE_CONCURRENCY".to_owned(),
+            settings.safe_concurrency.to_string(),
+        ),
+        (
+            "CORS_ALLOW_ORIGINS".to_owned(),
+            settings.cors_allow_origins.join(","),
+        ),
+    ]
+    .into()
+}
+
+/// The environment's resources, in dependency order. `api_id` is the HTTP API's
+/// id when it already exists.
+pub fn resources(
+    settings: &Settings,
+    names: &EnvironmentNames,
+    clients: &Clients,
+    code: Code,
+    api_id: Option<String>,
+) -> Resources {
+    let tags = tags(settings, names);
+    let policy_arn = ManagedPolicy::arn_of(clients, &names.dynamodb_policy);
+    vec![
+        Arc::new(ScoresTable {
+            clients: clients.clone(),
+            name: names.table.clone(),
+            enable_pitr: settings.enable_pitr,
+            enable_gsi_by_user: settings.enable_gsi_by_user,
+            tags: tags.clone(),
+        }),
+        Arc::new(ManagedPolicy {
+            clients: clients.clone(),
+            address: TABLE_POLICY_ADDRESS.into(),
+            name: names.dynamodb_policy.clone(),
+            description: format!(
+                "Item access of {} to its table {}",
+                names.function, names.table
+            ),
+            document: table_policy(clients, names),
+        }),
+        Arc::new(Role {
+            clients: clients.clone(),
+            address: EXECUTION_ROLE_ADDRESS.into(),
+            name: names.lambda_role.clone(),
+            description: format!("Execution role of {}", names.function),
+            trust_policy: lambda_trust_policy(),
+            managed_policy_arns: vec![BASIC_EXECUTION_POLICY_ARN.into(), policy_arn],
+            tags: tags.clone(),
+            depends_on: vec![TABLE_POLICY_ADDRESS.into()],
+        }),
+        Arc::new(LogGroup {
+            clients: clients.clone(),
+            name: names.log_group.clone(),
+            retention_days: settings.log_retention_days,
+            tags: tags.clone(),
+        }),
+        Arc::new(LambdaFunction {
+            clients: clients.clone(),
+            name: names.function.clone(),
+            role_name: names.lambda_role.clone(),
+            architecture: settings.architecture.as_lambda(),
+            memory_mb: settings.memory_mb,
+            timeout_s: settings.timeout_s,
+            environment: function_environment(settings, names),
+            code,
+            tags: tags.clone(),
+            depends_on: vec![
+                EXECUTION_ROLE_ADDRESS.into(),
+                log_group::ADDRESS.into(),
+                dynamodb_scores_table::ADDRESS.into(),
+            ],
+        }),
+        Arc::new(HttpApi {
+            clients: clients.clone(),
+            name: names.http_api.clone(),
+            function_name: names.function.clone(),
+            stage: names.stage.clone(),
+            cors_allow_origins: settings.cors_allow_origins.clone(),
+            route_keys: ROUTES.iter().map(|route| route.route_key()).collect(),
+            tags,
+            depends_on: vec![lambda_function::ADDRESS.into()],
+        }),
+        Arc::new(InvokePermission {
+            clients: clients.clone(),
+            function_name: names.function.clone(),
+            api_name: names.http_api.clone(),
+            statement_id: names.permission_statement.clone(),
+            api_id,
+            depends_on: vec![http_api::ADDRESS.into(), lambda_function::ADDRESS.into()],
+        }),
+    ]
+}
+
+/// Outputs once applied: the API's base URL, the table and function names.
+pub fn outputs(names: &EnvironmentNames, api_endpoint: Option<&str>) -> BTreeMap<String, Value> {
+    let mut outputs = BTreeMap::new();
+    if let Some(endpoint) = api_endpoint {
+        outputs.insert(
+            "api_base_url".to_owned(),
+            json!(format!(
+                "{}/{}",
+                endpoint.trim_end_matches('/'),
+                names.stage
+            )),
+        );
+    }
+    outputs.insert("dynamodb_table_name".to_owned(), json!(names.table));
+    outputs.insert("lambda_name".to_owned(), json!(names.function));
+    outputs
+}

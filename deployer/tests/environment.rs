@@ -1,0 +1,678 @@
+//! `deployer plan|apply|destroy --env` against a private emulator per test:
+//! every resource read back through the AWS API, reruns that change nothing,
+//! in-place changes, side-by-side environments, and refused artifacts.
+
+use std::process::{Command, Output, Stdio};
+
+use emulator::Emulator;
+use serde_json::Value;
+
+struct Account {
+    emulator: Emulator,
+    dir: tempfile::TempDir,
+    config: aws_config::SdkConfig,
+}
+
+/// A synthetic `bootstrap` for `machine` (62 = x86_64, 183 = aarch64): the
+/// emulator does not run code, so a valid ELF header is all the control plane needs.
+fn executable(machine: u16, marker: &[u8]) -> Vec<u8> {
+    let mut header = vec![0u8; 64];
+    header[..4].copy_from_slice(b"\x7fELF");
+    header[4] = 2;
+    header[5] = 1;
+    header[6] = 1;
+    header[16..18].copy_from_slice(&3u16.to_le_bytes());
+    header[18..20].copy_from_slice(&machine.to_le_bytes());
+    header.extend_from_slice(b"GLIBC_2.28\0");
+    header.extend_from_slice(marker);
+    header
+}
+
+impl Account {
+    async fn new() -> Self {
+        let emulator = Emulator::start().unwrap_or_else(|error| panic!("{error}"));
+        let config = emulator::sdk_config_for(emulator.endpoint()).await;
+        let account = Self {
+            dir: tempfile::tempdir().expect("temp dir"),
+            config,
+            emulator,
+        };
+        account.write_artifact("fn.zip", &executable(62, b"v1"));
+        let output = account.deployer(&["bootstrap", "--auto-approve"]);
+        assert_eq!(output.status.code(), Some(0), "{}", text(&output));
+        account
+    }
+
+    fn write_artifact(&self, name: &str, executable: &[u8]) {
+        let artifact = deployer::artifact::package(executable, name).expect("package");
+        std::fs::write(self.dir.path().join(name), artifact.bytes).expect("write artifact");
+    }
+
+    fn deployer(&self, args: &[&str]) -> Output {
+        Command::new(env!("CARGO_BIN_EXE_deployer"))
+            .current_dir(self.dir.path())
+            .envs(emulator::aws_env(self.emulator.endpoint()))
+            .env_remove("DEPLOYER_ENV")
+            .env_remove("DEPLOYER_STATE")
+            .stdin(Stdio::null())
+            .args(args)
+            .output()
+            .expect("run deployer")
+    }
+
+    fn mutating_requests(&self) -> Vec<String> {
+        emulator::served_requests(self.emulator.endpoint())
+            .iter()
+            .filter(|request| request.is_mutating())
+            .map(emulator::ServedRequest::describe)
+            .collect()
+    }
+
+    async fn function(
+        &self,
+        environment: &str,
+    ) -> aws_sdk_lambda::operation::get_function::GetFunctionOutput {
+        aws_sdk_lambda::Client::new(&self.config)
+            .get_function()
+            .function_name(format!("aimodelshare-playground-{environment}-api"))
+            .send()
+            .await
+            .expect("function")
+    }
+
+    async fn api_id(&self, environment: &str) -> Option<String> {
+        let apis = aws_sdk_apigatewayv2::Client::new(&self.config)
+            .get_apis()
+            .send()
+            .await
+            .expect("apis");
+        apis.items()
+            .iter()
+            .find(|api| {
+                api.name() == Some(&format!("aimodelshare-playground-{environment}-http-api"))
+            })
+            .and_then(|api| api.api_id().map(str::to_owned))
+    }
+}
+
+fn text(output: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
+
+fn assert_exit(output: &Output, code: i32) {
+    assert_eq!(output.status.code(), Some(code), "{}", text(output));
+}
+
+#[tokio::test]
+async fn apply_from_empty_creates_every_resource_and_a_rerun_changes_nothing() {
+    let account = Account::new().await;
+    let output = account.deployer(&[
+        "apply",
+        "--env",
+        "dev",
+        "--auto-approve",
+        "--artifact",
+        "fn.zip",
+    ]);
+    assert_exit(&output, 0);
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert!(stdout.contains("Apply complete: 7 added"), "{stdout}");
+    let config = &account.config;
+
+    // Table: keys, the function's indexes, on-demand, PITR.
+    let dynamodb = aws_sdk_dynamodb::Client::new(config);
+    let table = dynamodb
+        .describe_table()
+        .table_name("PlaygroundScores-dev")
+        .send()
+        .await
+        .expect("table");
+    let table = table.table().expect("table");
+    let keys: Vec<&str> = table
+        .key_schema()
+        .iter()
+        .map(|k| k.attribute_name())
+        .collect();
+    assert_eq!(keys, ["tableId", "username"]);
+    let mut indexes: Vec<&str> = table
+        .global_secondary_indexes()
+        .iter()
+        .filter_map(|i| i.index_name())
+        .collect();
+    indexes.sort_unstable();
+    assert_eq!(indexes, ["byCreatedAt", "byLeaderboard", "byUser"]);
+    let pitr = dynamodb
+        .describe_continuous_backups()
+        .table_name("PlaygroundScores-dev")
+        .send()
+        .await
+        .expect("backups");
+    assert_eq!(
+        pitr.continuous_backups_description()
+            .and_then(|d| d.point_in_time_recovery_description())
+            .and_then(|d| d.point_in_time_recovery_status())
+            .map(|s| s.as_str()),
+        Some("ENABLED")
+    );
+
+    // Execution role and its policies.
+    let iam = aws_sdk_iam::Client::new(config);
+    let attached = iam
+        .list_attached_role_policies()
+        .role_name("aimodelshare-playground-dev-lambda-role")
+        .send()
+        .await
+        .expect("attached");
+    let mut arns: Vec<&str> = attached
+        .attached_policies()
+        .iter()
+        .filter_map(|p| p.policy_arn())
+        .collect();
+    arns.sort_unstable();
+    assert_eq!(
+        arns,
+        [
+            "arn:aws:iam::123456789012:policy/aimodelshare-playground-dev-ddb-rw",
+            "arn:aws:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole"
+        ]
+    );
+    let version = iam
+        .get_policy_version()
+        .policy_arn("arn:aws:iam::123456789012:policy/aimodelshare-playground-dev-ddb-rw")
+        .version_id("v1")
+        .send()
+        .await
+        .expect("policy");
+    let document = deployer::engine::policy::decode(
+        version
+            .policy_version()
+            .and_then(|v| v.document())
+            .unwrap_or_default(),
+    )
+    .expect("document");
+    let document_text = document.to_string();
+    assert!(
+        document_text.contains("table/PlaygroundScores-dev"),
+        "{document_text}"
+    );
+    assert!(
+        !document_text.contains("\"*\""),
+        "no wildcard resource: {document_text}"
+    );
+    assert!(
+        !document_text.contains("DeleteItem") && !document_text.contains("Scan"),
+        "{document_text}"
+    );
+
+    // Log group with retention.
+    let logs = aws_sdk_cloudwatchlogs::Client::new(config);
+    let groups = logs
+        .describe_log_groups()
+        .log_group_name_prefix("/aws/lambda/aimodelshare-playground-dev-api")
+        .send()
+        .await
+        .expect("log groups");
+    assert_eq!(
+        groups
+            .log_groups()
+            .first()
+            .and_then(|g| g.retention_in_days()),
+        Some(14)
+    );
+
+    // Function configuration.
+    let function = account.function("dev").await;
+    let configuration = function.configuration().expect("configuration");
+    assert_eq!(
+        configuration.runtime().map(|r| r.as_str()),
+        Some("provided.al2023")
+    );
+    assert_eq!(configuration.handler(), Some("bootstrap"));
+    assert_eq!(configuration.memory_size(), Some(256));
+    assert_eq!(configuration.timeout(), Some(10));
+    assert_eq!(
+        configuration.architectures().first().map(|a| a.as_str()),
+        Some("x86_64")
+    );
+    let variables = configuration
+        .environment()
+        .and_then(|e| e.variables())
+        .expect("environment");
+    assert_eq!(
+        variables.get("TABLE_NAME").map(String::as_str),
+        Some("PlaygroundScores-dev")
+    );
+    assert_eq!(
+        variables.get("SAFE_CONCURRENCY").map(String::as_str),
+        Some("true")
+    );
+    assert_eq!(
+        variables.get("CORS_ALLOW_ORIGINS").map(String::as_str),
+        Some("*")
+    );
+    let artifact = std::fs::read(account.dir.path().join("fn.zip")).expect("artifact");
+    assert_eq!(
+        configuration.code_sha256(),
+        Some(deployer::artifact::code_sha256(&artifact).as_str())
+    );
+
+    // HTTP API: routes, CORS, integration, stage, permission.
+    let api_id = account.api_id("dev").await.expect("api exists");
+    let apigateway = aws_sdk_apigatewayv2::Client::new(config);
+    let routes = apigateway
+        .get_routes()
+        .api_id(&api_id)
+        .send()
+        .await
+        .expect("routes");
+    let mut route_keys: Vec<String> = routes
+        .items()
+        .iter()
+        .filter_map(|r| r.route_key().map(str::to_owned))
+        .collect();
+    route_keys.sort();
+    let mut expected: Vec<String> = playground_api::api::ROUTES
+        .iter()
+        .map(|r| r.route_key())
+        .collect();
+    expected.sort();
+    assert_eq!(
+        route_keys, expected,
+        "every route the function serves, and no other"
+    );
+    let api = apigateway
+        .get_api()
+        .api_id(&api_id)
+        .send()
+        .await
+        .expect("api");
+    let cors = api.cors_configuration().expect("cors");
+    assert_eq!(cors.allow_origins(), ["*"]);
+    let integrations = apigateway
+        .get_integrations()
+        .api_id(&api_id)
+        .send()
+        .await
+        .expect("integrations");
+    let integration = integrations.items().first().expect("integration");
+    assert_eq!(
+        integration.integration_uri(),
+        Some("arn:aws:lambda:us-east-1:123456789012:function:aimodelshare-playground-dev-api")
+    );
+    assert_eq!(integration.payload_format_version(), Some("2.0"));
+    let target = format!(
+        "integrations/{}",
+        integration.integration_id().unwrap_or_default()
+    );
+    assert!(
+        routes
+            .items()
+            .iter()
+            .all(|r| r.target() == Some(target.as_str()))
+    );
+    let stages = apigateway
+        .get_stages()
+        .api_id(&api_id)
+        .send()
+        .await
+        .expect("stages");
+    let stage = stages
+        .items()
+        .iter()
+        .find(|s| s.stage_name() == Some("dev"))
+        .expect("stage dev");
+    assert_eq!(stage.auto_deploy(), Some(true));
+    let policy = aws_sdk_lambda::Client::new(config)
+        .get_policy()
+        .function_name("aimodelshare-playground-dev-api")
+        .send()
+        .await
+        .expect("function policy");
+    let policy: Value =
+        serde_json::from_str(policy.policy().unwrap_or_default()).expect("policy JSON");
+    let statement = &policy["Statement"][0];
+    assert_eq!(statement["Sid"], "AllowInvokeFromHttpApi");
+    assert_eq!(
+        statement["Condition"]["ArnLike"]["AWS:SourceArn"],
+        format!("arn:aws:execute-api:us-east-1:123456789012:{api_id}/*/*")
+    );
+
+    // Outputs.
+    let output = account.deployer(&["output", "--env", "dev", "api_base_url"]);
+    assert_exit(&output, 0);
+    let url = String::from_utf8_lossy(&output.stdout).trim().to_owned();
+    assert!(url.ends_with("/dev") && url.contains(&api_id), "{url}");
+
+    // Rerun: nothing to change, no mutating call.
+    emulator::clear_served_requests(account.emulator.endpoint());
+    assert_exit(
+        &account.deployer(&[
+            "plan",
+            "--env",
+            "dev",
+            "--detailed-exitcode",
+            "--artifact",
+            "fn.zip",
+        ]),
+        0,
+    );
+    assert_exit(
+        &account.deployer(&[
+            "apply",
+            "--env",
+            "dev",
+            "--auto-approve",
+            "--artifact",
+            "fn.zip",
+        ]),
+        0,
+    );
+    assert_eq!(account.mutating_requests(), Vec::<String>::new());
+}
+
+#[tokio::test]
+async fn changes_update_only_what_changed() {
+    let account = Account::new().await;
+    assert_exit(
+        &account.deployer(&[
+            "apply",
+            "--env",
+            "dev",
+            "--auto-approve",
+            "--artifact",
+            "fn.zip",
+        ]),
+        0,
+    );
+    let api_id = account.api_id("dev").await;
+
+    let plan = account.deployer(&[
+        "--var",
+        "memory_mb=512",
+        "plan",
+        "--env",
+        "dev",
+        "--artifact",
+        "fn.zip",
+        "--detailed-exitcode",
+    ]);
+    assert_exit(&plan, 2);
+    let shown = String::from_utf8_lossy(&plan.stdout).into_owned();
+    assert!(
+        shown.contains("~ memory_mb") && shown.contains("256 -> 512"),
+        "{shown}"
+    );
+    assert!(
+        shown.contains("Plan: 0 to add, 1 to change, 0 to destroy."),
+        "only the function: {shown}"
+    );
+    assert_exit(
+        &account.deployer(&[
+            "--var",
+            "memory_mb=512",
+            "apply",
+            "--env",
+            "dev",
+            "--auto-approve",
+            "--artifact",
+            "fn.zip",
+        ]),
+        0,
+    );
+    assert_eq!(
+        account
+            .function("dev")
+            .await
+            .configuration()
+            .and_then(|c| c.memory_size()),
+        Some(512)
+    );
+
+    account.write_artifact("fn2.zip", &executable(62, b"v2"));
+    let plan = account.deployer(&[
+        "--var",
+        "memory_mb=512",
+        "plan",
+        "--env",
+        "dev",
+        "--artifact",
+        "fn2.zip",
+    ]);
+    let shown = String::from_utf8_lossy(&plan.stdout).into_owned();
+    assert!(
+        shown.contains("~ code_sha256") && !shown.contains("memory_mb"),
+        "only the code: {shown}"
+    );
+    assert!(
+        shown.contains("Plan: 0 to add, 1 to change, 0 to destroy."),
+        "{shown}"
+    );
+    assert_exit(
+        &account.deployer(&[
+            "--var",
+            "memory_mb=512",
+            "apply",
+            "--env",
+            "dev",
+            "--auto-approve",
+            "--artifact",
+            "fn2.zip",
+        ]),
+        0,
+    );
+    let fn2 = std::fs::read(account.dir.path().join("fn2.zip")).expect("artifact");
+    assert_eq!(
+        account
+            .function("dev")
+            .await
+            .configuration()
+            .and_then(|c| c.code_sha256()),
+        Some(deployer::artifact::code_sha256(&fn2).as_str())
+    );
+
+    let origins = "cors_allow_origins=https://class.example";
+    let plan = account.deployer(&[
+        "--var",
+        "memory_mb=512",
+        "--var",
+        origins,
+        "plan",
+        "--env",
+        "dev",
+        "--artifact",
+        "fn2.zip",
+    ]);
+    let shown = String::from_utf8_lossy(&plan.stdout).into_owned();
+    assert!(shown.contains("~ cors"), "{shown}");
+    assert_exit(
+        &account.deployer(&[
+            "--var",
+            "memory_mb=512",
+            "--var",
+            origins,
+            "apply",
+            "--env",
+            "dev",
+            "--auto-approve",
+            "--artifact",
+            "fn2.zip",
+        ]),
+        0,
+    );
+    let api = aws_sdk_apigatewayv2::Client::new(&account.config)
+        .get_api()
+        .api_id(api_id.clone().expect("api"))
+        .send()
+        .await
+        .expect("api");
+    assert_eq!(
+        api.cors_configuration().map(|c| c.allow_origins().to_vec()),
+        Some(vec!["https://class.example".to_owned()])
+    );
+    assert_eq!(
+        account.api_id("dev").await,
+        api_id,
+        "the API (and its URL) is kept"
+    );
+}
+
+#[tokio::test]
+async fn environments_are_isolated_and_destroy_leaves_nothing_of_theirs() {
+    let account = Account::new().await;
+    assert_exit(
+        &account.deployer(&[
+            "apply",
+            "--env",
+            "dev",
+            "--auto-approve",
+            "--artifact",
+            "fn.zip",
+        ]),
+        0,
+    );
+    assert_exit(
+        &account.deployer(&[
+            "apply",
+            "--env",
+            "stage",
+            "--auto-approve",
+            "--artifact",
+            "fn.zip",
+        ]),
+        0,
+    );
+
+    let output = account.deployer(&["destroy", "--env", "stage"]);
+    assert_exit(&output, 1);
+    assert!(
+        text(&output).contains("--auto-approve"),
+        "no terminal, no approval: {}",
+        text(&output)
+    );
+    let output = account.deployer(&["destroy", "--env", "stage", "--auto-approve"]);
+    assert_exit(&output, 0);
+    assert!(text(&output).contains("7 destroyed"), "{}", text(&output));
+
+    let config = &account.config;
+    let tables = aws_sdk_dynamodb::Client::new(config)
+        .list_tables()
+        .send()
+        .await
+        .expect("tables");
+    assert!(
+        !tables
+            .table_names()
+            .iter()
+            .any(|t| t == "PlaygroundScores-stage")
+    );
+    assert!(
+        tables
+            .table_names()
+            .iter()
+            .any(|t| t == "PlaygroundScores-dev")
+    );
+    assert!(
+        aws_sdk_iam::Client::new(config)
+            .get_role()
+            .role_name("aimodelshare-playground-stage-lambda-role")
+            .send()
+            .await
+            .is_err()
+    );
+    assert!(
+        aws_sdk_lambda::Client::new(config)
+            .get_function()
+            .function_name("aimodelshare-playground-stage-api")
+            .send()
+            .await
+            .is_err()
+    );
+    assert_eq!(account.api_id("stage").await, None);
+    assert!(account.api_id("dev").await.is_some());
+    let groups = aws_sdk_cloudwatchlogs::Client::new(config)
+        .describe_log_groups()
+        .log_group_name_prefix("/aws/lambda/aimodelshare-playground-stage")
+        .send()
+        .await
+        .expect("log groups");
+    assert!(groups.log_groups().is_empty());
+    let state = account.deployer(&["state", "list", "--env", "stage"]);
+    assert!(
+        String::from_utf8_lossy(&state.stdout).contains("No state for stage"),
+        "{}",
+        text(&state)
+    );
+
+    // dev untouched, bootstrap intact.
+    assert_exit(
+        &account.deployer(&[
+            "plan",
+            "--env",
+            "dev",
+            "--detailed-exitcode",
+            "--artifact",
+            "fn.zip",
+        ]),
+        0,
+    );
+    assert_exit(
+        &account.deployer(&["bootstrap", "--plan", "--detailed-exitcode"]),
+        0,
+    );
+}
+
+#[tokio::test]
+async fn bad_artifacts_are_refused_before_any_aws_call() {
+    let account = Account::new().await;
+    account.write_artifact("arm.zip", &executable(183, b"arm"));
+    std::fs::write(account.dir.path().join("not.zip"), b"just text").expect("write");
+    let mut empty = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    empty
+        .start_file("README", zip::write::SimpleFileOptions::default())
+        .expect("entry");
+    std::io::Write::write_all(&mut empty, b"no bootstrap here").expect("write");
+    std::fs::write(
+        account.dir.path().join("nobootstrap.zip"),
+        empty.finish().expect("zip").into_inner(),
+    )
+    .expect("write");
+
+    emulator::clear_served_requests(account.emulator.endpoint());
+    for (artifact, needle) in [
+        ("arm.zip", "arm64"),
+        ("not.zip", "zip"),
+        ("nobootstrap.zip", "README"),
+        ("missing.zip", "missing.zip"),
+    ] {
+        let output = account.deployer(&[
+            "apply",
+            "--env",
+            "dev",
+            "--auto-approve",
+            "--artifact",
+            artifact,
+        ]);
+        assert_exit(&output, 1);
+        assert!(
+            text(&output).contains(needle),
+            "{artifact}: {}",
+            text(&output)
+        );
+        assert!(
+            text(&output).contains("cargo lambda build"),
+            "says how to build one: {}",
+            text(&output)
+        );
+    }
+    let output = account.deployer(&["apply", "--env", "dev", "--auto-approve"]);
+    assert_exit(&output, 1);
+    assert!(text(&output).contains("--artifact"), "{}", text(&output));
+    assert!(
+        emulator::served_requests(account.emulator.endpoint()).is_empty(),
+        "no AWS call at all"
+    );
+}
