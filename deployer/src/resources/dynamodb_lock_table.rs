@@ -3,12 +3,11 @@
 
 use aws_sdk_dynamodb::client::Waiters;
 use aws_sdk_dynamodb::types::{
-    AttributeDefinition, BillingMode, KeySchemaElement, KeyType, PointInTimeRecoverySpecification,
-    ScalarAttributeType, Tag,
+    AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType, Tag,
 };
-use serde_json::{Value, json};
+use serde_json::json;
 
-use super::{Clients, removed_tag_keys, tags_from_value, tags_value};
+use super::{Clients, dynamodb_settings, tags_value};
 use crate::engine::{
     AttributeChange, DesiredResource, EngineError, ObservedResource, Resource, Rule,
 };
@@ -33,59 +32,6 @@ impl LockTable {
 
     fn doing(&self, what: &str) -> String {
         format!("{what} DynamoDB table {}", self.name)
-    }
-
-    async fn set_pitr(&self, enabled: bool) -> Result<(), EngineError> {
-        self.clients
-            .dynamodb
-            .update_continuous_backups()
-            .table_name(&self.name)
-            .point_in_time_recovery_specification(
-                PointInTimeRecoverySpecification::builder()
-                    .point_in_time_recovery_enabled(enabled)
-                    .build()
-                    .map_err(|error| {
-                        EngineError::new(
-                            self.doing("setting point-in-time recovery of"),
-                            error.to_string(),
-                        )
-                    })?,
-            )
-            .send()
-            .await
-            .map_err(|error| {
-                EngineError::sdk(self.doing("setting point-in-time recovery of"), &error)
-            })?;
-        Ok(())
-    }
-
-    async fn set_tags(&self, old: &Value, new: &Value) -> Result<(), EngineError> {
-        let dynamodb = &self.clients.dynamodb;
-        let removed = removed_tag_keys(old, new);
-        if !removed.is_empty() {
-            dynamodb
-                .untag_resource()
-                .resource_arn(self.arn())
-                .set_tag_keys(Some(removed))
-                .send()
-                .await
-                .map_err(|error| EngineError::sdk(self.doing("untagging"), &error))?;
-        }
-        let tags = tags_from_value(new);
-        if !tags.is_empty() {
-            let mut request = dynamodb.tag_resource().resource_arn(self.arn());
-            for (key, value) in tags {
-                request =
-                    request.tags(Tag::builder().key(key).value(value).build().map_err(
-                        |error| EngineError::new(self.doing("tagging"), error.to_string()),
-                    )?);
-            }
-            request
-                .send()
-                .await
-                .map_err(|error| EngineError::sdk(self.doing("tagging"), &error))?;
-        }
-        Ok(())
     }
 }
 
@@ -142,37 +88,10 @@ impl Resource for LockTable {
                     .map_or("?", |definition| definition.attribute_type().as_str());
                 format!("{} ({attribute_type})", key.attribute_name())
             });
-        let billing_mode = table
-            .billing_mode_summary()
-            .and_then(|summary| summary.billing_mode())
-            .map_or("PROVISIONED", |mode| mode.as_str())
-            .to_owned();
-        let backups = dynamodb
-            .describe_continuous_backups()
-            .table_name(&self.name)
-            .send()
-            .await
-            .map_err(|error| {
-                EngineError::sdk(self.doing("reading point-in-time recovery of"), &error)
-            })?;
-        let pitr = backups
-            .continuous_backups_description()
-            .and_then(|description| description.point_in_time_recovery_description())
-            .and_then(|description| description.point_in_time_recovery_status())
-            .is_some_and(|status| status.as_str() == "ENABLED");
+        let billing_mode = dynamodb_settings::billing_mode(table);
+        let pitr = dynamodb_settings::point_in_time_recovery(dynamodb, &self.name).await?;
         let arn = table.table_arn().map_or_else(|| self.arn(), str::to_owned);
-        let tags = dynamodb
-            .list_tags_of_resource()
-            .resource_arn(&arn)
-            .send()
-            .await
-            .map_err(|error| EngineError::sdk(self.doing("reading the tags of"), &error))?;
-        let tags = Value::Object(
-            tags.tags()
-                .iter()
-                .map(|tag| (tag.key().to_owned(), Value::String(tag.value().to_owned())))
-                .collect(),
-        );
+        let tags = dynamodb_settings::tags(dynamodb, &self.name, &arn).await?;
         Ok(Some(ObservedResource {
             id: self.name.clone(),
             arn: Some(arn),
@@ -232,7 +151,7 @@ impl Resource for LockTable {
             .map_err(|error| {
                 EngineError::new(self.doing("waiting for"), state::sdk_error::causes(&error))
             })?;
-        self.set_pitr(true).await
+        dynamodb_settings::set_point_in_time_recovery(dynamodb, &self.name, true).await
     }
 
     async fn update(
@@ -243,19 +162,27 @@ impl Resource for LockTable {
         for change in changes {
             match change.name.as_str() {
                 "billing_mode" => {
-                    self.clients
-                        .dynamodb
-                        .update_table()
-                        .table_name(&self.name)
-                        .billing_mode(BillingMode::PayPerRequest)
-                        .send()
-                        .await
-                        .map_err(|error| {
-                            EngineError::sdk(self.doing("switching to on-demand billing"), &error)
-                        })?;
+                    dynamodb_settings::switch_to_on_demand(&self.clients.dynamodb, &self.name)
+                        .await?
                 }
-                "point_in_time_recovery" => self.set_pitr(change.new == json!(true)).await?,
-                "tags" => self.set_tags(&change.old, &change.new).await?,
+                "point_in_time_recovery" => {
+                    dynamodb_settings::set_point_in_time_recovery(
+                        &self.clients.dynamodb,
+                        &self.name,
+                        change.new == json!(true),
+                    )
+                    .await?;
+                }
+                "tags" => {
+                    dynamodb_settings::set_tags(
+                        &self.clients.dynamodb,
+                        &self.name,
+                        &self.arn(),
+                        &change.old,
+                        &change.new,
+                    )
+                    .await?;
+                }
                 other => {
                     return Err(EngineError::new(
                         self.doing("updating"),

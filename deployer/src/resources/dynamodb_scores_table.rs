@@ -9,13 +9,12 @@ use aws_sdk_dynamodb::client::Waiters;
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, BillingMode, CreateGlobalSecondaryIndexAction,
     DeleteGlobalSecondaryIndexAction, GlobalSecondaryIndex, GlobalSecondaryIndexUpdate,
-    IndexStatus, KeySchemaElement, KeyType, PointInTimeRecoverySpecification, Projection,
-    ProjectionType, ScalarAttributeType, Tag,
+    IndexStatus, KeySchemaElement, KeyType, Projection, ProjectionType, ScalarAttributeType, Tag,
 };
 use playground_api::schema::{self, TABLE_SCHEMA};
-use serde_json::{Value, json};
+use serde_json::json;
 
-use super::{Clients, removed_tag_keys, tags_from_value, tags_value};
+use super::{Clients, dynamodb_settings, tags_value};
 use crate::engine::{
     AttributeChange, DesiredResource, EngineError, ObservedResource, Resource, Rule,
 };
@@ -123,24 +122,6 @@ impl ScoresTable {
             )
             .build()
             .map_err(|error| EngineError::new(action, error.to_string()))
-    }
-
-    async fn set_pitr(&self, enabled: bool) -> Result<(), EngineError> {
-        let action = self.doing("setting point-in-time recovery of");
-        self.clients
-            .dynamodb
-            .update_continuous_backups()
-            .table_name(&self.name)
-            .point_in_time_recovery_specification(
-                PointInTimeRecoverySpecification::builder()
-                    .point_in_time_recovery_enabled(enabled)
-                    .build()
-                    .map_err(|error| EngineError::new(action.clone(), error.to_string()))?,
-            )
-            .send()
-            .await
-            .map_err(|error| EngineError::sdk(action.clone(), &error))?;
-        Ok(())
     }
 
     /// Wait until the table and every index are ACTIVE (bounded: 10 minutes).
@@ -320,37 +301,10 @@ impl Resource for ScoresTable {
                 )
             })
             .collect();
-        let billing = table
-            .billing_mode_summary()
-            .and_then(|summary| summary.billing_mode())
-            .map_or("PROVISIONED", |mode| mode.as_str())
-            .to_owned();
-        let backups = dynamodb
-            .describe_continuous_backups()
-            .table_name(&self.name)
-            .send()
-            .await
-            .map_err(|error| {
-                EngineError::sdk(self.doing("reading point-in-time recovery of"), &error)
-            })?;
-        let pitr = backups
-            .continuous_backups_description()
-            .and_then(|d| d.point_in_time_recovery_description())
-            .and_then(|d| d.point_in_time_recovery_status())
-            .is_some_and(|status| status.as_str() == "ENABLED");
+        let billing = dynamodb_settings::billing_mode(table);
+        let pitr = dynamodb_settings::point_in_time_recovery(dynamodb, &self.name).await?;
         let arn = table.table_arn().map_or_else(|| self.arn(), str::to_owned);
-        let tags = dynamodb
-            .list_tags_of_resource()
-            .resource_arn(&arn)
-            .send()
-            .await
-            .map_err(|error| EngineError::sdk(self.doing("reading the tags of"), &error))?;
-        let tags = Value::Object(
-            tags.tags()
-                .iter()
-                .map(|tag| (tag.key().to_owned(), Value::String(tag.value().to_owned())))
-                .collect(),
-        );
+        let tags = dynamodb_settings::tags(dynamodb, &self.name, &arn).await?;
         Ok(Some(ObservedResource {
             id: self.name.clone(),
             arn: Some(arn),
@@ -425,7 +379,7 @@ impl Resource for ScoresTable {
             })?;
         self.wait_until_active().await?;
         if self.enable_pitr {
-            self.set_pitr(true).await?;
+            dynamodb_settings::set_point_in_time_recovery(dynamodb, &self.name, true).await?;
         }
         Ok(())
     }
@@ -438,16 +392,8 @@ impl Resource for ScoresTable {
         for change in changes {
             match change.name.as_str() {
                 "billing_mode" => {
-                    self.clients
-                        .dynamodb
-                        .update_table()
-                        .table_name(&self.name)
-                        .billing_mode(BillingMode::PayPerRequest)
-                        .send()
-                        .await
-                        .map_err(|error| {
-                            EngineError::sdk(self.doing("switching to on-demand billing"), &error)
-                        })?;
+                    dynamodb_settings::switch_to_on_demand(&self.clients.dynamodb, &self.name)
+                        .await?;
                     self.wait_until_active().await?;
                 }
                 "global_secondary_indexes" => {
@@ -483,30 +429,23 @@ impl Resource for ScoresTable {
                         }
                     }
                 }
-                "point_in_time_recovery" => self.set_pitr(change.new == json!(true)).await?,
+                "point_in_time_recovery" => {
+                    dynamodb_settings::set_point_in_time_recovery(
+                        &self.clients.dynamodb,
+                        &self.name,
+                        change.new == json!(true),
+                    )
+                    .await?;
+                }
                 "tags" => {
-                    let dynamodb = &self.clients.dynamodb;
-                    let removed = removed_tag_keys(&change.old, &change.new);
-                    if !removed.is_empty() {
-                        dynamodb
-                            .untag_resource()
-                            .resource_arn(self.arn())
-                            .set_tag_keys(Some(removed))
-                            .send()
-                            .await
-                            .map_err(|error| EngineError::sdk(self.doing("untagging"), &error))?;
-                    }
-                    let mut request = dynamodb.tag_resource().resource_arn(self.arn());
-                    for (key, value) in tags_from_value(&change.new) {
-                        request =
-                            request.tags(Tag::builder().key(key).value(value).build().map_err(
-                                |error| EngineError::new(self.doing("tagging"), error.to_string()),
-                            )?);
-                    }
-                    request
-                        .send()
-                        .await
-                        .map_err(|error| EngineError::sdk(self.doing("tagging"), &error))?;
+                    dynamodb_settings::set_tags(
+                        &self.clients.dynamodb,
+                        &self.name,
+                        &self.arn(),
+                        &change.old,
+                        &change.new,
+                    )
+                    .await?;
                 }
                 other => {
                     return Err(EngineError::new(

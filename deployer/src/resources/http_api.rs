@@ -6,7 +6,7 @@
 use aws_sdk_apigatewayv2::types::{Cors, IntegrationType, ProtocolType};
 use serde_json::{Value, json};
 
-use super::{Clients, removed_tag_keys, tags_from_value, tags_value};
+use super::{Clients, removed_tag_keys, tags_from_value, tags_object, tags_value};
 use crate::engine::{
     AttributeChange, DesiredResource, EngineError, ObservedResource, Resource, Rule,
 };
@@ -378,13 +378,7 @@ impl Resource for HttpApi {
             .map_or(Value::Null, |stage| json!({"name": self.stage, "auto_deploy": stage.auto_deploy().unwrap_or(false)}));
         let tags = api
             .tags()
-            .map(|tags| {
-                Value::Object(
-                    tags.iter()
-                        .map(|(k, v)| (k.clone(), Value::String(v.clone())))
-                        .collect(),
-                )
-            })
+            .map(|tags| tags_object(tags.iter().map(|(k, v)| (k.as_str(), v.as_str()))))
             .unwrap_or_else(|| json!({}));
         Ok(Some(ObservedResource {
             id: found.id.clone(),

@@ -4,7 +4,7 @@
 use aws_sdk_iam::types::Tag;
 use serde_json::{Value, json};
 
-use super::{Clients, removed_tag_keys, tags_from_value, tags_value};
+use super::{Clients, removed_tag_keys, tags_from_value, tags_object, tags_value};
 use crate::engine::policy;
 use crate::engine::{
     AttributeChange, DesiredResource, EngineError, ObservedResource, Resource, Rule,
@@ -154,12 +154,7 @@ impl Resource for Role {
             .send()
             .await
             .map_err(|error| EngineError::sdk(self.doing("reading the tags of"), &error))?;
-        let tags = Value::Object(
-            tags.tags()
-                .iter()
-                .map(|tag| (tag.key().to_owned(), Value::String(tag.value().to_owned())))
-                .collect(),
-        );
+        let tags = tags_object(tags.tags().iter().map(|tag| (tag.key(), tag.value())));
         Ok(Some(ObservedResource {
             id: self.name.clone(),
             arn: Some(role.arn().to_owned()),

@@ -12,7 +12,7 @@ use aws_sdk_lambda::primitives::Blob;
 use aws_sdk_lambda::types::{Architecture, Environment, FunctionCode, Runtime};
 use serde_json::{Value, json};
 
-use super::{Clients, removed_tag_keys, tags_from_value, tags_value};
+use super::{Clients, removed_tag_keys, tags_from_value, tags_object, tags_value};
 use crate::engine::{AttributeChange, DesiredResource, EngineError, ObservedResource, Resource};
 
 pub const ADDRESS: &str = "lambda_function.api";
@@ -178,13 +178,7 @@ impl Resource for LambdaFunction {
             .unwrap_or_default();
         let tags: Value = output
             .tags()
-            .map(|tags| {
-                Value::Object(
-                    tags.iter()
-                        .map(|(k, v)| (k.clone(), Value::String(v.clone())))
-                        .collect(),
-                )
-            })
+            .map(|tags| tags_object(tags.iter().map(|(k, v)| (k.as_str(), v.as_str()))))
             .unwrap_or_else(|| json!({}));
         Ok(Some(ObservedResource {
             id: self.name.clone(),

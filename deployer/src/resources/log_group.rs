@@ -2,9 +2,9 @@
 //! function (Lambda would create it on first invoke, without retention) or
 //! adopted, with `log_retention_days` and tags.
 
-use serde_json::{Value, json};
+use serde_json::json;
 
-use super::{Clients, removed_tag_keys, tags_from_value, tags_value};
+use super::{Clients, removed_tag_keys, tags_from_value, tags_object, tags_value};
 use crate::engine::{AttributeChange, DesiredResource, EngineError, ObservedResource, Resource};
 
 pub const ADDRESS: &str = "log_group.function";
@@ -81,14 +81,9 @@ impl Resource for LogGroup {
             .send()
             .await
             .map_err(|error| EngineError::sdk(self.doing("reading the tags of"), &error))?;
-        let tags = Value::Object(
-            tags.tags()
-                .map(|tags| {
-                    tags.iter()
-                        .map(|(k, v)| (k.clone(), Value::String(v.clone())))
-                        .collect()
-                })
-                .unwrap_or_default(),
+        let tags = tags.tags().map_or_else(
+            || tags_object([]),
+            |tags| tags_object(tags.iter().map(|(k, v)| (k.as_str(), v.as_str()))),
         );
         Ok(Some(ObservedResource {
             id: self.name.clone(),

@@ -4,6 +4,7 @@
 
 pub mod dynamodb_lock_table;
 pub mod dynamodb_scores_table;
+pub mod dynamodb_settings;
 pub mod http_api;
 pub mod iam_managed_policy;
 pub mod iam_role;
@@ -67,6 +68,16 @@ pub fn tags_value(tags: &BTreeMap<String, String>) -> Value {
     Value::Object(
         tags.iter()
             .map(|(key, value)| (key.clone(), Value::String(value.clone())))
+            .collect(),
+    )
+}
+
+/// Tags as AWS lists them (key, value pairs), as a JSON object attribute.
+pub fn tags_object<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> Value {
+    Value::Object(
+        pairs
+            .into_iter()
+            .map(|(key, value)| (key.to_owned(), Value::String(value.to_owned())))
             .collect(),
     )
 }

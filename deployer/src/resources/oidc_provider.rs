@@ -5,7 +5,7 @@
 use aws_sdk_iam::types::Tag;
 use serde_json::{Value, json};
 
-use super::{Clients, removed_tag_keys, tags_from_value, tags_value};
+use super::{Clients, removed_tag_keys, tags_from_value, tags_object, tags_value};
 use crate::engine::{
     AttributeChange, DesiredResource, EngineError, ObservedResource, Resource, Rule,
 };
@@ -105,13 +105,7 @@ impl Resource for OidcProvider {
             .iter()
             .map(|t| t.to_lowercase())
             .collect();
-        let tags = Value::Object(
-            output
-                .tags()
-                .iter()
-                .map(|tag| (tag.key().to_owned(), Value::String(tag.value().to_owned())))
-                .collect(),
-        );
+        let tags = tags_object(output.tags().iter().map(|tag| (tag.key(), tag.value())));
         Ok(Some(ObservedResource {
             id: arn.clone(),
             arn: Some(arn),

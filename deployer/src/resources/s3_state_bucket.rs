@@ -10,7 +10,7 @@ use aws_sdk_s3::types::{
 };
 use serde_json::{Value, json};
 
-use super::{Clients, tags_from_value, tags_value};
+use super::{Clients, tags_from_value, tags_object, tags_value};
 use crate::engine::{
     AttributeChange, Attributes, DesiredResource, EngineError, ObservedResource, Resource, Rule,
 };
@@ -307,13 +307,7 @@ impl Resource for StateBucket {
             }
         };
         let tags = match s3.get_bucket_tagging().bucket(&self.name).send().await {
-            Ok(output) => Value::Object(
-                output
-                    .tag_set()
-                    .iter()
-                    .map(|tag| (tag.key().to_owned(), Value::String(tag.value().to_owned())))
-                    .collect(),
-            ),
+            Ok(output) => tags_object(output.tag_set().iter().map(|tag| (tag.key(), tag.value()))),
             Err(error) if error.code() == Some("NoSuchTagSet") => json!({}),
             Err(error) => return Err(EngineError::sdk(self.doing("reading the tags"), &error)),
         };

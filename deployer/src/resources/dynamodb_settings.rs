@@ -1,0 +1,144 @@
+//! What the lock table and the scores table share: reading and setting billing
+//! mode, point-in-time recovery and tags of a DynamoDB table.
+
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::types::{
+    BillingMode, PointInTimeRecoverySpecification, TableDescription, Tag,
+};
+use serde_json::Value;
+
+use super::{removed_tag_keys, tags_from_value, tags_object};
+use crate::engine::EngineError;
+
+/// `PAY_PER_REQUEST` or `PROVISIONED` (tables created before on-demand existed report none).
+pub fn billing_mode(table: &TableDescription) -> String {
+    table
+        .billing_mode_summary()
+        .and_then(|summary| summary.billing_mode())
+        .map_or("PROVISIONED", |mode| mode.as_str())
+        .to_owned()
+}
+
+/// Whether point-in-time recovery is on.
+pub async fn point_in_time_recovery(client: &Client, table: &str) -> Result<bool, EngineError> {
+    let backups = client
+        .describe_continuous_backups()
+        .table_name(table)
+        .send()
+        .await
+        .map_err(|error| {
+            EngineError::sdk(
+                format!("reading point-in-time recovery of DynamoDB table {table}"),
+                &error,
+            )
+        })?;
+    Ok(backups
+        .continuous_backups_description()
+        .and_then(|description| description.point_in_time_recovery_description())
+        .and_then(|description| description.point_in_time_recovery_status())
+        .is_some_and(|status| status.as_str() == "ENABLED"))
+}
+
+pub async fn set_point_in_time_recovery(
+    client: &Client,
+    table: &str,
+    enabled: bool,
+) -> Result<(), EngineError> {
+    let action = format!("setting point-in-time recovery of DynamoDB table {table}");
+    let specification = PointInTimeRecoverySpecification::builder()
+        .point_in_time_recovery_enabled(enabled)
+        .build()
+        .map_err(|error| EngineError::new(action.clone(), error.to_string()))?;
+    client
+        .update_continuous_backups()
+        .table_name(table)
+        .point_in_time_recovery_specification(specification)
+        .send()
+        .await
+        .map_err(|error| EngineError::sdk(action.clone(), &error))?;
+    Ok(())
+}
+
+pub async fn switch_to_on_demand(client: &Client, table: &str) -> Result<(), EngineError> {
+    client
+        .update_table()
+        .table_name(table)
+        .billing_mode(BillingMode::PayPerRequest)
+        .send()
+        .await
+        .map_err(|error| {
+            EngineError::sdk(
+                format!("switching DynamoDB table {table} to on-demand billing"),
+                &error,
+            )
+        })?;
+    Ok(())
+}
+
+/// The table's tags as a JSON object.
+pub async fn tags(client: &Client, table: &str, arn: &str) -> Result<Value, EngineError> {
+    let output = client
+        .list_tags_of_resource()
+        .resource_arn(arn)
+        .send()
+        .await
+        .map_err(|error| {
+            EngineError::sdk(
+                format!("reading the tags of DynamoDB table {table}"),
+                &error,
+            )
+        })?;
+    Ok(tags_object(
+        output.tags().iter().map(|tag| (tag.key(), tag.value())),
+    ))
+}
+
+/// Tag DynamoDB `Tag`s for creating a table.
+pub fn tag_list(
+    tags: &std::collections::BTreeMap<String, String>,
+    action: &str,
+) -> Result<Vec<Tag>, EngineError> {
+    tags.iter()
+        .map(|(key, value)| {
+            Tag::builder()
+                .key(key)
+                .value(value)
+                .build()
+                .map_err(|error| EngineError::new(action, error.to_string()))
+        })
+        .collect()
+}
+
+/// Move the table's tags from `old` to `new`.
+pub async fn set_tags(
+    client: &Client,
+    table: &str,
+    arn: &str,
+    old: &Value,
+    new: &Value,
+) -> Result<(), EngineError> {
+    let removed = removed_tag_keys(old, new);
+    if !removed.is_empty() {
+        client
+            .untag_resource()
+            .resource_arn(arn)
+            .set_tag_keys(Some(removed))
+            .send()
+            .await
+            .map_err(|error| {
+                EngineError::sdk(format!("untagging DynamoDB table {table}"), &error)
+            })?;
+    }
+    let action = format!("tagging DynamoDB table {table}");
+    let tags = tag_list(&tags_from_value(new), &action)?;
+    if !tags.is_empty() {
+        client
+            .tag_resource()
+            .resource_arn(arn)
+            .set_tags(Some(tags))
+            .send()
+            .await
+            .map_err(|error| EngineError::sdk(action.clone(), &error))?;
+    }
+    Ok(())
+}
