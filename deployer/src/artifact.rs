@@ -639,9 +639,25 @@ fn check_glibc_requirement(contents: &[u8], checking: &Checking<'_>) -> Result<(
     }
 }
 
-/// The highest `GLIBC_2.N[.M]` version string in a binary, found by a byte
-/// scan; `None` for a binary that references no glibc version (static).
+/// A version marker binaries linked with `-z pack-relative-relocs` against
+/// glibc 2.36 or newer need, though it names no `GLIBC_2.N` version.
+const GLIBC_ABI_DT_RELR: &[u8] = b"GLIBC_ABI_DT_RELR";
+
+/// The glibc that introduced [`GLIBC_ABI_DT_RELR`].
+const DT_RELR_GLIBC: GlibcVersion = GlibcVersion {
+    major: 2,
+    minor: 36,
+    patch: 0,
+};
+
+/// The highest glibc a binary needs, found by a byte scan of its `GLIBC_2.N[.M]`
+/// version strings (and `GLIBC_ABI_DT_RELR`, which means 2.36); `None` for a
+/// binary that references no glibc version (static).
 fn highest_glibc_requirement(binary: &[u8]) -> Option<GlibcVersion> {
+    let relr = binary
+        .windows(GLIBC_ABI_DT_RELR.len())
+        .any(|window| window == GLIBC_ABI_DT_RELR)
+        .then_some(DT_RELR_GLIBC);
     binary
         .windows(GLIBC_2_PREFIX.len())
         .enumerate()
@@ -650,6 +666,7 @@ fn highest_glibc_requirement(binary: &[u8]) -> Option<GlibcVersion> {
             let after_prefix = binary.get(start.checked_add(GLIBC_2_PREFIX.len())?..)?;
             parse_glibc_2_version(after_prefix)
         })
+        .chain(relr)
         .max()
 }
 
@@ -926,6 +943,14 @@ mod tests {
         let message = error.to_string();
         assert!(message.contains("needs glibc 2.38"), "{message}");
         assert!(message.contains("ships glibc 2.34"), "{message}");
+    }
+
+    #[test]
+    fn relative_relocation_packing_counts_as_glibc_2_36() {
+        let executable = executable_for(Machine::X86_64, b"GLIBC_2.28\0GLIBC_ABI_DT_RELR\0");
+        let error =
+            validate(packaged(&executable), "relr.zip", Machine::X86_64).expect_err("needs 2.36");
+        assert!(error.to_string().contains("2.36"), "{error}");
     }
 
     #[test]
