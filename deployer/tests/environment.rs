@@ -676,3 +676,310 @@ async fn bad_artifacts_are_refused_before_any_aws_call() {
         "no AWS call at all"
     );
 }
+
+#[tokio::test]
+async fn a_legacy_terraform_deployment_is_taken_over_in_place() {
+    use aws_sdk_dynamodb::types::{
+        AttributeDefinition, AttributeValue, BillingMode, GlobalSecondaryIndex, KeySchemaElement,
+        KeyType, Projection, ProjectionType, ScalarAttributeType,
+    };
+    let account = Account::new().await;
+    let config = &account.config;
+    let dynamodb = aws_sdk_dynamodb::Client::new(config);
+    let table = "PlaygroundScores-dev";
+    let key = |name: &str, key_type: KeyType| {
+        KeySchemaElement::builder()
+            .attribute_name(name)
+            .key_type(key_type)
+            .build()
+            .expect("key")
+    };
+    let string = |name: &str| {
+        AttributeDefinition::builder()
+            .attribute_name(name)
+            .attribute_type(ScalarAttributeType::S)
+            .build()
+            .expect("attribute")
+    };
+    dynamodb
+        .create_table()
+        .table_name(table)
+        .billing_mode(BillingMode::PayPerRequest)
+        .key_schema(key("tableId", KeyType::Hash))
+        .key_schema(key("username", KeyType::Range))
+        .attribute_definitions(string("tableId"))
+        .attribute_definitions(string("username"))
+        .global_secondary_indexes(
+            GlobalSecondaryIndex::builder()
+                .index_name("byUser")
+                .key_schema(key("username", KeyType::Hash))
+                .key_schema(key("tableId", KeyType::Range))
+                .projection(
+                    Projection::builder()
+                        .projection_type(ProjectionType::All)
+                        .build(),
+                )
+                .build()
+                .expect("index"),
+        )
+        .send()
+        .await
+        .expect("legacy table");
+    let s = |value: &str| AttributeValue::S(value.to_owned());
+    let n = |value: &str| AttributeValue::N(value.to_owned());
+    let legacy_items = vec![
+        vec![
+            ("tableId", s("t-old")),
+            ("username", s("_metadata")),
+            ("displayName", s("Old class")),
+            ("createdAt", s("2024-01-01T00:00:00")),
+            ("isArchived", AttributeValue::Bool(false)),
+            ("userCount", n("2")),
+        ],
+        vec![
+            ("tableId", s("t-old")),
+            ("username", s("alice")),
+            ("submissionCount", n("5")),
+            ("totalCount", n("7")),
+            ("lastUpdated", s("2024-01-02T00:00:00")),
+        ],
+        vec![
+            ("tableId", s("t-old")),
+            ("username", s("bob")),
+            ("submissionCount", n("9")),
+            ("totalCount", n("9")),
+            ("lastUpdated", s("2024-01-03T00:00:00")),
+        ],
+        vec![
+            ("tableId", s("t-new")),
+            ("username", s("_metadata")),
+            ("displayName", s("New class")),
+            ("createdAt", s("2024-06-01T00:00:00")),
+            ("isArchived", AttributeValue::Bool(false)),
+            ("userCount", n("1")),
+        ],
+        vec![
+            ("tableId", s("t-new")),
+            ("username", s("carol")),
+            ("submissionCount", n("3")),
+            ("totalCount", n("4")),
+            ("lastUpdated", s("2024-06-02T00:00:00")),
+        ],
+    ];
+    for item in &legacy_items {
+        dynamodb
+            .put_item()
+            .table_name(table)
+            .set_item(Some(
+                item.iter()
+                    .map(|(k, v)| ((*k).to_owned(), v.clone()))
+                    .collect(),
+            ))
+            .send()
+            .await
+            .expect("legacy item");
+    }
+
+    // The legacy function, role, API (named stage, seven routes) and permission.
+    let iam = aws_sdk_iam::Client::new(config);
+    let role = iam
+        .create_role()
+        .role_name("aimodelshare-playground-dev-lambda-role")
+        .assume_role_policy_document(
+            r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"lambda.amazonaws.com"},"Action":"sts:AssumeRole"}]}"#,
+        )
+        .send()
+        .await
+        .expect("legacy role");
+    let mut legacy_zip = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    legacy_zip
+        .start_file("app.py", zip::write::SimpleFileOptions::default())
+        .expect("entry");
+    std::io::Write::write_all(
+        &mut legacy_zip,
+        b"def handler(event, context):\n    return {}\n",
+    )
+    .expect("write");
+    let legacy_zip = legacy_zip.finish().expect("zip").into_inner();
+    let lambda = aws_sdk_lambda::Client::new(config);
+    lambda
+        .create_function()
+        .function_name("aimodelshare-playground-dev-api")
+        .runtime(aws_sdk_lambda::types::Runtime::Python311)
+        .handler("app.handler")
+        .role(role.role().map(|r| r.arn()).unwrap_or_default())
+        .code(
+            aws_sdk_lambda::types::FunctionCode::builder()
+                .zip_file(legacy_zip.into())
+                .build(),
+        )
+        .send()
+        .await
+        .expect("legacy function");
+    let apigateway = aws_sdk_apigatewayv2::Client::new(config);
+    let api = apigateway
+        .create_api()
+        .name("aimodelshare-playground-dev-http-api")
+        .protocol_type(aws_sdk_apigatewayv2::types::ProtocolType::Http)
+        .send()
+        .await
+        .expect("legacy api");
+    let api_id = api.api_id().expect("id").to_owned();
+    let integration = apigateway
+        .create_integration()
+        .api_id(&api_id)
+        .integration_type(aws_sdk_apigatewayv2::types::IntegrationType::AwsProxy)
+        .integration_uri(
+            "arn:aws:lambda:us-east-1:123456789012:function:aimodelshare-playground-dev-api",
+        )
+        .payload_format_version("2.0")
+        .send()
+        .await
+        .expect("legacy integration");
+    for route in [
+        "POST /tables",
+        "GET /tables",
+        "GET /tables/{tableId}",
+        "PATCH /tables/{tableId}",
+        "GET /tables/{tableId}/users",
+        "GET /tables/{tableId}/users/{username}",
+        "PUT /tables/{tableId}/users/{username}",
+    ] {
+        apigateway
+            .create_route()
+            .api_id(&api_id)
+            .route_key(route)
+            .target(format!(
+                "integrations/{}",
+                integration.integration_id().unwrap_or_default()
+            ))
+            .send()
+            .await
+            .expect("legacy route");
+    }
+    apigateway
+        .create_stage()
+        .api_id(&api_id)
+        .stage_name("dev")
+        .auto_deploy(true)
+        .send()
+        .await
+        .expect("stage");
+    lambda
+        .add_permission()
+        .function_name("aimodelshare-playground-dev-api")
+        .statement_id("AllowInvokeFromHttpApi")
+        .action("lambda:InvokeFunction")
+        .principal("apigateway.amazonaws.com")
+        .source_arn(format!(
+            "arn:aws:execute-api:us-east-1:123456789012:{api_id}/*/*"
+        ))
+        .send()
+        .await
+        .expect("legacy permission");
+
+    let plan = account.deployer(&["plan", "--env", "dev", "--artifact", "fn.zip"]);
+    assert_exit(&plan, 0);
+    let shown = String::from_utf8_lossy(&plan.stdout).into_owned();
+    for adopted in [
+        "~ dynamodb_table.scores",
+        "~ lambda_function.api",
+        "~ apigatewayv2_api.http",
+    ] {
+        assert!(
+            shown.contains(adopted),
+            "{adopted} is updated in place: {shown}"
+        );
+    }
+    assert!(
+        shown.contains("\"python3.11\" -> \"provided.al2023\""),
+        "{shown}"
+    );
+    assert!(
+        shown.contains("\"app.handler\" -> \"bootstrap\""),
+        "{shown}"
+    );
+    assert!(
+        shown.contains("~ items_missing_index_keys = 5 -> 0"),
+        "{shown}"
+    );
+    assert!(
+        !shown.contains("-/+") && !shown.contains("will be destroyed"),
+        "nothing replaced: {shown}"
+    );
+    assert!(
+        !shown.contains("+ dynamodb_table.scores") && !shown.contains("+ apigatewayv2_api.http"),
+        "{shown}"
+    );
+
+    let output = account.deployer(&[
+        "apply",
+        "--env",
+        "dev",
+        "--auto-approve",
+        "--artifact",
+        "fn.zip",
+    ]);
+    assert_exit(&output, 0);
+    assert_eq!(
+        account.api_id("dev").await.as_deref(),
+        Some(api_id.as_str()),
+        "same API, same URL"
+    );
+    let apis = apigateway.get_apis().send().await.expect("apis");
+    assert_eq!(apis.items().len(), 1, "no second API");
+
+    // Every item is still there with its original attributes, plus the index keys.
+    for item in &legacy_items {
+        let key: std::collections::HashMap<String, AttributeValue> = item
+            .iter()
+            .take(2)
+            .map(|(k, v)| ((*k).to_owned(), v.clone()))
+            .collect();
+        let stored = dynamodb
+            .get_item()
+            .table_name(table)
+            .set_key(Some(key))
+            .send()
+            .await
+            .expect("get")
+            .item
+            .expect("item kept");
+        for (name, value) in item {
+            assert_eq!(stored.get(*name), Some(value), "{name} unchanged");
+        }
+    }
+    let count = dynamodb
+        .scan()
+        .table_name(table)
+        .select(aws_sdk_dynamodb::types::Select::Count)
+        .send()
+        .await;
+    assert_eq!(count.expect("scan").count(), 5);
+
+    // The API over the adopted table lists the legacy data in the contract's order.
+    let store = playground_api::store::Store::new(
+        dynamodb.clone(),
+        table,
+        playground_api::store::NewUserWrite::Transaction,
+    );
+    let tables = store.list_tables(50, None).await.expect("tables");
+    let ids: Vec<&str> = tables.items.iter().map(|t| t.table_id.as_str()).collect();
+    assert_eq!(ids, ["t-new", "t-old"]);
+    let users = store.list_users("t-old", 50, None).await.expect("users");
+    let names: Vec<&str> = users.items.iter().map(|u| u.username.as_str()).collect();
+    assert_eq!(names, ["bob", "alice"]);
+    assert_eq!(tables.items[1].user_count, 2);
+
+    assert_exit(
+        &account.deployer(&[
+            "plan",
+            "--env",
+            "dev",
+            "--detailed-exitcode",
+            "--artifact",
+            "fn.zip",
+        ]),
+        0,
+    );
+}

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use aws_sdk_dynamodb::client::Waiters;
 use aws_sdk_dynamodb::types::{
-    AttributeDefinition, BillingMode, CreateGlobalSecondaryIndexAction,
+    AttributeDefinition, AttributeValue, BillingMode, CreateGlobalSecondaryIndexAction,
     DeleteGlobalSecondaryIndexAction, GlobalSecondaryIndex, GlobalSecondaryIndexUpdate,
     IndexStatus, KeySchemaElement, KeyType, Projection, ProjectionType, ScalarAttributeType, Tag,
 };
@@ -20,6 +20,11 @@ use crate::engine::{
 };
 
 pub const ADDRESS: &str = "dynamodb_table.scores";
+
+/// Items written before the ordering indexes existed: metadata without
+/// `tablesPartition`, users without `leaderboardKey`.
+const MISSING_INDEX_KEYS: &str =
+    "(#u = :meta AND attribute_not_exists(#p)) OR (#u <> :meta AND attribute_not_exists(#r))";
 
 #[derive(Debug, Clone)]
 pub struct ScoresTable {
@@ -156,6 +161,21 @@ impl ScoresTable {
         ))
     }
 
+    /// The definitions of the table's keys and every wanted index's keys, once each.
+    fn attribute_definitions(&self, action: &str) -> Result<Vec<AttributeDefinition>, EngineError> {
+        let mut keys = vec![TABLE_SCHEMA.partition_key, TABLE_SCHEMA.sort_key];
+        for index in self.wanted_indexes() {
+            for key in [index.partition_key, index.sort_key] {
+                if !keys.iter().any(|known| known.name == key.name) {
+                    keys.push(key);
+                }
+            }
+        }
+        keys.into_iter()
+            .map(|key| Self::definition(key, action))
+            .collect()
+    }
+
     async fn add_index(&self, index: &schema::GlobalSecondaryIndex) -> Result<(), EngineError> {
         let action = self.doing(&format!("adding index {} to", index.name));
         let create = CreateGlobalSecondaryIndexAction::builder()
@@ -177,8 +197,9 @@ impl ScoresTable {
             .dynamodb
             .update_table()
             .table_name(&self.name)
-            .attribute_definitions(Self::definition(index.partition_key, &action)?)
-            .attribute_definitions(Self::definition(index.sort_key, &action)?)
+            // Every key attribute, not only the new index's: an update's definitions
+            // describe the whole table (the emulator replaces them with what is sent).
+            .set_attribute_definitions(Some(self.attribute_definitions(&action)?))
             .global_secondary_index_updates(
                 GlobalSecondaryIndexUpdate::builder().create(create).build(),
             )
@@ -205,6 +226,138 @@ impl ScoresTable {
             .await
             .map_err(|error| EngineError::sdk(action.clone(), &error))?;
         self.wait_until_active().await
+    }
+
+    /// How many items lack the attribute their ordering index needs: metadata
+    /// items without `tablesPartition`, users without `leaderboardKey` (items
+    /// written before those indexes existed). One counting scan.
+    async fn items_missing_index_keys(&self) -> Result<u64, EngineError> {
+        let mut missing = 0u64;
+        let mut start = None;
+        loop {
+            let page = self
+                .clients
+                .dynamodb
+                .scan()
+                .table_name(&self.name)
+                .filter_expression(MISSING_INDEX_KEYS)
+                .expression_attribute_names("#u", schema::USERNAME)
+                .expression_attribute_names("#p", schema::TABLES_PARTITION)
+                .expression_attribute_names("#r", schema::LEADERBOARD_KEY)
+                .expression_attribute_values(
+                    ":meta",
+                    AttributeValue::S(schema::METADATA_USERNAME.into()),
+                )
+                .projection_expression("#u")
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(|error| {
+                    EngineError::sdk(self.doing("counting items without index keys in"), &error)
+                })?;
+            missing += page.items().len() as u64;
+            start = page.last_evaluated_key().cloned();
+            if start.is_none() {
+                return Ok(missing);
+            }
+        }
+    }
+
+    /// Add the missing index attributes to legacy items, never changing an
+    /// attribute that exists (each write is conditioned on its absence).
+    async fn backfill_index_keys(&self) -> Result<(), EngineError> {
+        let dynamodb = &self.clients.dynamodb;
+        let action = self.doing("adding index attributes to the items of");
+        let mut start = None;
+        loop {
+            let page = dynamodb
+                .scan()
+                .table_name(&self.name)
+                .filter_expression(MISSING_INDEX_KEYS)
+                .expression_attribute_names("#u", schema::USERNAME)
+                .expression_attribute_names("#p", schema::TABLES_PARTITION)
+                .expression_attribute_names("#r", schema::LEADERBOARD_KEY)
+                .expression_attribute_values(
+                    ":meta",
+                    AttributeValue::S(schema::METADATA_USERNAME.into()),
+                )
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(|error| EngineError::sdk(action.clone(), &error))?;
+            for item in page.items() {
+                let (Some(AttributeValue::S(table_id)), Some(AttributeValue::S(username))) =
+                    (item.get(schema::TABLE_ID), item.get(schema::USERNAME))
+                else {
+                    continue;
+                };
+                let key = [
+                    (
+                        schema::TABLE_ID.to_owned(),
+                        AttributeValue::S(table_id.clone()),
+                    ),
+                    (
+                        schema::USERNAME.to_owned(),
+                        AttributeValue::S(username.clone()),
+                    ),
+                ];
+                let request = dynamodb
+                    .update_item()
+                    .table_name(&self.name)
+                    .set_key(Some(key.into()));
+                let request = if username == schema::METADATA_USERNAME {
+                    // Tables without createdAt sort as the oldest.
+                    request
+                        .update_expression("SET #p = :p, #c = if_not_exists(#c, :epoch)")
+                        .condition_expression("attribute_not_exists(#p)")
+                        .expression_attribute_names("#p", schema::TABLES_PARTITION)
+                        .expression_attribute_names("#c", schema::CREATED_AT)
+                        .expression_attribute_values(
+                            ":p",
+                            AttributeValue::S(schema::TABLES_PARTITION_VALUE.into()),
+                        )
+                        .expression_attribute_values(
+                            ":epoch",
+                            AttributeValue::S("1970-01-01T00:00:00.000Z".into()),
+                        )
+                } else {
+                    let submissions = match item.get(schema::SUBMISSION_COUNT) {
+                        Some(AttributeValue::N(number)) => number
+                            .parse::<u64>()
+                            .ok()
+                            .or_else(|| {
+                                number
+                                    .parse::<f64>()
+                                    .ok()
+                                    .map(|value| value.max(0.0) as u64)
+                            })
+                            .unwrap_or(0),
+                        _ => 0,
+                    };
+                    request
+                        .update_expression("SET #r = :r")
+                        .condition_expression("attribute_not_exists(#r)")
+                        .expression_attribute_names("#r", schema::LEADERBOARD_KEY)
+                        .expression_attribute_values(
+                            ":r",
+                            AttributeValue::S(schema::leaderboard_key(submissions, username)),
+                        )
+                };
+                match request.send().await {
+                    Ok(_) => {}
+                    // Someone (the function) wrote it meanwhile: theirs is kept.
+                    Err(error)
+                        if error.as_service_error().is_some_and(|service| {
+                            service.is_conditional_check_failed_exception()
+                        }) => {}
+                    Err(error) => return Err(EngineError::sdk(action.clone(), &error)),
+                }
+            }
+            start = page.last_evaluated_key().cloned();
+            if start.is_none() {
+                return Ok(());
+            }
+        }
     }
 
     fn arn(&self) -> String {
@@ -237,6 +390,7 @@ impl Resource for ScoresTable {
                 ("global_secondary_indexes".to_owned(), json!(indexes)),
                 ("point_in_time_recovery".to_owned(), json!(self.enable_pitr)),
                 ("tags".to_owned(), tags_value(&self.tags)),
+                ("items_missing_index_keys".to_owned(), json!(0)),
             ]
             .into(),
             rules: [
@@ -315,6 +469,10 @@ impl Resource for ScoresTable {
                 ("point_in_time_recovery".to_owned(), json!(pitr)),
                 ("tags".to_owned(), tags),
                 (
+                    "items_missing_index_keys".to_owned(),
+                    json!(self.items_missing_index_keys().await?),
+                ),
+                (
                     "item_count".to_owned(),
                     json!(table.item_count().unwrap_or(0)),
                 ),
@@ -340,19 +498,8 @@ impl Resource for ScoresTable {
                 KeyType::Range,
                 &action,
             )?);
+        request = request.set_attribute_definitions(Some(self.attribute_definitions(&action)?));
         let wanted = self.wanted_indexes();
-        let mut defined: Vec<&str> = Vec::new();
-        let mut keys = vec![TABLE_SCHEMA.partition_key, TABLE_SCHEMA.sort_key];
-        for index in &wanted {
-            keys.push(index.partition_key);
-            keys.push(index.sort_key);
-        }
-        for key in keys {
-            if !defined.contains(&key.name) {
-                defined.push(key.name);
-                request = request.attribute_definitions(Self::definition(key, &action)?);
-            }
-        }
         for index in wanted {
             request = request.global_secondary_indexes(Self::gsi(index, &action)?);
         }
@@ -429,6 +576,7 @@ impl Resource for ScoresTable {
                         }
                     }
                 }
+                "items_missing_index_keys" => self.backfill_index_keys().await?,
                 "point_in_time_recovery" => {
                     dynamodb_settings::set_point_in_time_recovery(
                         &self.clients.dynamodb,
