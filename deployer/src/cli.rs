@@ -134,7 +134,8 @@ pub struct ApplyArgs {
     /// Apply without asking (required when standard input is not a terminal)
     #[arg(long)]
     pub auto_approve: bool,
-    /// The function's zip (as `cargo lambda build --release --output-format zip` makes it)
+    /// The function's zip (as `cargo lambda build --release --output-format zip` makes it);
+    /// without it the function is built from the workspace for this machine's architecture
     #[arg(long, value_name = "ZIP")]
     pub artifact: Option<PathBuf>,
     /// Print the plan and outputs as JSON

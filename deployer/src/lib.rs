@@ -3,6 +3,7 @@
 
 pub mod artifact;
 pub mod aws;
+pub mod build;
 pub mod cli;
 pub mod commands;
 pub mod config;

@@ -51,10 +51,13 @@ pub fn code(config: &Config, artifact: Option<&Path>, for_apply: bool) -> Result
                 sha256: artifact.code_sha256,
             })
         }
-        None if for_apply => Err(CliError::Usage(format!(
-            "apply needs the function's deployment package: build it with `{}` and pass --artifact target/lambda/playground-api/bootstrap.zip",
-            machine.build_command()
-        ))),
+        None if for_apply => {
+            let artifact = crate::build::build_function(&config.dir, machine)?;
+            Ok(Code {
+                zip: artifact.bytes,
+                sha256: artifact.code_sha256,
+            })
+        }
         None => Ok(Code {
             zip: Vec::new(),
             sha256: KNOWN_AFTER_APPLY.to_owned(),
