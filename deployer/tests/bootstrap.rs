@@ -2,11 +2,14 @@
 //! provider is one per account, so tests cannot share an account).
 
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+mod support;
+
+use std::process::{Command, Output};
 
 use aws_sdk_s3::types::{BucketVersioningStatus, VersioningConfiguration};
 use emulator::Emulator;
 use serde_json::Value;
+use support::{assert_exit, text};
 
 const BUCKET: &str = "aimodelshare-tfstate-prod-copilot-2024";
 const LOCK_TABLE: &str = "aimodelshare-tf-locks";
@@ -41,23 +44,11 @@ impl Account {
     }
 
     fn deployer(&self, args: &[&str]) -> Output {
-        Command::new(env!("CARGO_BIN_EXE_deployer"))
-            .current_dir(self.dir.path())
-            .envs(emulator::aws_env(self.emulator.endpoint()))
-            .env_remove("DEPLOYER_ENV")
-            .env_remove("DEPLOYER_STATE")
-            .stdin(Stdio::null())
-            .args(args)
-            .output()
-            .expect("run deployer")
+        support::run_deployer(self.dir.path(), self.emulator.endpoint(), args)
     }
 
     fn mutating_requests(&self) -> Vec<String> {
-        emulator::served_requests(self.emulator.endpoint())
-            .iter()
-            .filter(|request| request.is_mutating())
-            .map(emulator::ServedRequest::describe)
-            .collect()
+        support::mutating_requests(self.emulator.endpoint())
     }
 
     async fn bucket_policy(&self) -> Value {
@@ -91,18 +82,6 @@ impl Account {
 fn decode(text: &str) -> Value {
     deployer::engine::policy::decode(text)
         .unwrap_or_else(|| panic!("not a policy document: {text}"))
-}
-
-fn text(output: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    )
-}
-
-fn assert_exit(output: &Output, code: i32) {
-    assert_eq!(output.status.code(), Some(code), "{}", text(output));
 }
 
 async fn assert_converged(account: &Account) {

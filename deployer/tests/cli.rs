@@ -2,6 +2,8 @@
 //! selection, and the state commands (output, state list/history, force-unlock)
 //! against local state and the emulator.
 
+mod support;
+
 use std::path::Path;
 use std::process::{Command, Output};
 use std::time::Duration;
@@ -12,14 +14,7 @@ use state::{Backend, LocalBackend, LockRequest, ResourceState, StateDocument};
 const UNREACHABLE: &str = "http://127.0.0.1:9";
 
 fn deployer(dir: &Path, endpoint: &str, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_deployer"))
-        .current_dir(dir)
-        .envs(emulator::aws_env(endpoint))
-        .env_remove("DEPLOYER_ENV")
-        .env_remove("DEPLOYER_STATE")
-        .args(args)
-        .output()
-        .expect("run deployer")
+    support::run_deployer(dir, endpoint, args)
 }
 
 fn stdout(output: &Output) -> String {

@@ -2,10 +2,13 @@
 //! every resource read back through the AWS API, reruns that change nothing,
 //! in-place changes, side-by-side environments, and refused artifacts.
 
-use std::process::{Command, Output, Stdio};
+mod support;
+
+use std::process::Output;
 
 use emulator::Emulator;
 use serde_json::Value;
+use support::{assert_exit, text};
 
 struct Account {
     emulator: Emulator,
@@ -49,23 +52,11 @@ impl Account {
     }
 
     fn deployer(&self, args: &[&str]) -> Output {
-        Command::new(env!("CARGO_BIN_EXE_deployer"))
-            .current_dir(self.dir.path())
-            .envs(emulator::aws_env(self.emulator.endpoint()))
-            .env_remove("DEPLOYER_ENV")
-            .env_remove("DEPLOYER_STATE")
-            .stdin(Stdio::null())
-            .args(args)
-            .output()
-            .expect("run deployer")
+        support::run_deployer(self.dir.path(), self.emulator.endpoint(), args)
     }
 
     fn mutating_requests(&self) -> Vec<String> {
-        emulator::served_requests(self.emulator.endpoint())
-            .iter()
-            .filter(|request| request.is_mutating())
-            .map(emulator::ServedRequest::describe)
-            .collect()
+        support::mutating_requests(self.emulator.endpoint())
     }
 
     async fn function(
@@ -93,18 +84,6 @@ impl Account {
             })
             .and_then(|api| api.api_id().map(str::to_owned))
     }
-}
-
-fn text(output: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    )
-}
-
-fn assert_exit(output: &Output, code: i32) {
-    assert_eq!(output.status.code(), Some(code), "{}", text(output));
 }
 
 #[tokio::test]

@@ -1,0 +1,43 @@
+//! Shared by the deployer's integration tests: running the binary against an
+//! emulator and reading what it did.
+
+#![allow(dead_code)] // each test binary uses a different part
+
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+
+/// Run `deployer args` in `dir` against the AWS endpoint `endpoint`, with no
+/// terminal on standard input (as in CI).
+pub fn run_deployer(dir: &Path, endpoint: &str, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_deployer"))
+        .current_dir(dir)
+        .envs(emulator::aws_env(endpoint))
+        .env_remove("DEPLOYER_ENV")
+        .env_remove("DEPLOYER_STATE")
+        .stdin(Stdio::null())
+        .args(args)
+        .output()
+        .expect("run deployer")
+}
+
+/// The mutating requests `endpoint` served since its log was cleared.
+pub fn mutating_requests(endpoint: &str) -> Vec<String> {
+    emulator::served_requests(endpoint)
+        .iter()
+        .filter(|request| request.is_mutating())
+        .map(emulator::ServedRequest::describe)
+        .collect()
+}
+
+/// Standard output and standard error, for assertion messages.
+pub fn text(output: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
+
+pub fn assert_exit(output: &Output, code: i32) {
+    assert_eq!(output.status.code(), Some(code), "{}", text(output));
+}
