@@ -962,3 +962,60 @@ async fn a_legacy_terraform_deployment_is_taken_over_in_place() {
         0,
     );
 }
+
+/// Run `deployer args` on a pseudo-terminal (util-linux `script`), typing `answer`.
+fn deployer_on_terminal(account: &Account, args: &str, answer: &str) -> Output {
+    use std::io::Write;
+    let command = format!("{} {args}", env!("CARGO_BIN_EXE_deployer"));
+    let mut child = std::process::Command::new("script")
+        .args(["-qec", &command, "/dev/null"])
+        .current_dir(account.dir.path())
+        .envs(emulator::aws_env(account.emulator.endpoint()))
+        .env_remove("DEPLOYER_ENV")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("script (util-linux) runs the deployer on a terminal");
+    if let Some(mut stdin) = child.stdin.take() {
+        stdin.write_all(answer.as_bytes()).expect("type the answer");
+    }
+    child.wait_with_output().expect("wait")
+}
+
+#[tokio::test]
+async fn destroying_prod_needs_its_name_typed_on_a_terminal() {
+    let account = Account::new().await;
+    assert_exit(
+        &account.deployer(&[
+            "apply",
+            "--env",
+            "prod",
+            "--auto-approve",
+            "--artifact",
+            "fn.zip",
+        ]),
+        0,
+    );
+
+    let cancelled = deployer_on_terminal(&account, "destroy --env prod", "yes\n");
+    assert_exit(&cancelled, 1);
+    assert!(
+        text(&cancelled).contains("Only 'prod' will be accepted"),
+        "{}",
+        text(&cancelled)
+    );
+    assert!(
+        account.api_id("prod").await.is_some(),
+        "'yes' is not enough for prod"
+    );
+
+    let destroyed = deployer_on_terminal(&account, "destroy --env prod", "prod\n");
+    assert_exit(&destroyed, 0);
+    assert!(
+        text(&destroyed).contains("7 destroyed"),
+        "{}",
+        text(&destroyed)
+    );
+    assert_eq!(account.api_id("prod").await, None);
+}
