@@ -57,22 +57,11 @@ pub async fn bootstrap(
             )));
         }
     }
-    let existing: Vec<(String, &'static str, String, String)> = resources
+    let desired: Vec<_> = resources
         .iter()
-        .zip(&observed)
-        .filter_map(|(resource, observed)| {
-            let desired = resource.desired();
-            observed.as_ref().map(|observed| {
-                (
-                    desired.address,
-                    desired.kind,
-                    desired.name,
-                    observed.id.clone(),
-                )
-            })
-        })
+        .map(|resource| resource.desired())
         .collect();
-    let plan = destroy_plan(&existing);
+    let plan = destroy_plan(&desired, &observed);
     if !plan.has_changes() {
         return Ok(Outcome::new(
             "Nothing to destroy: no bootstrap resource exists.",
@@ -122,22 +111,11 @@ pub async fn environment(
     let resources =
         crate::stacks::environment::resources(&config.settings, &names, &clients, code, api_id);
     let observed = engine::observe(&resources).await?;
-    let existing: Vec<(String, &'static str, String, String)> = resources
+    let desired: Vec<_> = resources
         .iter()
-        .zip(&observed)
-        .filter_map(|(resource, observed)| {
-            let desired = resource.desired();
-            observed.as_ref().map(|observed| {
-                (
-                    desired.address,
-                    desired.kind,
-                    desired.name,
-                    observed.id.clone(),
-                )
-            })
-        })
+        .map(|resource| resource.desired())
         .collect();
-    let plan = destroy_plan(&existing);
+    let plan = destroy_plan(&desired, &observed);
     if plan.has_changes() {
         eprint!("{}", render(&plan));
         if let Some(items) = observed

@@ -244,17 +244,21 @@ pub fn plan(
     })
 }
 
-/// A plan that deletes `existing` (address, kind, name, id), in reverse order.
-pub fn destroy_plan(existing: &[(String, &'static str, String, String)]) -> Plan {
-    let resources: Vec<PlannedResource> = existing
+/// A plan that deletes every resource of `desired` that exists (`observed`,
+/// same order), in reverse order.
+pub fn destroy_plan(desired: &[DesiredResource], observed: &[Option<ObservedResource>]) -> Plan {
+    let resources: Vec<PlannedResource> = desired
         .iter()
+        .zip(observed)
         .rev()
-        .map(|(address, kind, name, id)| PlannedResource {
-            address: address.clone(),
-            kind,
-            name: name.clone(),
-            id: Some(id.clone()),
-            action: Action::Delete,
+        .filter_map(|(want, have)| {
+            have.as_ref().map(|have| PlannedResource {
+                address: want.address.clone(),
+                kind: want.kind,
+                name: want.name.clone(),
+                id: Some(have.id.clone()),
+                action: Action::Delete,
+            })
         })
         .collect();
     Plan {
@@ -375,13 +379,18 @@ mod tests {
     }
 
     #[test]
-    fn destroy_plans_run_in_reverse_order() {
-        let plan = destroy_plan(&[
-            ("a.first".into(), "a", "first".into(), "1".into()),
-            ("b.second".into(), "b", "second".into(), "2".into()),
-        ]);
+    fn destroy_plans_run_in_reverse_order_and_skip_what_is_absent() {
+        let named = |address: &str| DesiredResource {
+            address: address.into(),
+            ..desired(json!({}))
+        };
+        let plan = destroy_plan(
+            &[named("a.first"), named("b.absent"), named("c.third")],
+            &[observed(json!({})), None, observed(json!({}))],
+        );
         let order: Vec<&str> = plan.resources.iter().map(|r| r.address.as_str()).collect();
-        assert_eq!(order, ["b.second", "a.first"]);
+        assert_eq!(order, ["c.third", "a.first"]);
         assert_eq!(plan.destroy, 2);
+        assert!(plan.resources.iter().all(|r| r.action == Action::Delete));
     }
 }
