@@ -102,6 +102,11 @@ impl HttpApi {
         format!("{what} HTTP API {}", self.name)
     }
 
+    /// The integration's target: the function's ARN.
+    fn function_arn(&self) -> String {
+        super::lambda_function::LambdaFunction::arn_of(&self.clients, &self.function_name)
+    }
+
     fn cors(&self) -> Cors {
         Cors::builder()
             .set_allow_origins(Some(self.cors_allow_origins.clone()))
@@ -117,7 +122,7 @@ impl HttpApi {
     fn integration_value(&self) -> Value {
         json!({
             "type": "AWS_PROXY",
-            "uri": super::lambda_function::LambdaFunction::arn_of(&self.clients, &self.function_name),
+            "uri": self.function_arn(),
             "payload_format_version": "2.0",
             "timeout_ms": INTEGRATION_TIMEOUT_MS
         })
@@ -159,10 +164,7 @@ impl HttpApi {
                     .update_integration()
                     .api_id(api_id)
                     .integration_id(&id)
-                    .integration_uri(super::lambda_function::LambdaFunction::arn_of(
-                        &self.clients,
-                        &self.function_name,
-                    ))
+                    .integration_uri(self.function_arn())
                     .payload_format_version("2.0")
                     .timeout_in_millis(INTEGRATION_TIMEOUT_MS)
                     .send()
@@ -177,10 +179,7 @@ impl HttpApi {
                     .create_integration()
                     .api_id(api_id)
                     .integration_type(IntegrationType::AwsProxy)
-                    .integration_uri(super::lambda_function::LambdaFunction::arn_of(
-                        &self.clients,
-                        &self.function_name,
-                    ))
+                    .integration_uri(self.function_arn())
                     .payload_format_version("2.0")
                     .timeout_in_millis(INTEGRATION_TIMEOUT_MS)
                     .send()
