@@ -79,6 +79,7 @@ async fn run(cli: Cli) -> Result<Outcome, CliError> {
             let options = EnvironmentOptions {
                 environment: args.env.environment.clone(),
                 code: commands::environment::code(&config, args.artifact.as_deref(), false)?,
+                layer: commands::environment::layer(&config)?,
                 detailed_exitcode: args.detailed_exitcode,
                 json: args.json,
                 auto_approve: false,
@@ -92,10 +93,12 @@ async fn run(cli: Cli) -> Result<Outcome, CliError> {
             let config = resolve(&cli, &sources, Some(&args.env.environment))?;
             validate_environment(&args.env.environment, &config.settings)?;
             let code = commands::environment::code(&config, args.artifact.as_deref(), true)?;
+            let layer = commands::environment::layer(&config)?;
             let (aws, backend) = connect(&cli, &config).await?;
             let options = EnvironmentOptions {
                 environment: args.env.environment.clone(),
                 code,
+                layer,
                 detailed_exitcode: false,
                 json: args.json,
                 auto_approve: args.auto_approve,

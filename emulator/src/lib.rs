@@ -288,12 +288,24 @@ pub fn clear_served_requests(endpoint: &str) {
     log_request(endpoint, "DELETE");
 }
 
-/// The workspace root (the folder holding `emulator/`).
+/// The workspace root (the folder holding `emulator/`), found from the running
+/// test's package folder: cargo sets `CARGO_MANIFEST_DIR` when it runs a test.
+/// The compile-time value is only a fallback, since a target directory shared
+/// between clones may hold this crate compiled in another clone.
 pub fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .map(Path::to_path_buf)
-        .unwrap_or_else(|| PathBuf::from("."))
+    let package = std::env::var_os("CARGO_MANIFEST_DIR")
+        .map_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")), PathBuf::from);
+    package
+        .ancestors()
+        .find(|folder| folder.join("emulator/moto_server.py").is_file())
+        .map_or_else(
+            || {
+                package
+                    .parent()
+                    .map_or_else(|| PathBuf::from("."), Path::to_path_buf)
+            },
+            Path::to_path_buf,
+        )
 }
 
 #[cfg(test)]

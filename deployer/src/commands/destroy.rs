@@ -12,7 +12,9 @@ use crate::engine::plan::destroy_plan;
 use crate::engine::{self, apply::apply, progress::Progress, render::render};
 use crate::error::CliError;
 use crate::resources::Clients;
+use crate::resources::lambda_function::Code;
 use crate::stacks::bootstrap;
+use crate::stacks::environment::{LayerInput, StackInputs};
 
 /// The flags of `deployer destroy --bootstrap`.
 #[derive(Debug, Clone, Copy, Default)]
@@ -104,12 +106,21 @@ pub async fn environment(
     let api_id = crate::resources::http_api::find_api(&clients, &names.http_api)
         .await?
         .map(|api| api.id);
-    let code = crate::resources::lambda_function::Code {
+    let nothing = || Code {
         zip: Vec::new(),
         sha256: String::new(),
     };
+    // The layer is always looked for: it may remain from when use_layer was on.
+    let inputs = StackInputs {
+        code: nothing(),
+        layer: Some(LayerInput {
+            content: nothing(),
+            current_arn: None,
+        }),
+        api_id,
+    };
     let resources =
-        crate::stacks::environment::resources(&config.settings, &names, &clients, code, api_id);
+        crate::stacks::environment::resources(&config.settings, &names, &clients, inputs);
     let observed = engine::observe(&resources).await?;
     let desired: Vec<_> = resources
         .iter()

@@ -17,7 +17,8 @@ use crate::error::CliError;
 use crate::resources::Clients;
 use crate::resources::http_api::{self, find_api};
 use crate::resources::lambda_function::Code;
-use crate::stacks::environment;
+use crate::resources::lambda_layer;
+use crate::stacks::environment::{self, LayerInput, StackInputs};
 
 /// The flags of `plan --env` and `apply --env`.
 #[derive(Debug, Clone)]
@@ -25,6 +26,8 @@ pub struct EnvironmentOptions {
     pub environment: String,
     /// The function's code, from [`code`] (checked before any AWS call).
     pub code: Code,
+    /// The layer's zip when `use_layer`, from [`layer`] (checked before any AWS call).
+    pub layer: Option<Code>,
     pub detailed_exitcode: bool,
     pub json: bool,
     pub auto_approve: bool,
@@ -65,6 +68,17 @@ pub fn code(config: &Config, artifact: Option<&Path>, for_apply: bool) -> Result
     }
 }
 
+/// The layer's zip when `use_layer` is on: `layer_zip_path`, relative to the
+/// config file's folder, read and checked.
+pub fn layer(config: &Config) -> Result<Option<Code>, CliError> {
+    match (&config.settings.layer_zip_path, config.settings.use_layer) {
+        (Some(path), true) => crate::layer_zip::load(&config.dir.join(path))
+            .map(Some)
+            .map_err(|error| CliError::Usage(error.to_string())),
+        _ => Ok(None),
+    }
+}
+
 struct Prepared {
     names: EnvironmentNames,
     resources: Resources,
@@ -78,10 +92,27 @@ async fn prepare(
     options: &EnvironmentOptions,
 ) -> Result<Prepared, CliError> {
     let names = validate_environment(&options.environment, &config.settings)?;
-    let code = options.code.clone();
     let clients = Clients::connect(aws, &config.settings.region).await?;
     let api_id = find_api(&clients, &names.http_api).await?.map(|api| api.id);
-    let resources = environment::resources(&config.settings, &names, &clients, code, api_id);
+    let layer = match &options.layer {
+        None => None,
+        Some(content) => {
+            let latest = lambda_layer::latest_version(&clients, &names.layer).await?;
+            let current_arn = latest
+                .filter(|version| version.holds(content, config.settings.architecture.as_lambda()))
+                .map(|version| version.arn);
+            Some(LayerInput {
+                content: content.clone(),
+                current_arn,
+            })
+        }
+    };
+    let inputs = StackInputs {
+        code: options.code.clone(),
+        layer,
+        api_id,
+    };
+    let resources = environment::resources(&config.settings, &names, &clients, inputs);
     let (plan, observed) = engine::plan_stack(&resources).await?;
     Ok(Prepared {
         names,

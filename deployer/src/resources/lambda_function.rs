@@ -13,6 +13,7 @@ use aws_sdk_lambda::types::{Architecture, Environment, FunctionCode, Runtime};
 use serde_json::{Value, json};
 
 use super::{Clients, removed_tag_keys, tags_from_value, tags_object, tags_value};
+use crate::engine::plan::KNOWN_AFTER_APPLY;
 use crate::engine::{AttributeChange, DesiredResource, EngineError, ObservedResource, Resource};
 
 pub const ADDRESS: &str = "lambda_function.api";
@@ -38,8 +39,19 @@ pub struct LambdaFunction {
     pub timeout_s: u32,
     pub environment: BTreeMap<String, String>,
     pub code: Code,
+    /// The layer the function runs with (`use_layer`), or none.
+    pub layer: Option<FunctionLayer>,
     pub tags: BTreeMap<String, String>,
     pub depends_on: Vec<String>,
+}
+
+/// The layer a function uses: its name, and the version ARN when the plan
+/// already knows it (the latest version holds the configured zip). Otherwise
+/// the version is published during apply, and its ARN is looked up then.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FunctionLayer {
+    pub name: String,
+    pub planned_arn: Option<String>,
 }
 
 impl LambdaFunction {
@@ -64,6 +76,35 @@ impl LambdaFunction {
 
     fn lambda_architecture(&self) -> Architecture {
         Architecture::from(self.architecture)
+    }
+
+    /// The `layers` attribute: the layer version ARN, known after apply when
+    /// the plan publishes a new version.
+    fn desired_layers(&self) -> Value {
+        match &self.layer {
+            None => json!([]),
+            Some(layer) => json!([layer.planned_arn.as_deref().unwrap_or(KNOWN_AFTER_APPLY)]),
+        }
+    }
+
+    /// The layer version ARNs to configure, resolving a version published by
+    /// this apply (the layer resource runs first).
+    async fn layer_arns(&self) -> Result<Vec<String>, EngineError> {
+        let Some(layer) = &self.layer else {
+            return Ok(Vec::new());
+        };
+        if let Some(arn) = &layer.planned_arn {
+            return Ok(vec![arn.clone()]);
+        }
+        let latest = super::lambda_layer::latest_version(&self.clients, &layer.name)
+            .await?
+            .ok_or_else(|| {
+                EngineError::new(
+                    self.doing("attaching a layer to"),
+                    format!("the layer {} has no published version", layer.name),
+                )
+            })?;
+        Ok(vec![latest.arn])
     }
 
     async fn wait_until_updated(&self) -> Result<(), EngineError> {
@@ -97,6 +138,7 @@ impl LambdaFunction {
                     .set_variables(Some(self.environment.clone().into_iter().collect()))
                     .build(),
             )
+            .set_layers(Some(self.layer_arns().await?))
             .send()
             .await
             .map_err(|error| {
@@ -135,6 +177,7 @@ impl Resource for LambdaFunction {
                 ("role".to_owned(), json!(self.role_arn())),
                 ("environment".to_owned(), json!(self.environment)),
                 ("code_sha256".to_owned(), json!(self.code.sha256)),
+                ("layers".to_owned(), self.desired_layers()),
                 ("tags".to_owned(), tags_value(&self.tags)),
             ]
             .into(),
@@ -203,6 +246,16 @@ impl Resource for LambdaFunction {
                 ("role".to_owned(), json!(configuration.role())),
                 ("environment".to_owned(), json!(environment)),
                 ("code_sha256".to_owned(), json!(configuration.code_sha256())),
+                (
+                    "layers".to_owned(),
+                    json!(
+                        configuration
+                            .layers()
+                            .iter()
+                            .filter_map(|layer| layer.arn())
+                            .collect::<Vec<_>>()
+                    ),
+                ),
                 ("tags".to_owned(), tags),
             ]
             .into(),
@@ -211,6 +264,7 @@ impl Resource for LambdaFunction {
 
     async fn create(&self) -> Result<(), EngineError> {
         let action = format!("creating Lambda function {}", self.name);
+        let layers = self.layer_arns().await?;
         let mut attempt = 0;
         loop {
             let result = self
@@ -234,6 +288,7 @@ impl Resource for LambdaFunction {
                         .zip_file(Blob::new(self.code.zip.clone()))
                         .build(),
                 )
+                .set_layers(Some(layers.clone()))
                 .set_tags(Some(self.tags.clone().into_iter().collect()))
                 .send()
                 .await;
@@ -283,6 +338,7 @@ impl Resource for LambdaFunction {
             "timeout_s",
             "role",
             "environment",
+            "layers",
         ];
         if changes
             .iter()

@@ -9,6 +9,7 @@ pub mod http_api;
 pub mod iam_managed_policy;
 pub mod iam_role;
 pub mod lambda_function;
+pub mod lambda_layer;
 pub mod lambda_permission;
 pub mod log_group;
 pub mod oidc_provider;

@@ -14,7 +14,8 @@ use crate::resources::dynamodb_scores_table::{self, ScoresTable};
 use crate::resources::http_api::{self, HttpApi};
 use crate::resources::iam_managed_policy::ManagedPolicy;
 use crate::resources::iam_role::Role;
-use crate::resources::lambda_function::{self, Code, LambdaFunction};
+use crate::resources::lambda_function::{self, Code, FunctionLayer, LambdaFunction};
+use crate::resources::lambda_layer::{self, LambdaLayer};
 use crate::resources::lambda_permission::InvokePermission;
 use crate::resources::log_group::{self, LogGroup};
 
@@ -89,18 +90,38 @@ pub fn function_environment(
     .into()
 }
 
-/// The environment's resources, in dependency order. `api_id` is the HTTP API's
-/// id when it already exists.
+/// What the stack needs beyond the settings: the packages to deploy and what
+/// was found by name before planning.
+#[derive(Debug, Clone)]
+pub struct StackInputs {
+    /// The function's code.
+    pub code: Code,
+    /// The layer's zip when `use_layer` (or, for destroy, an empty one so that
+    /// an existing layer is found and removed).
+    pub layer: Option<LayerInput>,
+    /// The HTTP API's id when it already exists.
+    pub api_id: Option<String>,
+}
+
+/// The layer to publish and the ARN of its latest version when that version
+/// already holds this zip.
+#[derive(Debug, Clone)]
+pub struct LayerInput {
+    pub content: Code,
+    pub current_arn: Option<String>,
+}
+
+/// The environment's resources, in dependency order.
 pub fn resources(
     settings: &Settings,
     names: &EnvironmentNames,
     clients: &Clients,
-    code: Code,
-    api_id: Option<String>,
+    inputs: StackInputs,
 ) -> Resources {
     let tags = tags(settings, names);
     let policy_arn = ManagedPolicy::arn_of(clients, &names.dynamodb_policy);
-    vec![
+    let architecture = settings.architecture.as_lambda();
+    let mut resources: Resources = vec![
         Arc::new(ScoresTable {
             clients: clients.clone(),
             name: names.table.clone(),
@@ -134,41 +155,57 @@ pub fn resources(
             retention_days: settings.log_retention_days,
             tags: tags.clone(),
         }),
-        Arc::new(LambdaFunction {
+    ];
+    let mut function_depends_on = vec![
+        EXECUTION_ROLE_ADDRESS.into(),
+        log_group::ADDRESS.into(),
+        dynamodb_scores_table::ADDRESS.into(),
+    ];
+    let function_layer = inputs.layer.map(|layer| {
+        resources.push(Arc::new(LambdaLayer {
             clients: clients.clone(),
-            name: names.function.clone(),
-            role_name: names.lambda_role.clone(),
-            architecture: settings.architecture.as_lambda(),
-            memory_mb: settings.memory_mb,
-            timeout_s: settings.timeout_s,
-            environment: function_environment(settings, names),
-            code,
-            tags: tags.clone(),
-            depends_on: vec![
-                EXECUTION_ROLE_ADDRESS.into(),
-                log_group::ADDRESS.into(),
-                dynamodb_scores_table::ADDRESS.into(),
-            ],
-        }),
-        Arc::new(HttpApi {
-            clients: clients.clone(),
-            name: names.http_api.clone(),
-            function_name: names.function.clone(),
-            stage: names.stage.clone(),
-            cors_allow_origins: settings.cors_allow_origins.clone(),
-            route_keys: ROUTES.iter().map(|route| route.route_key()).collect(),
-            tags,
-            depends_on: vec![lambda_function::ADDRESS.into()],
-        }),
-        Arc::new(InvokePermission {
-            clients: clients.clone(),
-            function_name: names.function.clone(),
-            api_name: names.http_api.clone(),
-            statement_id: names.permission_statement.clone(),
-            api_id,
-            depends_on: vec![http_api::ADDRESS.into(), lambda_function::ADDRESS.into()],
-        }),
-    ]
+            name: names.layer.clone(),
+            content: layer.content,
+            architecture,
+        }));
+        function_depends_on.push(lambda_layer::ADDRESS.into());
+        FunctionLayer {
+            name: names.layer.clone(),
+            planned_arn: layer.current_arn,
+        }
+    });
+    resources.push(Arc::new(LambdaFunction {
+        clients: clients.clone(),
+        name: names.function.clone(),
+        role_name: names.lambda_role.clone(),
+        architecture,
+        memory_mb: settings.memory_mb,
+        timeout_s: settings.timeout_s,
+        environment: function_environment(settings, names),
+        code: inputs.code,
+        layer: function_layer,
+        tags: tags.clone(),
+        depends_on: function_depends_on,
+    }));
+    resources.push(Arc::new(HttpApi {
+        clients: clients.clone(),
+        name: names.http_api.clone(),
+        function_name: names.function.clone(),
+        stage: names.stage.clone(),
+        cors_allow_origins: settings.cors_allow_origins.clone(),
+        route_keys: ROUTES.iter().map(|route| route.route_key()).collect(),
+        tags,
+        depends_on: vec![lambda_function::ADDRESS.into()],
+    }));
+    resources.push(Arc::new(InvokePermission {
+        clients: clients.clone(),
+        function_name: names.function.clone(),
+        api_name: names.http_api.clone(),
+        statement_id: names.permission_statement.clone(),
+        api_id: inputs.api_id,
+        depends_on: vec![http_api::ADDRESS.into(), lambda_function::ADDRESS.into()],
+    }));
+    resources
 }
 
 /// Outputs once applied: the API's base URL, the table and function names.
