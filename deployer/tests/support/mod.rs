@@ -9,9 +9,20 @@ use std::process::{Command, Output, Stdio};
 /// Run `deployer args` in `dir` against the AWS endpoint `endpoint`, with no
 /// terminal on standard input (as in CI).
 pub fn run_deployer(dir: &Path, endpoint: &str, args: &[&str]) -> Output {
+    run_deployer_with(dir, endpoint, args, &[])
+}
+
+/// [`run_deployer`] with extra environment variables.
+pub fn run_deployer_with(
+    dir: &Path,
+    endpoint: &str,
+    args: &[&str],
+    environment: &[(&str, &Path)],
+) -> Output {
     Command::new(env!("CARGO_BIN_EXE_deployer"))
         .current_dir(dir)
         .envs(emulator::aws_env(endpoint))
+        .envs(environment.iter().copied())
         .env_remove("DEPLOYER_ENV")
         .env_remove("DEPLOYER_STATE")
         .stdin(Stdio::null())
