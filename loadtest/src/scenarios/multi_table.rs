@@ -1,0 +1,109 @@
+//! `multi-table`: `tables` tables of `users_per_table` users each, then
+//! `operations` reads and updates spread over them; every table must still
+//! count exactly its users.
+
+use std::sync::Arc;
+
+use super::workload::{
+    Rng, TableUsers, check_user_count, concurrently, create_table, create_users, random_operation,
+    run_id, usernames,
+};
+use crate::client::Api;
+use crate::progress::Progress;
+
+/// The size of a `multi-table` run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MultiTable {
+    pub tables: usize,
+    pub users_per_table: usize,
+    pub operations: usize,
+    pub concurrency: usize,
+}
+
+impl Default for MultiTable {
+    fn default() -> Self {
+        Self {
+            tables: 5,
+            users_per_table: 20,
+            operations: 500,
+            concurrency: 20,
+        }
+    }
+}
+
+pub async fn run(api: &Api, options: MultiTable, progress: &Arc<dyn Progress>) {
+    let run = run_id();
+    let users = usernames(options.users_per_table);
+    let mut tables = Vec::new();
+    progress.phase(
+        &format!("creating {} tables", options.tables),
+        Some(options.tables as u64),
+    );
+    for index in 0..options.tables {
+        let table_id = format!("{run}-multi-{index}");
+        let created = create_table(api, &table_id).await;
+        progress.advance(1);
+        api.recorder().check(
+            format!("table {table_id} is created"),
+            created,
+            table_id.clone(),
+        );
+        if created {
+            tables.push(TableUsers {
+                table_id,
+                users: users.clone(),
+            });
+        }
+    }
+    progress.finish();
+    let mut created_per_table = Vec::new();
+    for table in &tables {
+        let created = create_users(
+            api,
+            &table.table_id,
+            &table.users,
+            options.concurrency,
+            progress,
+        )
+        .await;
+        api.recorder().check(
+            format!("every user of {} is created", table.table_id),
+            created == table.users.len() as u64,
+            format!("{created} of {} created", table.users.len()),
+        );
+        created_per_table.push(created);
+    }
+    if tables.is_empty() {
+        return;
+    }
+
+    progress.phase(
+        &format!(
+            "{} reads and updates across {} tables",
+            options.operations,
+            tables.len()
+        ),
+        Some(options.operations as u64),
+    );
+    let shared = Arc::new(tables.clone());
+    let worker_api = api.clone();
+    concurrently(
+        (0..options.operations).collect(),
+        options.concurrency,
+        progress,
+        move |index| {
+            let api = worker_api.clone();
+            let tables = Arc::clone(&shared);
+            async move {
+                let mut rng = Rng::seeded(index as u64 + 1);
+                random_operation(&api, &mut rng, &tables).await;
+            }
+        },
+    )
+    .await;
+    progress.finish();
+
+    for (table, created) in tables.iter().zip(created_per_table) {
+        check_user_count(api, &table.table_id, created).await;
+    }
+}

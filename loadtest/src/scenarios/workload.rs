@@ -1,0 +1,327 @@
+//! What the scenarios share: unique names, concurrent execution with a bound,
+//! table and user set-up, reads of the invariants, and the random mix of reads
+//! and updates that the load scenarios run.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
+
+use crate::client::{Api, Call};
+use crate::progress::Progress;
+
+/// How long a list may take to show a write: lists come from eventually
+/// consistent indexes.
+pub const LIST_CONSISTENCY_WAIT: Duration = Duration::from_secs(15);
+/// The largest page the API serves.
+const PAGE_LIMIT: u32 = 500;
+
+/// A prefix unique to this run, valid in table ids and usernames.
+pub fn run_id() -> String {
+    let uuid = uuid::Uuid::new_v4().simple().to_string();
+    format!("lt{}", &uuid[..10])
+}
+
+/// The usernames of a scenario: `user-0000`, `user-0001`, …
+pub fn usernames(count: usize) -> Vec<String> {
+    (0..count).map(|index| format!("user-{index:04}")).collect()
+}
+
+/// The counts a user is created with, derived from its index so that reads
+/// can check them.
+pub fn initial_counts(index: usize) -> (u64, u64) {
+    let index = index as u64;
+    (index + 1, (index + 1) * 10)
+}
+
+/// Run `work` on every item, at most `concurrency` at a time, advancing
+/// `progress` as each finishes; the results in completion order.
+pub async fn concurrently<T, R, F, Fut>(
+    items: Vec<T>,
+    concurrency: usize,
+    progress: &Arc<dyn Progress>,
+    work: F,
+) -> Vec<R>
+where
+    T: Send + 'static,
+    R: Send + 'static,
+    F: Fn(T) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = R> + Send + 'static,
+{
+    let semaphore = Arc::new(Semaphore::new(concurrency.max(1)));
+    let work = Arc::new(work);
+    let mut tasks = JoinSet::new();
+    for item in items {
+        let Ok(permit) = Arc::clone(&semaphore).acquire_owned().await else {
+            break;
+        };
+        let work = Arc::clone(&work);
+        let progress = Arc::clone(progress);
+        tasks.spawn(async move {
+            let result = work(item).await;
+            drop(permit);
+            progress.advance(1);
+            result
+        });
+    }
+    let mut results = Vec::new();
+    while let Some(joined) = tasks.join_next().await {
+        if let Ok(result) = joined {
+            results.push(result);
+        }
+    }
+    results
+}
+
+/// Create table `table_id`; whether the API answered 201.
+pub async fn create_table(api: &Api, table_id: &str) -> bool {
+    api.send(Call::post(
+        "create_table",
+        "/tables",
+        json!({"tableId": table_id, "displayName": format!("Load test {table_id}")}),
+    ))
+    .await
+    .is_ok()
+}
+
+/// Create `users` in `table_id` concurrently with [`initial_counts`]; how many
+/// the API reported as created (`createdNew`). A 200 that is not a creation
+/// is recorded as a failed check.
+pub async fn create_users(
+    api: &Api,
+    table_id: &str,
+    users: &[String],
+    concurrency: usize,
+    progress: &Arc<dyn Progress>,
+) -> u64 {
+    progress.phase(
+        &format!("creating {} users in {table_id}", users.len()),
+        Some(users.len() as u64),
+    );
+    let items: Vec<(usize, String)> = users.iter().cloned().enumerate().collect();
+    let api_for_tasks = api.clone();
+    let table = table_id.to_owned();
+    let created = concurrently(items, concurrency, progress, move |(index, username)| {
+        let api = api_for_tasks.clone();
+        let table = table.clone();
+        async move {
+            let (submissions, total) = initial_counts(index);
+            let reply = api
+                .send(Call::put(
+                    "create_user",
+                    format!("/tables/{table}/users/{username}"),
+                    json!({"submissionCount": submissions, "totalCount": total}),
+                ))
+                .await
+                .ok()?;
+            if reply.body["createdNew"] == json!(true) {
+                Some(())
+            } else {
+                api.recorder().check(
+                    format!("creating {username} in {table}"),
+                    false,
+                    format!(
+                        "the first write answered createdNew = {}",
+                        reply.body["createdNew"]
+                    ),
+                );
+                None
+            }
+        }
+    })
+    .await;
+    progress.finish();
+    created.into_iter().flatten().count() as u64
+}
+
+/// The table's `userCount`, or `None` when it cannot be read.
+pub async fn user_count(api: &Api, table_id: &str) -> Option<u64> {
+    let reply = api
+        .send(Call::get("get_table", format!("/tables/{table_id}")))
+        .await
+        .ok()?;
+    reply.body["userCount"].as_u64()
+}
+
+/// Every user of the table, through every page of the listing.
+pub async fn listed_users(api: &Api, table_id: &str) -> Option<Vec<String>> {
+    let mut users = Vec::new();
+    let mut last_key: Option<String> = None;
+    loop {
+        let mut path = format!("/tables/{table_id}/users?limit={PAGE_LIMIT}");
+        if let Some(key) = &last_key {
+            path.push_str("&lastKey=");
+            path.push_str(key);
+        }
+        let reply = api.send(Call::get("list_users", path)).await.ok()?;
+        users.extend(
+            reply.body["users"]
+                .as_array()?
+                .iter()
+                .filter_map(|user| user["username"].as_str().map(str::to_owned)),
+        );
+        match reply.body["lastKey"].as_str() {
+            Some(key) => last_key = Some(key.to_owned()),
+            None => return Some(users),
+        }
+    }
+}
+
+/// Poll `probe` until it returns `Ok`, for at most `wait`; its last outcome.
+pub async fn eventually<T, F, Fut>(wait: Duration, mut probe: F) -> Result<T, String>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, String>>,
+{
+    let started = Instant::now();
+    loop {
+        let outcome = probe().await;
+        if outcome.is_ok() || started.elapsed() >= wait {
+            return outcome;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+/// Check that table `table_id` counts exactly `expected` users, in its
+/// `userCount` and in its listing (allowed to catch up for a moment).
+pub async fn check_user_count(api: &Api, table_id: &str, expected: u64) {
+    let count = user_count(api, table_id).await;
+    api.recorder().check(
+        format!("userCount of {table_id} equals the users created"),
+        count == Some(expected),
+        match count {
+            Some(count) => format!("userCount {count}, created {expected}"),
+            None => "the table could not be read".into(),
+        },
+    );
+    let listed = eventually(LIST_CONSISTENCY_WAIT, || async {
+        let users = listed_users(api, table_id)
+            .await
+            .ok_or_else(|| "the users could not be listed".to_owned())?;
+        if users.len() as u64 == expected {
+            Ok(users.len())
+        } else {
+            Err(format!("listed {} users, created {expected}", users.len()))
+        }
+    })
+    .await;
+    api.recorder().check(
+        format!("listing of {table_id} shows every user"),
+        listed.is_ok(),
+        listed.map_or_else(|error| error, |count| format!("{count} users listed")),
+    );
+}
+
+/// A small, fast, seedable generator for choosing operations (xorshift64*).
+#[derive(Debug, Clone)]
+pub struct Rng(u64);
+
+impl Rng {
+    pub fn seeded(seed: u64) -> Self {
+        Self(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
+    }
+
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+
+    /// A number in `0..bound` (`bound` > 0).
+    pub fn below(&mut self, bound: usize) -> usize {
+        (self.next_u64() % bound.max(1) as u64) as usize
+    }
+}
+
+/// A table and its users, as the workload sees them.
+#[derive(Debug, Clone)]
+pub struct TableUsers {
+    pub table_id: String,
+    pub users: Vec<String>,
+}
+
+/// One operation of the read/update mix on a random table and user: 45 % read
+/// a user, 15 % list a page of users, 30 % update a user (who must already
+/// exist), 10 % read the table.
+pub async fn random_operation(api: &Api, rng: &mut Rng, tables: &[TableUsers]) {
+    let Some(table) = tables.get(rng.below(tables.len())) else {
+        return;
+    };
+    let Some(username) = table.users.get(rng.below(table.users.len())) else {
+        return;
+    };
+    let table_id = &table.table_id;
+    match rng.below(100) {
+        0..45 => {
+            let _ = api
+                .send(Call::get(
+                    "get_user",
+                    format!("/tables/{table_id}/users/{username}"),
+                ))
+                .await;
+        }
+        45..60 => {
+            let _ = api
+                .send(Call::get(
+                    "list_users",
+                    format!("/tables/{table_id}/users?limit=20"),
+                ))
+                .await;
+        }
+        60..90 => {
+            let submissions = rng.below(1000) as u64;
+            let call = Call::put(
+                "update_user",
+                format!("/tables/{table_id}/users/{username}"),
+                json!({"submissionCount": submissions, "totalCount": submissions * 10}),
+            );
+            if let Ok(reply) = api.send(call).await
+                && reply.body["createdNew"] != json!(false)
+            {
+                api.recorder().check(
+                    format!("updating {username} in {table_id}"),
+                    false,
+                    "an update of an existing user answered createdNew = true".to_owned(),
+                );
+            }
+        }
+        _ => {
+            let _ = api
+                .send(Call::get("get_table", format!("/tables/{table_id}")))
+                .await;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn run_ids_are_unique_and_valid_ids() {
+        let first = run_id();
+        assert_ne!(first, run_id());
+        assert!(
+            first.len() <= 64 && first.bytes().all(|b| b.is_ascii_alphanumeric()),
+            "{first}"
+        );
+    }
+
+    #[test]
+    fn the_generator_covers_its_range_evenly_enough() {
+        let mut rng = Rng::seeded(7);
+        let mut buckets = [0_u32; 10];
+        for _ in 0..10_000 {
+            buckets[rng.below(10)] += 1;
+        }
+        assert!(
+            buckets.iter().all(|&count| (800..1200).contains(&count)),
+            "{buckets:?}"
+        );
+    }
+}
