@@ -1097,7 +1097,11 @@ async fn the_optional_layer_is_published_attached_republished_and_destroyed() {
     );
     let (versions, attached) = account.layer_state().await;
     assert_eq!(versions.len(), 1, "one published version: {versions:?}");
-    assert_eq!(attached, [versions[0].1.clone()], "the function uses it");
+    assert_eq!(
+        attached,
+        std::slice::from_ref(&versions[0].1),
+        "the function uses it"
+    );
     let published = aws_sdk_lambda::Client::new(&account.config)
         .get_layer_version()
         .layer_name("aimodelshare-playground-dev-extra")
@@ -1171,7 +1175,11 @@ async fn the_optional_layer_is_published_attached_republished_and_destroyed() {
         .iter()
         .max_by_key(|(number, _)| *number)
         .expect("newest");
-    assert_eq!(attached, [newest.1.clone()], "the function uses the newest");
+    assert_eq!(
+        attached,
+        std::slice::from_ref(&newest.1),
+        "the function uses the newest"
+    );
     assert_exit(
         &account.deployer(&with_layer(&[
             "plan",

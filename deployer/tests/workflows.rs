@@ -1,0 +1,1382 @@
+//! The GitHub Actions workflows (`.github/workflows`) run only on GitHub, so
+//! what they promise is checked here on the parsed YAML: triggers, the deploy
+//! matrix and its environments, least permissions, credentials through OIDC and
+//! never access keys, actions pinned to commits, and the command lines, each
+//! `deployer` command being parsed by the deployer's own clap definition.
+//! Every check names the workflow and the property it found broken; the tests
+//! at the end break each property on purpose to show that its check notices.
+
+use std::collections::BTreeMap;
+use std::fmt::Display;
+use std::path::PathBuf;
+
+use clap::{CommandFactory, FromArgMatches};
+use deployer::cli::{self, Cli};
+use yaml_rust2::{Yaml, YamlLoader};
+
+const WORKFLOWS: [&str; 4] = ["bootstrap.yml", "ci.yml", "deploy.yml", "destroy.yml"];
+const ENVIRONMENTS: [&str; 3] = ["dev", "stage", "prod"];
+const AWS_CREDENTIALS: &str = "aws-actions/configure-aws-credentials";
+const DEPLOY_ROLE: &str = "${{ secrets.AWS_ROLE_TO_ASSUME }}";
+const BOOTSTRAP_ROLE: &str = "${{ secrets.AWS_BOOTSTRAP_ROLE_TO_ASSUME }}";
+const REGION: &str = "${{ vars.AWS_REGION || 'us-east-1' }}";
+const LOAD_GATE: &str = "vars.RUN_LOAD_TESTS != 'false'";
+const LOAD_SCENARIOS: [&str; 3] = ["single-table", "multi-table", "mixed"];
+const BOOTSTRAP_OUTPUTS: [&str; 3] = ["state_bucket", "lock_table", "deploy_role_arn"];
+
+fn workflows_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../.github/workflows")
+}
+
+/// One workflow file: its name, its text and its YAML.
+struct Workflow {
+    file: String,
+    text: String,
+    yaml: Yaml,
+}
+
+impl Workflow {
+    fn load(file: &str) -> Self {
+        let path = workflows_dir().join(file);
+        let text = std::fs::read_to_string(&path)
+            .unwrap_or_else(|error| panic!("reading {}: {error}", path.display()));
+        Self::parse(file, text)
+    }
+
+    fn parse(file: &str, text: String) -> Self {
+        let mut documents = YamlLoader::load_from_str(&text)
+            .unwrap_or_else(|error| panic!("{file}: not valid YAML: {error}"));
+        assert_eq!(documents.len(), 1, "{file}: expected one YAML document");
+        let yaml = documents.remove(0);
+        Self {
+            file: file.to_owned(),
+            text,
+            yaml,
+        }
+    }
+
+    /// The workflow with its first `from` replaced by `to`: a broken copy.
+    fn mutated(file: &str, from: &str, to: &str) -> Self {
+        let original = Self::load(file);
+        assert!(original.text.contains(from), "{file} has no {from:?}");
+        Self::parse(file, original.text.replacen(from, to, 1))
+    }
+
+    fn fail(&self, property: &str, detail: impl Display) -> ! {
+        panic!("{}: {property}: {detail}", self.file)
+    }
+
+    fn ensure(&self, holds: bool, property: &str, detail: impl Display) {
+        if !holds {
+            self.fail(property, detail)
+        }
+    }
+
+    /// The node at a dotted path below `from`; a missing one is a failure.
+    fn node<'a>(&self, from: &'a Yaml, path: &str) -> &'a Yaml {
+        path.split('.').fold(from, |node, key| {
+            let next = &node[key];
+            if next.is_badvalue() {
+                self.fail("structure", format_args!("`{path}` is missing"))
+            }
+            next
+        })
+    }
+
+    fn at(&self, path: &str) -> &Yaml {
+        self.node(&self.yaml, path)
+    }
+
+    fn text_at<'a>(&self, from: &'a Yaml, path: &str) -> &'a str {
+        self.node(from, path)
+            .as_str()
+            .unwrap_or_else(|| self.fail("structure", format_args!("`{path}` is not a string")))
+    }
+
+    fn list_at(&self, from: &Yaml, path: &str) -> Vec<String> {
+        let node = self.node(from, path);
+        node.as_vec()
+            .and_then(|items| {
+                items
+                    .iter()
+                    .map(|item| item.as_str().map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_else(|| {
+                self.fail(
+                    "structure",
+                    format_args!("`{path}` is not a list of strings"),
+                )
+            })
+    }
+
+    fn keys(&self, from: &Yaml, path: &str) -> Vec<String> {
+        let node = self.node(from, path);
+        node.as_hash()
+            .unwrap_or_else(|| self.fail("structure", format_args!("`{path}` is not a mapping")))
+            .keys()
+            .filter_map(|key| key.as_str().map(str::to_owned))
+            .collect()
+    }
+
+    fn jobs(&self) -> Vec<(String, &Yaml)> {
+        self.keys(&self.yaml, "jobs")
+            .into_iter()
+            .map(|id| {
+                let job = &self.yaml["jobs"][id.as_str()];
+                (id, job)
+            })
+            .collect()
+    }
+
+    fn job(&self, id: &str) -> &Yaml {
+        self.at(&format!("jobs.{id}"))
+    }
+
+    fn steps(&self, job: &str) -> &[Yaml] {
+        self.node(self.job(job), "steps")
+            .as_vec()
+            .map(Vec::as_slice)
+            .unwrap_or_else(|| self.fail("structure", format_args!("job `{job}` has no steps")))
+    }
+
+    /// The first step of `job` using `action`, with its position.
+    fn step_using(&self, job: &str, action: &str) -> (usize, &Yaml) {
+        self.steps(job)
+            .iter()
+            .enumerate()
+            .find(|(_, step)| action_of(step) == Some(action))
+            .unwrap_or_else(|| {
+                self.fail(
+                    "steps",
+                    format_args!("no step of job `{job}` uses {action}"),
+                )
+            })
+    }
+
+    /// Every command the `run:` scripts of `job` run, with its step's position.
+    fn commands(&self, job: &str) -> Vec<ShellCommand> {
+        self.steps(job)
+            .iter()
+            .enumerate()
+            .flat_map(|(step, node)| {
+                let script = node["run"].as_str().unwrap_or_default();
+                shell_commands(script)
+                    .into_iter()
+                    .map(move |words| ShellCommand { step, words })
+            })
+            .collect()
+    }
+
+    /// The first command of `job` that starts with `prefix`.
+    fn command(&self, job: &str, prefix: &[&str]) -> ShellCommand {
+        self.commands(job)
+            .into_iter()
+            .find(|command| command.starts_with(prefix))
+            .unwrap_or_else(|| {
+                let wanted = prefix.join(" ");
+                self.fail(
+                    "commands",
+                    format_args!("no step of job `{job}` runs `{wanted}`"),
+                )
+            })
+    }
+
+    /// Every command, in every job, whose program is `program`.
+    fn commands_of(&self, program: &str) -> Vec<(String, ShellCommand)> {
+        self.jobs()
+            .into_iter()
+            .filter(|(_, job)| job["steps"].is_array())
+            .flat_map(|(id, _)| {
+                self.commands(&id)
+                    .into_iter()
+                    .filter(|command| command.starts_with(&[program]))
+                    .map(move |command| (id.clone(), command))
+            })
+            .collect()
+    }
+
+    /// Every `uses:` value, of steps and of jobs calling reusable workflows.
+    fn uses(&self) -> Vec<&str> {
+        let jobs = self.jobs();
+        let of_jobs = jobs.iter().filter_map(|(_, job)| job["uses"].as_str());
+        let of_steps = jobs.iter().flat_map(|(_, job)| {
+            job["steps"]
+                .as_vec()
+                .into_iter()
+                .flatten()
+                .filter_map(|step| step["uses"].as_str())
+        });
+        of_jobs.chain(of_steps).collect()
+    }
+
+    /// `name: value` of an `env:` mapping (workflow, job or step), as text.
+    fn env_value(&self, from: &Yaml, name: &str) -> Option<String> {
+        match &from["env"][name] {
+            Yaml::String(text) => Some(text.clone()),
+            Yaml::Integer(number) => Some(number.to_string()),
+            Yaml::Boolean(flag) => Some(flag.to_string()),
+            Yaml::BadValue => None,
+            other => self.fail("structure", format_args!("env {name} is {other:?}")),
+        }
+    }
+}
+
+/// `owner/repo` (or `owner/repo/path`) of a step's `uses:`.
+fn action_of(step: &Yaml) -> Option<&str> {
+    step["uses"]
+        .as_str()
+        .map(|uses| uses.split('@').next().unwrap_or(uses))
+}
+
+/// A step's or job's `if:`, without `${{ }}`.
+fn condition(node: &Yaml) -> Option<&str> {
+    node["if"].as_str().map(|text| {
+        let text = text.trim();
+        text.strip_prefix("${{")
+            .and_then(|inner| inner.strip_suffix("}}"))
+            .unwrap_or(text)
+            .trim()
+    })
+}
+
+/// A job's GitHub environment: `environment: NAME` or `environment: {name: NAME}`.
+fn environment_of(job: &Yaml) -> Option<&str> {
+    job["environment"]
+        .as_str()
+        .or_else(|| job["environment"]["name"].as_str())
+}
+
+/// A `permissions:` mapping as `scope -> level`.
+fn permissions_of(permissions: &Yaml) -> Option<BTreeMap<String, String>> {
+    permissions.as_hash().map(|granted| {
+        granted
+            .iter()
+            .map(|(scope, level)| {
+                let text = |node: &Yaml| node.as_str().unwrap_or("?").to_owned();
+                (text(scope), text(level))
+            })
+            .collect()
+    })
+}
+
+fn grants(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+    pairs
+        .iter()
+        .map(|(scope, level)| ((*scope).to_owned(), (*level).to_owned()))
+        .collect()
+}
+
+/// One simple command of a `run:` script.
+#[derive(Debug, Clone)]
+struct ShellCommand {
+    step: usize,
+    words: Vec<String>,
+}
+
+impl ShellCommand {
+    fn starts_with(&self, prefix: &[&str]) -> bool {
+        self.words.len() >= prefix.len() && self.words.iter().zip(prefix).all(|(w, p)| w == p)
+    }
+
+    fn has(&self, word: &str) -> bool {
+        self.words.iter().any(|w| w == word)
+    }
+
+    /// The value of `--flag value` or `--flag=value`.
+    fn value_of(&self, flag: &str) -> Option<&str> {
+        self.words.iter().enumerate().find_map(|(index, word)| {
+            if word == flag {
+                self.words.get(index + 1).map(String::as_str)
+            } else {
+                word.strip_prefix(flag)?.strip_prefix('=')
+            }
+        })
+    }
+
+    fn line(&self) -> String {
+        self.words.join(" ")
+    }
+}
+
+/// Every simple command of a shell script, those inside `$(…)` included, as
+/// words with quotes removed. `$VAR` stays as written; a command substitution
+/// stands as `$(…)` in the word around it; redirections are dropped.
+fn shell_commands(script: &str) -> Vec<Vec<String>> {
+    #[derive(Default)]
+    struct Level {
+        words: Vec<String>,
+        word: Option<String>,
+        double_quoted: bool,
+        redirect: bool,
+    }
+    impl Level {
+        fn push(&mut self, text: &str) {
+            self.word.get_or_insert_with(String::new).push_str(text);
+        }
+        fn end_word(&mut self) {
+            if let Some(word) = self.word.take()
+                && !std::mem::take(&mut self.redirect)
+            {
+                self.words.push(word);
+            }
+        }
+        fn end_command(&mut self, commands: &mut Vec<Vec<String>>) {
+            self.end_word();
+            if !self.words.is_empty() {
+                commands.push(std::mem::take(&mut self.words));
+            }
+        }
+    }
+
+    let mut commands = Vec::new();
+    let mut levels = vec![Level::default()];
+    let mut chars = script.chars().peekable();
+    while let Some(c) = chars.next() {
+        let nested = levels.len() > 1;
+        let level = levels.last_mut().expect("the script's own level");
+        let substitution = c == '$' && chars.peek() == Some(&'(');
+        if substitution {
+            chars.next();
+            levels.push(Level::default());
+        } else if level.double_quoted {
+            match c {
+                '"' => level.double_quoted = false,
+                '\\' => level.push(&chars.next().map(String::from).unwrap_or_default()),
+                _ => level.push(&c.to_string()),
+            }
+        } else {
+            match c {
+                '\'' => {
+                    level.push("");
+                    for quoted in chars.by_ref().take_while(|&q| q != '\'') {
+                        level.push(&quoted.to_string());
+                    }
+                }
+                '"' => {
+                    level.push("");
+                    level.double_quoted = true;
+                }
+                '\\' => match chars.next() {
+                    Some('\n') | None => {}
+                    Some(escaped) => level.push(&escaped.to_string()),
+                },
+                ')' if nested => {
+                    let mut inner = levels.pop().expect("an inner level");
+                    inner.end_command(&mut commands);
+                    levels.last_mut().expect("the outer level").push("$(…)");
+                }
+                // Outside a substitution, `)` closes a `case` pattern: what precedes
+                // it is the pattern, not a command.
+                ')' => {
+                    level.word = None;
+                    level.words.clear();
+                }
+                ' ' | '\t' => level.end_word(),
+                '\n' | ';' | '&' | '|' => level.end_command(&mut commands),
+                '>' | '<' => {
+                    level.end_word();
+                    while chars.next_if_eq(&'>').is_some() {}
+                    level.redirect = true;
+                }
+                '#' if level.word.is_none() => {
+                    chars.by_ref().take_while(|&q| q != '\n').for_each(drop);
+                    level.end_command(&mut commands);
+                }
+                _ => level.push(&c.to_string()),
+            }
+        }
+    }
+    while let Some(mut level) = levels.pop() {
+        level.end_command(&mut commands);
+    }
+    commands
+}
+
+/// A word with every `$VAR`, `${VAR}` and `$(…)` replaced by `placeholder`.
+fn with_placeholders(word: &str) -> String {
+    let mut out = String::new();
+    let mut chars = word.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c != '$' {
+            out.push(c);
+            continue;
+        }
+        match chars.peek() {
+            Some('(') => chars.by_ref().take_while(|&q| q != ')').for_each(drop),
+            Some('{') => chars.by_ref().take_while(|&q| q != '}').for_each(drop),
+            _ => {
+                while chars
+                    .next_if(|q| q.is_ascii_alphanumeric() || *q == '_')
+                    .is_some()
+                {}
+            }
+        }
+        out.push_str("placeholder");
+    }
+    out
+}
+
+/// A deployer command line parsed by the deployer's own clap definition, with
+/// the environment variables it would read (DEPLOYER_ENV, AWS_REGION, …)
+/// ignored, so that only the command line counts.
+fn parse_deployer(words: &[String]) -> Result<Cli, clap::Error> {
+    fn without_env(command: clap::Command) -> clap::Command {
+        command
+            .mut_args(|arg| arg.env(None))
+            .mut_subcommands(without_env)
+    }
+    let args: Vec<String> = words.iter().map(|word| with_placeholders(word)).collect();
+    let matches = without_env(Cli::command()).try_get_matches_from(args)?;
+    Cli::from_arg_matches(&matches)
+}
+
+// ---- checks: each panics naming the workflow and the property ----
+
+fn check_triggers(workflow: &Workflow, expected: &[&str]) {
+    let mut triggers = workflow.keys(&workflow.yaml, "on");
+    triggers.sort();
+    let mut expected: Vec<String> = expected.iter().map(|t| (*t).to_owned()).collect();
+    expected.sort();
+    workflow.ensure(
+        triggers == expected,
+        "triggers",
+        format_args!("`on` is {triggers:?}, expected {expected:?}"),
+    );
+}
+
+/// A `workflow_dispatch` input that is a choice of exactly dev, stage, prod.
+fn check_environment_choice(workflow: &Workflow) {
+    let input = workflow.at("on.workflow_dispatch.inputs.environment");
+    workflow.ensure(
+        workflow.text_at(input, "type") == "choice"
+            && workflow.list_at(input, "options") == ENVIRONMENTS,
+        "environment input",
+        format_args!("`environment` must be a choice of {ENVIRONMENTS:?}"),
+    );
+}
+
+fn check_least_permissions(workflow: &Workflow) {
+    const PROPERTY: &str = "least permissions";
+    let top_level = permissions_of(workflow.at("permissions"));
+    workflow.ensure(
+        top_level.as_ref().is_some_and(BTreeMap::is_empty)
+            || top_level == Some(grants(&[("contents", "read")])),
+        PROPERTY,
+        "the workflow's `permissions` must be `{}` or `contents: read`",
+    );
+    for broad in ["write-all", "read-all"] {
+        workflow.ensure(
+            !workflow.text.contains(broad),
+            PROPERTY,
+            format_args!("`{broad}` is granted"),
+        );
+    }
+    for (id, job) in workflow.jobs() {
+        let granted = permissions_of(&job["permissions"]).unwrap_or_else(|| {
+            workflow.fail(
+                PROPERTY,
+                format_args!("job `{id}` declares no `permissions`"),
+            )
+        });
+        let uses_aws = job["steps"]
+            .as_vec()
+            .into_iter()
+            .flatten()
+            .any(|step| action_of(step) == Some(AWS_CREDENTIALS));
+        let expected = if uses_aws {
+            grants(&[("contents", "read"), ("id-token", "write")])
+        } else {
+            grants(&[("contents", "read")])
+        };
+        workflow.ensure(
+            granted == expected,
+            PROPERTY,
+            format_args!("job `{id}` is granted {granted:?}, expected {expected:?}"),
+        );
+    }
+}
+
+fn check_no_access_keys(workflow: &Workflow) {
+    let text = workflow.text.to_lowercase();
+    for key in [
+        "aws-access-key-id",
+        "aws-secret-access-key",
+        "aws-session-token",
+        "aws_access_key_id",
+        "aws_secret_access_key",
+        "aws_session_token",
+    ] {
+        workflow.ensure(
+            !text.contains(key),
+            "no access keys",
+            format_args!("mentions {key}"),
+        );
+    }
+}
+
+/// Every AWS credential comes through OIDC: the deploy role, or the bootstrap
+/// administrator role only in jobs behind the `bootstrap` environment; the
+/// region from `vars.AWS_REGION`, us-east-1 by default.
+fn check_oidc_credentials(workflow: &Workflow) {
+    for (id, job) in workflow.jobs() {
+        let role = if environment_of(job) == Some("bootstrap") {
+            BOOTSTRAP_ROLE
+        } else {
+            DEPLOY_ROLE
+        };
+        for step in job["steps"].as_vec().into_iter().flatten() {
+            if action_of(step) != Some(AWS_CREDENTIALS) {
+                continue;
+            }
+            let assumed = workflow.text_at(step, "with.role-to-assume");
+            workflow.ensure(
+                assumed == role,
+                "role-to-assume",
+                format_args!("job `{id}` assumes {assumed}, expected {role}"),
+            );
+            let region = workflow.text_at(step, "with.aws-region");
+            workflow.ensure(
+                region == REGION,
+                "aws-region",
+                format_args!("job `{id}` uses region {region}, expected {REGION}"),
+            );
+        }
+    }
+}
+
+/// Every action outside this repository is pinned to a full commit SHA, with
+/// the version it stands for in a comment: `uses: owner/repo@<40 hex> # v1.2.3`.
+fn check_pinned_actions(workflow: &Workflow) {
+    const PROPERTY: &str = "pinned actions";
+    let uses = workflow.uses();
+    workflow.ensure(!uses.is_empty(), PROPERTY, "no `uses:` at all");
+    for value in uses.into_iter().filter(|value| !value.starts_with("./")) {
+        let (action, reference) = value
+            .split_once('@')
+            .unwrap_or_else(|| workflow.fail(PROPERTY, format_args!("`{value}` names no commit")));
+        workflow.ensure(
+            action.split('/').count() >= 2 && !action.starts_with("docker:"),
+            PROPERTY,
+            format_args!("`{value}` is not an owner/repo action"),
+        );
+        workflow.ensure(
+            reference.len() == 40
+                && reference
+                    .chars()
+                    .all(|c| c.is_ascii_digit() || ('a'..='f').contains(&c)),
+            PROPERTY,
+            format_args!("`{value}` is not pinned to a full 40-hex commit SHA"),
+        );
+        let lines: Vec<&str> = workflow
+            .text
+            .lines()
+            .filter(|line| line.contains(&format!("uses: {value}")))
+            .collect();
+        let has_version_comment = |line: &&str| {
+            let after = line.split_once(value).map_or("", |(_, rest)| rest).trim();
+            after
+                .strip_prefix('#')
+                .map(str::trim)
+                .and_then(|comment| comment.strip_prefix('v'))
+                .is_some_and(|version| version.starts_with(|c: char| c.is_ascii_digit()))
+        };
+        workflow.ensure(
+            !lines.is_empty() && lines.iter().all(has_version_comment),
+            PROPERTY,
+            format_args!("`uses: {value}` lacks its version comment (`# vX.Y.Z`)"),
+        );
+    }
+}
+
+fn check_checkouts_keep_no_credentials(workflow: &Workflow) {
+    for (id, job) in workflow.jobs() {
+        for step in job["steps"].as_vec().into_iter().flatten() {
+            if action_of(step) == Some("actions/checkout") {
+                workflow.ensure(
+                    step["with"]["persist-credentials"].as_bool() == Some(false),
+                    "persist-credentials",
+                    format_args!("a checkout in job `{id}` keeps the token"),
+                );
+            }
+        }
+    }
+}
+
+/// `${{ }}` is never expanded into a script (pass values through `env:`).
+fn check_no_expressions_in_scripts(workflow: &Workflow) {
+    for (id, job) in workflow.jobs() {
+        for step in job["steps"].as_vec().into_iter().flatten() {
+            let script = step["run"].as_str().unwrap_or_default();
+            workflow.ensure(
+                !script.contains("${{"),
+                "no expressions in run scripts",
+                format_args!("a step of job `{id}` expands `${{{{ }}}}` in its script"),
+            );
+        }
+    }
+}
+
+/// Every deployer command line parses with the deployer's clap definition, and
+/// every command that changes AWS runs with `--auto-approve` (there is no
+/// terminal to answer its prompt).
+fn check_deployer_commands_parse(workflow: &Workflow) {
+    for (job, command) in workflow.commands_of("deployer") {
+        let line = command.line();
+        let parsed = parse_deployer(&command.words).unwrap_or_else(|error| {
+            workflow.fail(
+                "deployer command line",
+                format_args!("`{line}` in job `{job}` does not parse: {error}"),
+            )
+        });
+        let approved = match parsed.command {
+            cli::Command::Bootstrap(args) => args.plan || args.auto_approve,
+            cli::Command::Apply(args) => args.auto_approve,
+            cli::Command::Destroy(args) => args.auto_approve,
+            _ => true,
+        };
+        workflow.ensure(
+            approved,
+            "deployer command line",
+            format_args!("`{line}` in job `{job}` changes AWS without --auto-approve"),
+        );
+    }
+}
+
+/// The checks every workflow must pass.
+fn check_common(workflow: &Workflow) {
+    check_least_permissions(workflow);
+    check_no_access_keys(workflow);
+    check_oidc_credentials(workflow);
+    check_pinned_actions(workflow);
+    check_checkouts_keep_no_credentials(workflow);
+    check_no_expressions_in_scripts(workflow);
+    check_deployer_commands_parse(workflow);
+}
+
+fn check_ci(workflow: &Workflow) {
+    check_triggers(workflow, &["pull_request", "push"]);
+    workflow.command("checks", &["cargo", "fmt", "--all", "--", "--check"]);
+    let clippy = workflow.command("checks", &["cargo", "clippy"]);
+    workflow.ensure(
+        clippy.has("--workspace")
+            && clippy.has("--all-targets")
+            && clippy
+                .words
+                .windows(2)
+                .any(|pair| pair == ["-D", "warnings"]),
+        "clippy",
+        format_args!(
+            "`{}` must cover the workspace with -D warnings",
+            clippy.line()
+        ),
+    );
+    workflow.command("checks", &["scripts/lint-workflows"]);
+    workflow.command("checks", &["scripts/test"]);
+    workflow.step_using("checks", "actions/cache");
+}
+
+fn check_bootstrap(workflow: &Workflow) {
+    check_triggers(workflow, &["workflow_call", "workflow_dispatch"]);
+    const JOB: &str = "bootstrap";
+    let job = workflow.job(JOB);
+    workflow.ensure(
+        environment_of(job) == Some("bootstrap"),
+        "environment",
+        "the job must run in the `bootstrap` environment",
+    );
+    let bootstrap = workflow.command(JOB, &["deployer", "bootstrap", "--auto-approve"]);
+    let (_, credentials) = workflow.step_using(JOB, AWS_CREDENTIALS);
+    workflow.ensure(
+        credentials["with"]["mask-aws-account-id"].as_bool() == Some(false),
+        "outputs",
+        "with the account id masked, GitHub drops outputs holding ARNs",
+    );
+    for name in BOOTSTRAP_OUTPUTS {
+        let output = workflow.text_at(job, &format!("outputs.{name}"));
+        let step_id = output
+            .trim_start_matches("${{")
+            .trim_end_matches("}}")
+            .trim()
+            .strip_prefix("steps.")
+            .and_then(|rest| rest.strip_suffix(&format!(".outputs.{name}")))
+            .unwrap_or_else(|| {
+                workflow.fail("outputs", format_args!("job output {name} is {output}"))
+            });
+        let producer = workflow
+            .steps(JOB)
+            .iter()
+            .position(|step| step["id"].as_str() == Some(step_id))
+            .unwrap_or_else(|| workflow.fail("outputs", format_args!("no step `{step_id}`")));
+        let reads = workflow
+            .command(JOB, &["deployer", "output", "--env", "bootstrap", name])
+            .step;
+        workflow.ensure(
+            reads == producer && bootstrap.step < producer,
+            "outputs",
+            format_args!(
+                "{name} must come from `deployer output --env bootstrap {name}` after bootstrap"
+            ),
+        );
+        let called = workflow.text_at(
+            workflow.at("on.workflow_call.outputs"),
+            &format!("{name}.value"),
+        );
+        workflow.ensure(
+            called == format!("${{{{ jobs.{JOB}.outputs.{name} }}}}"),
+            "outputs",
+            format_args!("workflow_call output {name} is {called}"),
+        );
+    }
+    let summary = workflow
+        .steps(JOB)
+        .iter()
+        .filter_map(|step| step["run"].as_str())
+        .any(|script| {
+            script.contains("GITHUB_STEP_SUMMARY") && script.contains("AWS_ROLE_TO_ASSUME")
+        });
+    workflow.ensure(
+        summary,
+        "step summary",
+        "no step tells, in the step summary, how to store AWS_ROLE_TO_ASSUME",
+    );
+}
+
+/// The environments the deploy matrix runs, in order: a plain list, or the
+/// list in a `fromJSON(...)` expression that a manual run narrows to its input.
+fn deploy_matrix(workflow: &Workflow) -> Vec<String> {
+    const PROPERTY: &str = "matrix";
+    let matrix = workflow.at("jobs.deploy.strategy.matrix.environment");
+    if matrix.is_array() {
+        return workflow.list_at(workflow.at("jobs.deploy.strategy.matrix"), "environment");
+    }
+    let expression = matrix
+        .as_str()
+        .unwrap_or_else(|| workflow.fail(PROPERTY, "matrix.environment is neither list nor text"));
+    workflow.ensure(
+        expression.contains("workflow_dispatch") && expression.contains("inputs.environment"),
+        PROPERTY,
+        "a manual run must deploy only the environment chosen",
+    );
+    let lists: Vec<&str> = expression
+        .split('\'')
+        .skip(1)
+        .step_by(2)
+        .filter(|quoted| quoted.starts_with('[') && !quoted.contains('{'))
+        .collect();
+    let [list] = lists.as_slice() else {
+        workflow.fail(
+            PROPERTY,
+            format_args!("expected one list of environments in {expression}"),
+        )
+    };
+    serde_json::from_str(list)
+        .unwrap_or_else(|error| workflow.fail(PROPERTY, format_args!("{list}: {error}")))
+}
+
+fn check_deploy_triggers(workflow: &Workflow) {
+    check_triggers(workflow, &["push", "workflow_dispatch"]);
+    let push = workflow.at("on.push");
+    workflow.ensure(
+        workflow.list_at(push, "branches") == ["main"],
+        "triggers",
+        "pushes deploy from main only",
+    );
+    let paths = workflow.list_at(push, "paths");
+    for wanted in [
+        "deployer/**",
+        "function/**",
+        "state/**",
+        "loadtest/**",
+        ".github/workflows/**",
+        "Cargo.toml",
+        "Cargo.lock",
+        "deployer.toml",
+    ] {
+        workflow.ensure(
+            paths.iter().any(|path| path == wanted),
+            "triggers",
+            format_args!("a push touching {wanted} does not deploy"),
+        );
+    }
+    check_environment_choice(workflow);
+}
+
+fn check_deploy_matrix(workflow: &Workflow) {
+    const PROPERTY: &str = "matrix";
+    let environments = deploy_matrix(workflow);
+    workflow.ensure(
+        environments == ENVIRONMENTS,
+        PROPERTY,
+        format_args!("deploys {environments:?}, expected {ENVIRONMENTS:?} in that order"),
+    );
+    let strategy = workflow.at("jobs.deploy.strategy");
+    workflow.ensure(
+        strategy["max-parallel"].as_i64() == Some(1) && strategy["fail-fast"].as_bool() == Some(true),
+        PROPERTY,
+        "environments deploy one at a time (max-parallel: 1), a failure stopping the rest (fail-fast: true)",
+    );
+    let job = workflow.job("deploy");
+    workflow.ensure(
+        environment_of(job) == Some("${{ matrix.environment }}"),
+        "environment",
+        "the deploy job runs in the GitHub environment of its matrix entry",
+    );
+    workflow.ensure(
+        workflow.env_value(job, "DEPLOYER_ENV").as_deref() == Some("${{ matrix.environment }}"),
+        "environment",
+        "DEPLOYER_ENV must be the matrix entry",
+    );
+}
+
+/// Deploys of one environment never overlap, and are never cancelled half-way.
+fn check_concurrency_per_environment(workflow: &Workflow, job: &str, environment: &str) {
+    let concurrency = workflow.node(workflow.job(job), "concurrency");
+    let group = workflow.text_at(concurrency, "group");
+    workflow.ensure(
+        group == format!("deploy-${{{{ {environment} }}}}")
+            && concurrency["cancel-in-progress"].as_bool() == Some(false),
+        "concurrency",
+        format_args!(
+            "job `{job}` must be in group deploy-${{{{ {environment} }}}} without cancel-in-progress, not {group}"
+        ),
+    );
+}
+
+fn check_deploy_build(workflow: &Workflow) {
+    let architecture = workflow.env_value(&workflow.yaml, "LAMBDA_ARCHITECTURE");
+    workflow.ensure(
+        architecture.as_deref() == Some("${{ vars.LAMBDA_ARCHITECTURE || 'x86_64' }}"),
+        "architecture",
+        "LAMBDA_ARCHITECTURE must come from vars.LAMBDA_ARCHITECTURE, x86_64 by default",
+    );
+    for flag in ["--x86-64", "--arm64"] {
+        let builds = workflow.commands("build").into_iter().any(|command| {
+            command.starts_with(&["cargo", "lambda", "build", "--release"])
+                && command.value_of("--output-format") == Some("zip")
+                && command.has(flag)
+        });
+        workflow.ensure(
+            builds,
+            "architecture",
+            format_args!("no `cargo lambda build --release --output-format zip {flag}`"),
+        );
+    }
+    workflow.step_using("build", "actions/upload-artifact");
+}
+
+fn check_deploy_steps(workflow: &Workflow) {
+    const JOB: &str = "deploy";
+    let plan = workflow.command(JOB, &["deployer", "plan"]);
+    let apply = workflow.command(JOB, &["deployer", "apply"]);
+    let (download, download_step) = workflow.step_using(JOB, "actions/download-artifact");
+    let bundle = workflow.text_at(download_step, "with.path");
+    for command in [&plan, &apply] {
+        let line = command.line();
+        workflow.ensure(
+            command.value_of("--env") == Some("$DEPLOYER_ENV")
+                && command.value_of("--var") == Some("architecture=$LAMBDA_ARCHITECTURE")
+                && command.value_of("--artifact")
+                    == Some(format!("{bundle}/bootstrap.zip").as_str())
+                && download < command.step,
+            "deployer commands",
+            format_args!("`{line}` must name --env, the architecture and the downloaded zip"),
+        );
+    }
+    workflow.ensure(
+        apply.has("--auto-approve") && plan.step < apply.step,
+        "deployer commands",
+        "`deployer apply --auto-approve` must follow `deployer plan`",
+    );
+
+    let smoke = workflow.command(JOB, &["loadtest", "smoke"]);
+    let url = workflow.command(
+        JOB,
+        &[
+            "deployer",
+            "output",
+            "--env",
+            "$DEPLOYER_ENV",
+            "api_base_url",
+        ],
+    );
+    let smoke_step = &workflow.steps(JOB)[smoke.step];
+    workflow.ensure(
+        url.step == smoke.step && smoke.value_of("--url").is_some() && apply.step < smoke.step,
+        "smoke test",
+        "`loadtest smoke --url` must run after apply against `deployer output --env E api_base_url`",
+    );
+    workflow.ensure(
+        condition(smoke_step).is_none(),
+        "smoke test",
+        "the smoke scenario always runs",
+    );
+
+    let job = workflow.job(JOB);
+    let mut last = smoke.step;
+    let mut summaries = vec![smoke.value_of("--json").map(str::to_owned)];
+    for scenario in LOAD_SCENARIOS {
+        let load = workflow.command(JOB, &["loadtest", scenario]);
+        let step = &workflow.steps(JOB)[load.step];
+        workflow.ensure(
+            condition(step) == Some(LOAD_GATE) && last < load.step,
+            "load tests",
+            format_args!(
+                "`loadtest {scenario}` must follow the smoke test, gated by `if: {LOAD_GATE}`"
+            ),
+        );
+        workflow.ensure(
+            load.value_of("--url").is_some() || workflow.env_value(step, "API_BASE_URL").is_some(),
+            "load tests",
+            format_args!("`loadtest {scenario}` is given no URL"),
+        );
+        last = load.step;
+        summaries.push(load.value_of("--json").map(str::to_owned));
+    }
+    let duration = workflow.env_value(job, "LOAD_DURATION_SECONDS");
+    workflow.ensure(
+        duration.as_deref() == Some("20"),
+        "load tests",
+        format_args!("LOAD_DURATION_SECONDS is {duration:?}, expected 20"),
+    );
+
+    let (upload, upload_step) = workflow.step_using(JOB, "actions/upload-artifact");
+    let uploaded = workflow
+        .text_at(upload_step, "with.path")
+        .trim_end_matches('/');
+    let directory = workflow.env_value(job, "SUMMARIES").unwrap_or_default();
+    workflow.ensure(
+        condition(upload_step) == Some("always()") && last < upload,
+        "summaries",
+        "the load test summaries are uploaded last, `if: always()`",
+    );
+    for summary in summaries {
+        let summary = summary
+            .unwrap_or_default()
+            .replace("$SUMMARIES", &directory);
+        workflow.ensure(
+            summary.starts_with(&format!("{uploaded}/")),
+            "summaries",
+            format_args!("summary {summary:?} is not under the uploaded {uploaded}/"),
+        );
+    }
+}
+
+fn check_destroy(workflow: &Workflow) {
+    check_triggers(workflow, &["workflow_dispatch"]);
+    check_environment_choice(workflow);
+    let input = workflow.at("on.workflow_dispatch.inputs.destroy_bootstrap");
+    workflow.ensure(
+        workflow.text_at(input, "type") == "boolean"
+            && input["default"].as_bool() == Some(false)
+            && workflow.text_at(input, "description").contains("DANGEROUS"),
+        "destroy_bootstrap input",
+        "destroy_bootstrap must be a boolean, false by default, described as DANGEROUS",
+    );
+
+    let environment = workflow.job("environment");
+    workflow.ensure(
+        environment_of(environment) == Some("${{ inputs.environment }}")
+            && workflow.env_value(environment, "DEPLOYER_ENV").as_deref()
+                == Some("${{ inputs.environment }}"),
+        "environment",
+        "the destroy job runs in the chosen GitHub environment, with DEPLOYER_ENV set to it",
+    );
+    let destroy = workflow.command("environment", &["deployer", "destroy"]);
+    workflow.ensure(
+        destroy.value_of("--env") == Some("$DEPLOYER_ENV") && !destroy.has("--bootstrap"),
+        "destroy",
+        format_args!("`{}` must destroy the chosen environment", destroy.line()),
+    );
+
+    let bootstrap = workflow.job("bootstrap");
+    let needs = &bootstrap["needs"];
+    workflow.ensure(
+        condition(bootstrap) == Some("inputs.destroy_bootstrap")
+            && (needs.as_str() == Some("environment")
+                || needs
+                    .as_vec()
+                    .is_some_and(|list| list.iter().any(|n| n.as_str() == Some("environment")))),
+        "destroy_bootstrap",
+        "the bootstrap stack goes only when destroy_bootstrap is set, after the environment",
+    );
+    let destroy_bootstrap = workflow.command("bootstrap", &["deployer", "destroy", "--bootstrap"]);
+    workflow.ensure(
+        !destroy_bootstrap.has("--force")
+            && workflow.env_value(bootstrap, "DEPLOYER_ENV").is_none()
+            && workflow.env_value(&workflow.yaml, "DEPLOYER_ENV").is_none(),
+        "destroy_bootstrap",
+        "`deployer destroy --bootstrap` runs without --force and without DEPLOYER_ENV",
+    );
+    let everywhere = workflow.commands_of("deployer");
+    let ungated = everywhere
+        .iter()
+        .any(|(job, command)| command.has("--bootstrap") && job != "bootstrap");
+    workflow.ensure(
+        !ungated,
+        "destroy_bootstrap",
+        "only the gated job may destroy the bootstrap stack",
+    );
+}
+
+// ---- tests on the real workflows ----
+
+fn all_workflows() -> Vec<Workflow> {
+    let mut files: Vec<String> = std::fs::read_dir(workflows_dir())
+        .expect("reading .github/workflows")
+        .map(|entry| {
+            entry
+                .expect("a directory entry")
+                .file_name()
+                .to_string_lossy()
+                .into_owned()
+        })
+        .filter(|name| name.ends_with(".yml") || name.ends_with(".yaml"))
+        .collect();
+    files.sort();
+    files.iter().map(|file| Workflow::load(file)).collect()
+}
+
+#[test]
+fn the_four_workflows_are_there() {
+    let files: Vec<String> = all_workflows().into_iter().map(|w| w.file).collect();
+    assert_eq!(files, WORKFLOWS, "the workflows in .github/workflows");
+}
+
+#[test]
+fn every_workflow_is_least_privileged_pinned_and_keyless() {
+    for workflow in all_workflows() {
+        check_common(&workflow);
+    }
+}
+
+#[test]
+fn each_action_is_pinned_to_one_commit_everywhere() {
+    let mut pins: BTreeMap<String, (String, String)> = BTreeMap::new();
+    for workflow in all_workflows() {
+        for value in workflow.uses() {
+            let Some((action, commit)) = value.split_once('@') else {
+                continue;
+            };
+            let (first, other) = pins
+                .entry(action.to_owned())
+                .or_insert_with(|| (commit.to_owned(), workflow.file.clone()));
+            assert_eq!(
+                first.as_str(),
+                commit,
+                "{}: {action} is pinned to {commit}, but to {first} in {other}",
+                workflow.file
+            );
+        }
+    }
+    assert!(
+        pins.contains_key(AWS_CREDENTIALS),
+        "no workflow configures AWS credentials"
+    );
+}
+
+#[test]
+fn ci_runs_fmt_clippy_the_linters_and_the_test_command() {
+    check_ci(&Workflow::load("ci.yml"));
+}
+
+#[test]
+fn the_test_command_runs_the_workflow_linters() {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+    let test = std::fs::read_to_string(root.join("scripts/test")).expect("reading scripts/test");
+    let linters = test
+        .find("scripts/lint-workflows")
+        .expect("scripts/test runs scripts/lint-workflows");
+    let tests = test
+        .find("cargo test")
+        .expect("scripts/test runs cargo test");
+    assert!(
+        linters < tests,
+        "scripts/test lints the workflows before cargo test"
+    );
+    let lint = std::fs::read_to_string(root.join("scripts/lint-workflows"))
+        .expect("reading scripts/lint-workflows");
+    for tool in ["actionlint", "zizmor", "--offline", "lint-requirements.txt"] {
+        assert!(
+            lint.contains(tool),
+            "scripts/lint-workflows does not mention {tool}"
+        );
+    }
+}
+
+#[test]
+fn bootstrap_runs_the_deployer_and_exposes_its_outputs() {
+    check_bootstrap(&Workflow::load("bootstrap.yml"));
+}
+
+#[test]
+fn deploy_runs_on_main_and_on_demand() {
+    check_deploy_triggers(&Workflow::load("deploy.yml"));
+}
+
+#[test]
+fn deploy_goes_through_dev_stage_prod_in_their_environments() {
+    check_deploy_matrix(&Workflow::load("deploy.yml"));
+}
+
+#[test]
+fn deploys_and_destroys_of_one_environment_never_overlap() {
+    check_concurrency_per_environment(
+        &Workflow::load("deploy.yml"),
+        "deploy",
+        "matrix.environment",
+    );
+    check_concurrency_per_environment(
+        &Workflow::load("destroy.yml"),
+        "environment",
+        "inputs.environment",
+    );
+}
+
+#[test]
+fn deploy_builds_one_zip_for_the_configured_architecture() {
+    check_deploy_build(&Workflow::load("deploy.yml"));
+}
+
+#[test]
+fn deploy_plans_applies_smoke_tests_and_load_tests() {
+    check_deploy_steps(&Workflow::load("deploy.yml"));
+}
+
+#[test]
+fn destroy_takes_the_bootstrap_stack_only_when_asked() {
+    check_destroy(&Workflow::load("destroy.yml"));
+}
+
+#[test]
+fn the_command_line_reader_follows_quotes_and_substitutions() {
+    let commands = shell_commands(
+        "a=\"$(deployer output --env \"$E\" api_base_url)\"\n\
+         echo 'deployer apply' >> \"$GITHUB_OUTPUT\" # deployer destroy\n\
+         deployer plan \\\n  --env dev; cargo build -p deployer && loadtest smoke\n\
+         case \"$A\" in\n  arm64) cargo lambda build --arm64 ;;\nesac",
+    );
+    let lines: Vec<String> = commands.iter().map(|words| words.join(" ")).collect();
+    assert_eq!(
+        lines,
+        [
+            "deployer output --env $E api_base_url",
+            "a=$(…)",
+            "echo deployer apply",
+            "deployer plan --env dev",
+            "cargo build -p deployer",
+            "loadtest smoke",
+            "case $A in",
+            "cargo lambda build --arm64",
+            "esac",
+        ]
+    );
+    assert_eq!(
+        with_placeholders("architecture=$ARCH"),
+        "architecture=placeholder"
+    );
+    assert_eq!(
+        with_placeholders("${DIR}/$(date).json"),
+        "placeholder/placeholder.json"
+    );
+}
+
+// ---- each check fails when its property is broken ----
+
+#[test]
+#[should_panic(expected = "deploy.yml: pinned actions: `actions/checkout@v6` is not pinned")]
+fn a_tag_instead_of_a_commit_fails() {
+    check_pinned_actions(&Workflow::mutated(
+        "deploy.yml",
+        "actions/checkout@de0fac2e4500dabe0009e67214ff5f5447ce83dd # v6.0.2",
+        "actions/checkout@v6",
+    ));
+}
+
+#[test]
+#[should_panic(expected = "lacks its version comment")]
+fn a_pin_without_its_version_comment_fails() {
+    check_pinned_actions(&Workflow::mutated("ci.yml", " # v6.1.0", ""));
+}
+
+#[test]
+#[should_panic(expected = "deploy.yml: no access keys: mentions aws-access-key-id")]
+fn an_access_key_fails() {
+    check_no_access_keys(&Workflow::mutated(
+        "deploy.yml",
+        "role-to-assume: ${{ secrets.AWS_ROLE_TO_ASSUME }}",
+        "aws-access-key-id: ${{ secrets.KEY }}\n          role-to-assume: ${{ secrets.AWS_ROLE_TO_ASSUME }}",
+    ));
+}
+
+#[test]
+#[should_panic(expected = "destroy.yml: role-to-assume: job `environment` assumes")]
+fn another_role_fails() {
+    check_oidc_credentials(&Workflow::mutated(
+        "destroy.yml",
+        "secrets.AWS_ROLE_TO_ASSUME",
+        "secrets.AWS_BOOTSTRAP_ROLE_TO_ASSUME",
+    ));
+}
+
+#[test]
+#[should_panic(expected = "deploy.yml: least permissions: job `deploy` is granted")]
+fn a_write_permission_fails() {
+    check_least_permissions(&Workflow::mutated(
+        "deploy.yml",
+        "contents: read # to check out the repository (deployer.toml)",
+        "contents: write",
+    ));
+}
+
+#[test]
+#[should_panic(expected = "ci.yml: persist-credentials")]
+fn a_checkout_keeping_its_token_fails() {
+    check_checkouts_keep_no_credentials(&Workflow::mutated(
+        "ci.yml",
+        "persist-credentials: false",
+        "persist-credentials: true",
+    ));
+}
+
+#[test]
+#[should_panic(expected = "ci.yml: no expressions in run scripts")]
+fn an_expression_in_a_script_fails() {
+    check_no_expressions_in_scripts(&Workflow::mutated(
+        "ci.yml",
+        "run: scripts/test",
+        "run: scripts/test ${{ github.head_ref }}",
+    ));
+}
+
+#[test]
+#[should_panic(expected = "deploy.yml: matrix: deploys")]
+fn environments_out_of_order_fail() {
+    check_deploy_matrix(&Workflow::mutated(
+        "deploy.yml",
+        r#"'["dev", "stage", "prod"]'"#,
+        r#"'["dev", "prod", "stage"]'"#,
+    ));
+}
+
+#[test]
+#[should_panic(expected = "deploy.yml: concurrency")]
+fn cancelling_a_deploy_fails() {
+    check_concurrency_per_environment(
+        &Workflow::mutated(
+            "deploy.yml",
+            "group: deploy-${{ matrix.environment }}\n      cancel-in-progress: false",
+            "group: deploy-${{ matrix.environment }}\n      cancel-in-progress: true",
+        ),
+        "deploy",
+        "matrix.environment",
+    );
+}
+
+#[test]
+#[should_panic(expected = "deploy.yml: load tests")]
+fn an_ungated_load_test_fails() {
+    check_deploy_steps(&Workflow::mutated(
+        "deploy.yml",
+        "if: vars.RUN_LOAD_TESTS != 'false'",
+        "if: success()",
+    ));
+}
+
+#[test]
+#[should_panic(expected = "does not parse")]
+fn an_unknown_deployer_flag_fails() {
+    check_deployer_commands_parse(&Workflow::mutated(
+        "deploy.yml",
+        "--auto-approve --artifact",
+        "--yes --artifact",
+    ));
+}
+
+#[test]
+#[should_panic(expected = "without --auto-approve")]
+fn an_unapproved_destroy_fails() {
+    check_deployer_commands_parse(&Workflow::mutated(
+        "destroy.yml",
+        "deployer destroy --env \"$DEPLOYER_ENV\" --auto-approve",
+        "deployer destroy --env \"$DEPLOYER_ENV\"",
+    ));
+}
+
+#[test]
+#[should_panic(expected = "destroy.yml: destroy_bootstrap")]
+fn an_ungated_bootstrap_destroy_fails() {
+    check_destroy(&Workflow::mutated(
+        "destroy.yml",
+        "if: inputs.destroy_bootstrap",
+        "if: always()",
+    ));
+}
+
+#[test]
+#[should_panic(expected = "bootstrap.yml: outputs: workflow_call output lock_table")]
+fn a_bootstrap_output_from_elsewhere_fails() {
+    check_bootstrap(&Workflow::mutated(
+        "bootstrap.yml",
+        "value: ${{ jobs.bootstrap.outputs.lock_table }}",
+        "value: ${{ jobs.bootstrap.outputs.state_bucket }}",
+    ));
+}
+
+#[test]
+#[should_panic(expected = "ci.yml: triggers: `on` is [\"push\"]")]
+fn ci_without_pull_requests_fails() {
+    check_ci(&Workflow::mutated("ci.yml", "  pull_request:\n", ""));
+}
+
+#[test]
+#[should_panic(expected = "ci.yml: commands: no step of job `checks` runs `scripts/test`")]
+fn ci_without_the_test_command_fails() {
+    check_ci(&Workflow::mutated(
+        "ci.yml",
+        "run: scripts/test",
+        "run: cargo test",
+    ));
+}
+
+#[test]
+#[should_panic(expected = "deploy.yml: triggers: a push touching state/** does not deploy")]
+fn a_deploy_blind_to_state_fails() {
+    check_deploy_triggers(&Workflow::mutated(
+        "deploy.yml",
+        "      - \"state/**\"\n",
+        "",
+    ));
+}
+
+#[test]
+#[should_panic(expected = "deploy.yml: environment: the deploy job runs in the GitHub environment")]
+fn a_deploy_outside_its_environment_fails() {
+    check_deploy_matrix(&Workflow::mutated(
+        "deploy.yml",
+        "name: ${{ matrix.environment }}",
+        "name: dev",
+    ));
+}
+
+#[test]
+#[should_panic(
+    expected = "deploy.yml: architecture: no `cargo lambda build --release --output-format zip --arm64`"
+)]
+fn a_build_ignoring_the_architecture_fails() {
+    check_deploy_build(&Workflow::mutated(
+        "deploy.yml",
+        " --arm64 -p function",
+        " -p function",
+    ));
+}
+
+#[test]
+#[should_panic(expected = "destroy.yml: destroy_bootstrap input")]
+fn destroying_the_bootstrap_by_default_fails() {
+    check_destroy(&Workflow::mutated(
+        "destroy.yml",
+        "default: false",
+        "default: true",
+    ));
+}
