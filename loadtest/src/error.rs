@@ -12,7 +12,7 @@ pub enum LoadtestError {
     Client(String),
 
     #[error(
-        "the API is not ready: {url} did not answer 200 within {} s (last: {last})",
+        "{url} did not answer 200 within {} s (last: {last})",
         .waited.as_secs()
     )]
     NotReady {

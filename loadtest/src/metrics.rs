@@ -199,11 +199,21 @@ pub struct Summary {
 impl fmt::Display for Summary {
     fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(formatter, "scenario {} against {}", self.scenario, self.url)?;
-        writeln!(
-            formatter,
-            "{:<16} {:>7} {:>6} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9}",
-            "operation", "count", "errors", "min ms", "mean ms", "median", "p95", "p99", "max ms"
-        )?;
+        if !self.by_operation.is_empty() {
+            writeln!(
+                formatter,
+                "{:<16} {:>7} {:>6} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9}",
+                "operation",
+                "count",
+                "errors",
+                "min ms",
+                "mean ms",
+                "median ms",
+                "p95 ms",
+                "p99 ms",
+                "max ms"
+            )?;
+        }
         for operation in &self.by_operation {
             writeln!(
                 formatter,

@@ -358,7 +358,7 @@ async fn the_binary_exits_zero_only_when_the_scenario_passed_and_writes_json() {
     assert!(
         written["failures"][0]
             .as_str()
-            .is_some_and(|failure| failure.contains("not ready")),
+            .is_some_and(|failure| failure.contains("did not answer 200")),
         "{written}"
     );
 

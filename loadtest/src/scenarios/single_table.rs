@@ -32,6 +32,7 @@ pub async fn run(api: &Api, options: SingleTable, progress: &Arc<dyn Progress>) 
     let table = format!("{}-single", run_id());
     progress.phase(&format!("creating table {table}"), Some(1));
     let created = create_table(api, &table).await;
+    progress.advance(1);
     progress.finish();
     api.recorder()
         .check("the table is created", created, table.clone());
