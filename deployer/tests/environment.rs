@@ -1088,7 +1088,17 @@ async fn the_optional_layer_is_published_attached_republished_and_destroyed() {
         args
     };
 
-    let output = account.deployer(&with_layer(&["apply", "--env", "dev", "--auto-approve"]));
+    let plan = || {
+        account.deployer(&with_layer(&[
+            "plan",
+            "--env",
+            "dev",
+            "--detailed-exitcode",
+        ]))
+    };
+    let apply = || account.deployer(&with_layer(&["apply", "--env", "dev", "--auto-approve"]));
+
+    let output = apply();
     assert_exit(&output, 0);
     assert!(
         text(&output).contains("Apply complete: 8 added"),
@@ -1134,41 +1144,22 @@ async fn the_optional_layer_is_published_attached_republished_and_destroyed() {
 
     // Unchanged zip: nothing to publish, nothing to attach.
     emulator::clear_served_requests(account.emulator.endpoint());
-    assert_exit(
-        &account.deployer(&with_layer(&[
-            "plan",
-            "--env",
-            "dev",
-            "--detailed-exitcode",
-        ])),
-        0,
-    );
-    assert_exit(
-        &account.deployer(&with_layer(&["apply", "--env", "dev", "--auto-approve"])),
-        0,
-    );
+    assert_exit(&plan(), 0);
+    assert_exit(&apply(), 0);
     assert_eq!(account.mutating_requests(), Vec::<String>::new());
 
     // A new zip publishes the next version and moves the function to it.
     std::fs::write(account.dir.path().join("layer.zip"), layer_zip(b"two")).expect("write");
-    let plan = account.deployer(&with_layer(&[
-        "plan",
-        "--env",
-        "dev",
-        "--detailed-exitcode",
-    ]));
-    assert_exit(&plan, 2);
-    let plan = text(&plan);
-    assert!(plan.contains("~ lambda_layer.extra"), "{plan}");
-    assert!(plan.contains("(known after apply)"), "{plan}");
+    let changes = plan();
+    assert_exit(&changes, 2);
+    let changes = text(&changes);
+    assert!(changes.contains("~ lambda_layer.extra"), "{changes}");
+    assert!(changes.contains("(known after apply)"), "{changes}");
     assert!(
-        plan.contains("0 to add, 2 to change, 0 to destroy"),
-        "{plan}"
+        changes.contains("0 to add, 2 to change, 0 to destroy"),
+        "{changes}"
     );
-    assert_exit(
-        &account.deployer(&with_layer(&["apply", "--env", "dev", "--auto-approve"])),
-        0,
-    );
+    assert_exit(&apply(), 0);
     let (versions, attached) = account.layer_state().await;
     assert_eq!(versions.len(), 2, "{versions:?}");
     let newest = versions
@@ -1180,15 +1171,7 @@ async fn the_optional_layer_is_published_attached_republished_and_destroyed() {
         std::slice::from_ref(&newest.1),
         "the function uses the newest"
     );
-    assert_exit(
-        &account.deployer(&with_layer(&[
-            "plan",
-            "--env",
-            "dev",
-            "--detailed-exitcode",
-        ])),
-        0,
-    );
+    assert_exit(&plan(), 0);
 
     // Turning the layer off detaches it; destroy removes every version.
     assert_exit(

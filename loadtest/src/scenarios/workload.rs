@@ -256,45 +256,30 @@ pub async fn random_operation(api: &Api, rng: &mut Rng, tables: &[TableUsers]) {
         return;
     };
     let table_id = &table.table_id;
-    match rng.below(100) {
-        0..45 => {
-            let _ = api
-                .send(Call::get(
-                    "get_user",
-                    format!("/tables/{table_id}/users/{username}"),
-                ))
-                .await;
-        }
-        45..60 => {
-            let _ = api
-                .send(Call::get(
-                    "list_users",
-                    format!("/tables/{table_id}/users?limit=20"),
-                ))
-                .await;
-        }
+    let user_path = format!("/tables/{table_id}/users/{username}");
+    let call = match rng.below(100) {
+        0..45 => Call::get("get_user", user_path),
+        45..60 => Call::get("list_users", format!("/tables/{table_id}/users?limit=20")),
         60..90 => {
             let submissions = rng.below(1000) as u64;
-            let call = Call::put(
+            Call::put(
                 "update_user",
-                format!("/tables/{table_id}/users/{username}"),
+                user_path,
                 json!({"submissionCount": submissions, "totalCount": submissions * 10}),
-            );
-            if let Ok(reply) = api.send(call).await
-                && reply.body["createdNew"] != json!(false)
-            {
-                api.recorder().check(
-                    format!("updating {username} in {table_id}"),
-                    false,
-                    "an update of an existing user answered createdNew = true".to_owned(),
-                );
-            }
+            )
         }
-        _ => {
-            let _ = api
-                .send(Call::get("get_table", format!("/tables/{table_id}")))
-                .await;
-        }
+        _ => Call::get("get_table", format!("/tables/{table_id}")),
+    };
+    let is_update = call.operation == "update_user";
+    if let Ok(reply) = api.send(call).await
+        && is_update
+        && reply.body["createdNew"] != json!(false)
+    {
+        api.recorder().check(
+            format!("updating {username} in {table_id}"),
+            false,
+            "an update of an existing user answered createdNew = true".to_owned(),
+        );
     }
 }
 
