@@ -1,6 +1,13 @@
-//! AWS clients from the standard configuration chain.
+//! AWS clients from the standard configuration chain. Every client is built
+//! here, with the call log that `--verbose` turns on.
+
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_sdk_s3::config::interceptors::BeforeSerializationInterceptorContextRef;
+use aws_sdk_s3::config::{ConfigBag, Intercept, RuntimeComponents};
+use aws_smithy_runtime_api::box_error::BoxError;
+use aws_smithy_runtime_api::client::orchestrator::Metadata;
 
 /// Load the SDK configuration for `region` (credentials, endpoint and the rest
 /// from the standard chain, including `AWS_ENDPOINT_URL`).
@@ -11,6 +18,66 @@ pub async fn load(region: &str) -> SdkConfig {
         .await
 }
 
+static LOG_CALLS: AtomicBool = AtomicBool::new(false);
+
+/// Print every AWS operation on stderr as it starts (`aws call: Lambda.GetFunction`).
+pub fn log_calls(enabled: bool) {
+    LOG_CALLS.store(enabled, Ordering::Relaxed);
+}
+
+/// The prefix of each logged call, for readers of the log.
+pub const CALL_LOG_PREFIX: &str = "aws call: ";
+
+/// Logs each operation (service and operation name) when [`log_calls`] is on.
+#[derive(Debug, Clone, Copy)]
+struct CallLog;
+
+impl Intercept for CallLog {
+    fn name(&self) -> &'static str {
+        "CallLog"
+    }
+
+    // Not read_before_execution: a client's interceptors run that before the
+    // operation's configuration (which holds its name) is applied.
+    fn read_before_serialization(
+        &self,
+        _context: &BeforeSerializationInterceptorContextRef<'_>,
+        _runtime_components: &RuntimeComponents,
+        cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        if LOG_CALLS.load(Ordering::Relaxed)
+            && let Some(metadata) = cfg.load::<Metadata>()
+        {
+            eprintln!(
+                "{CALL_LOG_PREFIX}{}.{}",
+                metadata.service(),
+                metadata.name()
+            );
+        }
+        Ok(())
+    }
+}
+
+macro_rules! client {
+    ($name:ident, $krate:ident) => {
+        #[doc = concat!("A `", stringify!($krate), "` client with the call log.")]
+        pub fn $name(config: &SdkConfig) -> $krate::Client {
+            $krate::Client::from_conf(
+                $krate::config::Builder::from(config)
+                    .interceptor(CallLog)
+                    .build(),
+            )
+        }
+    };
+}
+
+client!(dynamodb, aws_sdk_dynamodb);
+client!(iam, aws_sdk_iam);
+client!(logs, aws_sdk_cloudwatchlogs);
+client!(lambda, aws_sdk_lambda);
+client!(apigateway, aws_sdk_apigatewayv2);
+client!(sts, aws_sdk_sts);
+
 /// An S3 client; path-style addressing when a custom endpoint is set (emulators,
 /// VPC endpoints), virtual-hosted otherwise.
 pub fn s3(config: &SdkConfig) -> aws_sdk_s3::Client {
@@ -18,6 +85,7 @@ pub fn s3(config: &SdkConfig) -> aws_sdk_s3::Client {
     aws_sdk_s3::Client::from_conf(
         aws_sdk_s3::config::Builder::from(config)
             .force_path_style(custom_endpoint)
+            .interceptor(CallLog)
             .build(),
     )
 }

@@ -29,7 +29,7 @@ pub struct Cli {
     #[arg(long = "var", global = true, value_name = "KEY=VALUE")]
     pub vars: Vec<String>,
 
-    /// Show the resolved settings on stderr
+    /// Show the resolved settings, and every AWS call as it starts, on stderr
     #[arg(short, long, global = true)]
     pub verbose: bool,
 

@@ -15,6 +15,7 @@ use deployer::{aws, commands, state_backend};
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
+    aws::log_calls(cli.verbose);
     match run(cli).await {
         Ok(outcome) => {
             if !outcome.stdout.is_empty() {

@@ -16,7 +16,7 @@ pub async fn open(
     let settings = &config.settings;
     let remote = || Backend::Remote {
         store: S3Store::new(crate::aws::s3(aws), &settings.state_bucket),
-        lock: DynamoDbLock::new(aws_sdk_dynamodb::Client::new(aws), &settings.lock_table),
+        lock: DynamoDbLock::new(crate::aws::dynamodb(aws), &settings.lock_table),
     };
     let local = || Backend::Local(LocalBackend::new(config.dir.join(".deployer")));
     let (backend, why) = match choice {

@@ -892,6 +892,7 @@ async fn a_legacy_terraform_deployment_is_taken_over_in_place() {
     );
 
     let output = account.deployer(&[
+        "-v",
         "apply",
         "--env",
         "dev",
@@ -900,6 +901,10 @@ async fn a_legacy_terraform_deployment_is_taken_over_in_place() {
         "fn.zip",
     ]);
     assert_exit(&output, 0);
+    // Adding indexes and backfilling their keys is within the deploy role's rights.
+    account
+        .assert_deploy_policy_allows(&logged_calls(&output))
+        .await;
     assert_eq!(
         account.api_id("dev").await.as_deref(),
         Some(api_id.as_str()),
@@ -1310,4 +1315,223 @@ async fn apply_without_an_artifact_builds_the_function_and_an_unchanged_build_ch
     assert_exit(&output, 0);
     assert!(text(&output).contains("No changes."), "{}", text(&output));
     assert_eq!(account.mutating_requests(), Vec::<String>::new());
+}
+
+/// The IAM action an SDK call needs (`None`: none, e.g. GetCallerIdentity).
+fn iam_action(service: &str, operation: &str) -> Option<String> {
+    let action = match service {
+        "STS" if operation == "GetCallerIdentity" => return None,
+        "S3" => match operation {
+            "HeadBucket" | "ListObjectsV2" => "s3:ListBucket".to_owned(),
+            "ListObjectVersions" => "s3:ListBucketVersions".to_owned(),
+            "HeadObject" => "s3:GetObject".to_owned(),
+            other => format!("s3:{other}"),
+        },
+        "DynamoDB" => format!("dynamodb:{operation}"),
+        "IAM" => format!("iam:{operation}"),
+        "Lambda" => format!("lambda:{operation}"),
+        "CloudWatch Logs" => format!("logs:{operation}"),
+        // API Gateway's IAM actions are the HTTP methods of its REST API.
+        "ApiGatewayV2" => {
+            let method = match operation {
+                "TagResource" => "POST",
+                "UntagResource" => "DELETE",
+                op if op.starts_with("Get") => "GET",
+                op if op.starts_with("Create") => "POST",
+                op if op.starts_with("Update") => "PATCH",
+                op if op.starts_with("Delete") => "DELETE",
+                op => panic!("no IAM action known for ApiGatewayV2.{op}"),
+            };
+            format!("apigateway:{method}")
+        }
+        other => panic!("no IAM action known for {other}.{operation}"),
+    };
+    Some(action)
+}
+
+/// Whether an IAM action pattern (`*` and `?` wildcards, any case) matches.
+fn action_matches(pattern: &str, action: &str) -> bool {
+    fn matches(pattern: &[u8], text: &[u8]) -> bool {
+        match (pattern.first(), text.first()) {
+            (None, None) => true,
+            (Some(b'*'), _) => {
+                matches(&pattern[1..], text) || (!text.is_empty() && matches(pattern, &text[1..]))
+            }
+            (Some(b'?'), Some(_)) => matches(&pattern[1..], &text[1..]),
+            (Some(p), Some(t)) => p.eq_ignore_ascii_case(t) && matches(&pattern[1..], &text[1..]),
+            _ => false,
+        }
+    }
+    matches(pattern.as_bytes(), action.as_bytes())
+}
+
+/// The actions a policy document's statements with `effect` name.
+fn actions_with_effect(document: &Value, effect: &str) -> Vec<String> {
+    let statements = match &document["Statement"] {
+        Value::Array(statements) => statements.clone(),
+        single => vec![single.clone()],
+    };
+    statements
+        .iter()
+        .filter(|statement| statement["Effect"] == effect)
+        .flat_map(|statement| match &statement["Action"] {
+            Value::String(action) => vec![action.clone()],
+            Value::Array(actions) => actions
+                .iter()
+                .filter_map(|action| action.as_str().map(str::to_owned))
+                .collect(),
+            _ => Vec::new(),
+        })
+        .collect()
+}
+
+/// The operations a deployer run logged with `-v`, as `(service, operation)`.
+fn logged_calls(output: &Output) -> Vec<(String, String)> {
+    String::from_utf8_lossy(&output.stderr)
+        .lines()
+        .filter_map(|line| line.strip_prefix(deployer::aws::CALL_LOG_PREFIX))
+        .filter_map(|call| call.split_once('.'))
+        .map(|(service, operation)| (service.to_owned(), operation.to_owned()))
+        .collect()
+}
+
+#[test]
+fn the_action_mapping_and_matching_are_right() {
+    assert_eq!(
+        iam_action("S3", "HeadBucket").as_deref(),
+        Some("s3:ListBucket")
+    );
+    assert_eq!(
+        iam_action("ApiGatewayV2", "UpdateStage").as_deref(),
+        Some("apigateway:PATCH")
+    );
+    assert_eq!(iam_action("STS", "GetCallerIdentity"), None);
+    assert!(action_matches("lambda:Get*", "lambda:GetFunction"));
+    assert!(action_matches("S3:putobject", "s3:PutObject"));
+    assert!(!action_matches("lambda:Get*", "lambda:UpdateFunctionCode"));
+    assert!(!action_matches("s3:GetObject", "s3:GetObjectVersion"));
+}
+
+/// Every AWS call of an environment's whole life (plan, apply with a layer, a
+/// change, output, state, destroy), logged by `-v`, is allowed by the deploy
+/// role's policy as bootstrap wrote it into IAM: the role the deploy and
+/// destroy workflows assume can do all of it. (Actions only: the emulator
+/// cannot evaluate resource patterns.)
+#[tokio::test]
+async fn the_deploy_role_may_make_every_call_of_an_environments_life() {
+    let account = Account::new().await;
+    std::fs::write(account.dir.path().join("layer.zip"), layer_zip(b"one")).expect("write layer");
+    let layer = [
+        "--var",
+        "use_layer=true",
+        "--var",
+        "layer_zip_path=layer.zip",
+    ];
+    let run = |args: &[&str]| {
+        let mut all = vec!["-v"];
+        all.extend_from_slice(args);
+        let output = account.deployer(&all);
+        assert_exit(&output, 0);
+        logged_calls(&output)
+    };
+    let mut calls = Vec::new();
+    calls.extend(run(&[
+        &["plan", "--env", "dev", "--artifact", "fn.zip"][..],
+        &layer,
+    ]
+    .concat()));
+    calls.extend(run(&[
+        &[
+            "apply",
+            "--env",
+            "dev",
+            "--auto-approve",
+            "--artifact",
+            "fn.zip",
+        ][..],
+        &layer,
+    ]
+    .concat()));
+    std::fs::write(account.dir.path().join("layer.zip"), layer_zip(b"two")).expect("write layer");
+    account.write_artifact("fn2.zip", &executable(62, b"v2"));
+    calls.extend(run(&[
+        &[
+            "apply",
+            "--env",
+            "dev",
+            "--auto-approve",
+            "--artifact",
+            "fn2.zip",
+            "--var",
+            "memory_mb=512",
+        ][..],
+        &layer,
+        &[
+            "--var",
+            "cors_allow_origins=https://example.org",
+            "--var",
+            "log_retention_days=30",
+        ],
+    ]
+    .concat()));
+    calls.extend(run(&["output", "--env", "dev"]));
+    calls.extend(run(&["state", "list", "--env", "dev"]));
+    calls.extend(run(&["state", "history", "--env", "dev"]));
+    calls.extend(run(&["destroy", "--env", "dev", "--auto-approve"]));
+    assert!(calls.len() > 50, "the call log works: {calls:?}");
+
+    account.assert_deploy_policy_allows(&calls).await;
+}
+
+impl Account {
+    /// Every call in `calls` is allowed by the deploy role's policy as
+    /// bootstrap wrote it into IAM.
+    async fn assert_deploy_policy_allows(&self, calls: &[(String, String)]) {
+        let iam = aws_sdk_iam::Client::new(&self.config);
+        let arn = format!(
+            "arn:aws:iam::{}:policy/aimodelshare-github-actions-deployment",
+            emulator::ACCOUNT_ID
+        );
+        let policy = iam
+            .get_policy()
+            .policy_arn(&arn)
+            .send()
+            .await
+            .expect("deploy policy");
+        let version = policy
+            .policy()
+            .and_then(|policy| policy.default_version_id())
+            .expect("default version");
+        let document = iam
+            .get_policy_version()
+            .policy_arn(&arn)
+            .version_id(version)
+            .send()
+            .await
+            .expect("policy version");
+        let text = document
+            .policy_version()
+            .and_then(|version| version.document())
+            .expect("document");
+        let document = deployer::engine::policy::decode(text)
+            .unwrap_or_else(|| panic!("not a policy document: {text}"));
+        let allowed = actions_with_effect(&document, "Allow");
+
+        let mut missing: Vec<String> = calls
+            .iter()
+            .filter_map(|(service, operation)| iam_action(service, operation))
+            .filter(|action| {
+                !allowed
+                    .iter()
+                    .any(|pattern| action_matches(pattern, action))
+            })
+            .collect();
+        missing.sort();
+        missing.dedup();
+        assert_eq!(
+            missing,
+            Vec::<String>::new(),
+            "the deploy policy lacks these actions"
+        );
+    }
 }

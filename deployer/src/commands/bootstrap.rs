@@ -59,10 +59,7 @@ fn render_outputs(outputs: &BTreeMap<String, Value>) -> String {
 fn remote(config: &Config, aws: &SdkConfig) -> Backend {
     Backend::Remote {
         store: S3Store::new(crate::aws::s3(aws), &config.settings.state_bucket),
-        lock: DynamoDbLock::new(
-            aws_sdk_dynamodb::Client::new(aws),
-            &config.settings.lock_table,
-        ),
+        lock: DynamoDbLock::new(crate::aws::dynamodb(aws), &config.settings.lock_table),
     }
 }
 

@@ -36,10 +36,7 @@ pub async fn bootstrap(
         let store = S3Store::new(crate::aws::s3(aws), &config.settings.state_bucket);
         let environments: Vec<String> = state::Backend::Remote {
             store,
-            lock: state::DynamoDbLock::new(
-                aws_sdk_dynamodb::Client::new(aws),
-                &config.settings.lock_table,
-            ),
+            lock: state::DynamoDbLock::new(crate::aws::dynamodb(aws), &config.settings.lock_table),
         }
         .environments()
         .await

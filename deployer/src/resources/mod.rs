@@ -41,7 +41,7 @@ impl Clients {
         config: &aws_config::SdkConfig,
         region: &str,
     ) -> Result<Self, EngineError> {
-        let identity = aws_sdk_sts::Client::new(config)
+        let identity = crate::aws::sts(config)
             .get_caller_identity()
             .send()
             .await
@@ -57,11 +57,11 @@ impl Clients {
         };
         Ok(Self {
             s3: crate::aws::s3(config),
-            dynamodb: aws_sdk_dynamodb::Client::new(config),
-            iam: aws_sdk_iam::Client::new(config),
-            logs: aws_sdk_cloudwatchlogs::Client::new(config),
-            lambda: aws_sdk_lambda::Client::new(config),
-            apigateway: aws_sdk_apigatewayv2::Client::new(config),
+            dynamodb: crate::aws::dynamodb(config),
+            iam: crate::aws::iam(config),
+            logs: crate::aws::logs(config),
+            lambda: crate::aws::lambda(config),
+            apigateway: crate::aws::apigateway(config),
             region: region.to_owned(),
             account_id: identity.account().unwrap_or_default().to_owned(),
         })

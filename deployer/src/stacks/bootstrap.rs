@@ -74,10 +74,18 @@ pub fn deploy_policy(settings: &Settings, clients: &Clients) -> Value {
                 "Resource": format!("arn:aws:s3:::{bucket}")
             },
             {
+                // Environment state: read, write, and delete when the environment is destroyed.
                 "Sid": "StateObjects",
                 "Effect": "Allow",
-                "Action": ["s3:GetObject", "s3:GetObjectVersion", "s3:PutObject"],
+                "Action": ["s3:GetObject", "s3:GetObjectVersion", "s3:PutObject", "s3:DeleteObject"],
                 "Resource": format!("arn:aws:s3:::{bucket}/{}*", state::KEY_PREFIX)
+            },
+            {
+                // ... except the bootstrap stack's own state, which only bootstrap writes.
+                "Sid": "BootstrapStateReadOnly",
+                "Effect": "Deny",
+                "Action": ["s3:PutObject", "s3:DeleteObject"],
+                "Resource": format!("arn:aws:s3:::{bucket}/{}", state::state_key(crate::config::BOOTSTRAP))
             },
             {
                 // Locks: one item per environment in the lock table.
