@@ -5,6 +5,7 @@
 //! every check held and at least one request ran. The `loadtest` binary
 //! (src/main.rs) parses the command line, draws progress and prints.
 
+pub mod cli;
 pub mod client;
 pub mod error;
 pub mod metrics;
