@@ -24,6 +24,7 @@ struct Account {
     s3: aws_sdk_s3::Client,
     dynamodb: aws_sdk_dynamodb::Client,
     iam: aws_sdk_iam::Client,
+    config: aws_config::SdkConfig,
 }
 
 impl Account {
@@ -40,6 +41,7 @@ impl Account {
             iam: aws_sdk_iam::Client::new(&config),
             dir: tempfile::tempdir().expect("temp dir"),
             emulator,
+            config,
         }
     }
 
@@ -228,31 +230,7 @@ async fn assert_converged(account: &Account) {
         .collect();
     assert_eq!(arns, [POLICY_ARN]);
 
-    let policy = account
-        .iam
-        .get_policy()
-        .policy_arn(POLICY_ARN)
-        .send()
-        .await
-        .expect("policy");
-    let version = policy
-        .policy()
-        .and_then(|p| p.default_version_id())
-        .expect("default version");
-    let document = account
-        .iam
-        .get_policy_version()
-        .policy_arn(POLICY_ARN)
-        .version_id(version)
-        .send()
-        .await
-        .expect("policy version");
-    let document = decode(
-        document
-            .policy_version()
-            .and_then(|v| v.document())
-            .expect("document"),
-    );
+    let document = support::deploy_policy(&account.config).await;
     let text = document.to_string();
     assert!(
         text.contains("table/PlaygroundScores-*"),

@@ -55,6 +55,18 @@ impl Account {
         support::run_deployer(self.dir.path(), self.emulator.endpoint(), args)
     }
 
+    /// `deployer apply --env dev --auto-approve --artifact fn.zip`.
+    fn apply_dev(&self) -> Output {
+        self.deployer(&[
+            "apply",
+            "--env",
+            "dev",
+            "--auto-approve",
+            "--artifact",
+            "fn.zip",
+        ])
+    }
+
     fn mutating_requests(&self) -> Vec<String> {
         support::mutating_requests(self.emulator.endpoint())
     }
@@ -89,14 +101,7 @@ impl Account {
 #[tokio::test]
 async fn apply_from_empty_creates_every_resource_and_a_rerun_changes_nothing() {
     let account = Account::new().await;
-    let output = account.deployer(&[
-        "apply",
-        "--env",
-        "dev",
-        "--auto-approve",
-        "--artifact",
-        "fn.zip",
-    ]);
+    let output = account.apply_dev();
     assert_exit(&output, 0);
     let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
     assert!(stdout.contains("Apply complete: 7 added"), "{stdout}");
@@ -339,34 +344,14 @@ async fn apply_from_empty_creates_every_resource_and_a_rerun_changes_nothing() {
         ]),
         0,
     );
-    assert_exit(
-        &account.deployer(&[
-            "apply",
-            "--env",
-            "dev",
-            "--auto-approve",
-            "--artifact",
-            "fn.zip",
-        ]),
-        0,
-    );
+    assert_exit(&account.apply_dev(), 0);
     assert_eq!(account.mutating_requests(), Vec::<String>::new());
 }
 
 #[tokio::test]
 async fn changes_update_only_what_changed() {
     let account = Account::new().await;
-    assert_exit(
-        &account.deployer(&[
-            "apply",
-            "--env",
-            "dev",
-            "--auto-approve",
-            "--artifact",
-            "fn.zip",
-        ]),
-        0,
-    );
+    assert_exit(&account.apply_dev(), 0);
     let api_id = account.api_id("dev").await;
 
     let plan = account.deployer(&[
@@ -502,17 +487,7 @@ async fn changes_update_only_what_changed() {
 #[tokio::test]
 async fn environments_are_isolated_and_destroy_leaves_nothing_of_theirs() {
     let account = Account::new().await;
-    assert_exit(
-        &account.deployer(&[
-            "apply",
-            "--env",
-            "dev",
-            "--auto-approve",
-            "--artifact",
-            "fn.zip",
-        ]),
-        0,
-    );
+    assert_exit(&account.apply_dev(), 0);
     assert_exit(
         &account.deployer(&[
             "apply",
@@ -1179,17 +1154,7 @@ async fn the_optional_layer_is_published_attached_republished_and_destroyed() {
     assert_exit(&plan(), 0);
 
     // Turning the layer off detaches it; destroy removes every version.
-    assert_exit(
-        &account.deployer(&[
-            "apply",
-            "--env",
-            "dev",
-            "--auto-approve",
-            "--artifact",
-            "fn.zip",
-        ]),
-        0,
-    );
+    assert_exit(&account.apply_dev(), 0);
     let (versions, attached) = account.layer_state().await;
     assert!(attached.is_empty(), "detached: {attached:?}");
     assert_eq!(versions.len(), 2, "kept until destroy");
@@ -1487,34 +1452,7 @@ impl Account {
     /// Every call in `calls` is allowed by the deploy role's policy as
     /// bootstrap wrote it into IAM.
     async fn assert_deploy_policy_allows(&self, calls: &[(String, String)]) {
-        let iam = aws_sdk_iam::Client::new(&self.config);
-        let arn = format!(
-            "arn:aws:iam::{}:policy/aimodelshare-github-actions-deployment",
-            emulator::ACCOUNT_ID
-        );
-        let policy = iam
-            .get_policy()
-            .policy_arn(&arn)
-            .send()
-            .await
-            .expect("deploy policy");
-        let version = policy
-            .policy()
-            .and_then(|policy| policy.default_version_id())
-            .expect("default version");
-        let document = iam
-            .get_policy_version()
-            .policy_arn(&arn)
-            .version_id(version)
-            .send()
-            .await
-            .expect("policy version");
-        let text = document
-            .policy_version()
-            .and_then(|version| version.document())
-            .expect("document");
-        let document = deployer::engine::policy::decode(text)
-            .unwrap_or_else(|| panic!("not a policy document: {text}"));
+        let document = support::deploy_policy(&self.config).await;
         let allowed = actions_with_effect(&document, "Allow");
 
         let mut missing: Vec<String> = calls

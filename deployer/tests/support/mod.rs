@@ -52,3 +52,35 @@ pub fn text(output: &Output) -> String {
 pub fn assert_exit(output: &Output, code: i32) {
     assert_eq!(output.status.code(), Some(code), "{}", text(output));
 }
+
+/// The deploy policy's document as bootstrap wrote it into IAM (decoded).
+pub async fn deploy_policy(config: &aws_config::SdkConfig) -> serde_json::Value {
+    let iam = aws_sdk_iam::Client::new(config);
+    let arn = format!(
+        "arn:aws:iam::{}:policy/aimodelshare-github-actions-deployment",
+        emulator::ACCOUNT_ID
+    );
+    let policy = iam
+        .get_policy()
+        .policy_arn(&arn)
+        .send()
+        .await
+        .expect("deploy policy");
+    let version = policy
+        .policy()
+        .and_then(|policy| policy.default_version_id())
+        .expect("default version");
+    let document = iam
+        .get_policy_version()
+        .policy_arn(&arn)
+        .version_id(version)
+        .send()
+        .await
+        .expect("policy version");
+    let text = document
+        .policy_version()
+        .and_then(|version| version.document())
+        .expect("document");
+    deployer::engine::policy::decode(text)
+        .unwrap_or_else(|| panic!("not a policy document: {text}"))
+}
