@@ -18,6 +18,26 @@ pub async fn load(region: &str) -> SdkConfig {
         .await
 }
 
+/// When a call failed because no credentials were found, an error that says
+/// where credentials come from; `None` when credentials resolve (the
+/// STS error is then the one to report). Only called after a failure, so the
+/// credential chain is not resolved twice on the way to success.
+pub async fn missing_credentials(config: &SdkConfig) -> Option<crate::engine::EngineError> {
+    use aws_credential_types::provider::ProvideCredentials as _;
+    let error = match config.credentials_provider() {
+        None => "no credentials provider is configured".to_owned(),
+        Some(provider) => state::sdk_error::causes(&provider.provide_credentials().await.err()?),
+    };
+    Some(crate::engine::EngineError::new(
+        "finding AWS credentials",
+        format!(
+            "{error}. Set AWS_PROFILE (after `aws sso login` for SSO profiles), or \
+             AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or run where a role provides them \
+             (GitHub Actions OIDC through aws-actions/configure-aws-credentials, an instance or task role)"
+        ),
+    ))
+}
+
 static LOG_CALLS: AtomicBool = AtomicBool::new(false);
 
 /// Print every AWS operation on stderr as it starts (`aws call: Lambda.GetFunction`).

@@ -41,6 +41,9 @@ pub async fn open(
                     )
                 }
                 Err(error) => {
+                    if let Some(missing) = crate::aws::missing_credentials(aws).await {
+                        return Err(missing.into());
+                    }
                     return Err(CliError::aws(
                         format!(
                             "checking whether state bucket {} exists (pass --state local to work without AWS state)",

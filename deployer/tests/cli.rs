@@ -123,24 +123,33 @@ fn an_unreachable_endpoint_is_an_error_not_a_silent_local_fallback() {
 fn missing_credentials_are_reported_with_where_credentials_come_from() {
     let dir = tempfile::tempdir().expect("temp dir");
     let home = tempfile::tempdir().expect("empty home");
-    let output = Command::new(env!("CARGO_BIN_EXE_deployer"))
-        .current_dir(dir.path())
-        .env_clear()
-        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-        .env("HOME", home.path())
-        .env("AWS_EC2_METADATA_DISABLED", "true")
-        .env("AWS_ENDPOINT_URL", UNREACHABLE)
-        .args(["plan", "--env", "dev", "--state", "local"])
-        .output()
-        .expect("run deployer");
-    assert_eq!(output.status.code(), Some(1), "{}", stdout(&output));
-    let message = stderr(&output);
-    assert!(message.contains("finding AWS credentials"), "{message}");
-    assert!(
-        message.contains("AWS_PROFILE"),
-        "says where they come from: {message}"
-    );
-    assert_eq!(message.trim().lines().count(), 1, "one line: {message}");
+    // plan asks STS first; output first looks for the state bucket.
+    for args in [
+        &["plan", "--env", "dev", "--state", "local"][..],
+        &["output", "--env", "dev"][..],
+    ] {
+        let output = Command::new(env!("CARGO_BIN_EXE_deployer"))
+            .current_dir(dir.path())
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("HOME", home.path())
+            .env("AWS_EC2_METADATA_DISABLED", "true")
+            .env("AWS_ENDPOINT_URL", UNREACHABLE)
+            .args(args)
+            .output()
+            .expect("run deployer");
+        assert_eq!(output.status.code(), Some(1), "{}", stdout(&output));
+        let message = stderr(&output);
+        assert!(
+            message.contains("finding AWS credentials"),
+            "{args:?}: {message}"
+        );
+        assert!(
+            message.contains("AWS_PROFILE"),
+            "says where they come from: {message}"
+        );
+        assert_eq!(message.trim().lines().count(), 1, "one line: {message}");
+    }
 }
 
 #[tokio::test]

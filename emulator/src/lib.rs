@@ -293,19 +293,18 @@ pub fn clear_served_requests(endpoint: &str) {
 /// The compile-time value is only a fallback, since a target directory shared
 /// between clones may hold this crate compiled in another clone.
 pub fn workspace_root() -> PathBuf {
-    let package = std::env::var_os("CARGO_MANIFEST_DIR")
-        .map_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")), PathBuf::from);
-    package
-        .ancestors()
-        .find(|folder| folder.join("emulator/moto_server.py").is_file())
-        .map_or_else(
-            || {
-                package
-                    .parent()
-                    .map_or_else(|| PathBuf::from("."), Path::to_path_buf)
-            },
-            Path::to_path_buf,
-        )
+    let holds_emulator = |folder: &Path| folder.join("emulator/moto_server.py").is_file();
+    let compiled = Path::new(env!("CARGO_MANIFEST_DIR"));
+    std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(PathBuf::from)
+        .and_then(|package| {
+            package
+                .ancestors()
+                .find(|folder| holds_emulator(folder))
+                .map(Path::to_path_buf)
+        })
+        .or_else(|| compiled.parent().map(Path::to_path_buf))
+        .unwrap_or_else(|| PathBuf::from("."))
 }
 
 #[cfg(test)]

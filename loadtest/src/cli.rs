@@ -116,7 +116,10 @@ impl ScenarioCommand {
     }
 }
 
-/// `90`, `90s`, `5m`, `1h`: a positive duration.
+/// The longest duration accepted (a day).
+const MAX_DURATION_SECONDS: u64 = 24 * 3600;
+
+/// `90`, `90s`, `5m`, `1h`: a positive duration of at most a day.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let text = text.trim();
     let split = text
@@ -135,6 +138,9 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     if seconds == 0 {
         return Err("the duration must be at least 1 second".into());
     }
+    if seconds > MAX_DURATION_SECONDS {
+        return Err(format!("{text:?} is longer than the 24 h a run may take"));
+    }
     Ok(Duration::from_secs(seconds))
 }
 
@@ -150,6 +156,8 @@ mod tests {
         assert!(parse_duration("0").is_err());
         assert!(parse_duration("soon").is_err());
         assert!(parse_duration("5d").is_err());
+        assert!(parse_duration("25h").is_err());
+        assert!(parse_duration("99999999999999999h").is_err());
     }
 
     #[test]

@@ -113,6 +113,8 @@ impl Api {
         }
         let http = reqwest::Client::builder()
             .timeout(REQUEST_TIMEOUT)
+            // A redirect is an answer of its own, not the page it points to.
+            .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(|error| LoadtestError::Client(error.to_string()))?;
         Ok(Self {
@@ -191,7 +193,7 @@ impl Api {
         let url = format!("{}/health", self.base_url);
         loop {
             let last = match self.http.get(&url).send().await {
-                Ok(response) if response.status().is_success() => return Ok(()),
+                Ok(response) if response.status() == reqwest::StatusCode::OK => return Ok(()),
                 Ok(response) => format!("status {}", response.status().as_u16()),
                 Err(error) => describe(&error),
             };

@@ -98,12 +98,18 @@ impl Progress for Reporter {
     }
 }
 
+/// Print a line on standard output; a closed pipe is an error, not a panic.
+fn print_stdout(text: &str) -> Result<(), String> {
+    use std::io::Write as _;
+    writeln!(std::io::stdout().lock(), "{text}")
+        .map_err(|error| format!("writing to standard output: {error}"))
+}
+
 fn write_json(path: &PathBuf, summary: &Summary) -> Result<(), String> {
     let text = serde_json::to_string_pretty(summary)
         .map_err(|error| format!("serialising the summary: {error}"))?;
     if path.as_os_str() == "-" {
-        println!("{text}");
-        return Ok(());
+        return print_stdout(&text);
     }
     std::fs::write(path, format!("{text}\n"))
         .map_err(|error| format!("writing the summary to {}: {error}", path.display()))
@@ -144,8 +150,8 @@ async fn main() -> ExitCode {
         .is_some_and(|path| path.as_os_str() == "-");
     if json_on_stdout {
         eprintln!("{summary}");
-    } else {
-        println!("{summary}");
+    } else if let Err(error) = print_stdout(&summary.to_string()) {
+        eprintln!("error: {error}");
     }
     if let Some(path) = &cli.json
         && let Err(error) = write_json(path, &summary)

@@ -13,6 +13,8 @@ use serde::Serialize;
 const MAX_RECORDED_MICROS: u64 = 120_000_000;
 /// At most this many error messages are kept; the rest are only counted.
 const MAX_KEPT_ERRORS: usize = 20;
+/// A check that fails repeatedly keeps this many examples in its detail.
+const MAX_CHECK_EXAMPLES: u64 = 5;
 
 #[derive(Debug)]
 struct OperationStats {
@@ -35,7 +37,38 @@ struct Recorded {
     operations: BTreeMap<&'static str, OperationStats>,
     errors: Vec<String>,
     unlisted_errors: u64,
+    /// Failed requests taken from another recorder (set-up outside the measured window).
+    absorbed_errors: u64,
     checks: Vec<Check>,
+}
+
+impl Recorded {
+    fn keep_error(&mut self, error: String) {
+        if self.errors.len() < MAX_KEPT_ERRORS {
+            self.errors.push(error);
+        } else {
+            self.unlisted_errors += 1;
+        }
+    }
+
+    /// A check; a failure of a check that already failed is counted in it,
+    /// with its detail kept for the first few.
+    fn add_check(&mut self, check: Check) {
+        if !check.passed
+            && let Some(existing) = self
+                .checks
+                .iter_mut()
+                .find(|existing| !existing.passed && existing.name == check.name)
+        {
+            existing.occurrences += check.occurrences;
+            if existing.occurrences <= MAX_CHECK_EXAMPLES {
+                existing.detail.push_str("; ");
+                existing.detail.push_str(&check.detail);
+            }
+            return;
+        }
+        self.checks.push(check);
+    }
 }
 
 /// Collects measurements from every concurrent worker. Cloning shares it.
@@ -65,21 +98,43 @@ impl Recorder {
         stats.latencies.saturating_record(micros);
         if let Some(error) = error {
             stats.errors += 1;
-            if recorded.errors.len() < MAX_KEPT_ERRORS {
-                recorded.errors.push(format!("{operation}: {error}"));
-            } else {
-                recorded.unlisted_errors += 1;
-            }
+            recorded.keep_error(format!("{operation}: {error}"));
         }
     }
 
-    /// An invariant and whether it held.
+    /// An invariant and whether it held. Repeated failures of one check are
+    /// counted in it rather than listed one by one.
     pub fn check(&self, name: impl Into<String>, passed: bool, detail: impl Into<String>) {
-        self.lock().checks.push(Check {
+        self.lock().add_check(Check {
             name: name.into(),
             passed,
             detail: detail.into(),
+            occurrences: 1,
         });
+    }
+
+    /// Take `other`'s failed requests and checks, but not its latencies: for
+    /// work done outside the measured window (set-up, verification).
+    pub fn absorb(&self, other: &Recorder) {
+        let (errors, unlisted, failed, checks) = {
+            let other = other.lock();
+            let failed: u64 = other.operations.values().map(|stats| stats.errors).sum();
+            (
+                other.errors.clone(),
+                other.unlisted_errors,
+                failed,
+                other.checks.clone(),
+            )
+        };
+        let mut recorded = self.lock();
+        for error in errors {
+            recorded.keep_error(error);
+        }
+        recorded.unlisted_errors += unlisted;
+        recorded.absorbed_errors += failed;
+        for check in checks {
+            recorded.add_check(check);
+        }
     }
 
     /// Total requests recorded so far.
@@ -100,7 +155,11 @@ impl Recorder {
             .map(|(name, stats)| OperationSummary::new(name, stats))
             .collect();
         let operations = by_operation.iter().map(|operation| operation.count).sum();
-        let errors = by_operation.iter().map(|operation| operation.errors).sum();
+        let errors = by_operation
+            .iter()
+            .map(|operation| operation.errors)
+            .sum::<u64>()
+            + recorded.absorbed_errors;
         let elapsed_seconds = elapsed.as_secs_f64();
         let mut failures: Vec<String> = recorded.errors.clone();
         if recorded.unlisted_errors > 0 {
@@ -111,7 +170,7 @@ impl Recorder {
                 .checks
                 .iter()
                 .filter(|check| !check.passed)
-                .map(|check| format!("{}: {}", check.name, check.detail)),
+                .map(|check| check.to_string()),
         );
         Summary {
             scenario: scenario.to_owned(),
@@ -138,6 +197,22 @@ pub struct Check {
     pub name: String,
     pub passed: bool,
     pub detail: String,
+    /// How many times it was checked with this outcome (failures are merged).
+    pub occurrences: u64,
+}
+
+impl fmt::Display for Check {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(formatter, "{}", self.name)?;
+        if self.occurrences > 1 {
+            write!(formatter, " ({} times)", self.occurrences)?;
+        }
+        write!(formatter, ": {}", self.detail)?;
+        if self.occurrences > MAX_CHECK_EXAMPLES {
+            write!(formatter, "; …")?;
+        }
+        Ok(())
+    }
 }
 
 /// Latency statistics of one operation, in milliseconds.
@@ -236,23 +311,27 @@ impl fmt::Display for Summary {
         )?;
         for check in &self.checks {
             let mark = if check.passed { "ok  " } else { "FAIL" };
-            writeln!(formatter, "{mark} {}: {}", check.name, check.detail)?;
+            writeln!(formatter, "{mark} {check}")?;
         }
         if self.operations == 0 {
             writeln!(formatter, "FAIL no operation ran")?;
         }
-        if self.passed {
-            write!(formatter, "PASSED")
-        } else {
-            writeln!(formatter, "FAILED:")?;
-            for failure in &self.failures {
-                writeln!(formatter, "  - {failure}")?;
+        let request_errors: Vec<&String> = self
+            .failures
+            .iter()
+            .take(self.failures.len() - self.checks.iter().filter(|check| !check.passed).count())
+            .collect();
+        if !request_errors.is_empty() {
+            writeln!(formatter, "failed requests:")?;
+            for error in request_errors {
+                writeln!(formatter, "  - {error}")?;
             }
-            if self.operations == 0 {
-                writeln!(formatter, "  - no operation ran")?;
-            }
-            write!(formatter, "FAILED")
         }
+        write!(
+            formatter,
+            "{}",
+            if self.passed { "PASSED" } else { "FAILED" }
+        )
     }
 }
 
@@ -297,6 +376,49 @@ mod tests {
         assert!(!summary.passed);
         assert_eq!(summary.failures, ["userCount: expected 3, got 2"]);
         assert!(summary.to_string().contains("FAIL userCount"), "{summary}");
+    }
+
+    #[test]
+    fn repeated_failures_of_a_check_are_counted_in_it() {
+        let recorder = Recorder::default();
+        for index in 0..8 {
+            recorder.check("createdNew", false, format!("user-{index}"));
+        }
+        recorder.check("createdNew", true, "a passing one is its own line");
+        let summary = recorder.summary("t", "u", Duration::from_secs(1));
+        assert_eq!(summary.checks.len(), 2, "{summary}");
+        let failed = &summary.checks[0];
+        assert_eq!(failed.occurrences, 8);
+        assert_eq!(failed.detail.matches("user-").count(), 5, "{failed:?}");
+        assert_eq!(
+            summary.failures,
+            ["createdNew (8 times): user-0; user-1; user-2; user-3; user-4; …"]
+        );
+    }
+
+    #[test]
+    fn absorbed_failures_fail_the_run_without_their_latencies() {
+        let setup = Recorder::default();
+        setup.record(
+            "create_table",
+            Duration::from_millis(3),
+            Some("expected 201, got 403".into()),
+        );
+        setup.check("the table is created", false, "t1");
+        let measured = Recorder::default();
+        measured.record("get_user", Duration::from_millis(1), None);
+        measured.absorb(&setup);
+        let summary = measured.summary("t", "u", Duration::from_secs(1));
+        assert!(!summary.passed);
+        assert_eq!(summary.operations, 1, "set-up latencies stay out");
+        assert_eq!(summary.errors, 1, "set-up errors count");
+        assert_eq!(
+            summary.failures,
+            [
+                "create_table: expected 201, got 403",
+                "the table is created: t1"
+            ]
+        );
     }
 
     #[test]

@@ -53,7 +53,11 @@ impl Clients {
             });
         let identity = match identity {
             Ok(identity) => identity,
-            Err(error) => return Err(missing_credentials(config).await.unwrap_or(error)),
+            Err(error) => {
+                return Err(crate::aws::missing_credentials(config)
+                    .await
+                    .unwrap_or(error));
+            }
         };
         Ok(Self {
             s3: crate::aws::s3(config),
@@ -66,26 +70,6 @@ impl Clients {
             account_id: identity.account().unwrap_or_default().to_owned(),
         })
     }
-}
-
-/// When STS could not be asked because no credentials were found, an error
-/// that says where credentials come from; `None` when credentials resolve (the
-/// STS error is then the one to report). Only called after a failure, so the
-/// credential chain is not resolved twice on the way to success.
-async fn missing_credentials(config: &aws_config::SdkConfig) -> Option<EngineError> {
-    use aws_credential_types::provider::ProvideCredentials as _;
-    let error = match config.credentials_provider() {
-        None => "no credentials provider is configured".to_owned(),
-        Some(provider) => state::sdk_error::causes(&provider.provide_credentials().await.err()?),
-    };
-    Some(EngineError::new(
-        "finding AWS credentials",
-        format!(
-            "{error}. Set AWS_PROFILE (after `aws sso login` for SSO profiles), or \
-             AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or run where a role provides them \
-             (GitHub Actions OIDC through aws-actions/configure-aws-credentials, an instance or task role)"
-        ),
-    ))
 }
 
 /// Tags as a JSON object, for attributes.

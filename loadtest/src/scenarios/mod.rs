@@ -48,8 +48,8 @@ pub async fn run(api: &Api, scenario: &Scenario, progress: Arc<dyn Progress>) ->
     let started = Instant::now();
     let measured: Option<Duration> = match scenario {
         Scenario::Smoke { origin } => {
-            progress.phase("smoke test", None);
-            smoke::run(api, origin).await;
+            progress.phase("smoke test", Some(smoke::STEPS));
+            smoke::run(api, origin, &progress).await;
             progress.finish();
             None
         }

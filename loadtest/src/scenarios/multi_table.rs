@@ -56,8 +56,8 @@ pub async fn run(api: &Api, options: MultiTable, progress: &Arc<dyn Progress>) {
         }
     }
     progress.finish();
-    let mut created_per_table = Vec::new();
-    for table in &tables {
+    // The workload uses the users that were created, and each table must count them.
+    for table in &mut tables {
         let created = create_users(
             api,
             &table.table_id,
@@ -68,11 +68,12 @@ pub async fn run(api: &Api, options: MultiTable, progress: &Arc<dyn Progress>) {
         .await;
         api.recorder().check(
             format!("every user of {} is created", table.table_id),
-            created == table.users.len() as u64,
-            format!("{created} of {} created", table.users.len()),
+            created.len() == table.users.len(),
+            format!("{} of {} created", created.len(), table.users.len()),
         );
-        created_per_table.push(created);
+        table.users = created;
     }
+    tables.retain(|table| !table.users.is_empty());
     if tables.is_empty() {
         return;
     }
@@ -88,6 +89,7 @@ pub async fn run(api: &Api, options: MultiTable, progress: &Arc<dyn Progress>) {
     let shared = Arc::new(tables.clone());
     let worker_api = api.clone();
     concurrently(
+        api,
         (0..options.operations).collect(),
         options.concurrency,
         progress,
@@ -103,7 +105,7 @@ pub async fn run(api: &Api, options: MultiTable, progress: &Arc<dyn Progress>) {
     .await;
     progress.finish();
 
-    for (table, created) in tables.iter().zip(created_per_table) {
-        check_user_count(api, &table.table_id, created).await;
+    for table in &tables {
+        check_user_count(api, &table.table_id, table.users.len() as u64).await;
     }
 }

@@ -5,32 +5,16 @@
 //! deployed, so those two steps check only what both API Gateway and the local
 //! server guarantee: the status, and the CORS header.
 
+use std::sync::Arc;
+
 use serde_json::{Value, json};
 
 use super::workload::{LIST_CONSISTENCY_WAIT, eventually, run_id};
 use crate::client::{Api, Call, Reply};
+use crate::progress::Progress;
 
-/// Run one step: send `call`, then `verify` the reply; record the outcome.
-async fn step(
-    api: &Api,
-    name: &str,
-    call: Call,
-    verify: impl FnOnce(&Reply) -> Result<(), String>,
-) -> Option<Reply> {
-    let outcome = api.send(call).await.and_then(|reply| {
-        verify(&reply)?;
-        Ok(reply)
-    });
-    let passed = outcome.is_ok();
-    api.recorder().check(
-        name,
-        passed,
-        outcome
-            .as_ref()
-            .map_or_else(Clone::clone, |_| "ok".to_owned()),
-    );
-    outcome.ok()
-}
+/// How many steps the smoke test has.
+pub const STEPS: u64 = 20;
 
 /// `body[field] == expected`, or a message saying what it was.
 fn field_is(body: &Value, field: &str, expected: &Value) -> Result<(), String> {
@@ -62,243 +46,277 @@ fn listed(body: &Value, field: &str, key: &str) -> Vec<String> {
         .unwrap_or_default()
 }
 
-/// Wait (bounded) until `path` lists exactly `expected` under `field`/`key`.
-async fn listing_step(
-    api: &Api,
-    name: &str,
-    path: &str,
-    field: &str,
-    key: &str,
-    expected: &[&str],
-) {
-    let outcome = eventually(LIST_CONSISTENCY_WAIT, || async {
-        let operation = if field == "tables" {
-            "list_tables"
-        } else {
-            "list_users"
+/// The API and where each finished step is reported.
+struct Smoke<'a> {
+    api: &'a Api,
+    progress: &'a Arc<dyn Progress>,
+}
+
+impl Smoke<'_> {
+    /// Run one step: send `call`, then `verify` the reply; record the outcome.
+    /// A failed request is listed with the run's failed requests, so the step
+    /// only points to it.
+    async fn step(
+        &self,
+        name: &str,
+        call: Call,
+        verify: impl FnOnce(&Reply) -> Result<(), String>,
+    ) -> Option<Reply> {
+        let outcome = match self.api.send(call).await {
+            Ok(reply) => verify(&reply).map(|()| reply),
+            Err(_) => Err("the request failed (see the failed requests)".to_owned()),
         };
-        let reply = api.send(Call::get(operation, path)).await?;
-        let names = listed(&reply.body, field, key);
-        let matches = if field == "tables" {
-            // Other tables exist: the new one must be among them.
-            expected
-                .iter()
-                .all(|name| names.iter().any(|listed| listed == name))
-        } else {
-            names == expected
-        };
-        if matches {
-            Ok(())
-        } else {
-            Err(format!("listed {names:?}, expected {expected:?}"))
-        }
-    })
-    .await;
-    api.recorder().check(
-        name,
-        outcome.is_ok(),
-        outcome.err().unwrap_or_else(|| "ok".to_owned()),
-    );
+        self.api.recorder().check(
+            name,
+            outcome.is_ok(),
+            outcome
+                .as_ref()
+                .map_or_else(Clone::clone, |_| "ok".to_owned()),
+        );
+        self.progress.advance(1);
+        outcome.ok()
+    }
+
+    /// Wait (bounded) until `path` lists exactly `expected` under `field`/`key`.
+    async fn listing_step(
+        &self,
+        name: &str,
+        path: &str,
+        field: &str,
+        key: &str,
+        expected: &[&str],
+    ) {
+        let outcome = eventually(LIST_CONSISTENCY_WAIT, || async {
+            let operation = if field == "tables" {
+                "list_tables"
+            } else {
+                "list_users"
+            };
+            let reply = self.api.send(Call::get(operation, path)).await?;
+            let names = listed(&reply.body, field, key);
+            let matches = if field == "tables" {
+                // Other tables exist: the new one must be among them.
+                expected
+                    .iter()
+                    .all(|name| names.iter().any(|listed| listed == name))
+            } else {
+                names == expected
+            };
+            if matches {
+                Ok(())
+            } else {
+                Err(format!("listed {names:?}, expected {expected:?}"))
+            }
+        })
+        .await;
+        self.api.recorder().check(
+            name,
+            outcome.is_ok(),
+            outcome.err().unwrap_or_else(|| "ok".to_owned()),
+        );
+        self.progress.advance(1);
+    }
 }
 
 /// Run every step; a CORS preflight is sent from `origin`.
-pub async fn run(api: &Api, origin: &str) {
+pub async fn run(api: &Api, origin: &str, progress: &Arc<dyn Progress>) {
+    let smoke = Smoke { api, progress };
     let run = run_id();
     let table = format!("{run}-smoke");
     let missing = format!("{run}-missing");
     let user = "alice";
 
-    step(
-        api,
-        "GET /health is ok",
-        Call::get("health", "/health"),
-        |reply| field_is(&reply.body, "status", &json!("ok")),
-    )
-    .await;
-    step(
-        api,
-        "POST /tables creates a table",
-        Call::post(
-            "create_table",
-            "/tables",
-            json!({"tableId": table, "displayName": "Smoke test"}),
-        ),
-        |reply| field_is(&reply.body, "tableId", &json!(table)),
-    )
-    .await;
-    step(
-        api,
-        "POST /tables again is a 409",
-        Call::post("create_table", "/tables", json!({"tableId": table})).expect(409),
-        no_check,
-    )
-    .await;
-    step(
-        api,
-        "GET /tables/{tableId} reads the new table",
-        Call::get("get_table", format!("/tables/{table}")),
-        |reply| {
-            field_is(&reply.body, "displayName", &json!("Smoke test"))?;
-            field_is(&reply.body, "userCount", &json!(0))?;
-            field_is(&reply.body, "isArchived", &json!(false))
-        },
-    )
-    .await;
-    step(
-        api,
-        "GET /tables/{missing} is a 404",
-        Call::get("get_table", format!("/tables/{missing}")).expect(404),
-        error_is("Table not found"),
-    )
-    .await;
-    listing_step(
-        api,
-        "GET /tables lists the new table",
-        "/tables?limit=500",
-        "tables",
-        "tableId",
-        &[&table],
-    )
-    .await;
-    listing_step(
-        api,
-        "GET /tables/{tableId}/users is empty",
-        &format!("/tables/{table}/users"),
-        "users",
-        "username",
-        &[],
-    )
-    .await;
-    step(
-        api,
-        "PUT a new user creates it",
-        Call::put(
-            "put_user",
-            format!("/tables/{table}/users/{user}"),
-            json!({"submissionCount": 1, "totalCount": 10}),
-        ),
-        |reply| field_is(&reply.body, "createdNew", &json!(true)),
-    )
-    .await;
-    step(
-        api,
-        "PUT an existing user updates it",
-        Call::put(
-            "put_user",
-            format!("/tables/{table}/users/{user}"),
-            json!({"submissionCount": 2, "totalCount": 20}),
-        ),
-        |reply| field_is(&reply.body, "createdNew", &json!(false)),
-    )
-    .await;
-    step(
-        api,
-        "GET the user reads the update",
-        Call::get("get_user", format!("/tables/{table}/users/{user}")),
-        |reply| {
-            field_is(&reply.body, "submissionCount", &json!(2))?;
-            field_is(&reply.body, "totalCount", &json!(20))
-        },
-    )
-    .await;
-    step(
-        api,
-        "GET a missing user is a 404",
-        Call::get("get_user", format!("/tables/{table}/users/nobody")).expect(404),
-        error_is("User not found in table"),
-    )
-    .await;
-    step(
-        api,
-        "PUT a user into a missing table is a 404",
-        Call::put(
-            "put_user",
-            format!("/tables/{missing}/users/{user}"),
-            json!({"submissionCount": 1, "totalCount": 1}),
+    smoke
+        .step(
+            "GET /health is ok",
+            Call::get("health", "/health"),
+            |reply| field_is(&reply.body, "status", &json!("ok")),
         )
-        .expect(404),
-        error_is("Table not found"),
-    )
-    .await;
-    listing_step(
-        api,
-        "GET /tables/{tableId}/users lists the user",
-        &format!("/tables/{table}/users"),
-        "users",
-        "username",
-        &[user],
-    )
-    .await;
-    step(
-        api,
-        "the table counts one user",
-        Call::get("get_table", format!("/tables/{table}")),
-        |reply| field_is(&reply.body, "userCount", &json!(1)),
-    )
-    .await;
-    step(
-        api,
-        "PATCH archives the table",
-        Call::patch(
-            "patch_table",
-            format!("/tables/{table}"),
-            json!({"isArchived": true}),
-        ),
-        no_check,
-    )
-    .await;
-    step(
-        api,
-        "the table reads as archived",
-        Call::get("get_table", format!("/tables/{table}")),
-        |reply| field_is(&reply.body, "isArchived", &json!(true)),
-    )
-    .await;
-    step(
-        api,
-        "a bad table id is a 400",
-        Call::post("create_table", "/tables", json!({"tableId": "bad id!"})).expect(400),
-        |reply| {
-            reply.body["error"]
-                .as_str()
-                .map(|_| ())
-                .ok_or_else(|| format!("no error in {}", reply.body))
-        },
-    )
-    .await;
-    step(
-        api,
-        "a negative count is a 400",
-        Call::put(
-            "put_user",
-            format!("/tables/{table}/users/bob"),
-            json!({"submissionCount": -1, "totalCount": 0}),
+        .await;
+    smoke
+        .step(
+            "POST /tables creates a table",
+            Call::post(
+                "create_table",
+                "/tables",
+                json!({"tableId": table, "displayName": "Smoke test"}),
+            ),
+            |reply| field_is(&reply.body, "tableId", &json!(table)),
         )
-        .expect(400),
-        no_check,
-    )
-    .await;
-    step(
-        api,
-        "an unknown route is a 404",
-        Call::get("unknown_route", format!("/{run}-no-such-route")).expect(404),
-        no_check,
-    )
-    .await;
-    step(
-        api,
-        "a CORS preflight is answered",
-        Call::options("preflight", "/tables")
-            .header("Origin", origin)
-            .header("Access-Control-Request-Method", "POST")
-            .header("Access-Control-Request-Headers", "content-type"),
-        |reply| {
-            reply
-                .headers
-                .get("access-control-allow-origin")
-                .map(|_| ())
-                .ok_or_else(|| "no access-control-allow-origin header".to_owned())
-        },
-    )
-    .await;
+        .await;
+    smoke
+        .step(
+            "POST /tables again is a 409",
+            Call::post("create_table", "/tables", json!({"tableId": table})).expect(409),
+            no_check,
+        )
+        .await;
+    smoke
+        .step(
+            "GET /tables/{tableId} reads the new table",
+            Call::get("get_table", format!("/tables/{table}")),
+            |reply| {
+                field_is(&reply.body, "displayName", &json!("Smoke test"))?;
+                field_is(&reply.body, "userCount", &json!(0))?;
+                field_is(&reply.body, "isArchived", &json!(false))
+            },
+        )
+        .await;
+    smoke
+        .step(
+            "GET /tables/{missing} is a 404",
+            Call::get("get_table", format!("/tables/{missing}")).expect(404),
+            error_is("Table not found"),
+        )
+        .await;
+    smoke
+        .listing_step(
+            "GET /tables lists the new table",
+            "/tables?limit=500",
+            "tables",
+            "tableId",
+            &[&table],
+        )
+        .await;
+    smoke
+        .listing_step(
+            "GET /tables/{tableId}/users is empty",
+            &format!("/tables/{table}/users"),
+            "users",
+            "username",
+            &[],
+        )
+        .await;
+    smoke
+        .step(
+            "PUT a new user creates it",
+            Call::put(
+                "put_user",
+                format!("/tables/{table}/users/{user}"),
+                json!({"submissionCount": 1, "totalCount": 10}),
+            ),
+            |reply| field_is(&reply.body, "createdNew", &json!(true)),
+        )
+        .await;
+    smoke
+        .step(
+            "PUT an existing user updates it",
+            Call::put(
+                "put_user",
+                format!("/tables/{table}/users/{user}"),
+                json!({"submissionCount": 2, "totalCount": 20}),
+            ),
+            |reply| field_is(&reply.body, "createdNew", &json!(false)),
+        )
+        .await;
+    smoke
+        .step(
+            "GET the user reads the update",
+            Call::get("get_user", format!("/tables/{table}/users/{user}")),
+            |reply| {
+                field_is(&reply.body, "submissionCount", &json!(2))?;
+                field_is(&reply.body, "totalCount", &json!(20))
+            },
+        )
+        .await;
+    smoke
+        .step(
+            "GET a missing user is a 404",
+            Call::get("get_user", format!("/tables/{table}/users/nobody")).expect(404),
+            error_is("User not found in table"),
+        )
+        .await;
+    smoke
+        .step(
+            "PUT a user into a missing table is a 404",
+            Call::put(
+                "put_user",
+                format!("/tables/{missing}/users/{user}"),
+                json!({"submissionCount": 1, "totalCount": 1}),
+            )
+            .expect(404),
+            error_is("Table not found"),
+        )
+        .await;
+    smoke
+        .listing_step(
+            "GET /tables/{tableId}/users lists the user",
+            &format!("/tables/{table}/users"),
+            "users",
+            "username",
+            &[user],
+        )
+        .await;
+    smoke
+        .step(
+            "the table counts one user",
+            Call::get("get_table", format!("/tables/{table}")),
+            |reply| field_is(&reply.body, "userCount", &json!(1)),
+        )
+        .await;
+    smoke
+        .step(
+            "PATCH archives the table",
+            Call::patch(
+                "patch_table",
+                format!("/tables/{table}"),
+                json!({"isArchived": true}),
+            ),
+            no_check,
+        )
+        .await;
+    smoke
+        .step(
+            "the table reads as archived",
+            Call::get("get_table", format!("/tables/{table}")),
+            |reply| field_is(&reply.body, "isArchived", &json!(true)),
+        )
+        .await;
+    smoke
+        .step(
+            "a bad table id is a 400",
+            Call::post("create_table", "/tables", json!({"tableId": "bad id!"})).expect(400),
+            |reply| {
+                reply.body["error"]
+                    .as_str()
+                    .map(|_| ())
+                    .ok_or_else(|| format!("no error in {}", reply.body))
+            },
+        )
+        .await;
+    smoke
+        .step(
+            "a negative count is a 400",
+            Call::put(
+                "put_user",
+                format!("/tables/{table}/users/bob"),
+                json!({"submissionCount": -1, "totalCount": 0}),
+            )
+            .expect(400),
+            no_check,
+        )
+        .await;
+    smoke
+        .step(
+            "an unknown route is a 404",
+            Call::get("unknown_route", format!("/{run}-no-such-route")).expect(404),
+            no_check,
+        )
+        .await;
+    smoke
+        .step(
+            "a CORS preflight is answered",
+            Call::options("preflight", "/tables")
+                .header("Origin", origin)
+                .header("Access-Control-Request-Method", "POST")
+                .header("Access-Control-Request-Headers", "content-type"),
+            |reply| {
+                reply
+                    .headers
+                    .get("access-control-allow-origin")
+                    .map(|_| ())
+                    .ok_or_else(|| "no access-control-allow-origin header".to_owned())
+            },
+        )
+        .await;
 }

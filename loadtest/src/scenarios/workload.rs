@@ -38,8 +38,11 @@ pub fn initial_counts(index: usize) -> (u64, u64) {
 }
 
 /// Run `work` on every item, at most `concurrency` at a time, advancing
-/// `progress` as each finishes; the results in completion order.
+/// `progress` as each finishes; the results in completion order. Finished tasks
+/// are collected as new ones start, so memory stays bounded by `concurrency`;
+/// a task that panicked is recorded as a failed check in `api`'s recorder.
 pub async fn concurrently<T, R, F, Fut>(
+    api: &Api,
     items: Vec<T>,
     concurrency: usize,
     progress: &Arc<dyn Progress>,
@@ -54,10 +57,22 @@ where
     let semaphore = Arc::new(Semaphore::new(concurrency.max(1)));
     let work = Arc::new(work);
     let mut tasks = JoinSet::new();
+    let mut results = Vec::new();
+    let collect = |joined: Result<R, tokio::task::JoinError>, results: &mut Vec<R>| match joined {
+        Ok(result) => results.push(result),
+        Err(error) => api.recorder().check(
+            "no worker fails",
+            false,
+            format!("a worker stopped: {error}"),
+        ),
+    };
     for item in items {
         let Ok(permit) = Arc::clone(&semaphore).acquire_owned().await else {
             break;
         };
+        while let Some(joined) = tasks.try_join_next() {
+            collect(joined, &mut results);
+        }
         let work = Arc::clone(&work);
         let progress = Arc::clone(progress);
         tasks.spawn(async move {
@@ -67,11 +82,8 @@ where
             result
         });
     }
-    let mut results = Vec::new();
     while let Some(joined) = tasks.join_next().await {
-        if let Ok(result) = joined {
-            results.push(result);
-        }
+        collect(joined, &mut results);
     }
     results
 }
@@ -87,16 +99,16 @@ pub async fn create_table(api: &Api, table_id: &str) -> bool {
     .is_ok()
 }
 
-/// Create `users` in `table_id` concurrently with [`initial_counts`]; how many
-/// the API reported as created (`createdNew`). A 200 that is not a creation
-/// is recorded as a failed check.
+/// Create `users` in `table_id` concurrently with [`initial_counts`]; the
+/// users the API reported as created (`createdNew`), in any order. A 200 that
+/// is not a creation is recorded as a failed check.
 pub async fn create_users(
     api: &Api,
     table_id: &str,
     users: &[String],
     concurrency: usize,
     progress: &Arc<dyn Progress>,
-) -> u64 {
+) -> Vec<String> {
     progress.phase(
         &format!("creating {} users in {table_id}", users.len()),
         Some(users.len() as u64),
@@ -104,37 +116,43 @@ pub async fn create_users(
     let items: Vec<(usize, String)> = users.iter().cloned().enumerate().collect();
     let api_for_tasks = api.clone();
     let table = table_id.to_owned();
-    let created = concurrently(items, concurrency, progress, move |(index, username)| {
-        let api = api_for_tasks.clone();
-        let table = table.clone();
-        async move {
-            let (submissions, total) = initial_counts(index);
-            let reply = api
-                .send(Call::put(
-                    "create_user",
-                    format!("/tables/{table}/users/{username}"),
-                    json!({"submissionCount": submissions, "totalCount": total}),
-                ))
-                .await
-                .ok()?;
-            if reply.body["createdNew"] == json!(true) {
-                Some(())
-            } else {
-                api.recorder().check(
-                    format!("creating {username} in {table}"),
-                    false,
-                    format!(
-                        "the first write answered createdNew = {}",
-                        reply.body["createdNew"]
-                    ),
-                );
-                None
+    let created = concurrently(
+        api,
+        items,
+        concurrency,
+        progress,
+        move |(index, username)| {
+            let api = api_for_tasks.clone();
+            let table = table.clone();
+            async move {
+                let (submissions, total) = initial_counts(index);
+                let reply = api
+                    .send(Call::put(
+                        "create_user",
+                        format!("/tables/{table}/users/{username}"),
+                        json!({"submissionCount": submissions, "totalCount": total}),
+                    ))
+                    .await
+                    .ok()?;
+                if reply.body["createdNew"] == json!(true) {
+                    Some(username)
+                } else {
+                    api.recorder().check(
+                        "a first write answers createdNew = true",
+                        false,
+                        format!(
+                            "{username} in {table}: createdNew = {}",
+                            reply.body["createdNew"]
+                        ),
+                    );
+                    None
+                }
             }
-        }
-    })
+        },
+    )
     .await;
     progress.finish();
-    created.into_iter().flatten().count() as u64
+    created.into_iter().flatten().collect()
 }
 
 /// The table's `userCount`, or `None` when it cannot be read.
@@ -146,28 +164,39 @@ pub async fn user_count(api: &Api, table_id: &str) -> Option<u64> {
     reply.body["userCount"].as_u64()
 }
 
-/// Every user of the table, through every page of the listing.
-pub async fn listed_users(api: &Api, table_id: &str) -> Option<Vec<String>> {
+/// Every user of the table, through every page of the listing; `Err` when a
+/// page fails or the listing does not end: a cursor that repeats, or more
+/// pages than `expected` users can fill.
+pub async fn listed_users(api: &Api, table_id: &str, expected: u64) -> Result<Vec<String>, String> {
+    let most_pages = expected / u64::from(PAGE_LIMIT) + 2;
     let mut users = Vec::new();
+    let mut cursors = std::collections::HashSet::new();
     let mut last_key: Option<String> = None;
-    loop {
+    for _ in 0..most_pages {
         let mut path = format!("/tables/{table_id}/users?limit={PAGE_LIMIT}");
         if let Some(key) = &last_key {
             path.push_str("&lastKey=");
             path.push_str(key);
         }
-        let reply = api.send(Call::get("list_users", path)).await.ok()?;
+        let reply = api.send(Call::get("list_users", path)).await?;
+        let page = reply.body["users"]
+            .as_array()
+            .ok_or_else(|| format!("a page of users has no `users` array: {}", reply.body))?;
         users.extend(
-            reply.body["users"]
-                .as_array()?
-                .iter()
+            page.iter()
                 .filter_map(|user| user["username"].as_str().map(str::to_owned)),
         );
         match reply.body["lastKey"].as_str() {
+            None => return Ok(users),
+            Some(key) if !cursors.insert(key.to_owned()) => {
+                return Err(format!("the listing repeats its cursor {key}"));
+            }
             Some(key) => last_key = Some(key.to_owned()),
-            None => return Some(users),
         }
     }
+    Err(format!(
+        "the listing did not end within {most_pages} pages of {PAGE_LIMIT} for {expected} users"
+    ))
 }
 
 /// Poll `probe` until it returns `Ok`, for at most `wait`; its last outcome.
@@ -178,7 +207,12 @@ where
 {
     let started = Instant::now();
     loop {
-        let outcome = probe().await;
+        let remaining = wait
+            .saturating_sub(started.elapsed())
+            .max(Duration::from_secs(1));
+        let outcome = tokio::time::timeout(remaining, probe())
+            .await
+            .unwrap_or_else(|_| Err(format!("no answer within {} s", remaining.as_secs())));
         if outcome.is_ok() || started.elapsed() >= wait {
             return outcome;
         }
@@ -199,9 +233,7 @@ pub async fn check_user_count(api: &Api, table_id: &str, expected: u64) {
         },
     );
     let listed = eventually(LIST_CONSISTENCY_WAIT, || async {
-        let users = listed_users(api, table_id)
-            .await
-            .ok_or_else(|| "the users could not be listed".to_owned())?;
+        let users = listed_users(api, table_id, expected).await?;
         if users.len() as u64 == expected {
             Ok(users.len())
         } else {
@@ -276,9 +308,9 @@ pub async fn random_operation(api: &Api, rng: &mut Rng, tables: &[TableUsers]) {
         && reply.body["createdNew"] != json!(false)
     {
         api.recorder().check(
-            format!("updating {username} in {table_id}"),
+            "an update of an existing user answers createdNew = false",
             false,
-            "an update of an existing user answered createdNew = true".to_owned(),
+            format!("{username} in {table_id}: createdNew = true"),
         );
     }
 }
