@@ -283,6 +283,50 @@ async fn server_errors_fail_every_scenario() {
     }
 }
 
+/// Every page of users is the first page and claims a next one, with the
+/// same cursor: a listing that never ends.
+async fn endless_listing(mut request: Request, next: Next) -> Response {
+    let path = request.uri().path().to_owned();
+    let is_user_listing = request.method() == Method::GET && path.ends_with("/users");
+    if is_user_listing {
+        *request.uri_mut() = path.parse().expect("a path is a URI");
+    }
+    let response = next.run(request).await;
+    if !is_user_listing || response.status() != StatusCode::OK {
+        return response;
+    }
+    let (parts, body) = response.into_parts();
+    let bytes = to_bytes(body, usize::MAX).await.expect("body");
+    let mut json: Value = serde_json::from_slice(&bytes).expect("json");
+    json["lastKey"] = "the-same-cursor".into();
+    let mut parts = parts;
+    parts.headers.remove(axum::http::header::CONTENT_LENGTH);
+    Response::from_parts(parts, Body::from(json.to_string()))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_listing_that_never_ends_fails_the_run_instead_of_hanging_it() {
+    let router = playground_router()
+        .await
+        .layer(middleware::from_fn(endless_listing));
+    let url = serve(router).await;
+    let scenario = Scenario::SingleTable(SingleTable {
+        users: 3,
+        concurrency: 2,
+    });
+    let summary = tokio::time::timeout(Duration::from_secs(60), run(&url, scenario))
+        .await
+        .expect("the run ends");
+    assert!(!summary.passed, "{summary}");
+    assert!(
+        summary
+            .failures
+            .iter()
+            .any(|failure| failure.contains("repeats its cursor")),
+        "{summary}"
+    );
+}
+
 fn loadtest(args: &[&str]) -> std::process::Output {
     std::process::Command::new(env!("CARGO_BIN_EXE_loadtest"))
         .env_remove("API_BASE_URL")
