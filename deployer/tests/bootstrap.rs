@@ -240,6 +240,28 @@ async fn assert_converged(account: &Account) {
         !text.contains("table/aimodelshare-*"),
         "not the legacy pattern: {text}"
     );
+    // The bootstrap's own state and lock are out of the deploy role's reach.
+    let denied: Vec<(&Value, &Value)> = document["Statement"]
+        .as_array()
+        .expect("statements")
+        .iter()
+        .filter(|statement| statement["Effect"] == "Deny")
+        .map(|statement| (&statement["Resource"], &statement["Condition"]))
+        .collect();
+    assert!(
+        denied.iter().any(|(resource, _)| *resource
+            == &Value::String(format!(
+                "arn:aws:s3:::{BUCKET}/deployer/bootstrap/state.json"
+            ))),
+        "{denied:?}"
+    );
+    assert!(
+        denied.iter().any(
+            |(_, condition)| condition["ForAnyValue:StringEquals"]["dynamodb:LeadingKeys"][0]
+                == format!("{BUCKET}/deployer/bootstrap/state.json").as_str()
+        ),
+        "{denied:?}"
+    );
     for statement in document["Statement"].as_array().expect("statements") {
         let wildcard = |key: &str| match &statement[key] {
             Value::String(value) => value == "*",

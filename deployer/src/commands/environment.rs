@@ -11,13 +11,14 @@ use crate::artifact::{self, Machine};
 use crate::config::{Architecture, Config, EnvironmentNames, validate_environment};
 use crate::engine::plan::KNOWN_AFTER_APPLY;
 use crate::engine::{
-    self, ObservedResource, Plan, Resources, apply::apply, progress::Progress, render::render,
+    self, ObservedResource, Plan, Resource as _, Resources, apply::apply, progress::Progress,
+    render::render,
 };
 use crate::error::CliError;
 use crate::resources::Clients;
 use crate::resources::http_api::{self, find_api};
 use crate::resources::lambda_function::Code;
-use crate::resources::lambda_layer;
+use crate::resources::lambda_layer::LambdaLayer;
 use crate::stacks::environment::{self, LayerInput, StackInputs};
 
 /// The flags of `plan --env` and `apply --env`.
@@ -97,10 +98,19 @@ async fn prepare(
     let layer = match &options.layer {
         None => None,
         Some(content) => {
-            let latest = lambda_layer::latest_version(&clients, &names.layer).await?;
-            let current_arn = latest
-                .filter(|version| version.holds(content, config.settings.architecture.as_lambda()))
-                .map(|version| version.arn);
+            // The function can name the latest version now when the layer's own
+            // diff leaves it as it is; otherwise apply publishes one first.
+            let layer = LambdaLayer {
+                clients: clients.clone(),
+                name: names.layer.clone(),
+                content: content.clone(),
+                architecture: config.settings.architecture.as_lambda(),
+            };
+            let current_arn = layer
+                .read()
+                .await?
+                .filter(|observed| engine::plan::diff(&layer.desired(), observed).is_empty())
+                .and_then(|observed| observed.arn);
             Some(LayerInput {
                 content: content.clone(),
                 current_arn,

@@ -6,7 +6,7 @@ use serde::Serialize;
 use super::{ConfigError, Settings};
 
 /// The reserved name of the bootstrap stack's state.
-pub const BOOTSTRAP: &str = "bootstrap";
+pub const BOOTSTRAP: &str = state::BOOTSTRAP_ENVIRONMENT;
 
 /// Every name one environment's resources use.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

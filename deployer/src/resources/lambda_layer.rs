@@ -94,16 +94,6 @@ pub async fn latest_version(
     }))
 }
 
-impl LayerVersion {
-    /// Whether this version already holds `content` for `architecture`, so
-    /// that nothing needs publishing and the function can point to it.
-    pub fn holds(&self, content: &Code, architecture: &str) -> bool {
-        self.code_sha256 == content.sha256
-            && self.architectures == [architecture]
-            && self.runtimes == [RUNTIME]
-    }
-}
-
 impl LambdaLayer {
     async fn publish(&self) -> Result<(), EngineError> {
         self.clients

@@ -95,6 +95,16 @@ pub fn deploy_policy(settings: &Settings, clients: &Clients) -> Value {
                 "Resource": format!("arn:aws:dynamodb:{region}:{account}:table/{}", settings.lock_table)
             },
             {
+                // ... except the bootstrap stack's lock, which only bootstrap takes.
+                "Sid": "BootstrapLockUntouched",
+                "Effect": "Deny",
+                "Action": ["dynamodb:PutItem", "dynamodb:DeleteItem"],
+                "Resource": format!("arn:aws:dynamodb:{region}:{account}:table/{}", settings.lock_table),
+                "Condition": {"ForAnyValue:StringEquals": {"dynamodb:LeadingKeys": [
+                    format!("{bucket}/{}", state::state_key(crate::config::BOOTSTRAP))
+                ]}}
+            },
+            {
                 // The environment tables PlaygroundScores-<env> and their indexes: create,
                 // converge (PITR, indexes, tags), count items before destroy, backfill
                 // index attributes on adopted legacy tables, delete on destroy.
