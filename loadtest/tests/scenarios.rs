@@ -119,6 +119,28 @@ async fn single_table_creates_and_reads_every_user_and_the_count_matches() {
         .find(|check| check.name.starts_with("userCount of"))
         .expect("the userCount check");
     assert_eq!(user_count.detail, "userCount 25, created 25");
+    assert_eq!(
+        count(&summary, "archive_table"),
+        0,
+        "archiving is not measured"
+    );
+
+    // The run's table is archived at the end.
+    let table_id = &summary
+        .checks
+        .iter()
+        .find(|check| check.name == "the table is created")
+        .expect("the creation check")
+        .detail;
+    let api = Api::new(&url, Recorder::default()).expect("api");
+    let table = api
+        .send(loadtest::client::Call::get(
+            "get_table",
+            format!("/tables/{table_id}"),
+        ))
+        .await
+        .expect("the table");
+    assert_eq!(table.body["isArchived"], true, "{}", table.body);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -7,8 +7,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::workload::{
-    Rng, TableUsers, check_user_count, create_table, create_users, random_operation, run_id,
-    usernames,
+    Rng, TableUsers, archive_tables, check_user_count, create_table, create_users,
+    random_operation, run_id, usernames,
 };
 use crate::client::Api;
 use crate::metrics::Recorder;
@@ -127,5 +127,6 @@ async fn set_up_and_measure(
         ),
     );
     check_user_count(outside, &table_id, created_users).await;
+    archive_tables(outside, &[table_id]).await;
     window
 }

@@ -5,8 +5,8 @@
 use std::sync::Arc;
 
 use super::workload::{
-    Rng, TableUsers, check_user_count, concurrently, create_table, create_users, random_operation,
-    run_id, usernames,
+    Rng, TableUsers, archive_tables, check_user_count, concurrently, create_table, create_users,
+    random_operation, run_id, usernames,
 };
 use crate::client::Api;
 use crate::progress::Progress;
@@ -108,4 +108,6 @@ pub async fn run(api: &Api, options: MultiTable, progress: &Arc<dyn Progress>) {
     for table in &tables {
         check_user_count(api, &table.table_id, table.users.len() as u64).await;
     }
+    let table_ids: Vec<String> = tables.into_iter().map(|table| table.table_id).collect();
+    archive_tables(api, &table_ids).await;
 }

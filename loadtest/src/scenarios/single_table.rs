@@ -7,7 +7,8 @@ use std::sync::Arc;
 use serde_json::json;
 
 use super::workload::{
-    check_user_count, concurrently, create_table, create_users, initial_counts, run_id, usernames,
+    archive_tables, check_user_count, concurrently, create_table, create_users, initial_counts,
+    run_id, usernames,
 };
 use crate::client::{Api, Call};
 use crate::progress::Progress;
@@ -102,4 +103,5 @@ pub async fn run(api: &Api, options: SingleTable, progress: &Arc<dyn Progress>) 
     }
 
     check_user_count(api, &table, created.len() as u64).await;
+    archive_tables(api, &[table]).await;
 }

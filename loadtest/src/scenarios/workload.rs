@@ -155,6 +155,23 @@ pub async fn create_users(
     created.into_iter().flatten().collect()
 }
 
+/// Archive the run's tables once it is over, so that they stay out of the way
+/// of real users (the API has no delete). Outside the measurements: only a
+/// failure counts.
+pub async fn archive_tables(api: &Api, table_ids: &[String]) {
+    let outside = api.with_recorder(crate::metrics::Recorder::default());
+    for table_id in table_ids {
+        let _ = outside
+            .send(Call::patch(
+                "archive_table",
+                format!("/tables/{table_id}"),
+                json!({"isArchived": true}),
+            ))
+            .await;
+    }
+    api.recorder().absorb(outside.recorder());
+}
+
 /// The table's `userCount`, or `None` when it cannot be read.
 pub async fn user_count(api: &Api, table_id: &str) -> Option<u64> {
     let reply = api
