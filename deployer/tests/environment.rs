@@ -1157,6 +1157,13 @@ async fn the_optional_layer_is_published_attached_republished_and_destroyed() {
     assert_exit(&account.apply_dev(), 0);
     let (versions, attached) = account.layer_state().await;
     assert!(attached.is_empty(), "detached: {attached:?}");
+    let plan = account.deployer(&["plan", "--env", "dev", "--artifact", "fn.zip"]);
+    assert_exit(&plan, 0);
+    assert!(
+        text(&plan).contains("aimodelshare-playground-dev-extra still has 2 version(s)"),
+        "the leftover layer is pointed out: {}",
+        text(&plan)
+    );
     assert_eq!(versions.len(), 2, "kept until destroy");
     let destroy = account.deployer(&["destroy", "--env", "dev", "--auto-approve"]);
     assert_exit(&destroy, 0);

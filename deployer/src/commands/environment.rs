@@ -18,7 +18,7 @@ use crate::error::CliError;
 use crate::resources::Clients;
 use crate::resources::http_api::{self, find_api};
 use crate::resources::lambda_function::Code;
-use crate::resources::lambda_layer::LambdaLayer;
+use crate::resources::lambda_layer::{self, LambdaLayer};
 use crate::stacks::environment::{self, LayerInput, StackInputs};
 
 /// The flags of `plan --env` and `apply --env`.
@@ -96,7 +96,22 @@ async fn prepare(
     let clients = Clients::connect(aws, &config.settings.region).await?;
     let api_id = find_api(&clients, &names.http_api).await?.map(|api| api.id);
     let layer = match &options.layer {
-        None => None,
+        None => {
+            // A layer left from when use_layer was on is not part of the stack:
+            // say so, since only destroy removes it.
+            let left = lambda_layer::version_numbers(&clients, &names.layer).await?;
+            if !left.is_empty() {
+                eprintln!(
+                    "note: the Lambda layer {layer} still has {count} version(s) from when use_layer was on; \
+                     the function does not use it once applied. `deployer destroy --env {environment}` deletes it, \
+                     as does `aws lambda delete-layer-version --layer-name {layer} --version-number N` for each version",
+                    layer = names.layer,
+                    count = left.len(),
+                    environment = names.environment,
+                );
+            }
+            None
+        }
         Some(content) => {
             // The function can name the latest version now when the layer's own
             // diff leaves it as it is; otherwise apply publishes one first.

@@ -38,7 +38,7 @@ fn doing(what: &str, name: &str) -> String {
 }
 
 /// Every version number of layer `name`, newest first (none when it does not exist).
-async fn version_numbers(clients: &Clients, name: &str) -> Result<Vec<i64>, EngineError> {
+pub async fn version_numbers(clients: &Clients, name: &str) -> Result<Vec<i64>, EngineError> {
     let mut numbers = Vec::new();
     let mut pages = clients
         .lambda
