@@ -11,14 +11,13 @@ use crate::artifact::{self, Machine};
 use crate::config::{Architecture, Config, EnvironmentNames, validate_environment};
 use crate::engine::plan::KNOWN_AFTER_APPLY;
 use crate::engine::{
-    self, ObservedResource, Plan, Resource as _, Resources, apply::apply, progress::Progress,
-    render::render,
+    self, ObservedResource, Plan, Resources, apply::apply, progress::Progress, render::render,
 };
 use crate::error::CliError;
 use crate::resources::Clients;
 use crate::resources::http_api::{self, find_api};
 use crate::resources::lambda_function::Code;
-use crate::resources::lambda_layer::{self, LambdaLayer};
+use crate::resources::lambda_layer;
 use crate::stacks::environment::{self, LayerInput, StackInputs};
 
 /// The flags of `plan --env` and `apply --env`.
@@ -112,39 +111,55 @@ async fn prepare(
             }
             None
         }
-        Some(content) => {
-            // The function can name the latest version now when the layer's own
-            // diff leaves it as it is; otherwise apply publishes one first.
-            let layer = LambdaLayer {
-                clients: clients.clone(),
-                name: names.layer.clone(),
-                content: content.clone(),
-                architecture: config.settings.architecture.as_lambda(),
-            };
-            let current_arn = layer
-                .read()
-                .await?
-                .filter(|observed| engine::plan::diff(&layer.desired(), observed).is_empty())
-                .and_then(|observed| observed.arn);
-            Some(LayerInput {
-                content: content.clone(),
-                current_arn,
-            })
-        }
+        Some(content) => Some(LayerInput {
+            content: content.clone(),
+            current_arn: None,
+        }),
     };
-    let inputs = StackInputs {
-        code: options.code.clone(),
-        layer,
-        api_id,
+    let stack = |layer: Option<LayerInput>| {
+        let inputs = StackInputs {
+            code: options.code.clone(),
+            layer,
+            api_id: api_id.clone(),
+        };
+        environment::resources(&config.settings, &names, &clients, inputs)
     };
-    let resources = environment::resources(&config.settings, &names, &clients, inputs);
-    let (plan, observed) = engine::plan_stack(&resources).await?;
+    let mut resources = stack(layer.clone());
+    let (mut plan, observed) = engine::plan_stack(&resources).await?;
+    // When the layer's own plan leaves its latest version as it is, the function
+    // can name that version now instead of "known after apply". Planning again
+    // is pure: nothing is read twice.
+    if let Some(current_arn) = unchanged_arn(&plan, &observed, lambda_layer::ADDRESS) {
+        resources = stack(layer.map(|layer| LayerInput {
+            current_arn: Some(current_arn),
+            ..layer
+        }));
+        let desired: Vec<_> = resources
+            .iter()
+            .map(|resource| resource.desired())
+            .collect();
+        plan = engine::plan::plan(&desired, &observed).map_err(engine::PlanStackError::from)?;
+    }
     Ok(Prepared {
         names,
         resources,
         plan,
         observed,
     })
+}
+
+/// The ARN of the resource at `address` when the plan leaves it unchanged.
+fn unchanged_arn(
+    plan: &Plan,
+    observed: &[Option<ObservedResource>],
+    address: &str,
+) -> Option<String> {
+    plan.resources
+        .iter()
+        .zip(observed)
+        .find(|(planned, _)| planned.address == address)
+        .filter(|(planned, _)| matches!(planned.action, engine::plan::Action::NoOp))
+        .and_then(|(_, observed)| observed.as_ref()?.arn.clone())
 }
 
 fn api_endpoint(resources: &Resources, observed: &[Option<ObservedResource>]) -> Option<String> {
