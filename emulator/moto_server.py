@@ -17,13 +17,10 @@ SIGKILL) never leaves an emulator behind.
 
 import argparse
 import io
-import json
 import os
-import re
 import signal
 import sys
 import threading
-import urllib.parse
 
 os.environ.setdefault("MOTO_IAM_LOAD_MANAGED_POLICIES", "true")
 
@@ -34,6 +31,8 @@ from moto.moto_server.werkzeug_app import (  # noqa: E402
 )
 from moto.iam import access_control  # noqa: E402
 from werkzeug.serving import make_server  # noqa: E402
+
+from request_log import LOG_PATH, RequestLog, describe  # noqa: E402
 
 
 def treat_requests_as_tls():
@@ -56,34 +55,6 @@ def treat_requests_as_tls():
     access_control.IAMPolicyStatement.is_action_permitted = is_action_permitted
 
 
-LOG_PATH = "/_emulator/requests"
-
-
-def describe(environ, body):
-    """What a request asked for: method, path, JSON-protocol target, query-protocol action."""
-    action = None
-    if body and b"Action=" in body:
-        form = urllib.parse.parse_qs(body.decode("utf-8", "replace"))
-        action = (form.get("Action") or [None])[0]
-    if action is None:
-        query = urllib.parse.parse_qs(environ.get("QUERY_STRING", ""))
-        action = (query.get("Action") or [None])[0]
-    return {
-        "method": environ.get("REQUEST_METHOD", ""),
-        "path": environ.get("PATH_INFO", ""),
-        "query": environ.get("QUERY_STRING", ""),
-        "target": environ.get("HTTP_X_AMZ_TARGET"),
-        "action": action,
-        "service": service_of(environ.get("HTTP_AUTHORIZATION") or ""),
-    }
-
-
-def service_of(authorization):
-    """The signing service in a SigV4 credential scope (s3, dynamodb, iam, ...)."""
-    match = re.search(r"Credential=[^/]+/[^/]+/[^/]+/([^/]+)/aws4_request", authorization)
-    return match.group(1) if match else None
-
-
 class OneRequestAtATime:
     """WSGI middleware: the whole request, body iteration included, runs under one lock.
 
@@ -95,14 +66,11 @@ class OneRequestAtATime:
     def __init__(self, app):
         self.app = app
         self.lock = threading.Lock()
-        self.log = []
+        self.log = RequestLog()
 
     def __call__(self, environ, start_response):
         if environ.get("PATH_INFO") == LOG_PATH:
-            with self.lock:
-                if environ.get("REQUEST_METHOD") == "DELETE":
-                    self.log.clear()
-                payload = json.dumps(self.log).encode()
+            payload = self.log.answer(environ.get("REQUEST_METHOD"))
             start_response("200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(payload)))])
             return [payload]
         length = int(environ.get("CONTENT_LENGTH") or 0)
@@ -114,7 +82,10 @@ class OneRequestAtATime:
             body = b""
         environ["wsgi.input"] = io.BytesIO(body)
         with self.lock:
-            self.log.append(describe(environ, body))
+            headers = {key[5:].replace("_", "-").lower(): value for key, value in environ.items() if key.startswith("HTTP_")}
+            self.log.append(
+                describe(environ.get("REQUEST_METHOD", ""), environ.get("PATH_INFO", ""), environ.get("QUERY_STRING", ""), headers, body)
+            )
             captured = {}
 
             def capture(status, headers, exc_info=None):

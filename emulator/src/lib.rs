@@ -1,9 +1,14 @@
-//! Test support: the project's local AWS emulator.
+//! Test support: the project's local AWS emulators.
 //!
-//! [`shared_endpoint`] gives every integration test an AWS endpoint backed by moto's
-//! server, started through the project's launcher (`emulator/moto_server.py`), which
-//! serves one request at a time so DynamoDB conditional writes and transactions are
-//! linearizable as they are on AWS.
+//! Two emulators, two jobs ([`Kind`]):
+//! - **moto**, the control plane: [`shared_endpoint`] gives every integration test
+//!   an AWS endpoint backed by moto's server, started through the project's
+//!   launcher (`emulator/moto_server.py`), which serves one request at a time so
+//!   DynamoDB conditional writes and transactions are linearizable as on AWS.
+//! - **the local cloud** (ministack, `emulator/local_cloud.py`): it also runs the
+//!   Lambda zip the deployer uploads and routes HTTP API traffic to it, so an
+//!   end-to-end test deploys and then calls the API through API Gateway
+//!   ([`execute_api_url`]).
 //!
 //! When `EMULATOR_ENDPOINT` is set (as `scripts/test` does, starting one emulator
 //! for the whole run) that endpoint is used; otherwise the first call starts a
@@ -30,7 +35,25 @@ pub const REGION: &str = "us-east-1";
 pub const ACCOUNT_ID: &str = "123456789012";
 
 const INSTALL_HINT: &str = "install it with `scripts/setup-emulator` \
-(creates .venv/ at the workspace root with the pinned moto[server] from emulator/requirements.txt)";
+(creates .venv/ at the workspace root with the pinned moto[server] and ministack from emulator/requirements.txt)";
+
+/// Which emulator to start.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// moto: the control plane; runs no Lambda code.
+    Moto,
+    /// ministack: runs Lambda code and routes API Gateway v2 traffic.
+    LocalCloud,
+}
+
+impl Kind {
+    fn launcher(self) -> &'static str {
+        match self {
+            Self::Moto => "emulator/moto_server.py",
+            Self::LocalCloud => "emulator/local_cloud.py",
+        }
+    }
+}
 
 /// Why the emulator could not be started.
 #[derive(Debug, thiserror::Error)]
@@ -43,12 +66,12 @@ pub enum EmulatorError {
         source: std::io::Error,
     },
     #[error(
-        "the local AWS emulator exited before it was ready (is moto installed in the venv? {INSTALL_HINT}); it printed: {output}"
+        "the local AWS emulator exited before it was ready (are moto and ministack installed in the venv? {INSTALL_HINT}); it printed: {output}"
     )]
     NotReady { output: String },
 }
 
-/// A running moto server owned by this process; stopped (by its process id) on drop.
+/// A running emulator owned by this process; stopped on drop.
 #[derive(Debug)]
 pub struct Emulator {
     child: Child,
@@ -58,8 +81,19 @@ pub struct Emulator {
 }
 
 impl Emulator {
-    /// Start a new emulator on a free loopback port and wait until it accepts connections.
+    /// Start a new moto emulator on a free loopback port and wait until it accepts connections.
     pub fn start() -> Result<Self, EmulatorError> {
+        Self::start_kind(Kind::Moto)
+    }
+
+    /// Start a new local cloud (ministack) on a free loopback port.
+    pub fn local_cloud() -> Result<Self, EmulatorError> {
+        Self::start_kind(Kind::LocalCloud)
+    }
+
+    /// Start a new emulator of `kind` on a free loopback port and wait until it
+    /// accepts connections.
+    pub fn start_kind(kind: Kind) -> Result<Self, EmulatorError> {
         let root = workspace_root();
         let python = std::env::var_os("EMULATOR_PYTHON")
             .map(PathBuf::from)
@@ -68,7 +102,7 @@ impl Emulator {
             return Err(EmulatorError::NotInstalled { python });
         }
         let mut child = Command::new(&python)
-            .arg(root.join("emulator/moto_server.py"))
+            .arg(root.join(kind.launcher()))
             .args(["--host", "127.0.0.1", "--port", "0", "--exit-with-stdin"])
             .env("MOTO_IAM_LOAD_MANAGED_POLICIES", "true")
             .stdin(Stdio::piped())
@@ -120,10 +154,30 @@ impl Emulator {
 }
 
 impl Drop for Emulator {
+    /// Closing the launcher's stdin lets it end its own children (the local
+    /// cloud's function processes) before it exits; a launcher that does not
+    /// exit within two seconds is killed.
     fn drop(&mut self) {
+        drop(self._stdin.take());
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
+        while std::time::Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// The URL through which the local cloud's API Gateway serves stage `stage` of
+/// HTTP API `api_id` to any HTTP client (no `*.localhost` name to resolve).
+pub fn execute_api_url(endpoint: &str, api_id: &str, stage: &str) -> String {
+    format!(
+        "{}/_aws/execute-api/{api_id}/{stage}",
+        endpoint.trim_end_matches('/')
+    )
 }
 
 /// The endpoint shared by all tests of this process: `EMULATOR_ENDPOINT` when set,
@@ -329,6 +383,37 @@ mod tests {
                     .unwrap_or(true),
             "emulator process {pid} still running after drop"
         );
+        assert!(std::net::TcpStream::connect(&address).is_err());
+    }
+
+    #[test]
+    fn the_local_cloud_starts_logs_requests_and_stops_when_dropped() {
+        let cloud = Emulator::local_cloud().unwrap_or_else(|error| panic!("{error}"));
+        clear_served_requests(cloud.endpoint());
+        let address = cloud
+            .endpoint()
+            .strip_prefix("http://")
+            .expect("endpoint is http")
+            .to_owned();
+        {
+            use std::io::{Read, Write};
+            let mut stream = std::net::TcpStream::connect(&address).expect("connect");
+            let _ = write!(
+                stream,
+                "GET /_ministack/health HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n"
+            );
+            let mut answer = String::new();
+            let _ = stream.read_to_string(&mut answer);
+            assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+        }
+        let served = served_requests(cloud.endpoint());
+        assert_eq!(served.len(), 1, "{served:?}");
+        assert_eq!(served[0].path, "/_ministack/health");
+        assert_eq!(
+            execute_api_url(cloud.endpoint(), "abc123", "dev"),
+            format!("{}/_aws/execute-api/abc123/dev", cloud.endpoint())
+        );
+        drop(cloud);
         assert!(std::net::TcpStream::connect(&address).is_err());
     }
 
