@@ -144,6 +144,13 @@ pub struct ApplyArgs {
     /// How long to wait for a held lock, e.g. 30s or 5m
     #[arg(long, value_name = "DURATION", default_value = "0s", value_parser = parse_duration)]
     pub lock_timeout: std::time::Duration,
+    /// After an apply that changed anything, how long to call GET <api_base_url>/health
+    /// until it answers 200 before failing
+    #[arg(long, value_name = "DURATION", default_value = "90s", value_parser = parse_duration)]
+    pub health_check_timeout: std::time::Duration,
+    /// Do not call the API after applying (for networks where its URL is not reachable)
+    #[arg(long, env = "DEPLOYER_SKIP_HEALTH_CHECK")]
+    pub skip_health_check: bool,
 }
 
 #[derive(Debug, Args)]

@@ -20,6 +20,17 @@ pub enum CliError {
     Engine(#[from] crate::engine::EngineError),
     #[error(transparent)]
     Plan(#[from] crate::engine::PlanStackError),
+    #[error(
+        "the API does not serve after this apply: {source}. The changes are applied and recorded. \
+         The function's logs are in the CloudWatch log group {log_group} \
+         (`aws logs tail {log_group} --since 10m`). Where this machine cannot reach the API's URL, \
+         pass --skip-health-check"
+    )]
+    ApiNotServing {
+        #[source]
+        source: crate::health_check::HealthCheckError,
+        log_group: String,
+    },
 }
 
 impl CliError {

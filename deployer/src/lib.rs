@@ -9,6 +9,7 @@ pub mod commands;
 pub mod config;
 pub mod engine;
 pub mod error;
+pub mod health_check;
 pub mod layer_zip;
 pub mod resources;
 pub mod stacks;

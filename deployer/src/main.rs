@@ -85,6 +85,7 @@ async fn run(cli: Cli) -> Result<Outcome, CliError> {
                 json: args.json,
                 auto_approve: false,
                 lock_timeout: std::time::Duration::ZERO,
+                health_check_timeout: None,
             };
             let aws = aws::load(&config.settings.region).await;
             commands::environment::plan(&config, &aws, &options).await
@@ -104,6 +105,8 @@ async fn run(cli: Cli) -> Result<Outcome, CliError> {
                 json: args.json,
                 auto_approve: args.auto_approve,
                 lock_timeout: args.lock_timeout,
+                health_check_timeout: (!args.skip_health_check)
+                    .then_some(args.health_check_timeout),
             };
             commands::environment::apply_environment(&config, &aws, &backend, &options).await
         }

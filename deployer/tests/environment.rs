@@ -235,8 +235,9 @@ async fn apply_from_empty_creates_every_resource_and_a_rerun_changes_nothing() {
         Some("true")
     );
     assert_eq!(
-        variables.get("CORS_ALLOW_ORIGINS").map(String::as_str),
-        Some("*")
+        variables.get("CORS_ALLOW_ORIGINS"),
+        None,
+        "CORS is the HTTP API's, not the function's"
     );
     let artifact = std::fs::read(account.dir.path().join("fn.zip")).expect("artifact");
     assert_eq!(
@@ -262,11 +263,12 @@ async fn apply_from_empty_creates_every_resource_and_a_rerun_changes_nothing() {
     let mut expected: Vec<String> = playground_api::api::ROUTES
         .iter()
         .map(|r| r.route_key())
+        .chain(["$default".to_owned()])
         .collect();
     expected.sort();
     assert_eq!(
         route_keys, expected,
-        "every route the function serves, and no other"
+        "every route the function serves, $default for the rest, and no other"
     );
     let api = apigateway
         .get_api()
@@ -276,6 +278,7 @@ async fn apply_from_empty_creates_every_resource_and_a_rerun_changes_nothing() {
         .expect("api");
     let cors = api.cors_configuration().expect("cors");
     assert_eq!(cors.allow_origins(), ["*"]);
+    assert_eq!(cors.max_age(), Some(600));
     let integrations = apigateway
         .get_integrations()
         .api_id(&api_id)
@@ -346,6 +349,41 @@ async fn apply_from_empty_creates_every_resource_and_a_rerun_changes_nothing() {
     );
     assert_exit(&account.apply_dev(), 0);
     assert_eq!(account.mutating_requests(), Vec::<String>::new());
+}
+
+#[tokio::test]
+async fn an_apply_whose_api_does_not_answer_fails_after_recording_what_it_did() {
+    let account = Account::new().await;
+    // moto routes no HTTP API traffic, so the API's URL never answers.
+    let output = support::run_deployer_checking_health(
+        account.dir.path(),
+        account.emulator.endpoint(),
+        &[
+            "apply",
+            "--env",
+            "dev",
+            "--auto-approve",
+            "--artifact",
+            "fn.zip",
+            "--health-check-timeout",
+            "2s",
+        ],
+    );
+    assert_exit(&output, 1);
+    let shown = text(&output);
+    assert!(
+        shown.contains("/dev/health did not answer 200 within"),
+        "{shown}"
+    );
+    assert!(
+        shown.contains("/aws/lambda/aimodelshare-playground-dev-api"),
+        "names the function's logs: {shown}"
+    );
+    assert!(shown.contains("--skip-health-check"), "{shown}");
+    // Everything was applied and recorded: the rerun (check skipped) has nothing to do.
+    let rerun = account.apply_dev();
+    assert_exit(&rerun, 0);
+    assert!(text(&rerun).contains("No changes."), "{}", text(&rerun));
 }
 
 #[tokio::test]

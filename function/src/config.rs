@@ -25,7 +25,8 @@ pub struct Config {
     pub table_name: String,
     /// `SAFE_CONCURRENCY` (default `true`): how new users are counted.
     pub new_user_write: NewUserWrite,
-    /// `CORS_ALLOW_ORIGINS`: comma-separated origins, or `*` (the default).
+    /// `CORS_ALLOW_ORIGINS` (local mode only): comma-separated origins, or `*`
+    /// (the default). On Lambda, API Gateway's CORS configuration answers.
     pub cors_allow_origins: Vec<String>,
     /// `PORT` (local mode only, default 3000; 0 picks a free port).
     pub port: u16,

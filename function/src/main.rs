@@ -5,7 +5,7 @@
 
 use std::process::ExitCode;
 
-use playground_api::api::{CorsPolicy, router};
+use playground_api::api::{CorsPolicy, local_router, router};
 use playground_api::config::Config;
 use playground_api::runtime::{self, telemetry};
 use playground_api::store::{Store, create_table_if_missing};
@@ -30,7 +30,8 @@ ENVIRONMENT:
     SAFE_CONCURRENCY    true (default): a new user and the userCount increment
                         are one transaction; false: a conditional put then an
                         atomic increment (cheaper, still exact under concurrency)
-    CORS_ALLOW_ORIGINS  comma-separated origins, or * (default)
+    CORS_ALLOW_ORIGINS  (local mode only) comma-separated origins, or * (default);
+                        on Lambda, API Gateway's CORS configuration answers
     PORT                local HTTP port (default 3000; 0 picks a free one)
     AWS_REGION, AWS_ENDPOINT_URL, AWS_PROFILE and the usual AWS credentials
     RUST_LOG            log filter (default info)
@@ -102,15 +103,13 @@ async fn run(arguments: Arguments, on_lambda: bool) -> Result<(), String> {
             if created { "created the table" } else { "the table already exists" }
         );
     }
-    let app = router(
-        Store::new(client, config.table_name.clone(), config.new_user_write),
-        CorsPolicy::new(config.cors_allow_origins.clone()),
-    );
+    let store = Store::new(client, config.table_name.clone(), config.new_user_write);
     if on_lambda {
-        runtime::lambda::run(app)
+        runtime::lambda::run(router(store))
             .await
             .map_err(|error| format!("Lambda runtime: {error}"))
     } else {
+        let app = local_router(store, CorsPolicy::new(config.cors_allow_origins.clone()));
         runtime::local::serve(app, config.port)
             .await
             .map_err(|error| format!("serving on 127.0.0.1:{}: {error}", config.port))

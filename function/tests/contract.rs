@@ -416,18 +416,15 @@ async fn health_reports_the_table() {
     assert_eq!(reply.status, StatusCode::OK);
     assert_eq!(
         reply.body,
-        json!({ "status": "ok", "tableName": api.table_name })
+        json!({ "status": "ok", "tableName": api.table_name, "safeConcurrency": true })
     );
 
     let missing = emulator::unique_name("PlaygroundScores-absent");
-    let broken = playground_api::api::router(
-        playground_api::store::Store::new(
-            api.client.clone(),
-            missing.clone(),
-            NewUserWrite::Transaction,
-        ),
-        playground_api::api::CorsPolicy::new(vec!["*".into()]),
-    );
+    let broken = playground_api::api::router(playground_api::store::Store::new(
+        api.client.clone(),
+        missing.clone(),
+        NewUserWrite::Transaction,
+    ));
     let broken = TestApi {
         router: broken,
         table_name: missing.clone(),
@@ -441,12 +438,33 @@ async fn health_reports_the_table() {
 }
 
 #[tokio::test]
-async fn cors_preflight_and_headers_on_every_response() {
+async fn on_lambda_the_router_sets_no_cors_header_since_api_gateway_owns_cors() {
     let api = TestApi::new(NewUserWrite::Transaction).await;
+    let origin = [("origin", "https://app.example")];
+    for reply in [
+        api.send("GET", "/health", None, &origin).await,
+        api.send("GET", "/tables/none", None, &origin).await,
+        api.send("GET", "/nowhere", None, &origin).await,
+        api.send("OPTIONS", "/tables", None, &origin).await,
+    ] {
+        let cors: Vec<_> = reply
+            .headers
+            .keys()
+            .filter(|name| name.as_str().starts_with("access-control-"))
+            .collect();
+        assert!(cors.is_empty(), "{:?}: {cors:?}", reply.status);
+    }
+}
+
+#[tokio::test]
+async fn served_locally_cors_is_answered_as_api_gateway_answers_it() {
+    let api = TestApi::with_cors(NewUserWrite::Transaction, vec!["*".into()]).await;
+    let preflight = [
+        ("origin", "https://app.example"),
+        ("access-control-request-method", "PUT"),
+    ];
     for path in ["/tables", "/tables/x/users/y", "/no/such/route"] {
-        let reply = api
-            .send("OPTIONS", path, None, &[("origin", "https://app.example")])
-            .await;
+        let reply = api.send("OPTIONS", path, None, &preflight).await;
         assert_eq!(reply.status, StatusCode::NO_CONTENT, "{path}");
         assert_eq!(reply.headers["access-control-allow-origin"], "*");
         let methods = reply.headers["access-control-allow-methods"]
@@ -461,18 +479,35 @@ async fn cors_preflight_and_headers_on_every_response() {
         assert!(
             allowed_headers.contains("Content-Type") && allowed_headers.contains("Authorization")
         );
+        assert_eq!(reply.headers["access-control-max-age"], "600");
     }
+    let origin = [("origin", "https://app.example")];
     for reply in [
-        api.get("/health").await,
-        api.get("/tables/none").await,
-        api.get("/nowhere").await,
+        api.send("GET", "/health", None, &origin).await,
+        api.send("GET", "/tables/none", None, &origin).await,
+        api.send("GET", "/nowhere", None, &origin).await,
     ] {
         assert_eq!(
             reply.headers["access-control-allow-origin"], "*",
             "{:?}",
             reply.status
         );
+        assert!(
+            !reply.headers.contains_key("access-control-allow-methods"),
+            "only preflights list the methods"
+        );
     }
+    let reply = api.get("/health").await;
+    assert!(
+        !reply.headers.contains_key("access-control-allow-origin"),
+        "a request without Origin gets no CORS header"
+    );
+    let reply = api.send("OPTIONS", "/tables", None, &origin).await;
+    assert_eq!(
+        reply.status,
+        StatusCode::METHOD_NOT_ALLOWED,
+        "an OPTIONS that is not a preflight is routed like any request"
+    );
 
     let restricted = TestApi::with_cors(
         NewUserWrite::Transaction,
@@ -495,10 +530,20 @@ async fn cors_preflight_and_headers_on_every_response() {
             &[("origin", "https://evil.example")],
         )
         .await;
-    assert_ne!(
-        reply.headers["access-control-allow-origin"],
-        "https://evil.example"
-    );
+    assert!(!reply.headers.contains_key("access-control-allow-origin"));
+    let reply = restricted
+        .send(
+            "OPTIONS",
+            "/tables",
+            None,
+            &[
+                ("origin", "https://evil.example"),
+                ("access-control-request-method", "GET"),
+            ],
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::NO_CONTENT);
+    assert!(!reply.headers.contains_key("access-control-allow-origin"));
 }
 
 #[tokio::test]

@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use aws_sdk_dynamodb::config::interceptors::BeforeTransmitInterceptorContextRef;
 use aws_sdk_dynamodb::config::{ConfigBag, Intercept, RuntimeComponents};
 use axum::http::StatusCode;
-use playground_api::api::{CorsPolicy, router};
+use playground_api::api::router;
 use playground_api::store::{NewUserWrite, Store, create_table_if_missing};
 use support::TestApi;
 
@@ -50,10 +50,7 @@ async fn counted_api(mode: NewUserWrite) -> (TestApi, RoundTrips) {
         .build();
     let client = aws_sdk_dynamodb::Client::from_conf(config);
     let api = TestApi {
-        router: router(
-            Store::new(client.clone(), table_name.clone(), mode),
-            CorsPolicy::new(vec!["*".into()]),
-        ),
+        router: router(Store::new(client.clone(), table_name.clone(), mode)),
         table_name,
         client,
         stage: support::Stage::Named,

@@ -13,18 +13,19 @@ use axum::http::{Method, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use loadtest::{Api, Mixed, MultiTable, Recorder, Scenario, Silent, SingleTable, Summary};
-use playground_api::api::{CorsPolicy, router};
+use playground_api::api::{CorsPolicy, local_router};
 use playground_api::store::{NewUserWrite, Store, create_table_if_missing};
 use serde_json::Value;
 
-/// The API over a new table on the shared emulator.
+/// The API over a new table on the shared emulator, served as `playground-api`
+/// serves it locally (CORS answered as API Gateway answers it).
 async fn playground_router() -> Router {
     let client = aws_sdk_dynamodb::Client::new(&emulator::sdk_config().await);
     let table = emulator::unique_name("PlaygroundScores-loadtest");
     create_table_if_missing(&client, &table)
         .await
         .unwrap_or_else(|error| panic!("creating {table}: {error}"));
-    router(
+    local_router(
         Store::new(client, table, NewUserWrite::Transaction),
         CorsPolicy::new(vec!["*".into()]),
     )
@@ -91,11 +92,12 @@ async fn smoke_passes_every_step_of_the_contract() {
         "PATCH archives the table",
         "a negative count is a 400",
         "an unknown route is a 404",
+        "a wrong method is a 405 with Allow",
         "a CORS preflight is answered",
     ] {
         assert!(steps.contains(&step), "missing step {step}: {steps:?}");
     }
-    assert_eq!(summary.checks.len(), 20, "{steps:?}");
+    assert_eq!(summary.checks.len(), 21, "{steps:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -32,6 +32,9 @@ pub struct EnvironmentOptions {
     pub json: bool,
     pub auto_approve: bool,
     pub lock_timeout: std::time::Duration,
+    /// After an apply that changed anything, how long to wait for the API's
+    /// `/health` to answer 200; `None` skips the check.
+    pub health_check_timeout: Option<std::time::Duration>,
 }
 
 fn machine(architecture: Architecture) -> Machine {
@@ -246,6 +249,9 @@ pub async fn apply_environment(
     )));
     let outputs = result?;
     released?;
+    if let Some(timeout) = options.health_check_timeout {
+        check_health(&prepared.names, &outputs, timeout).await?;
+    }
     let summary = format!(
         "Apply complete: {} added, {} changed, {} destroyed.",
         prepared.plan.add, prepared.plan.change, prepared.plan.destroy
@@ -280,6 +286,34 @@ async fn apply_and_record(
     )
     .await?;
     Ok(outputs)
+}
+
+/// Call the API's `/health` through its public URL until it answers 200.
+async fn check_health(
+    names: &crate::config::EnvironmentNames,
+    outputs: &std::collections::BTreeMap<String, serde_json::Value>,
+    timeout: std::time::Duration,
+) -> Result<(), CliError> {
+    let Some(base) = outputs.get("api_base_url").and_then(|url| url.as_str()) else {
+        return Ok(());
+    };
+    let url = format!("{}/health", base.trim_end_matches('/'));
+    let progress = Progress::new();
+    let started = progress.start("api", &format!("calling GET {url}"));
+    match crate::health_check::wait_until_healthy(&url, timeout, |last| {
+        progress.note("api", &format!("not serving yet ({last})"));
+    })
+    .await
+    {
+        Ok(_) => {
+            progress.done("api", "answered 200", started);
+            Ok(())
+        }
+        Err(source) => Err(CliError::ApiNotServing {
+            source,
+            log_group: names.log_group.clone(),
+        }),
+    }
 }
 
 fn render_result(

@@ -45,6 +45,11 @@ impl Progress {
         ));
     }
 
+    /// Something worth a line while `address` is under way.
+    pub fn note(&self, address: &str, text: &str) {
+        self.line(&format!("{address}: {text}"));
+    }
+
     pub fn failed(&self, address: &str, error: &str) {
         self.line(&format!("{address}: failed: {error}"));
     }

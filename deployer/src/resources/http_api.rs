@@ -1,7 +1,14 @@
 //! The HTTP API (API Gateway v2) with its CORS configuration, its one
 //! `AWS_PROXY` integration to the function (payload 2.0, 29 s), one route per
-//! API endpoint, and the stage (auto-deploy). Found by name; the API id, and so
-//! the URL clients use, never changes once created.
+//! API endpoint plus `$default`, and the stage (auto-deploy). Found by name; the
+//! API id, and so the URL clients use, never changes once created.
+//!
+//! API Gateway owns CORS: configured on the API, it answers preflights itself
+//! and sets the headers on every response, its own included (see the function's
+//! `api::cors`), with the function's own values. Without the `$default` route
+//! API Gateway would answer unmatched paths and methods itself with
+//! `{"message":"Not Found"}`; with it, they reach the function, which answers
+//! the API's JSON 404, and 405 with `Allow`.
 
 use aws_sdk_apigatewayv2::types::{Cors, IntegrationType, ProtocolType};
 use serde_json::{Value, json};
@@ -11,10 +18,21 @@ use crate::engine::{
     AttributeChange, DesiredResource, EngineError, ObservedResource, Resource, Rule,
 };
 
+use playground_api::api::{ALLOW_HEADERS, ALLOW_METHODS, MAX_AGE_SECONDS, Route};
+
 pub const ADDRESS: &str = "apigatewayv2_api.http";
-pub const CORS_METHODS: [&str; 5] = ["GET", "PUT", "PATCH", "POST", "OPTIONS"];
-pub const CORS_HEADERS: [&str; 2] = ["Content-Type", "Authorization"];
+/// The route API Gateway takes for requests no other route matches.
+pub const CATCH_ALL_ROUTE_KEY: &str = "$default";
 const INTEGRATION_TIMEOUT_MS: i32 = 29_000;
+
+/// The route keys to register: every route of the API, and `$default`.
+pub fn route_keys(routes: &[Route]) -> Vec<String> {
+    routes
+        .iter()
+        .map(Route::route_key)
+        .chain(std::iter::once(CATCH_ALL_ROUTE_KEY.to_owned()))
+        .collect()
+}
 
 /// An existing API found by name.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -108,15 +126,22 @@ impl HttpApi {
     }
 
     fn cors(&self) -> Cors {
+        let owned = |values: &[&str]| values.iter().map(|value| (*value).to_owned()).collect();
         Cors::builder()
             .set_allow_origins(Some(self.cors_allow_origins.clone()))
-            .set_allow_methods(Some(CORS_METHODS.iter().map(|m| (*m).to_owned()).collect()))
-            .set_allow_headers(Some(CORS_HEADERS.iter().map(|h| (*h).to_owned()).collect()))
+            .set_allow_methods(Some(owned(ALLOW_METHODS)))
+            .set_allow_headers(Some(owned(ALLOW_HEADERS)))
+            .max_age(MAX_AGE_SECONDS)
             .build()
     }
 
     fn cors_value(&self) -> Value {
-        json!({"allow_origins": self.cors_allow_origins, "allow_methods": CORS_METHODS, "allow_headers": CORS_HEADERS})
+        json!({
+            "allow_origins": self.cors_allow_origins,
+            "allow_methods": ALLOW_METHODS,
+            "allow_headers": ALLOW_HEADERS,
+            "max_age": MAX_AGE_SECONDS
+        })
     }
 
     fn integration_value(&self) -> Value {
@@ -345,7 +370,8 @@ impl Resource for HttpApi {
             json!({
                 "allow_origins": cors.allow_origins(),
                 "allow_methods": cors.allow_methods(),
-                "allow_headers": cors.allow_headers()
+                "allow_headers": cors.allow_headers(),
+                "max_age": cors.max_age()
             })
         });
         let integration = self

@@ -71,7 +71,8 @@ pub fn lambda_trust_policy() -> Value {
     })
 }
 
-/// The function's environment variables.
+/// The function's environment variables. (CORS is configured on the HTTP API,
+/// which owns it; the function reads `CORS_ALLOW_ORIGINS` only when local.)
 pub fn function_environment(
     settings: &Settings,
     names: &EnvironmentNames,
@@ -81,10 +82,6 @@ pub fn function_environment(
         (
             "SAFE_CONCURRENCY".to_owned(),
             settings.safe_concurrency.to_string(),
-        ),
-        (
-            "CORS_ALLOW_ORIGINS".to_owned(),
-            settings.cors_allow_origins.join(","),
         ),
     ]
     .into()
@@ -193,7 +190,7 @@ pub fn resources(
         function_name: names.function.clone(),
         stage: names.stage.clone(),
         cors_allow_origins: settings.cors_allow_origins.clone(),
-        route_keys: ROUTES.iter().map(|route| route.route_key()).collect(),
+        route_keys: http_api::route_keys(ROUTES),
         tags,
         depends_on: vec![lambda_function::ADDRESS.into()],
     }));

@@ -12,23 +12,41 @@ pub fn run_deployer(dir: &Path, endpoint: &str, args: &[&str]) -> Output {
     run_deployer_with(dir, endpoint, args, &[])
 }
 
-/// [`run_deployer`] with extra environment variables.
+/// [`run_deployer`] with extra environment variables. moto routes no HTTP API
+/// traffic, so the health check that ends an apply is skipped.
 pub fn run_deployer_with(
     dir: &Path,
     endpoint: &str,
     args: &[&str],
     environment: &[(&str, &Path)],
 ) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_deployer"))
-        .current_dir(dir)
-        .envs(emulator::aws_env(endpoint))
+    deployer_command(dir, endpoint)
+        .env("DEPLOYER_SKIP_HEALTH_CHECK", "true")
         .envs(environment.iter().copied())
-        .env_remove("DEPLOYER_ENV")
-        .env_remove("DEPLOYER_STATE")
-        .stdin(Stdio::null())
         .args(args)
         .output()
         .expect("run deployer")
+}
+
+/// [`run_deployer`] with the health check that ends an apply (the local cloud
+/// serves the API; on moto the check must fail).
+pub fn run_deployer_checking_health(dir: &Path, endpoint: &str, args: &[&str]) -> Output {
+    deployer_command(dir, endpoint)
+        .args(args)
+        .output()
+        .expect("run deployer")
+}
+
+fn deployer_command(dir: &Path, endpoint: &str) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_deployer"));
+    command
+        .current_dir(dir)
+        .envs(emulator::aws_env(endpoint))
+        .env_remove("DEPLOYER_ENV")
+        .env_remove("DEPLOYER_STATE")
+        .env_remove("DEPLOYER_SKIP_HEALTH_CHECK")
+        .stdin(Stdio::null());
+    command
 }
 
 /// The mutating requests `endpoint` served since its log was cleared.

@@ -1,23 +1,34 @@
-//! CORS: `OPTIONS` on any path is a 204 preflight, and every response carries
-//! the CORS headers of the configured origins.
+//! CORS has one owner: API Gateway. When CORS is configured on an HTTP API,
+//! API Gateway answers preflights itself, adds the configured headers to every
+//! response, including those it makes itself (unmatched routes, throttling,
+//! authorizer refusals), and ignores any CORS header an integration returns.
+//! The deployer configures it from [`ALLOW_METHODS`], [`ALLOW_HEADERS`] and
+//! [`MAX_AGE_SECONDS`], so the function on Lambda sets no CORS header at all.
+//!
+//! Served locally there is no API Gateway, so [`apply`] does what it does, with
+//! the same values: a preflight (`OPTIONS` with `Origin` and
+//! `Access-Control-Request-Method`) is a 204 with the allowed origin, methods,
+//! headers and max age; any other response to a request with an allowed
+//! `Origin` carries `Access-Control-Allow-Origin` (and `Vary: Origin` unless
+//! every origin is allowed); a request without `Origin` gets no CORS header.
 
 use std::sync::Arc;
 
 use axum::extract::{Request, State};
 use axum::http::header::{
     ACCESS_CONTROL_ALLOW_HEADERS, ACCESS_CONTROL_ALLOW_METHODS, ACCESS_CONTROL_ALLOW_ORIGIN,
-    ACCESS_CONTROL_MAX_AGE, ORIGIN, VARY,
+    ACCESS_CONTROL_MAX_AGE, ACCESS_CONTROL_REQUEST_METHOD, ORIGIN, VARY,
 };
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
-use super::AppState;
-
 /// Methods browsers may use.
-pub const ALLOW_METHODS: &str = "GET, PUT, PATCH, POST, OPTIONS";
+pub const ALLOW_METHODS: &[&str] = &["GET", "PUT", "PATCH", "POST", "OPTIONS"];
 /// Request headers browsers may send.
-pub const ALLOW_HEADERS: &str = "Content-Type, Authorization";
+pub const ALLOW_HEADERS: &[&str] = &["Content-Type", "Authorization"];
+/// How long browsers may cache a preflight answer.
+pub const MAX_AGE_SECONDS: i32 = 600;
 
 /// Which origins may call the API.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -31,55 +42,66 @@ impl CorsPolicy {
         Self { origins }
     }
 
-    /// The `Access-Control-Allow-Origin` value for a request from `origin`: `*`
-    /// when any origin is allowed, the request's origin when it is listed, and
-    /// otherwise the first listed origin (which the browser will not match).
-    fn allow_origin(&self, origin: Option<&HeaderValue>) -> Option<HeaderValue> {
-        if self.origins.iter().any(|allowed| allowed == "*") {
-            return Some(HeaderValue::from_static("*"));
-        }
-        if let Some(origin) = origin
-            && self
-                .origins
-                .iter()
-                .any(|allowed| allowed.as_bytes() == origin.as_bytes())
-        {
-            return Some(origin.clone());
-        }
-        self.origins
-            .first()
-            .and_then(|first| HeaderValue::from_str(first).ok())
+    fn any_origin(&self) -> bool {
+        self.origins.iter().any(|allowed| allowed == "*")
     }
 
-    fn add_headers(&self, origin: Option<&HeaderValue>, headers: &mut HeaderMap) {
-        if let Some(allow_origin) = self.allow_origin(origin) {
-            headers.insert(ACCESS_CONTROL_ALLOW_ORIGIN, allow_origin);
+    /// The `Access-Control-Allow-Origin` value for a request from `origin`: `*`
+    /// when any origin is allowed, the request's origin when it is listed, and
+    /// nothing otherwise (as API Gateway does).
+    fn allow_origin(&self, origin: &HeaderValue) -> Option<HeaderValue> {
+        if self.any_origin() {
+            return Some(HeaderValue::from_static("*"));
         }
-        if !self.origins.iter().any(|allowed| allowed == "*") {
+        self.origins
+            .iter()
+            .any(|allowed| allowed.as_bytes().eq_ignore_ascii_case(origin.as_bytes()))
+            .then(|| origin.clone())
+    }
+
+    fn add_origin(&self, origin: &HeaderValue, headers: &mut HeaderMap) -> bool {
+        let Some(allow_origin) = self.allow_origin(origin) else {
+            return false;
+        };
+        headers.insert(ACCESS_CONTROL_ALLOW_ORIGIN, allow_origin);
+        if !self.any_origin() {
             headers.append(VARY, HeaderValue::from_static("Origin"));
         }
-        headers.insert(
-            ACCESS_CONTROL_ALLOW_METHODS,
-            HeaderValue::from_static(ALLOW_METHODS),
-        );
-        headers.insert(
-            ACCESS_CONTROL_ALLOW_HEADERS,
-            HeaderValue::from_static(ALLOW_HEADERS),
-        );
-        headers.insert(ACCESS_CONTROL_MAX_AGE, HeaderValue::from_static("600"));
+        true
+    }
+
+    fn preflight(&self, origin: &HeaderValue) -> Response {
+        let mut response = StatusCode::NO_CONTENT.into_response();
+        let headers = response.headers_mut();
+        if self.add_origin(origin, headers) {
+            let joined = |values: &[&str]| {
+                HeaderValue::from_str(&values.join(",")).unwrap_or(HeaderValue::from_static(""))
+            };
+            headers.insert(ACCESS_CONTROL_ALLOW_METHODS, joined(ALLOW_METHODS));
+            headers.insert(ACCESS_CONTROL_ALLOW_HEADERS, joined(ALLOW_HEADERS));
+            headers.insert(ACCESS_CONTROL_MAX_AGE, HeaderValue::from(MAX_AGE_SECONDS));
+        }
+        response
     }
 }
 
-/// Middleware: answer preflights, decorate every other response.
-pub async fn apply(State(state): State<Arc<AppState>>, request: Request, next: Next) -> Response {
-    let origin = request.headers().get(ORIGIN).cloned();
-    let mut response = if request.method() == Method::OPTIONS {
-        StatusCode::NO_CONTENT.into_response()
-    } else {
-        next.run(request).await
+/// Middleware for local mode: answer preflights, decorate every other response.
+pub async fn apply(
+    State(policy): State<Arc<CorsPolicy>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let Some(origin) = request.headers().get(ORIGIN).cloned() else {
+        return next.run(request).await;
     };
-    state
-        .cors
-        .add_headers(origin.as_ref(), response.headers_mut());
+    if request.method() == Method::OPTIONS
+        && request
+            .headers()
+            .contains_key(ACCESS_CONTROL_REQUEST_METHOD)
+    {
+        return policy.preflight(&origin);
+    }
+    let mut response = next.run(request).await;
+    policy.add_origin(&origin, response.headers_mut());
     response
 }

@@ -1,4 +1,6 @@
 //! `GET /health`: 200 when the table is reachable and `ACTIVE`, 503 otherwise.
+//! Both name the table and the write mode the function runs with
+//! (`safeConcurrency`), so a deploy can be seen to serve its configuration.
 
 use std::sync::Arc;
 
@@ -9,12 +11,18 @@ use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
 use super::AppState;
-use crate::store::Unhealthy;
+use crate::store::{NewUserWrite, Unhealthy};
 
 pub async fn check(State(state): State<Arc<AppState>>) -> Response {
     let table_name = state.store.table_name();
+    let safe_concurrency = state.store.new_user_write() == NewUserWrite::Transaction;
     match state.store.health().await {
-        Ok(()) => Json(json!({ "status": "ok", "tableName": table_name })).into_response(),
+        Ok(()) => Json(json!({
+            "status": "ok",
+            "tableName": table_name,
+            "safeConcurrency": safe_concurrency
+        }))
+        .into_response(),
         Err(problem) => {
             let error = match &problem {
                 Unhealthy::Missing => format!("DynamoDB table {table_name} does not exist"),
@@ -28,7 +36,12 @@ pub async fn check(State(state): State<Arc<AppState>>) -> Response {
             };
             (
                 StatusCode::SERVICE_UNAVAILABLE,
-                Json(json!({ "status": "unavailable", "tableName": table_name, "error": error })),
+                Json(json!({
+                    "status": "unavailable",
+                    "tableName": table_name,
+                    "safeConcurrency": safe_concurrency,
+                    "error": error
+                })),
             )
                 .into_response()
         }

@@ -15,7 +15,7 @@ use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::routing::get;
 
-pub use cors::CorsPolicy;
+pub use cors::{ALLOW_HEADERS, ALLOW_METHODS, CorsPolicy, MAX_AGE_SECONDS};
 pub use error::{ApiError, error_response};
 
 use crate::store::Store;
@@ -37,9 +37,11 @@ impl Route {
     }
 }
 
-/// Every route [`router`] serves (besides `OPTIONS` preflight on any path, which
-/// API Gateway's CORS configuration answers). The deployer registers exactly
-/// these; a test checks the router against this list.
+/// Every route [`router`] serves (CORS preflights are API Gateway's: see
+/// [`cors`]). The deployer registers exactly these, plus API Gateway's
+/// `$default` route to the same function, so that unknown paths and methods
+/// reach the router too and get its JSON 404 and 405; a test checks the router
+/// against this list.
 pub const ROUTES: &[Route] = &[
     Route {
         method: "POST",
@@ -79,12 +81,12 @@ pub const ROUTES: &[Route] = &[
 #[derive(Debug)]
 pub struct AppState {
     pub store: Store,
-    pub cors: CorsPolicy,
 }
 
-/// The API's router over `store`, with CORS for `cors`.
-pub fn router(store: Store, cors: CorsPolicy) -> Router {
-    let state = Arc::new(AppState { store, cors });
+/// The API's router over `store`, as Lambda serves it behind API Gateway, which
+/// owns CORS: it sets no CORS header.
+pub fn router(store: Store) -> Router {
+    let state = Arc::new(AppState { store });
     Router::new()
         .route("/tables", get(tables::list).post(tables::create))
         .route("/tables/{tableId}", get(tables::get).patch(tables::patch))
@@ -97,9 +99,15 @@ pub fn router(store: Store, cors: CorsPolicy) -> Router {
         .fallback(responses::route_not_found)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(axum::middleware::map_response(responses::json_errors))
-        .layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            cors::apply,
-        ))
         .with_state(state)
+}
+
+/// The API as `playground-api` serves it locally: [`router`] plus the CORS
+/// handling API Gateway gives it when deployed, with the same values, so a
+/// browser app sees the same headers locally and deployed.
+pub fn local_router(store: Store, cors: CorsPolicy) -> Router {
+    router(store).layer(axum::middleware::from_fn_with_state(
+        Arc::new(cors),
+        cors::apply,
+    ))
 }

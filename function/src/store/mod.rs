@@ -59,6 +59,11 @@ impl Store {
         &self.table_name
     }
 
+    /// How new users are written (`SAFE_CONCURRENCY`).
+    pub fn new_user_write(&self) -> NewUserWrite {
+        self.new_user_write
+    }
+
     fn reader<'a>(&'a self, item: &'a item::Item) -> item::ItemReader<'a> {
         item::ItemReader {
             item,

@@ -9,7 +9,7 @@ use std::path::Path;
 use axum::Router;
 use axum::http::{HeaderMap, StatusCode};
 use http_body_util::BodyExt;
-use playground_api::api::{CorsPolicy, router};
+use playground_api::api::{CorsPolicy, local_router, router};
 use playground_api::runtime::lambda::strip_stage;
 use playground_api::store::{NewUserWrite, Store, create_table_if_missing};
 use serde_json::Value;
@@ -54,22 +54,25 @@ pub async fn client() -> aws_sdk_dynamodb::Client {
 }
 
 impl TestApi {
-    /// A new table with the canonical schema and an API over it.
+    /// A new table with the canonical schema and the API over it as Lambda
+    /// serves it.
     pub async fn new(mode: NewUserWrite) -> Self {
-        Self::with_cors(mode, vec!["*".into()]).await
+        Self::over_new_table(mode, router).await
     }
 
+    /// The API as served locally, with the CORS handling for `origins`.
     pub async fn with_cors(mode: NewUserWrite, origins: Vec<String>) -> Self {
+        Self::over_new_table(mode, |store| local_router(store, CorsPolicy::new(origins))).await
+    }
+
+    async fn over_new_table(mode: NewUserWrite, build: impl FnOnce(Store) -> Router) -> Self {
         let client = client().await;
         let table_name = emulator::unique_name("PlaygroundScores-test");
         let created = create_table_if_missing(&client, &table_name)
             .await
             .unwrap_or_else(|error| panic!("creating {table_name}: {error}"));
         assert!(created, "{table_name} already existed");
-        let router = router(
-            Store::new(client.clone(), table_name.clone(), mode),
-            CorsPolicy::new(origins),
-        );
+        let router = build(Store::new(client.clone(), table_name.clone(), mode));
         Self {
             router,
             table_name,

@@ -1,9 +1,11 @@
 //! `smoke`: the API contract end to end, one step at a time, with names unique
 //! to the run. Every step is a check; a failed one does not stop the others.
 //!
-//! Unknown routes and CORS preflights are answered by API Gateway itself when
-//! deployed, so those two steps check only what both API Gateway and the local
-//! server guarantee: the status, and the CORS header.
+//! Deployed, every path and method reaches the function (API Gateway's
+//! `$default` route), so unknown routes and wrong methods get the API's own
+//! JSON errors there too; CORS preflights are answered by API Gateway, so that
+//! step checks what both it and the local server guarantee: the status, and
+//! the CORS header.
 
 use std::sync::Arc;
 
@@ -14,7 +16,7 @@ use crate::client::{Api, Call, Reply};
 use crate::progress::Progress;
 
 /// How many steps the smoke test has.
-pub const STEPS: u64 = 20;
+pub const STEPS: u64 = 21;
 
 /// `body[field] == expected`, or a message saying what it was.
 fn field_is(body: &Value, field: &str, expected: &Value) -> Result<(), String> {
@@ -300,7 +302,24 @@ pub async fn run(api: &Api, origin: &str, progress: &Arc<dyn Progress>) {
         .step(
             "an unknown route is a 404",
             Call::get("unknown_route", format!("/{run}-no-such-route")).expect(404),
-            no_check,
+            error_is("Route not found"),
+        )
+        .await;
+    smoke
+        .step(
+            "a wrong method is a 405 with Allow",
+            Call::patch("wrong_method", "/tables", json!({})).expect(405),
+            |reply| {
+                let allow = reply
+                    .headers
+                    .get("allow")
+                    .and_then(|value| value.to_str().ok())
+                    .unwrap_or_default();
+                if !(allow.contains("GET") && allow.contains("POST")) {
+                    return Err(format!("Allow is {allow:?}, expected GET and POST"));
+                }
+                field_is(&reply.body, "error", &json!("Method not allowed"))
+            },
         )
         .await;
     smoke
