@@ -81,9 +81,15 @@ pub struct Emulator {
 }
 
 impl Emulator {
-    /// Start a new moto emulator on a free loopback port and wait until it accepts connections.
+    /// Start a new control-plane emulator on a free loopback port and wait until
+    /// it accepts connections: moto, or the local cloud when `EMULATOR_KIND` is
+    /// `local-cloud` (how the README's comparison of the two was measured).
     pub fn start() -> Result<Self, EmulatorError> {
-        Self::start_kind(Kind::Moto)
+        let kind = match std::env::var("EMULATOR_KIND").as_deref() {
+            Ok("local-cloud") => Kind::LocalCloud,
+            _ => Kind::Moto,
+        };
+        Self::start_kind(kind)
     }
 
     /// Start a new local cloud (ministack) on a free loopback port.
