@@ -31,6 +31,8 @@ impl Account {
     async fn new() -> Self {
         let emulator = Emulator::start().unwrap_or_else(|error| panic!("{error}"));
         let config = emulator::sdk_config_for(emulator.endpoint()).await;
+        let dir = tempfile::tempdir().expect("temp dir");
+        support::write_config(dir.path());
         Self {
             s3: aws_sdk_s3::Client::from_conf(
                 aws_sdk_s3::config::Builder::from(&config)
@@ -39,7 +41,7 @@ impl Account {
             ),
             dynamodb: aws_sdk_dynamodb::Client::new(&config),
             iam: aws_sdk_iam::Client::new(&config),
-            dir: tempfile::tempdir().expect("temp dir"),
+            dir,
             emulator,
             config,
         }
@@ -213,8 +215,17 @@ async fn assert_converged(account: &Account) {
         "sts.amazonaws.com"
     );
     assert_eq!(
-        statements[0]["Condition"]["StringLike"]["token.actions.githubusercontent.com:sub"],
-        serde_json::json!(["repo:aimodelshare/aimodelshare:*"])
+        statements[0]["Condition"]["StringEquals"]["token.actions.githubusercontent.com:sub"],
+        serde_json::json!([
+            "repo:octo-org/playground:environment:dev",
+            "repo:octo-org/playground:environment:stage",
+            "repo:octo-org/playground:environment:prod"
+        ]),
+        "exactly the GitHub environments the workflows deploy from: {trust}"
+    );
+    assert!(
+        statements[0]["Condition"].get("StringLike").is_none(),
+        "no pattern matching: {trust}"
     );
     let attached = account
         .iam
@@ -230,12 +241,84 @@ async fn assert_converged(account: &Account) {
         .collect();
     assert_eq!(arns, [POLICY_ARN]);
 
+    // The execution boundary: the function's item operations and its logs, nothing else.
+    let boundary = support::managed_policy(
+        &account.config,
+        "aimodelshare-playground-execution-boundary",
+    )
+    .await;
+    let boundary_actions: Vec<&str> = boundary["Statement"]
+        .as_array()
+        .expect("statements")
+        .iter()
+        .flat_map(|statement| match &statement["Action"] {
+            Value::String(action) => vec![action.as_str()],
+            Value::Array(actions) => actions.iter().filter_map(Value::as_str).collect(),
+            _ => Vec::new(),
+        })
+        .collect();
+    assert_eq!(
+        boundary_actions,
+        [
+            "dynamodb:GetItem",
+            "dynamodb:PutItem",
+            "dynamodb:UpdateItem",
+            "dynamodb:DescribeTable",
+            "dynamodb:Query",
+            "logs:CreateLogStream",
+            "logs:PutLogEvents"
+        ],
+        "{boundary}"
+    );
+    assert!(
+        boundary.to_string().contains("table/PlaygroundScores-*"),
+        "{boundary}"
+    );
+
     let document = support::deploy_policy(&account.config).await;
     let text = document.to_string();
     assert!(
         text.contains("table/PlaygroundScores-*"),
         "the deploy role can manage its tables: {text}"
     );
+    // Execution roles are created and given policies only with the boundary.
+    let boundary_arn =
+        "arn:aws:iam::123456789012:policy/aimodelshare-playground-execution-boundary";
+    for statement in document["Statement"].as_array().expect("statements") {
+        let actions = statement["Action"].to_string();
+        if statement["Effect"] == "Allow"
+            && [
+                "iam:CreateRole",
+                "iam:AttachRolePolicy",
+                "iam:PutRolePermissionsBoundary",
+            ]
+            .iter()
+            .any(|action| actions.contains(action))
+        {
+            assert_eq!(
+                statement["Condition"]["StringEquals"]["iam:PermissionsBoundary"], boundary_arn,
+                "{statement}"
+            );
+        }
+    }
+    let denied_actions: String = document["Statement"]
+        .as_array()
+        .expect("statements")
+        .iter()
+        .filter(|statement| statement["Effect"] == "Deny")
+        .map(|statement| statement["Action"].to_string())
+        .collect();
+    for action in [
+        "iam:DeleteRolePermissionsBoundary",
+        "iam:CreatePolicyVersion",
+        "iam:SetDefaultPolicyVersion",
+        "iam:UpdateAssumeRolePolicy",
+    ] {
+        assert!(
+            denied_actions.contains(action),
+            "{action} denied: {denied_actions}"
+        );
+    }
     assert!(
         !text.contains("table/aimodelshare-*"),
         "not the legacy pattern: {text}"
@@ -477,7 +560,7 @@ async fn existing_resources_are_adopted_not_duplicated() {
         "provider adopted: {shown}"
     );
     assert!(
-        shown.contains("Plan: 2 to add, 3 to change, 0 to destroy."),
+        shown.contains("Plan: 3 to add, 3 to change, 0 to destroy."),
         "{shown}"
     );
 
@@ -500,6 +583,41 @@ async fn existing_resources_are_adopted_not_duplicated() {
 }
 
 #[tokio::test]
+async fn bootstrap_without_a_repository_fails_before_any_aws_call_saying_how_to_set_it() {
+    let account = Account::new().await;
+    std::fs::write(account.dir.path().join("deployer.toml"), "").expect("config");
+    emulator::clear_served_requests(account.emulator.endpoint());
+    for args in [
+        &["bootstrap", "--plan"][..],
+        &["bootstrap", "--auto-approve"][..],
+    ] {
+        let output = account.deployer(args);
+        assert_exit(&output, 1);
+        let shown = text(&output);
+        assert!(
+            shown.contains("github_repository")
+                && shown.contains("--var github_repository=owner/repo"),
+            "{shown}"
+        );
+    }
+    let served = emulator::served_requests(account.emulator.endpoint());
+    assert!(served.is_empty(), "no AWS call: {served:?}");
+    // --var is one way to set it; the subjects follow the repository.
+    let output = account.deployer(&[
+        "--var",
+        "github_repository=someone/else",
+        "bootstrap",
+        "--plan",
+    ]);
+    assert_exit(&output, 0);
+    assert!(
+        text(&output).contains("repo:someone/else:environment:prod"),
+        "the plan shows the subjects: {}",
+        text(&output)
+    );
+}
+
+#[tokio::test]
 async fn bad_input_and_missing_approval_create_nothing() {
     let account = Account::new().await;
     let write = |text: &str| {
@@ -517,7 +635,7 @@ async fn bad_input_and_missing_approval_create_nothing() {
 
     write("region = [\n");
     assert_exit(&account.deployer(&["bootstrap", "--auto-approve"]), 1);
-    write("");
+    support::write_config(account.dir.path());
     assert_exit(
         &account.deployer(&["--var", "lock_tabel=x", "bootstrap"]),
         1,
@@ -607,7 +725,7 @@ async fn destroy_bootstrap_refuses_while_environments_have_state_then_removes_ev
 
     let output = account.deployer(&["destroy", "--bootstrap", "--auto-approve", "--force"]);
     assert_exit(&output, 0);
-    assert!(text(&output).contains("5 destroyed"), "{}", text(&output));
+    assert!(text(&output).contains("6 destroyed"), "{}", text(&output));
     assert!(
         account
             .s3

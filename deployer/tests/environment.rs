@@ -41,6 +41,7 @@ impl Account {
             emulator,
         };
         account.write_artifact("fn.zip", &executable(62, b"v1"));
+        support::write_config(account.dir.path());
         let output = account.deployer(&["bootstrap", "--auto-approve"]);
         assert_eq!(output.status.code(), Some(0), "{}", text(&output));
         account
@@ -143,8 +144,21 @@ async fn apply_from_empty_creates_every_resource_and_a_rerun_changes_nothing() {
         Some("ENABLED")
     );
 
-    // Execution role and its policies.
+    // Execution role, its boundary and its policies.
     let iam = aws_sdk_iam::Client::new(config);
+    let role = iam
+        .get_role()
+        .role_name("aimodelshare-playground-dev-lambda-role")
+        .send()
+        .await
+        .expect("role");
+    assert_eq!(
+        role.role()
+            .and_then(|role| role.permissions_boundary())
+            .and_then(|boundary| boundary.permissions_boundary_arn()),
+        Some("arn:aws:iam::123456789012:policy/aimodelshare-playground-execution-boundary"),
+        "every execution role is capped by the boundary"
+    );
     let attached = iam
         .list_attached_role_policies()
         .role_name("aimodelshare-playground-dev-lambda-role")
@@ -896,6 +910,11 @@ async fn a_legacy_terraform_deployment_is_taken_over_in_place() {
         "{shown}"
     );
     assert!(
+        shown.contains("~ iam_role.lambda")
+            && shown.contains("permissions_boundary = (none) -> \"arn:aws:iam::123456789012:policy/aimodelshare-playground-execution-boundary\""),
+        "the legacy role is given the boundary in place: {shown}"
+    );
+    assert!(
         !shown.contains("-/+") && !shown.contains("will be destroyed"),
         "nothing replaced: {shown}"
     );
@@ -922,6 +941,19 @@ async fn a_legacy_terraform_deployment_is_taken_over_in_place() {
         account.api_id("dev").await.as_deref(),
         Some(api_id.as_str()),
         "same API, same URL"
+    );
+    let role = iam
+        .get_role()
+        .role_name("aimodelshare-playground-dev-lambda-role")
+        .send()
+        .await
+        .expect("role");
+    assert!(
+        role.role()
+            .and_then(|role| role.permissions_boundary())
+            .and_then(|boundary| boundary.permissions_boundary_arn())
+            .is_some_and(|arn| arn.ends_with(":policy/aimodelshare-playground-execution-boundary")),
+        "the adopted role is repaired"
     );
     let apis = apigateway.get_apis().send().await.expect("apis");
     assert_eq!(apis.items().len(), 1, "no second API");

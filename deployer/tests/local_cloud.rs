@@ -78,6 +78,7 @@ impl Cloud {
         let executable = std::fs::read(function_binary()).expect("read playground-api");
         let artifact = deployer::artifact::package(&executable, "playground-api").expect("zip");
         std::fs::write(dir.path().join("fn.zip"), artifact.bytes).expect("write fn.zip");
+        support::write_config(dir.path());
         let cloud = Self {
             emulator,
             dir,

@@ -686,6 +686,11 @@ fn check_bootstrap(workflow: &Workflow) {
         "the job must run in the `bootstrap` environment",
     );
     let bootstrap = workflow.command(JOB, &["deployer", "bootstrap", "--auto-approve"]);
+    workflow.ensure(
+        bootstrap.has("github_repository=$GITHUB_REPOSITORY"),
+        "trust",
+        "bootstrap must trust the repository the workflow runs in (--var github_repository=$GITHUB_REPOSITORY)",
+    );
     let (_, credentials) = workflow.step_using(JOB, AWS_CREDENTIALS);
     workflow.ensure(
         credentials["with"]["mask-aws-account-id"].as_bool() == Some(false),
@@ -1247,6 +1252,15 @@ fn an_expression_in_a_script_fails() {
         "run: scripts/test",
         "run: scripts/test ${{ github.head_ref }}",
     ));
+}
+
+#[test]
+fn the_deploy_role_trusts_exactly_the_environments_the_workflows_deploy_from() {
+    assert_eq!(
+        deployer::stacks::bootstrap::DEPLOY_ENVIRONMENTS,
+        ENVIRONMENTS,
+        "the deploy role's default OIDC subjects are the GitHub environments of deploy.yml and destroy.yml"
+    );
 }
 
 #[test]

@@ -68,8 +68,9 @@ pub async fn run(
     aws: &SdkConfig,
     options: BootstrapOptions,
 ) -> Result<Outcome, CliError> {
+    let subjects = bootstrap::github_subjects(&config.settings)?;
     let clients = Clients::connect(aws, &config.settings.region).await?;
-    let resources = bootstrap::resources(&config.settings, &clients);
+    let resources = bootstrap::resources(&config.settings, &clients, &subjects);
     let (plan, observed) = engine::plan_stack(&resources).await?;
     let changes_exit = if options.detailed_exitcode && plan.has_changes() {
         2
@@ -79,7 +80,7 @@ pub async fn run(
     if options.plan_only {
         return Ok(Outcome::new(render_plan(&plan, options.json), changes_exit));
     }
-    let outputs = bootstrap::outputs(&config.settings, &clients);
+    let outputs = bootstrap::outputs(&config.settings, &clients, &subjects);
     let bucket_existed = observed.first().is_some_and(Option::is_some);
     let lock_table_existed = observed.get(1).is_some_and(Option::is_some);
     let existing_state = if bucket_existed {

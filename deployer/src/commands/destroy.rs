@@ -29,7 +29,9 @@ pub async fn bootstrap(
     options: DestroyBootstrapOptions,
 ) -> Result<Outcome, CliError> {
     let clients = Clients::connect(aws, &config.settings.region).await?;
-    let resources = bootstrap::resources(&config.settings, &clients);
+    // Who the deploy role trusts does not matter to deleting it.
+    let subjects = bootstrap::github_subjects(&config.settings).unwrap_or_default();
+    let resources = bootstrap::resources(&config.settings, &clients, &subjects);
     let observed = engine::observe(&resources).await?;
     let bucket_exists = observed.first().is_some_and(Option::is_some);
     if bucket_exists {

@@ -16,6 +16,7 @@ use crate::engine::{
 use crate::error::CliError;
 use crate::resources::Clients;
 use crate::resources::http_api::{self, find_api};
+use crate::resources::iam_managed_policy::ManagedPolicy;
 use crate::resources::lambda_function::Code;
 use crate::resources::lambda_layer;
 use crate::stacks::environment::{self, LayerInput, StackInputs};
@@ -96,6 +97,13 @@ async fn prepare(
 ) -> Result<Prepared, CliError> {
     let names = validate_environment(&options.environment, &config.settings)?;
     let clients = Clients::connect(aws, &config.settings.region).await?;
+    let boundary = ManagedPolicy::arn_of(&clients, &config.settings.execution_boundary_name());
+    if !ManagedPolicy::exists(&clients, &boundary).await? {
+        return Err(CliError::Usage(format!(
+            "the permissions boundary {boundary}, which every execution role is created with, \
+             does not exist: run `deployer bootstrap` (with administrator credentials) first"
+        )));
+    }
     let api_id = find_api(&clients, &names.http_api).await?.map(|api| api.id);
     let layer = match &options.layer {
         None => {

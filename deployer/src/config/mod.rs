@@ -109,23 +109,20 @@ fn check(settings: &Settings) -> Result<(), ConfigError> {
             settings.log_retention_days
         )));
     }
-    let repository_ok = settings
-        .github_repository
-        .split_once('/')
-        .is_some_and(|(owner, repo)| {
+    if let Some(repository) = &settings.github_repository {
+        let repository_ok = repository.split_once('/').is_some_and(|(owner, repo)| {
             !owner.is_empty()
                 && !repo.is_empty()
                 && !repo.contains('/')
-                && settings
-                    .github_repository
+                && repository
                     .bytes()
                     .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'/'))
         });
-    if !repository_ok {
-        return Err(invalid(format!(
-            "github_repository = {:?} must be owner/repo",
-            settings.github_repository
-        )));
+        if !repository_ok {
+            return Err(invalid(format!(
+                "github_repository = {repository:?} must be owner/repo"
+            )));
+        }
     }
     let region_ok = !settings.region.is_empty()
         && settings

@@ -46,9 +46,11 @@ pub struct Settings {
     pub timeout_s: u32,
     pub architecture: Architecture,
     pub log_retention_days: u32,
-    /// `owner/repo`, trusted by the deploy role.
-    pub github_repository: String,
-    /// Extra `sub` patterns narrowing the deploy role's trust (default: the whole repository).
+    /// `owner/repo` whose workflows may assume the deploy role. No default:
+    /// bootstrap refuses to run without it.
+    pub github_repository: Option<String>,
+    /// The OIDC `sub` claims the deploy role trusts; empty: the GitHub
+    /// environments the workflows deploy from (see `stacks::bootstrap`).
     pub github_subjects: Vec<String>,
     pub oidc_thumbprint: String,
     pub state_bucket: String,
@@ -75,7 +77,7 @@ impl Default for Settings {
             timeout_s: 10,
             architecture: Architecture::X86_64,
             log_retention_days: 14,
-            github_repository: "aimodelshare/aimodelshare".into(),
+            github_repository: None,
             github_subjects: Vec::new(),
             // GitHub's published intermediate thumbprint; AWS no longer checks it,
             // but the API still requires one.
@@ -150,14 +152,20 @@ macro_rules! apply_layer {
 }
 
 impl Settings {
+    /// The permissions boundary that caps every execution role the deployer
+    /// creates (a bootstrap resource).
+    pub fn execution_boundary_name(&self) -> String {
+        format!("{}-execution-boundary", self.name_prefix)
+    }
+
     /// Apply `layer` over these settings.
     pub fn apply(&mut self, layer: SettingsLayer) {
         apply_layer!(self, layer,
             region, name_prefix, table_name, enable_pitr, enable_gsi_by_user, safe_concurrency,
             cors_allow_origins, tags, use_layer, memory_mb, timeout_s, architecture,
-            log_retention_days, github_repository, github_subjects, oidc_thumbprint,
+            log_retention_days, github_subjects, oidc_thumbprint,
             state_bucket, lock_table, deploy_role_name, deploy_policy_name;
-            stage_name, layer_zip_path);
+            stage_name, layer_zip_path, github_repository);
     }
 }
 

@@ -24,6 +24,24 @@ impl ManagedPolicy {
         format!("arn:aws:iam::{}:policy/{name}", clients.account_id)
     }
 
+    /// Whether the managed policy `arn` exists.
+    pub async fn exists(clients: &Clients, arn: &str) -> Result<bool, EngineError> {
+        match clients.iam.get_policy().policy_arn(arn).send().await {
+            Ok(_) => Ok(true),
+            Err(error)
+                if error
+                    .as_service_error()
+                    .is_some_and(|service| service.is_no_such_entity_exception()) =>
+            {
+                Ok(false)
+            }
+            Err(error) => Err(EngineError::sdk(
+                format!("checking that IAM policy {arn} exists"),
+                &error,
+            )),
+        }
+    }
+
     pub fn arn(&self) -> String {
         Self::arn_of(&self.clients, &self.name)
     }

@@ -1,5 +1,7 @@
-//! An IAM role: trust policy, attached managed policies, tags. Deleting detaches
-//! managed policies and deletes inline ones first (IAM refuses otherwise).
+//! An IAM role: trust policy, attached managed policies, permissions boundary,
+//! tags. Deleting detaches managed policies and deletes inline ones first (IAM
+//! refuses otherwise). The boundary is set before any policy is attached, since
+//! the deploy role may attach policies only to roles the boundary caps.
 
 use aws_sdk_iam::types::Tag;
 use serde_json::{Value, json};
@@ -18,6 +20,8 @@ pub struct Role {
     pub description: String,
     pub trust_policy: Value,
     pub managed_policy_arns: Vec<String>,
+    /// The permissions boundary the role must carry (`None`: not managed).
+    pub permissions_boundary: Option<String>,
     pub tags: std::collections::BTreeMap<String, String>,
     pub depends_on: Vec<String>,
 }
@@ -105,19 +109,23 @@ impl Role {
 #[async_trait::async_trait]
 impl Resource for Role {
     fn desired(&self) -> DesiredResource {
+        let mut attributes: crate::engine::Attributes = [
+            ("trust_policy".to_owned(), self.trust_policy.clone()),
+            (
+                "managed_policies".to_owned(),
+                json!(self.managed_policy_arns),
+            ),
+            ("tags".to_owned(), tags_value(&self.tags)),
+        ]
+        .into();
+        if let Some(boundary) = &self.permissions_boundary {
+            attributes.insert("permissions_boundary".to_owned(), json!(boundary));
+        }
         DesiredResource {
             address: self.address.clone(),
             kind: "iam_role",
             name: self.name.clone(),
-            attributes: [
-                ("trust_policy".to_owned(), self.trust_policy.clone()),
-                (
-                    "managed_policies".to_owned(),
-                    json!(self.managed_policy_arns),
-                ),
-                ("tags".to_owned(), tags_value(&self.tags)),
-            ]
-            .into(),
+            attributes,
             rules: [
                 ("trust_policy", Rule::Policy),
                 ("managed_policies", Rule::Set),
@@ -155,12 +163,16 @@ impl Resource for Role {
             .await
             .map_err(|error| EngineError::sdk(self.doing("reading the tags of"), &error))?;
         let tags = tags_object(tags.tags().iter().map(|tag| (tag.key(), tag.value())));
+        let boundary = role
+            .permissions_boundary()
+            .and_then(|boundary| boundary.permissions_boundary_arn());
         Ok(Some(ObservedResource {
             id: self.name.clone(),
             arn: Some(role.arn().to_owned()),
             attributes: [
                 ("trust_policy".to_owned(), trust),
                 ("managed_policies".to_owned(), json!(self.attached().await?)),
+                ("permissions_boundary".to_owned(), json!(boundary)),
                 ("tags".to_owned(), tags),
             ]
             .into(),
@@ -175,7 +187,8 @@ impl Resource for Role {
             .create_role()
             .role_name(&self.name)
             .description(&self.description)
-            .assume_role_policy_document(self.trust_policy.to_string());
+            .assume_role_policy_document(self.trust_policy.to_string())
+            .set_permissions_boundary(self.permissions_boundary.clone());
         for (key, value) in &self.tags {
             request = request.tags(Self::tag(key, value, &action)?);
         }
@@ -192,8 +205,24 @@ impl Resource for Role {
         changes: &[AttributeChange],
     ) -> Result<(), EngineError> {
         let iam = &self.clients.iam;
-        for change in changes {
+        // The boundary first: policies may be attached only to bounded roles.
+        let mut ordered: Vec<&AttributeChange> = changes.iter().collect();
+        ordered.sort_by_key(|change| change.name != "permissions_boundary");
+        for change in ordered {
             match change.name.as_str() {
+                "permissions_boundary" => {
+                    iam.put_role_permissions_boundary()
+                        .role_name(&self.name)
+                        .permissions_boundary(change.new.as_str().unwrap_or_default())
+                        .send()
+                        .await
+                        .map_err(|error| {
+                            EngineError::sdk(
+                                self.doing("setting the permissions boundary of"),
+                                &error,
+                            )
+                        })?;
+                }
                 "trust_policy" => {
                     iam.update_assume_role_policy()
                         .role_name(&self.name)

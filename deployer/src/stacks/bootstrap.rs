@@ -1,14 +1,23 @@
 //! The bootstrap stack: what every environment shares. The state bucket, the
-//! lock table, GitHub's OIDC provider, and the deploy role GitHub Actions
-//! assumes, with a policy granting exactly what `deployer apply/destroy --env`
-//! needs for this project's names.
+//! lock table, GitHub's OIDC provider, the permissions boundary that caps every
+//! execution role, and the deploy role GitHub Actions assumes, with a policy
+//! granting exactly what `deployer apply/destroy --env` needs for this
+//! project's names.
+//!
+//! No principal the deployer creates can gain permissions its creator lacks:
+//! the deploy role may create and change execution roles only with the
+//! execution boundary attached, and may not change that boundary, remove it
+//! from a role, or change its own policy or role. Whatever the deploy role
+//! does to an execution role's policies, the role can do no more than the
+//! boundary allows: the function's item operations on the environment tables,
+//! and writing its own logs.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use serde_json::{Value, json};
 
-use crate::config::Settings;
+use crate::config::{ConfigError, Settings};
 use crate::engine::Resources;
 use crate::resources::Clients;
 use crate::resources::dynamodb_lock_table::LockTable;
@@ -16,9 +25,15 @@ use crate::resources::iam_managed_policy::ManagedPolicy;
 use crate::resources::iam_role::Role;
 use crate::resources::oidc_provider::{self, OidcProvider};
 use crate::resources::s3_state_bucket::StateBucket;
+use crate::stacks::environment;
 
 pub const DEPLOY_POLICY_ADDRESS: &str = "iam_policy.deploy";
 pub const DEPLOY_ROLE_ADDRESS: &str = "iam_role.deploy";
+pub const EXECUTION_BOUNDARY_ADDRESS: &str = "iam_policy.execution_boundary";
+
+/// The GitHub environments the workflows deploy and destroy from
+/// (`.github/workflows/deploy.yml` and `destroy.yml`; a test checks them).
+pub const DEPLOY_ENVIRONMENTS: &[&str] = &["dev", "stage", "prod"];
 
 /// Tags on every bootstrap resource.
 pub fn tags(settings: &Settings) -> BTreeMap<String, String> {
@@ -29,14 +44,46 @@ pub fn tags(settings: &Settings) -> BTreeMap<String, String> {
     tags
 }
 
-/// Who may assume the deploy role: GitHub Actions runs of the configured
-/// repository (or the narrower `github_subjects`), through the OIDC provider,
-/// with the STS audience.
-pub fn trust_policy(settings: &Settings, provider_arn: &str) -> Value {
-    let subjects = if settings.github_subjects.is_empty() {
-        vec![format!("repo:{}:*", settings.github_repository)]
+/// The OIDC subjects the deploy role trusts: `github_subjects` when set,
+/// otherwise the jobs of `github_repository` that run in one of the GitHub
+/// environments the workflows deploy from
+/// (`repo:<owner>/<repo>:environment:<env>`). Branches, tags and pull requests
+/// of the repository are not among them. Bootstrap refuses to run without
+/// `github_repository`: there is no safe default.
+pub fn github_subjects(settings: &Settings) -> Result<Vec<String>, ConfigError> {
+    let Some(repository) = &settings.github_repository else {
+        return Err(ConfigError::Invalid {
+            origin: "settings".into(),
+            detail: "bootstrap needs github_repository, the GitHub repository (owner/repo) whose \
+                     workflows may assume the deploy role: set `github_repository = \"owner/repo\"` \
+                     in deployer.toml, or pass --var github_repository=owner/repo"
+                .into(),
+        });
+    };
+    if !settings.github_subjects.is_empty() {
+        return Ok(settings.github_subjects.clone());
+    }
+    Ok(DEPLOY_ENVIRONMENTS
+        .iter()
+        .map(|environment| format!("repo:{repository}:environment:{environment}"))
+        .collect())
+}
+
+/// Who may assume the deploy role: GitHub Actions jobs whose OIDC token names
+/// one of `subjects`, through the OIDC provider, with the STS audience.
+/// Subjects are matched exactly unless one holds a wildcard.
+pub fn trust_policy(subjects: &[String], provider_arn: &str) -> Value {
+    let operator = if subjects.iter().any(|subject| subject.contains(['*', '?'])) {
+        "StringLike"
     } else {
-        settings.github_subjects.clone()
+        "StringEquals"
+    };
+    let audience = format!("{}:aud", oidc_provider::HOST);
+    let subject = format!("{}:sub", oidc_provider::HOST);
+    let condition = if operator == "StringEquals" {
+        json!({"StringEquals": {audience: oidc_provider::CLIENT_ID, subject: subjects}})
+    } else {
+        json!({"StringEquals": {audience: oidc_provider::CLIENT_ID}, "StringLike": {subject: subjects}})
     };
     json!({
         "Version": "2012-10-17",
@@ -44,11 +91,47 @@ pub fn trust_policy(settings: &Settings, provider_arn: &str) -> Value {
             "Effect": "Allow",
             "Principal": {"Federated": provider_arn},
             "Action": "sts:AssumeRoleWithWebIdentity",
-            "Condition": {
-                "StringEquals": {format!("{}:aud", oidc_provider::HOST): oidc_provider::CLIENT_ID},
-                "StringLike": {format!("{}:sub", oidc_provider::HOST): subjects}
-            }
+            "Condition": condition
         }]
+    })
+}
+
+/// The permissions boundary of every execution role: at most the function's
+/// item operations on the environment tables `PlaygroundScores-*` and their
+/// indexes, and writing the functions' own logs. Whatever policy is attached
+/// to an execution role, it can do no more.
+pub fn execution_boundary(settings: &Settings, clients: &Clients) -> Value {
+    let (region, account) = (&clients.region, &clients.account_id);
+    let tables = format!(
+        "arn:aws:dynamodb:{region}:{account}:table/{}-*",
+        settings.table_name
+    );
+    json!({
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Sid": "FunctionTableItems",
+                "Effect": "Allow",
+                "Action": environment::FUNCTION_TABLE_ACTIONS,
+                "Resource": tables
+            },
+            {
+                "Sid": "FunctionTableIndexes",
+                "Effect": "Allow",
+                "Action": environment::FUNCTION_INDEX_ACTIONS,
+                "Resource": format!("{tables}/index/*")
+            },
+            {
+                // The deployer creates the log groups; the function only writes to its own.
+                "Sid": "FunctionLogs",
+                "Effect": "Allow",
+                "Action": ["logs:CreateLogStream", "logs:PutLogEvents"],
+                "Resource": format!(
+                    "arn:aws:logs:{region}:{account}:log-group:/aws/lambda/{}-*-api:*",
+                    settings.name_prefix
+                )
+            }
+        ]
     })
 }
 
@@ -62,6 +145,10 @@ pub fn deploy_policy(settings: &Settings, clients: &Clients) -> Value {
     let bucket = &settings.state_bucket;
     let table_prefix = &settings.table_name;
     let lambda_role = format!("arn:aws:iam::{account}:role/{prefix}-*-lambda-role");
+    let boundary = ManagedPolicy::arn_of(clients, &settings.execution_boundary_name());
+    let deploy_policy = ManagedPolicy::arn_of(clients, &settings.deploy_policy_name);
+    let deploy_role = Role::arn_of(clients, &settings.deploy_role_name);
+    let with_boundary = json!({"StringEquals": {"iam:PermissionsBoundary": boundary}});
     json!({
         "Version": "2012-10-17",
         "Statement": [
@@ -123,26 +210,80 @@ pub fn deploy_policy(settings: &Settings, clients: &Clients) -> Value {
                 ]
             },
             {
-                // The Lambda execution roles aimodelshare-playground-<env>-lambda-role.
+                // The Lambda execution roles aimodelshare-playground-<env>-lambda-role:
+                // read, converge their trust and tags, delete on destroy. Trust changes
+                // cannot widen what a role can do: the boundary caps it.
                 "Sid": "LambdaExecutionRoles",
                 "Effect": "Allow",
                 "Action": [
-                    "iam:CreateRole", "iam:GetRole", "iam:DeleteRole", "iam:UpdateAssumeRolePolicy",
+                    "iam:GetRole", "iam:DeleteRole", "iam:UpdateAssumeRolePolicy",
                     "iam:TagRole", "iam:UntagRole", "iam:ListRoleTags",
                     "iam:ListAttachedRolePolicies", "iam:ListRolePolicies", "iam:DeleteRolePolicy"
                 ],
                 "Resource": lambda_role
             },
             {
-                // Attaching is limited to the basic execution policy and our own table policies.
-                "Sid": "LambdaExecutionRolePolicies",
+                // An execution role is created, or given its boundary, only with the
+                // execution boundary (adopted roles are repaired this way).
+                "Sid": "ExecutionRolesOnlyWithTheBoundary",
                 "Effect": "Allow",
-                "Action": ["iam:AttachRolePolicy", "iam:DetachRolePolicy"],
+                "Action": ["iam:CreateRole", "iam:PutRolePermissionsBoundary"],
+                "Resource": lambda_role,
+                "Condition": with_boundary
+            },
+            {
+                // Attaching is limited to the basic execution policy and our own table
+                // policies, and to roles the boundary caps.
+                "Sid": "AttachToBoundedExecutionRoles",
+                "Effect": "Allow",
+                "Action": "iam:AttachRolePolicy",
+                "Resource": lambda_role,
+                "Condition": {
+                    "ArnLike": {"iam:PolicyARN": [
+                        "arn:aws:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole",
+                        format!("arn:aws:iam::{account}:policy/{prefix}-*-ddb-rw")
+                    ]},
+                    "StringEquals": {"iam:PermissionsBoundary": boundary}
+                }
+            },
+            {
+                // Detaching only takes permissions away.
+                "Sid": "DetachFromExecutionRoles",
+                "Effect": "Allow",
+                "Action": "iam:DetachRolePolicy",
                 "Resource": lambda_role,
                 "Condition": {"ArnLike": {"iam:PolicyARN": [
                     "arn:aws:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole",
                     format!("arn:aws:iam::{account}:policy/{prefix}-*-ddb-rw")
                 ]}}
+            },
+            {
+                // Plan checks that the boundary exists before creating roles with it.
+                "Sid": "ReadExecutionBoundary",
+                "Effect": "Allow",
+                "Action": ["iam:GetPolicy", "iam:GetPolicyVersion"],
+                "Resource": boundary
+            },
+            {
+                // Defence in depth: whatever else is ever allowed, the deploy role can
+                // never lift a boundary, nor rewrite the boundary, its own policy or its role.
+                "Sid": "NeverLiftTheBoundaryOrRewriteTheDeployer",
+                "Effect": "Deny",
+                "Action": [
+                    "iam:DeleteRolePermissionsBoundary",
+                    "iam:CreatePolicyVersion", "iam:DeletePolicyVersion", "iam:SetDefaultPolicyVersion",
+                    "iam:DeletePolicy", "iam:TagPolicy", "iam:UntagPolicy",
+                    "iam:UpdateAssumeRolePolicy", "iam:AttachRolePolicy", "iam:DetachRolePolicy",
+                    "iam:PutRolePolicy", "iam:DeleteRolePolicy", "iam:PutRolePermissionsBoundary",
+                    "iam:UpdateRole", "iam:DeleteRole", "iam:TagRole", "iam:UntagRole"
+                ],
+                "Resource": [boundary, deploy_policy, deploy_role]
+            },
+            {
+                "Sid": "NeverRemoveABoundary",
+                "Effect": "Deny",
+                "Action": "iam:DeleteRolePermissionsBoundary",
+                "Resource": "*"
             },
             {
                 // The per-environment table policies aimodelshare-playground-<env>-ddb-rw.
@@ -231,8 +372,9 @@ pub fn deploy_policy(settings: &Settings, clients: &Clients) -> Value {
     })
 }
 
-/// The bootstrap stack's resources, in dependency order.
-pub fn resources(settings: &Settings, clients: &Clients) -> Resources {
+/// The bootstrap stack's resources, in dependency order; the deploy role
+/// trusts `subjects` (from [`github_subjects`]).
+pub fn resources(settings: &Settings, clients: &Clients, subjects: &[String]) -> Resources {
     let tags = tags(settings);
     let provider_arn = OidcProvider::arn(clients);
     let policy_arn = ManagedPolicy::arn_of(clients, &settings.deploy_policy_name);
@@ -254,6 +396,13 @@ pub fn resources(settings: &Settings, clients: &Clients) -> Resources {
         }),
         Arc::new(ManagedPolicy {
             clients: clients.clone(),
+            address: EXECUTION_BOUNDARY_ADDRESS.into(),
+            name: settings.execution_boundary_name(),
+            description: "Permissions boundary: the most any playground execution role can do".into(),
+            document: execution_boundary(settings, clients),
+        }),
+        Arc::new(ManagedPolicy {
+            clients: clients.clone(),
             address: DEPLOY_POLICY_ADDRESS.into(),
             name: settings.deploy_policy_name.clone(),
             description: "Lets GitHub Actions run `deployer plan|apply|destroy` for the playground environments".into(),
@@ -264,8 +413,9 @@ pub fn resources(settings: &Settings, clients: &Clients) -> Resources {
             address: DEPLOY_ROLE_ADDRESS.into(),
             name: settings.deploy_role_name.clone(),
             description: "Assumed by GitHub Actions (OIDC) to deploy the playground API".into(),
-            trust_policy: trust_policy(settings, &provider_arn),
+            trust_policy: trust_policy(subjects, &provider_arn),
             managed_policy_arns: vec![policy_arn],
+            permissions_boundary: None,
             tags,
             depends_on: vec![oidc_provider::ADDRESS.into(), DEPLOY_POLICY_ADDRESS.into()],
         }),
@@ -273,7 +423,11 @@ pub fn resources(settings: &Settings, clients: &Clients) -> Resources {
 }
 
 /// The outputs of an applied bootstrap stack.
-pub fn outputs(settings: &Settings, clients: &Clients) -> BTreeMap<String, Value> {
+pub fn outputs(
+    settings: &Settings,
+    clients: &Clients,
+    subjects: &[String],
+) -> BTreeMap<String, Value> {
     [
         ("state_bucket", json!(settings.state_bucket)),
         (
@@ -292,6 +446,14 @@ pub fn outputs(settings: &Settings, clients: &Clients) -> BTreeMap<String, Value
         (
             "deploy_role_arn",
             json!(Role::arn_of(clients, &settings.deploy_role_name)),
+        ),
+        ("deploy_role_subjects", json!(subjects)),
+        (
+            "execution_boundary_arn",
+            json!(ManagedPolicy::arn_of(
+                clients,
+                &settings.execution_boundary_name()
+            )),
         ),
     ]
     .into_iter()

@@ -33,8 +33,19 @@ pub fn tags(settings: &Settings, names: &EnvironmentNames) -> BTreeMap<String, S
     tags
 }
 
+/// The item operations the function performs on its table. (Its transactions
+/// need PutItem and UpdateItem on the items they write.) The execution
+/// boundary allows no more than these.
+pub const FUNCTION_TABLE_ACTIONS: &[&str] = &[
+    "dynamodb:GetItem",
+    "dynamodb:PutItem",
+    "dynamodb:UpdateItem",
+    "dynamodb:DescribeTable",
+];
+/// What the function does with its table's indexes.
+pub const FUNCTION_INDEX_ACTIONS: &[&str] = &["dynamodb:Query"];
+
 /// Exactly the item operations the function performs, on its table and indexes.
-/// (Its transactions need PutItem and UpdateItem on the items they write.)
 pub fn table_policy(clients: &Clients, names: &EnvironmentNames) -> Value {
     let table = format!(
         "arn:aws:dynamodb:{}:{}:table/{}",
@@ -46,13 +57,13 @@ pub fn table_policy(clients: &Clients, names: &EnvironmentNames) -> Value {
             {
                 "Sid": "TableItems",
                 "Effect": "Allow",
-                "Action": ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DescribeTable"],
+                "Action": FUNCTION_TABLE_ACTIONS,
                 "Resource": table
             },
             {
                 "Sid": "TableIndexes",
                 "Effect": "Allow",
-                "Action": "dynamodb:Query",
+                "Action": FUNCTION_INDEX_ACTIONS,
                 "Resource": format!("{table}/index/*")
             }
         ]
@@ -143,6 +154,10 @@ pub fn resources(
             description: format!("Execution role of {}", names.function),
             trust_policy: lambda_trust_policy(),
             managed_policy_arns: vec![BASIC_EXECUTION_POLICY_ARN.into(), policy_arn],
+            permissions_boundary: Some(ManagedPolicy::arn_of(
+                clients,
+                &settings.execution_boundary_name(),
+            )),
             tags: tags.clone(),
             depends_on: vec![TABLE_POLICY_ADDRESS.into()],
         }),

@@ -6,6 +6,19 @@
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 
+/// The repository the tests' deploy role trusts.
+pub const REPOSITORY: &str = "octo-org/playground";
+
+/// Write the `deployer.toml` every test starts from: only `github_repository`,
+/// which bootstrap requires.
+pub fn write_config(dir: &Path) {
+    std::fs::write(
+        dir.join("deployer.toml"),
+        format!("github_repository = \"{REPOSITORY}\"\n"),
+    )
+    .expect("write deployer.toml");
+}
+
 /// Run `deployer args` in `dir` against the AWS endpoint `endpoint`, with no
 /// terminal on standard input (as in CI).
 pub fn run_deployer(dir: &Path, endpoint: &str, args: &[&str]) -> Output {
@@ -73,17 +86,19 @@ pub fn assert_exit(output: &Output, code: i32) {
 
 /// The deploy policy's document as bootstrap wrote it into IAM (decoded).
 pub async fn deploy_policy(config: &aws_config::SdkConfig) -> serde_json::Value {
+    managed_policy(config, "aimodelshare-github-actions-deployment").await
+}
+
+/// The default version of the customer managed policy `name` (decoded).
+pub async fn managed_policy(config: &aws_config::SdkConfig, name: &str) -> serde_json::Value {
     let iam = aws_sdk_iam::Client::new(config);
-    let arn = format!(
-        "arn:aws:iam::{}:policy/aimodelshare-github-actions-deployment",
-        emulator::ACCOUNT_ID
-    );
+    let arn = format!("arn:aws:iam::{}:policy/{name}", emulator::ACCOUNT_ID);
     let policy = iam
         .get_policy()
         .policy_arn(&arn)
         .send()
         .await
-        .expect("deploy policy");
+        .unwrap_or_else(|error| panic!("policy {name}: {error:?}"));
     let version = policy
         .policy()
         .and_then(|policy| policy.default_version_id())
