@@ -65,9 +65,9 @@ const EM_X86_64: u16 = 62;
 const EM_AARCH64: u16 = 183;
 const EM_RISCV: u16 = 243;
 
-/// The prefix of a glibc 2.x symbol version string, as found in a binary
-/// dynamically linked against glibc.
-const GLIBC_2_PREFIX: &[u8] = b"GLIBC_2.";
+/// The prefix of a glibc 2.x version name, as a binary dynamically linked
+/// against glibc names it in its version needs.
+const GLIBC_2_PREFIX: &str = "GLIBC_2.";
 
 /// Lambda CPU architecture of the function the artifact is for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -629,7 +629,12 @@ fn describe_non_elf(contents: &[u8]) -> String {
 }
 
 fn check_glibc_requirement(contents: &[u8], checking: &Checking<'_>) -> Result<(), ArtifactError> {
-    match highest_glibc_requirement(contents) {
+    let needs = glibc_version_needs(contents).map_err(|error| ArtifactError::NotAnExecutable {
+        artifact: checking.artifact(),
+        found: format!("file whose version needs cannot be read ({error})"),
+        expected: checking.expected,
+    })?;
+    match highest_glibc_requirement(needs.iter().map(String::as_str)) {
         Some(found) if found > NEWEST_SUPPORTED_GLIBC => Err(ArtifactError::GlibcTooNew {
             artifact: checking.artifact(),
             found,
@@ -639,9 +644,9 @@ fn check_glibc_requirement(contents: &[u8], checking: &Checking<'_>) -> Result<(
     }
 }
 
-/// A version marker binaries linked with `-z pack-relative-relocs` against
-/// glibc 2.36 or newer need, though it names no `GLIBC_2.N` version.
-const GLIBC_ABI_DT_RELR: &[u8] = b"GLIBC_ABI_DT_RELR";
+/// The version a binary linked with `-z pack-relative-relocs` against glibc
+/// 2.36 or newer needs, though it is no `GLIBC_2.N` version.
+const GLIBC_ABI_DT_RELR: &str = "GLIBC_ABI_DT_RELR";
 
 /// The glibc that introduced [`GLIBC_ABI_DT_RELR`].
 const DT_RELR_GLIBC: GlibcVersion = GlibcVersion {
@@ -650,39 +655,54 @@ const DT_RELR_GLIBC: GlibcVersion = GlibcVersion {
     patch: 0,
 };
 
-/// The highest glibc a binary needs, found by a byte scan of its `GLIBC_2.N[.M]`
-/// version strings (and `GLIBC_ABI_DT_RELR`, which means 2.36); `None` for a
-/// binary that references no glibc version (static).
-fn highest_glibc_requirement(binary: &[u8]) -> Option<GlibcVersion> {
-    let relr = binary
-        .windows(GLIBC_ABI_DT_RELR.len())
-        .any(|window| window == GLIBC_ABI_DT_RELR)
-        .then_some(DT_RELR_GLIBC);
-    binary
-        .windows(GLIBC_2_PREFIX.len())
-        .enumerate()
-        .filter(|(_, window)| *window == GLIBC_2_PREFIX)
-        .filter_map(|(start, _)| {
-            let after_prefix = binary.get(start.checked_add(GLIBC_2_PREFIX.len())?..)?;
-            parse_glibc_2_version(after_prefix)
+/// Every version the binary's `.gnu.version_r` section needs, of every library
+/// (`GLIBC_2.34`, `GLIBC_ABI_DT_RELR`, `GCC_3.0`, ...), read with the `object`
+/// crate; none for a binary without that section (a static executable). The
+/// header checks above stay hand-written: each field has its own message.
+fn glibc_version_needs(binary: &[u8]) -> object::Result<Vec<String>> {
+    use object::read::elf::FileHeader;
+    let header = object::elf::FileHeader64::<object::LittleEndian>::parse(binary)?;
+    let endian = header.endian()?;
+    let sections = header.sections(endian, binary)?;
+    let Some((mut needs, strings_index)) = sections.gnu_verneed(endian, binary)? else {
+        return Ok(Vec::new());
+    };
+    let strings = sections.strings(endian, binary, strings_index)?;
+    let mut names = Vec::new();
+    while let Some((_, mut versions)) = needs.next()? {
+        while let Some(version) = versions.next()? {
+            names.push(String::from_utf8_lossy(version.name(endian, strings)?).into_owned());
+        }
+    }
+    Ok(names)
+}
+
+/// The highest glibc that `needs` (version names) require: each `GLIBC_2.N[.M]`
+/// is that version, `GLIBC_ABI_DT_RELR` is 2.36, and other names (another
+/// library's, `GLIBC_PRIVATE`) require none. `None` when nothing needs glibc.
+fn highest_glibc_requirement<'a>(needs: impl IntoIterator<Item = &'a str>) -> Option<GlibcVersion> {
+    needs
+        .into_iter()
+        .filter_map(|name| {
+            if name == GLIBC_ABI_DT_RELR {
+                return Some(DT_RELR_GLIBC);
+            }
+            parse_glibc_2_version(name.strip_prefix(GLIBC_2_PREFIX)?)
         })
-        .chain(relr)
         .max()
 }
 
-/// Parse the `N` or `N.M` that follows `GLIBC_2.`; `None` when no number follows.
-fn parse_glibc_2_version(after_prefix: &[u8]) -> Option<GlibcVersion> {
-    let length = after_prefix
-        .iter()
-        .take_while(|byte| byte.is_ascii_digit() || **byte == b'.')
-        .count();
-    let text = std::str::from_utf8(after_prefix.get(..length)?).ok()?;
-    let mut components = text.trim_end_matches('.').split('.');
+/// Parse the `N` or `N.M` that follows `GLIBC_2.`; `None` when it is not that.
+fn parse_glibc_2_version(after_prefix: &str) -> Option<GlibcVersion> {
+    let mut components = after_prefix.split('.');
     let minor = components.next()?.parse().ok()?;
     let patch = match components.next() {
         Some(patch) => patch.parse().ok()?,
         None => 0,
     };
+    if components.next().is_some() {
+        return None;
+    }
     Some(GlibcVersion {
         major: 2,
         minor,
@@ -710,6 +730,70 @@ mod tests {
     /// A correct 64-bit little-endian position-independent executable.
     fn executable_for(machine: Machine, tail: &[u8]) -> Vec<u8> {
         elf_with(ELFCLASS64, ELFDATA2LSB, ET_DYN, machine.elf_machine(), tail)
+    }
+
+    /// An executable whose `.gnu.version_r` needs `versions` of libc.so.6: the
+    /// ELF header, `.dynstr`, one Verneed entry with a Vernaux per version, and
+    /// the section headers (null, `.dynstr`, `.gnu.version_r`), laid out as a
+    /// linker lays them out.
+    fn executable_needing(machine: Machine, versions: &[&str]) -> Vec<u8> {
+        const SHT_STRTAB: u32 = 3;
+        const SHT_GNU_VERNEED: u32 = 0x6fff_fffe;
+        let push16 = |out: &mut Vec<u8>, value: u16| out.extend_from_slice(&value.to_le_bytes());
+        let push32 = |out: &mut Vec<u8>, value: u32| out.extend_from_slice(&value.to_le_bytes());
+        let push64 = |out: &mut Vec<u8>, value: u64| out.extend_from_slice(&value.to_le_bytes());
+        let mut strings = b"\0libc.so.6\0".to_vec();
+        let mut name_offsets = Vec::new();
+        for version in versions {
+            name_offsets.push(strings.len() as u32);
+            strings.extend_from_slice(version.as_bytes());
+            strings.push(0);
+        }
+        let section_names = b"\0.dynstr\0.gnu.version_r\0.shstrtab\0";
+        let strings_offset = ELF64_HEADER_LEN;
+        let names_offset = strings_offset + strings.len();
+        let verneed_offset = (names_offset + section_names.len()).next_multiple_of(8);
+        let verneed_size = 16 + 16 * versions.len();
+        let headers_offset = (verneed_offset + verneed_size).next_multiple_of(8);
+        let mut binary = executable_for(machine, &[]);
+        binary[0x28..0x30].copy_from_slice(&(headers_offset as u64).to_le_bytes()); // e_shoff
+        binary[0x3a..0x3c].copy_from_slice(&64u16.to_le_bytes()); // e_shentsize
+        binary[0x3c..0x3e].copy_from_slice(&4u16.to_le_bytes()); // e_shnum
+        binary[0x3e..0x40].copy_from_slice(&3u16.to_le_bytes()); // e_shstrndx
+        binary.extend_from_slice(&strings);
+        binary.extend_from_slice(section_names);
+        binary.resize(verneed_offset, 0);
+        push16(&mut binary, 1); // vn_version
+        push16(&mut binary, versions.len() as u16); // vn_cnt
+        push32(&mut binary, 1); // vn_file: "libc.so.6"
+        push32(&mut binary, 16); // vn_aux
+        push32(&mut binary, 0); // vn_next
+        for (index, name) in name_offsets.iter().enumerate() {
+            push32(&mut binary, 0); // vna_hash (not checked by readers of names)
+            push16(&mut binary, 0); // vna_flags
+            push16(&mut binary, index as u16 + 2); // vna_other
+            push32(&mut binary, *name); // vna_name
+            push32(&mut binary, if index + 1 < versions.len() { 16 } else { 0 }); // vna_next
+        }
+        binary.resize(headers_offset, 0);
+        let mut section =
+            |name: u32, kind: u32, offset: usize, size: usize, link: u32, info: u32| {
+                push32(&mut binary, name);
+                push32(&mut binary, kind);
+                push64(&mut binary, 0); // sh_flags
+                push64(&mut binary, 0); // sh_addr
+                push64(&mut binary, offset as u64);
+                push64(&mut binary, size as u64);
+                push32(&mut binary, link);
+                push32(&mut binary, info);
+                push64(&mut binary, if kind == SHT_GNU_VERNEED { 8 } else { 1 });
+                push64(&mut binary, 0); // sh_entsize
+            };
+        section(0, 0, 0, 0, 0, 0);
+        section(1, SHT_STRTAB, strings_offset, strings.len(), 0, 0);
+        section(9, SHT_GNU_VERNEED, verneed_offset, verneed_size, 1, 1);
+        section(24, SHT_STRTAB, names_offset, section_names.len(), 0, 0);
+        binary
     }
 
     fn packaged(executable: &[u8]) -> Vec<u8> {
@@ -934,7 +1018,8 @@ mod tests {
 
     #[test]
     fn validate_refuses_glibc_newer_than_2_34() {
-        let executable = executable_for(Machine::Arm64, b"GLIBC_2.17\0GLIBC_2.38\0GLIBC_2.28\0");
+        let executable =
+            executable_needing(Machine::Arm64, &["GLIBC_2.17", "GLIBC_2.38", "GLIBC_2.28"]);
         let error = rejection(packaged(&executable), Machine::Arm64);
         assert!(
             matches!(error, ArtifactError::GlibcTooNew { .. }),
@@ -947,7 +1032,7 @@ mod tests {
 
     #[test]
     fn relative_relocation_packing_counts_as_glibc_2_36() {
-        let executable = executable_for(Machine::X86_64, b"GLIBC_2.28\0GLIBC_ABI_DT_RELR\0");
+        let executable = executable_needing(Machine::X86_64, &["GLIBC_2.28", "GLIBC_ABI_DT_RELR"]);
         let error =
             validate(packaged(&executable), "relr.zip", Machine::X86_64).expect_err("needs 2.36");
         assert!(error.to_string().contains("2.36"), "{error}");
@@ -955,7 +1040,10 @@ mod tests {
 
     #[test]
     fn validate_accepts_glibc_2_34() {
-        let executable = executable_for(Machine::X86_64, b"GLIBC_2.28\0GLIBC_2.34\0GLIBC_2.2.5\0");
+        let executable = executable_needing(
+            Machine::X86_64,
+            &["GLIBC_2.28", "GLIBC_2.34", "GLIBC_2.2.5"],
+        );
         assert!(validate(packaged(&executable), "ok.zip", Machine::X86_64).is_ok());
     }
 
@@ -966,18 +1054,46 @@ mod tests {
     }
 
     #[test]
+    fn version_needs_are_read_not_guessed_from_bytes() {
+        // A string in the code is not a version need...
+        let mentions = executable_for(Machine::X86_64, b"GLIBC_2.99\0");
+        assert!(validate(packaged(&mentions), "strings.zip", Machine::X86_64).is_ok());
+        // ...and the needs of a real executable (this test, linked against the
+        // host's glibc) are read from its .gnu.version_r.
+        let this = std::fs::read(std::env::current_exe().expect("test binary")).expect("read");
+        let needs = glibc_version_needs(&this).expect("readable ELF");
+        assert!(
+            needs.iter().any(|name| name.starts_with("GLIBC_2.")),
+            "{needs:?}"
+        );
+        // A section table pointing outside the file is refused, not skipped.
+        let mut broken = executable_needing(Machine::X86_64, &["GLIBC_2.28"]);
+        broken[0x28..0x30].copy_from_slice(&u64::MAX.to_le_bytes());
+        let error = rejection(packaged(&broken), Machine::X86_64);
+        assert!(error.to_string().contains("version needs"), "{error}");
+    }
+
+    #[test]
     fn glibc_versions_are_parsed_and_compared_numerically() {
-        let highest = |binary: &[u8]| highest_glibc_requirement(binary).map(|v| v.to_string());
-        assert_eq!(highest(b"GLIBC_2.2.5\0GLIBC_2.9\0"), Some("2.9".to_owned()));
-        assert_eq!(highest(b"GLIBC_2.9\0GLIBC_2.10\0"), Some("2.10".to_owned()));
+        let highest = |needs: &[&str]| {
+            highest_glibc_requirement(needs.iter().copied()).map(|v| v.to_string())
+        };
         assert_eq!(
-            highest(b"GLIBC_2.3.4\0GLIBC_2.3\0"),
+            highest(&["GLIBC_2.2.5", "GLIBC_2.9"]),
+            Some("2.9".to_owned())
+        );
+        assert_eq!(
+            highest(&["GLIBC_2.9", "GLIBC_2.10"]),
+            Some("2.10".to_owned())
+        );
+        assert_eq!(
+            highest(&["GLIBC_2.3.4", "GLIBC_2.3"]),
             Some("2.3.4".to_owned())
         );
-        assert_eq!(highest(b"GLIBC_2.34."), Some("2.34".to_owned()));
-        assert_eq!(highest(b"GLIBC_2.\0GLIBC_PRIVATE"), None);
-        assert_eq!(highest(b"GLIBC_2.35"), Some("2.35".to_owned()));
-        assert_eq!(highest(b""), None);
+        assert_eq!(highest(&["GLIBC_2.34", "GCC_3.0"]), Some("2.34".to_owned()));
+        assert_eq!(highest(&["GLIBC_2.", "GLIBC_PRIVATE"]), None);
+        assert_eq!(highest(&["GLIBC_ABI_DT_RELR"]), Some("2.36".to_owned()));
+        assert_eq!(highest(&[]), None);
     }
 
     #[test]

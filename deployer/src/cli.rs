@@ -190,22 +190,14 @@ pub struct BootstrapArgs {
     pub lock_timeout: std::time::Duration,
 }
 
-/// `90`, `30s`, `5m`, `1h`.
+/// `90` (seconds), `30s`, `5m`, `1h`, `1m30s` (humantime's units).
 pub fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
     let text = text.trim();
-    let (number, unit) = text
-        .find(|c: char| !c.is_ascii_digit())
-        .map_or((text, "s"), |split| text.split_at(split));
-    let value: u64 = number
-        .parse()
-        .map_err(|_| format!("{text:?} is not a duration such as 30s, 5m or 1h"))?;
-    let seconds = match unit {
-        "s" | "" => value,
-        "m" => value * 60,
-        "h" => value * 3600,
-        _ => return Err(format!("{text:?} is not a duration such as 30s, 5m or 1h")),
-    };
-    Ok(std::time::Duration::from_secs(seconds))
+    if let Ok(seconds) = text.parse::<u64>() {
+        return Ok(std::time::Duration::from_secs(seconds));
+    }
+    humantime::parse_duration(text)
+        .map_err(|error| format!("{text:?} is not a duration such as 30s, 5m or 1h: {error}"))
 }
 
 #[cfg(test)]
@@ -221,7 +213,10 @@ mod tests {
             Ok(std::time::Duration::from_secs(300))
         );
         assert!(parse_duration("soon").is_err());
-        assert!(parse_duration("5d").is_err());
+        assert_eq!(
+            parse_duration("1m30s"),
+            Ok(std::time::Duration::from_secs(90))
+        );
     }
 
     #[test]

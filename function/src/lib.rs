@@ -3,13 +3,13 @@
 //! Tables of users with scores, for ML teaching games: an axum [`api::router`]
 //! over a DynamoDB [`store::Store`], served by [`runtime::lambda`] under Lambda
 //! (API Gateway HTTP API, payload v2) and by [`runtime::local`] elsewhere.
-//! [`schema`] is the one definition of the DynamoDB table, shared with the
-//! deployer; [`api::ROUTES`] is the one list of routes API Gateway registers.
+//! The table's schema, the routes and the CORS values are the `schema` crate's,
+//! shared with the deployer (re-exported here as [`schema`]).
 
 pub mod api;
 pub mod config;
 pub mod runtime;
-pub mod schema;
+pub use ::schema;
 pub mod store;
 
 use aws_config::retry::RetryConfig;

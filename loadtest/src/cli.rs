@@ -119,29 +119,22 @@ impl ScenarioCommand {
 /// The longest duration accepted (a day).
 const MAX_DURATION_SECONDS: u64 = 24 * 3600;
 
-/// `90`, `90s`, `5m`, `1h`: a positive duration of at most a day.
+/// `90` (seconds), `90s`, `5m`, `1h`, `1m30s` (humantime's units): a positive
+/// duration of at most a day.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let text = text.trim();
-    let split = text
-        .find(|character: char| !character.is_ascii_digit())
-        .unwrap_or(text.len());
-    let (number, unit) = text.split_at(split);
-    let number: u64 = number
-        .parse()
-        .map_err(|_| format!("{text:?} is not a duration (e.g. 20, 20s, 2m)"))?;
-    let seconds = match unit {
-        "" | "s" => number,
-        "m" => number.saturating_mul(60),
-        "h" => number.saturating_mul(3600),
-        _ => return Err(format!("{text:?}: the unit must be s, m or h")),
+    let duration = match text.parse::<u64>() {
+        Ok(seconds) => Duration::from_secs(seconds),
+        Err(_) => humantime::parse_duration(text)
+            .map_err(|error| format!("{text:?} is not a duration (e.g. 20, 20s, 2m): {error}"))?,
     };
-    if seconds == 0 {
+    if duration < Duration::from_secs(1) {
         return Err("the duration must be at least 1 second".into());
     }
-    if seconds > MAX_DURATION_SECONDS {
+    if duration > Duration::from_secs(MAX_DURATION_SECONDS) {
         return Err(format!("{text:?} is longer than the 24 h a run may take"));
     }
-    Ok(Duration::from_secs(seconds))
+    Ok(duration)
 }
 
 #[cfg(test)]

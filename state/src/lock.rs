@@ -112,8 +112,15 @@ where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<Attempt, StateError>>,
 {
+    use backon::BackoffBuilder;
     let started = Instant::now();
-    let mut pause = Duration::from_millis(100);
+    let mut pauses = backon::ExponentialBuilder::default()
+        .with_min_delay(Duration::from_millis(100))
+        .with_factor(1.5)
+        .with_max_delay(Duration::from_secs(2))
+        .with_jitter()
+        .without_max_times()
+        .build();
     loop {
         match attempt().await? {
             Attempt::Acquired => return Ok(()),
@@ -126,14 +133,9 @@ where
                         info: Box::new(info),
                     });
                 }
-                let jitter = Duration::from_millis(u64::from(
-                    std::time::SystemTime::now()
-                        .duration_since(std::time::UNIX_EPOCH)
-                        .map(|now| now.subsec_nanos() % 50)
-                        .unwrap_or(0),
-                ));
-                tokio::time::sleep((pause + jitter).min(timeout - waited + jitter)).await;
-                pause = (pause * 3 / 2).min(Duration::from_secs(2));
+                let pause = pauses.next().unwrap_or(Duration::from_secs(2));
+                // The last pause ends at the timeout, so a lock freed by then is taken.
+                tokio::time::sleep(pause.min(timeout - waited)).await;
             }
         }
     }

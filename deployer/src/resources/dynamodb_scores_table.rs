@@ -7,11 +7,11 @@ use std::time::Duration;
 
 use aws_sdk_dynamodb::client::Waiters;
 use aws_sdk_dynamodb::types::{
-    AttributeDefinition, AttributeValue, BillingMode, CreateGlobalSecondaryIndexAction,
-    DeleteGlobalSecondaryIndexAction, GlobalSecondaryIndex, GlobalSecondaryIndexUpdate,
-    IndexStatus, KeySchemaElement, KeyType, Projection, ProjectionType, ScalarAttributeType, Tag,
+    AttributeDefinition, AttributeValue, CreateGlobalSecondaryIndexAction,
+    DeleteGlobalSecondaryIndexAction, GlobalSecondaryIndexUpdate, IndexStatus, KeySchemaElement,
+    KeyType, Tag,
 };
-use playground_api::schema::{self, TABLE_SCHEMA};
+use schema::TABLE_SCHEMA;
 use serde_json::json;
 
 use super::{Clients, dynamodb_settings, tags_value};
@@ -33,13 +33,6 @@ pub struct ScoresTable {
     pub enable_pitr: bool,
     pub enable_gsi_by_user: bool,
     pub tags: std::collections::BTreeMap<String, String>,
-}
-
-fn attribute_type(key_type: schema::KeyType) -> ScalarAttributeType {
-    match key_type {
-        schema::KeyType::String => ScalarAttributeType::S,
-        schema::KeyType::Number => ScalarAttributeType::N,
-    }
 }
 
 fn type_letter(key_type: schema::KeyType) -> &'static str {
@@ -85,50 +78,6 @@ impl ScoresTable {
         )
     }
 
-    fn element(
-        name: &str,
-        key_type: KeyType,
-        action: &str,
-    ) -> Result<KeySchemaElement, EngineError> {
-        KeySchemaElement::builder()
-            .attribute_name(name)
-            .key_type(key_type)
-            .build()
-            .map_err(|error| EngineError::new(action, error.to_string()))
-    }
-
-    fn definition(
-        key: schema::KeyAttribute,
-        action: &str,
-    ) -> Result<AttributeDefinition, EngineError> {
-        AttributeDefinition::builder()
-            .attribute_name(key.name)
-            .attribute_type(attribute_type(key.key_type))
-            .build()
-            .map_err(|error| EngineError::new(action, error.to_string()))
-    }
-
-    fn gsi(
-        index: &schema::GlobalSecondaryIndex,
-        action: &str,
-    ) -> Result<GlobalSecondaryIndex, EngineError> {
-        GlobalSecondaryIndex::builder()
-            .index_name(index.name)
-            .key_schema(Self::element(
-                index.partition_key.name,
-                KeyType::Hash,
-                action,
-            )?)
-            .key_schema(Self::element(index.sort_key.name, KeyType::Range, action)?)
-            .projection(
-                Projection::builder()
-                    .projection_type(ProjectionType::All)
-                    .build(),
-            )
-            .build()
-            .map_err(|error| EngineError::new(action, error.to_string()))
-    }
-
     /// Wait until the table and every index are ACTIVE (bounded: 10 minutes).
     async fn wait_until_active(&self) -> Result<(), EngineError> {
         let action = self.doing("waiting for");
@@ -163,34 +112,18 @@ impl ScoresTable {
 
     /// The definitions of the table's keys and every wanted index's keys, once each.
     fn attribute_definitions(&self, action: &str) -> Result<Vec<AttributeDefinition>, EngineError> {
-        let mut keys = vec![TABLE_SCHEMA.partition_key, TABLE_SCHEMA.sort_key];
-        for index in self.wanted_indexes() {
-            for key in [index.partition_key, index.sort_key] {
-                if !keys.iter().any(|known| known.name == key.name) {
-                    keys.push(key);
-                }
-            }
-        }
-        keys.into_iter()
-            .map(|key| Self::definition(key, action))
-            .collect()
+        schema::attribute_definitions(&self.wanted_indexes())
+            .map_err(|error| EngineError::new(action, error.to_string()))
     }
 
     async fn add_index(&self, index: &schema::GlobalSecondaryIndex) -> Result<(), EngineError> {
         let action = self.doing(&format!("adding index {} to", index.name));
+        let index = schema::global_secondary_index(index)
+            .map_err(|error| EngineError::new(action.clone(), error.to_string()))?;
         let create = CreateGlobalSecondaryIndexAction::builder()
-            .index_name(index.name)
-            .key_schema(Self::element(
-                index.partition_key.name,
-                KeyType::Hash,
-                &action,
-            )?)
-            .key_schema(Self::element(index.sort_key.name, KeyType::Range, &action)?)
-            .projection(
-                Projection::builder()
-                    .projection_type(ProjectionType::All)
-                    .build(),
-            )
+            .index_name(index.index_name)
+            .set_key_schema(Some(index.key_schema))
+            .set_projection(index.projection)
             .build()
             .map_err(|error| EngineError::new(action.clone(), error.to_string()))?;
         self.clients
@@ -484,25 +417,8 @@ impl Resource for ScoresTable {
     async fn create(&self) -> Result<(), EngineError> {
         let action = format!("creating DynamoDB table {}", self.name);
         let dynamodb = &self.clients.dynamodb;
-        let mut request = dynamodb
-            .create_table()
-            .table_name(&self.name)
-            .billing_mode(BillingMode::PayPerRequest)
-            .key_schema(Self::element(
-                TABLE_SCHEMA.partition_key.name,
-                KeyType::Hash,
-                &action,
-            )?)
-            .key_schema(Self::element(
-                TABLE_SCHEMA.sort_key.name,
-                KeyType::Range,
-                &action,
-            )?);
-        request = request.set_attribute_definitions(Some(self.attribute_definitions(&action)?));
-        let wanted = self.wanted_indexes();
-        for index in wanted {
-            request = request.global_secondary_indexes(Self::gsi(index, &action)?);
-        }
+        let mut request = schema::create_table(dynamodb, &self.name, &self.wanted_indexes())
+            .map_err(|error| EngineError::new(action.clone(), error.to_string()))?;
         for (key, value) in &self.tags {
             request = request.tags(
                 Tag::builder()

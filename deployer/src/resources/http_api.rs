@@ -18,7 +18,8 @@ use crate::engine::{
     AttributeChange, DesiredResource, EngineError, ObservedResource, Resource, Rule,
 };
 
-use playground_api::api::{ALLOW_HEADERS, ALLOW_METHODS, MAX_AGE_SECONDS, Route};
+use schema::cors::{ALLOW_HEADERS, ALLOW_METHODS, MAX_AGE_SECONDS};
+use schema::routes::Route;
 
 pub const ADDRESS: &str = "apigatewayv2_api.http";
 /// The route API Gateway takes for requests no other route matches.

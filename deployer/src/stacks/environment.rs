@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use playground_api::api::ROUTES;
+use schema::routes::ROUTES;
 use serde_json::{Value, json};
 
 use crate::config::{EnvironmentNames, Settings};

@@ -3,7 +3,8 @@
 //! response, including those it makes itself (unmatched routes, throttling,
 //! authorizer refusals), and ignores any CORS header an integration returns.
 //! The deployer configures it from [`ALLOW_METHODS`], [`ALLOW_HEADERS`] and
-//! [`MAX_AGE_SECONDS`], so the function on Lambda sets no CORS header at all.
+//! [`MAX_AGE_SECONDS`] (the `schema` crate's), so the function on Lambda sets no
+//! CORS header at all.
 //!
 //! Served locally there is no API Gateway, so [`apply`] does what it does, with
 //! the same values: a preflight (`OPTIONS` with `Origin` and
@@ -23,12 +24,7 @@ use axum::http::{HeaderMap, HeaderValue, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
-/// Methods browsers may use.
-pub const ALLOW_METHODS: &[&str] = &["GET", "PUT", "PATCH", "POST", "OPTIONS"];
-/// Request headers browsers may send.
-pub const ALLOW_HEADERS: &[&str] = &["Content-Type", "Authorization"];
-/// How long browsers may cache a preflight answer.
-pub const MAX_AGE_SECONDS: i32 = 600;
+pub use crate::schema::cors::{ALLOW_HEADERS, ALLOW_METHODS, MAX_AGE_SECONDS};
 
 /// Which origins may call the API.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -23,59 +23,7 @@ use crate::store::Store;
 /// Largest request body accepted; larger ones get 413.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
 
-/// One route of the API, as API Gateway must register it (`METHOD /path/{param}`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Route {
-    pub method: &'static str,
-    pub path: &'static str,
-}
-
-impl Route {
-    /// The API Gateway route key, for example `GET /tables/{tableId}`.
-    pub fn route_key(&self) -> String {
-        format!("{} {}", self.method, self.path)
-    }
-}
-
-/// Every route [`router`] serves (CORS preflights are API Gateway's: see
-/// [`cors`]). The deployer registers exactly these, plus API Gateway's
-/// `$default` route to the same function, so that unknown paths and methods
-/// reach the router too and get its JSON 404 and 405; a test checks the router
-/// against this list.
-pub const ROUTES: &[Route] = &[
-    Route {
-        method: "POST",
-        path: "/tables",
-    },
-    Route {
-        method: "GET",
-        path: "/tables",
-    },
-    Route {
-        method: "GET",
-        path: "/tables/{tableId}",
-    },
-    Route {
-        method: "PATCH",
-        path: "/tables/{tableId}",
-    },
-    Route {
-        method: "GET",
-        path: "/tables/{tableId}/users",
-    },
-    Route {
-        method: "GET",
-        path: "/tables/{tableId}/users/{username}",
-    },
-    Route {
-        method: "PUT",
-        path: "/tables/{tableId}/users/{username}",
-    },
-    Route {
-        method: "GET",
-        path: "/health",
-    },
-];
+pub use crate::schema::routes::{ROUTES, Route};
 
 /// What every handler shares.
 #[derive(Debug)]

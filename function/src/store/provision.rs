@@ -3,30 +3,10 @@
 
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::client::Waiters;
-use aws_sdk_dynamodb::types::{
-    AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection,
-    ProjectionType, ScalarAttributeType, TableStatus,
-};
+use aws_sdk_dynamodb::types::TableStatus;
 
 use super::StoreError;
 use crate::schema::{self, TABLE_SCHEMA};
-
-fn attribute_type(key_type: schema::KeyType) -> ScalarAttributeType {
-    match key_type {
-        schema::KeyType::String => ScalarAttributeType::S,
-        schema::KeyType::Number => ScalarAttributeType::N,
-    }
-}
-
-fn key_element(name: &str, key_type: KeyType, table: &str) -> Result<KeySchemaElement, StoreError> {
-    KeySchemaElement::builder()
-        .attribute_name(name)
-        .key_type(key_type)
-        .build()
-        .map_err(|error| {
-            StoreError::dynamodb(format!("describing the key schema of {table}"), error)
-        })
-}
 
 /// The status of the table (`None` when it does not exist).
 pub async fn table_status(client: &Client, table: &str) -> Result<Option<TableStatus>, StoreError> {
@@ -52,51 +32,10 @@ pub async fn create_table_if_missing(client: &Client, table: &str) -> Result<boo
     if table_status(client, table).await?.is_some() {
         return Ok(false);
     }
-    let mut request = client
-        .create_table()
-        .table_name(table)
-        .billing_mode(BillingMode::PayPerRequest)
-        .key_schema(key_element(
-            TABLE_SCHEMA.partition_key.name,
-            KeyType::Hash,
-            table,
-        )?)
-        .key_schema(key_element(
-            TABLE_SCHEMA.sort_key.name,
-            KeyType::Range,
-            table,
-        )?);
-    for attribute in TABLE_SCHEMA.key_attributes() {
-        request = request.attribute_definitions(
-            AttributeDefinition::builder()
-                .attribute_name(attribute.name)
-                .attribute_type(attribute_type(attribute.key_type))
-                .build()
-                .map_err(|error| {
-                    StoreError::dynamodb(format!("describing attributes of {table}"), error)
-                })?,
-        );
-    }
-    for index in TABLE_SCHEMA.global_secondary_indexes {
-        request = request.global_secondary_indexes(
-            GlobalSecondaryIndex::builder()
-                .index_name(index.name)
-                .key_schema(key_element(index.partition_key.name, KeyType::Hash, table)?)
-                .key_schema(key_element(index.sort_key.name, KeyType::Range, table)?)
-                .projection(
-                    Projection::builder()
-                        .projection_type(ProjectionType::All)
-                        .build(),
-                )
-                .build()
-                .map_err(|error| {
-                    StoreError::dynamodb(
-                        format!("describing index {} of {table}", index.name),
-                        error,
-                    )
-                })?,
-        );
-    }
+    let indexes: Vec<_> = TABLE_SCHEMA.global_secondary_indexes.iter().collect();
+    let request = schema::create_table(client, table, &indexes).map_err(|error| {
+        StoreError::dynamodb(format!("describing DynamoDB table {table}"), error)
+    })?;
     match request.send().await {
         Ok(_) => {}
         // Created concurrently by someone else: that is the outcome we wanted.

@@ -74,14 +74,19 @@ fn user_item(table_id: &str, username: &str, counts: UserCounts, now: &str) -> I
     item
 }
 
-/// A short, growing, jittered pause between attempts that lost a race.
+/// A short, growing, jittered pause between attempts that lost a race: 5 ms
+/// doubling to 320 ms, with full jitter.
 async fn back_off(attempt: u32) {
-    let jitter = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|elapsed| u64::from(elapsed.subsec_nanos() % 10))
-        .unwrap_or(0);
-    let millis = (5u64 << attempt.min(6)) + jitter;
-    tokio::time::sleep(Duration::from_millis(millis)).await;
+    use backon::BackoffBuilder;
+    let pause = backon::ExponentialBuilder::default()
+        .with_min_delay(Duration::from_millis(5))
+        .with_max_delay(Duration::from_millis(320))
+        .with_jitter()
+        .without_max_times()
+        .build()
+        .nth(attempt.min(6) as usize)
+        .unwrap_or(Duration::from_millis(320));
+    tokio::time::sleep(pause).await;
 }
 
 impl Store {

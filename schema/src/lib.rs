@@ -1,6 +1,12 @@
-//! The one definition of the playground table's schema: keys, attribute names and
-//! global secondary indexes. The function's `--create-table`, its tests and the
-//! deployer all provision the table from [`TABLE_SCHEMA`], so they cannot drift.
+//! What the playground API and its deployer share, defined once: the DynamoDB
+//! table's schema (this module: keys, attribute names, global secondary indexes,
+//! and the one CreateTable request, [`create_table`]), the API's routes
+//! ([`routes`]) and the CORS values API Gateway answers with ([`cors`]). The
+//! dependency arrows read `deployer -> schema <- function`: the deployer never
+//! compiles the function's HTTP stack.
+//!
+//! The function's `--create-table`, its tests and the deployer all provision the
+//! table from [`TABLE_SCHEMA`] through [`create_table`], so they cannot drift.
 //!
 //! Items (compatible with tables created by the legacy deployment):
 //! - table metadata: `tableId`, `username = "_metadata"`, `displayName`, `createdAt`,
@@ -40,6 +46,14 @@ pub const BY_USER: &str = "byUser";
 pub const BY_CREATED_AT: &str = "byCreatedAt";
 /// GSI: a playground table's users in leaderboard order.
 pub const BY_LEADERBOARD: &str = "byLeaderboard";
+
+pub mod cors;
+mod create_table;
+pub mod routes;
+
+pub use create_table::{
+    attribute_definitions, attribute_type, create_table, global_secondary_index, key_element,
+};
 
 /// The largest count accepted: JSON clients (JavaScript) represent integers exactly up to here.
 pub const MAX_COUNT: u64 = 9_007_199_254_740_991;
@@ -113,8 +127,16 @@ pub const TABLE_SCHEMA: TableSchema = TableSchema {
 impl TableSchema {
     /// Every attribute used in a key of the table or an index, each once, in a stable order.
     pub fn key_attributes(&self) -> Vec<KeyAttribute> {
+        self.key_attributes_of(self.global_secondary_indexes.iter())
+    }
+
+    /// The attributes of the table's keys and of `indexes`' keys, each once.
+    pub fn key_attributes_of<'a>(
+        &self,
+        indexes: impl IntoIterator<Item = &'a GlobalSecondaryIndex>,
+    ) -> Vec<KeyAttribute> {
         let mut attributes = vec![self.partition_key, self.sort_key];
-        for index in self.global_secondary_indexes {
+        for index in indexes {
             for key in [index.partition_key, index.sort_key] {
                 if !attributes.iter().any(|known| known.name == key.name) {
                     attributes.push(key);
