@@ -77,7 +77,7 @@ pub fn load(path: &Path) -> Result<Code, LayerZipError> {
     })?;
     check(&bytes, path)?;
     Ok(Code {
-        sha256: code_sha256(&bytes),
+        sha256: Some(code_sha256(&bytes)),
         zip: bytes,
     })
 }
@@ -162,7 +162,7 @@ mod tests {
         let path = write(&dir, &bytes);
         let code = load(&path).expect("a valid layer");
         assert_eq!(code.zip, bytes);
-        assert_eq!(code.sha256, code_sha256(&bytes));
+        assert_eq!(code.sha256, Some(code_sha256(&bytes)));
     }
 
     #[test]

@@ -401,6 +401,53 @@ async fn an_apply_whose_api_does_not_answer_fails_after_recording_what_it_did() 
 }
 
 #[tokio::test]
+async fn an_api_deleted_by_hand_is_recreated_and_the_permission_follows_in_the_same_apply() {
+    let account = Account::new().await;
+    assert_exit(&account.apply_dev(), 0);
+    let old_id = account.api_id("dev").await.expect("api");
+    aws_sdk_apigatewayv2::Client::new(&account.config)
+        .delete_api()
+        .api_id(&old_id)
+        .send()
+        .await
+        .expect("delete the API out of band");
+
+    let plan = account.deployer(&["plan", "--env", "dev", "--artifact", "fn.zip"]);
+    let shown = text(&plan);
+    assert!(shown.contains("+ apigatewayv2_api.http"), "{shown}");
+    assert!(
+        shown.contains("~ lambda_permission.http_api") && shown.contains("-> (known after apply)"),
+        "the permission's source ARN is planned as unknown, not kept: {shown}"
+    );
+    assert_exit(&account.apply_dev(), 0);
+    let new_id = account.api_id("dev").await.expect("api recreated");
+    assert_ne!(new_id, old_id);
+    let policy = aws_sdk_lambda::Client::new(&account.config)
+        .get_policy()
+        .function_name("aimodelshare-playground-dev-api")
+        .send()
+        .await
+        .expect("function policy");
+    let policy: Value =
+        serde_json::from_str(policy.policy().unwrap_or_default()).expect("policy JSON");
+    assert_eq!(
+        policy["Statement"][0]["Condition"]["ArnLike"]["AWS:SourceArn"],
+        format!("arn:aws:execute-api:us-east-1:123456789012:{new_id}/*/*")
+    );
+    assert_exit(
+        &account.deployer(&[
+            "plan",
+            "--env",
+            "dev",
+            "--detailed-exitcode",
+            "--artifact",
+            "fn.zip",
+        ]),
+        0,
+    );
+}
+
+#[tokio::test]
 async fn changes_update_only_what_changed() {
     let account = Account::new().await;
     assert_exit(&account.apply_dev(), 0);

@@ -107,7 +107,7 @@ pub async fn environment(
         .map(|api| api.id);
     let nothing = || Code {
         zip: Vec::new(),
-        sha256: String::new(),
+        sha256: None,
     };
     // The layer is always looked for: it may remain from when use_layer was on.
     let inputs = StackInputs {

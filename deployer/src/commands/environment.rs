@@ -9,7 +9,6 @@ use state::{Backend, LockRequest};
 use super::{Outcome, confirm::confirm, recording};
 use crate::artifact::{self, Machine};
 use crate::config::{Architecture, Config, EnvironmentNames, validate_environment};
-use crate::engine::plan::KNOWN_AFTER_APPLY;
 use crate::engine::{
     self, ObservedResource, Plan, Resources, apply::apply, progress::Progress, render::render,
 };
@@ -55,19 +54,20 @@ pub fn code(config: &Config, artifact: Option<&Path>, for_apply: bool) -> Result
                 .map_err(|error| CliError::Usage(error.to_string()))?;
             Ok(Code {
                 zip: artifact.bytes,
-                sha256: artifact.code_sha256,
+                sha256: Some(artifact.code_sha256),
             })
         }
         None if for_apply => {
             let artifact = crate::build::build_function(&config.dir, machine)?;
             Ok(Code {
                 zip: artifact.bytes,
-                sha256: artifact.code_sha256,
+                sha256: Some(artifact.code_sha256),
             })
         }
+        // Not compared: plan without an artifact shows everything but the code.
         None => Ok(Code {
             zip: Vec::new(),
-            sha256: KNOWN_AFTER_APPLY.to_owned(),
+            sha256: None,
         }),
     }
 }

@@ -4,6 +4,7 @@
 //! plan out in dependency order, independent resources concurrently.
 
 pub mod apply;
+pub mod attributes;
 pub mod plan;
 pub mod policy;
 pub mod progress;
@@ -11,8 +12,10 @@ pub mod render;
 
 use std::sync::Arc;
 
+pub use attributes::{AttributeSet, KNOWN_AFTER_APPLY, Planned, Tags};
 pub use plan::{
-    Action, AttributeChange, Attributes, DesiredResource, ObservedResource, Plan, PlanError, Rule,
+    Action, AttributeChange, Attributes, DesiredAttributes, DesiredResource, ObservedResource,
+    Plan, PlanError, Rule,
 };
 
 /// A failed AWS call, with what the engine was doing ("creating S3 bucket x").

@@ -8,13 +8,14 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 use serde_json::Value;
 
+use super::attributes::{AttributeSet, Planned};
 use super::policy;
 
-/// Attribute values, by name. `Value::Null` means "not set".
+/// Observed attribute values, by name. `Value::Null` means "not set".
 pub type Attributes = BTreeMap<String, Value>;
 
-/// Shown for values that only exist after apply (ids AWS assigns).
-pub const KNOWN_AFTER_APPLY: &str = "(known after apply)";
+/// Desired attribute values, by name: known, or only after apply.
+pub type DesiredAttributes = BTreeMap<String, Planned>;
 
 /// How one attribute is compared and changed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -36,13 +37,50 @@ pub struct DesiredResource {
     pub address: String,
     pub kind: &'static str,
     pub name: String,
-    pub attributes: Attributes,
+    pub attributes: DesiredAttributes,
     /// Rules for attributes that are not [`Rule::InPlace`].
     pub rules: BTreeMap<&'static str, Rule>,
     /// Addresses this resource needs first.
     pub depends_on: Vec<String>,
     /// Why this resource must never be replaced implicitly (tables hold data).
     pub never_replace: Option<&'static str>,
+}
+
+impl DesiredResource {
+    /// A resource at `address` whose desired attributes (and their rules) are
+    /// `attributes`; no dependencies, replaceable.
+    pub fn new(
+        address: impl Into<String>,
+        kind: &'static str,
+        name: impl Into<String>,
+        attributes: impl AttributeSet,
+    ) -> Self {
+        Self {
+            address: address.into(),
+            kind,
+            name: name.into(),
+            rules: rules_of(&attributes),
+            attributes: attributes.into_planned(),
+            depends_on: Vec::new(),
+            never_replace: None,
+        }
+    }
+
+    /// These addresses must be applied first.
+    pub fn depending_on(mut self, addresses: impl IntoIterator<Item = impl Into<String>>) -> Self {
+        self.depends_on = addresses.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// Refuse to replace this resource, for `reason`.
+    pub fn never_replaced(mut self, reason: &'static str) -> Self {
+        self.never_replace = Some(reason);
+        self
+    }
+}
+
+fn rules_of<S: AttributeSet>(_: &S) -> BTreeMap<&'static str, Rule> {
+    S::rules()
 }
 
 /// What AWS has.
@@ -59,7 +97,8 @@ pub struct ObservedResource {
 pub struct AttributeChange {
     pub name: String,
     pub old: Value,
-    pub new: Value,
+    /// Shown as `(known after apply)` when unknown.
+    pub new: Planned,
     pub forces_replacement: bool,
 }
 
@@ -125,10 +164,13 @@ fn rule_of(resource: &DesiredResource, attribute: &str) -> Rule {
         .unwrap_or(Rule::InPlace)
 }
 
-fn same(rule: Rule, desired: &Value, observed: &Value) -> bool {
-    if desired.as_str() == Some(KNOWN_AFTER_APPLY) {
-        return true;
-    }
+/// Whether `desired` is what AWS has. A value not known until apply is a
+/// change: apply resolves it, and a stale one (an id from before its resource
+/// was recreated) is repaired in the same run.
+fn same(rule: Rule, desired: &Planned, observed: &Value) -> bool {
+    let Planned::Known(desired) = desired else {
+        return false;
+    };
     match rule {
         Rule::Policy => match (desired, observed) {
             (Value::Null, Value::Null) => true,
@@ -276,11 +318,22 @@ mod tests {
     use super::*;
 
     fn desired(attributes: Value) -> DesiredResource {
+        let known: Attributes = serde_json::from_value(attributes).expect("object");
         DesiredResource {
             address: "dynamodb_table.locks".into(),
             kind: "dynamodb_table",
             name: "locks".into(),
-            attributes: serde_json::from_value(attributes).expect("object"),
+            attributes: known
+                .into_iter()
+                .map(|(name, value)| {
+                    let value = if value == json!("unknown") {
+                        Planned::Unknown
+                    } else {
+                        Planned::Known(value)
+                    };
+                    (name, value)
+                })
+                .collect(),
             rules: [
                 ("hash_key", Rule::ForcesReplacement),
                 ("policy", Rule::Policy),
@@ -340,7 +393,7 @@ mod tests {
             Action::Update(vec![AttributeChange {
                 name: "pitr".into(),
                 old: json!(false),
-                new: json!(true),
+                new: Planned::Known(json!(true)),
                 forces_replacement: false
             }])
         );
@@ -369,13 +422,23 @@ mod tests {
     }
 
     #[test]
-    fn values_known_after_apply_do_not_show_as_drift() {
+    fn values_known_only_after_apply_are_planned_as_changes() {
+        // An id from before its resource was recreated must not survive the plan.
         let plan = plan(
-            &[desired(json!({"target": KNOWN_AFTER_APPLY}))],
-            &[observed(json!({"target": "integrations/abc"}))],
+            &[desired(json!({"target": "unknown", "pitr": true}))],
+            &[observed(
+                json!({"target": "integrations/abc", "pitr": true}),
+            )],
         )
         .expect("plan");
-        assert_eq!(plan.resources[0].action, Action::NoOp);
+        let Action::Update(changes) = &plan.resources[0].action else {
+            panic!("an update expected: {:?}", plan.resources[0].action);
+        };
+        assert_eq!(changes.len(), 1);
+        assert_eq!(changes[0].name, "target");
+        assert_eq!(changes[0].old, json!("integrations/abc"));
+        assert!(changes[0].new.is_unknown());
+        assert!(crate::engine::render::render(&plan).contains("(known after apply)"));
     }
 
     #[test]

@@ -4,6 +4,7 @@ use std::fmt::Write;
 
 use serde_json::Value;
 
+use super::attributes::{KNOWN_AFTER_APPLY, Planned};
 use super::plan::{Action, AttributeChange, Plan};
 
 /// A value as shown in a plan; long objects and lists (policy documents) are
@@ -21,6 +22,14 @@ fn show(value: &Value) -> String {
                 .unwrap_or(compact)
                 .replace('\n', "\n          ")
         }
+    }
+}
+
+/// A desired value as shown in a plan.
+fn show_planned(value: &Planned) -> String {
+    match value {
+        Planned::Known(value) => show(value),
+        Planned::Unknown => KNOWN_AFTER_APPLY.to_owned(),
     }
 }
 
@@ -42,14 +51,14 @@ fn changes(out: &mut String, symbol: char, changes: &[AttributeChange], with_old
                 "      {symbol} {:width$} = {} -> {}{replace_note}",
                 change.name,
                 show(&change.old),
-                show(&change.new)
+                show_planned(&change.new)
             );
         } else {
             let _ = writeln!(
                 out,
                 "      {symbol} {:width$} = {}",
                 change.name,
-                show(&change.new)
+                show_planned(&change.new)
             );
         }
     }
@@ -112,7 +121,7 @@ mod tests {
                     action: Action::Create(vec![AttributeChange {
                         name: "versioning".into(),
                         old: Value::Null,
-                        new: json!("Enabled"),
+                        new: Planned::Known(json!("Enabled")),
                         forces_replacement: false,
                     }]),
                 },
@@ -124,7 +133,7 @@ mod tests {
                     action: Action::Update(vec![AttributeChange {
                         name: "pitr".into(),
                         old: json!(false),
-                        new: json!(true),
+                        new: Planned::Known(json!(true)),
                         forces_replacement: false,
                     }]),
                 },

@@ -1,16 +1,26 @@
 //! The lock table: `LockID` (string) hash key, on-demand billing, point-in-time
 //! recovery, tags. Terraform's layout, so both tools can share it.
 
+use super::dynamodb_settings::{self, TableTags};
+use super::{Clients, tags};
+use crate::engine::{
+    AttributeChange, AttributeSet, DesiredResource, EngineError, ObservedResource, Resource, Rule,
+    Tags,
+};
 use aws_sdk_dynamodb::client::Waiters;
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType, Tag,
 };
-use serde_json::json;
 
-use super::{Clients, dynamodb_settings, tags_value};
-use crate::engine::{
-    AttributeChange, DesiredResource, EngineError, ObservedResource, Resource, Rule,
-};
+crate::attributes! {
+    /// What is managed of the lock table.
+    pub struct LockTableAttributes, enum LockTableAttribute {
+        HashKey hash_key: Option<String> => Rule::ForcesReplacement,
+        BillingMode billing_mode: String,
+        PointInTimeRecovery point_in_time_recovery: bool,
+        Tags tags: Tags,
+    }
+}
 
 pub const ADDRESS: &str = "dynamodb_table.locks";
 const LOCK_ID: &str = "LockID";
@@ -38,21 +48,18 @@ impl LockTable {
 #[async_trait::async_trait]
 impl Resource for LockTable {
     fn desired(&self) -> DesiredResource {
-        DesiredResource {
-            address: ADDRESS.into(),
-            kind: "dynamodb_table",
-            name: self.name.clone(),
-            attributes: [
-                ("hash_key".to_owned(), json!("LockID (S)")),
-                ("billing_mode".to_owned(), json!("PAY_PER_REQUEST")),
-                ("point_in_time_recovery".to_owned(), json!(true)),
-                ("tags".to_owned(), tags_value(&self.tags)),
-            ]
-            .into(),
-            rules: [("hash_key", Rule::ForcesReplacement)].into(),
-            depends_on: Vec::new(),
-            never_replace: Some("it holds the locks of every environment"),
-        }
+        DesiredResource::new(
+            ADDRESS,
+            "dynamodb_table",
+            &self.name,
+            LockTableAttributes {
+                hash_key: Some(format!("{LOCK_ID} (S)")),
+                billing_mode: "PAY_PER_REQUEST".into(),
+                point_in_time_recovery: true,
+                tags: self.tags.clone(),
+            },
+        )
+        .never_replaced("it holds the locks of every environment")
     }
 
     async fn read(&self) -> Result<Option<ObservedResource>, EngineError> {
@@ -95,13 +102,13 @@ impl Resource for LockTable {
         Ok(Some(ObservedResource {
             id: self.name.clone(),
             arn: Some(arn),
-            attributes: [
-                ("hash_key".to_owned(), json!(hash_key)),
-                ("billing_mode".to_owned(), json!(billing_mode)),
-                ("point_in_time_recovery".to_owned(), json!(pitr)),
-                ("tags".to_owned(), tags),
-            ]
-            .into(),
+            attributes: LockTableAttributes {
+                hash_key,
+                billing_mode,
+                point_in_time_recovery: pitr,
+                tags,
+            }
+            .into_observed(),
         }))
     }
 
@@ -159,35 +166,25 @@ impl Resource for LockTable {
         _observed: &ObservedResource,
         changes: &[AttributeChange],
     ) -> Result<(), EngineError> {
+        let dynamodb = &self.clients.dynamodb;
         for change in changes {
-            match change.name.as_str() {
-                "billing_mode" => {
-                    dynamodb_settings::switch_to_on_demand(&self.clients.dynamodb, &self.name)
-                        .await?
+            match LockTableAttributes::name_of(change)? {
+                // A new key is a new table: the planner refuses it.
+                LockTableAttribute::HashKey => {}
+                LockTableAttribute::BillingMode => {
+                    dynamodb_settings::switch_to_on_demand(dynamodb, &self.name).await?;
                 }
-                "point_in_time_recovery" => {
-                    dynamodb_settings::set_point_in_time_recovery(
-                        &self.clients.dynamodb,
-                        &self.name,
-                        change.new == json!(true),
-                    )
-                    .await?;
+                LockTableAttribute::PointInTimeRecovery => {
+                    dynamodb_settings::set_point_in_time_recovery(dynamodb, &self.name, true)
+                        .await?;
                 }
-                "tags" => {
-                    dynamodb_settings::set_tags(
-                        &self.clients.dynamodb,
-                        &self.name,
-                        &self.arn(),
-                        &change.old,
-                        &change.new,
-                    )
-                    .await?;
-                }
-                other => {
-                    return Err(EngineError::new(
-                        self.doing("updating"),
-                        format!("unknown attribute {other}"),
-                    ));
+                LockTableAttribute::Tags => {
+                    let table = TableTags {
+                        client: dynamodb,
+                        table: &self.name,
+                        arn: &self.arn(),
+                    };
+                    tags::converge(&table, &change.old, &self.tags).await?;
                 }
             }
         }

@@ -12,12 +12,28 @@ use aws_sdk_dynamodb::types::{
     KeyType, Tag,
 };
 use schema::TABLE_SCHEMA;
-use serde_json::json;
 
-use super::{Clients, dynamodb_settings, tags_value};
+use super::dynamodb_settings::{self, TableTags};
+use super::{Clients, tags};
 use crate::engine::{
-    AttributeChange, DesiredResource, EngineError, ObservedResource, Resource, Rule,
+    AttributeChange, AttributeSet, DesiredResource, EngineError, ObservedResource, Resource, Rule,
+    Tags,
 };
+
+crate::attributes! {
+    /// What is managed of a scores table. `items_missing_index_keys` counts the
+    /// items an adopted legacy table must gain index keys for; `item_count` is
+    /// only observed (destroy shows it).
+    pub struct ScoresTableAttributes, enum ScoresTableAttribute {
+        Keys keys: String => Rule::ForcesReplacement,
+        BillingMode billing_mode: String,
+        GlobalSecondaryIndexes global_secondary_indexes: Vec<String> => Rule::Set,
+        PointInTimeRecovery point_in_time_recovery: bool,
+        Tags tags: Tags,
+        ItemsMissingIndexKeys items_missing_index_keys: i64,
+        ItemCount item_count: Option<i64>,
+    }
+}
 
 pub const ADDRESS: &str = "dynamodb_table.scores";
 
@@ -313,27 +329,21 @@ impl Resource for ScoresTable {
             .into_iter()
             .map(Self::index_key)
             .collect();
-        DesiredResource {
-            address: ADDRESS.into(),
-            kind: "dynamodb_table",
-            name: self.name.clone(),
-            attributes: [
-                ("keys".to_owned(), json!(keys)),
-                ("billing_mode".to_owned(), json!("PAY_PER_REQUEST")),
-                ("global_secondary_indexes".to_owned(), json!(indexes)),
-                ("point_in_time_recovery".to_owned(), json!(self.enable_pitr)),
-                ("tags".to_owned(), tags_value(&self.tags)),
-                ("items_missing_index_keys".to_owned(), json!(0)),
-            ]
-            .into(),
-            rules: [
-                ("keys", Rule::ForcesReplacement),
-                ("global_secondary_indexes", Rule::Set),
-            ]
-            .into(),
-            depends_on: Vec::new(),
-            never_replace: Some("it holds the playground's tables and scores"),
-        }
+        DesiredResource::new(
+            ADDRESS,
+            "dynamodb_table",
+            &self.name,
+            ScoresTableAttributes {
+                keys,
+                billing_mode: "PAY_PER_REQUEST".into(),
+                global_secondary_indexes: indexes,
+                point_in_time_recovery: self.enable_pitr,
+                tags: self.tags.clone(),
+                items_missing_index_keys: 0,
+                item_count: None,
+            },
+        )
+        .never_replaced("it holds the playground's tables and scores")
     }
 
     async fn read(&self) -> Result<Option<ObservedResource>, EngineError> {
@@ -395,22 +405,17 @@ impl Resource for ScoresTable {
         Ok(Some(ObservedResource {
             id: self.name.clone(),
             arn: Some(arn),
-            attributes: [
-                ("keys".to_owned(), json!(keys)),
-                ("billing_mode".to_owned(), json!(billing)),
-                ("global_secondary_indexes".to_owned(), json!(indexes)),
-                ("point_in_time_recovery".to_owned(), json!(pitr)),
-                ("tags".to_owned(), tags),
-                (
-                    "items_missing_index_keys".to_owned(),
-                    json!(self.items_missing_index_keys().await?),
-                ),
-                (
-                    "item_count".to_owned(),
-                    json!(table.item_count().unwrap_or(0)),
-                ),
-            ]
-            .into(),
+            attributes: ScoresTableAttributes {
+                keys,
+                billing_mode: billing,
+                global_secondary_indexes: indexes,
+                point_in_time_recovery: pitr,
+                tags,
+                items_missing_index_keys: i64::try_from(self.items_missing_index_keys().await?)
+                    .unwrap_or(i64::MAX),
+                item_count: Some(table.item_count().unwrap_or(0)),
+            }
+            .into_observed(),
         }))
     }
 
@@ -453,13 +458,15 @@ impl Resource for ScoresTable {
         changes: &[AttributeChange],
     ) -> Result<(), EngineError> {
         for change in changes {
-            match change.name.as_str() {
-                "billing_mode" => {
+            match ScoresTableAttributes::name_of(change)? {
+                // A key change is refused by the planner; the count is only observed.
+                ScoresTableAttribute::Keys | ScoresTableAttribute::ItemCount => {}
+                ScoresTableAttribute::BillingMode => {
                     dynamodb_settings::switch_to_on_demand(&self.clients.dynamodb, &self.name)
                         .await?;
                     self.wait_until_active().await?;
                 }
-                "global_secondary_indexes" => {
+                ScoresTableAttribute::GlobalSecondaryIndexes => {
                     let existing: Vec<String> = change
                         .old
                         .as_array()
@@ -492,30 +499,22 @@ impl Resource for ScoresTable {
                         }
                     }
                 }
-                "items_missing_index_keys" => self.backfill_index_keys().await?,
-                "point_in_time_recovery" => {
+                ScoresTableAttribute::ItemsMissingIndexKeys => self.backfill_index_keys().await?,
+                ScoresTableAttribute::PointInTimeRecovery => {
                     dynamodb_settings::set_point_in_time_recovery(
                         &self.clients.dynamodb,
                         &self.name,
-                        change.new == json!(true),
+                        self.enable_pitr,
                     )
                     .await?;
                 }
-                "tags" => {
-                    dynamodb_settings::set_tags(
-                        &self.clients.dynamodb,
-                        &self.name,
-                        &self.arn(),
-                        &change.old,
-                        &change.new,
-                    )
-                    .await?;
-                }
-                other => {
-                    return Err(EngineError::new(
-                        self.doing("updating"),
-                        format!("unknown attribute {other}"),
-                    ));
+                ScoresTableAttribute::Tags => {
+                    let table = TableTags {
+                        client: &self.clients.dynamodb,
+                        table: &self.name,
+                        arn: &self.arn(),
+                    };
+                    tags::converge(&table, &change.old, &self.tags).await?;
                 }
             }
         }

@@ -1,14 +1,12 @@
 //! What the lock table and the scores table share: reading and setting billing
 //! mode, point-in-time recovery and tags of a DynamoDB table.
 
+use super::tags::{self, Taggable};
+use crate::engine::{EngineError, Tags};
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::{
     BillingMode, PointInTimeRecoverySpecification, TableDescription, Tag,
 };
-use serde_json::Value;
-
-use super::{removed_tag_keys, tags_from_value, tags_object};
-use crate::engine::EngineError;
 
 /// `PAY_PER_REQUEST` or `PROVISIONED` (tables created before on-demand existed report none).
 pub fn billing_mode(table: &TableDescription) -> String {
@@ -75,8 +73,8 @@ pub async fn switch_to_on_demand(client: &Client, table: &str) -> Result<(), Eng
     Ok(())
 }
 
-/// The table's tags as a JSON object.
-pub async fn tags(client: &Client, table: &str, arn: &str) -> Result<Value, EngineError> {
+/// The table's tags.
+pub async fn tags(client: &Client, table: &str, arn: &str) -> Result<Tags, EngineError> {
     let output = client
         .list_tags_of_resource()
         .resource_arn(arn)
@@ -88,16 +86,13 @@ pub async fn tags(client: &Client, table: &str, arn: &str) -> Result<Value, Engi
                 &error,
             )
         })?;
-    Ok(tags_object(
+    Ok(tags::observed(
         output.tags().iter().map(|tag| (tag.key(), tag.value())),
     ))
 }
 
-/// Tag DynamoDB `Tag`s for creating a table.
-pub fn tag_list(
-    tags: &std::collections::BTreeMap<String, String>,
-    action: &str,
-) -> Result<Vec<Tag>, EngineError> {
+/// DynamoDB `Tag`s for creating a table.
+pub fn tag_list(tags: &Tags, action: &str) -> Result<Vec<Tag>, EngineError> {
     tags.iter()
         .map(|(key, value)| {
             Tag::builder()
@@ -109,36 +104,38 @@ pub fn tag_list(
         .collect()
 }
 
-/// Move the table's tags from `old` to `new`.
-pub async fn set_tags(
-    client: &Client,
-    table: &str,
-    arn: &str,
-    old: &Value,
-    new: &Value,
-) -> Result<(), EngineError> {
-    let removed = removed_tag_keys(old, new);
-    if !removed.is_empty() {
-        client
+/// A table, as its tags are converged ([`tags::converge`]).
+#[derive(Debug)]
+pub struct TableTags<'a> {
+    pub client: &'a Client,
+    pub table: &'a str,
+    pub arn: &'a str,
+}
+
+#[async_trait::async_trait]
+impl Taggable for TableTags<'_> {
+    async fn untag(&self, keys: Vec<String>) -> Result<(), EngineError> {
+        self.client
             .untag_resource()
-            .resource_arn(arn)
-            .set_tag_keys(Some(removed))
+            .resource_arn(self.arn)
+            .set_tag_keys(Some(keys))
             .send()
             .await
             .map_err(|error| {
-                EngineError::sdk(format!("untagging DynamoDB table {table}"), &error)
+                EngineError::sdk(format!("untagging DynamoDB table {}", self.table), &error)
             })?;
+        Ok(())
     }
-    let action = format!("tagging DynamoDB table {table}");
-    let tags = tag_list(&tags_from_value(new), &action)?;
-    if !tags.is_empty() {
-        client
+
+    async fn tag(&self, tags: &Tags) -> Result<(), EngineError> {
+        let action = format!("tagging DynamoDB table {}", self.table);
+        self.client
             .tag_resource()
-            .resource_arn(arn)
-            .set_tags(Some(tags))
+            .resource_arn(self.arn)
+            .set_tags(Some(tag_list(tags, &action)?))
             .send()
             .await
             .map_err(|error| EngineError::sdk(action.clone(), &error))?;
+        Ok(())
     }
-    Ok(())
 }

@@ -13,10 +13,25 @@
 use aws_sdk_apigatewayv2::types::{Cors, IntegrationType, ProtocolType};
 use serde_json::{Value, json};
 
-use super::{Clients, removed_tag_keys, tags_from_value, tags_object, tags_value};
+use super::Clients;
+use super::tags::{self, Taggable};
 use crate::engine::{
-    AttributeChange, DesiredResource, EngineError, ObservedResource, Resource, Rule,
+    AttributeChange, AttributeSet, DesiredResource, EngineError, ObservedResource, Resource, Rule,
+    Tags,
 };
+
+crate::attributes! {
+    /// What is managed of the HTTP API; its endpoint is only observed.
+    pub struct HttpApiAttributes, enum HttpApiAttribute {
+        Protocol protocol: Option<String> => Rule::ForcesReplacement,
+        Cors cors: Value,
+        Integration integration: Value,
+        Routes routes: Vec<String> => Rule::Set,
+        Stage stage: Value,
+        Tags tags: Tags,
+        Endpoint endpoint: Option<String>,
+    }
+}
 
 use schema::cors::{ALLOW_HEADERS, ALLOW_METHODS, MAX_AGE_SECONDS};
 use schema::routes::Route;
@@ -329,31 +344,62 @@ impl HttpApi {
     }
 }
 
+/// An existing API, as its tags are converged.
+struct ApiTags<'a> {
+    api: &'a HttpApi,
+    arn: String,
+}
+
+#[async_trait::async_trait]
+impl Taggable for ApiTags<'_> {
+    async fn untag(&self, keys: Vec<String>) -> Result<(), EngineError> {
+        self.api
+            .clients
+            .apigateway
+            .untag_resource()
+            .resource_arn(&self.arn)
+            .set_tag_keys(Some(keys))
+            .send()
+            .await
+            .map_err(|error| EngineError::sdk(self.api.doing("untagging"), &error))?;
+        Ok(())
+    }
+
+    async fn tag(&self, tags: &Tags) -> Result<(), EngineError> {
+        self.api
+            .clients
+            .apigateway
+            .tag_resource()
+            .resource_arn(&self.arn)
+            .set_tags(Some(tags.clone().into_iter().collect()))
+            .send()
+            .await
+            .map_err(|error| EngineError::sdk(self.api.doing("tagging"), &error))?;
+        Ok(())
+    }
+}
+
 #[async_trait::async_trait]
 impl Resource for HttpApi {
     fn desired(&self) -> DesiredResource {
         let mut routes = self.route_keys.clone();
         routes.sort();
-        DesiredResource {
-            address: ADDRESS.into(),
-            kind: "apigatewayv2_api",
-            name: self.name.clone(),
-            attributes: [
-                ("protocol".to_owned(), json!("HTTP")),
-                ("cors".to_owned(), self.cors_value()),
-                ("integration".to_owned(), self.integration_value()),
-                ("routes".to_owned(), json!(routes)),
-                (
-                    "stage".to_owned(),
-                    json!({"name": self.stage, "auto_deploy": true}),
-                ),
-                ("tags".to_owned(), tags_value(&self.tags)),
-            ]
-            .into(),
-            rules: [("routes", Rule::Set), ("protocol", Rule::ForcesReplacement)].into(),
-            depends_on: self.depends_on.clone(),
-            never_replace: Some("its id is in the URL every client uses"),
-        }
+        DesiredResource::new(
+            ADDRESS,
+            "apigatewayv2_api",
+            &self.name,
+            HttpApiAttributes {
+                protocol: Some("HTTP".into()),
+                cors: self.cors_value(),
+                integration: self.integration_value(),
+                routes,
+                stage: json!({"name": self.stage, "auto_deploy": true}),
+                tags: self.tags.clone(),
+                endpoint: None,
+            },
+        )
+        .depending_on(self.depends_on.clone())
+        .never_replaced("its id is in the URL every client uses")
     }
 
     async fn read(&self) -> Result<Option<ObservedResource>, EngineError> {
@@ -404,24 +450,21 @@ impl Resource for HttpApi {
             .map_or(Value::Null, |stage| json!({"name": self.stage, "auto_deploy": stage.auto_deploy().unwrap_or(false)}));
         let tags = api
             .tags()
-            .map(|tags| tags_object(tags.iter().map(|(k, v)| (k.as_str(), v.as_str()))))
-            .unwrap_or_else(|| json!({}));
+            .map(|tags| tags::observed(tags.iter().map(|(k, v)| (k.as_str(), v.as_str()))))
+            .unwrap_or_default();
         Ok(Some(ObservedResource {
             id: found.id.clone(),
             arn: Some(self.api_arn(&found.id)),
-            attributes: [
-                (
-                    "protocol".to_owned(),
-                    json!(api.protocol_type().map(|p| p.as_str())),
-                ),
-                ("cors".to_owned(), cors),
-                ("integration".to_owned(), integration),
-                ("routes".to_owned(), json!(route_keys)),
-                ("stage".to_owned(), stage),
-                ("tags".to_owned(), tags),
-                ("endpoint".to_owned(), json!(found.endpoint)),
-            ]
-            .into(),
+            attributes: HttpApiAttributes {
+                protocol: api.protocol_type().map(|p| p.as_str().to_owned()),
+                cors,
+                integration,
+                routes: route_keys,
+                stage,
+                tags,
+                endpoint: Some(found.endpoint),
+            }
+            .into_observed(),
         }))
     }
 
@@ -448,40 +491,40 @@ impl Resource for HttpApi {
     ) -> Result<(), EngineError> {
         let apigateway = &self.clients.apigateway;
         let api_id = &observed.id;
-        if changes.iter().any(|change| change.name == "cors") {
-            apigateway
-                .update_api()
-                .api_id(api_id)
-                .cors_configuration(self.cors())
-                .send()
-                .await
-                .map_err(|error| {
-                    EngineError::sdk(self.doing("updating the CORS configuration of"), &error)
-                })?;
-        }
-        if let Some(change) = changes.iter().find(|change| change.name == "tags") {
-            let removed = removed_tag_keys(&change.old, &change.new);
-            if !removed.is_empty() {
-                apigateway
-                    .untag_resource()
-                    .resource_arn(self.api_arn(api_id))
-                    .set_tag_keys(Some(removed))
-                    .send()
-                    .await
-                    .map_err(|error| EngineError::sdk(self.doing("untagging"), &error))?;
+        let mut children = false;
+        for change in changes {
+            match HttpApiAttributes::name_of(change)? {
+                // A new protocol is a new API: the planner refuses it. The endpoint is observed.
+                HttpApiAttribute::Protocol | HttpApiAttribute::Endpoint => {}
+                HttpApiAttribute::Cors => {
+                    apigateway
+                        .update_api()
+                        .api_id(api_id)
+                        .cors_configuration(self.cors())
+                        .send()
+                        .await
+                        .map_err(|error| {
+                            EngineError::sdk(
+                                self.doing("updating the CORS configuration of"),
+                                &error,
+                            )
+                        })?;
+                }
+                HttpApiAttribute::Tags => {
+                    let api = ApiTags {
+                        api: self,
+                        arn: self.api_arn(api_id),
+                    };
+                    tags::converge(&api, &change.old, &self.tags).await?;
+                }
+                HttpApiAttribute::Integration
+                | HttpApiAttribute::Routes
+                | HttpApiAttribute::Stage => {
+                    children = true;
+                }
             }
-            apigateway
-                .tag_resource()
-                .resource_arn(self.api_arn(api_id))
-                .set_tags(Some(tags_from_value(&change.new).into_iter().collect()))
-                .send()
-                .await
-                .map_err(|error| EngineError::sdk(self.doing("tagging"), &error))?;
         }
-        if changes
-            .iter()
-            .any(|change| matches!(change.name.as_str(), "integration" | "routes" | "stage"))
-        {
+        if children {
             self.converge_children(api_id).await?;
         }
         Ok(())

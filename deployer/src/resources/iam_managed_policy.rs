@@ -2,13 +2,22 @@
 //! version (the oldest non-default version is deleted first when IAM's limit of
 //! five is reached).
 
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use super::Clients;
 use crate::engine::policy;
 use crate::engine::{
-    AttributeChange, DesiredResource, EngineError, ObservedResource, Resource, Rule,
+    AttributeChange, AttributeSet, DesiredResource, EngineError, ObservedResource, Resource, Rule,
 };
+
+crate::attributes! {
+    /// What is managed of a customer managed policy: its document. The default
+    /// version's id is only observed.
+    pub struct ManagedPolicyAttributes, enum ManagedPolicyAttribute {
+        Document document: Value => Rule::Policy,
+        Version version: Option<String>,
+    }
+}
 
 #[derive(Debug, Clone)]
 pub struct ManagedPolicy {
@@ -54,15 +63,15 @@ impl ManagedPolicy {
 #[async_trait::async_trait]
 impl Resource for ManagedPolicy {
     fn desired(&self) -> DesiredResource {
-        DesiredResource {
-            address: self.address.clone(),
-            kind: "iam_policy",
-            name: self.name.clone(),
-            attributes: [("document".to_owned(), self.document.clone())].into(),
-            rules: [("document", Rule::Policy)].into(),
-            depends_on: Vec::new(),
-            never_replace: None,
-        }
+        DesiredResource::new(
+            &self.address,
+            "iam_policy",
+            &self.name,
+            ManagedPolicyAttributes {
+                document: self.document.clone(),
+                version: None,
+            },
+        )
     }
 
     async fn read(&self) -> Result<Option<ObservedResource>, EngineError> {
@@ -98,11 +107,11 @@ impl Resource for ManagedPolicy {
         Ok(Some(ObservedResource {
             id: self.arn(),
             arn: Some(self.arn()),
-            attributes: [
-                ("document".to_owned(), document),
-                ("version".to_owned(), json!(version)),
-            ]
-            .into(),
+            attributes: ManagedPolicyAttributes {
+                document,
+                version: Some(version),
+            }
+            .into_observed(),
         }))
     }
 
@@ -122,8 +131,27 @@ impl Resource for ManagedPolicy {
     async fn update(
         &self,
         _observed: &ObservedResource,
-        _changes: &[AttributeChange],
+        changes: &[AttributeChange],
     ) -> Result<(), EngineError> {
+        for change in changes {
+            match ManagedPolicyAttributes::name_of(change)? {
+                ManagedPolicyAttribute::Document => self.new_default_version().await?,
+                // Only observed: never planned.
+                ManagedPolicyAttribute::Version => {}
+            }
+        }
+        Ok(())
+    }
+
+    async fn delete(&self, observed: &ObservedResource) -> Result<(), EngineError> {
+        self.delete_everywhere(observed).await
+    }
+}
+
+impl ManagedPolicy {
+    /// A changed document becomes the new default version (the oldest other
+    /// version is deleted first when IAM's limit of five is reached).
+    async fn new_default_version(&self) -> Result<(), EngineError> {
         let iam = &self.clients.iam;
         let versions = iam
             .list_policy_versions()
@@ -158,7 +186,8 @@ impl Resource for ManagedPolicy {
         Ok(())
     }
 
-    async fn delete(&self, _observed: &ObservedResource) -> Result<(), EngineError> {
+    /// Detach it from every role, delete its other versions, then the policy.
+    async fn delete_everywhere(&self, _observed: &ObservedResource) -> Result<(), EngineError> {
         let iam = &self.clients.iam;
         let arn = self.arn();
         let entities = iam

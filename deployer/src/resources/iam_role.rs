@@ -4,13 +4,26 @@
 //! the deploy role may attach policies only to roles the boundary caps.
 
 use aws_sdk_iam::types::Tag;
-use serde_json::{Value, json};
+use serde_json::Value;
 
-use super::{Clients, removed_tag_keys, tags_from_value, tags_object, tags_value};
+use super::Clients;
+use super::tags::{self, Taggable};
 use crate::engine::policy;
 use crate::engine::{
-    AttributeChange, DesiredResource, EngineError, ObservedResource, Resource, Rule,
+    AttributeChange, AttributeSet, DesiredResource, EngineError, ObservedResource, Resource, Rule,
+    Tags,
 };
+
+crate::attributes! {
+    /// What is managed of a role. The boundary is compared only when the
+    /// configuration names one.
+    pub struct RoleAttributes, enum RoleAttribute {
+        TrustPolicy trust_policy: Value => Rule::Policy,
+        ManagedPolicies managed_policies: Vec<String> => Rule::Set,
+        PermissionsBoundary permissions_boundary: Option<String>,
+        Tags tags: Tags,
+    }
+}
 
 #[derive(Debug, Clone)]
 pub struct Role {
@@ -33,18 +46,6 @@ impl Role {
 
     fn doing(&self, what: &str) -> String {
         format!("{what} IAM role {}", self.name)
-    }
-
-    fn strings(value: &Value) -> Vec<String> {
-        value
-            .as_array()
-            .map(|items| {
-                items
-                    .iter()
-                    .filter_map(|item| item.as_str().map(str::to_owned))
-                    .collect()
-            })
-            .unwrap_or_default()
     }
 
     async fn attach(&self, arns: &[String]) -> Result<(), EngineError> {
@@ -97,7 +98,7 @@ impl Role {
             .collect())
     }
 
-    fn tag(key: &str, value: &str, action: &str) -> Result<Tag, EngineError> {
+    fn iam_tag(key: &str, value: &str, action: &str) -> Result<Tag, EngineError> {
         Tag::builder()
             .key(key)
             .value(value)
@@ -107,33 +108,48 @@ impl Role {
 }
 
 #[async_trait::async_trait]
+impl Taggable for Role {
+    async fn untag(&self, keys: Vec<String>) -> Result<(), EngineError> {
+        self.clients
+            .iam
+            .untag_role()
+            .role_name(&self.name)
+            .set_tag_keys(Some(keys))
+            .send()
+            .await
+            .map_err(|error| EngineError::sdk(self.doing("untagging"), &error))?;
+        Ok(())
+    }
+
+    async fn tag(&self, tags: &Tags) -> Result<(), EngineError> {
+        let action = self.doing("tagging");
+        let mut request = self.clients.iam.tag_role().role_name(&self.name);
+        for (key, value) in tags {
+            request = request.tags(Self::iam_tag(key, value, &action)?);
+        }
+        request
+            .send()
+            .await
+            .map_err(|error| EngineError::sdk(action.clone(), &error))?;
+        Ok(())
+    }
+}
+
+#[async_trait::async_trait]
 impl Resource for Role {
     fn desired(&self) -> DesiredResource {
-        let mut attributes: crate::engine::Attributes = [
-            ("trust_policy".to_owned(), self.trust_policy.clone()),
-            (
-                "managed_policies".to_owned(),
-                json!(self.managed_policy_arns),
-            ),
-            ("tags".to_owned(), tags_value(&self.tags)),
-        ]
-        .into();
-        if let Some(boundary) = &self.permissions_boundary {
-            attributes.insert("permissions_boundary".to_owned(), json!(boundary));
-        }
-        DesiredResource {
-            address: self.address.clone(),
-            kind: "iam_role",
-            name: self.name.clone(),
-            attributes,
-            rules: [
-                ("trust_policy", Rule::Policy),
-                ("managed_policies", Rule::Set),
-            ]
-            .into(),
-            depends_on: self.depends_on.clone(),
-            never_replace: None,
-        }
+        DesiredResource::new(
+            &self.address,
+            "iam_role",
+            &self.name,
+            RoleAttributes {
+                trust_policy: self.trust_policy.clone(),
+                managed_policies: self.managed_policy_arns.clone(),
+                permissions_boundary: self.permissions_boundary.clone(),
+                tags: self.tags.clone(),
+            },
+        )
+        .depending_on(self.depends_on.clone())
     }
 
     async fn read(&self) -> Result<Option<ObservedResource>, EngineError> {
@@ -162,20 +178,21 @@ impl Resource for Role {
             .send()
             .await
             .map_err(|error| EngineError::sdk(self.doing("reading the tags of"), &error))?;
-        let tags = tags_object(tags.tags().iter().map(|tag| (tag.key(), tag.value())));
+        let tags = tags::observed(tags.tags().iter().map(|tag| (tag.key(), tag.value())));
         let boundary = role
             .permissions_boundary()
-            .and_then(|boundary| boundary.permissions_boundary_arn());
+            .and_then(|boundary| boundary.permissions_boundary_arn())
+            .map(str::to_owned);
         Ok(Some(ObservedResource {
             id: self.name.clone(),
             arn: Some(role.arn().to_owned()),
-            attributes: [
-                ("trust_policy".to_owned(), trust),
-                ("managed_policies".to_owned(), json!(self.attached().await?)),
-                ("permissions_boundary".to_owned(), json!(boundary)),
-                ("tags".to_owned(), tags),
-            ]
-            .into(),
+            attributes: RoleAttributes {
+                trust_policy: trust,
+                managed_policies: self.attached().await?,
+                permissions_boundary: boundary,
+                tags,
+            }
+            .into_observed(),
         }))
     }
 
@@ -190,7 +207,7 @@ impl Resource for Role {
             .assume_role_policy_document(self.trust_policy.to_string())
             .set_permissions_boundary(self.permissions_boundary.clone());
         for (key, value) in &self.tags {
-            request = request.tags(Self::tag(key, value, &action)?);
+            request = request.tags(Self::iam_tag(key, value, &action)?);
         }
         request
             .send()
@@ -206,14 +223,20 @@ impl Resource for Role {
     ) -> Result<(), EngineError> {
         let iam = &self.clients.iam;
         // The boundary first: policies may be attached only to bounded roles.
-        let mut ordered: Vec<&AttributeChange> = changes.iter().collect();
-        ordered.sort_by_key(|change| change.name != "permissions_boundary");
-        for change in ordered {
-            match change.name.as_str() {
-                "permissions_boundary" => {
+        let mut ordered = changes
+            .iter()
+            .map(|change| Ok((RoleAttributes::name_of(change)?, change)))
+            .collect::<Result<Vec<_>, EngineError>>()?;
+        ordered.sort_by_key(|(name, _)| *name != RoleAttribute::PermissionsBoundary);
+        for (name, change) in ordered {
+            match name {
+                RoleAttribute::PermissionsBoundary => {
+                    let Some(boundary) = &self.permissions_boundary else {
+                        continue;
+                    };
                     iam.put_role_permissions_boundary()
                         .role_name(&self.name)
-                        .permissions_boundary(change.new.as_str().unwrap_or_default())
+                        .permissions_boundary(boundary)
                         .send()
                         .await
                         .map_err(|error| {
@@ -223,18 +246,28 @@ impl Resource for Role {
                             )
                         })?;
                 }
-                "trust_policy" => {
+                RoleAttribute::TrustPolicy => {
                     iam.update_assume_role_policy()
                         .role_name(&self.name)
-                        .policy_document(change.new.to_string())
+                        .policy_document(self.trust_policy.to_string())
                         .send()
                         .await
                         .map_err(|error| {
                             EngineError::sdk(self.doing("updating the trust policy of"), &error)
                         })?;
                 }
-                "managed_policies" => {
-                    let (old, new) = (Self::strings(&change.old), Self::strings(&change.new));
+                RoleAttribute::ManagedPolicies => {
+                    let old: Vec<String> = change
+                        .old
+                        .as_array()
+                        .map(|items| {
+                            items
+                                .iter()
+                                .filter_map(|item| item.as_str().map(str::to_owned))
+                                .collect()
+                        })
+                        .unwrap_or_default();
+                    let new = &self.managed_policy_arns;
                     let added: Vec<String> = new
                         .iter()
                         .filter(|arn| !old.contains(arn))
@@ -248,32 +281,7 @@ impl Resource for Role {
                     self.attach(&added).await?;
                     self.detach(&removed).await?;
                 }
-                "tags" => {
-                    let removed = removed_tag_keys(&change.old, &change.new);
-                    if !removed.is_empty() {
-                        iam.untag_role()
-                            .role_name(&self.name)
-                            .set_tag_keys(Some(removed))
-                            .send()
-                            .await
-                            .map_err(|error| EngineError::sdk(self.doing("untagging"), &error))?;
-                    }
-                    let action = self.doing("tagging");
-                    let mut request = iam.tag_role().role_name(&self.name);
-                    for (key, value) in tags_from_value(&change.new) {
-                        request = request.tags(Self::tag(&key, &value, &action)?);
-                    }
-                    request
-                        .send()
-                        .await
-                        .map_err(|error| EngineError::sdk(action.clone(), &error))?;
-                }
-                other => {
-                    return Err(EngineError::new(
-                        self.doing("updating"),
-                        format!("unknown attribute {other}"),
-                    ));
-                }
+                RoleAttribute::Tags => tags::converge(self, &change.old, &self.tags).await?,
             }
         }
         Ok(())

@@ -7,14 +7,15 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use super::Clients;
+use super::tags::{self, Taggable};
+use crate::engine::{
+    AttributeChange, AttributeSet, DesiredResource, EngineError, ObservedResource, Planned,
+    Resource, Tags,
+};
 use aws_sdk_lambda::client::Waiters;
 use aws_sdk_lambda::primitives::Blob;
 use aws_sdk_lambda::types::{Architecture, Environment, FunctionCode, Runtime};
-use serde_json::{Value, json};
-
-use super::{Clients, removed_tag_keys, tags_from_value, tags_object, tags_value};
-use crate::engine::plan::KNOWN_AFTER_APPLY;
-use crate::engine::{AttributeChange, DesiredResource, EngineError, ObservedResource, Resource};
 
 pub const ADDRESS: &str = "lambda_function.api";
 pub const RUNTIME: &str = "provided.al2023";
@@ -22,11 +23,28 @@ pub const HANDLER: &str = "bootstrap";
 /// How long a new execution role may take to become assumable by Lambda.
 const ROLE_PROPAGATION_ATTEMPTS: u32 = 12;
 
-/// The deployment package: zip bytes and Lambda's `CodeSha256` of them.
+/// The deployment package: zip bytes and Lambda's `CodeSha256` of them
+/// (`None`: no package given, so the code is not compared).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Code {
     pub zip: Vec<u8>,
-    pub sha256: String,
+    pub sha256: Option<String>,
+}
+
+crate::attributes! {
+    /// What is managed of a Lambda function.
+    pub struct FunctionAttributes, enum FunctionAttribute {
+        Runtime runtime: Option<String>,
+        Handler handler: Option<String>,
+        Architecture architecture: String,
+        MemoryMb memory_mb: Option<i32>,
+        TimeoutS timeout_s: Option<i32>,
+        Role role: Option<String>,
+        Environment environment: BTreeMap<String, String>,
+        CodeSha256 code_sha256: Option<String>,
+        Layers layers: Planned<Vec<String>>,
+        Tags tags: Tags,
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -80,10 +98,13 @@ impl LambdaFunction {
 
     /// The `layers` attribute: the layer version ARN, known after apply when
     /// the plan publishes a new version.
-    fn desired_layers(&self) -> Value {
+    fn desired_layers(&self) -> Planned<Vec<String>> {
         match &self.layer {
-            None => json!([]),
-            Some(layer) => json!([layer.planned_arn.as_deref().unwrap_or(KNOWN_AFTER_APPLY)]),
+            None => Planned::Known(Vec::new()),
+            Some(layer) => layer
+                .planned_arn
+                .clone()
+                .map_or(Planned::Unknown, |arn| Planned::Known(vec![arn])),
         }
     }
 
@@ -162,29 +183,53 @@ impl LambdaFunction {
 }
 
 #[async_trait::async_trait]
+impl Taggable for LambdaFunction {
+    async fn untag(&self, keys: Vec<String>) -> Result<(), EngineError> {
+        self.clients
+            .lambda
+            .untag_resource()
+            .resource(self.arn())
+            .set_tag_keys(Some(keys))
+            .send()
+            .await
+            .map_err(|error| EngineError::sdk(self.doing("untagging"), &error))?;
+        Ok(())
+    }
+
+    async fn tag(&self, tags: &Tags) -> Result<(), EngineError> {
+        self.clients
+            .lambda
+            .tag_resource()
+            .resource(self.arn())
+            .set_tags(Some(tags.clone().into_iter().collect()))
+            .send()
+            .await
+            .map_err(|error| EngineError::sdk(self.doing("tagging"), &error))?;
+        Ok(())
+    }
+}
+
+#[async_trait::async_trait]
 impl Resource for LambdaFunction {
     fn desired(&self) -> DesiredResource {
-        DesiredResource {
-            address: ADDRESS.into(),
-            kind: "lambda_function",
-            name: self.name.clone(),
-            attributes: [
-                ("runtime".to_owned(), json!(RUNTIME)),
-                ("handler".to_owned(), json!(HANDLER)),
-                ("architecture".to_owned(), json!(self.architecture)),
-                ("memory_mb".to_owned(), json!(self.memory_mb)),
-                ("timeout_s".to_owned(), json!(self.timeout_s)),
-                ("role".to_owned(), json!(self.role_arn())),
-                ("environment".to_owned(), json!(self.environment)),
-                ("code_sha256".to_owned(), json!(self.code.sha256)),
-                ("layers".to_owned(), self.desired_layers()),
-                ("tags".to_owned(), tags_value(&self.tags)),
-            ]
-            .into(),
-            rules: Default::default(),
-            depends_on: self.depends_on.clone(),
-            never_replace: None,
-        }
+        DesiredResource::new(
+            ADDRESS,
+            "lambda_function",
+            &self.name,
+            FunctionAttributes {
+                runtime: Some(RUNTIME.to_owned()),
+                handler: Some(HANDLER.to_owned()),
+                architecture: self.architecture.to_owned(),
+                memory_mb: Some(i32::try_from(self.memory_mb).unwrap_or(i32::MAX)),
+                timeout_s: Some(i32::try_from(self.timeout_s).unwrap_or(i32::MAX)),
+                role: Some(self.role_arn()),
+                environment: self.environment.clone(),
+                code_sha256: self.code.sha256.clone(),
+                layers: self.desired_layers(),
+                tags: self.tags.clone(),
+            },
+        )
+        .depending_on(self.depends_on.clone())
     }
 
     async fn read(&self) -> Result<Option<ObservedResource>, EngineError> {
@@ -219,46 +264,36 @@ impl Resource for LambdaFunction {
                     .collect()
             })
             .unwrap_or_default();
-        let tags: Value = output
+        let tags = output
             .tags()
-            .map(|tags| tags_object(tags.iter().map(|(k, v)| (k.as_str(), v.as_str()))))
-            .unwrap_or_else(|| json!({}));
+            .map(|tags| tags::observed(tags.iter().map(|(k, v)| (k.as_str(), v.as_str()))))
+            .unwrap_or_default();
         Ok(Some(ObservedResource {
             id: self.name.clone(),
             arn: configuration.function_arn().map(str::to_owned),
-            attributes: [
-                (
-                    "runtime".to_owned(),
-                    json!(configuration.runtime().map(|r| r.as_str())),
+            attributes: FunctionAttributes {
+                runtime: configuration.runtime().map(|r| r.as_str().to_owned()),
+                handler: configuration.handler().map(str::to_owned),
+                architecture: configuration
+                    .architectures()
+                    .first()
+                    .map_or("x86_64", |a| a.as_str())
+                    .to_owned(),
+                memory_mb: configuration.memory_size(),
+                timeout_s: configuration.timeout(),
+                role: configuration.role().map(str::to_owned),
+                environment,
+                code_sha256: configuration.code_sha256().map(str::to_owned),
+                layers: Planned::Known(
+                    configuration
+                        .layers()
+                        .iter()
+                        .filter_map(|layer| layer.arn().map(str::to_owned))
+                        .collect(),
                 ),
-                ("handler".to_owned(), json!(configuration.handler())),
-                (
-                    "architecture".to_owned(),
-                    json!(
-                        configuration
-                            .architectures()
-                            .first()
-                            .map_or("x86_64", |a| a.as_str())
-                    ),
-                ),
-                ("memory_mb".to_owned(), json!(configuration.memory_size())),
-                ("timeout_s".to_owned(), json!(configuration.timeout())),
-                ("role".to_owned(), json!(configuration.role())),
-                ("environment".to_owned(), json!(environment)),
-                ("code_sha256".to_owned(), json!(configuration.code_sha256())),
-                (
-                    "layers".to_owned(),
-                    json!(
-                        configuration
-                            .layers()
-                            .iter()
-                            .filter_map(|layer| layer.arn())
-                            .collect::<Vec<_>>()
-                    ),
-                ),
-                ("tags".to_owned(), tags),
-            ]
-            .into(),
+                tags,
+            }
+            .into_observed(),
         }))
     }
 
@@ -331,46 +366,30 @@ impl Resource for LambdaFunction {
         _observed: &ObservedResource,
         changes: &[AttributeChange],
     ) -> Result<(), EngineError> {
-        let configuration = [
-            "runtime",
-            "handler",
-            "memory_mb",
-            "timeout_s",
-            "role",
-            "environment",
-            "layers",
-        ];
-        if changes
-            .iter()
-            .any(|change| configuration.contains(&change.name.as_str()))
-        {
+        let (mut configuration, mut code, mut old_tags) = (false, false, None);
+        for change in changes {
+            match FunctionAttributes::name_of(change)? {
+                FunctionAttribute::Runtime
+                | FunctionAttribute::Handler
+                | FunctionAttribute::MemoryMb
+                | FunctionAttribute::TimeoutS
+                | FunctionAttribute::Role
+                | FunctionAttribute::Environment
+                | FunctionAttribute::Layers => configuration = true,
+                FunctionAttribute::CodeSha256 | FunctionAttribute::Architecture => code = true,
+                FunctionAttribute::Tags => old_tags = Some(&change.old),
+            }
+        }
+        // One configuration update, then one code update: Lambda refuses a
+        // second update while the first is in progress, and each waits.
+        if configuration {
             self.update_configuration().await?;
         }
-        if changes
-            .iter()
-            .any(|change| change.name == "code_sha256" || change.name == "architecture")
-        {
+        if code {
             self.update_code().await?;
         }
-        if let Some(change) = changes.iter().find(|change| change.name == "tags") {
-            let lambda = &self.clients.lambda;
-            let removed = removed_tag_keys(&change.old, &change.new);
-            if !removed.is_empty() {
-                lambda
-                    .untag_resource()
-                    .resource(self.arn())
-                    .set_tag_keys(Some(removed))
-                    .send()
-                    .await
-                    .map_err(|error| EngineError::sdk(self.doing("untagging"), &error))?;
-            }
-            lambda
-                .tag_resource()
-                .resource(self.arn())
-                .set_tags(Some(tags_from_value(&change.new).into_iter().collect()))
-                .send()
-                .await
-                .map_err(|error| EngineError::sdk(self.doing("tagging"), &error))?;
+        if let Some(old) = old_tags {
+            tags::converge(self, old, &self.tags).await?;
         }
         Ok(())
     }

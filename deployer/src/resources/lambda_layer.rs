@@ -4,13 +4,23 @@
 //! the next version, which the function then points to. Older versions are left
 //! in place until the environment is destroyed, which deletes every version.
 
-use aws_sdk_lambda::primitives::Blob;
-use aws_sdk_lambda::types::{Architecture, LayerVersionContentInput, Runtime};
-use serde_json::json;
-
 use super::Clients;
 use super::lambda_function::{Code, RUNTIME};
-use crate::engine::{AttributeChange, DesiredResource, EngineError, ObservedResource, Resource};
+use crate::engine::{
+    AttributeChange, AttributeSet, DesiredResource, EngineError, ObservedResource, Resource,
+};
+use aws_sdk_lambda::primitives::Blob;
+use aws_sdk_lambda::types::{Architecture, LayerVersionContentInput, Runtime};
+
+crate::attributes! {
+    /// What is managed of the layer's latest version; its number is only observed.
+    pub struct LayerAttributes, enum LayerAttribute {
+        CodeSha256 code_sha256: Option<String>,
+        CompatibleArchitectures compatible_architectures: Vec<String>,
+        CompatibleRuntimes compatible_runtimes: Vec<String>,
+        Version version: Option<i64>,
+    }
+}
 
 pub const ADDRESS: &str = "lambda_layer.extra";
 
@@ -120,23 +130,17 @@ impl LambdaLayer {
 #[async_trait::async_trait]
 impl Resource for LambdaLayer {
     fn desired(&self) -> DesiredResource {
-        DesiredResource {
-            address: ADDRESS.into(),
-            kind: "lambda_layer",
-            name: self.name.clone(),
-            attributes: [
-                ("code_sha256".to_owned(), json!(self.content.sha256)),
-                (
-                    "compatible_architectures".to_owned(),
-                    json!([self.architecture]),
-                ),
-                ("compatible_runtimes".to_owned(), json!([RUNTIME])),
-            ]
-            .into(),
-            rules: Default::default(),
-            depends_on: Vec::new(),
-            never_replace: None,
-        }
+        DesiredResource::new(
+            ADDRESS,
+            "lambda_layer",
+            &self.name,
+            LayerAttributes {
+                code_sha256: self.content.sha256.clone(),
+                compatible_architectures: vec![self.architecture.to_owned()],
+                compatible_runtimes: vec![RUNTIME.to_owned()],
+                version: None,
+            },
+        )
     }
 
     async fn read(&self) -> Result<Option<ObservedResource>, EngineError> {
@@ -145,16 +149,13 @@ impl Resource for LambdaLayer {
             .map(|version| ObservedResource {
                 id: format!("{}:{}", self.name, version.version),
                 arn: Some(version.arn),
-                attributes: [
-                    ("code_sha256".to_owned(), json!(version.code_sha256)),
-                    (
-                        "compatible_architectures".to_owned(),
-                        json!(version.architectures),
-                    ),
-                    ("compatible_runtimes".to_owned(), json!(version.runtimes)),
-                    ("version".to_owned(), json!(version.version)),
-                ]
-                .into(),
+                attributes: LayerAttributes {
+                    code_sha256: Some(version.code_sha256),
+                    compatible_architectures: version.architectures,
+                    compatible_runtimes: version.runtimes,
+                    version: Some(version.version),
+                }
+                .into_observed(),
             }))
     }
 
@@ -166,8 +167,16 @@ impl Resource for LambdaLayer {
     async fn update(
         &self,
         _observed: &ObservedResource,
-        _changes: &[AttributeChange],
+        changes: &[AttributeChange],
     ) -> Result<(), EngineError> {
+        for change in changes {
+            match LayerAttributes::name_of(change)? {
+                LayerAttribute::CodeSha256
+                | LayerAttribute::CompatibleArchitectures
+                | LayerAttribute::CompatibleRuntimes
+                | LayerAttribute::Version => {}
+            }
+        }
         self.publish().await
     }
 

@@ -6,8 +6,20 @@ use serde_json::{Value, json};
 
 use super::Clients;
 use super::http_api::find_api;
-use crate::engine::plan::KNOWN_AFTER_APPLY;
-use crate::engine::{AttributeChange, DesiredResource, EngineError, ObservedResource, Resource};
+use crate::engine::{
+    AttributeChange, AttributeSet, DesiredResource, EngineError, ObservedResource, Planned,
+    Resource,
+};
+
+crate::attributes! {
+    /// What is managed of the invoke permission. The source ARN names the API's
+    /// id, unknown until the API exists.
+    pub struct PermissionAttributes, enum PermissionAttribute {
+        Principal principal: Value,
+        Action action: Value,
+        SourceArn source_arn: Planned<Value>,
+    }
+}
 
 pub const ADDRESS: &str = "lambda_permission.http_api";
 const PRINCIPAL: &str = "apigateway.amazonaws.com";
@@ -78,24 +90,20 @@ impl InvokePermission {
 #[async_trait::async_trait]
 impl Resource for InvokePermission {
     fn desired(&self) -> DesiredResource {
-        let source_arn = self
-            .api_id
-            .as_deref()
-            .map_or_else(|| KNOWN_AFTER_APPLY.to_owned(), |id| self.source_arn(id));
-        DesiredResource {
-            address: ADDRESS.into(),
-            kind: "lambda_permission",
-            name: self.statement_id.clone(),
-            attributes: [
-                ("principal".to_owned(), json!(PRINCIPAL)),
-                ("action".to_owned(), json!(ACTION)),
-                ("source_arn".to_owned(), json!(source_arn)),
-            ]
-            .into(),
-            rules: Default::default(),
-            depends_on: self.depends_on.clone(),
-            never_replace: None,
-        }
+        let source_arn = self.api_id.as_deref().map_or(Planned::Unknown, |id| {
+            Planned::Known(json!(self.source_arn(id)))
+        });
+        DesiredResource::new(
+            ADDRESS,
+            "lambda_permission",
+            &self.statement_id,
+            PermissionAttributes {
+                principal: json!(PRINCIPAL),
+                action: json!(ACTION),
+                source_arn,
+            },
+        )
+        .depending_on(self.depends_on.clone())
     }
 
     async fn read(&self) -> Result<Option<ObservedResource>, EngineError> {
@@ -140,12 +148,12 @@ impl Resource for InvokePermission {
         Ok(Some(ObservedResource {
             id: self.statement_id.clone(),
             arn: None,
-            attributes: [
-                ("principal".to_owned(), principal),
-                ("action".to_owned(), statement["Action"].clone()),
-                ("source_arn".to_owned(), source_arn),
-            ]
-            .into(),
+            attributes: PermissionAttributes {
+                principal,
+                action: statement["Action"].clone(),
+                source_arn: Planned::Known(source_arn),
+            }
+            .into_observed(),
         }))
     }
 
@@ -156,8 +164,17 @@ impl Resource for InvokePermission {
     async fn update(
         &self,
         _observed: &ObservedResource,
-        _changes: &[AttributeChange],
+        changes: &[AttributeChange],
     ) -> Result<(), EngineError> {
+        // A statement cannot be edited: any change is a remove and an add,
+        // which resolves the source ARN from the API as it is now.
+        for change in changes {
+            match PermissionAttributes::name_of(change)? {
+                PermissionAttribute::Principal
+                | PermissionAttribute::Action
+                | PermissionAttribute::SourceArn => {}
+            }
+        }
         self.remove().await?;
         self.add().await
     }

@@ -2,12 +2,21 @@
 //! function (Lambda would create it on first invoke, without retention) or
 //! adopted, with `log_retention_days` and tags.
 
-use serde_json::json;
-
-use super::{Clients, removed_tag_keys, tags_from_value, tags_object, tags_value};
-use crate::engine::{AttributeChange, DesiredResource, EngineError, ObservedResource, Resource};
+use super::Clients;
+use super::tags::{self, Taggable};
+use crate::engine::{
+    AttributeChange, AttributeSet, DesiredResource, EngineError, ObservedResource, Resource, Tags,
+};
 
 pub const ADDRESS: &str = "log_group.function";
+
+crate::attributes! {
+    /// What is managed of a log group.
+    pub struct LogGroupAttributes, enum LogGroupAttribute {
+        RetentionDays retention_days: Option<i32>,
+        Tags tags: Tags,
+    }
+}
 
 #[derive(Debug, Clone)]
 pub struct LogGroup {
@@ -43,21 +52,44 @@ impl LogGroup {
 }
 
 #[async_trait::async_trait]
+impl Taggable for LogGroup {
+    async fn untag(&self, keys: Vec<String>) -> Result<(), EngineError> {
+        self.clients
+            .logs
+            .untag_resource()
+            .resource_arn(self.arn())
+            .set_tag_keys(Some(keys))
+            .send()
+            .await
+            .map_err(|error| EngineError::sdk(self.doing("untagging"), &error))?;
+        Ok(())
+    }
+
+    async fn tag(&self, tags: &Tags) -> Result<(), EngineError> {
+        self.clients
+            .logs
+            .tag_resource()
+            .resource_arn(self.arn())
+            .set_tags(Some(tags.clone().into_iter().collect()))
+            .send()
+            .await
+            .map_err(|error| EngineError::sdk(self.doing("tagging"), &error))?;
+        Ok(())
+    }
+}
+
+#[async_trait::async_trait]
 impl Resource for LogGroup {
     fn desired(&self) -> DesiredResource {
-        DesiredResource {
-            address: ADDRESS.into(),
-            kind: "log_group",
-            name: self.name.clone(),
-            attributes: [
-                ("retention_days".to_owned(), json!(self.retention_days)),
-                ("tags".to_owned(), tags_value(&self.tags)),
-            ]
-            .into(),
-            rules: Default::default(),
-            depends_on: Vec::new(),
-            never_replace: None,
-        }
+        DesiredResource::new(
+            ADDRESS,
+            "log_group",
+            &self.name,
+            LogGroupAttributes {
+                retention_days: Some(i32::try_from(self.retention_days).unwrap_or(i32::MAX)),
+                tags: self.tags.clone(),
+            },
+        )
     }
 
     async fn read(&self) -> Result<Option<ObservedResource>, EngineError> {
@@ -81,21 +113,18 @@ impl Resource for LogGroup {
             .send()
             .await
             .map_err(|error| EngineError::sdk(self.doing("reading the tags of"), &error))?;
-        let tags = tags.tags().map_or_else(
-            || tags_object([]),
-            |tags| tags_object(tags.iter().map(|(k, v)| (k.as_str(), v.as_str()))),
-        );
+        let tags = tags
+            .tags()
+            .map(|tags| tags::observed(tags.iter().map(|(k, v)| (k.as_str(), v.as_str()))))
+            .unwrap_or_default();
         Ok(Some(ObservedResource {
             id: self.name.clone(),
             arn: Some(self.arn()),
-            attributes: [
-                (
-                    "retention_days".to_owned(),
-                    json!(group.retention_in_days()),
-                ),
-                ("tags".to_owned(), tags),
-            ]
-            .into(),
+            attributes: LogGroupAttributes {
+                retention_days: group.retention_in_days(),
+                tags,
+            }
+            .into_observed(),
         }))
     }
 
@@ -116,33 +145,10 @@ impl Resource for LogGroup {
         _observed: &ObservedResource,
         changes: &[AttributeChange],
     ) -> Result<(), EngineError> {
-        let logs = &self.clients.logs;
         for change in changes {
-            match change.name.as_str() {
-                "retention_days" => self.set_retention().await?,
-                "tags" => {
-                    let removed = removed_tag_keys(&change.old, &change.new);
-                    if !removed.is_empty() {
-                        logs.untag_resource()
-                            .resource_arn(self.arn())
-                            .set_tag_keys(Some(removed))
-                            .send()
-                            .await
-                            .map_err(|error| EngineError::sdk(self.doing("untagging"), &error))?;
-                    }
-                    logs.tag_resource()
-                        .resource_arn(self.arn())
-                        .set_tags(Some(tags_from_value(&change.new).into_iter().collect()))
-                        .send()
-                        .await
-                        .map_err(|error| EngineError::sdk(self.doing("tagging"), &error))?;
-                }
-                other => {
-                    return Err(EngineError::new(
-                        self.doing("updating"),
-                        format!("unknown attribute {other}"),
-                    ));
-                }
+            match LogGroupAttributes::name_of(change)? {
+                LogGroupAttribute::RetentionDays => self.set_retention().await?,
+                LogGroupAttribute::Tags => tags::converge(self, &change.old, &self.tags).await?,
             }
         }
         Ok(())

@@ -14,10 +14,7 @@ pub mod lambda_permission;
 pub mod log_group;
 pub mod oidc_provider;
 pub mod s3_state_bucket;
-
-use std::collections::BTreeMap;
-
-use serde_json::Value;
+pub mod tags;
 
 use crate::engine::EngineError;
 
@@ -70,45 +67,4 @@ impl Clients {
             account_id: identity.account().unwrap_or_default().to_owned(),
         })
     }
-}
-
-/// Tags as a JSON object, for attributes.
-pub fn tags_value(tags: &BTreeMap<String, String>) -> Value {
-    Value::Object(
-        tags.iter()
-            .map(|(key, value)| (key.clone(), Value::String(value.clone())))
-            .collect(),
-    )
-}
-
-/// Tags as AWS lists them (key, value pairs), as a JSON object attribute.
-pub fn tags_object<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> Value {
-    Value::Object(
-        pairs
-            .into_iter()
-            .map(|(key, value)| (key.to_owned(), Value::String(value.to_owned())))
-            .collect(),
-    )
-}
-
-/// Tags from a JSON object attribute.
-pub fn tags_from_value(value: &Value) -> BTreeMap<String, String> {
-    value
-        .as_object()
-        .map(|object| {
-            object
-                .iter()
-                .map(|(key, value)| (key.clone(), value.as_str().unwrap_or_default().to_owned()))
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
-/// Tag keys present in `old` and absent from `new`.
-pub fn removed_tag_keys(old: &Value, new: &Value) -> Vec<String> {
-    let new = tags_from_value(new);
-    tags_from_value(old)
-        .into_keys()
-        .filter(|key| !new.contains_key(key))
-        .collect()
 }

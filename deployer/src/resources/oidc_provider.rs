@@ -3,12 +3,23 @@
 //! thumbprint, but the API still requires one (from config).
 
 use aws_sdk_iam::types::Tag;
-use serde_json::{Value, json};
 
-use super::{Clients, removed_tag_keys, tags_from_value, tags_object, tags_value};
+use super::Clients;
+use super::tags::{self, Taggable};
 use crate::engine::{
-    AttributeChange, DesiredResource, EngineError, ObservedResource, Resource, Rule,
+    AttributeChange, AttributeSet, DesiredResource, EngineError, ObservedResource, Resource, Rule,
+    Tags,
 };
+
+crate::attributes! {
+    /// What is managed of the OIDC provider.
+    pub struct OidcProviderAttributes, enum OidcProviderAttribute {
+        Url url: String => Rule::ForcesReplacement,
+        ClientIds client_ids: Vec<String> => Rule::Set,
+        Thumbprints thumbprints: Vec<String> => Rule::Set,
+        Tags tags: Tags,
+    }
+}
 
 pub const ADDRESS: &str = "iam_openid_connect_provider.github";
 pub const HOST: &str = "token.actions.githubusercontent.com";
@@ -33,7 +44,7 @@ impl OidcProvider {
         )
     }
 
-    fn strings(value: &Value) -> Vec<String> {
+    fn strings(value: &serde_json::Value) -> Vec<String> {
         value
             .as_array()
             .map(|items| {
@@ -44,34 +55,58 @@ impl OidcProvider {
             })
             .unwrap_or_default()
     }
+
+    fn wanted(&self) -> OidcProviderAttributes {
+        OidcProviderAttributes {
+            url: format!("https://{HOST}"),
+            client_ids: vec![CLIENT_ID.to_owned()],
+            thumbprints: vec![self.thumbprint.to_lowercase()],
+            tags: self.tags.clone(),
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl Taggable for OidcProvider {
+    async fn untag(&self, keys: Vec<String>) -> Result<(), EngineError> {
+        self.clients
+            .iam
+            .untag_open_id_connect_provider()
+            .open_id_connect_provider_arn(Self::arn(&self.clients))
+            .set_tag_keys(Some(keys))
+            .send()
+            .await
+            .map_err(|error| EngineError::sdk(self.doing("untagging"), &error))?;
+        Ok(())
+    }
+
+    async fn tag(&self, tags: &Tags) -> Result<(), EngineError> {
+        let mut request = self
+            .clients
+            .iam
+            .tag_open_id_connect_provider()
+            .open_id_connect_provider_arn(Self::arn(&self.clients));
+        for (key, value) in tags {
+            request = request.tags(
+                Tag::builder()
+                    .key(key)
+                    .value(value)
+                    .build()
+                    .map_err(|error| EngineError::new(self.doing("tagging"), error.to_string()))?,
+            );
+        }
+        request
+            .send()
+            .await
+            .map_err(|error| EngineError::sdk(self.doing("tagging"), &error))?;
+        Ok(())
+    }
 }
 
 #[async_trait::async_trait]
 impl Resource for OidcProvider {
     fn desired(&self) -> DesiredResource {
-        DesiredResource {
-            address: ADDRESS.into(),
-            kind: "iam_openid_connect_provider",
-            name: HOST.into(),
-            attributes: [
-                ("url".to_owned(), json!(format!("https://{HOST}"))),
-                ("client_ids".to_owned(), json!([CLIENT_ID])),
-                (
-                    "thumbprints".to_owned(),
-                    json!([self.thumbprint.to_lowercase()]),
-                ),
-                ("tags".to_owned(), tags_value(&self.tags)),
-            ]
-            .into(),
-            rules: [
-                ("url", Rule::ForcesReplacement),
-                ("client_ids", Rule::Set),
-                ("thumbprints", Rule::Set),
-            ]
-            .into(),
-            depends_on: Vec::new(),
-            never_replace: None,
-        }
+        DesiredResource::new(ADDRESS, "iam_openid_connect_provider", HOST, self.wanted())
     }
 
     async fn read(&self) -> Result<Option<ObservedResource>, EngineError> {
@@ -105,17 +140,17 @@ impl Resource for OidcProvider {
             .iter()
             .map(|t| t.to_lowercase())
             .collect();
-        let tags = tags_object(output.tags().iter().map(|tag| (tag.key(), tag.value())));
+        let tags = tags::observed(output.tags().iter().map(|tag| (tag.key(), tag.value())));
         Ok(Some(ObservedResource {
             id: arn.clone(),
             arn: Some(arn),
-            attributes: [
-                ("url".to_owned(), json!(url)),
-                ("client_ids".to_owned(), json!(output.client_id_list())),
-                ("thumbprints".to_owned(), json!(thumbprints)),
-                ("tags".to_owned(), tags),
-            ]
-            .into(),
+            attributes: OidcProviderAttributes {
+                url,
+                client_ids: output.client_id_list().to_vec(),
+                thumbprints,
+                tags,
+            }
+            .into_observed(),
         }))
     }
 
@@ -150,10 +185,13 @@ impl Resource for OidcProvider {
     ) -> Result<(), EngineError> {
         let iam = &self.clients.iam;
         let arn = Self::arn(&self.clients);
+        let wanted = self.wanted();
         for change in changes {
-            match change.name.as_str() {
-                "client_ids" => {
-                    let (old, new) = (Self::strings(&change.old), Self::strings(&change.new));
+            match OidcProviderAttributes::name_of(change)? {
+                // A new URL is a new provider: the planner replaces it.
+                OidcProviderAttribute::Url => {}
+                OidcProviderAttribute::ClientIds => {
+                    let (old, new) = (Self::strings(&change.old), &wanted.client_ids);
                     for added in new.iter().filter(|id| !old.contains(id)) {
                         iam.add_client_id_to_open_id_connect_provider()
                             .open_id_connect_provider_arn(&arn)
@@ -175,45 +213,18 @@ impl Resource for OidcProvider {
                             })?;
                     }
                 }
-                "thumbprints" => {
+                OidcProviderAttribute::Thumbprints => {
                     iam.update_open_id_connect_provider_thumbprint()
                         .open_id_connect_provider_arn(&arn)
-                        .set_thumbprint_list(Some(Self::strings(&change.new)))
+                        .set_thumbprint_list(Some(wanted.thumbprints.clone()))
                         .send()
                         .await
                         .map_err(|error| {
                             EngineError::sdk(self.doing("updating the thumbprints of"), &error)
                         })?;
                 }
-                "tags" => {
-                    let removed = removed_tag_keys(&change.old, &change.new);
-                    if !removed.is_empty() {
-                        iam.untag_open_id_connect_provider()
-                            .open_id_connect_provider_arn(&arn)
-                            .set_tag_keys(Some(removed))
-                            .send()
-                            .await
-                            .map_err(|error| EngineError::sdk(self.doing("untagging"), &error))?;
-                    }
-                    let mut request = iam
-                        .tag_open_id_connect_provider()
-                        .open_id_connect_provider_arn(&arn);
-                    for (key, value) in tags_from_value(&change.new) {
-                        request =
-                            request.tags(Tag::builder().key(key).value(value).build().map_err(
-                                |error| EngineError::new(self.doing("tagging"), error.to_string()),
-                            )?);
-                    }
-                    request
-                        .send()
-                        .await
-                        .map_err(|error| EngineError::sdk(self.doing("tagging"), &error))?;
-                }
-                other => {
-                    return Err(EngineError::new(
-                        self.doing("updating"),
-                        format!("unknown attribute {other}"),
-                    ));
+                OidcProviderAttribute::Tags => {
+                    tags::converge(self, &change.old, &self.tags).await?;
                 }
             }
         }

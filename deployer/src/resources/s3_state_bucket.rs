@@ -10,10 +10,31 @@ use aws_sdk_s3::types::{
 };
 use serde_json::{Value, json};
 
-use super::{Clients, tags_from_value, tags_object, tags_value};
+use super::{Clients, tags};
 use crate::engine::{
-    AttributeChange, Attributes, DesiredResource, EngineError, ObservedResource, Resource, Rule,
+    AttributeChange, AttributeSet, DesiredResource, EngineError, ObservedResource, Resource, Rule,
+    Tags,
 };
+
+crate::attributes! {
+    /// What is managed of the state bucket.
+    pub struct BucketAttributes, enum BucketAttribute {
+        Versioning versioning: String,
+        Encryption encryption: Value,
+        PublicAccessBlock public_access_block: Value,
+        Policy policy: Value => Rule::Policy,
+        Tags tags: Tags,
+    }
+}
+
+/// The order a new bucket is configured in: public access is blocked first.
+const CREATION_ORDER: [BucketAttribute; 5] = [
+    BucketAttribute::PublicAccessBlock,
+    BucketAttribute::Encryption,
+    BucketAttribute::Versioning,
+    BucketAttribute::Policy,
+    BucketAttribute::Tags,
+];
 
 pub const ADDRESS: &str = "s3_bucket.state";
 
@@ -57,10 +78,10 @@ impl StateBucket {
         format!("{what} of S3 bucket {}", self.name)
     }
 
-    async fn set(&self, change: &AttributeChange) -> Result<(), EngineError> {
+    async fn set(&self, attribute: BucketAttribute) -> Result<(), EngineError> {
         let s3 = &self.clients.s3;
-        match change.name.as_str() {
-            "versioning" => {
+        match attribute {
+            BucketAttribute::Versioning => {
                 s3.put_bucket_versioning()
                     .bucket(&self.name)
                     .versioning_configuration(
@@ -72,7 +93,7 @@ impl StateBucket {
                     .await
                     .map_err(|error| EngineError::sdk(self.doing("enabling versioning"), &error))?;
             }
-            "encryption" => {
+            BucketAttribute::Encryption => {
                 let default = ServerSideEncryptionByDefault::builder()
                     .sse_algorithm(ServerSideEncryption::Aes256)
                     .build()
@@ -98,7 +119,7 @@ impl StateBucket {
                         EngineError::sdk(self.doing("setting default encryption"), &error)
                     })?;
             }
-            "public_access_block" => {
+            BucketAttribute::PublicAccessBlock => {
                 s3.put_public_access_block()
                     .bucket(&self.name)
                     .public_access_block_configuration(
@@ -115,19 +136,20 @@ impl StateBucket {
                         EngineError::sdk(self.doing("blocking public access"), &error)
                     })?;
             }
-            "policy" => {
+            BucketAttribute::Policy => {
                 s3.put_bucket_policy()
                     .bucket(&self.name)
-                    .policy(change.new.to_string())
+                    .policy(self.policy().to_string())
                     .send()
                     .await
                     .map_err(|error| {
                         EngineError::sdk(self.doing("setting the bucket policy"), &error)
                     })?;
             }
-            "tags" => {
+            // S3 replaces the whole tag set: nothing to untag first.
+            BucketAttribute::Tags => {
                 let mut tagging = Tagging::builder();
-                for (key, value) in tags_from_value(&change.new) {
+                for (key, value) in &self.tags {
                     tagging =
                         tagging.tag_set(Tag::builder().key(key).value(value).build().map_err(
                             |error| EngineError::new(self.doing("tagging"), error.to_string()),
@@ -142,12 +164,6 @@ impl StateBucket {
                     .send()
                     .await
                     .map_err(|error| EngineError::sdk(self.doing("setting the tags"), &error))?;
-            }
-            other => {
-                return Err(EngineError::new(
-                    self.doing("updating"),
-                    format!("unknown attribute {other}"),
-                ));
             }
         }
         Ok(())
@@ -211,26 +227,19 @@ impl StateBucket {
 #[async_trait::async_trait]
 impl Resource for StateBucket {
     fn desired(&self) -> DesiredResource {
-        let attributes: Attributes = [
-            ("versioning".to_owned(), json!("Enabled")),
-            ("encryption".to_owned(), json!("AES256")),
-            (
-                "public_access_block".to_owned(),
-                Self::public_access_block(),
-            ),
-            ("policy".to_owned(), self.policy()),
-            ("tags".to_owned(), tags_value(&self.tags)),
-        ]
-        .into();
-        DesiredResource {
-            address: ADDRESS.into(),
-            kind: "s3_bucket",
-            name: self.name.clone(),
-            attributes,
-            rules: [("policy", Rule::Policy)].into(),
-            depends_on: Vec::new(),
-            never_replace: Some("it holds every environment's state"),
-        }
+        DesiredResource::new(
+            ADDRESS,
+            "s3_bucket",
+            &self.name,
+            BucketAttributes {
+                versioning: "Enabled".into(),
+                encryption: json!("AES256"),
+                public_access_block: Self::public_access_block(),
+                policy: self.policy(),
+                tags: self.tags.clone(),
+            },
+        )
+        .never_replaced("it holds every environment's state")
     }
 
     async fn read(&self) -> Result<Option<ObservedResource>, EngineError> {
@@ -307,21 +316,23 @@ impl Resource for StateBucket {
             }
         };
         let tags = match s3.get_bucket_tagging().bucket(&self.name).send().await {
-            Ok(output) => tags_object(output.tag_set().iter().map(|tag| (tag.key(), tag.value()))),
-            Err(error) if error.code() == Some("NoSuchTagSet") => json!({}),
+            Ok(output) => {
+                tags::observed(output.tag_set().iter().map(|tag| (tag.key(), tag.value())))
+            }
+            Err(error) if error.code() == Some("NoSuchTagSet") => Tags::new(),
             Err(error) => return Err(EngineError::sdk(self.doing("reading the tags"), &error)),
         };
         Ok(Some(ObservedResource {
             id: self.name.clone(),
             arn: Some(self.arn()),
-            attributes: [
-                ("versioning".to_owned(), json!(versioning)),
-                ("encryption".to_owned(), encryption),
-                ("public_access_block".to_owned(), public_access_block),
-                ("policy".to_owned(), policy),
-                ("tags".to_owned(), tags),
-            ]
-            .into(),
+            attributes: BucketAttributes {
+                versioning,
+                encryption,
+                public_access_block,
+                policy,
+                tags,
+            }
+            .into_observed(),
         }))
     }
 
@@ -339,23 +350,8 @@ impl Resource for StateBucket {
         request.send().await.map_err(|error| {
             EngineError::sdk(format!("creating S3 bucket {}", self.name), &error)
         })?;
-        // Public access is blocked before anything else is set.
-        let desired = self.desired();
-        for name in [
-            "public_access_block",
-            "encryption",
-            "versioning",
-            "policy",
-            "tags",
-        ] {
-            let new = desired.attributes.get(name).cloned().unwrap_or(Value::Null);
-            self.set(&AttributeChange {
-                name: name.to_owned(),
-                old: Value::Null,
-                new,
-                forces_replacement: false,
-            })
-            .await?;
+        for attribute in CREATION_ORDER {
+            self.set(attribute).await?;
         }
         Ok(())
     }
@@ -366,7 +362,7 @@ impl Resource for StateBucket {
         changes: &[AttributeChange],
     ) -> Result<(), EngineError> {
         for change in changes {
-            self.set(change).await?;
+            self.set(BucketAttributes::name_of(change)?).await?;
         }
         Ok(())
     }
