@@ -8,13 +8,12 @@ use std::collections::BTreeMap;
 
 use aws_config::SdkConfig;
 use serde_json::{Value, json};
-use state::{Backend, DynamoDbLock, LocalBackend, LockRequest, S3Store};
+use state::{Backend, DynamoDbLock, LocalBackend, S3Store, Stored};
 
-use super::{Outcome, confirm::confirm, recording};
+use super::Outcome;
+use super::stack_run::{self, Approval, Ending, Prepared, RunOptions, Stack};
 use crate::config::{BOOTSTRAP, Config};
-use crate::engine::{
-    self, ObservedResource, Plan, Resources, apply::apply, progress::Progress, render::render,
-};
+use crate::engine::{self, ObservedResource, Plan, Resources, render::render};
 use crate::error::CliError;
 use crate::resources::Clients;
 use crate::stacks::bootstrap;
@@ -63,6 +62,74 @@ fn remote(config: &Config, aws: &SdkConfig) -> Backend {
     }
 }
 
+/// The bootstrap stack, as `deployer bootstrap` runs it.
+struct BootstrapStack<'a> {
+    config: &'a Config,
+    aws: &'a SdkConfig,
+    clients: Clients,
+    subjects: Vec<String>,
+}
+
+impl BootstrapStack<'_> {
+    fn resources(&self) -> Resources {
+        bootstrap::resources(&self.config.settings, &self.clients, &self.subjects)
+    }
+}
+
+/// Whether the stack's resource at `index` (0: the bucket, 1: the lock table) exists.
+fn exists(prepared: &Prepared, index: usize) -> bool {
+    prepared.observed.get(index).is_some_and(Option::is_some)
+}
+
+#[async_trait::async_trait]
+impl Stack for BootstrapStack<'_> {
+    async fn prepare(&self) -> Result<Prepared, CliError> {
+        let resources = self.resources();
+        let (plan, observed) = engine::plan_stack(&resources).await?;
+        Ok(Prepared {
+            resources,
+            observed,
+            plan,
+        })
+    }
+
+    fn outputs(
+        &self,
+        _resources: &Resources,
+        _observed: &[Option<ObservedResource>],
+    ) -> BTreeMap<String, Value> {
+        bootstrap::outputs(&self.config.settings, &self.clients, &self.subjects)
+    }
+
+    /// The stack keeps its state in its own bucket, once the bucket exists.
+    async fn stored(&self, prepared: &Prepared) -> Result<Option<Stored>, CliError> {
+        if !exists(prepared, 0) {
+            return Ok(None);
+        }
+        remote(self.config, self.aws)
+            .read(BOOTSTRAP)
+            .await
+            .map_err(CliError::state("reading the bootstrap state"))
+    }
+
+    /// In the lock table once it exists, in a local lock file until then.
+    fn lock_backend(&self, prepared: &Prepared) -> Backend {
+        if exists(prepared, 1) {
+            remote(self.config, self.aws)
+        } else {
+            Backend::Local(LocalBackend::new(self.config.dir.join(".deployer")))
+        }
+    }
+
+    fn state_backend(&self) -> Backend {
+        remote(self.config, self.aws)
+    }
+
+    fn ending(&self) -> Ending {
+        Ending::Record
+    }
+}
+
 pub async fn run(
     config: &Config,
     aws: &SdkConfig,
@@ -70,103 +137,51 @@ pub async fn run(
 ) -> Result<Outcome, CliError> {
     let subjects = bootstrap::github_subjects(&config.settings)?;
     let clients = Clients::connect(aws, &config.settings.region).await?;
-    let resources = bootstrap::resources(&config.settings, &clients, &subjects);
-    let (plan, observed) = engine::plan_stack(&resources).await?;
-    let changes_exit = if options.detailed_exitcode && plan.has_changes() {
-        2
-    } else {
-        0
+    let stack = BootstrapStack {
+        config,
+        aws,
+        clients,
+        subjects,
     };
     if options.plan_only {
-        return Ok(Outcome::new(render_plan(&plan, options.json), changes_exit));
-    }
-    let outputs = bootstrap::outputs(&config.settings, &clients, &subjects);
-    let bucket_existed = observed.first().is_some_and(Option::is_some);
-    let lock_table_existed = observed.get(1).is_some_and(Option::is_some);
-    let existing_state = if bucket_existed {
-        remote(config, aws)
-            .read(BOOTSTRAP)
-            .await
-            .map_err(CliError::state("reading the bootstrap state"))?
-    } else {
-        None
-    };
-    let recorded = recording::state_resources(&resources, &observed);
-    let state_current = existing_state.as_ref().is_some_and(|stored| {
-        stored.document.resources == recorded && stored.document.outputs == outputs
-    });
-    if !plan.has_changes() && state_current {
-        // Nothing to do: not even a lock is taken, so a rerun makes no mutating call.
-        let text = if options.json {
-            super::to_json(&json!({"plan": plan, "outputs": outputs}))
+        let prepared = stack.prepare().await?;
+        let changes_exit = if options.detailed_exitcode && prepared.plan.has_changes() {
+            2
         } else {
-            format!("{}\n{}", render(&plan), render_outputs(&outputs))
+            0
         };
-        return Ok(Outcome::new(text, 0));
+        return Ok(Outcome::new(
+            render_plan(&prepared.plan, options.json),
+            changes_exit,
+        ));
     }
-    eprint!("{}", render(&plan));
-    if plan.has_changes() && !options.auto_approve {
-        confirm("Do you want to perform these actions?", "yes")?;
-    }
-
-    let lock_backend = if lock_table_existed {
-        remote(config, aws)
-    } else {
-        Backend::Local(LocalBackend::new(config.dir.join(".deployer")))
+    let run = RunOptions {
+        environment: BOOTSTRAP.into(),
+        operation: "bootstrap",
+        command: "deployer bootstrap".into(),
+        lock_timeout: options.lock_timeout,
+        approval: if options.auto_approve {
+            Approval::Given
+        } else {
+            Approval::Ask {
+                question: "Do you want to perform these actions?".into(),
+                expected: "yes",
+            }
+        },
     };
-    let request = LockRequest {
-        operation: "bootstrap".into(),
-        info: "deployer bootstrap".into(),
-        who: super::who(),
-        version: env!("CARGO_PKG_VERSION").into(),
-        timeout: options.lock_timeout,
-        force_unlock_command: "deployer force-unlock --env bootstrap".into(),
-    };
-    let held = lock_backend
-        .lock(BOOTSTRAP, &request)
-        .await
-        .map_err(CliError::state("locking the bootstrap state"))?;
-    let result = tokio::select! {
-        result = apply_and_record(config, aws, &resources, &observed, &plan, &outputs) => result,
-        _ = tokio::signal::ctrl_c() => Err(CliError::Usage(
-            "interrupted: resources finished so far are kept; rerun `deployer bootstrap` to converge".into(),
-        )),
-    };
-    let released = lock_backend
-        .unlock(&held)
-        .await
-        .map_err(CliError::state("releasing the bootstrap lock"));
-    result?;
-    released?;
+    let ran = stack_run::run(&stack, &run).await?;
     let text = if options.json {
-        super::to_json(&json!({"plan": plan, "outputs": outputs}))
+        super::to_json(&json!({"plan": ran.plan, "outputs": ran.outputs}))
+    } else if !ran.applied {
+        format!("{}\n{}", render(&ran.plan), render_outputs(&ran.outputs))
     } else {
         format!(
             "Bootstrap complete: {} added, {} changed, {} destroyed.\n\n{}",
-            plan.add,
-            plan.change,
-            plan.destroy,
-            render_outputs(&outputs)
+            ran.plan.add,
+            ran.plan.change,
+            ran.plan.destroy,
+            render_outputs(&ran.outputs)
         )
     };
     Ok(Outcome::new(text, 0))
-}
-
-async fn apply_and_record(
-    config: &Config,
-    aws: &SdkConfig,
-    resources: &Resources,
-    observed: &[Option<ObservedResource>],
-    plan: &Plan,
-    outputs: &BTreeMap<String, Value>,
-) -> Result<(), CliError> {
-    apply(resources, observed, plan, Progress::new()).await?;
-    let now_observed = engine::observe(resources).await?;
-    recording::write(
-        &remote(config, aws),
-        BOOTSTRAP,
-        recording::state_resources(resources, &now_observed),
-        outputs.clone(),
-    )
-    .await
 }

@@ -2,16 +2,17 @@
 
 use std::path::Path;
 
-use aws_config::SdkConfig;
-use serde_json::json;
-use state::{Backend, LockRequest};
+use std::collections::BTreeMap;
 
-use super::{Outcome, confirm::confirm, recording};
+use aws_config::SdkConfig;
+use serde_json::{Value, json};
+use state::{Backend, Stored};
+
+use super::Outcome;
+use super::stack_run::{self, Approval, Ending, Prepared, RunOptions, Stack};
 use crate::artifact::{self, Machine};
 use crate::config::{Architecture, Config, EnvironmentNames, validate_environment};
-use crate::engine::{
-    self, ObservedResource, Plan, Resources, apply::apply, progress::Progress, render::render,
-};
+use crate::engine::{self, ObservedResource, Plan, Resources, progress::Progress, render::render};
 use crate::error::CliError;
 use crate::resources::Clients;
 use crate::resources::http_api::{self, find_api};
@@ -83,80 +84,139 @@ pub fn layer(config: &Config) -> Result<Option<Code>, CliError> {
     }
 }
 
-struct Prepared {
+/// One environment's stack, as `plan` and `apply` run it.
+struct EnvironmentStack<'a> {
+    config: &'a Config,
+    clients: Clients,
     names: EnvironmentNames,
-    resources: Resources,
-    plan: Plan,
-    observed: Vec<Option<ObservedResource>>,
+    options: &'a EnvironmentOptions,
+    backend: Option<&'a Backend>,
+    /// The note about a leftover layer is printed once per run.
+    noted: std::sync::atomic::AtomicBool,
 }
 
-async fn prepare(
-    config: &Config,
-    aws: &SdkConfig,
-    options: &EnvironmentOptions,
-) -> Result<Prepared, CliError> {
-    let names = validate_environment(&options.environment, &config.settings)?;
-    let clients = Clients::connect(aws, &config.settings.region).await?;
-    let boundary = ManagedPolicy::arn_of(&clients, &config.settings.execution_boundary_name());
-    if !ManagedPolicy::exists(&clients, &boundary).await? {
-        return Err(CliError::Usage(format!(
-            "the permissions boundary {boundary}, which every execution role is created with, \
-             does not exist: run `deployer bootstrap` (with administrator credentials) first"
-        )));
+impl<'a> EnvironmentStack<'a> {
+    async fn new(
+        config: &'a Config,
+        aws: &SdkConfig,
+        options: &'a EnvironmentOptions,
+        backend: Option<&'a Backend>,
+    ) -> Result<Self, CliError> {
+        let names = validate_environment(&options.environment, &config.settings)?;
+        let clients = Clients::connect(aws, &config.settings.region).await?;
+        Ok(Self {
+            config,
+            clients,
+            names,
+            options,
+            backend,
+            noted: std::sync::atomic::AtomicBool::new(false),
+        })
     }
-    let api_id = find_api(&clients, &names.http_api).await?.map(|api| api.id);
-    let layer = match &options.layer {
-        None => {
-            // A layer left from when use_layer was on is not part of the stack:
-            // say so, since only destroy removes it.
-            let left = lambda_layer::version_numbers(&clients, &names.layer).await?;
-            if !left.is_empty() {
-                eprintln!(
-                    "note: the Lambda layer {layer} still has {count} version(s) from when use_layer was on; \
-                     the function does not use it once applied. `deployer destroy --env {environment}` deletes it, \
-                     as does `aws lambda delete-layer-version --layer-name {layer} --version-number N` for each version",
-                    layer = names.layer,
-                    count = left.len(),
-                    environment = names.environment,
-                );
-            }
-            None
+
+    /// The state backend (`plan`, which records nothing, has none: local then).
+    fn backend(&self) -> Backend {
+        self.backend.cloned().unwrap_or_else(|| {
+            Backend::Local(state::LocalBackend::new(self.config.dir.join(".deployer")))
+        })
+    }
+}
+
+#[async_trait::async_trait]
+impl Stack for EnvironmentStack<'_> {
+    async fn prepare(&self) -> Result<Prepared, CliError> {
+        let (config, clients, names, options) =
+            (self.config, &self.clients, &self.names, self.options);
+        let boundary = ManagedPolicy::arn_of(clients, &config.settings.execution_boundary_name());
+        if !ManagedPolicy::exists(clients, &boundary).await? {
+            return Err(CliError::Usage(format!(
+                "the permissions boundary {boundary}, which every execution role is created with, \
+                 does not exist: run `deployer bootstrap` (with administrator credentials) first"
+            )));
         }
-        Some(content) => Some(LayerInput {
-            content: content.clone(),
-            current_arn: None,
-        }),
-    };
-    let stack = |layer: Option<LayerInput>| {
-        let inputs = StackInputs {
-            code: options.code.clone(),
-            layer,
-            api_id: api_id.clone(),
+        let api_id = find_api(clients, &names.http_api).await?.map(|api| api.id);
+        let layer = match &options.layer {
+            None => {
+                // A layer left from when use_layer was on is not part of the stack:
+                // say so, since only destroy removes it.
+                let left = lambda_layer::version_numbers(clients, &names.layer).await?;
+                if !left.is_empty() && !self.noted.swap(true, std::sync::atomic::Ordering::SeqCst) {
+                    eprintln!(
+                        "note: the Lambda layer {layer} still has {count} version(s) from when use_layer was on; \
+                         the function does not use it once applied. `deployer destroy --env {environment}` deletes it, \
+                         as does `aws lambda delete-layer-version --layer-name {layer} --version-number N` for each version",
+                        layer = names.layer,
+                        count = left.len(),
+                        environment = names.environment,
+                    );
+                }
+                None
+            }
+            Some(content) => Some(LayerInput {
+                content: content.clone(),
+                current_arn: None,
+            }),
         };
-        environment::resources(&config.settings, &names, &clients, inputs)
-    };
-    let mut resources = stack(layer.clone());
-    let (mut plan, observed) = engine::plan_stack(&resources).await?;
-    // When the layer's own plan leaves its latest version as it is, the function
-    // can name that version now instead of "known after apply". Planning again
-    // is pure: nothing is read twice.
-    if let Some(current_arn) = unchanged_arn(&plan, &observed, lambda_layer::ADDRESS) {
-        resources = stack(layer.map(|layer| LayerInput {
-            current_arn: Some(current_arn),
-            ..layer
-        }));
-        let desired: Vec<_> = resources
-            .iter()
-            .map(|resource| resource.desired())
-            .collect();
-        plan = engine::plan::plan(&desired, &observed).map_err(engine::PlanStackError::from)?;
+        let stack = |layer: Option<LayerInput>| {
+            let inputs = StackInputs {
+                code: options.code.clone(),
+                layer,
+                api_id: api_id.clone(),
+            };
+            environment::resources(&config.settings, names, clients, inputs)
+        };
+        let mut resources = stack(layer.clone());
+        let (mut plan, observed) = engine::plan_stack(&resources).await?;
+        // When the layer's own plan leaves its latest version as it is, the function
+        // can name that version now instead of "known after apply". Planning again
+        // is pure: nothing is read twice.
+        if let Some(current_arn) = unchanged_arn(&plan, &observed, lambda_layer::ADDRESS) {
+            resources = stack(layer.map(|layer| LayerInput {
+                current_arn: Some(current_arn),
+                ..layer
+            }));
+            let desired: Vec<_> = resources
+                .iter()
+                .map(|resource| resource.desired())
+                .collect();
+            plan = engine::plan::plan(&desired, &observed).map_err(engine::PlanStackError::from)?;
+        }
+        Ok(Prepared {
+            resources,
+            observed,
+            plan,
+        })
     }
-    Ok(Prepared {
-        names,
-        resources,
-        plan,
-        observed,
-    })
+
+    fn outputs(
+        &self,
+        resources: &Resources,
+        observed: &[Option<ObservedResource>],
+    ) -> BTreeMap<String, Value> {
+        environment::outputs(&self.names, api_endpoint(resources, observed).as_deref())
+    }
+
+    async fn stored(&self, _prepared: &Prepared) -> Result<Option<Stored>, CliError> {
+        let environment = &self.names.environment;
+        self.backend()
+            .read(environment)
+            .await
+            .map_err(CliError::state(format!(
+                "reading the state of {environment}"
+            )))
+    }
+
+    fn lock_backend(&self, _prepared: &Prepared) -> Backend {
+        self.backend()
+    }
+
+    fn state_backend(&self) -> Backend {
+        self.backend()
+    }
+
+    fn ending(&self) -> Ending {
+        Ending::Record
+    }
 }
 
 /// The ARN of the resource at `address` when the plan leaves it unchanged.
@@ -188,7 +248,8 @@ pub async fn plan(
     aws: &SdkConfig,
     options: &EnvironmentOptions,
 ) -> Result<Outcome, CliError> {
-    let prepared = prepare(config, aws, options).await?;
+    let stack = EnvironmentStack::new(config, aws, options, None).await?;
+    let prepared = stack.prepare().await?;
     let text = if options.json {
         super::to_json(&prepared.plan)
     } else {
@@ -208,92 +269,44 @@ pub async fn apply_environment(
     backend: &Backend,
     options: &EnvironmentOptions,
 ) -> Result<Outcome, CliError> {
-    let prepared = prepare(config, aws, options).await?;
-    let environment = prepared.names.environment.clone();
-    let outputs = environment::outputs(
-        &prepared.names,
-        api_endpoint(&prepared.resources, &prepared.observed).as_deref(),
-    );
-    let stored = backend
-        .read(&environment)
-        .await
-        .map_err(CliError::state(format!(
-            "reading the state of {environment}"
-        )))?;
-    let recorded = recording::state_resources(&prepared.resources, &prepared.observed);
-    if !prepared.plan.has_changes() && recording::is_current(stored.as_ref(), &recorded, &outputs) {
-        // Nothing to do: no lock, no write, no mutating call.
+    let stack = EnvironmentStack::new(config, aws, options, Some(backend)).await?;
+    let environment = &stack.names.environment;
+    let run = RunOptions {
+        environment: environment.clone(),
+        operation: "apply",
+        command: format!("deployer apply --env {environment}"),
+        lock_timeout: options.lock_timeout,
+        approval: if options.auto_approve {
+            Approval::Given
+        } else {
+            Approval::Ask {
+                question: "Do you want to perform these actions?".into(),
+                expected: "yes",
+            }
+        },
+    };
+    let ran = stack_run::run(&stack, &run).await?;
+    if !ran.applied {
         return Ok(Outcome::new(
-            render_result(&prepared.plan, &outputs, options.json, "No changes."),
+            render_result(&ran.plan, &ran.outputs, options.json, "No changes."),
             0,
         ));
     }
-    eprint!("{}", render(&prepared.plan));
-    if prepared.plan.has_changes() && !options.auto_approve {
-        confirm("Do you want to perform these actions?", "yes")?;
-    }
-    let request = LockRequest {
-        operation: "apply".into(),
-        info: format!("deployer apply --env {environment}"),
-        who: super::who(),
-        version: env!("CARGO_PKG_VERSION").into(),
-        timeout: options.lock_timeout,
-        force_unlock_command: format!("deployer force-unlock --env {environment}"),
-    };
-    let held = backend
-        .lock(&environment, &request)
-        .await
-        .map_err(CliError::state(format!(
-            "locking the state of {environment}"
-        )))?;
-    let result = tokio::select! {
-        result = apply_and_record(backend, &prepared) => result,
-        _ = tokio::signal::ctrl_c() => Err(CliError::Usage(format!(
-            "interrupted: resources finished so far are kept; rerun `deployer apply --env {environment}` to converge"
-        ))),
-    };
-    let released = backend.unlock(&held).await.map_err(CliError::state(format!(
-        "releasing the lock of {environment}"
-    )));
-    let outputs = result?;
-    released?;
     if let Some(timeout) = options.health_check_timeout {
-        check_health(&prepared.names, &outputs, timeout).await?;
+        check_health(&stack.names, &ran.outputs, timeout).await?;
     }
-    let summary = format!(
-        "Apply complete: {} added, {} changed, {} destroyed.",
-        prepared.plan.add, prepared.plan.change, prepared.plan.destroy
-    );
+    let summary = if ran.plan.has_changes() {
+        format!(
+            "Apply complete: {} added, {} changed, {} destroyed.",
+            ran.plan.add, ran.plan.change, ran.plan.destroy
+        )
+    } else {
+        "No changes. The state now records what exists.".to_owned()
+    };
     Ok(Outcome::new(
-        render_result(&prepared.plan, &outputs, options.json, &summary),
+        render_result(&ran.plan, &ran.outputs, options.json, &summary),
         0,
     ))
-}
-
-async fn apply_and_record(
-    backend: &Backend,
-    prepared: &Prepared,
-) -> Result<std::collections::BTreeMap<String, serde_json::Value>, CliError> {
-    apply(
-        &prepared.resources,
-        &prepared.observed,
-        &prepared.plan,
-        Progress::new(),
-    )
-    .await?;
-    let observed = engine::observe(&prepared.resources).await?;
-    let outputs = environment::outputs(
-        &prepared.names,
-        api_endpoint(&prepared.resources, &observed).as_deref(),
-    );
-    recording::write(
-        backend,
-        &prepared.names.environment,
-        recording::state_resources(&prepared.resources, &observed),
-        outputs.clone(),
-    )
-    .await?;
-    Ok(outputs)
 }
 
 /// Call the API's `/health` through its public URL until it answers 200.

@@ -7,6 +7,7 @@ pub mod environment;
 pub mod force_unlock;
 pub mod output;
 pub mod recording;
+pub mod stack_run;
 pub mod state;
 
 use crate::config::{BOOTSTRAP, Settings, validate_environment};

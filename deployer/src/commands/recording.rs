@@ -45,20 +45,16 @@ pub fn is_current(
     })
 }
 
-/// Write the next revision of `environment`'s state with these resources and outputs.
+/// Write the next revision of `previous` (the state read under the run's lock)
+/// with these resources and outputs. Refused if the stored state has moved on.
 pub async fn write(
     backend: &Backend,
     environment: &str,
+    previous: Option<&Stored>,
     resources: BTreeMap<String, ResourceState>,
     outputs: BTreeMap<String, Value>,
 ) -> Result<(), CliError> {
-    let previous = backend
-        .read(environment)
-        .await
-        .map_err(CliError::state(format!(
-            "reading the state of {environment}"
-        )))?;
-    let mut document = previous.as_ref().map_or_else(
+    let mut document = previous.map_or_else(
         || StateDocument::new(environment, env!("CARGO_PKG_VERSION")),
         |stored| stored.document.clone(),
     );
@@ -66,7 +62,7 @@ pub async fn write(
     document.resources = resources;
     document.outputs = outputs;
     backend
-        .write(environment, &document, previous.as_ref())
+        .write(environment, &document, previous)
         .await
         .map_err(CliError::state(format!(
             "writing the state of {environment}"

@@ -1,0 +1,305 @@
+//! The one way a stack is run, shared by `apply --env`, `destroy --env`,
+//! `bootstrap` and `destroy --bootstrap`: observe and plan; if something would
+//! change, take the lock, observe and plan again under it (a run that waited
+//! for the lock sees what the run before it did), show the plan, confirm,
+//! apply, observe again, and record against the state read under the lock;
+//! release the lock on every path. A run with nothing to change takes no lock
+//! and makes no mutating call.
+//!
+//! Ctrl-C during the lock wait, the prompt or the apply stops the run and
+//! releases the lock; a second Ctrl-C exits at once (and says how to
+//! force-unlock).
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use serde_json::Value;
+use state::{Backend, HeldLock, LockRequest, Stored};
+
+use super::{confirm::confirm, recording};
+use crate::engine::{self, ObservedResource, Plan, Resources, apply::apply, progress::Progress};
+use crate::error::CliError;
+
+/// A stack, observed and planned.
+#[derive(Debug)]
+pub struct Prepared {
+    pub resources: Resources,
+    pub observed: Vec<Option<ObservedResource>>,
+    pub plan: Plan,
+}
+
+/// How a run ends once the plan is applied.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ending {
+    /// Record what exists now, with the stack's outputs.
+    Record,
+    /// Remove the state: the stack is gone.
+    Remove,
+    /// The state went with what was destroyed (it was kept in it).
+    Gone,
+}
+
+/// What differs from one stack to another.
+#[async_trait::async_trait]
+pub trait Stack: Send + Sync {
+    /// Observe AWS and plan (the plan itself is pure).
+    async fn prepare(&self) -> Result<Prepared, CliError>;
+
+    /// The outputs to record when `observed` is what exists.
+    fn outputs(
+        &self,
+        resources: &Resources,
+        observed: &[Option<ObservedResource>],
+    ) -> BTreeMap<String, Value>;
+
+    /// The state as it is now (`None`: none, or nowhere to keep it yet).
+    async fn stored(&self, prepared: &Prepared) -> Result<Option<Stored>, CliError>;
+
+    /// Where the lock is taken, given what `prepared` observed.
+    fn lock_backend(&self, prepared: &Prepared) -> Backend;
+
+    /// Where the state is recorded (or removed) after apply.
+    fn state_backend(&self) -> Backend;
+
+    fn ending(&self) -> Ending;
+
+    /// Lines shown below the plan (what a destroy deletes with the table).
+    fn notes(&self, _prepared: &Prepared) -> Vec<String> {
+        Vec::new()
+    }
+}
+
+/// Who must say yes before anything changes.
+#[derive(Debug, Clone)]
+pub enum Approval {
+    /// `--auto-approve`.
+    Given,
+    /// Ask `question` on the terminal; only `expected` proceeds.
+    Ask {
+        question: String,
+        expected: &'static str,
+    },
+}
+
+/// The run's identity in the lock, and its approval.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    /// The state's name (`dev`, `bootstrap`).
+    pub environment: String,
+    /// `apply`, `destroy`, `bootstrap`.
+    pub operation: &'static str,
+    /// The command line, shown to whoever finds the lock held.
+    pub command: String,
+    pub lock_timeout: Duration,
+    pub approval: Approval,
+}
+
+/// What a run did.
+#[derive(Debug)]
+pub struct Ran {
+    /// The plan that was applied (made under the lock), or the no-op plan.
+    pub plan: Plan,
+    pub outputs: BTreeMap<String, Value>,
+    /// Whether anything was applied or recorded.
+    pub applied: bool,
+}
+
+/// Run `stack`. See the module's documentation.
+pub async fn run(stack: &dyn Stack, options: &RunOptions) -> Result<Ran, CliError> {
+    let interrupts = Interrupts::watch();
+    let first = stack.prepare().await?;
+    if let Some(ran) = nothing_to_do(stack, &first).await? {
+        return Ok(ran);
+    }
+    let lock = stack.lock_backend(&first);
+    let request = LockRequest {
+        operation: options.operation.into(),
+        info: options.command.clone(),
+        who: super::who(),
+        version: env!("CARGO_PKG_VERSION").into(),
+        timeout: options.lock_timeout,
+        force_unlock_command: format!("deployer force-unlock --env {}", options.environment),
+    };
+    let held = tokio::select! {
+        held = lock.lock(&options.environment, &request) => held.map_err(CliError::state(format!(
+            "locking the state of {}", options.environment
+        )))?,
+        () = interrupts.first() => return Err(interrupted(options, "while waiting for the lock")),
+    };
+    interrupts.holding(&lock, &held);
+    let result = tokio::select! {
+        result = under_lock(stack, options) => result,
+        () = interrupts.first() => Err(interrupted(
+            options,
+            "resources finished so far are kept; rerun the command to converge",
+        )),
+    };
+    let released = lock.unlock(&held).await.map_err(CliError::state(format!(
+        "releasing the lock of {}",
+        options.environment
+    )));
+    interrupts.released();
+    let ran = result?;
+    released?;
+    Ok(ran)
+}
+
+/// `Some` when the plan changes nothing and the state already records it.
+async fn nothing_to_do(stack: &dyn Stack, prepared: &Prepared) -> Result<Option<Ran>, CliError> {
+    if prepared.plan.has_changes() {
+        return Ok(None);
+    }
+    let stored = stack.stored(prepared).await?;
+    let outputs = stack.outputs(&prepared.resources, &prepared.observed);
+    let current = match stack.ending() {
+        Ending::Record => recording::is_current(
+            stored.as_ref(),
+            &recording::state_resources(&prepared.resources, &prepared.observed),
+            &outputs,
+        ),
+        Ending::Remove => stored.is_none(),
+        Ending::Gone => true,
+    };
+    Ok(current.then(|| Ran {
+        plan: prepared.plan.clone(),
+        outputs,
+        applied: false,
+    }))
+}
+
+async fn under_lock(stack: &dyn Stack, options: &RunOptions) -> Result<Ran, CliError> {
+    let prepared = stack.prepare().await?;
+    if let Some(ran) = nothing_to_do(stack, &prepared).await? {
+        return Ok(ran);
+    }
+    // The version every later write is checked against.
+    let stored = stack.stored(&prepared).await?;
+    if prepared.plan.has_changes() {
+        eprint!("{}", engine::render::render(&prepared.plan));
+        for note in stack.notes(&prepared) {
+            eprintln!("{note}");
+        }
+        if let Approval::Ask { question, expected } = &options.approval {
+            let (question, expected) = (question.clone(), *expected);
+            tokio::task::spawn_blocking(move || confirm(&question, expected))
+                .await
+                .map_err(|error| CliError::Usage(format!("asking for confirmation: {error}")))??;
+        }
+        apply(
+            &prepared.resources,
+            &prepared.observed,
+            &prepared.plan,
+            Progress::new(),
+        )
+        .await?;
+    }
+    let backend = stack.state_backend();
+    let outputs = match stack.ending() {
+        Ending::Record => {
+            let observed = engine::observe(&prepared.resources).await?;
+            let outputs = stack.outputs(&prepared.resources, &observed);
+            recording::write(
+                &backend,
+                &options.environment,
+                stored.as_ref(),
+                recording::state_resources(&prepared.resources, &observed),
+                outputs.clone(),
+            )
+            .await?;
+            outputs
+        }
+        Ending::Gone => BTreeMap::new(),
+        Ending::Remove => {
+            backend
+                .remove(&options.environment)
+                .await
+                .map_err(CliError::state(format!(
+                    "removing the state of {}",
+                    options.environment
+                )))?;
+            BTreeMap::new()
+        }
+    };
+    Ok(Ran {
+        plan: prepared.plan,
+        outputs,
+        applied: true,
+    })
+}
+
+fn interrupted(options: &RunOptions, what: &str) -> CliError {
+    CliError::Usage(format!(
+        "interrupted: {what} (`deployer {} --env {}`)",
+        options.operation, options.environment
+    ))
+}
+
+/// Ctrl-C while a run is under way: the first stops it (the caller releases
+/// the lock), the second exits at once, saying which lock is left held.
+struct Interrupts {
+    count: Arc<AtomicUsize>,
+    notify: Arc<tokio::sync::Notify>,
+    held: Arc<std::sync::Mutex<Option<String>>>,
+}
+
+impl Interrupts {
+    fn watch() -> Self {
+        let count = Arc::new(AtomicUsize::new(0));
+        let notify = Arc::new(tokio::sync::Notify::new());
+        let held = Arc::new(std::sync::Mutex::new(None::<String>));
+        let (task_count, task_notify, task_held) = (count.clone(), notify.clone(), held.clone());
+        tokio::spawn(async move {
+            while tokio::signal::ctrl_c().await.is_ok() {
+                if task_count.fetch_add(1, Ordering::SeqCst) >= 1 {
+                    let held = task_held.lock().ok().and_then(|held| held.clone());
+                    match held {
+                        Some(unlock) => {
+                            eprintln!(
+                                "\ninterrupted again: exiting now; the lock is still held: {unlock}"
+                            )
+                        }
+                        None => eprintln!("\ninterrupted again: exiting now"),
+                    }
+                    std::process::exit(130);
+                }
+                eprintln!(
+                    "\ninterrupting: stopping, then releasing the lock (Ctrl-C again to exit at once)"
+                );
+                task_notify.notify_waiters();
+            }
+        });
+        Self {
+            count,
+            notify,
+            held,
+        }
+    }
+
+    /// Resolves at the first Ctrl-C (at once if it already came).
+    async fn first(&self) {
+        let notified = self.notify.notified();
+        if self.count.load(Ordering::SeqCst) > 0 {
+            return;
+        }
+        notified.await;
+    }
+
+    fn holding(&self, backend: &Backend, held: &HeldLock) {
+        if let Ok(mut slot) = self.held.lock() {
+            *slot = Some(format!(
+                "deployer force-unlock --env {} {} (lock {})",
+                held.environment,
+                held.info.id,
+                backend.lock_id(&held.environment)
+            ));
+        }
+    }
+
+    fn released(&self) {
+        if let Ok(mut slot) = self.held.lock() {
+            *slot = None;
+        }
+    }
+}
