@@ -46,6 +46,23 @@ impl EngineError {
     }
 }
 
+/// The output of a read, or `None` when `not_found` (a typed check of the
+/// service's error, never of its message) says the resource does not exist.
+pub fn existing<T, E>(
+    result: Result<T, aws_sdk_s3::error::SdkError<E, aws_sdk_s3::config::http::HttpResponse>>,
+    not_found: impl FnOnce(&E) -> bool,
+    action: impl Into<String>,
+) -> Result<Option<T>, EngineError>
+where
+    E: aws_sdk_s3::error::ProvideErrorMetadata + std::error::Error + 'static,
+{
+    match result {
+        Ok(output) => Ok(Some(output)),
+        Err(error) if error.as_service_error().is_some_and(not_found) => Ok(None),
+        Err(error) => Err(EngineError::sdk(action, &error)),
+    }
+}
+
 /// One managed resource: its desired attributes (pure) and its lifecycle.
 #[async_trait::async_trait]
 pub trait Resource: Send + Sync + std::fmt::Debug {

@@ -348,21 +348,17 @@ impl Resource for ScoresTable {
 
     async fn read(&self) -> Result<Option<ObservedResource>, EngineError> {
         let dynamodb = &self.clients.dynamodb;
-        let described = match dynamodb
-            .describe_table()
-            .table_name(&self.name)
-            .send()
-            .await
-        {
-            Ok(output) => output,
-            Err(error)
-                if error
-                    .as_service_error()
-                    .is_some_and(|service| service.is_resource_not_found_exception()) =>
-            {
-                return Ok(None);
-            }
-            Err(error) => return Err(EngineError::sdk(self.doing("describing"), &error)),
+        let Some(described) = crate::engine::existing(
+            dynamodb
+                .describe_table()
+                .table_name(&self.name)
+                .send()
+                .await,
+            |error| error.is_resource_not_found_exception(),
+            self.doing("describing"),
+        )?
+        else {
+            return Ok(None);
         };
         let Some(table) = described.table() else {
             return Ok(None);

@@ -35,20 +35,12 @@ impl ManagedPolicy {
 
     /// Whether the managed policy `arn` exists.
     pub async fn exists(clients: &Clients, arn: &str) -> Result<bool, EngineError> {
-        match clients.iam.get_policy().policy_arn(arn).send().await {
-            Ok(_) => Ok(true),
-            Err(error)
-                if error
-                    .as_service_error()
-                    .is_some_and(|service| service.is_no_such_entity_exception()) =>
-            {
-                Ok(false)
-            }
-            Err(error) => Err(EngineError::sdk(
-                format!("checking that IAM policy {arn} exists"),
-                &error,
-            )),
-        }
+        crate::engine::existing(
+            clients.iam.get_policy().policy_arn(arn).send().await,
+            |error| error.is_no_such_entity_exception(),
+            format!("checking that IAM policy {arn} exists"),
+        )
+        .map(|found| found.is_some())
     }
 
     pub fn arn(&self) -> String {
@@ -76,16 +68,13 @@ impl Resource for ManagedPolicy {
 
     async fn read(&self) -> Result<Option<ObservedResource>, EngineError> {
         let iam = &self.clients.iam;
-        let found = match iam.get_policy().policy_arn(self.arn()).send().await {
-            Ok(output) => output,
-            Err(error)
-                if error
-                    .as_service_error()
-                    .is_some_and(|service| service.is_no_such_entity_exception()) =>
-            {
-                return Ok(None);
-            }
-            Err(error) => return Err(EngineError::sdk(self.doing("reading"), &error)),
+        let Some(found) = crate::engine::existing(
+            iam.get_policy().policy_arn(self.arn()).send().await,
+            |error| error.is_no_such_entity_exception(),
+            self.doing("reading"),
+        )?
+        else {
+            return Ok(None);
         };
         let version = found
             .policy()

@@ -154,16 +154,13 @@ impl Resource for Role {
 
     async fn read(&self) -> Result<Option<ObservedResource>, EngineError> {
         let iam = &self.clients.iam;
-        let output = match iam.get_role().role_name(&self.name).send().await {
-            Ok(output) => output,
-            Err(error)
-                if error
-                    .as_service_error()
-                    .is_some_and(|service| service.is_no_such_entity_exception()) =>
-            {
-                return Ok(None);
-            }
-            Err(error) => return Err(EngineError::sdk(self.doing("reading"), &error)),
+        let Some(output) = crate::engine::existing(
+            iam.get_role().role_name(&self.name).send().await,
+            |error| error.is_no_such_entity_exception(),
+            self.doing("reading"),
+        )?
+        else {
+            return Ok(None);
         };
         let Some(role) = output.role() else {
             return Ok(None);

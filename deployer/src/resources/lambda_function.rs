@@ -233,23 +233,18 @@ impl Resource for LambdaFunction {
     }
 
     async fn read(&self) -> Result<Option<ObservedResource>, EngineError> {
-        let output = match self
-            .clients
-            .lambda
-            .get_function()
-            .function_name(&self.name)
-            .send()
-            .await
-        {
-            Ok(output) => output,
-            Err(error)
-                if error
-                    .as_service_error()
-                    .is_some_and(|service| service.is_resource_not_found_exception()) =>
-            {
-                return Ok(None);
-            }
-            Err(error) => return Err(EngineError::sdk(self.doing("reading"), &error)),
+        let Some(output) = crate::engine::existing(
+            self.clients
+                .lambda
+                .get_function()
+                .function_name(&self.name)
+                .send()
+                .await,
+            |error| error.is_resource_not_found_exception(),
+            self.doing("reading"),
+        )?
+        else {
+            return Ok(None);
         };
         let Some(configuration) = output.configuration() else {
             return Ok(None);

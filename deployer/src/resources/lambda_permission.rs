@@ -107,23 +107,18 @@ impl Resource for InvokePermission {
     }
 
     async fn read(&self) -> Result<Option<ObservedResource>, EngineError> {
-        let policy = match self
-            .clients
-            .lambda
-            .get_policy()
-            .function_name(&self.function_name)
-            .send()
-            .await
-        {
-            Ok(output) => output,
-            Err(error)
-                if error
-                    .as_service_error()
-                    .is_some_and(|service| service.is_resource_not_found_exception()) =>
-            {
-                return Ok(None);
-            }
-            Err(error) => return Err(EngineError::sdk(self.doing("reading"), &error)),
+        let Some(policy) = crate::engine::existing(
+            self.clients
+                .lambda
+                .get_policy()
+                .function_name(&self.function_name)
+                .send()
+                .await,
+            |error| error.is_resource_not_found_exception(),
+            self.doing("reading"),
+        )?
+        else {
+            return Ok(None);
         };
         let document: Value = policy
             .policy()

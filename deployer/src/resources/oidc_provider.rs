@@ -111,23 +111,18 @@ impl Resource for OidcProvider {
 
     async fn read(&self) -> Result<Option<ObservedResource>, EngineError> {
         let arn = Self::arn(&self.clients);
-        let output = match self
-            .clients
-            .iam
-            .get_open_id_connect_provider()
-            .open_id_connect_provider_arn(&arn)
-            .send()
-            .await
-        {
-            Ok(output) => output,
-            Err(error)
-                if error
-                    .as_service_error()
-                    .is_some_and(|service| service.is_no_such_entity_exception()) =>
-            {
-                return Ok(None);
-            }
-            Err(error) => return Err(EngineError::sdk(self.doing("reading"), &error)),
+        let Some(output) = crate::engine::existing(
+            self.clients
+                .iam
+                .get_open_id_connect_provider()
+                .open_id_connect_provider_arn(&arn)
+                .send()
+                .await,
+            |error| error.is_no_such_entity_exception(),
+            self.doing("reading"),
+        )?
+        else {
+            return Ok(None);
         };
         let url = output.url().unwrap_or_default();
         let url = if url.starts_with("https://") {
