@@ -788,16 +788,29 @@ fn check_deploy_triggers(workflow: &Workflow) {
         "pushes deploy from main only",
     );
     let paths = workflow.list_at(push, "paths");
-    for wanted in [
-        "deployer/**",
-        "function/**",
-        "state/**",
-        "loadtest/**",
+    // Every crate that goes into what is deployed, read from the workspace so a
+    // new one cannot be forgotten (the emulator is test support only).
+    let workspace: toml::Table = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../Cargo.toml"),
+    )
+    .expect("workspace Cargo.toml")
+    .parse()
+    .expect("workspace Cargo.toml is TOML");
+    let crates: Vec<String> = workspace["workspace"]["members"]
+        .as_array()
+        .expect("members")
+        .iter()
+        .filter_map(|member| member.as_str())
+        .filter(|member| *member != "emulator")
+        .map(|member| format!("{member}/**"))
+        .collect();
+    assert!(crates.contains(&"schema/**".to_owned()), "{crates:?}");
+    for wanted in crates.iter().map(String::as_str).chain([
         ".github/workflows/**",
         "Cargo.toml",
         "Cargo.lock",
         "deployer.toml",
-    ] {
+    ]) {
         workflow.ensure(
             paths.iter().any(|path| path == wanted),
             "triggers",
