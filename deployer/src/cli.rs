@@ -58,6 +58,9 @@ pub enum Command {
     Apply(ApplyArgs),
     /// Destroy one environment (--env E), or the bootstrap stack (--bootstrap)
     Destroy(DestroyArgs),
+    /// Bring back a destroyed environment's table from its final backup; the next
+    /// `apply --env E` converges the rest
+    Restore(RestoreArgs),
     /// Print an environment's outputs (all, or the one NAME) from its state
     Output(OutputArgs),
     /// Remove a stale lock left by a run that died, given the lock's ID
@@ -169,6 +172,25 @@ pub struct DestroyArgs {
     /// With --bootstrap: destroy even though environments still have state in the bucket
     #[arg(long, requires = "bootstrap")]
     pub force: bool,
+    /// With --env: delete the scores table without taking a final backup first
+    /// (its items are then lost)
+    #[arg(long, conflicts_with = "bootstrap")]
+    pub skip_final_backup: bool,
+    /// How long to wait for a held lock, e.g. 30s or 5m
+    #[arg(long, value_name = "DURATION", default_value = "0s", value_parser = parse_duration)]
+    pub lock_timeout: std::time::Duration,
+}
+
+#[derive(Debug, Args)]
+pub struct RestoreArgs {
+    #[command(flatten)]
+    pub env: EnvArg,
+    /// The backup's ARN, as `destroy --env E` printed it (also in `state history`)
+    #[arg(long, value_name = "ARN")]
+    pub backup: String,
+    /// How long to wait for a held lock, e.g. 30s or 5m
+    #[arg(long, value_name = "DURATION", default_value = "0s", value_parser = parse_duration)]
+    pub lock_timeout: std::time::Duration,
 }
 
 #[derive(Debug, Args)]

@@ -6,7 +6,7 @@ use clap::Parser;
 use deployer::cli::{Cli, Command, StateCommand};
 use deployer::commands::Outcome;
 use deployer::commands::bootstrap::BootstrapOptions;
-use deployer::commands::destroy::DestroyBootstrapOptions;
+use deployer::commands::destroy::{DestroyBootstrapOptions, DestroyEnvironmentOptions};
 use deployer::commands::environment::EnvironmentOptions;
 use deployer::config::{Config, ConfigSources, validate_environment};
 use deployer::error::CliError;
@@ -55,14 +55,12 @@ async fn run(cli: Cli) -> Result<Outcome, CliError> {
                 let config = resolve(&cli, &sources, Some(environment))?;
                 validate_environment(environment, &config.settings)?;
                 let (aws, backend) = connect(&cli, &config).await?;
-                commands::destroy::environment(
-                    &config,
-                    &aws,
-                    &backend,
-                    environment,
-                    args.auto_approve,
-                )
-                .await
+                let options = DestroyEnvironmentOptions {
+                    auto_approve: args.auto_approve,
+                    skip_final_backup: args.skip_final_backup,
+                    lock_timeout: args.lock_timeout,
+                };
+                commands::destroy::environment(&config, &aws, &backend, environment, options).await
             }
             _ => {
                 let config = resolve(&cli, &sources, None)?;
@@ -109,6 +107,20 @@ async fn run(cli: Cli) -> Result<Outcome, CliError> {
                     .then_some(args.health_check_timeout),
             };
             commands::environment::apply_environment(&config, &aws, &backend, &options).await
+        }
+        Command::Restore(args) => {
+            let config = resolve(&cli, &sources, Some(&args.env.environment))?;
+            validate_environment(&args.env.environment, &config.settings)?;
+            let (aws, backend) = connect(&cli, &config).await?;
+            commands::restore::run(
+                &config,
+                &aws,
+                &backend,
+                &args.env.environment,
+                &args.backup,
+                args.lock_timeout,
+            )
+            .await
         }
         Command::Output(args) => {
             let (environment, backend) = open_state(&cli, &sources, &args.env.environment).await?;

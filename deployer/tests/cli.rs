@@ -37,6 +37,7 @@ async fn write_local_state(dir: &Path, environment: &str) -> Backend {
             arn: Some(format!(
                 "arn:aws:lambda:us-east-1:123456789012:function:aimodelshare-playground-{environment}-api"
             )),
+            origin: state::Origin::Created,
             attributes: Default::default(),
         },
     );

@@ -12,7 +12,8 @@
 //!     "lambda_function.api": {
 //!       "kind": "lambda_function", "name": "aimodelshare-playground-dev-api",
 //!       "id": "aimodelshare-playground-dev-api", "arn": "arn:aws:lambda:…",
-//!       "attributes": { "code_sha256": "…" }
+//!       "origin": "created",            // or "adopted": found by name
+//!       "attributes": { "index_keys_backfilled": true }
 //!     }
 //!   },
 //!   "outputs": { "api_base_url": "https://…/dev" }
@@ -44,9 +45,25 @@ pub struct ResourceState {
     pub id: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub arn: Option<String>,
-    /// What the engine needs to remember (e.g. the deployed code hash).
+    /// Whether the deployer created the resource or adopted one it found by
+    /// name. Destroying the bootstrap stack keeps what was only adopted.
+    /// Documents written before this was recorded read as adopted: the safe side.
+    #[serde(default)]
+    pub origin: Origin,
+    /// What the engine needs to remember (e.g. that a backfill finished).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub attributes: BTreeMap<String, Value>,
+}
+
+/// How a resource came under the deployer's management.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Origin {
+    /// This deployer created it.
+    Created,
+    /// It existed, and was found by name.
+    #[default]
+    Adopted,
 }
 
 /// The state of one environment (or of the bootstrap stack).
@@ -146,6 +163,7 @@ mod tests {
                 arn: Some(
                     "arn:aws:dynamodb:us-east-1:123456789012:table/PlaygroundScores-dev".into(),
                 ),
+                origin: Origin::Created,
                 attributes: [("pitr".to_owned(), Value::Bool(true))].into(),
             },
         );
@@ -154,6 +172,16 @@ mod tests {
             .insert("dynamodb_table_name".into(), "PlaygroundScores-dev".into());
         let parsed = StateDocument::from_json(&document.to_json(), "test").expect("parses");
         assert_eq!(parsed, document);
+    }
+
+    #[test]
+    fn a_resource_recorded_before_origins_reads_as_adopted() {
+        let old = br#"{"format_version": 1, "lineage": "9b0c7e2a-0000-4000-8000-000000000000",
+            "serial": 3, "environment": "bootstrap", "deployer_version": "0.1.0",
+            "updated_at": "2026-11-25T19:45:47.123Z",
+            "resources": {"s3_bucket.state": {"kind": "s3_bucket", "name": "b", "id": "b"}}}"#;
+        let parsed = StateDocument::from_json(old, "test").expect("parses");
+        assert_eq!(parsed.resources["s3_bucket.state"].origin, Origin::Adopted);
     }
 
     #[test]

@@ -24,7 +24,7 @@ pub mod sdk_error;
 
 use std::time::Duration;
 
-pub use document::{FORMAT_VERSION, ResourceState, StateDocument};
+pub use document::{FORMAT_VERSION, Origin, ResourceState, StateDocument};
 pub use error::StateError;
 pub use local::LocalBackend;
 pub use lock::{DynamoDbLock, HeldLock, LockInfo, LockRequest};

@@ -105,6 +105,7 @@ fn sample(environment: &str) -> StateDocument {
             name: format!("PlaygroundScores-{environment}"),
             id: format!("PlaygroundScores-{environment}"),
             arn: None,
+            origin: state::Origin::Created,
             attributes: Default::default(),
         },
     );

@@ -12,9 +12,10 @@ use super::Outcome;
 use super::stack_run::{self, Approval, Ending, Prepared, RunOptions, Stack};
 use crate::config::{BOOTSTRAP, Config, EnvironmentNames};
 use crate::engine::plan::destroy_plan;
-use crate::engine::{self, ObservedResource, Resources};
+use crate::engine::{self, ObservedResource, Resources, progress::Progress};
 use crate::error::CliError;
 use crate::resources::Clients;
+use crate::resources::dynamodb_scores_table::{self, ScoresTable};
 use crate::resources::lambda_function::Code;
 use crate::stacks::bootstrap;
 use crate::stacks::environment::{LayerInput, StackInputs};
@@ -156,17 +157,52 @@ pub async fn bootstrap(
     ))
 }
 
-/// One environment's stack, as `destroy --env` runs it.
+/// One environment's stack, as `destroy --env` runs it: what its state
+/// records, found again by name and deleted only when the id matches.
 struct EnvironmentDestroy<'a> {
     config: &'a Config,
     clients: Clients,
     names: EnvironmentNames,
     backend: &'a Backend,
+    skip_final_backup: bool,
+    /// The final backup taken by this run.
+    backup: std::sync::Mutex<Option<String>>,
+}
+
+impl EnvironmentDestroy<'_> {
+    fn table(&self) -> ScoresTable {
+        crate::stacks::environment::scores_table(&self.config.settings, &self.names, &self.clients)
+    }
+
+    /// Whether the plan deletes the scores table.
+    fn deletes_table(prepared: &Prepared) -> bool {
+        prepared
+            .plan
+            .resources
+            .iter()
+            .any(|planned| planned.address == dynamodb_scores_table::ADDRESS)
+    }
+
+    fn backup_name(&self) -> String {
+        format!(
+            "{}-final-{}",
+            self.names.table,
+            chrono::Utc::now().format("%Y%m%dT%H%M%SZ")
+        )
+    }
 }
 
 #[async_trait::async_trait]
 impl Stack for EnvironmentDestroy<'_> {
     async fn prepare(&self) -> Result<Prepared, CliError> {
+        let environment = &self.names.environment;
+        let stored = self
+            .backend
+            .read(environment)
+            .await
+            .map_err(CliError::state(format!(
+                "reading the state of {environment}"
+            )))?;
         let api_id = crate::resources::http_api::find_api(&self.clients, &self.names.http_api)
             .await?
             .map(|api| api.id);
@@ -189,10 +225,47 @@ impl Stack for EnvironmentDestroy<'_> {
             &self.clients,
             inputs,
         );
-        let observed = engine::observe(&resources).await?;
+        let found = engine::observe(&resources).await?;
         let desired: Vec<_> = resources
             .iter()
             .map(|resource| resource.desired())
+            .collect();
+        let Some(stored) = stored else {
+            let by_name: Vec<String> = desired
+                .iter()
+                .zip(&found)
+                .filter(|(_, observed)| observed.is_some())
+                .map(|(desired, _)| format!("{} ({})", desired.address, desired.name))
+                .collect();
+            if by_name.is_empty() {
+                return Ok(Prepared {
+                    resources,
+                    observed: found,
+                    plan: destroy_plan(&desired, &[]),
+                });
+            }
+            return Err(CliError::Usage(format!(
+                "refusing to destroy {environment}: there is no state for it at {}, so nothing is \
+                 recorded as the deployer's. Found by name: {}. If they are this environment's, \
+                 `deployer apply --env {environment}` adopts them first (destroy then deletes them); \
+                 if not, check --state and the region",
+                self.backend.location(environment),
+                by_name.join(", ")
+            )));
+        };
+        // Only what the state records, with the id it recorded.
+        let observed: Vec<Option<ObservedResource>> = desired
+            .iter()
+            .zip(found)
+            .map(|(desired, observed)| {
+                observed.filter(|observed| {
+                    stored
+                        .document
+                        .resources
+                        .get(&desired.address)
+                        .is_some_and(|recorded| recorded.id == observed.id)
+                })
+            })
             .collect();
         let plan = destroy_plan(&desired, &observed);
         Ok(Prepared {
@@ -233,32 +306,88 @@ impl Stack for EnvironmentDestroy<'_> {
     }
 
     fn notes(&self, prepared: &Prepared) -> Vec<String> {
-        prepared
+        if !Self::deletes_table(prepared) {
+            return Vec::new();
+        }
+        let table = &self.names.table;
+        let items = prepared
             .observed
             .first()
             .and_then(Option::as_ref)
             .and_then(|table| table.attributes.get("item_count"))
-            .map(|items| {
-                format!(
-                    "The table {} holds {items} items (as DynamoDB last counted them); they will be deleted.\n",
-                    self.names.table
+            .map_or_else(|| "?".to_owned(), Value::to_string);
+        let backup = if self.skip_final_backup {
+            format!(
+                "  1. no final backup (--skip-final-backup): its {items} items are lost, except \
+                 what point-in-time recovery keeps, when it is on, in the system backup AWS \
+                 retains for 35 days"
+            )
+        } else {
+            format!(
+                "  1. a final on-demand backup, {}-final-<time>, waited for until AVAILABLE; if it \
+                 fails, nothing is deleted. `deployer restore --env {} --backup <arn>` brings the \
+                 table back",
+                table, self.names.environment
+            )
+        };
+        vec![
+            format!(
+                "The table {table} holds {items} items (as DynamoDB last counted them). Before anything is deleted:"
+            ),
+            backup,
+            "  2. its deletion protection is turned off".to_owned(),
+            "  then the resources above are destroyed, the table last.\n".to_owned(),
+        ]
+    }
+
+    async fn before_apply(
+        &self,
+        prepared: &Prepared,
+        stored: Option<&Stored>,
+    ) -> Result<(), CliError> {
+        if !Self::deletes_table(prepared) {
+            return Ok(());
+        }
+        let table = self.table();
+        if !self.skip_final_backup {
+            let progress = Progress::new();
+            let started = progress.start(dynamodb_scores_table::ADDRESS, "taking a final backup");
+            let arn = table.final_backup(&self.backup_name()).await?;
+            progress.done(dynamodb_scores_table::ADDRESS, "backed up", started);
+            eprintln!("final backup: {arn}");
+            if let Ok(mut slot) = self.backup.lock() {
+                *slot = Some(arn.clone());
+            }
+            // The state history keeps it: this revision stays behind the removal.
+            if let Some(stored) = stored {
+                let mut outputs = stored.document.outputs.clone();
+                outputs.insert("final_backup_arn".into(), Value::String(arn));
+                super::recording::write(
+                    self.backend,
+                    &self.names.environment,
+                    Some(stored),
+                    stored.document.resources.clone(),
+                    outputs,
                 )
-            })
-            .into_iter()
-            .collect()
+                .await?;
+            }
+        }
+        table.set_deletion_protection(false).await?;
+        Ok(())
     }
 }
 
-/// `deployer destroy --env E`: everything of one environment, in reverse
+/// `deployer destroy --env E`: everything its state records, in reverse
 /// dependency order (the permission before the function, policies detached
-/// before the role), then its state. Other environments and the bootstrap stack
-/// are not touched. `prod` must be confirmed by typing its name.
+/// before the role, the table last, after a final backup), then its state.
+/// Other environments and the bootstrap stack are not touched. `prod` must be
+/// confirmed by typing its name.
 pub async fn environment(
     config: &Config,
     aws: &SdkConfig,
     backend: &Backend,
     environment: &str,
-    auto_approve: bool,
+    options: DestroyEnvironmentOptions,
 ) -> Result<Outcome, CliError> {
     let names = crate::config::validate_environment(environment, &config.settings)?;
     let stack = EnvironmentDestroy {
@@ -266,31 +395,44 @@ pub async fn environment(
         clients: Clients::connect(aws, &config.settings.region).await?,
         names,
         backend,
+        skip_final_backup: options.skip_final_backup,
+        backup: std::sync::Mutex::new(None),
     };
     let expected = if environment == "prod" { "prod" } else { "yes" };
     let run = RunOptions {
         environment: environment.to_owned(),
         operation: "destroy",
         command: format!("deployer destroy --env {environment}"),
-        lock_timeout: std::time::Duration::ZERO,
-        approval: if auto_approve {
+        lock_timeout: options.lock_timeout,
+        approval: if options.auto_approve {
             Approval::Given
         } else {
             Approval::Ask {
-                question: format!(
-                    "Do you really want to destroy environment {environment}? There is no undo."
-                ),
+                question: format!("Do you really want to destroy environment {environment}?"),
                 expected,
             }
         },
     };
     let ran = stack_run::run(&stack, &run).await?;
-    Ok(Outcome::new(
-        if ran.plan.has_changes() {
-            format!("Destroy complete: {} destroyed.", ran.plan.destroy)
-        } else {
-            format!("Nothing to destroy: no resource of {environment} exists.")
-        },
-        0,
-    ))
+    let backup = stack.backup.lock().ok().and_then(|backup| backup.clone());
+    let mut text = if ran.plan.has_changes() {
+        format!("Destroy complete: {} destroyed.", ran.plan.destroy)
+    } else {
+        format!("Nothing to destroy: no resource of {environment} exists.")
+    };
+    if let Some(arn) = backup {
+        text.push_str(&format!(
+            "\nFinal backup of {}: {arn}\nRestore it with: deployer restore --env {environment} --backup {arn}",
+            stack.names.table
+        ));
+    }
+    Ok(Outcome::new(text, 0))
+}
+
+/// The flags of `deployer destroy --env`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct DestroyEnvironmentOptions {
+    pub auto_approve: bool,
+    pub skip_final_backup: bool,
+    pub lock_timeout: std::time::Duration,
 }

@@ -7,6 +7,7 @@ pub mod environment;
 pub mod force_unlock;
 pub mod output;
 pub mod recording;
+pub mod restore;
 pub mod stack_run;
 pub mod state;
 

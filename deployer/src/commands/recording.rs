@@ -3,22 +3,49 @@
 use std::collections::BTreeMap;
 
 use serde_json::Value;
-use state::{Backend, ResourceState, StateDocument, Stored};
+use state::{Backend, Origin, ResourceState, StateDocument, Stored};
 
-use crate::engine::{ObservedResource, Resources};
+use crate::engine::{Action, ObservedResource, Plan, Resources};
 use crate::error::CliError;
 
-/// The state's view of the resources that exist: address -> kind, name, id, ARN.
+/// The state's view of the resources that exist: address -> kind, name, id,
+/// ARN, and origin. A resource keeps the origin `previous` recorded for it (same
+/// id); otherwise it was created if `plan` created it, and adopted if it was
+/// found by name. What `previous` records that the stack no longer has (the
+/// layer, once `use_layer` is off) stays recorded, so destroy still removes it.
 pub fn state_resources(
     resources: &Resources,
     observed: &[Option<ObservedResource>],
+    plan: &Plan,
+    previous: Option<&Stored>,
 ) -> BTreeMap<String, ResourceState> {
+    let addresses: Vec<String> = resources
+        .iter()
+        .map(|resource| resource.desired().address)
+        .collect();
+    let retained = previous
+        .into_iter()
+        .flat_map(|stored| stored.document.resources.iter())
+        .filter(|(address, _)| !addresses.contains(address))
+        .map(|(address, recorded)| (address.clone(), recorded.clone()));
     resources
         .iter()
         .zip(observed)
         .filter_map(|(resource, observed)| {
             let desired = resource.desired();
             observed.as_ref().map(|observed| {
+                let recorded = previous
+                    .and_then(|stored| stored.document.resources.get(&desired.address))
+                    .filter(|recorded| recorded.id == observed.id);
+                let created = plan.resources.iter().any(|planned| {
+                    planned.address == desired.address
+                        && matches!(planned.action, Action::Create(_) | Action::Replace(_))
+                });
+                let origin = match recorded {
+                    Some(recorded) => recorded.origin,
+                    None if created => Origin::Created,
+                    None => Origin::Adopted,
+                };
                 (
                     desired.address.clone(),
                     ResourceState {
@@ -26,11 +53,13 @@ pub fn state_resources(
                         name: desired.name.clone(),
                         id: observed.id.clone(),
                         arn: observed.arn.clone(),
+                        origin,
                         attributes: BTreeMap::new(),
                     },
                 )
             })
         })
+        .chain(retained)
         .collect()
 }
 

@@ -69,6 +69,17 @@ pub trait Stack: Send + Sync {
     fn notes(&self, _prepared: &Prepared) -> Vec<String> {
         Vec::new()
     }
+
+    /// What must succeed, once confirmed, before anything is applied (a
+    /// destroy's final backup); a failure stops the run with nothing changed.
+    /// `stored` is the state read under the lock.
+    async fn before_apply(
+        &self,
+        _prepared: &Prepared,
+        _stored: Option<&Stored>,
+    ) -> Result<(), CliError> {
+        Ok(())
+    }
 }
 
 /// Who must say yes before anything changes.
@@ -156,7 +167,12 @@ async fn nothing_to_do(stack: &dyn Stack, prepared: &Prepared) -> Result<Option<
     let current = match stack.ending() {
         Ending::Record => recording::is_current(
             stored.as_ref(),
-            &recording::state_resources(&prepared.resources, &prepared.observed),
+            &recording::state_resources(
+                &prepared.resources,
+                &prepared.observed,
+                &prepared.plan,
+                stored.as_ref(),
+            ),
             &outputs,
         ),
         Ending::Remove => stored.is_none(),
@@ -187,6 +203,7 @@ async fn under_lock(stack: &dyn Stack, options: &RunOptions) -> Result<Ran, CliE
                 .await
                 .map_err(|error| CliError::Usage(format!("asking for confirmation: {error}")))??;
         }
+        stack.before_apply(&prepared, stored.as_ref()).await?;
         apply(
             &prepared.resources,
             &prepared.observed,
@@ -204,7 +221,12 @@ async fn under_lock(stack: &dyn Stack, options: &RunOptions) -> Result<Ran, CliE
                 &backend,
                 &options.environment,
                 stored.as_ref(),
-                recording::state_resources(&prepared.resources, &observed),
+                recording::state_resources(
+                    &prepared.resources,
+                    &observed,
+                    &prepared.plan,
+                    stored.as_ref(),
+                ),
                 outputs.clone(),
             )
             .await?;

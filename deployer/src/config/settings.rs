@@ -34,6 +34,9 @@ pub struct Settings {
     pub name_prefix: String,
     pub table_name: String,
     pub enable_pitr: bool,
+    /// DynamoDB deletion protection on the scores table (destroy lifts it as a
+    /// planned step, after a final backup).
+    pub deletion_protection: bool,
     pub enable_gsi_by_user: bool,
     pub safe_concurrency: bool,
     /// `None`: the environment's name.
@@ -66,6 +69,7 @@ impl Default for Settings {
             name_prefix: "aimodelshare-playground".into(),
             table_name: "PlaygroundScores".into(),
             enable_pitr: true,
+            deletion_protection: true,
             enable_gsi_by_user: true,
             safe_concurrency: true,
             stage_name: None,
@@ -98,6 +102,7 @@ pub struct SettingsLayer {
     name_prefix: Option<String>,
     table_name: Option<String>,
     enable_pitr: Option<bool>,
+    deletion_protection: Option<bool>,
     enable_gsi_by_user: Option<bool>,
     safe_concurrency: Option<bool>,
     stage_name: Option<String>,
@@ -124,6 +129,7 @@ pub const KNOWN_KEYS: &[&str] = &[
     "name_prefix",
     "table_name",
     "enable_pitr",
+    "deletion_protection",
     "enable_gsi_by_user",
     "safe_concurrency",
     "stage_name",
@@ -161,7 +167,8 @@ impl Settings {
     /// Apply `layer` over these settings.
     pub fn apply(&mut self, layer: SettingsLayer) {
         apply_layer!(self, layer,
-            region, name_prefix, table_name, enable_pitr, enable_gsi_by_user, safe_concurrency,
+            region, name_prefix, table_name, enable_pitr, deletion_protection, enable_gsi_by_user,
+            safe_concurrency,
             cors_allow_origins, tags, use_layer, memory_mb, timeout_s, architecture,
             log_retention_days, github_subjects, oidc_thumbprint,
             state_bucket, lock_table, deploy_role_name, deploy_policy_name;

@@ -29,6 +29,7 @@ crate::attributes! {
         BillingMode billing_mode: String,
         GlobalSecondaryIndexes global_secondary_indexes: Vec<String> => Rule::Set,
         PointInTimeRecovery point_in_time_recovery: bool,
+        DeletionProtection deletion_protection: bool,
         Tags tags: Tags,
         ItemsMissingIndexKeys items_missing_index_keys: i64,
         ItemCount item_count: Option<i64>,
@@ -47,6 +48,7 @@ pub struct ScoresTable {
     pub clients: Clients,
     pub name: String,
     pub enable_pitr: bool,
+    pub deletion_protection: bool,
     pub enable_gsi_by_user: bool,
     pub tags: std::collections::BTreeMap<String, String>,
 }
@@ -315,6 +317,73 @@ impl ScoresTable {
             self.clients.region, self.clients.account_id, self.name
         )
     }
+
+    /// Turn DynamoDB's deletion protection on or off.
+    pub async fn set_deletion_protection(&self, enabled: bool) -> Result<(), EngineError> {
+        let what = if enabled {
+            "turning on deletion protection of"
+        } else {
+            "turning off deletion protection of"
+        };
+        self.clients
+            .dynamodb
+            .update_table()
+            .table_name(&self.name)
+            .deletion_protection_enabled(enabled)
+            .send()
+            .await
+            .map_err(|error| EngineError::sdk(self.doing(what), &error))?;
+        self.wait_until_active().await
+    }
+
+    /// Take an on-demand backup named `backup_name` and wait (bounded by the
+    /// table's size) until it is AVAILABLE; its ARN.
+    pub async fn final_backup(&self, backup_name: &str) -> Result<String, EngineError> {
+        let action = self.doing(&format!("backing up (backup {backup_name})"));
+        let created = self
+            .clients
+            .dynamodb
+            .create_backup()
+            .table_name(&self.name)
+            .backup_name(backup_name)
+            .send()
+            .await
+            .map_err(|error| EngineError::sdk(action.clone(), &error))?;
+        let arn = created
+            .backup_details()
+            .map(|details| details.backup_arn().to_owned())
+            .ok_or_else(|| EngineError::new(action.clone(), "DynamoDB returned no backup ARN"))?;
+        // Backups of tables up to a few GB are AVAILABLE in seconds; allow ten
+        // minutes, then say what is still awaited.
+        for _ in 0..600 {
+            let described = self
+                .clients
+                .dynamodb
+                .describe_backup()
+                .backup_arn(&arn)
+                .send()
+                .await
+                .map_err(|error| EngineError::sdk(action.clone(), &error))?;
+            let status = described
+                .backup_description()
+                .and_then(|description| description.backup_details())
+                .map(|details| details.backup_status().clone());
+            match status {
+                Some(aws_sdk_dynamodb::types::BackupStatus::Available) => return Ok(arn),
+                Some(aws_sdk_dynamodb::types::BackupStatus::Deleted) => {
+                    return Err(EngineError::new(
+                        action,
+                        format!("backup {arn} was deleted"),
+                    ));
+                }
+                _ => tokio::time::sleep(Duration::from_secs(1)).await,
+            }
+        }
+        Err(EngineError::new(
+            action,
+            format!("backup {arn} is still not AVAILABLE after 10 minutes"),
+        ))
+    }
 }
 
 #[async_trait::async_trait]
@@ -338,6 +407,7 @@ impl Resource for ScoresTable {
                 billing_mode: "PAY_PER_REQUEST".into(),
                 global_secondary_indexes: indexes,
                 point_in_time_recovery: self.enable_pitr,
+                deletion_protection: self.deletion_protection,
                 tags: self.tags.clone(),
                 items_missing_index_keys: 0,
                 item_count: None,
@@ -406,6 +476,7 @@ impl Resource for ScoresTable {
                 billing_mode: billing,
                 global_secondary_indexes: indexes,
                 point_in_time_recovery: pitr,
+                deletion_protection: table.deletion_protection_enabled().unwrap_or(false),
                 tags,
                 items_missing_index_keys: i64::try_from(self.items_missing_index_keys().await?)
                     .unwrap_or(i64::MAX),
@@ -419,7 +490,8 @@ impl Resource for ScoresTable {
         let action = format!("creating DynamoDB table {}", self.name);
         let dynamodb = &self.clients.dynamodb;
         let mut request = schema::create_table(dynamodb, &self.name, &self.wanted_indexes())
-            .map_err(|error| EngineError::new(action.clone(), error.to_string()))?;
+            .map_err(|error| EngineError::new(action.clone(), error.to_string()))?
+            .deletion_protection_enabled(self.deletion_protection);
         for (key, value) in &self.tags {
             request = request.tags(
                 Tag::builder()
@@ -503,6 +575,10 @@ impl Resource for ScoresTable {
                         self.enable_pitr,
                     )
                     .await?;
+                }
+                ScoresTableAttribute::DeletionProtection => {
+                    self.set_deletion_protection(self.deletion_protection)
+                        .await?;
                 }
                 ScoresTableAttribute::Tags => {
                     let table = TableTags {

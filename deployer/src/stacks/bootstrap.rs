@@ -202,11 +202,14 @@ pub fn deploy_policy(settings: &Settings, clients: &Clients) -> Value {
                     "dynamodb:DeleteTable", "dynamodb:DescribeContinuousBackups",
                     "dynamodb:UpdateContinuousBackups", "dynamodb:TagResource",
                     "dynamodb:UntagResource", "dynamodb:ListTagsOfResource",
-                    "dynamodb:Scan", "dynamodb:UpdateItem"
+                    "dynamodb:Scan", "dynamodb:UpdateItem",
+                    // destroy --env takes a final backup before deleting a table.
+                    "dynamodb:CreateBackup", "dynamodb:DescribeBackup"
                 ],
                 "Resource": [
                     format!("arn:aws:dynamodb:{region}:{account}:table/{table_prefix}-*"),
-                    format!("arn:aws:dynamodb:{region}:{account}:table/{table_prefix}-*/index/*")
+                    format!("arn:aws:dynamodb:{region}:{account}:table/{table_prefix}-*/index/*"),
+                    format!("arn:aws:dynamodb:{region}:{account}:table/{table_prefix}-*/backup/*")
                 ]
             },
             {

@@ -119,6 +119,22 @@ pub struct LayerInput {
     pub current_arn: Option<String>,
 }
 
+/// The environment's scores table.
+pub fn scores_table(
+    settings: &Settings,
+    names: &EnvironmentNames,
+    clients: &Clients,
+) -> ScoresTable {
+    ScoresTable {
+        clients: clients.clone(),
+        name: names.table.clone(),
+        enable_pitr: settings.enable_pitr,
+        deletion_protection: settings.deletion_protection,
+        enable_gsi_by_user: settings.enable_gsi_by_user,
+        tags: tags(settings, names),
+    }
+}
+
 /// The environment's resources, in dependency order.
 pub fn resources(
     settings: &Settings,
@@ -130,13 +146,7 @@ pub fn resources(
     let policy_arn = ManagedPolicy::arn_of(clients, &names.dynamodb_policy);
     let architecture = settings.architecture.as_lambda();
     let mut resources: Resources = vec![
-        Arc::new(ScoresTable {
-            clients: clients.clone(),
-            name: names.table.clone(),
-            enable_pitr: settings.enable_pitr,
-            enable_gsi_by_user: settings.enable_gsi_by_user,
-            tags: tags.clone(),
-        }),
+        Arc::new(scores_table(settings, names, clients)),
         Arc::new(ManagedPolicy {
             clients: clients.clone(),
             address: TABLE_POLICY_ADDRESS.into(),
