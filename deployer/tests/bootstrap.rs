@@ -676,6 +676,190 @@ async fn bad_input_and_missing_approval_create_nothing() {
     );
 }
 
+/// Object versions in the state bucket, as (key, version id).
+async fn bucket_versions(account: &Account) -> Vec<(String, String)> {
+    let listing = account
+        .s3
+        .list_object_versions()
+        .bucket(BUCKET)
+        .send()
+        .await
+        .expect("versions");
+    listing
+        .versions()
+        .iter()
+        .map(|v| {
+            (
+                v.key().unwrap_or_default().to_owned(),
+                v.version_id().unwrap_or_default().to_owned(),
+            )
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn destroy_bootstrap_keeps_what_it_adopted_and_a_bucket_holding_others_objects() {
+    let account = Account::new().await;
+    // A legacy Terraform deployment: its state bucket (two versions of its
+    // state), its lock table and GitHub's OIDC provider, all adopted.
+    account
+        .s3
+        .create_bucket()
+        .bucket(BUCKET)
+        .send()
+        .await
+        .expect("bucket");
+    account
+        .s3
+        .put_bucket_versioning()
+        .bucket(BUCKET)
+        .versioning_configuration(
+            VersioningConfiguration::builder()
+                .status(BucketVersioningStatus::Enabled)
+                .build(),
+        )
+        .send()
+        .await
+        .expect("versioning");
+    for body in [b"{\"serial\":1}".to_vec(), b"{\"serial\":2}".to_vec()] {
+        account
+            .s3
+            .put_object()
+            .bucket(BUCKET)
+            .key("aimodelshare/infra/terraform.tfstate")
+            .body(body.into())
+            .send()
+            .await
+            .expect("legacy state");
+    }
+    account
+        .iam
+        .create_open_id_connect_provider()
+        .url("https://token.actions.githubusercontent.com")
+        .client_id_list("sts.amazonaws.com")
+        .thumbprint_list("6938fd4d98bab03faadb97b34396831e3780aea1")
+        .send()
+        .await
+        .expect("provider");
+    assert_exit(&account.deployer(&["bootstrap", "--auto-approve"]), 0);
+    let legacy_before: Vec<_> = bucket_versions(&account)
+        .await
+        .into_iter()
+        .filter(|(key, _)| key.starts_with("aimodelshare/"))
+        .collect();
+    assert_eq!(legacy_before.len(), 2);
+
+    let output = account.deployer(&["destroy", "--bootstrap", "--auto-approve"]);
+    assert_exit(&output, 0);
+    let shown = text(&output);
+    assert!(
+        shown.contains("Kept: s3_bucket.state")
+            && shown.contains("aimodelshare/infra/terraform.tfstate"),
+        "{shown}"
+    );
+    assert!(
+        shown.contains("Kept: iam_openid_connect_provider.github") && shown.contains("adopted"),
+        "{shown}"
+    );
+    // Kept: the bucket with every version of the legacy state, the adopted provider.
+    let after = bucket_versions(&account).await;
+    assert_eq!(
+        after
+            .iter()
+            .filter(|(key, _)| key.starts_with("aimodelshare/"))
+            .cloned()
+            .collect::<Vec<_>>(),
+        legacy_before,
+        "the legacy state and its history are untouched"
+    );
+    assert!(
+        after.iter().all(|(key, _)| !key.starts_with("deployer/")),
+        "the deployer's own objects are gone: {after:?}"
+    );
+    assert!(
+        account
+            .iam
+            .get_open_id_connect_provider()
+            .open_id_connect_provider_arn(PROVIDER_ARN)
+            .send()
+            .await
+            .is_ok(),
+        "the adopted provider serves other roles too"
+    );
+    // Deleted: what bootstrap created.
+    assert!(account.iam.get_role().role_name(ROLE).send().await.is_err());
+    assert!(
+        account
+            .dynamodb
+            .describe_table()
+            .table_name(LOCK_TABLE)
+            .send()
+            .await
+            .is_err(),
+        "the lock table was created by bootstrap"
+    );
+
+    // --force deletes the adopted provider too; a bucket holding others' objects stays regardless.
+    assert_exit(&account.deployer(&["bootstrap", "--auto-approve"]), 0);
+    let output = account.deployer(&["destroy", "--bootstrap", "--auto-approve", "--force"]);
+    assert_exit(&output, 0);
+    assert!(
+        account
+            .iam
+            .get_open_id_connect_provider()
+            .open_id_connect_provider_arn(PROVIDER_ARN)
+            .send()
+            .await
+            .is_err(),
+        "{}",
+        text(&output)
+    );
+    assert!(account.s3.head_bucket().bucket(BUCKET).send().await.is_ok());
+}
+
+#[tokio::test]
+async fn an_object_s3_will_not_delete_stops_the_emptying_naming_it() {
+    let account = Account::new().await;
+    account
+        .s3
+        .create_bucket()
+        .bucket(BUCKET)
+        .object_lock_enabled_for_bucket(true)
+        .send()
+        .await
+        .expect("bucket with object lock");
+    assert_exit(&account.deployer(&["bootstrap", "--auto-approve"]), 0);
+    account
+        .s3
+        .put_object()
+        .bucket(BUCKET)
+        .key("deployer/old/state.json")
+        .body(b"{}".to_vec().into())
+        .send()
+        .await
+        .expect("object");
+    account
+        .s3
+        .put_object_legal_hold()
+        .bucket(BUCKET)
+        .key("deployer/old/state.json")
+        .legal_hold(
+            aws_sdk_s3::types::ObjectLockLegalHold::builder()
+                .status(aws_sdk_s3::types::ObjectLockLegalHoldStatus::On)
+                .build(),
+        )
+        .send()
+        .await
+        .expect("legal hold");
+    let output = account.deployer(&["destroy", "--bootstrap", "--auto-approve", "--force"]);
+    assert_exit(&output, 1);
+    let shown = text(&output);
+    assert!(
+        shown.contains("deployer/old/state.json") && shown.contains("AccessDenied"),
+        "the key and the error code are named: {shown}"
+    );
+}
+
 #[tokio::test]
 async fn destroy_bootstrap_refuses_while_environments_have_state_then_removes_everything() {
     let account = Account::new().await;

@@ -17,6 +17,7 @@ use crate::error::CliError;
 use crate::resources::Clients;
 use crate::resources::dynamodb_scores_table::{self, ScoresTable};
 use crate::resources::lambda_function::Code;
+use crate::resources::s3_state_bucket::{self, StateBucket};
 use crate::stacks::bootstrap;
 use crate::stacks::environment::{LayerInput, StackInputs};
 
@@ -27,12 +28,28 @@ pub struct DestroyBootstrapOptions {
     pub force: bool,
 }
 
-/// The bootstrap stack, as `destroy --bootstrap` runs it.
+/// The bootstrap stack, as `destroy --bootstrap` runs it. It keeps what the
+/// deployer only adopted (unless `--force`), and the state bucket whenever it
+/// holds objects that are not the deployer's.
 struct BootstrapDestroy<'a> {
     config: &'a Config,
     aws: &'a SdkConfig,
     clients: Clients,
     force: bool,
+    /// What this run keeps, and why (set by `prepare`).
+    kept: std::sync::Mutex<Vec<String>>,
+    /// The bucket is kept but exists: the deployer's own objects are removed from it.
+    clear_bucket: std::sync::atomic::AtomicBool,
+}
+
+impl BootstrapDestroy<'_> {
+    fn bucket(&self) -> StateBucket {
+        StateBucket {
+            clients: self.clients.clone(),
+            name: self.config.settings.state_bucket.clone(),
+            tags: bootstrap::tags(&self.config.settings),
+        }
+    }
 }
 
 #[async_trait::async_trait]
@@ -63,10 +80,64 @@ impl Stack for BootstrapDestroy<'_> {
                 )));
             }
         }
+        let bucket_exists = observed.first().is_some_and(Option::is_some);
+        let stored = if bucket_exists {
+            remote(self.config, self.aws)
+                .read(BOOTSTRAP)
+                .await
+                .map_err(CliError::state("reading the bootstrap state"))?
+        } else {
+            None
+        };
         let desired: Vec<_> = resources
             .iter()
             .map(|resource| resource.desired())
             .collect();
+        let foreign = if bucket_exists {
+            self.bucket().foreign_keys().await?
+        } else {
+            Vec::new()
+        };
+        let mut kept = Vec::new();
+        let observed: Vec<Option<ObservedResource>> = desired
+            .iter()
+            .zip(observed)
+            .map(|(desired, observed)| {
+                let observed = observed?;
+                let created = stored
+                    .as_ref()
+                    .and_then(|stored| stored.document.resources.get(&desired.address))
+                    .is_some_and(|recorded| {
+                        recorded.id == observed.id && recorded.origin == state::Origin::Created
+                    });
+                if desired.address == s3_state_bucket::ADDRESS && !foreign.is_empty() {
+                    let shown: Vec<&str> = foreign.iter().take(5).map(String::as_str).collect();
+                    kept.push(format!(
+                        "{} ({}): it holds {} object(s) that are not the deployer's ({}{}); only the deployer's objects are deleted from it",
+                        desired.address,
+                        desired.name,
+                        foreign.len(),
+                        shown.join(", "),
+                        if foreign.len() > shown.len() { ", ..." } else { "" }
+                    ));
+                    return None;
+                }
+                if !created && !self.force {
+                    kept.push(format!(
+                        "{} ({}): the deployer adopted it, it did not create it (--force deletes it too)",
+                        desired.address, desired.name
+                    ));
+                    return None;
+                }
+                Some(observed)
+            })
+            .collect();
+        let clear_bucket = bucket_exists && observed.first().is_some_and(Option::is_none);
+        self.clear_bucket
+            .store(clear_bucket, std::sync::atomic::Ordering::SeqCst);
+        if let Ok(mut slot) = self.kept.lock() {
+            *slot = kept;
+        }
         let plan = destroy_plan(&desired, &observed);
         Ok(Prepared {
             resources,
@@ -87,6 +158,33 @@ impl Stack for BootstrapDestroy<'_> {
         Ok(None)
     }
 
+    fn pending(&self, _prepared: &Prepared) -> bool {
+        self.clear_bucket.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// A kept bucket loses only the deployer's own objects (`deployer/`), every version.
+    async fn before_apply(
+        &self,
+        _prepared: &Prepared,
+        _stored: Option<&Stored>,
+    ) -> Result<(), CliError> {
+        if self.clear_bucket.load(std::sync::atomic::Ordering::SeqCst) {
+            let progress = Progress::new();
+            let started =
+                progress.start(s3_state_bucket::ADDRESS, "deleting the deployer's objects");
+            let deleted = self
+                .bucket()
+                .delete_versions(Some(state::KEY_PREFIX))
+                .await?;
+            progress.done(
+                s3_state_bucket::ADDRESS,
+                &format!("deleted {deleted} version(s) of the deployer's objects"),
+                started,
+            );
+        }
+        Ok(())
+    }
+
     /// The lock table is among what is destroyed: a local lock file guards the run.
     fn lock_backend(&self, _prepared: &Prepared) -> Backend {
         Backend::Local(LocalBackend::new(self.config.dir.join(".deployer")))
@@ -102,14 +200,32 @@ impl Stack for BootstrapDestroy<'_> {
     }
 
     fn notes(&self, prepared: &Prepared) -> Vec<String> {
+        let mut notes = Vec::new();
         if prepared.observed.first().is_some_and(Option::is_some) {
-            vec![format!(
-                "The state bucket {} is emptied first: every object version and delete marker is deleted.\n",
+            notes.push(format!(
+                "The state bucket {} is emptied first: every object version and delete marker is deleted (it holds only the deployer's).",
                 self.config.settings.state_bucket
-            )]
-        } else {
-            Vec::new()
+            ));
         }
+        if self.clear_bucket.load(std::sync::atomic::Ordering::SeqCst) {
+            notes.push(format!(
+                "The deployer's objects ({}...) are deleted from the state bucket {}, every version.",
+                state::KEY_PREFIX,
+                self.config.settings.state_bucket
+            ));
+        }
+        notes.extend(self.kept_lines());
+        notes.push(String::new());
+        notes
+    }
+}
+
+impl BootstrapDestroy<'_> {
+    fn kept_lines(&self) -> Vec<String> {
+        self.kept
+            .lock()
+            .map(|kept| kept.iter().map(|line| format!("Kept: {line}")).collect())
+            .unwrap_or_default()
     }
 }
 
@@ -130,6 +246,8 @@ pub async fn bootstrap(
         aws,
         clients: Clients::connect(aws, &config.settings.region).await?,
         force: options.force,
+        kept: std::sync::Mutex::new(Vec::new()),
+        clear_bucket: std::sync::atomic::AtomicBool::new(false),
     };
     let run = RunOptions {
         environment: BOOTSTRAP.into(),
@@ -147,14 +265,13 @@ pub async fn bootstrap(
         },
     };
     let ran = stack_run::run(&stack, &run).await?;
-    Ok(Outcome::new(
-        if ran.plan.has_changes() {
-            format!("Destroy complete: {} destroyed.", ran.plan.destroy)
-        } else {
-            "Nothing to destroy: no bootstrap resource exists.".to_owned()
-        },
-        0,
-    ))
+    let mut lines = vec![if ran.plan.has_changes() || ran.applied {
+        format!("Destroy complete: {} destroyed.", ran.plan.destroy)
+    } else {
+        "Nothing to destroy: no bootstrap resource the deployer created exists.".to_owned()
+    }];
+    lines.extend(stack.kept_lines());
+    Ok(Outcome::new(lines.join("\n"), 0))
 }
 
 /// One environment's stack, as `destroy --env` runs it: what its state

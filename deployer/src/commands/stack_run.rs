@@ -70,6 +70,12 @@ pub trait Stack: Send + Sync {
         Vec::new()
     }
 
+    /// Whether the run has work the plan does not show as resource changes
+    /// (the deployer's objects to delete from a bucket it keeps).
+    fn pending(&self, _prepared: &Prepared) -> bool {
+        false
+    }
+
     /// What must succeed, once confirmed, before anything is applied (a
     /// destroy's final backup); a failure stops the run with nothing changed.
     /// `stored` is the state read under the lock.
@@ -159,7 +165,7 @@ pub async fn run(stack: &dyn Stack, options: &RunOptions) -> Result<Ran, CliErro
 
 /// `Some` when the plan changes nothing and the state already records it.
 async fn nothing_to_do(stack: &dyn Stack, prepared: &Prepared) -> Result<Option<Ran>, CliError> {
-    if prepared.plan.has_changes() {
+    if prepared.plan.has_changes() || stack.pending(prepared) {
         return Ok(None);
     }
     let stored = stack.stored(prepared).await?;
@@ -192,7 +198,7 @@ async fn under_lock(stack: &dyn Stack, options: &RunOptions) -> Result<Ran, CliE
     }
     // The version every later write is checked against.
     let stored = stack.stored(&prepared).await?;
-    if prepared.plan.has_changes() {
+    if prepared.plan.has_changes() || stack.pending(&prepared) {
         eprint!("{}", engine::render::render(&prepared.plan));
         for note in stack.notes(&prepared) {
             eprintln!("{note}");

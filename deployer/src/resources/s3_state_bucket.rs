@@ -169,58 +169,125 @@ impl StateBucket {
         Ok(())
     }
 
-    /// Remove every object version and delete marker, one batch of up to 1000 at a time.
-    async fn empty(&self) -> Result<(), EngineError> {
+    /// Every object version and delete marker under `prefix` (all when `None`),
+    /// as (key, version id), following the listing's pages.
+    async fn versions(
+        &self,
+        prefix: Option<&str>,
+    ) -> Result<Vec<(String, Option<String>)>, EngineError> {
         let s3 = &self.clients.s3;
+        let mut versions = Vec::new();
+        let (mut key_marker, mut version_marker) = (None::<String>, None::<String>);
         loop {
             let listing = s3
                 .list_object_versions()
                 .bucket(&self.name)
+                .set_prefix(prefix.map(str::to_owned))
+                .set_key_marker(key_marker.clone())
+                .set_version_id_marker(version_marker.clone())
                 .max_keys(1000)
                 .send()
                 .await
                 .map_err(|error| EngineError::sdk(self.doing("listing object versions"), &error))?;
-            let mut objects = Vec::new();
-            for (key, version) in listing
-                .versions()
+            versions.extend(
+                listing
+                    .versions()
+                    .iter()
+                    .map(|version| (version.key(), version.version_id()))
+                    .chain(
+                        listing
+                            .delete_markers()
+                            .iter()
+                            .map(|marker| (marker.key(), marker.version_id())),
+                    )
+                    .filter_map(|(key, version)| {
+                        key.map(|key| (key.to_owned(), version.map(str::to_owned)))
+                    }),
+            );
+            if listing.is_truncated() != Some(true) {
+                return Ok(versions);
+            }
+            key_marker = listing.next_key_marker().map(str::to_owned);
+            version_marker = listing.next_version_id_marker().map(str::to_owned);
+            if key_marker.is_none() {
+                return Ok(versions);
+            }
+        }
+    }
+
+    /// The keys of objects that are not the deployer's (outside `deployer/`),
+    /// each once, in order.
+    pub async fn foreign_keys(&self) -> Result<Vec<String>, EngineError> {
+        let mut keys: Vec<String> = self
+            .versions(None)
+            .await?
+            .into_iter()
+            .map(|(key, _)| key)
+            .filter(|key| !key.starts_with(state::KEY_PREFIX))
+            .collect();
+        keys.dedup();
+        Ok(keys)
+    }
+
+    /// Delete every version and delete marker under `prefix` (all when `None`),
+    /// in batches of up to 1000. A batch that S3 answers with errors stops the
+    /// emptying, naming each key and error code: an emptying never loops on
+    /// what it cannot delete.
+    pub async fn delete_versions(&self, prefix: Option<&str>) -> Result<usize, EngineError> {
+        let versions = self.versions(prefix).await?;
+        let action = self.doing("deleting object versions");
+        for batch in versions.chunks(1000) {
+            let objects = batch
                 .iter()
-                .map(|version| (version.key(), version.version_id()))
-                .chain(
-                    listing
-                        .delete_markers()
-                        .iter()
-                        .map(|marker| (marker.key(), marker.version_id())),
-                )
-            {
-                if let Some(key) = key {
-                    objects.push(
-                        ObjectIdentifier::builder()
-                            .key(key)
-                            .set_version_id(version.map(str::to_owned))
-                            .build()
-                            .map_err(|error| {
-                                EngineError::new(self.doing("emptying"), error.to_string())
-                            })?,
-                    );
-                }
-            }
-            if objects.is_empty() {
-                return Ok(());
-            }
+                .map(|(key, version)| {
+                    ObjectIdentifier::builder()
+                        .key(key)
+                        .set_version_id(version.clone())
+                        .build()
+                        .map_err(|error| EngineError::new(action.clone(), error.to_string()))
+                })
+                .collect::<Result<Vec<_>, _>>()?;
             let delete = Delete::builder()
                 .set_objects(Some(objects))
                 .quiet(true)
                 .build()
-                .map_err(|error| EngineError::new(self.doing("emptying"), error.to_string()))?;
-            s3.delete_objects()
+                .map_err(|error| EngineError::new(action.clone(), error.to_string()))?;
+            let output = self
+                .clients
+                .s3
+                .delete_objects()
                 .bucket(&self.name)
                 .delete(delete)
                 .send()
                 .await
-                .map_err(|error| {
-                    EngineError::sdk(self.doing("deleting object versions"), &error)
-                })?;
+                .map_err(|error| EngineError::sdk(action.clone(), &error))?;
+            if !output.errors().is_empty() {
+                let failed: Vec<String> = output
+                    .errors()
+                    .iter()
+                    .take(10)
+                    .map(|error| {
+                        format!(
+                            "{} (version {}): {} {}",
+                            error.key().unwrap_or("?"),
+                            error.version_id().unwrap_or("null"),
+                            error.code().unwrap_or("?"),
+                            error.message().unwrap_or_default()
+                        )
+                    })
+                    .collect();
+                return Err(EngineError::new(
+                    action,
+                    format!(
+                        "{} of {} versions could not be deleted: {}",
+                        output.errors().len(),
+                        batch.len(),
+                        failed.join("; ")
+                    ),
+                ));
+            }
         }
+        Ok(versions.len())
     }
 }
 
@@ -368,7 +435,7 @@ impl Resource for StateBucket {
     }
 
     async fn delete(&self, _observed: &ObservedResource) -> Result<(), EngineError> {
-        self.empty().await?;
+        self.delete_versions(None).await?;
         self.clients
             .s3
             .delete_bucket()
