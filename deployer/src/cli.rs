@@ -128,6 +128,9 @@ pub struct PlanArgs {
     /// without it the code is shown as known after apply
     #[arg(long, value_name = "ZIP")]
     pub artifact: Option<PathBuf>,
+    /// Plan to delete table indexes the schema does not know (kept otherwise)
+    #[arg(long)]
+    pub prune_indexes: bool,
 }
 
 #[derive(Debug, Args)]
@@ -154,6 +157,9 @@ pub struct ApplyArgs {
     /// Do not call the API after applying (for networks where its URL is not reachable)
     #[arg(long, env = "DEPLOYER_SKIP_HEALTH_CHECK")]
     pub skip_health_check: bool,
+    /// Delete table indexes the schema does not know (kept and pointed out otherwise)
+    #[arg(long)]
+    pub prune_indexes: bool,
 }
 
 #[derive(Debug, Args)]

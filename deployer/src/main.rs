@@ -84,9 +84,10 @@ async fn run(cli: Cli) -> Result<Outcome, CliError> {
                 auto_approve: false,
                 lock_timeout: std::time::Duration::ZERO,
                 health_check_timeout: None,
+                prune_indexes: args.prune_indexes,
             };
-            let aws = aws::load(&config.settings.region).await;
-            commands::environment::plan(&config, &aws, &options).await
+            let (aws, backend) = connect(&cli, &config).await?;
+            commands::environment::plan(&config, &aws, &backend, &options).await
         }
         Command::Apply(args) => {
             // The artifact is checked before any AWS call.
@@ -105,6 +106,7 @@ async fn run(cli: Cli) -> Result<Outcome, CliError> {
                 lock_timeout: args.lock_timeout,
                 health_check_timeout: (!args.skip_health_check)
                     .then_some(args.health_check_timeout),
+                prune_indexes: args.prune_indexes,
             };
             commands::environment::apply_environment(&config, &aws, &backend, &options).await
         }

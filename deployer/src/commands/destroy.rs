@@ -288,7 +288,12 @@ struct EnvironmentDestroy<'a> {
 
 impl EnvironmentDestroy<'_> {
     fn table(&self) -> ScoresTable {
-        crate::stacks::environment::scores_table(&self.config.settings, &self.names, &self.clients)
+        crate::stacks::environment::scores_table(
+            &self.config.settings,
+            &self.names,
+            &self.clients,
+            crate::stacks::environment::TableInputs::default(),
+        )
     }
 
     /// Whether the plan deletes the scores table.
@@ -335,6 +340,11 @@ impl Stack for EnvironmentDestroy<'_> {
                 current_arn: None,
             }),
             api_id,
+            // Destroy neither scans the table nor touches its indexes.
+            table: crate::stacks::environment::TableInputs {
+                prune_indexes: false,
+                index_keys_backfilled: true,
+            },
         };
         let resources = crate::stacks::environment::resources(
             &self.config.settings,

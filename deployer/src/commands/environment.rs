@@ -18,7 +18,7 @@ use crate::resources::Clients;
 use crate::resources::http_api::{self, find_api};
 use crate::resources::iam_managed_policy::ManagedPolicy;
 use crate::resources::lambda_function::Code;
-use crate::resources::lambda_layer;
+use crate::resources::{dynamodb_scores_table, lambda_layer};
 use crate::stacks::environment::{self, LayerInput, StackInputs};
 
 /// The flags of `plan --env` and `apply --env`.
@@ -36,6 +36,8 @@ pub struct EnvironmentOptions {
     /// After an apply that changed anything, how long to wait for the API's
     /// `/health` to answer 200; `None` skips the check.
     pub health_check_timeout: Option<std::time::Duration>,
+    /// Delete table indexes the schema does not know.
+    pub prune_indexes: bool,
 }
 
 fn machine(architecture: Architecture) -> Machine {
@@ -114,6 +116,16 @@ impl<'a> EnvironmentStack<'a> {
         })
     }
 
+    async fn stored_state(&self) -> Result<Option<Stored>, CliError> {
+        let environment = &self.names.environment;
+        self.backend()
+            .read(environment)
+            .await
+            .map_err(CliError::state(format!(
+                "reading the state of {environment}"
+            )))
+    }
+
     /// The state backend (`plan`, which records nothing, has none: local then).
     fn backend(&self) -> Backend {
         self.backend.cloned().unwrap_or_else(|| {
@@ -157,11 +169,30 @@ impl Stack for EnvironmentStack<'_> {
                 current_arn: None,
             }),
         };
+        let stored = self.stored_state().await?;
+        let table = environment::TableInputs {
+            prune_indexes: options.prune_indexes,
+            index_keys_backfilled: stored
+                .as_ref()
+                .and_then(|stored| {
+                    stored
+                        .document
+                        .resources
+                        .get(dynamodb_scores_table::ADDRESS)
+                })
+                .and_then(|table| {
+                    table
+                        .attributes
+                        .get(dynamodb_scores_table::INDEX_KEYS_BACKFILLED)
+                })
+                == Some(&Value::Bool(true)),
+        };
         let stack = |layer: Option<LayerInput>| {
             let inputs = StackInputs {
                 code: options.code.clone(),
                 layer,
                 api_id: api_id.clone(),
+                table,
             };
             environment::resources(&config.settings, names, clients, inputs)
         };
@@ -197,13 +228,7 @@ impl Stack for EnvironmentStack<'_> {
     }
 
     async fn stored(&self, _prepared: &Prepared) -> Result<Option<Stored>, CliError> {
-        let environment = &self.names.environment;
-        self.backend()
-            .read(environment)
-            .await
-            .map_err(CliError::state(format!(
-                "reading the state of {environment}"
-            )))
+        self.stored_state().await
     }
 
     fn lock_backend(&self, _prepared: &Prepared) -> Backend {
@@ -217,6 +242,103 @@ impl Stack for EnvironmentStack<'_> {
     fn ending(&self) -> Ending {
         Ending::Record
     }
+
+    fn notes(&self, prepared: &Prepared) -> Vec<String> {
+        index_notes(&self.names, prepared)
+    }
+}
+
+/// What an index change means for clients, and which indexes are kept.
+fn index_notes(names: &EnvironmentNames, prepared: &Prepared) -> Vec<String> {
+    let Some(index) = prepared
+        .resources
+        .iter()
+        .position(|resource| resource.desired().address == dynamodb_scores_table::ADDRESS)
+    else {
+        return Vec::new();
+    };
+    let observed = prepared.observed.get(index).and_then(Option::as_ref);
+    let mut notes = Vec::new();
+    let names_of = |value: &Value| -> Vec<String> {
+        value
+            .as_array()
+            .map(|items| {
+                items
+                    .iter()
+                    .filter_map(|item| item.as_str())
+                    .filter_map(|item| item.split(':').next().map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    if let Some(engine::plan::PlannedResource {
+        action: engine::Action::Update(changes),
+        ..
+    }) = prepared.plan.resources.get(index)
+        && let Some(change) = changes
+            .iter()
+            .find(|change| change.name == "global_secondary_indexes")
+    {
+        let before = names_of(&change.old);
+        let after = change.new.known().map(names_of).unwrap_or_default();
+        let old_shapes: Vec<&Value> = change
+            .old
+            .as_array()
+            .map(|a| a.iter().collect())
+            .unwrap_or_default();
+        let new_shapes: Vec<Value> = change
+            .new
+            .known()
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default();
+        let items = observed
+            .and_then(|table| table.attributes.get("item_count"))
+            .and_then(Value::as_i64)
+            .unwrap_or(0);
+        for name in &before {
+            let rebuilt = after.contains(name);
+            let kept_shape = old_shapes.iter().any(|shape| {
+                shape
+                    .as_str()
+                    .is_some_and(|s| s.starts_with(&format!("{name}:")))
+                    && new_shapes.contains(shape)
+            });
+            if kept_shape {
+                continue;
+            }
+            let listing = match name.as_str() {
+                schema::BY_CREATED_AT => Some("GET /tables"),
+                schema::BY_LEADERBOARD => Some("GET /tables/{tableId}/users"),
+                _ => None,
+            };
+            let effect = match (rebuilt, listing) {
+                (true, Some(listing)) => format!(
+                    "destroyed and created again (its keys change): until the new one is ACTIVE, {listing} fails"
+                ),
+                (true, None) => "destroyed and created again (its keys change); the API reads no listing from it".to_owned(),
+                (false, Some(listing)) => format!("destroyed: {listing} fails from then on"),
+                (false, None) => "destroyed; the API reads no listing from it".to_owned(),
+            };
+            notes.push(format!(
+                "Index {name} of {} is {effect}. Building an index backfills all {items} items; \
+                 apply waits for it (10 min plus 1 s per 1,000 items at most).",
+                names.table
+            ));
+        }
+    }
+    if let Some(unknown) = observed
+        .and_then(|table| table.attributes.get("unknown_indexes"))
+        .and_then(Value::as_array)
+    {
+        for index in unknown.iter().filter_map(Value::as_str) {
+            notes.push(format!(
+                "Kept: index {index} of {}, which the schema does not know; `--prune-indexes` deletes it.",
+                names.table
+            ));
+        }
+    }
+    notes
 }
 
 /// The ARN of the resource at `address` when the plan leaves it unchanged.
@@ -246,14 +368,20 @@ fn api_endpoint(resources: &Resources, observed: &[Option<ObservedResource>]) ->
 pub async fn plan(
     config: &Config,
     aws: &SdkConfig,
+    backend: &Backend,
     options: &EnvironmentOptions,
 ) -> Result<Outcome, CliError> {
-    let stack = EnvironmentStack::new(config, aws, options, None).await?;
+    let stack = EnvironmentStack::new(config, aws, options, Some(backend)).await?;
     let prepared = stack.prepare().await?;
     let text = if options.json {
         super::to_json(&prepared.plan)
     } else {
-        render(&prepared.plan)
+        let mut text = render(&prepared.plan);
+        for note in stack.notes(&prepared) {
+            text.push_str(&note);
+            text.push('\n');
+        }
+        text
     };
     let exit = if options.detailed_exitcode && prepared.plan.has_changes() {
         2

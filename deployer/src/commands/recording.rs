@@ -54,7 +54,7 @@ pub fn state_resources(
                         id: observed.id.clone(),
                         arn: observed.arn.clone(),
                         origin,
-                        attributes: BTreeMap::new(),
+                        attributes: resource.recorded_attributes(observed),
                     },
                 )
             })

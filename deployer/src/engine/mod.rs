@@ -80,6 +80,13 @@ pub trait Resource: Send + Sync + std::fmt::Debug {
     ) -> Result<(), EngineError>;
     /// Delete it (and whatever must go first, such as a bucket's objects).
     async fn delete(&self, observed: &ObservedResource) -> Result<(), EngineError>;
+    /// What the state should remember of it, as `observed` (a finished backfill).
+    fn recorded_attributes(
+        &self,
+        _observed: &ObservedResource,
+    ) -> std::collections::BTreeMap<String, serde_json::Value> {
+        std::collections::BTreeMap::new()
+    }
 }
 
 /// A stack's resources, in dependency order.

@@ -45,6 +45,21 @@ fn changes(out: &mut String, symbol: char, changes: &[AttributeChange], with_old
         } else {
             ""
         };
+        // A list that changes shows what leaves it and what joins it.
+        if let (true, Value::Array(old), Planned::Known(Value::Array(new))) =
+            (with_old, &change.old, &change.new)
+            && (old.iter().any(|item| !new.contains(item))
+                || new.iter().any(|item| !old.contains(item)))
+        {
+            let _ = writeln!(out, "      {symbol} {}:{replace_note}", change.name);
+            for item in old.iter().filter(|item| !new.contains(item)) {
+                let _ = writeln!(out, "          - {}", show(item));
+            }
+            for item in new.iter().filter(|item| !old.contains(item)) {
+                let _ = writeln!(out, "          + {}", show(item));
+            }
+            continue;
+        }
         if with_old {
             let _ = writeln!(
                 out,

@@ -33,8 +33,12 @@ crate::attributes! {
         Tags tags: Tags,
         ItemsMissingIndexKeys items_missing_index_keys: i64,
         ItemCount item_count: Option<i64>,
+        UnknownIndexes unknown_indexes: Option<Vec<String>>,
     }
 }
+
+/// What the state records of a scores table once every item has its index keys.
+pub const INDEX_KEYS_BACKFILLED: &str = "index_keys_backfilled";
 
 pub const ADDRESS: &str = "dynamodb_table.scores";
 
@@ -50,6 +54,12 @@ pub struct ScoresTable {
     pub enable_pitr: bool,
     pub deletion_protection: bool,
     pub enable_gsi_by_user: bool,
+    /// Delete indexes the schema does not know (`--prune-indexes`); otherwise
+    /// they are kept and pointed out.
+    pub prune_indexes: bool,
+    /// The state records that every item has its index keys: plan skips the
+    /// counting scan, so a no-op plan costs the same at any table size.
+    pub index_keys_backfilled: bool,
     pub tags: std::collections::BTreeMap<String, String>,
 }
 
@@ -96,10 +106,13 @@ impl ScoresTable {
         )
     }
 
-    /// Wait until the table and every index are ACTIVE (bounded: 10 minutes).
+    /// Wait until the table and every index are ACTIVE. Building an index
+    /// backfills every item, so the bound grows with the table: 10 minutes, plus
+    /// a second per 1,000 items (DynamoDB backfills far faster), at most a day.
     async fn wait_until_active(&self) -> Result<(), EngineError> {
         let action = self.doing("waiting for");
-        for _ in 0..600 {
+        let started = std::time::Instant::now();
+        loop {
             let described = self
                 .clients
                 .dynamodb
@@ -120,12 +133,41 @@ impl ScoresTable {
             if table_active && indexes_active {
                 return Ok(());
             }
+            let items = table.and_then(|t| t.item_count()).unwrap_or(0);
+            let bound = (Duration::from_secs(600)
+                + Duration::from_secs(u64::try_from(items / 1000).unwrap_or(0)))
+            .min(Duration::from_secs(86_400));
+            if started.elapsed() > bound {
+                let pending: Vec<String> = table
+                    .map(|t| {
+                        t.global_secondary_indexes()
+                            .iter()
+                            .filter(|index| index.index_status() != Some(&IndexStatus::Active))
+                            .map(|index| {
+                                format!(
+                                    "index {} is {}",
+                                    index.index_name().unwrap_or("?"),
+                                    index.index_status().map_or("?", |status| status.as_str())
+                                )
+                            })
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                return Err(EngineError::new(
+                    action,
+                    format!(
+                        "not ACTIVE after {} s (the bound for {items} items): {}",
+                        bound.as_secs(),
+                        if pending.is_empty() {
+                            "the table is not ACTIVE".to_owned()
+                        } else {
+                            pending.join(", ")
+                        }
+                    ),
+                ));
+            }
             tokio::time::sleep(Duration::from_secs(1)).await;
         }
-        Err(EngineError::new(
-            action,
-            "still not ACTIVE after 10 minutes",
-        ))
     }
 
     /// The definitions of the table's keys and every wanted index's keys, once each.
@@ -411,6 +453,7 @@ impl Resource for ScoresTable {
                 tags: self.tags.clone(),
                 items_missing_index_keys: 0,
                 item_count: None,
+                unknown_indexes: None,
             },
         )
         .never_replaced("it holds the playground's tables and scores")
@@ -453,17 +496,27 @@ impl Resource for ScoresTable {
             key_of(table.key_schema(), KeyType::Hash),
             key_of(table.key_schema(), KeyType::Range)
         );
-        let indexes: Vec<String> = table
+        // Indexes the schema does not know are someone else's: compared (and so
+        // deleted) only with --prune-indexes.
+        let (indexes, unknown): (Vec<(String, bool)>, Vec<(String, bool)>) = table
             .global_secondary_indexes()
             .iter()
             .map(|index| {
-                describe_index(
-                    index.index_name().unwrap_or_default(),
+                let name = index.index_name().unwrap_or_default();
+                let shown = describe_index(
+                    name,
                     &key_of(index.key_schema(), KeyType::Hash),
                     &key_of(index.key_schema(), KeyType::Range),
-                )
+                );
+                let known = TABLE_SCHEMA
+                    .global_secondary_indexes
+                    .iter()
+                    .any(|index| index.name == name);
+                (shown, known)
             })
-            .collect();
+            .partition(|(_, known)| *known || self.prune_indexes);
+        let indexes: Vec<String> = indexes.into_iter().map(|(shown, _)| shown).collect();
+        let unknown: Vec<String> = unknown.into_iter().map(|(shown, _)| shown).collect();
         let billing = dynamodb_settings::billing_mode(table);
         let pitr = dynamodb_settings::point_in_time_recovery(dynamodb, &self.name).await?;
         let arn = table.table_arn().map_or_else(|| self.arn(), str::to_owned);
@@ -478,9 +531,13 @@ impl Resource for ScoresTable {
                 point_in_time_recovery: pitr,
                 deletion_protection: table.deletion_protection_enabled().unwrap_or(false),
                 tags,
-                items_missing_index_keys: i64::try_from(self.items_missing_index_keys().await?)
-                    .unwrap_or(i64::MAX),
+                items_missing_index_keys: if self.index_keys_backfilled {
+                    0
+                } else {
+                    i64::try_from(self.items_missing_index_keys().await?).unwrap_or(i64::MAX)
+                },
                 item_count: Some(table.item_count().unwrap_or(0)),
+                unknown_indexes: (!unknown.is_empty()).then_some(unknown),
             }
             .into_observed(),
         }))
@@ -527,8 +584,10 @@ impl Resource for ScoresTable {
     ) -> Result<(), EngineError> {
         for change in changes {
             match ScoresTableAttributes::name_of(change)? {
-                // A key change is refused by the planner; the count is only observed.
-                ScoresTableAttribute::Keys | ScoresTableAttribute::ItemCount => {}
+                // A key change is refused by the planner; the others are only observed.
+                ScoresTableAttribute::Keys
+                | ScoresTableAttribute::ItemCount
+                | ScoresTableAttribute::UnknownIndexes => {}
                 ScoresTableAttribute::BillingMode => {
                     dynamodb_settings::switch_to_on_demand(&self.clients.dynamodb, &self.name)
                         .await?;
@@ -591,6 +650,28 @@ impl Resource for ScoresTable {
             }
         }
         Ok(())
+    }
+
+    /// Once no item lacks its index keys, the state says so, and later plans
+    /// do not scan the table again.
+    fn recorded_attributes(
+        &self,
+        observed: &ObservedResource,
+    ) -> std::collections::BTreeMap<String, serde_json::Value> {
+        let done = observed
+            .attributes
+            .get("items_missing_index_keys")
+            .and_then(serde_json::Value::as_i64)
+            == Some(0);
+        if done {
+            [(
+                INDEX_KEYS_BACKFILLED.to_owned(),
+                serde_json::Value::Bool(true),
+            )]
+            .into()
+        } else {
+            std::collections::BTreeMap::new()
+        }
     }
 
     async fn delete(&self, _observed: &ObservedResource) -> Result<(), EngineError> {

@@ -109,6 +109,7 @@ pub struct StackInputs {
     pub layer: Option<LayerInput>,
     /// The HTTP API's id when it already exists.
     pub api_id: Option<String>,
+    pub table: TableInputs,
 }
 
 /// The layer to publish and the ARN of its latest version when that version
@@ -119,11 +120,12 @@ pub struct LayerInput {
     pub current_arn: Option<String>,
 }
 
-/// The environment's scores table.
+/// The environment's scores table; `table` says what the state knows of it.
 pub fn scores_table(
     settings: &Settings,
     names: &EnvironmentNames,
     clients: &Clients,
+    table: TableInputs,
 ) -> ScoresTable {
     ScoresTable {
         clients: clients.clone(),
@@ -131,8 +133,19 @@ pub fn scores_table(
         enable_pitr: settings.enable_pitr,
         deletion_protection: settings.deletion_protection,
         enable_gsi_by_user: settings.enable_gsi_by_user,
+        prune_indexes: table.prune_indexes,
+        index_keys_backfilled: table.index_keys_backfilled,
         tags: tags(settings, names),
     }
+}
+
+/// What the scores table needs beyond the settings.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct TableInputs {
+    /// `--prune-indexes`: delete indexes the schema does not know.
+    pub prune_indexes: bool,
+    /// The state records that every item has its index keys.
+    pub index_keys_backfilled: bool,
 }
 
 /// The environment's resources, in dependency order.
@@ -146,7 +159,7 @@ pub fn resources(
     let policy_arn = ManagedPolicy::arn_of(clients, &names.dynamodb_policy);
     let architecture = settings.architecture.as_lambda();
     let mut resources: Resources = vec![
-        Arc::new(scores_table(settings, names, clients)),
+        Arc::new(scores_table(settings, names, clients, inputs.table)),
         Arc::new(ManagedPolicy {
             clients: clients.clone(),
             address: TABLE_POLICY_ADDRESS.into(),
