@@ -17,8 +17,9 @@ pub struct Cli {
     #[arg(long, global = true, value_name = "PATH")]
     pub config: Option<PathBuf>,
 
-    /// AWS region (overrides the config's `region`)
-    #[arg(long, global = true, env = "AWS_REGION", value_name = "R")]
+    /// AWS region; wins over the config's `region`, which wins over an ambient
+    /// AWS_REGION (used only when neither names one)
+    #[arg(long, global = true, value_name = "R")]
     pub region: Option<String>,
 
     /// Where state lives [default: s3 when the configured state bucket exists, else local]

@@ -8,7 +8,7 @@ use deployer::commands::Outcome;
 use deployer::commands::bootstrap::BootstrapOptions;
 use deployer::commands::destroy::{DestroyBootstrapOptions, DestroyEnvironmentOptions};
 use deployer::commands::environment::EnvironmentOptions;
-use deployer::config::{Config, ConfigSources, validate_environment};
+use deployer::config::{Config, ConfigSources, RegionSource, validate_environment};
 use deployer::error::CliError;
 use deployer::{aws, commands, state_backend};
 
@@ -31,10 +31,12 @@ async fn main() -> ExitCode {
 }
 
 async fn run(cli: Cli) -> Result<Outcome, CliError> {
+    let ambient_region = std::env::var("AWS_REGION").ok();
     let sources = ConfigSources {
         path: cli.config.as_deref(),
         vars: &cli.vars,
         region: cli.region.as_deref(),
+        ambient_region: ambient_region.as_deref(),
     };
     // Everything local is checked before any AWS call.
     match &cli.command {
@@ -180,6 +182,7 @@ fn resolve(
     environment: Option<&str>,
 ) -> Result<Config, CliError> {
     let config = Config::resolve(sources, environment)?;
+    note_ambient_region(&config, sources.ambient_region);
     if cli.verbose {
         eprintln!(
             "settings: {}",
@@ -187,4 +190,26 @@ fn resolve(
         );
     }
     Ok(config)
+}
+
+/// Say once when an ambient `AWS_REGION` differs from the region used.
+fn note_ambient_region(config: &Config, ambient: Option<&str>) {
+    static NOTED: std::sync::Once = std::sync::Once::new();
+    let Some(ambient) = ambient.filter(|ambient| !ambient.is_empty()) else {
+        return;
+    };
+    if ambient == config.settings.region {
+        return;
+    }
+    let from = match config.region_source {
+        RegionSource::Flag => "--region",
+        RegionSource::File => "the config file",
+        RegionSource::Environment | RegionSource::Default => return,
+    };
+    NOTED.call_once(|| {
+        eprintln!(
+            "note: AWS_REGION={ambient} in the environment is not used: the region is {} (from {from})",
+            config.settings.region
+        );
+    });
 }

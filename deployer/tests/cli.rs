@@ -121,6 +121,54 @@ fn an_unreachable_endpoint_is_an_error_not_a_silent_local_fallback() {
 }
 
 #[test]
+fn an_ambient_aws_region_does_not_move_the_configured_region_and_is_pointed_out() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    std::fs::write(dir.path().join("deployer.toml"), "region = \"us-east-1\"\n").expect("config");
+    let output = Command::new(env!("CARGO_BIN_EXE_deployer"))
+        .current_dir(dir.path())
+        .env("AWS_REGION", "eu-west-1")
+        .env("AWS_ENDPOINT_URL", UNREACHABLE)
+        .env("AWS_ACCESS_KEY_ID", "testing")
+        .env("AWS_SECRET_ACCESS_KEY", "testing")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .args(["-v", "plan", "--env", "dev", "--state", "local"])
+        .output()
+        .expect("run deployer");
+    let message = stderr(&output);
+    assert!(message.contains("\"region\":\"us-east-1\""), "{message}");
+    assert_eq!(
+        message
+            .matches("AWS_REGION=eu-west-1 in the environment is not used")
+            .count(),
+        1,
+        "stated once: {message}"
+    );
+    // --region wins over the file.
+    let output = Command::new(env!("CARGO_BIN_EXE_deployer"))
+        .current_dir(dir.path())
+        .env("AWS_ENDPOINT_URL", UNREACHABLE)
+        .env("AWS_ACCESS_KEY_ID", "testing")
+        .env("AWS_SECRET_ACCESS_KEY", "testing")
+        .args([
+            "-v",
+            "--region",
+            "us-west-2",
+            "plan",
+            "--env",
+            "dev",
+            "--state",
+            "local",
+        ])
+        .output()
+        .expect("run deployer");
+    assert!(
+        stderr(&output).contains("\"region\":\"us-west-2\""),
+        "{}",
+        stderr(&output)
+    );
+}
+
+#[test]
 fn missing_credentials_are_reported_with_where_credentials_come_from() {
     let dir = tempfile::tempdir().expect("temp dir");
     let home = tempfile::tempdir().expect("empty home");

@@ -27,10 +27,24 @@ pub enum ConfigError {
     InvalidEnvironment { environment: String, reason: String },
 }
 
+/// Where the region came from, most binding first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RegionSource {
+    /// `--region`.
+    Flag,
+    /// `region` in the config file (or its `[env.*]` table).
+    File,
+    /// An ambient `AWS_REGION`, used only when neither says.
+    Environment,
+    /// The built-in default.
+    Default,
+}
+
 /// Settings resolved for one run.
 #[derive(Debug, Clone)]
 pub struct Config {
     pub settings: Settings,
+    pub region_source: RegionSource,
     /// The folder holding the config file (local state lives in `<dir>/.deployer`).
     pub dir: PathBuf,
 }
@@ -42,8 +56,11 @@ pub struct ConfigSources<'a> {
     pub path: Option<&'a Path>,
     /// `--var KEY=VALUE`.
     pub vars: &'a [String],
-    /// `--region` / `AWS_REGION`.
+    /// `--region`: wins over the file.
     pub region: Option<&'a str>,
+    /// The ambient `AWS_REGION`: used only when neither `--region` nor the file
+    /// names a region (a shell exported for another project must not move prod).
+    pub ambient_region: Option<&'a str>,
 }
 
 impl Config {
@@ -61,12 +78,27 @@ impl Config {
         };
         let vars = vars_layer(sources.vars)?;
         let mut settings = Settings::default();
-        settings.apply(file.base.clone());
-        if let Some(layer) = environment.and_then(|name| file.environments.get(name)) {
+        let layers = std::iter::once(&file.base)
+            .chain(environment.and_then(|name| file.environments.get(name)));
+        let mut region_source = RegionSource::Default;
+        for layer in layers {
+            if layer.names_region() {
+                region_source = RegionSource::File;
+            }
             settings.apply(layer.clone());
+        }
+        if region_source == RegionSource::Default
+            && let Some(region) = sources.ambient_region.filter(|region| !region.is_empty())
+        {
+            settings.region = region.to_owned();
+            region_source = RegionSource::Environment;
         }
         if let Some(region) = sources.region {
             settings.region = region.to_owned();
+            region_source = RegionSource::Flag;
+        }
+        if vars.names_region() {
+            region_source = RegionSource::Flag;
         }
         settings.apply(vars);
         check(&settings)?;
@@ -77,7 +109,11 @@ impl Config {
             .map(Path::to_path_buf)
             .filter(|dir| !dir.as_os_str().is_empty())
             .unwrap_or_else(|| PathBuf::from("."));
-        Ok(Self { settings, dir })
+        Ok(Self {
+            settings,
+            region_source,
+            dir,
+        })
     }
 }
 
@@ -175,9 +211,58 @@ mod tests {
                 path: Some(&path),
                 vars: &vars,
                 region: None,
+                ambient_region: None,
             },
             environment,
         )
+    }
+
+    fn region_of(text: &str, flag: Option<&str>, ambient: Option<&str>) -> (String, RegionSource) {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("deployer.toml");
+        std::fs::write(&path, text).expect("write config");
+        let config = Config::resolve(
+            &ConfigSources {
+                path: Some(&path),
+                vars: &[],
+                region: flag,
+                ambient_region: ambient,
+            },
+            Some("prod"),
+        )
+        .expect("valid");
+        (config.settings.region, config.region_source)
+    }
+
+    #[test]
+    fn the_region_is_the_flag_then_the_file_then_an_ambient_aws_region() {
+        let file = "region = \"us-east-1\"\n";
+        assert_eq!(
+            region_of(file, None, Some("eu-west-1")),
+            ("us-east-1".to_owned(), RegionSource::File),
+            "a shell exported for another project does not move prod"
+        );
+        assert_eq!(
+            region_of(file, Some("us-west-2"), Some("eu-west-1")),
+            ("us-west-2".to_owned(), RegionSource::Flag)
+        );
+        assert_eq!(
+            region_of(
+                "[env.prod]\nregion = \"ap-south-1\"\n",
+                None,
+                Some("eu-west-1")
+            ),
+            ("ap-south-1".to_owned(), RegionSource::File)
+        );
+        assert_eq!(
+            region_of("", None, Some("eu-west-1")),
+            ("eu-west-1".to_owned(), RegionSource::Environment),
+            "with nothing in the file, the environment's region is used"
+        );
+        assert_eq!(
+            region_of("", None, None),
+            ("us-east-1".to_owned(), RegionSource::Default)
+        );
     }
 
     #[test]
@@ -256,6 +341,7 @@ mod tests {
                 path: Some(&path),
                 vars: &[],
                 region: None,
+                ambient_region: None,
             },
             Some("dev"),
         )

@@ -157,6 +157,13 @@ macro_rules! apply_layer {
     }};
 }
 
+impl SettingsLayer {
+    /// Whether this layer sets `region`.
+    pub fn names_region(&self) -> bool {
+        self.region.is_some()
+    }
+}
+
 impl Settings {
     /// The permissions boundary that caps every execution role the deployer
     /// creates (a bootstrap resource).
