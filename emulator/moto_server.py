@@ -16,11 +16,14 @@ SIGKILL) never leaves an emulator behind.
 """
 
 import argparse
+import http
 import io
 import os
 import signal
+import socket
 import sys
 import threading
+import time
 
 os.environ.setdefault("MOTO_IAM_LOAD_MANAGED_POLICIES", "true")
 
@@ -32,6 +35,7 @@ from moto.moto_server.werkzeug_app import (  # noqa: E402
 from moto.iam import access_control  # noqa: E402
 from werkzeug.serving import make_server  # noqa: E402
 
+from faults import FAULTS_PATH, Faults  # noqa: E402
 from request_log import LOG_PATH, RequestLog, describe  # noqa: E402
 
 
@@ -67,12 +71,9 @@ class OneRequestAtATime:
         self.app = app
         self.lock = threading.Lock()
         self.log = RequestLog()
+        self.faults = Faults()
 
     def __call__(self, environ, start_response):
-        if environ.get("PATH_INFO") == LOG_PATH:
-            payload = self.log.answer(environ.get("REQUEST_METHOD"))
-            start_response("200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(payload)))])
-            return [payload]
         length = int(environ.get("CONTENT_LENGTH") or 0)
         if length > 0:
             body = environ["wsgi.input"].read(length)
@@ -80,12 +81,38 @@ class OneRequestAtATime:
             body = environ["wsgi.input"].read()
         else:
             body = b""
+        if environ.get("PATH_INFO") in (LOG_PATH, FAULTS_PATH):
+            if environ.get("PATH_INFO") == LOG_PATH:
+                payload = self.log.answer(environ.get("REQUEST_METHOD"))
+            else:
+                payload = self.faults.answer(environ.get("REQUEST_METHOD"), body)
+            start_response("200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(payload)))])
+            return [payload]
         environ["wsgi.input"] = io.BytesIO(body)
+        headers = {key[5:].replace("_", "-").lower(): value for key, value in environ.items() if key.startswith("HTTP_")}
+        request = describe(
+            environ.get("REQUEST_METHOD", ""), environ.get("PATH_INFO", ""), environ.get("QUERY_STRING", ""), headers, body
+        )
+        delay = self.faults.latency(request.get("service"))
+        if delay:
+            time.sleep(delay)
         with self.lock:
-            headers = {key[5:].replace("_", "-").lower(): value for key, value in environ.items() if key.startswith("HTTP_")}
-            self.log.append(
-                describe(environ.get("REQUEST_METHOD", ""), environ.get("PATH_INFO", ""), environ.get("QUERY_STRING", ""), headers, body)
-            )
+            self.log.append(request)
+            fault = self.faults.decide(request, body)
+            if fault == "reset":
+                connection = environ.get("werkzeug.socket")
+                if connection is not None:
+                    try:
+                        connection.shutdown(socket.SHUT_RDWR)
+                    except OSError:
+                        pass
+                start_response("500 Internal Server Error", [("Content-Length", "0")])
+                return [b""]
+            if fault is not None:
+                status, fault_headers, payload = fault
+                fault_headers = fault_headers + [("Content-Length", str(len(payload)))]
+                start_response(f"{status} {http.HTTPStatus(status).phrase}", fault_headers)
+                return [payload]
             captured = {}
 
             def capture(status, headers, exc_info=None):
@@ -99,9 +126,13 @@ class OneRequestAtATime:
                 close = getattr(result, "close", None)
                 if close is not None:
                     close()
+            status = int(captured["status"].split(" ", 1)[0])
+            payload = self.faults.observe(request, body, status, payload)
         fixed = compatible(environ, payload)
         headers = captured["headers"]
-        if fixed is not payload:
+        if fixed is not payload or any(
+            k.lower() == "content-length" and v != str(len(fixed)) for k, v in headers
+        ):
             headers = [(k, v) for k, v in headers if k.lower() != "content-length"]
             headers.append(("Content-Length", str(len(fixed))))
         start_response(captured["status"], headers)

@@ -305,18 +305,58 @@ impl ServedRequest {
     }
 }
 
-fn log_request(endpoint: &str, method: &str) -> String {
+/// `method path` on the emulator's own endpoints, with a JSON `body`; the answer's body.
+fn emulator_request(endpoint: &str, method: &str, path: &str, body: &str) -> String {
     use std::io::{Read, Write};
     let address = endpoint.trim_start_matches("http://").trim_end_matches('/');
     let mut stream = std::net::TcpStream::connect(address)
         .unwrap_or_else(|error| panic!("connecting to the emulator at {endpoint}: {error}"));
     let _ = write!(
         stream,
-        "{method} /_emulator/requests HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n"
+        "{method} {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
     );
     let mut response = String::new();
     let _ = stream.read_to_string(&mut response);
     response.split("\r\n\r\n").nth(1).unwrap_or("[]").to_owned()
+}
+
+fn log_request(endpoint: &str, method: &str) -> String {
+    emulator_request(endpoint, method, "/_emulator/requests", "")
+}
+
+/// Configure the emulator's injected faults and behaviour models
+/// (`emulator/faults.py` documents `config`); replaces what was configured.
+///
+/// # Panics
+/// When the emulator cannot be reached.
+pub fn configure_faults(endpoint: &str, config: &serde_json::Value) {
+    emulator_request(endpoint, "POST", "/_emulator/faults", &config.to_string());
+}
+
+/// Turn every injected fault off.
+pub fn clear_faults(endpoint: &str) {
+    emulator_request(endpoint, "DELETE", "/_emulator/faults", "");
+}
+
+/// What the emulator injected since it was configured, by `service operation kind`.
+///
+/// # Panics
+/// When the emulator cannot be reached or answers no JSON.
+pub fn injected_faults(endpoint: &str) -> std::collections::BTreeMap<String, u64> {
+    let body = emulator_request(endpoint, "GET", "/_emulator/faults", "");
+    let answer: serde_json::Value = serde_json::from_str(&body).unwrap_or_else(|error| {
+        panic!("the emulator's faults answer is not JSON ({error}): {body}")
+    });
+    answer["injected"]
+        .as_object()
+        .map(|injected| {
+            injected
+                .iter()
+                .map(|(what, count)| (what.clone(), count.as_u64().unwrap_or(0)))
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 /// The requests `endpoint` served since its log was last cleared.
@@ -454,6 +494,110 @@ mod tests {
             ..read
         };
         assert!(!iam_read.is_mutating());
+    }
+
+    #[tokio::test]
+    async fn injected_faults_are_what_the_service_returns_and_are_counted() {
+        use aws_sdk_dynamodb::types::{
+            AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType,
+            ScalarAttributeType,
+        };
+        let emulator = Emulator::start().unwrap_or_else(|error| panic!("{error}"));
+        let config = aws_config::defaults(BehaviorVersion::latest())
+            .endpoint_url(emulator.endpoint())
+            .region(Region::new(REGION))
+            .credentials_provider(credentials())
+            .retry_config(aws_config::retry::RetryConfig::disabled())
+            .load()
+            .await;
+        let dynamodb = aws_sdk_dynamodb::Client::new(&config);
+        dynamodb
+            .create_table()
+            .table_name("faults")
+            .billing_mode(BillingMode::PayPerRequest)
+            .key_schema(
+                KeySchemaElement::builder()
+                    .attribute_name("k")
+                    .key_type(KeyType::Hash)
+                    .build()
+                    .expect("key"),
+            )
+            .attribute_definitions(
+                AttributeDefinition::builder()
+                    .attribute_name("k")
+                    .attribute_type(ScalarAttributeType::S)
+                    .build()
+                    .expect("definition"),
+            )
+            .send()
+            .await
+            .expect("table");
+        configure_faults(
+            emulator.endpoint(),
+            &serde_json::json!({
+                "rules": [{"service": "dynamodb", "operation": "PutItem", "probability": 1.0,
+                           "kinds": ["throttle"], "limit": 1}],
+                "models": {"transaction_window_ms": 500}
+            }),
+        );
+        let put = || {
+            dynamodb
+                .put_item()
+                .table_name("faults")
+                .item("k", AttributeValue::S("a".into()))
+                .send()
+        };
+        let throttled = put().await.expect_err("throttled");
+        assert_eq!(
+            throttled
+                .as_service_error()
+                .and_then(|e| aws_sdk_dynamodb::error::ProvideErrorMetadata::code(e)),
+            Some("ThrottlingException")
+        );
+        put().await.expect("the rule's limit is reached");
+        // A committed transaction keeps its item in flight: a plain write conflicts.
+        dynamodb
+            .transact_write_items()
+            .transact_items(
+                aws_sdk_dynamodb::types::TransactWriteItem::builder()
+                    .put(
+                        aws_sdk_dynamodb::types::Put::builder()
+                            .table_name("faults")
+                            .item("k", AttributeValue::S("b".into()))
+                            .build()
+                            .expect("put"),
+                    )
+                    .build(),
+            )
+            .send()
+            .await
+            .expect("transaction");
+        let conflict = dynamodb
+            .put_item()
+            .table_name("faults")
+            .item("k", AttributeValue::S("b".into()))
+            .send()
+            .await
+            .expect_err("in flight");
+        assert!(
+            conflict
+                .as_service_error()
+                .is_some_and(|e| e.is_transaction_conflict_exception()),
+            "{conflict:?}"
+        );
+        let injected = injected_faults(emulator.endpoint());
+        assert_eq!(
+            injected.get("dynamodb PutItem throttle"),
+            Some(&1),
+            "{injected:?}"
+        );
+        assert_eq!(
+            injected.get("dynamodb PutItem TransactionConflictException"),
+            Some(&1),
+            "{injected:?}"
+        );
+        clear_faults(emulator.endpoint());
+        assert!(injected_faults(emulator.endpoint()).is_empty());
     }
 
     #[test]
