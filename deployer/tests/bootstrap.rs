@@ -296,7 +296,7 @@ async fn assert_converged(account: &Account) {
             .any(|action| actions.contains(action))
         {
             assert_eq!(
-                statement["Condition"]["StringEquals"]["iam:PermissionsBoundary"], boundary_arn,
+                statement["Condition"]["ArnEquals"]["iam:PermissionsBoundary"], boundary_arn,
                 "{statement}"
             );
         }

