@@ -317,16 +317,26 @@ pub fn deploy_policy(settings: &Settings, clients: &Clients) -> Value {
                 "Condition": {"StringEquals": {"iam:PassedToService": "lambda.amazonaws.com"}}
             },
             {
-                // The functions aimodelshare-playground-<env>-api and their invoke permission.
+                // The functions aimodelshare-playground-<env>-api.
                 "Sid": "Functions",
                 "Effect": "Allow",
                 "Action": [
                     "lambda:CreateFunction", "lambda:GetFunction", "lambda:GetFunctionConfiguration",
                     "lambda:UpdateFunctionCode", "lambda:UpdateFunctionConfiguration",
-                    "lambda:DeleteFunction", "lambda:AddPermission", "lambda:RemovePermission",
+                    "lambda:DeleteFunction", "lambda:RemovePermission",
                     "lambda:GetPolicy", "lambda:TagResource", "lambda:UntagResource", "lambda:ListTags"
                 ],
                 "Resource": format!("arn:aws:lambda:{region}:{account}:function:{prefix}-*-api")
+            },
+            {
+                // The invoke permission AllowInvokeFromHttpApi: a resource policy
+                // statement for API Gateway only, never for another account or "*"
+                // (`lambda:Principal` is the principal AddPermission names).
+                "Sid": "FunctionInvokePermissionForApiGatewayOnly",
+                "Effect": "Allow",
+                "Action": "lambda:AddPermission",
+                "Resource": format!("arn:aws:lambda:{region}:{account}:function:{prefix}-*-api"),
+                "Condition": {"StringEquals": {"lambda:Principal": "apigateway.amazonaws.com"}}
             },
             {
                 // The optional layers aimodelshare-playground-<env>-extra.
