@@ -10,6 +10,8 @@
 //! `{"message":"Not Found"}`; with it, they reach the function, which answers
 //! the API's JSON 404, and 405 with `Allow`.
 
+use aws_sdk_apigatewayv2::config::http::HttpResponse;
+use aws_sdk_apigatewayv2::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_apigatewayv2::types::{Cors, IntegrationType, ProtocolType};
 use serde_json::{Value, json};
 
@@ -40,6 +42,16 @@ pub const ADDRESS: &str = "apigatewayv2_api.http";
 /// The route API Gateway takes for requests no other route matches.
 pub const CATCH_ALL_ROUTE_KEY: &str = "$default";
 const INTEGRATION_TIMEOUT_MS: i32 = 29_000;
+/// The tag that marks an HTTP API as the deployer's. The deploy role may change,
+/// tag and delete only APIs that carry it (the deploy policy's `HttpApi*`
+/// statements), and may never remove or change it.
+pub const MANAGED_BY_KEY: &str = "managed-by";
+pub const MANAGED_BY_VALUE: &str = "deployer";
+
+/// Whether observed `tags` mark the API as the deployer's.
+fn is_managed(tags: &Value) -> bool {
+    tags.get(MANAGED_BY_KEY).and_then(Value::as_str) == Some(MANAGED_BY_VALUE)
+}
 
 /// The route keys to register: every route of the API, and `$default`.
 pub fn route_keys(routes: &[Route]) -> Vec<String> {
@@ -89,8 +101,8 @@ pub async fn find_api(clients: &Clients, name: &str) -> Result<Option<FoundApi>,
                 .iter()
                 .filter(|api| {
                     api.tags()
-                        .and_then(|tags| tags.get("managed-by"))
-                        .is_some_and(|v| v == "deployer")
+                        .and_then(|tags| tags.get(MANAGED_BY_KEY))
+                        .is_some_and(|v| v == MANAGED_BY_VALUE)
                 })
                 .cloned()
                 .collect();
@@ -342,11 +354,49 @@ impl HttpApi {
     fn api_arn(&self, api_id: &str) -> String {
         format!("arn:aws:apigateway:{}::/apis/{api_id}", self.clients.region)
     }
+
+    /// A failed call on the API itself (update, tag, untag, delete). Denied on an
+    /// API not tagged managed-by=deployer (one taken over in place), it says how
+    /// to go on: the deploy role may not touch such an API, by design.
+    fn api_error<E>(
+        &self,
+        what: &str,
+        observed: &ObservedResource,
+        error: &SdkError<E, HttpResponse>,
+    ) -> EngineError
+    where
+        E: ProvideErrorMetadata + std::error::Error + 'static,
+    {
+        let mut failure = EngineError::sdk(self.doing(what), error);
+        let denied = error
+            .code()
+            .is_some_and(|code| code.contains("AccessDenied"));
+        let tags = observed.attributes.get("tags").unwrap_or(&Value::Null);
+        if denied && !is_managed(tags) {
+            failure
+                .detail
+                .push_str(&takeover_hint(&self.api_arn(&observed.id)));
+        }
+        failure
+    }
+}
+
+/// What to do when the deploy role is denied a change to an API that is not
+/// tagged managed-by=deployer: by design it may not touch such an API.
+fn takeover_hint(api_arn: &str) -> String {
+    format!(
+        "; this API is not tagged {MANAGED_BY_KEY}={MANAGED_BY_VALUE} (an API taken over in \
+         place), and the deploy role may change, tag or delete only APIs that are: run this \
+         first apply of the takeover with credentials that may tag it (such as those \
+         `deployer bootstrap` runs with), or tag it by hand (`aws apigatewayv2 tag-resource \
+         --resource-arn {api_arn} --tags {MANAGED_BY_KEY}={MANAGED_BY_VALUE}`), then apply again"
+    )
 }
 
 /// An existing API, as its tags are converged.
 struct ApiTags<'a> {
     api: &'a HttpApi,
+    observed: &'a ObservedResource,
     arn: String,
 }
 
@@ -361,7 +411,7 @@ impl Taggable for ApiTags<'_> {
             .set_tag_keys(Some(keys))
             .send()
             .await
-            .map_err(|error| EngineError::sdk(self.api.doing("untagging"), &error))?;
+            .map_err(|error| self.api.api_error("untagging", self.observed, &error))?;
         Ok(())
     }
 
@@ -374,7 +424,7 @@ impl Taggable for ApiTags<'_> {
             .set_tags(Some(tags.clone().into_iter().collect()))
             .send()
             .await
-            .map_err(|error| EngineError::sdk(self.api.doing("tagging"), &error))?;
+            .map_err(|error| self.api.api_error("tagging", self.observed, &error))?;
         Ok(())
     }
 }
@@ -492,7 +542,11 @@ impl Resource for HttpApi {
         let apigateway = &self.clients.apigateway;
         let api_id = &observed.id;
         let mut children = false;
-        for change in changes {
+        // Tags first: an API taken over in place becomes the deployer's
+        // (managed-by=deployer) before anything else of it changes.
+        let mut ordered: Vec<&AttributeChange> = changes.iter().collect();
+        ordered.sort_by_key(|change| change.name != "tags");
+        for change in ordered {
             match HttpApiAttributes::name_of(change)? {
                 // A new protocol is a new API: the planner refuses it. The endpoint is observed.
                 HttpApiAttribute::Protocol | HttpApiAttribute::Endpoint => {}
@@ -504,15 +558,13 @@ impl Resource for HttpApi {
                         .send()
                         .await
                         .map_err(|error| {
-                            EngineError::sdk(
-                                self.doing("updating the CORS configuration of"),
-                                &error,
-                            )
+                            self.api_error("updating the CORS configuration of", observed, &error)
                         })?;
                 }
                 HttpApiAttribute::Tags => {
                     let api = ApiTags {
                         api: self,
+                        observed,
                         arn: self.api_arn(api_id),
                     };
                     tags::converge(&api, &change.old, &self.tags).await?;
@@ -537,7 +589,37 @@ impl Resource for HttpApi {
             .api_id(&observed.id)
             .send()
             .await
-            .map_err(|error| EngineError::sdk(self.doing("deleting"), &error))?;
+            .map_err(|error| self.api_error("deleting", observed, &error))?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::{is_managed, takeover_hint};
+
+    #[test]
+    fn only_the_deployers_tag_marks_an_api_as_managed() {
+        assert!(is_managed(
+            &json!({"managed-by": "deployer", "project": "x"})
+        ));
+        assert!(!is_managed(&json!({"managed-by": "another-team"})));
+        assert!(!is_managed(&json!({})));
+        assert!(!is_managed(&serde_json::Value::Null));
+    }
+
+    #[test]
+    fn the_takeover_hint_says_how_to_tag_the_api() {
+        let hint = takeover_hint("arn:aws:apigateway:us-east-1::/apis/a1b2c3d4e5");
+        assert!(hint.contains("credentials that may tag it"), "{hint}");
+        assert!(
+            hint.contains(
+                "aws apigatewayv2 tag-resource --resource-arn \
+                 arn:aws:apigateway:us-east-1::/apis/a1b2c3d4e5 --tags managed-by=deployer"
+            ),
+            "{hint}"
+        );
     }
 }

@@ -1,6 +1,8 @@
 //! Tags, the one way every taggable resource converges them: untag the keys the
-//! configuration no longer has, then tag with what it wants. Each resource
-//! kind says only how its service untags and tags ([`Taggable`]).
+//! configuration no longer has, then tag with the tags that are new or have
+//! another value (a tag call never names a tag it does not change: the deploy
+//! role may not name `managed-by` in one). Each resource kind says only how its
+//! service untags and tags ([`Taggable`]).
 
 use serde_json::Value;
 
@@ -42,15 +44,22 @@ pub async fn converge(
     old: &Value,
     wanted: &Tags,
 ) -> Result<(), EngineError> {
-    let removed: Vec<String> = from_value(old)
-        .into_keys()
-        .filter(|key| !wanted.contains_key(key))
+    let old = from_value(old);
+    let removed: Vec<String> = old
+        .keys()
+        .filter(|key| !wanted.contains_key(*key))
+        .cloned()
         .collect();
     if !removed.is_empty() {
         resource.untag(removed).await?;
     }
-    if !wanted.is_empty() {
-        resource.tag(wanted).await?;
+    let changed: Tags = wanted
+        .iter()
+        .filter(|(key, value)| old.get(*key) != Some(*value))
+        .map(|(key, value)| (key.clone(), value.clone()))
+        .collect();
+    if !changed.is_empty() {
+        resource.tag(&changed).await?;
     }
     Ok(())
 }
@@ -81,13 +90,22 @@ mod tests {
     #[tokio::test]
     async fn removed_keys_are_untagged_first_then_the_wanted_tags_set() {
         let recorded = Recorded::default();
-        let wanted: Tags = [("a".to_owned(), "2".to_owned())].into();
-        converge(&recorded, &json!({"a": "1", "gone": "x"}), &wanted)
-            .await
-            .expect("converged");
+        let wanted: Tags = [
+            ("a".to_owned(), "2".to_owned()),
+            ("managed-by".to_owned(), "deployer".to_owned()),
+        ]
+        .into();
+        converge(
+            &recorded,
+            &json!({"a": "1", "gone": "x", "managed-by": "deployer"}),
+            &wanted,
+        )
+        .await
+        .expect("converged");
         assert_eq!(
             *recorded.0.lock().expect("lock"),
-            ["untag [\"gone\"]", "tag {\"a\": \"2\"}"]
+            ["untag [\"gone\"]", "tag {\"a\": \"2\"}"],
+            "an unchanged tag is never named"
         );
         let recorded = Recorded::default();
         converge(&recorded, &Value::Null, &Tags::new())

@@ -151,6 +151,7 @@ pub fn deploy_policy(settings: &Settings, clients: &Clients) -> Value {
     // `iam:PermissionsBoundary` is of type ARN, so the ARN operator (parliament flags
     // StringEquals on it as a type mismatch; both work on AWS).
     let with_boundary = json!({"ArnEquals": {"iam:PermissionsBoundary": boundary}});
+    let apis = format!("arn:aws:apigateway:{region}::/apis");
     json!({
         "Version": "2012-10-17",
         "Statement": [
@@ -374,17 +375,107 @@ pub fn deploy_policy(settings: &Settings, clients: &Clients) -> Value {
                 "Action": ["lambda:ListLayerVersions", "logs:DescribeLogGroups"],
                 "Resource": "*"
             },
+            // HTTP APIs (API Gateway v2) get random ids, so IAM cannot scope them by
+            // name: they are scoped by the tag managed-by=deployer where AWS supports
+            // it. The IAM actions are the HTTP methods of the management API, and
+            // its resources are paths: the API is .../apis/ID, its routes
+            // .../apis/ID/routes/RID, integrations .../apis/ID/integrations/IID,
+            // stages .../apis/ID/stages/NAME, tags .../tags/<url-encoded ARN>. IAM's
+            // `*` matches across `/`, so .../apis/* matches the children too.
             {
-                // HTTP APIs get random ids, so IAM cannot scope them by name: the
-                // deployer finds its API by name and tags within this region only.
-                "Sid": "HttpApis",
+                // Reading: GetApis is a call on the collection .../apis (a list
+                // cannot be filtered by tag), and the Service Authorization Reference
+                // lists no tag condition key for GET, so reads are scoped to the
+                // region only. The deployer finds its API by name among them.
+                "Sid": "HttpApisRead",
                 "Effect": "Allow",
-                "Action": ["apigateway:GET", "apigateway:POST", "apigateway:PATCH", "apigateway:PUT", "apigateway:DELETE"],
+                "Action": "apigateway:GET",
+                "Resource": [apis.clone(), format!("{apis}/*")]
+            },
+            {
+                // CreateApi only with the request tag managed-by=deployer (the
+                // deployer creates its API with its tags, CreateApi .tags).
+                "Sid": "HttpApiCreateOnlyTagged",
+                "Effect": "Allow",
+                "Action": "apigateway:POST",
+                "Resource": apis.clone(),
+                "Condition": {"StringEquals": {"aws:RequestTag/managed-by": "deployer"}}
+            },
+            {
+                // The API itself, UpdateApi (PATCH, CORS) and DeleteApi (DELETE), only
+                // when it is tagged managed-by=deployer: aws:ResourceTag is documented
+                // for the Api resource. An API taken over in place has no tags until
+                // it is tagged by other credentials (see http_api.rs). PUT
+                // (ImportApi/ReimportApi) is not granted: the deployer never calls it.
+                // `*` also matches the children: on an API tagged by us they may be
+                // changed through this statement too, if AWS sees the API's tag there.
+                "Sid": "HttpApiChangeOnlyTagged",
+                "Effect": "Allow",
+                "Action": ["apigateway:PATCH", "apigateway:DELETE"],
+                "Resource": format!("{apis}/*"),
+                "Condition": {"StringEquals": {"aws:ResourceTag/managed-by": "deployer"}}
+            },
+            {
+                // The children the deployer converges: create integrations, routes
+                // and the stage (POST on the collections), update them (PATCH), delete
+                // stray routes (DELETE). HTTP API routes and integrations cannot be
+                // tagged (only Api and Stage can), and tag inheritance from the Api
+                // is documented for REST APIs only, so what aws:ResourceTag holds on
+                // them is undocumented: a StringEquals could deny the deployer's own
+                // CreateRoute. So: only these child paths (never the API itself,
+                // whose ARN has no further `/`), with StringEqualsIfExists: where AWS
+                // does supply a managed-by tag (a tagged stage; inherited, if it is),
+                // it must be ours. What remains: the routes, integrations and stages
+                // of an untagged API in this region can be changed; that is needed
+                // while the children's tags are unknown to IAM.
+                "Sid": "HttpApiChildrenCreate",
+                "Effect": "Allow",
+                "Action": "apigateway:POST",
                 "Resource": [
-                    format!("arn:aws:apigateway:{region}::/apis"),
-                    format!("arn:aws:apigateway:{region}::/apis/*"),
-                    format!("arn:aws:apigateway:{region}::/tags/*")
-                ]
+                    format!("{apis}/*/integrations"),
+                    format!("{apis}/*/routes"),
+                    format!("{apis}/*/stages")
+                ],
+                "Condition": {"StringEqualsIfExists": {"aws:ResourceTag/managed-by": "deployer"}}
+            },
+            {
+                "Sid": "HttpApiChildrenUpdate",
+                "Effect": "Allow",
+                "Action": "apigateway:PATCH",
+                "Resource": [
+                    format!("{apis}/*/integrations/*"),
+                    format!("{apis}/*/routes/*"),
+                    format!("{apis}/*/stages/*")
+                ],
+                "Condition": {"StringEqualsIfExists": {"aws:ResourceTag/managed-by": "deployer"}}
+            },
+            {
+                "Sid": "HttpApiRoutesDelete",
+                "Effect": "Allow",
+                "Action": "apigateway:DELETE",
+                "Resource": format!("{apis}/*/routes/*"),
+                "Condition": {"StringEqualsIfExists": {"aws:ResourceTag/managed-by": "deployer"}}
+            },
+            {
+                // TagResource (POST) and UntagResource (DELETE) on .../tags/<ARN>: only
+                // for resources tagged managed-by=deployer, so the deploy role cannot
+                // tag someone else's API (or an untagged one) into being ours, and
+                // never naming the key managed-by (aws:TagKeys, as AWS's own examples
+                // protect a tag): it can be neither removed nor changed. The deployer's
+                // TagResource sends only the tags that change, so never managed-by on
+                // an API that carries it. The Reference lists no condition key on the
+                // Tags resource type; AWS's ABAC examples condition API Gateway tag
+                // calls on aws:ResourceTag all the same. If AWS did not resolve the
+                // tagged resource's tags here, the deployer could not change its API's
+                // tags: a loud AccessDenied, never a wider grant.
+                "Sid": "HttpApiTagOnlyTaggedNeverManagedBy",
+                "Effect": "Allow",
+                "Action": ["apigateway:POST", "apigateway:DELETE"],
+                "Resource": format!("arn:aws:apigateway:{region}::/tags/*"),
+                "Condition": {
+                    "StringEquals": {"aws:ResourceTag/managed-by": "deployer"},
+                    "ForAllValues:StringNotEquals": {"aws:TagKeys": ["managed-by"]}
+                }
             }
         ]
     })
