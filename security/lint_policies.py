@@ -32,6 +32,17 @@ Allowlist (--allowlist, default security/allowed-findings.json):
 `document` and `finding` are shell-style patterns (fnmatch, case-sensitive);
 the justification must be non-empty. Entries that match nothing are reported.
 
+An entry may also say `"when": "NAME"`: it then applies only to a document that
+has every statement listed under `"conditions": {"NAME": [...]}` at the top of
+the allowlist. Each listed statement is a partial one: every key it names must
+be in some statement of the document, strings matching as fnmatch patterns, a
+list matching when each of its items matches an item of the document's value,
+objects key by key. So a finding that is acceptable *only because* of a
+statement (privilege escalation through execution roles, acceptable only while
+they can be created and changed only with the permissions boundary) stays open
+on a document without it. (That no other statement undoes it is for
+iam_verdict.py to judge.)
+
 Exit 0 when every finding is allowlisted, 1 otherwise, 2 on usage errors.
 """
 
@@ -214,6 +225,7 @@ def _short(value: Any, limit: int = 300) -> str:
 # --- allowlist ---------------------------------------------------------------------
 
 def load_allowlist(path: Optional[Path]) -> list[dict]:
+    """The allowlist's entries, each with its `when` statements (if any) under `_when`."""
     if path is None or not path.exists():
         if path is not None and path != DEFAULT_ALLOWLIST:
             raise UsageError(f"allowlist {path} does not exist")
@@ -225,16 +237,50 @@ def load_allowlist(path: Optional[Path]) -> list[dict]:
     entries = data.get("allowed") if isinstance(data, dict) else None
     if not isinstance(entries, list):
         raise UsageError(f'allowlist {path}: expected {{"allowed": [...]}}')
+    conditions = data.get("conditions", {})
+    if not isinstance(conditions, dict) or not all(
+            isinstance(statements, list) and statements and all(isinstance(s, dict) and s for s in statements)
+            for statements in conditions.values()):
+        raise UsageError(f'allowlist {path}: "conditions" must map names to non-empty lists of partial statements')
     for index, entry in enumerate(entries):
         if not isinstance(entry, dict) or not all(isinstance(entry.get(k), str) and entry[k].strip()
                                                   for k in ("document", "finding", "justification")):
             raise UsageError(f"allowlist {path}[{index}]: needs non-empty document, finding and justification")
+        if "when" in entry:
+            if entry["when"] not in conditions:
+                raise UsageError(f"allowlist {path}[{index}]: `when` names no entry of \"conditions\": {entry['when']!r}")
+            entry["_when"] = conditions[entry["when"]]
     return entries
 
 
-def justification_for(entries: list[dict], document: str, finding: str, used: set) -> Optional[str]:
+def _statements_of(document: dict) -> list:
+    statements = document.get("Statement", [])
+    return statements if isinstance(statements, list) else [statements]
+
+
+def _partial_match(pattern: Any, value: Any) -> bool:
+    """Whether `value` (part of a statement) has everything `pattern` names."""
+    if isinstance(pattern, dict):
+        return isinstance(value, dict) and all(key in value and _partial_match(item, value[key])
+                                               for key, item in pattern.items())
+    values = value if isinstance(value, list) else [value]
+    if isinstance(pattern, list):
+        return all(any(_partial_match(item, v) for v in values) for item in pattern)
+    return any(isinstance(v, str) and fnmatch.fnmatchcase(v, str(pattern)) for v in values)
+
+
+def has_statements(document: dict, required: list[dict]) -> bool:
+    """Whether every partial statement in `required` matches some statement of `document`."""
+    statements = _statements_of(document)
+    return all(any(_partial_match(wanted, statement) for statement in statements) for wanted in required)
+
+
+def justification_for(entries: list[dict], document: str, finding: str, used: set,
+                      content: Optional[dict] = None) -> Optional[str]:
     for index, entry in enumerate(entries):
         if fnmatch.fnmatchcase(document, entry["document"]) and fnmatch.fnmatchcase(finding, entry["finding"]):
+            if "_when" in entry and not has_statements(content or {}, entry["_when"]):
+                continue
             used.add(index)
             return entry["justification"]
     return None
@@ -280,7 +326,8 @@ def main(argv: Optional[list[str]] = None) -> int:
     for document in documents:
         findings = cloudsplaining_findings(document["document"]) + parliament_findings(document["document"], document["name"])
         for finding in findings:
-            finding["allowed"] = justification_for(allowlist, document["name"], finding["id"], used)
+            finding["allowed"] = justification_for(allowlist, document["name"], finding["id"], used,
+                                                   document["document"])
             blocking += finding["allowed"] is None
         report_documents.append({**{k: document[k] for k in ("name", "kind", "source")}, "findings": findings})
         open_count = sum(f["allowed"] is None for f in findings)
@@ -290,7 +337,8 @@ def main(argv: Optional[list[str]] = None) -> int:
             mark = "allowed" if finding["allowed"] else "FINDING"
             detail = f"  [{finding['detail']}]" if finding["detail"] else ""
             lines.append(f"  {mark} {finding['id']} ({finding['severity']}){detail}")
-    unused = [entry for index, entry in enumerate(allowlist) if index not in used]
+    unused = [{k: v for k, v in entry.items() if k != "_when"}
+              for index, entry in enumerate(allowlist) if index not in used]
     for entry in unused:
         lines.append(f"  note: allowlist entry matched nothing: {entry['document']} {entry['finding']}")
     verdict = "FAIL" if blocking else "PASS"

@@ -124,6 +124,31 @@ def test_lint_of_the_saved_policy_file():
     assert "FINDING cloudsplaining/PrivilegeEscalation/CreateNewPolicyVersion" in result.stderr
 
 
+def test_justifications_that_need_the_boundary_do_not_apply_without_it():
+    # The shipped allowlist, its deploy-policy entries aimed at the saved pre-boundary policy file.
+    allowlist = json.loads((HERE / "allowed-findings.json").read_text())
+    for entry in allowlist["allowed"]:
+        entry["document"] = entry["document"].replace("policy/aimodelshare-github-actions-deployment", "file/*")
+    with tempfile.NamedTemporaryFile("w", suffix=".json") as file, tempfile.TemporaryDirectory() as reports:
+        json.dump(allowlist, file)
+        file.flush()
+        report = Path(reports) / "lint.json"
+        result = subprocess.run([sys.executable, str(HERE / "lint_policies.py"), "--allowlist", file.name,
+                                 "--output", str(report), str(HERE / "fixtures/deploy-policy-before-boundary.json")],
+                                capture_output=True, text=True)
+        lint = json.loads(report.read_text())
+    assert result.returncode == 1, (result.returncode, result.stderr[-500:])
+    findings = {f["id"]: f["allowed"] for f in lint["documents"][0]["findings"]}
+    for finding in ("cloudsplaining/PrivilegeEscalation/CreateNewPolicyVersion",
+                    "cloudsplaining/ResourceExposure/iam:CreateRole",
+                    "parliament/PRIVILEGE_ESCALATION/CreateNewPolicyVersion"):
+        assert finding in findings and findings[finding] is None, (finding, findings.get(finding, "absent"))
+    # ... while a justification that does not rest on the boundary still applies.
+    assert findings.get("cloudsplaining/InfrastructureModification/lambda:UpdateFunctionCode"), findings
+    unused = {entry["finding"] for entry in lint["unused_allowlist_entries"]}
+    assert "cloudsplaining/InfrastructureModification/iam:*" in unused, unused
+
+
 def main() -> int:
     tests = [(name, fn) for name, fn in globals().items() if name.startswith("test_") and callable(fn)]
     passed = failed = 0

@@ -99,7 +99,8 @@ pub fn trust_policy(subjects: &[String], provider_arn: &str) -> Value {
 /// The permissions boundary of every execution role: at most the function's
 /// item operations on the environment tables `PlaygroundScores-*` and their
 /// indexes, and writing the functions' own logs. Whatever policy is attached
-/// to an execution role, it can do no more.
+/// to an execution role, it can do no more. (Its writes are cloudsplaining
+/// InfrastructureModification findings, justified: a boundary grants nothing.)
 pub fn execution_boundary(settings: &Settings, clients: &Clients) -> Value {
     let (region, account) = (&clients.region, &clients.account_id);
     let tables = format!(
@@ -139,6 +140,14 @@ pub fn execution_boundary(settings: &Settings, clients: &Clients) -> Value {
 /// the names the deployer derives, and nothing of the bootstrap stack itself
 /// (a role that could rewrite its own policy could grant itself anything; run
 /// `deployer bootstrap` with administrator credentials).
+///
+/// `security/check` lints this document with cloudsplaining and parliament.
+/// Every write here is an InfrastructureModification finding to them: that is
+/// what a deploy role is for, each justified per service in
+/// `security/allowed-findings.json`. The privilege-escalation, resource-exposure
+/// and permissions-management findings are justified there *only while* the
+/// execution roles are bounded (the allowlist checks this document for the
+/// boundary statements below), as the comments beside them say.
 pub fn deploy_policy(settings: &Settings, clients: &Clients) -> Value {
     let (region, account) = (&clients.region, &clients.account_id);
     let prefix = &settings.name_prefix;
@@ -165,6 +174,8 @@ pub fn deploy_policy(settings: &Settings, clients: &Clients) -> Value {
             },
             {
                 // Environment state: read, write, and delete when the environment is destroyed.
+                // (cloudsplaining DataExfiltration s3:GetObject, justified: the deployer's
+                // own state, names and settings, no secrets.)
                 "Sid": "StateObjects",
                 "Effect": "Allow",
                 "Action": ["s3:GetObject", "s3:GetObjectVersion", "s3:PutObject", "s3:DeleteObject"],
@@ -218,7 +229,9 @@ pub fn deploy_policy(settings: &Settings, clients: &Clients) -> Value {
             {
                 // The Lambda execution roles aimodelshare-playground-<env>-lambda-role:
                 // read, converge their trust and tags, delete on destroy. Trust changes
-                // cannot widen what a role can do: the boundary caps it.
+                // cannot widen what a role can do: the boundary caps it (cloudsplaining
+                // ResourceExposure and parliament PERMISSIONS_MANAGEMENT_ACTIONS: justified
+                // by the boundary).
                 "Sid": "LambdaExecutionRoles",
                 "Effect": "Allow",
                 "Action": [
@@ -230,7 +243,8 @@ pub fn deploy_policy(settings: &Settings, clients: &Clients) -> Value {
             },
             {
                 // An execution role is created, or given its boundary, only with the
-                // execution boundary (adopted roles are repaired this way).
+                // execution boundary (adopted roles are repaired this way). This is what
+                // the escalation findings' justifications rest on.
                 "Sid": "ExecutionRolesOnlyWithTheBoundary",
                 "Effect": "Allow",
                 "Action": ["iam:CreateRole", "iam:PutRolePermissionsBoundary"],
@@ -293,6 +307,8 @@ pub fn deploy_policy(settings: &Settings, clients: &Clients) -> Value {
             },
             {
                 // The per-environment table policies aimodelshare-playground-<env>-ddb-rw.
+                // A new version can say anything (parliament CreateNewPolicyVersion,
+                // justified): they are attached only to bounded execution roles.
                 "Sid": "TablePolicies",
                 "Effect": "Allow",
                 "Action": [
@@ -310,7 +326,8 @@ pub fn deploy_policy(settings: &Settings, clients: &Clients) -> Value {
                 "Resource": "arn:aws:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole"
             },
             {
-                // Handing the execution roles to Lambda, and to nothing else.
+                // Handing the execution roles to Lambda, and to nothing else (cloudsplaining
+                // PassExistingRoleToNewLambdaThenAddPermission: justified, the roles are bounded).
                 "Sid": "PassExecutionRolesToLambda",
                 "Effect": "Allow",
                 "Action": "iam:PassRole",
@@ -318,7 +335,11 @@ pub fn deploy_policy(settings: &Settings, clients: &Clients) -> Value {
                 "Condition": {"StringEquals": {"iam:PassedToService": "lambda.amazonaws.com"}}
             },
             {
-                // The functions aimodelshare-playground-<env>-api.
+                // The functions aimodelshare-playground-<env>-api. Changing their code or
+                // creating one runs code as an execution role, which the boundary caps
+                // (cloudsplaining's EditExistingLambdaFunctionWithRole and
+                // PassExistingRoleToNewLambda... findings: justified by the boundary,
+                // security/allowed-findings.json).
                 "Sid": "Functions",
                 "Effect": "Allow",
                 "Action": [
