@@ -8,7 +8,7 @@ Usage: check_deployer.py [--deployer PATH] [--before-boundary] [--simulate-attac
    --exit-with-stdin, MOTO_IAM_LOAD_MANAGED_POLICIES=true), from .venv/;
 2. in a temporary directory holding the repo's deployer.toml and fn.zip (one
    entry `bootstrap`, mode 0755, a copy of the x86_64 ELF /bin/true), runs
-   `deployer bootstrap --auto-approve --var github_repository=aimodelshare/aimodelshare` then
+   `deployer bootstrap --auto-approve --var github_repository=octo-org/playground` then
    `deployer apply --env dev --auto-approve --artifact fn.zip`
    (AWS_ENDPOINT_URL=<moto>, testing credentials, DEPLOYER_SKIP_HEALTH_CHECK=true);
 3. optionally changes IAM: --before-boundary puts the saved pre-boundary
@@ -20,6 +20,10 @@ Usage: check_deployer.py [--deployer PATH] [--before-boundary] [--simulate-attac
    (fixtures/model_boundary_fix.py, to show the check can pass);
 4. runs iam_verdict.py with fixtures/queries.json, and lint_policies.py on
    every document in IAM, each writing its JSON report into --report-dir.
+
+The deployer binary: --deployer PATH, else $DEPLOYER, else the first that
+exists of $CARGO_TARGET_DIR/debug/deployer (when that variable is set) and
+target/debug/deployer in the repository (what `cargo build -p deployer` makes).
 
 Exit status: 2 if a step could not run, else 1 if the verdict or the lint
 failed, else 0. The emulator is stopped in every case.
@@ -38,16 +42,32 @@ import tempfile
 import time
 import zipfile
 from pathlib import Path
+from typing import Optional
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
-DEFAULT_DEPLOYER = Path.home() / ".cache/aimodelshare-playground/target/debug/deployer"
 EMULATOR_PYTHON = ROOT / ".venv/bin/python"
 MOTO_LAUNCHER = ROOT / "emulator/moto_server.py"
 
 
 class StepFailed(Exception):
     pass
+
+
+def deployer_candidates() -> list[Path]:
+    """Where `cargo build -p deployer` puts the binary: $CARGO_TARGET_DIR (relative to the
+    current directory, as cargo reads it) when set, then the repository's target/."""
+    candidates = []
+    if os.environ.get("CARGO_TARGET_DIR"):
+        candidates.append(Path(os.environ["CARGO_TARGET_DIR"]).resolve() / "debug/deployer")
+    candidates.append(ROOT / "target/debug/deployer")
+    return candidates
+
+
+def default_deployer() -> Optional[Path]:
+    if os.environ.get("DEPLOYER"):
+        return Path(os.environ["DEPLOYER"])
+    return next((path for path in deployer_candidates() if path.is_file()), None)
 
 
 def log(message: str) -> None:
@@ -98,10 +118,12 @@ def run(command: list[str], env: dict, cwd: Path, log_file: Path, allowed=(0,)) 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--deployer", type=Path, default=Path(os.environ.get("DEPLOYER", DEFAULT_DEPLOYER)))
+    parser.add_argument("--deployer", type=Path, default=None,
+                        help="the deployer binary (default: $DEPLOYER, else $CARGO_TARGET_DIR/debug/deployer, "
+                             "else target/debug/deployer)")
     parser.add_argument("--config", type=Path, default=ROOT / "deployer.toml")
     parser.add_argument("--env", default="dev")
-    parser.add_argument("--github-repository", default="aimodelshare/aimodelshare",
+    parser.add_argument("--github-repository", default="octo-org/playground",
                         help="passed to bootstrap as --var github_repository=... (deployer.toml may leave it unset)")
     parser.add_argument("--before-boundary", action="store_true",
                         help="first put the saved pre-boundary deploy policy back (fixtures/restore_before_boundary.py)")
@@ -114,6 +136,13 @@ def main() -> int:
     parser.add_argument("--report-dir", type=Path, help="keep the reports and logs here (default: a temporary directory)")
     parser.add_argument("--save-deploy-policy", type=Path, help="write the deploy policy read back from IAM after bootstrap")
     args = parser.parse_args()
+    if args.deployer is None:
+        args.deployer = default_deployer()
+        if args.deployer is None:
+            tried = ", ".join(str(path) for path in deployer_candidates())
+            log(f"no deployer binary found (tried {tried}): build it with `cargo build -p deployer`, "
+                "or pass --deployer PATH or set $DEPLOYER")
+            return 2
     if not args.deployer.is_file():
         log(f"no deployer binary at {args.deployer} (--deployer or $DEPLOYER)")
         return 2
