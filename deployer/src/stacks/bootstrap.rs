@@ -72,6 +72,23 @@ pub fn github_subjects(settings: &Settings) -> Result<Vec<String>, ConfigError> 
 /// Who may assume the deploy role: GitHub Actions jobs whose OIDC token names
 /// one of `subjects`, through the OIDC provider, with the STS audience.
 /// Subjects are matched exactly unless one holds a wildcard.
+///
+/// One role for every environment, so its credentials are not per environment:
+/// a `dev` job can do whatever a `prod` job can. The trust policy sees the job's
+/// environment (GitHub's `sub` is `repo:R:environment:E`), but the role's
+/// permission policy cannot: GitHub's OIDC token carries no session tags (with
+/// AssumeRoleWithWebIdentity they come only from the token's
+/// `https://aws.amazon.com/tags` claim), so there is no `aws:PrincipalTag/...`
+/// or policy variable to scope state keys, lock items or resource names by, and
+/// no other token claim reaches the session's requests. Role chaining would not
+/// help: the job itself would choose the tag it passes. Making it cheap needs
+/// one deploy role per environment, `...-E`, trusting only
+/// `repo:R:environment:E`, whose only state resources are its state object
+/// `deployer/E/state.json` and its lock item `BUCKET/deployer/E/state.json`
+/// (`dynamodb:LeadingKeys`), and whose other grants name E's resources. That is
+/// not built yet: it means a role and policy per environment in this stack,
+/// their ARNs as per-environment secrets, the workflows reading them, and the
+/// tests and the security check run per role (security/README.md).
 pub fn trust_policy(subjects: &[String], provider_arn: &str) -> Value {
     let operator = if subjects.iter().any(|subject| subject.contains(['*', '?'])) {
         "StringLike"
