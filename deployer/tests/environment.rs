@@ -761,6 +761,50 @@ async fn destroy_takes_a_final_backup_first_and_restore_then_apply_brings_every_
 }
 
 #[tokio::test]
+async fn a_final_backup_that_fails_stops_the_destroy_with_nothing_deleted() {
+    let account = Account::new().await;
+    assert_exit(&account.apply_dev(), 0);
+    emulator::configure_faults(
+        account.emulator.endpoint(),
+        &serde_json::json!({"rules": [{"service": "dynamodb", "operation": "CreateBackup",
+                                       "probability": 1.0, "kinds": ["server_error"]}]}),
+    );
+    emulator::clear_served_requests(account.emulator.endpoint());
+    let output = account.deployer(&["destroy", "--env", "dev", "--auto-approve"]);
+    assert_exit(&output, 1);
+    assert!(text(&output).contains("backing up"), "{}", text(&output));
+    assert!(
+        !emulator::injected_faults(account.emulator.endpoint()).is_empty(),
+        "the backup really failed"
+    );
+    let deletes: Vec<String> = support::mutating_requests(account.emulator.endpoint())
+        .into_iter()
+        // The lock's own DeleteItem (its release) is expected; nothing else may go.
+        .filter(|call| {
+            (call.contains("Delete") && !call.ends_with("DeleteItem"))
+                || call.starts_with("DELETE")
+                || call.contains("UpdateTable")
+        })
+        .collect();
+    assert!(
+        deletes.is_empty(),
+        "nothing was deleted or unprotected: {deletes:?}"
+    );
+    assert!(account.api_id("dev").await.is_some());
+    let table = aws_sdk_dynamodb::Client::new(&account.config)
+        .describe_table()
+        .table_name("PlaygroundScores-dev")
+        .send()
+        .await
+        .expect("the table is still there");
+    assert_eq!(
+        table.table().and_then(|t| t.deletion_protection_enabled()),
+        Some(true)
+    );
+    emulator::clear_faults(account.emulator.endpoint());
+}
+
+#[tokio::test]
 async fn destroy_without_state_refuses_and_names_what_it_found() {
     let account = Account::new().await;
     assert_exit(&account.apply_dev(), 0);
