@@ -137,7 +137,7 @@ impl LambdaFunction {
             .await
             .map_err(|error| {
                 EngineError::new(
-                    self.doing("waiting for the update of"),
+                    self.doing("waiting (up to 5 min) for the last update to finish of"),
                     state::sdk_error::causes(&error),
                 )
             })?;
@@ -361,6 +361,21 @@ impl Resource for LambdaFunction {
         _observed: &ObservedResource,
         changes: &[AttributeChange],
     ) -> Result<(), EngineError> {
+        // A creation or an update started by an earlier run (interrupted, or just
+        // finished) may still be under way: Lambda refuses another until it is done.
+        self.clients
+            .lambda
+            .wait_until_function_active_v2()
+            .function_name(&self.name)
+            .wait(Duration::from_secs(300))
+            .await
+            .map_err(|error| {
+                EngineError::new(
+                    self.doing("waiting (up to 5 min) until Lambda reports Active for"),
+                    state::sdk_error::causes(&error),
+                )
+            })?;
+        self.wait_until_updated().await?;
         let (mut configuration, mut code, mut old_tags) = (false, false, None);
         for change in changes {
             match FunctionAttributes::name_of(change)? {

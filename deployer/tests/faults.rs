@@ -1,0 +1,217 @@
+//! The deployer under what AWS does and a forgiving emulator does not: random
+//! throttling, server errors and dropped connections on every service, a new
+//! role Lambda cannot assume for a while, functions Pending and InProgress, and
+//! indexes CREATING (`emulator/faults.py`). Each command must converge, and the
+//! emulator's counters must show the faults really happened.
+
+mod support;
+
+use std::process::Output;
+use std::time::Instant;
+
+use emulator::Emulator;
+use support::{assert_exit, text};
+
+/// A synthetic x86_64 `bootstrap`: the emulator runs no code, so a valid ELF
+/// header is all the control plane needs.
+fn executable(marker: &[u8]) -> Vec<u8> {
+    let mut header = vec![0u8; 64];
+    header[..4].copy_from_slice(b"\x7fELF");
+    header[4] = 2;
+    header[5] = 1;
+    header[6] = 1;
+    header[16..18].copy_from_slice(&3u16.to_le_bytes());
+    header[18..20].copy_from_slice(&62u16.to_le_bytes());
+    header.extend_from_slice(marker);
+    header
+}
+
+struct Account {
+    emulator: Emulator,
+    dir: tempfile::TempDir,
+    config: aws_config::SdkConfig,
+}
+
+impl Account {
+    async fn new() -> Self {
+        let emulator = Emulator::start().unwrap_or_else(|error| panic!("{error}"));
+        let config = emulator::sdk_config_for(emulator.endpoint()).await;
+        let dir = tempfile::tempdir().expect("temp dir");
+        support::write_config(dir.path());
+        let artifact = deployer::artifact::package(&executable(b"v1"), "fn").expect("zip");
+        std::fs::write(dir.path().join("fn.zip"), artifact.bytes).expect("fn.zip");
+        Self {
+            emulator,
+            dir,
+            config,
+        }
+    }
+
+    fn deployer(&self, args: &[&str]) -> Output {
+        support::run_deployer(self.dir.path(), self.emulator.endpoint(), args)
+    }
+
+    async fn count_apis(&self) -> usize {
+        aws_sdk_apigatewayv2::Client::new(&self.config)
+            .get_apis()
+            .send()
+            .await
+            .expect("apis")
+            .items()
+            .iter()
+            .filter(|api| api.name() == Some("aimodelshare-playground-dev-http-api"))
+            .count()
+    }
+}
+
+/// Every service errs on a tenth of its calls (throttling, a server error, a
+/// dropped connection), with AWS's delays modelled.
+fn faults(seed: u64) -> serde_json::Value {
+    let services = [
+        "iam",
+        "sts",
+        "s3",
+        "dynamodb",
+        "lambda",
+        "apigateway",
+        "logs",
+    ];
+    serde_json::json!({
+        "seed": seed,
+        "rules": services.iter().map(|service| serde_json::json!({
+            "service": service, "probability": 0.1,
+            "kinds": ["throttle", "server_error", "reset"]
+        })).collect::<Vec<_>>(),
+        "models": {"iam_propagation_s": 2, "lambda_update_s": 1, "gsi_creating_s": 1}
+    })
+}
+
+/// The commands of an environment's life, each timed; panics when one fails.
+fn life(account: &Account) -> Vec<(&'static str, f64)> {
+    let steps: [(&str, &[&str]); 5] = [
+        ("bootstrap", &["bootstrap", "--auto-approve"]),
+        (
+            "apply",
+            &[
+                "apply",
+                "--env",
+                "dev",
+                "--auto-approve",
+                "--artifact",
+                "fn.zip",
+            ],
+        ),
+        (
+            "change",
+            &[
+                "apply",
+                "--env",
+                "dev",
+                "--auto-approve",
+                "--artifact",
+                "fn.zip",
+                "--var",
+                "memory_mb=512",
+            ],
+        ),
+        (
+            "plan",
+            &[
+                "plan",
+                "--env",
+                "dev",
+                "--detailed-exitcode",
+                "--artifact",
+                "fn.zip",
+                "--var",
+                "memory_mb=512",
+            ],
+        ),
+        ("destroy", &["destroy", "--env", "dev", "--auto-approve"]),
+    ];
+    steps
+        .iter()
+        .map(|(name, args)| {
+            let started = Instant::now();
+            let output = account.deployer(args);
+            assert_exit(&output, 0);
+            if *name == "plan" {
+                assert!(text(&output).contains("No changes"), "{}", text(&output));
+            }
+            (*name, started.elapsed().as_secs_f64())
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn bootstrap_apply_change_and_destroy_converge_under_faults_and_aws_delays() {
+    let quiet = Account::new().await;
+    let without: Vec<(&str, f64)> = life(&quiet);
+    let calm = emulator::served_requests(quiet.emulator.endpoint()).len();
+
+    let account = Account::new().await;
+    let seed = 15;
+    emulator::configure_faults(account.emulator.endpoint(), &faults(seed));
+    let with = life(&account);
+    assert_eq!(account.count_apis().await, 0, "destroy removed the one API");
+    let injected = emulator::injected_faults(account.emulator.endpoint());
+    let total: u64 = injected.values().sum();
+    let served = emulator::served_requests(account.emulator.endpoint()).len();
+    assert!(total >= 10, "faults were injected: {injected:?}");
+    for model in [
+        "lambda CreateFunction role not assumable yet",
+        "lambda GetFunction State Pending",
+    ] {
+        assert!(
+            injected.contains_key(model),
+            "{model} happened: {injected:?}"
+        );
+    }
+    eprintln!("faults injected (seed {seed}): {total} of {served} requests: {injected:?}");
+    eprintln!("requests without faults: {calm}; with: {served}");
+    for ((name, calm_seconds), (_, seconds)) in without.iter().zip(with.iter()) {
+        eprintln!("{name}: {seconds:.1} s under faults, {calm_seconds:.1} s without");
+    }
+}
+
+#[tokio::test]
+async fn an_apply_converges_to_exactly_one_of_each_resource_under_faults() {
+    let account = Account::new().await;
+    assert_exit(&account.deployer(&["bootstrap", "--auto-approve"]), 0);
+    emulator::configure_faults(account.emulator.endpoint(), &faults(42));
+    let args = [
+        "apply",
+        "--env",
+        "dev",
+        "--auto-approve",
+        "--artifact",
+        "fn.zip",
+    ];
+    assert_exit(&account.deployer(&args), 0);
+    assert_exit(
+        &account.deployer(&[
+            "plan",
+            "--env",
+            "dev",
+            "--detailed-exitcode",
+            "--artifact",
+            "fn.zip",
+        ]),
+        0,
+    );
+    emulator::clear_faults(account.emulator.endpoint());
+    assert_eq!(account.count_apis().await, 1, "exactly one HTTP API");
+    let roles = aws_sdk_iam::Client::new(&account.config)
+        .list_roles()
+        .send()
+        .await
+        .expect("roles");
+    assert_eq!(
+        roles
+            .roles()
+            .iter()
+            .filter(|role| role.role_name() == "aimodelshare-playground-dev-lambda-role")
+            .count(),
+        1
+    );
+}
