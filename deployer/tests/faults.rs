@@ -215,3 +215,163 @@ async fn an_apply_converges_to_exactly_one_of_each_resource_under_faults() {
         1
     );
 }
+
+/// The lock item's `ID`, when someone holds `dev`'s lock.
+async fn held_lock_id(account: &Account) -> Option<String> {
+    use aws_sdk_dynamodb::types::AttributeValue;
+    let item = aws_sdk_dynamodb::Client::new(&account.config)
+        .get_item()
+        .table_name("aimodelshare-tf-locks")
+        .key(
+            "LockID",
+            AttributeValue::S(
+                "aimodelshare-tfstate-prod-copilot-2024/deployer/dev/state.json".into(),
+            ),
+        )
+        .consistent_read(true)
+        .send()
+        .await
+        .expect("lock table")
+        .item?;
+    let info: serde_json::Value =
+        serde_json::from_str(item.get("Info")?.as_s().ok()?).expect("lock info JSON");
+    info["ID"].as_str().map(str::to_owned)
+}
+
+/// How many of each thing the environment has, by name: HTTP APIs, roles, log
+/// groups, functions, tables.
+async fn census(account: &Account) -> [usize; 5] {
+    let config = &account.config;
+    let roles = aws_sdk_iam::Client::new(config)
+        .list_roles()
+        .send()
+        .await
+        .expect("roles");
+    let groups = aws_sdk_cloudwatchlogs::Client::new(config)
+        .describe_log_groups()
+        .send()
+        .await
+        .expect("log groups");
+    let functions = aws_sdk_lambda::Client::new(config)
+        .list_functions()
+        .send()
+        .await
+        .expect("functions");
+    let tables = aws_sdk_dynamodb::Client::new(config)
+        .list_tables()
+        .send()
+        .await
+        .expect("tables");
+    [
+        account.count_apis().await,
+        roles
+            .roles()
+            .iter()
+            .filter(|role| role.role_name() == "aimodelshare-playground-dev-lambda-role")
+            .count(),
+        groups
+            .log_groups()
+            .iter()
+            .filter(|group| {
+                group.log_group_name() == Some("/aws/lambda/aimodelshare-playground-dev-api")
+            })
+            .count(),
+        functions
+            .functions()
+            .iter()
+            .filter(|function| function.function_name() == Some("aimodelshare-playground-dev-api"))
+            .count(),
+        tables
+            .table_names()
+            .iter()
+            .filter(|table| *table == "PlaygroundScores-dev")
+            .count(),
+    ]
+}
+
+#[tokio::test]
+async fn an_apply_killed_anywhere_converges_on_rerun_with_one_of_each_resource() {
+    const APPLY: [&str; 6] = [
+        "apply",
+        "--env",
+        "dev",
+        "--auto-approve",
+        "--artifact",
+        "fn.zip",
+    ];
+    // How many calls an apply from empty makes.
+    let reference = Account::new().await;
+    assert_exit(&reference.deployer(&["bootstrap", "--auto-approve"]), 0);
+    emulator::clear_served_requests(reference.emulator.endpoint());
+    assert_exit(&reference.deployer(&APPLY), 0);
+    let calls = emulator::served_requests(reference.emulator.endpoint()).len();
+    assert!(calls > 20, "{calls}");
+
+    // Ten kill points, spread over the call log by a seeded draw.
+    let seed: u64 = 1_234_567;
+    let mut state = seed;
+    let mut points: Vec<usize> = (0..10)
+        .map(|slot| {
+            state = state
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1);
+            let width = calls / 10;
+            slot * width + 1 + usize::try_from(state >> 33).unwrap_or(0) % width.max(1)
+        })
+        .collect();
+    points.sort_unstable();
+    eprintln!("kill points (seed {seed}), after N of {calls} calls: {points:?}");
+
+    let mut converged = 0;
+    for point in &points {
+        let account = Account::new().await;
+        assert_exit(&account.deployer(&["bootstrap", "--auto-approve"]), 0);
+        emulator::clear_served_requests(account.emulator.endpoint());
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_deployer"))
+            .current_dir(account.dir.path())
+            .envs(emulator::aws_env(account.emulator.endpoint()))
+            .env("DEPLOYER_SKIP_HEALTH_CHECK", "true")
+            .env_remove("DEPLOYER_ENV")
+            .args(APPLY)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("start apply");
+        let started = Instant::now();
+        loop {
+            let served = emulator::served_requests(account.emulator.endpoint()).len();
+            if served >= *point || started.elapsed().as_secs() > 60 {
+                break;
+            }
+            if child.try_wait().expect("wait").is_some() {
+                break;
+            }
+        }
+        let _ = child.kill(); // SIGKILL: no cleanup of any kind
+        let _ = child.wait();
+        if let Some(id) = held_lock_id(&account).await {
+            assert_exit(&account.deployer(&["force-unlock", "--env", "dev", &id]), 0);
+        }
+        assert_exit(&account.deployer(&APPLY), 0);
+        assert_exit(
+            &account.deployer(&[
+                "plan",
+                "--env",
+                "dev",
+                "--detailed-exitcode",
+                "--artifact",
+                "fn.zip",
+            ]),
+            0,
+        );
+        assert_eq!(
+            census(&account).await,
+            [1, 1, 1, 1, 1],
+            "after a kill at call {point}: one API, role, log group, function and table"
+        );
+        converged += 1;
+    }
+    eprintln!("{converged} of {} kill points converged", points.len());
+    assert_eq!(converged, points.len());
+}
