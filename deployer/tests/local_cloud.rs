@@ -384,7 +384,12 @@ async fn an_environment_on_the_local_cloud_serves_the_contract_through_api_gatew
     assert_eq!(status, 200, "{body}");
     assert_eq!(
         body,
-        json!({"status": "ok", "tableName": "PlaygroundScores-dev", "safeConcurrency": true})
+        json!({
+            "status": "ok",
+            "tableName": "PlaygroundScores-dev",
+            "safeConcurrency": true,
+            "allowTableDelete": false
+        })
     );
     check_contract(&cloud, &base).await;
 

@@ -25,6 +25,9 @@ pub struct Config {
     pub table_name: String,
     /// `SAFE_CONCURRENCY` (default `true`): how new users are counted.
     pub new_user_write: NewUserWrite,
+    /// `ALLOW_TABLE_DELETE` (default `false`): whether `DELETE /tables/{tableId}`
+    /// may delete a table; otherwise it answers 403.
+    pub allow_table_delete: bool,
     /// `CORS_ALLOW_ORIGINS` (local mode only): comma-separated origins, or `*`
     /// (the default). On Lambda, API Gateway's CORS configuration answers.
     pub cors_allow_origins: Vec<String>,
@@ -64,6 +67,20 @@ impl Config {
                 });
             }
         };
+        let allow_table_delete = match lookup("ALLOW_TABLE_DELETE")
+            .map(|value| value.trim().to_ascii_lowercase())
+            .as_deref()
+        {
+            None | Some("" | "false" | "0" | "no") => false,
+            Some("true" | "1" | "yes") => true,
+            Some(other) => {
+                return Err(ConfigError::Invalid {
+                    name: "ALLOW_TABLE_DELETE",
+                    value: other.to_owned(),
+                    expected: "true or false",
+                });
+            }
+        };
         let cors_allow_origins = parse_origins(lookup("CORS_ALLOW_ORIGINS").as_deref());
         let port = match lookup("PORT").filter(|port| !port.trim().is_empty()) {
             None => DEFAULT_PORT,
@@ -76,6 +93,7 @@ impl Config {
         Ok(Self {
             table_name,
             new_user_write,
+            allow_table_delete,
             cors_allow_origins,
             port,
         })
@@ -129,6 +147,10 @@ mod tests {
         let config = config(&[]).expect("defaults are valid");
         assert_eq!(config.table_name, "PlaygroundScores");
         assert_eq!(config.new_user_write, NewUserWrite::Transaction);
+        assert!(
+            !config.allow_table_delete,
+            "deleting tables is off by default"
+        );
         assert_eq!(config.cors_allow_origins, ["*"]);
         assert_eq!(config.port, 3000);
     }
@@ -138,12 +160,14 @@ mod tests {
         let parsed = config(&[
             ("TABLE_NAME", "PlaygroundScores-dev"),
             ("SAFE_CONCURRENCY", "False"),
+            ("ALLOW_TABLE_DELETE", " TRUE "),
             ("CORS_ALLOW_ORIGINS", "https://a.example, https://b.example"),
             ("PORT", "0"),
         ])
         .expect("valid");
         assert_eq!(parsed.table_name, "PlaygroundScores-dev");
         assert_eq!(parsed.new_user_write, NewUserWrite::ConditionalPut);
+        assert!(parsed.allow_table_delete);
         assert_eq!(
             parsed.cors_allow_origins,
             ["https://a.example", "https://b.example"]
@@ -157,6 +181,16 @@ mod tests {
         );
         let error = config(&[("SAFE_CONCURRENCY", "maybe")]).expect_err("invalid");
         assert!(error.to_string().contains("SAFE_CONCURRENCY"), "{error}");
+        for off in ["", "false", "0", "no"] {
+            assert!(
+                !config(&[("ALLOW_TABLE_DELETE", off)])
+                    .expect("valid")
+                    .allow_table_delete,
+                "{off:?}"
+            );
+        }
+        let error = config(&[("ALLOW_TABLE_DELETE", "sometimes")]).expect_err("invalid");
+        assert!(error.to_string().contains("ALLOW_TABLE_DELETE"), "{error}");
         assert!(config(&[("PORT", "http")]).is_err());
         assert!(config(&[("TABLE_NAME", "no spaces allowed")]).is_err());
     }

@@ -30,6 +30,8 @@ ENVIRONMENT:
     SAFE_CONCURRENCY    true (default): a new user and the userCount increment
                         are one transaction; false: a conditional put then an
                         atomic increment (cheaper, still exact under concurrency)
+    ALLOW_TABLE_DELETE  true: DELETE /tables/{tableId} deletes a table and its
+                        users; false (default): it answers 403
     CORS_ALLOW_ORIGINS  (local mode only) comma-separated origins, or * (default);
                         on Lambda, API Gateway's CORS configuration answers
     PORT                local HTTP port (default 3000; 0 picks a free one)
@@ -103,7 +105,8 @@ async fn run(arguments: Arguments, on_lambda: bool) -> Result<(), String> {
             if created { "created the table" } else { "the table already exists" }
         );
     }
-    let store = Store::new(client, config.table_name.clone(), config.new_user_write);
+    let store = Store::new(client, config.table_name.clone(), config.new_user_write)
+        .allowing_table_delete(config.allow_table_delete);
     if on_lambda {
         runtime::lambda::run(router(store))
             .await

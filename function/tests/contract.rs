@@ -416,7 +416,22 @@ async fn health_reports_the_table() {
     assert_eq!(reply.status, StatusCode::OK);
     assert_eq!(
         reply.body,
-        json!({ "status": "ok", "tableName": api.table_name, "safeConcurrency": true })
+        json!({
+            "status": "ok",
+            "tableName": api.table_name,
+            "safeConcurrency": true,
+            "allowTableDelete": false
+        })
+    );
+    let deleting = TestApi::deleting(NewUserWrite::ConditionalPut).await;
+    assert_eq!(
+        deleting.get("/health").await.body,
+        json!({
+            "status": "ok",
+            "tableName": deleting.table_name,
+            "safeConcurrency": false,
+            "allowTableDelete": true
+        })
     );
 
     let missing = emulator::unique_name("PlaygroundScores-absent");
@@ -434,6 +449,7 @@ async fn health_reports_the_table() {
     assert_eq!(reply.status, StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(reply.body["tableName"], missing);
     assert_eq!(reply.body["status"], "unavailable");
+    assert_eq!(reply.body["allowTableDelete"], false);
     assert!(reply.error().contains("does not exist"), "{}", reply.body);
 }
 

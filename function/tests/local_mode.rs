@@ -12,6 +12,7 @@ fn command(table: &str) -> Command {
     command
         .envs(emulator::aws_env(emulator::shared_endpoint()))
         .env_remove("AWS_LAMBDA_RUNTIME_API")
+        .env_remove("ALLOW_TABLE_DELETE")
         .env("TABLE_NAME", table)
         .env("PORT", "0")
         .env("RUST_LOG", "info")
@@ -137,6 +138,14 @@ fn bad_configuration_fails_before_serving_and_names_the_setting() {
     assert!(stderr.contains("SAFE_CONCURRENCY"), "{stderr}");
 
     let output = command("PlaygroundScores-x")
+        .env("ALLOW_TABLE_DELETE", "perhaps")
+        .output()
+        .expect("run");
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("ALLOW_TABLE_DELETE"), "{stderr}");
+
+    let output = command("PlaygroundScores-x")
         .arg("--bogus")
         .output()
         .expect("run");
@@ -166,6 +175,7 @@ fn help_explains_the_environment() {
     for setting in [
         "TABLE_NAME",
         "SAFE_CONCURRENCY",
+        "ALLOW_TABLE_DELETE",
         "CORS_ALLOW_ORIGINS",
         "PORT",
         "--create-table",

@@ -1,6 +1,8 @@
 //! `GET /health`: 200 when the table is reachable and `ACTIVE`, 503 otherwise.
-//! Both name the table and the write mode the function runs with
-//! (`safeConcurrency`), so a deploy can be seen to serve its configuration.
+//! Both name the table, the write mode the function runs with
+//! (`safeConcurrency`) and whether it may delete tables (`allowTableDelete`),
+//! so a deploy can be seen to serve its configuration, and a client (the load
+//! test) can tell an environment that keeps what is written to it.
 
 use std::sync::Arc;
 
@@ -16,11 +18,13 @@ use crate::store::{NewUserWrite, Unhealthy};
 pub async fn check(State(state): State<Arc<AppState>>) -> Response {
     let table_name = state.store.table_name();
     let safe_concurrency = state.store.new_user_write() == NewUserWrite::Transaction;
+    let allow_table_delete = state.store.table_delete_allowed();
     match state.store.health().await {
         Ok(()) => Json(json!({
             "status": "ok",
             "tableName": table_name,
-            "safeConcurrency": safe_concurrency
+            "safeConcurrency": safe_concurrency,
+            "allowTableDelete": allow_table_delete
         }))
         .into_response(),
         Err(problem) => {
@@ -40,6 +44,7 @@ pub async fn check(State(state): State<Arc<AppState>>) -> Response {
                     "status": "unavailable",
                     "tableName": table_name,
                     "safeConcurrency": safe_concurrency,
+                    "allowTableDelete": allow_table_delete,
                     "error": error
                 })),
             )

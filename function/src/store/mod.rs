@@ -40,6 +40,7 @@ pub struct Store {
     client: Client,
     table_name: String,
     new_user_write: NewUserWrite,
+    allow_table_delete: bool,
 }
 
 impl Store {
@@ -52,7 +53,21 @@ impl Store {
             client,
             table_name: table_name.into(),
             new_user_write,
+            allow_table_delete: false,
         }
+    }
+
+    /// The same store, allowed (or not: the default) to delete playground
+    /// tables (`ALLOW_TABLE_DELETE`).
+    #[must_use]
+    pub fn allowing_table_delete(mut self, allowed: bool) -> Self {
+        self.allow_table_delete = allowed;
+        self
+    }
+
+    /// Whether [`Store::delete_table`] may delete tables (`ALLOW_TABLE_DELETE`).
+    pub fn table_delete_allowed(&self) -> bool {
+        self.allow_table_delete
     }
 
     pub fn table_name(&self) -> &str {

@@ -60,6 +60,11 @@ impl TestApi {
         Self::over_new_table(mode, router).await
     }
 
+    /// The same over a store allowed to delete tables (`ALLOW_TABLE_DELETE=true`).
+    pub async fn deleting(mode: NewUserWrite) -> Self {
+        Self::over_new_table(mode, |store| router(store.allowing_table_delete(true))).await
+    }
+
     /// The API as served locally, with the CORS handling for `origins`.
     pub async fn with_cors(mode: NewUserWrite, origins: Vec<String>) -> Self {
         Self::over_new_table(mode, |store| local_router(store, CorsPolicy::new(origins))).await
