@@ -268,7 +268,7 @@ async fn check_contract(cloud: &Cloud, base: &str) {
         assert_eq!(body, json!({"error": "Route not found"}), "{path}");
     }
     let (status, headers, body) = cloud
-        .call(base, "DELETE", &format!("/tables/{table}"), None, &[])
+        .call(base, "PUT", &format!("/tables/{table}"), Some("{}"), &[])
         .await;
     assert_eq!(status, 405, "{body}");
     assert_eq!(body["error"], "Method not allowed");
@@ -276,7 +276,19 @@ async fn check_contract(cloud: &Cloud, base: &str) {
         .get("allow")
         .and_then(|value| value.to_str().ok())
         .unwrap_or_default();
-    assert!(allow.contains("GET") && allow.contains("PATCH"), "{allow}");
+    assert!(
+        allow.contains("GET") && allow.contains("PATCH") && allow.contains("DELETE"),
+        "{allow}"
+    );
+    // DELETE is routed, and this environment does not allow it.
+    let (status, _, body) = cloud
+        .call(base, "DELETE", &format!("/tables/{table}"), None, &[])
+        .await;
+    assert_eq!(status, 403, "{body}");
+    assert_eq!(
+        body["error"], "This environment does not allow deleting tables",
+        "{body}"
+    );
 
     // 413 from the function (API Gateway's own limit is 10 MB).
     let large = format!(

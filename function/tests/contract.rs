@@ -486,7 +486,7 @@ async fn served_locally_cors_is_answered_as_api_gateway_answers_it() {
         let methods = reply.headers["access-control-allow-methods"]
             .to_str()
             .unwrap_or_default();
-        for method in ["GET", "PUT", "PATCH", "POST", "OPTIONS"] {
+        for method in ["GET", "PUT", "PATCH", "POST", "DELETE", "OPTIONS"] {
             assert!(methods.contains(method), "{methods}");
         }
         let allowed_headers = reply.headers["access-control-allow-headers"]
@@ -576,7 +576,7 @@ async fn unknown_routes_404_wrong_methods_405_with_allow() {
         assert_eq!(reply.status, StatusCode::NOT_FOUND, "{path}");
         assert_eq!(reply.error(), "Route not found");
     }
-    let reply = api.send("DELETE", "/tables/x", None, &[]).await;
+    let reply = api.send("PUT", "/tables/x", Some("{}"), &[]).await;
     assert_eq!(reply.status, StatusCode::METHOD_NOT_ALLOWED);
     assert_eq!(reply.error(), "Method not allowed");
     let allow = reply.headers["allow"]
@@ -584,8 +584,17 @@ async fn unknown_routes_404_wrong_methods_405_with_allow() {
         .unwrap_or_default()
         .to_owned();
     assert!(
-        allow.contains("GET") && allow.contains("PATCH") && !allow.contains("DELETE"),
+        allow.contains("GET")
+            && allow.contains("PATCH")
+            && allow.contains("DELETE")
+            && !allow.contains("PUT"),
         "{allow}"
+    );
+    let reply = api.send("DELETE", "/tables", None, &[]).await;
+    assert_eq!(
+        reply.status,
+        StatusCode::METHOD_NOT_ALLOWED,
+        "no bulk delete"
     );
     let reply = api.send("POST", "/health", Some("{}"), &[]).await;
     assert_eq!(reply.status, StatusCode::METHOD_NOT_ALLOWED);
@@ -627,6 +636,154 @@ async fn every_registered_route_is_served_and_nothing_else() {
             }
         }
     }
+}
+
+#[tokio::test]
+async fn delete_is_403_where_the_environment_does_not_allow_it() {
+    let api = TestApi::new(NewUserWrite::Transaction).await;
+    api.create_table("kept").await;
+    api.put_user("kept", "ann", 1).await;
+    for path in ["/tables/kept", "/tables/ghost", "/tables/bad%20id"] {
+        let reply = api.delete(path).await;
+        assert_eq!(
+            reply.status,
+            StatusCode::FORBIDDEN,
+            "{path}: {:?}",
+            reply.body
+        );
+        assert_eq!(
+            reply.error(),
+            "This environment does not allow deleting tables"
+        );
+    }
+    assert_eq!(api.get("/tables/kept").await.body["userCount"], json!(1));
+    assert_eq!(api.items_of("kept").await, 2, "the metadata and ann stay");
+}
+
+#[tokio::test]
+async fn delete_removes_the_table_and_its_users_and_no_other_table() {
+    for mode in [NewUserWrite::Transaction, NewUserWrite::ConditionalPut] {
+        let api = TestApi::deleting(mode).await;
+        for (table, users) in [("gone", 30), ("gone-2", 3), ("kept", 4)] {
+            api.create_table(table).await;
+            for index in 0..users {
+                let reply = api
+                    .put_user(table, &format!("user-{index:02}"), index)
+                    .await;
+                assert_eq!(reply.status, StatusCode::OK, "{:?}", reply.body);
+            }
+        }
+        let reply = api.delete("/tables/gone").await;
+        assert_eq!(reply.status, StatusCode::OK, "{:?}", reply.body);
+        assert_eq!(
+            reply.body,
+            json!({"tableId": "gone", "deletedUsers": 30, "message": "Table deleted"})
+        );
+        assert_eq!(api.items_of("gone").await, 0, "nothing of it is left");
+        assert_eq!(api.get("/tables/gone").await.status, StatusCode::NOT_FOUND);
+        assert_eq!(
+            api.get("/tables/gone/users").await.error(),
+            "Table not found"
+        );
+        assert_eq!(
+            api.get("/tables/gone/users/user-00").await.error(),
+            "Table not found"
+        );
+        assert_eq!(
+            api.put_user("gone", "user-00", 1).await.status,
+            StatusCode::NOT_FOUND,
+            "no user is written into a deleted table"
+        );
+        let listed: Vec<Value> = api.get("/tables").await.body["tables"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        let ids: Vec<&str> = listed
+            .iter()
+            .filter_map(|table| table["tableId"].as_str())
+            .collect();
+        assert_eq!(
+            ids,
+            ["kept", "gone-2"],
+            "newest first, without the deleted one"
+        );
+        for (table, users) in [("gone-2", 3), ("kept", 4)] {
+            let read = api.get(&format!("/tables/{table}")).await.body;
+            assert_eq!(read["userCount"], json!(users), "{table}: {read}");
+            assert_eq!(
+                api.get(&format!("/tables/{table}/users")).await.body["users"]
+                    .as_array()
+                    .map(Vec::len),
+                Some(users as usize),
+                "{table}"
+            );
+        }
+
+        let again = api.delete("/tables/gone").await;
+        assert_eq!(again.status, StatusCode::NOT_FOUND, "{:?}", again.body);
+        assert_eq!(again.error(), "Table not found");
+        assert_eq!(
+            api.delete("/tables/bad%20id").await.status,
+            StatusCode::BAD_REQUEST
+        );
+        // The id is free again, and a new table under it starts empty.
+        api.create_table("gone").await;
+        assert_eq!(api.get("/tables/gone").await.body["userCount"], json!(0));
+        let empty = api.delete("/tables/gone").await;
+        assert_eq!(empty.body["deletedUsers"], json!(0), "{:?}", empty.body);
+        assert_eq!(empty.status, StatusCode::OK);
+    }
+}
+
+#[tokio::test]
+async fn a_large_table_is_deleted_by_several_bounded_requests() {
+    let api = TestApi::deleting(NewUserWrite::Transaction).await;
+    api.create_table("big").await;
+    api.seed_users("big", 1_100).await;
+    // One request reads at most 10 pages of 100 items: the metadata and 999 users.
+    let first = api.delete("/tables/big").await;
+    assert_eq!(first.status, StatusCode::ACCEPTED, "{:?}", first.body);
+    assert_eq!(first.body["deletedUsers"], json!(999));
+    assert!(
+        first.body["message"]
+            .as_str()
+            .is_some_and(|message| message.contains("send DELETE again")),
+        "{:?}",
+        first.body
+    );
+    assert_eq!(
+        api.get("/tables/big").await.status,
+        StatusCode::OK,
+        "the metadata goes last: the table is still there"
+    );
+    let second = api.delete("/tables/big").await;
+    assert_eq!(second.status, StatusCode::OK, "{:?}", second.body);
+    assert_eq!(second.body["deletedUsers"], json!(101));
+    assert_eq!(api.items_of("big").await, 0);
+    assert_eq!(
+        api.delete("/tables/big").await.status,
+        StatusCode::NOT_FOUND
+    );
+}
+
+#[tokio::test]
+async fn a_user_left_behind_by_a_concurrent_write_goes_with_the_next_delete() {
+    // What a write racing a delete can leave: a user in the partition of a table
+    // whose metadata is gone. The table reads as missing; a DELETE finishes it.
+    let api = TestApi::deleting(NewUserWrite::Transaction).await;
+    api.seed_users("orphaned", 1).await;
+    assert_eq!(
+        api.get("/tables/orphaned").await.status,
+        StatusCode::NOT_FOUND
+    );
+    let reply = api.delete("/tables/orphaned").await;
+    assert_eq!(reply.status, StatusCode::OK, "{:?}", reply.body);
+    assert_eq!(reply.body["deletedUsers"], json!(1));
+    assert_eq!(api.items_of("orphaned").await, 0);
+    assert_eq!(
+        api.delete("/tables/orphaned").await.status,
+        StatusCode::NOT_FOUND
+    );
 }
 
 #[tokio::test]

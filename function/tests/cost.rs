@@ -39,6 +39,10 @@ impl RoundTrips {
 }
 
 async fn counted_api(mode: NewUserWrite) -> (TestApi, RoundTrips) {
+    counted_api_deleting(mode, false).await
+}
+
+async fn counted_api_deleting(mode: NewUserWrite, allow_delete: bool) -> (TestApi, RoundTrips) {
     let base = support::client().await;
     let table_name = emulator::unique_name("PlaygroundScores-cost");
     create_table_if_missing(&base, &table_name)
@@ -50,7 +54,10 @@ async fn counted_api(mode: NewUserWrite) -> (TestApi, RoundTrips) {
         .build();
     let client = aws_sdk_dynamodb::Client::from_conf(config);
     let api = TestApi {
-        router: router(Store::new(client.clone(), table_name.clone(), mode)),
+        router: router(
+            Store::new(client.clone(), table_name.clone(), mode)
+                .allowing_table_delete(allow_delete),
+        ),
         table_name,
         client,
         stage: support::Stage::Named,
@@ -113,10 +120,14 @@ async fn steady_state_requests_cost_the_documented_round_trips() {
         assert_eq!(api.get("/health").await.status, StatusCode::OK);
         assert_eq!(trips.take(), 1, "GET /health");
 
-        // Bad input costs nothing.
+        // Bad input costs nothing, and neither does a DELETE where it is not allowed.
         assert_eq!(
             api.put("/tables/cost/users/ann", "{").await.status,
             StatusCode::BAD_REQUEST
+        );
+        assert_eq!(
+            api.delete("/tables/cost").await.status,
+            StatusCode::FORBIDDEN
         );
         assert_eq!(
             api.get("/tables?limit=0").await.status,
@@ -124,4 +135,58 @@ async fn steady_state_requests_cost_the_documented_round_trips() {
         );
         assert_eq!(trips.take(), 0, "rejected requests");
     }
+}
+
+#[tokio::test]
+async fn delete_costs_a_query_per_100_items_a_batch_write_per_25_users_and_one_for_the_metadata() {
+    let (api, trips) = counted_api_deleting(NewUserWrite::Transaction, true).await;
+
+    // A missing table: one query that finds nothing.
+    assert_eq!(
+        api.delete("/tables/nothing").await.status,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(trips.take(), 1, "DELETE of a missing table");
+    assert_eq!(
+        api.delete("/tables/bad%20id").await.status,
+        StatusCode::BAD_REQUEST
+    );
+    assert_eq!(trips.take(), 0, "DELETE with a bad id");
+
+    // An empty table: the query, then the metadata.
+    api.create_table("empty").await;
+    trips.take();
+    assert_eq!(api.delete("/tables/empty").await.status, StatusCode::OK);
+    assert_eq!(trips.take(), 2, "DELETE of a table without users");
+
+    // 30 users: one query, batches of 25 and 5, the metadata.
+    api.create_table("thirty").await;
+    api.seed_users("thirty", 30).await;
+    trips.take();
+    let reply = api.delete("/tables/thirty").await;
+    assert_eq!(reply.status, StatusCode::OK);
+    assert_eq!(reply.body["deletedUsers"], 30);
+    assert_eq!(trips.take(), 4, "DELETE of a table of 30 users");
+
+    // 250 users: 251 items are three pages; 99 + 100 + 51 users are 4 + 4 + 3
+    // batch writes; the metadata.
+    api.create_table("many").await;
+    api.seed_users("many", 250).await;
+    trips.take();
+    assert_eq!(api.delete("/tables/many").await.status, StatusCode::OK);
+    assert_eq!(trips.take(), 3 + 11 + 1, "DELETE of a table of 250 users");
+
+    // The bound: one request reads at most 10 pages (999 users and the
+    // metadata) and writes at most 40 batches; the rest takes another request.
+    api.create_table("large").await;
+    api.seed_users("large", 1_100).await;
+    trips.take();
+    assert_eq!(
+        api.delete("/tables/large").await.status,
+        StatusCode::ACCEPTED
+    );
+    assert_eq!(trips.take(), 10 + 40, "the first DELETE of 1,100 users");
+    assert_eq!(api.delete("/tables/large").await.status, StatusCode::OK);
+    // 102 items left: two pages (99 and 2 users), 4 + 1 batch writes, the metadata.
+    assert_eq!(trips.take(), 2 + 5 + 1, "the second DELETE of 1,100 users");
 }

@@ -115,6 +115,11 @@ fn serves_http_and_stops_cleanly_on_sigterm() {
     let (status, body) = http(&url, "GET", "/tables/local-1", "");
     assert_eq!(status, 200);
     assert!(body.contains(r#""userCount":1"#), "{body}");
+    // Deleting tables is off unless ALLOW_TABLE_DELETE says otherwise.
+    let (_, body) = http(&url, "GET", "/health", "");
+    assert!(body.contains(r#""allowTableDelete":false"#), "{body}");
+    let (status, body) = http(&url, "DELETE", "/tables/local-1", "");
+    assert_eq!(status, 403, "{body}");
 
     let killed = Command::new("kill")
         .args(["-TERM", &server.child.id().to_string()])

@@ -3,7 +3,7 @@
 //! with the same (see the function's `api::cors`).
 
 /// Methods browsers may use.
-pub const ALLOW_METHODS: &[&str] = &["GET", "PUT", "PATCH", "POST", "OPTIONS"];
+pub const ALLOW_METHODS: &[&str] = &["GET", "PUT", "PATCH", "POST", "DELETE", "OPTIONS"];
 /// Request headers browsers may send.
 pub const ALLOW_HEADERS: &[&str] = &["Content-Type", "Authorization"];
 /// How long browsers may cache a preflight answer.

@@ -28,6 +28,7 @@ pub const ROUTES: &[Route] = &[
     route("GET", "/tables"),
     route("GET", "/tables/{tableId}"),
     route("PATCH", "/tables/{tableId}"),
+    route("DELETE", "/tables/{tableId}"),
     route("GET", "/tables/{tableId}/users"),
     route("GET", "/tables/{tableId}/users/{username}"),
     route("PUT", "/tables/{tableId}/users/{username}"),

@@ -34,9 +34,12 @@ impl IntoResponse for ApiError {
             Self::BadRequest(_) => StatusCode::BAD_REQUEST,
             Self::Store(store) => match store {
                 StoreError::TableNotFound | StoreError::UserNotFound => StatusCode::NOT_FOUND,
+                StoreError::TableDeleteNotAllowed => StatusCode::FORBIDDEN,
                 StoreError::TableAlreadyExists { .. } => StatusCode::CONFLICT,
                 StoreError::InvalidCursor { .. } => StatusCode::BAD_REQUEST,
-                StoreError::Contended { .. } => StatusCode::SERVICE_UNAVAILABLE,
+                StoreError::Contended { .. } | StoreError::Unprocessed { .. } => {
+                    StatusCode::SERVICE_UNAVAILABLE
+                }
                 StoreError::MalformedItem { .. } | StoreError::DynamoDb { .. } => {
                     StatusCode::INTERNAL_SERVER_ERROR
                 }
@@ -44,8 +47,13 @@ impl IntoResponse for ApiError {
         };
         let message = if status.is_server_error() {
             tracing::error!(error = %self, "request failed");
-            match status {
-                StatusCode::SERVICE_UNAVAILABLE => "Too many concurrent writes; retry".to_owned(),
+            match &self {
+                Self::Store(StoreError::Contended { .. }) => {
+                    "Too many concurrent writes; retry".to_owned()
+                }
+                Self::Store(StoreError::Unprocessed { .. }) => {
+                    "The table is busy; retry".to_owned()
+                }
                 _ => "Internal server error".to_owned(),
             }
         } else {

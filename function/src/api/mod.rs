@@ -37,7 +37,10 @@ pub fn router(store: Store) -> Router {
     let state = Arc::new(AppState { store });
     Router::new()
         .route("/tables", get(tables::list).post(tables::create))
-        .route("/tables/{tableId}", get(tables::get).patch(tables::patch))
+        .route(
+            "/tables/{tableId}",
+            get(tables::get).patch(tables::patch).delete(tables::delete),
+        )
         .route("/tables/{tableId}/users", get(users::list))
         .route(
             "/tables/{tableId}/users/{username}",

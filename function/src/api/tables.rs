@@ -1,4 +1,5 @@
-//! `POST /tables`, `GET /tables`, `GET /tables/{tableId}`, `PATCH /tables/{tableId}`.
+//! `POST /tables`, `GET /tables`, `GET /tables/{tableId}`, `PATCH /tables/{tableId}`,
+//! `DELETE /tables/{tableId}`.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -87,4 +88,39 @@ pub async fn patch(
         .patch_table(table_id, &patch, &crate::now())
         .await?;
     Ok(Json(json!({ "message": "Table updated" })).into_response())
+}
+
+/// `DELETE /tables/{tableId}`: 403 unless the environment allows deleting tables
+/// (checked before anything else, so a refusal costs nothing). 200 once the
+/// table and its users are gone; 202 when it is large enough that this request
+/// stopped part-way (the table is still there: another DELETE continues).
+pub async fn delete(
+    State(state): State<Arc<AppState>>,
+    Path(table_id): Path<String>,
+) -> Result<Response, ApiError> {
+    if !state.store.table_delete_allowed() {
+        return Err(StoreError::TableDeleteNotAllowed.into());
+    }
+    let table_id = input::table_id(&table_id)?;
+    let deletion = state.store.delete_table(table_id).await?;
+    let (status, message) = if deletion.complete {
+        (StatusCode::OK, "Table deleted".to_owned())
+    } else {
+        (
+            StatusCode::ACCEPTED,
+            format!(
+                "Deleted {} users; more remain: send DELETE again to finish",
+                deletion.deleted_users
+            ),
+        )
+    };
+    Ok((
+        status,
+        Json(json!({
+            "tableId": table_id,
+            "deletedUsers": deletion.deleted_users,
+            "message": message,
+        })),
+    )
+        .into_response())
 }

@@ -10,6 +10,8 @@ pub enum StoreError {
     TableNotFound,
     #[error("User not found in table")]
     UserNotFound,
+    #[error("This environment does not allow deleting tables")]
+    TableDeleteNotAllowed,
     #[error("Table '{table_id}' already exists")]
     TableAlreadyExists { table_id: String },
     #[error("Invalid lastKey: {reason}")]
@@ -24,6 +26,12 @@ pub enum StoreError {
     DynamoDb { action: String, detail: String },
     #[error("{action}: gave up after {attempts} attempts that conflicted with concurrent writes")]
     Contended { action: String, attempts: u32 },
+    #[error("{action}: DynamoDB left {left} items unprocessed after {attempts} attempts")]
+    Unprocessed {
+        action: String,
+        attempts: u32,
+        left: usize,
+    },
 }
 
 impl StoreError {

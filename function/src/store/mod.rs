@@ -2,14 +2,18 @@
 //! bounded number of DynamoDB round trips (see the README's cost table).
 
 mod cursor;
+mod delete;
 mod error;
 mod item;
 mod provision;
 mod tables;
 mod users;
 
+use std::time::Duration;
+
 use aws_sdk_dynamodb::Client;
 
+pub use delete::TableDeletion;
 pub use error::StoreError;
 pub use provision::{create_table_if_missing, table_status};
 pub use tables::{TablePatch, TableRecord};
@@ -85,6 +89,21 @@ impl Store {
             table: &self.table_name,
         }
     }
+}
+
+/// A growing, jittered pause before attempt `attempt + 1` of something that
+/// lost a race or was left unprocessed: `min` doubling up to `max`, full jitter.
+async fn back_off(attempt: u32, min: Duration, max: Duration) {
+    use backon::BackoffBuilder;
+    let pause = backon::ExponentialBuilder::default()
+        .with_min_delay(min)
+        .with_max_delay(max)
+        .with_jitter()
+        .without_max_times()
+        .build()
+        .nth(attempt.min(16) as usize)
+        .unwrap_or(max);
+    tokio::time::sleep(pause).await;
 }
 
 /// Why the health check failed.

@@ -77,16 +77,12 @@ fn user_item(table_id: &str, username: &str, counts: UserCounts, now: &str) -> I
 /// A short, growing, jittered pause between attempts that lost a race: 5 ms
 /// doubling to 320 ms, with full jitter.
 async fn back_off(attempt: u32) {
-    use backon::BackoffBuilder;
-    let pause = backon::ExponentialBuilder::default()
-        .with_min_delay(Duration::from_millis(5))
-        .with_max_delay(Duration::from_millis(320))
-        .with_jitter()
-        .without_max_times()
-        .build()
-        .nth(attempt.min(6) as usize)
-        .unwrap_or(Duration::from_millis(320));
-    tokio::time::sleep(pause).await;
+    super::back_off(
+        attempt,
+        Duration::from_millis(5),
+        Duration::from_millis(320),
+    )
+    .await;
 }
 
 impl Store {

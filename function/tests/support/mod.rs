@@ -162,6 +162,74 @@ impl TestApi {
         .await
     }
 
+    pub async fn delete(&self, path: &str) -> Reply {
+        self.send("DELETE", path, None, &[]).await
+    }
+
+    /// Write `count` users (`user-0000`, …) straight into table `table_id`'s
+    /// partition, 25 at a time, without the API (and so without counting them).
+    pub async fn seed_users(&self, table_id: &str, count: usize) {
+        use aws_sdk_dynamodb::types::{AttributeValue, PutRequest, WriteRequest};
+        let names: Vec<String> = (0..count).map(|index| format!("user-{index:04}")).collect();
+        for chunk in names.chunks(25) {
+            let requests: Vec<WriteRequest> = chunk
+                .iter()
+                .map(|name| {
+                    let item = [
+                        ("tableId", AttributeValue::S(table_id.to_owned())),
+                        ("username", AttributeValue::S(name.clone())),
+                        ("submissionCount", AttributeValue::N("1".into())),
+                        ("totalCount", AttributeValue::N("2".into())),
+                        (
+                            "leaderboardKey",
+                            AttributeValue::S(playground_api::schema::leaderboard_key(1, name)),
+                        ),
+                    ]
+                    .into_iter()
+                    .map(|(name, value)| (name.to_owned(), value))
+                    .collect();
+                    let put = PutRequest::builder()
+                        .set_item(Some(item))
+                        .build()
+                        .expect("a put request");
+                    WriteRequest::builder().put_request(put).build()
+                })
+                .collect();
+            let output = self
+                .client
+                .batch_write_item()
+                .request_items(&self.table_name, requests)
+                .send()
+                .await
+                .expect("seeding users");
+            assert!(
+                output
+                    .unprocessed_items()
+                    .is_none_or(|left| left.is_empty()),
+                "the emulator left seeded users unprocessed"
+            );
+        }
+    }
+
+    /// How many items (metadata and users) table `table_id`'s partition holds,
+    /// read from DynamoDB directly.
+    pub async fn items_of(&self, table_id: &str) -> i32 {
+        self.client
+            .query()
+            .table_name(&self.table_name)
+            .key_condition_expression("tableId = :id")
+            .expression_attribute_values(
+                ":id",
+                aws_sdk_dynamodb::types::AttributeValue::S(table_id.to_owned()),
+            )
+            .consistent_read(true)
+            .select(aws_sdk_dynamodb::types::Select::Count)
+            .send()
+            .await
+            .expect("counting a partition")
+            .count()
+    }
+
     pub async fn create_table(&self, table_id: &str) {
         let reply = self
             .post("/tables", &format!(r#"{{"tableId":"{table_id}"}}"#))

@@ -1,0 +1,162 @@
+//! Deleting a playground table: its users in pages, then its metadata.
+//!
+//! The table's items are read from its own partition (`tableId`, never a scan),
+//! keys only, a bounded page at a time, and deleted with BatchWriteItem, 25
+//! keys a request; DynamoDB may leave some of a batch unprocessed (throttling),
+//! and those are sent again, a bounded number of times, with backoff. The
+//! metadata item goes last, once every user read is gone, so that the table
+//! stays visible (and a DELETE can be repeated) until its users are gone.
+//!
+//! One request reads at most [`MAX_PAGES`] pages: a larger table is deleted by
+//! several requests, each bounded, each continuing where the last stopped
+//! (the items already deleted are simply no longer there).
+//!
+//! Not atomic: a user written while the delete runs, after its page was read,
+//! survives it. Such a user is still in the table's partition, so a repeated
+//! DELETE removes it; only when the partition holds nothing at all is the
+//! table not found.
+
+use std::time::Duration;
+
+use aws_sdk_dynamodb::types::{DeleteRequest, WriteRequest};
+
+use super::item::{Item, string_value};
+use super::tables::metadata_key;
+use super::{Store, StoreError, back_off};
+use crate::schema::{METADATA_USERNAME, TABLE_ID, USERNAME};
+
+/// Keys one query page reads.
+pub const PAGE_ITEMS: usize = 100;
+/// Query pages one request reads at most (so at most 1,000 items).
+pub const MAX_PAGES: usize = 10;
+/// BatchWriteItem's limit of requests per call.
+pub const BATCH_ITEMS: usize = 25;
+/// How many times one batch is sent while DynamoDB leaves some of it unprocessed.
+pub const MAX_BATCH_ATTEMPTS: u32 = 6;
+
+/// What one DELETE did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TableDeletion {
+    /// Users deleted by this request.
+    pub deleted_users: u64,
+    /// Whether the table is gone: every item read and deleted, metadata last.
+    /// `false` when the request stopped after [`MAX_PAGES`] pages: the table
+    /// (with its metadata) is still there, and another DELETE continues.
+    pub complete: bool,
+}
+
+impl Store {
+    /// Delete table `table_id`: every user in its partition, then its metadata.
+    /// [`StoreError::TableDeleteNotAllowed`] unless the store allows it;
+    /// [`StoreError::TableNotFound`] when the partition holds nothing.
+    ///
+    /// Costs, for a partition of `n` items (the metadata included), at most
+    /// [`MAX_PAGES`] queries and `ceil(users of each page / 25)` batch writes
+    /// per page, plus one for the metadata, with unprocessed items resent.
+    pub async fn delete_table(&self, table_id: &str) -> Result<TableDeletion, StoreError> {
+        if !self.allow_table_delete {
+            return Err(StoreError::TableDeleteNotAllowed);
+        }
+        let mut start: Option<Item> = None;
+        let mut deleted_users = 0_u64;
+        let mut found_any = false;
+        for _ in 0..MAX_PAGES {
+            let output = self
+                .client
+                .query()
+                .table_name(&self.table_name)
+                .key_condition_expression("#id = :id")
+                .projection_expression("#id, #name")
+                .expression_attribute_names("#id", TABLE_ID)
+                .expression_attribute_names("#name", USERNAME)
+                .expression_attribute_values(":id", string_value(table_id))
+                .consistent_read(true)
+                .limit(PAGE_ITEMS as i32)
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(|error| {
+                    StoreError::dynamodb(format!("reading the items of table {table_id}"), error)
+                })?;
+            found_any |= !output.items().is_empty();
+            let users: Vec<Item> = output
+                .items()
+                .iter()
+                .filter(|item| {
+                    item.get(USERNAME)
+                        .and_then(|name| name.as_s().ok())
+                        .map(String::as_str)
+                        != Some(METADATA_USERNAME)
+                })
+                .cloned()
+                .collect();
+            for batch in users.chunks(BATCH_ITEMS) {
+                self.delete_keys(table_id, batch).await?;
+                deleted_users += batch.len() as u64;
+            }
+            match output.last_evaluated_key() {
+                Some(key) => start = Some(key.clone()),
+                None if !found_any => return Err(StoreError::TableNotFound),
+                None => {
+                    self.delete_keys(table_id, &[metadata_key(table_id)])
+                        .await?;
+                    return Ok(TableDeletion {
+                        deleted_users,
+                        complete: true,
+                    });
+                }
+            }
+        }
+        Ok(TableDeletion {
+            deleted_users,
+            complete: false,
+        })
+    }
+
+    /// Delete `keys` (at most [`BATCH_ITEMS`]) with BatchWriteItem, sending
+    /// what DynamoDB leaves unprocessed again, at most [`MAX_BATCH_ATTEMPTS`]
+    /// times in all.
+    async fn delete_keys(&self, table_id: &str, keys: &[Item]) -> Result<(), StoreError> {
+        let action = || format!("deleting items of table {table_id}");
+        let mut pending = keys
+            .iter()
+            .map(|key| {
+                DeleteRequest::builder()
+                    .set_key(Some(key.clone()))
+                    .build()
+                    .map(|delete| WriteRequest::builder().delete_request(delete).build())
+            })
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|error| StoreError::dynamodb(action(), error))?;
+        for attempt in 0..MAX_BATCH_ATTEMPTS {
+            if attempt > 0 {
+                back_off(
+                    attempt - 1,
+                    Duration::from_millis(50),
+                    Duration::from_millis(1_600),
+                )
+                .await;
+            }
+            let output = self
+                .client
+                .batch_write_item()
+                .request_items(&self.table_name, pending)
+                .send()
+                .await
+                .map_err(|error| StoreError::dynamodb(action(), error))?;
+            pending = output
+                .unprocessed_items()
+                .and_then(|unprocessed| unprocessed.get(&self.table_name))
+                .cloned()
+                .unwrap_or_default();
+            if pending.is_empty() {
+                return Ok(());
+            }
+        }
+        Err(StoreError::Unprocessed {
+            action: action(),
+            attempts: MAX_BATCH_ATTEMPTS,
+            left: pending.len(),
+        })
+    }
+}
