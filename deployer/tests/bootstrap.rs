@@ -265,6 +265,8 @@ async fn assert_converged(account: &Account) {
             "dynamodb:UpdateItem",
             "dynamodb:DescribeTable",
             "dynamodb:Query",
+            "dynamodb:BatchWriteItem",
+            "dynamodb:Query",
             "logs:CreateLogStream",
             "logs:PutLogEvents"
         ],

@@ -201,6 +201,8 @@ async fn apply_from_empty_creates_every_resource_and_a_rerun_changes_nothing() {
         !document_text.contains("\"*\""),
         "no wildcard resource: {document_text}"
     );
+    // Deleting a table reads its partition and deletes in batches: never a
+    // scan, and no single-item delete.
     assert!(
         !document_text.contains("DeleteItem") && !document_text.contains("Scan"),
         "{document_text}"
@@ -247,6 +249,11 @@ async fn apply_from_empty_creates_every_resource_and_a_rerun_changes_nothing() {
     assert_eq!(
         variables.get("SAFE_CONCURRENCY").map(String::as_str),
         Some("true")
+    );
+    assert_eq!(
+        variables.get("ALLOW_TABLE_DELETE").map(String::as_str),
+        Some("false"),
+        "deleting tables is off unless the environment's settings turn it on"
     );
     assert_eq!(
         variables.get("CORS_ALLOW_ORIGINS"),

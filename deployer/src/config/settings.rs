@@ -39,6 +39,10 @@ pub struct Settings {
     pub deletion_protection: bool,
     pub enable_gsi_by_user: bool,
     pub safe_concurrency: bool,
+    /// Whether the function may delete playground tables (`DELETE
+    /// /tables/{tableId}`); off by default, so that what is written to an
+    /// environment stays unless its configuration says otherwise.
+    pub allow_table_delete: bool,
     /// `None`: the environment's name.
     pub stage_name: Option<String>,
     pub cors_allow_origins: Vec<String>,
@@ -72,6 +76,7 @@ impl Default for Settings {
             deletion_protection: true,
             enable_gsi_by_user: true,
             safe_concurrency: true,
+            allow_table_delete: false,
             stage_name: None,
             cors_allow_origins: vec!["*".into()],
             tags: BTreeMap::new(),
@@ -105,6 +110,7 @@ pub struct SettingsLayer {
     deletion_protection: Option<bool>,
     enable_gsi_by_user: Option<bool>,
     safe_concurrency: Option<bool>,
+    allow_table_delete: Option<bool>,
     stage_name: Option<String>,
     cors_allow_origins: Option<Vec<String>>,
     tags: Option<BTreeMap<String, String>>,
@@ -132,6 +138,7 @@ pub const KNOWN_KEYS: &[&str] = &[
     "deletion_protection",
     "enable_gsi_by_user",
     "safe_concurrency",
+    "allow_table_delete",
     "stage_name",
     "cors_allow_origins",
     "tags",
@@ -175,7 +182,7 @@ impl Settings {
     pub fn apply(&mut self, layer: SettingsLayer) {
         apply_layer!(self, layer,
             region, name_prefix, table_name, enable_pitr, deletion_protection, enable_gsi_by_user,
-            safe_concurrency,
+            safe_concurrency, allow_table_delete,
             cors_allow_origins, tags, use_layer, memory_mb, timeout_s, architecture,
             log_retention_days, github_subjects, oidc_thumbprint,
             state_bucket, lock_table, deploy_role_name, deploy_policy_name;

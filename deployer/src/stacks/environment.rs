@@ -38,13 +38,17 @@ pub fn tags(settings: &Settings, names: &EnvironmentNames) -> BTreeMap<String, S
 }
 
 /// The item operations the function performs on its table. (Its transactions
-/// need PutItem and UpdateItem on the items they write.) The execution
-/// boundary allows no more than these.
+/// need PutItem and UpdateItem on the items they write; deleting a table reads
+/// its partition with Query on the table itself and deletes with
+/// BatchWriteItem, which the function refuses to do unless `allow_table_delete`.)
+/// The execution boundary allows no more than these.
 pub const FUNCTION_TABLE_ACTIONS: &[&str] = &[
     "dynamodb:GetItem",
     "dynamodb:PutItem",
     "dynamodb:UpdateItem",
     "dynamodb:DescribeTable",
+    "dynamodb:Query",
+    "dynamodb:BatchWriteItem",
 ];
 /// What the function does with its table's indexes.
 pub const FUNCTION_INDEX_ACTIONS: &[&str] = &["dynamodb:Query"];
@@ -99,6 +103,10 @@ pub fn function_environment(
         (
             "SAFE_CONCURRENCY".to_owned(),
             settings.safe_concurrency.to_string(),
+        ),
+        (
+            "ALLOW_TABLE_DELETE".to_owned(),
+            settings.allow_table_delete.to_string(),
         ),
     ]
     .into()
