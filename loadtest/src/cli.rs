@@ -14,6 +14,12 @@ use crate::scenarios::{Mixed, MultiTable, Scenario, SingleTable};
 /// scenario, prints a latency table per operation (count, min, mean, median,
 /// p95, p99, max) with throughput, errors and every invariant checked, and
 /// exits 0 only when no request failed and every invariant held.
+///
+/// Every scenario but `smoke --read-only` writes: it creates tables and
+/// deletes them at the end. Where the API does not delete tables (its
+/// /health reports allowTableDelete: false) they would stay, so loadtest
+/// refuses to write there (exit 2) unless --allow-writes, with which it
+/// archives them instead.
 #[derive(Debug, Parser)]
 #[command(name = "loadtest", version)]
 pub struct Cli {
@@ -24,6 +30,11 @@ pub struct Cli {
     /// Also write the summary as JSON to PATH (`-`: JSON on stdout instead of the table)
     #[arg(long, global = true, value_name = "PATH")]
     pub json: Option<PathBuf>,
+
+    /// Write even where the API does not delete tables (allowTableDelete: false):
+    /// the scenario's tables then stay, archived
+    #[arg(long, global = true)]
+    pub allow_writes: bool,
 
     /// How long to wait for the API to answer GET /health, e.g. 60s or 2m
     #[arg(long, global = true, default_value = "60s", value_parser = parse_duration, value_name = "DURATION")]
@@ -40,6 +51,10 @@ pub enum ScenarioCommand {
         /// The Origin a CORS preflight is sent from (must be allowed by the API)
         #[arg(long, default_value = "https://example.org")]
         origin: String,
+        /// Only the steps that write nothing: health, a page of tables, a missing
+        /// table, an unknown route, a wrong method, a CORS preflight
+        #[arg(long)]
+        read_only: bool,
     },
     /// One table, users created then read concurrently; userCount must equal the creations
     SingleTable {
@@ -87,7 +102,7 @@ impl ScenarioCommand {
     /// The scenario to run, with its size.
     pub fn scenario(self) -> Scenario {
         match self {
-            Self::Smoke { origin } => Scenario::Smoke { origin },
+            Self::Smoke { origin, read_only } => Scenario::Smoke { origin, read_only },
             Self::SingleTable { users, concurrency } => Scenario::SingleTable(SingleTable {
                 users: size(users),
                 concurrency: size(concurrency),
@@ -175,6 +190,21 @@ mod tests {
                 duration: Duration::from_secs(2)
             })
         );
+        assert!(
+            !cli.allow_writes,
+            "writing where nothing is deleted is opt-in"
+        );
         assert!(Cli::try_parse_from(["loadtest", "single-table", "--users", "0"]).is_err());
+        let cli = Cli::try_parse_from(["loadtest", "smoke", "--read-only"]).expect("parses");
+        let smoke = cli.scenario.scenario();
+        assert!(!smoke.writes(), "{smoke:?}");
+        let cli =
+            Cli::try_parse_from(["loadtest", "single-table", "--allow-writes"]).expect("parses");
+        assert!(cli.allow_writes);
+        assert!(cli.scenario.scenario().writes());
+        assert!(
+            Cli::try_parse_from(["loadtest", "mixed", "--read-only"]).is_err(),
+            "only smoke has a read-only form"
+        );
     }
 }

@@ -24,6 +24,8 @@ pub struct Call {
     pub body: Option<Value>,
     pub headers: Vec<(&'static str, String)>,
     pub expect: u16,
+    /// Other statuses that also mean success.
+    pub also: Vec<u16>,
 }
 
 impl Call {
@@ -35,6 +37,7 @@ impl Call {
             body: None,
             headers: Vec::new(),
             expect,
+            also: Vec::new(),
         }
     }
 
@@ -58,6 +61,11 @@ impl Call {
         Self::new(operation, Method::PATCH, path.into(), 200).body(body)
     }
 
+    /// `DELETE path`, expecting 200.
+    pub fn delete(operation: &'static str, path: impl Into<String>) -> Self {
+        Self::new(operation, Method::DELETE, path.into(), 200)
+    }
+
     /// `OPTIONS path`, expecting 204.
     pub fn options(operation: &'static str, path: impl Into<String>) -> Self {
         Self::new(operation, Method::OPTIONS, path.into(), 204)
@@ -72,6 +80,24 @@ impl Call {
     pub fn expect(mut self, status: u16) -> Self {
         self.expect = status;
         self
+    }
+
+    /// Accept `status` as well.
+    pub fn or(mut self, status: u16) -> Self {
+        self.also.push(status);
+        self
+    }
+
+    fn accepts(&self, status: u16) -> bool {
+        status == self.expect || self.also.contains(&status)
+    }
+
+    fn expected(&self) -> String {
+        std::iter::once(self.expect)
+            .chain(self.also.iter().copied())
+            .map(|status| status.to_string())
+            .collect::<Vec<_>>()
+            .join(" or ")
     }
 
     pub fn header(mut self, name: &'static str, value: impl Into<String>) -> Self {
@@ -157,10 +183,13 @@ impl Api {
         let headers = response.headers().clone();
         let bytes = response.bytes().await.map_err(|error| describe(&error))?;
         let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-        if status != call.expect {
+        if !call.accepts(status) {
             let text = String::from_utf8_lossy(&bytes);
             let quoted: String = text.chars().take(QUOTED_BODY_CHARS).collect();
-            return Err(format!("expected {}, got {status} {quoted}", call.expect));
+            return Err(format!(
+                "expected {}, got {status} {quoted}",
+                call.expected()
+            ));
         }
         Ok(Reply {
             status,
@@ -206,6 +235,45 @@ impl Api {
             }
             tokio::time::sleep(Duration::from_millis(500)).await;
         }
+    }
+}
+
+/// What `GET /health` said about the API: its body, as JSON.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Health {
+    pub body: Value,
+}
+
+impl Health {
+    /// `allowTableDelete`: whether the API deletes tables. `None` when the
+    /// health answer does not say (an API from before `DELETE /tables/{tableId}`).
+    pub fn allow_table_delete(&self) -> Option<bool> {
+        self.body["allowTableDelete"].as_bool()
+    }
+}
+
+impl Api {
+    /// `GET /health`, not recorded: what the API says about itself (any status;
+    /// the body must be JSON).
+    pub async fn health(&self) -> Result<Health, LoadtestError> {
+        let url = format!("{}/health", self.base_url);
+        let unreadable = |reason: String| LoadtestError::Health {
+            url: url.clone(),
+            reason,
+        };
+        let response = self
+            .http
+            .get(&url)
+            .send()
+            .await
+            .map_err(|error| unreadable(describe(&error)))?;
+        let bytes = response
+            .bytes()
+            .await
+            .map_err(|error| unreadable(describe(&error)))?;
+        let body = serde_json::from_slice(&bytes)
+            .map_err(|error| unreadable(format!("the answer is not JSON: {error}")))?;
+        Ok(Health { body })
     }
 }
 

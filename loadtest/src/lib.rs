@@ -12,8 +12,8 @@ pub mod metrics;
 pub mod progress;
 pub mod scenarios;
 
-pub use client::Api;
+pub use client::{Api, Health};
 pub use error::LoadtestError;
 pub use metrics::{Recorder, Summary};
 pub use progress::{Progress, Silent};
-pub use scenarios::{Mixed, MultiTable, Scenario, SingleTable, run};
+pub use scenarios::{Cleanup, Mixed, MultiTable, Scenario, SingleTable, check_writes, run};

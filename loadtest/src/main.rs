@@ -138,7 +138,23 @@ async fn main() -> ExitCode {
         api.base_url()
     ));
     let summary = match api.wait_until_ready(cli.ready_timeout).await {
-        Ok(()) => loadtest::run(&api, &scenario, reporter).await,
+        Ok(()) => {
+            if scenario.writes() {
+                // Nothing is written before the API has said it deletes tables
+                // (or --allow-writes says to write anyway).
+                let allowed = match api.health().await {
+                    Ok(health) => {
+                        loadtest::check_writes(&api, &scenario, &health, cli.allow_writes)
+                    }
+                    Err(error) => Err(error),
+                };
+                if let Err(error) = allowed {
+                    eprintln!("error: {error}");
+                    return ExitCode::from(2);
+                }
+            }
+            loadtest::run(&api, &scenario, reporter).await
+        }
         Err(error) => {
             recorder.check("the API is ready", false, error.to_string());
             recorder.summary(scenario.name(), api.base_url(), Duration::ZERO)

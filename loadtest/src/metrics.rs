@@ -118,7 +118,13 @@ impl Recorder {
     pub fn absorb(&self, other: &Recorder) {
         let (errors, unlisted, failed, checks) = {
             let other = other.lock();
-            let failed: u64 = other.operations.values().map(|stats| stats.errors).sum();
+            // Its own failed requests, and those it absorbed in turn.
+            let failed: u64 = other
+                .operations
+                .values()
+                .map(|stats| stats.errors)
+                .sum::<u64>()
+                + other.absorbed_errors;
             (
                 other.errors.clone(),
                 other.unlisted_errors,

@@ -1,6 +1,9 @@
 //! Every scenario, at reduced size, against the real API router served over
-//! HTTP on loopback, over a table on the emulator; and the same scenarios
-//! against routers that misbehave, which must fail them.
+//! HTTP on loopback, over a table on the emulator: where the API deletes
+//! tables (they leave nothing behind) and where it does not (they are refused
+//! without --allow-writes, and archive with it); `smoke --read-only`, which
+//! must write nothing; and the scenarios against routers that misbehave,
+//! which must fail them.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -12,23 +15,63 @@ use axum::extract::Request;
 use axum::http::{Method, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use loadtest::{Api, Mixed, MultiTable, Recorder, Scenario, Silent, SingleTable, Summary};
+use loadtest::{
+    Api, LoadtestError, Mixed, MultiTable, Recorder, Scenario, Silent, SingleTable, Summary,
+};
 use playground_api::api::{CorsPolicy, local_router};
 use playground_api::store::{NewUserWrite, Store, create_table_if_missing};
 use serde_json::Value;
 
-/// The API over a new table on the shared emulator, served as `playground-api`
-/// serves it locally (CORS answered as API Gateway answers it).
+/// The API over its own new table, as `playground-api` serves it locally
+/// (CORS answered as API Gateway answers it), with that table's name and a
+/// client to look into it.
+struct Playground {
+    router: Router,
+    client: aws_sdk_dynamodb::Client,
+    table: String,
+}
+
+impl Playground {
+    /// Over a new table on the emulator at `endpoint`; deleting tables allowed or not.
+    async fn on(endpoint: &str, allow_table_delete: bool) -> Self {
+        let client = aws_sdk_dynamodb::Client::new(&emulator::sdk_config_for(endpoint).await);
+        let table = emulator::unique_name("PlaygroundScores-loadtest");
+        create_table_if_missing(&client, &table)
+            .await
+            .unwrap_or_else(|error| panic!("creating {table}: {error}"));
+        let router = local_router(
+            Store::new(client.clone(), table.clone(), NewUserWrite::Transaction)
+                .allowing_table_delete(allow_table_delete),
+            CorsPolicy::new(vec!["*".into()]),
+        );
+        Self {
+            router,
+            client,
+            table,
+        }
+    }
+
+    /// Over a new table on the shared emulator.
+    async fn new(allow_table_delete: bool) -> Self {
+        Self::on(emulator::shared_endpoint(), allow_table_delete).await
+    }
+
+    /// Every item of the table, read from DynamoDB directly.
+    async fn items(&self) -> i32 {
+        self.client
+            .scan()
+            .table_name(&self.table)
+            .select(aws_sdk_dynamodb::types::Select::Count)
+            .send()
+            .await
+            .expect("scan")
+            .count()
+    }
+}
+
+/// The API where tables are deleted (as in dev and stage).
 async fn playground_router() -> Router {
-    let client = aws_sdk_dynamodb::Client::new(&emulator::sdk_config().await);
-    let table = emulator::unique_name("PlaygroundScores-loadtest");
-    create_table_if_missing(&client, &table)
-        .await
-        .unwrap_or_else(|error| panic!("creating {table}: {error}"));
-    local_router(
-        Store::new(client, table, NewUserWrite::Transaction),
-        CorsPolicy::new(vec!["*".into()]),
-    )
+    Playground::new(true).await.router
 }
 
 /// Serve `router` on a free loopback port for the rest of the test; its base URL.
@@ -41,6 +84,48 @@ async fn serve(router: Router) -> String {
         axum::serve(listener, router).await.expect("serve");
     });
     format!("http://{address}")
+}
+
+fn smoke() -> Scenario {
+    Scenario::Smoke {
+        origin: "https://example.org".into(),
+        read_only: false,
+    }
+}
+
+/// Small runs of the four scenarios that write.
+fn writing_scenarios() -> [Scenario; 4] {
+    [
+        smoke(),
+        Scenario::SingleTable(SingleTable {
+            users: 6,
+            concurrency: 3,
+        }),
+        Scenario::MultiTable(MultiTable {
+            tables: 2,
+            users_per_table: 3,
+            operations: 12,
+            concurrency: 3,
+        }),
+        Scenario::Mixed(Mixed {
+            users: 4,
+            workers: 2,
+            duration: Duration::from_secs(1),
+        }),
+    ]
+}
+
+/// The tables `GET /tables` lists (newest first; archived ones too).
+async fn listed_tables(url: &str) -> Vec<Value> {
+    let api = Api::new(url, Recorder::default()).expect("api");
+    let reply = api
+        .send(loadtest::client::Call::get(
+            "list_tables",
+            "/tables?limit=500",
+        ))
+        .await
+        .expect("the listing");
+    reply.body["tables"].as_array().cloned().unwrap_or_default()
 }
 
 async fn run(url: &str, scenario: Scenario) -> Summary {
@@ -68,15 +153,10 @@ fn assert_passed(summary: &Summary) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn smoke_passes_every_step_of_the_contract() {
-    let url = serve(playground_router().await).await;
-    let summary = run(
-        &url,
-        Scenario::Smoke {
-            origin: "https://example.org".into(),
-        },
-    )
-    .await;
+async fn smoke_passes_every_step_of_the_contract_and_deletes_its_table() {
+    let playground = Playground::new(true).await;
+    let url = serve(playground.router.clone()).await;
+    let summary = run(&url, smoke()).await;
     assert_passed(&summary);
     let steps: Vec<&str> = summary
         .checks
@@ -94,15 +174,110 @@ async fn smoke_passes_every_step_of_the_contract() {
         "an unknown route is a 404",
         "a wrong method is a 405 with Allow",
         "a CORS preflight is answered",
+        "DELETE /tables/{tableId} deletes the table and its user",
+        "the deleted table is a 404",
+        "DELETE of a deleted table is a 404",
     ] {
         assert!(steps.contains(&step), "missing step {step}: {steps:?}");
     }
-    assert_eq!(summary.checks.len(), 21, "{steps:?}");
+    assert_eq!(summary.checks.len(), 24, "{steps:?}");
+    assert_eq!(
+        playground.items().await,
+        0,
+        "the smoke test left nothing behind"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn smoke_where_tables_are_not_deleted_sees_the_403_and_leaves_its_table_archived() {
+    let url = serve(Playground::new(false).await.router).await;
+    let summary = run(&url, smoke()).await;
+    assert_passed(&summary);
+    assert!(
+        summary
+            .checks
+            .iter()
+            .any(|check| check.name
+                == "DELETE /tables/{tableId} is a 403 where deleting is not allowed"),
+        "{summary}"
+    );
+    assert_eq!(summary.checks.len(), 22, "{summary}");
+    let tables = listed_tables(&url).await;
+    assert_eq!(tables.len(), 1, "{tables:?}");
+    assert_eq!(tables[0]["isArchived"], true, "{tables:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn smoke_read_only_makes_no_write() {
+    // An emulator of its own, so that its request log holds only this test's calls.
+    let emulator = emulator::Emulator::start().expect("an emulator");
+    for allow_table_delete in [false, true] {
+        let playground = Playground::on(emulator.endpoint(), allow_table_delete).await;
+        let url = serve(playground.router).await;
+        let api = Api::new(&url, Recorder::default()).expect("api");
+        api.wait_until_ready(Duration::from_secs(10))
+            .await
+            .expect("ready");
+        emulator::clear_served_requests(emulator.endpoint());
+        let scenario = Scenario::Smoke {
+            origin: "https://example.org".into(),
+            read_only: true,
+        };
+        assert!(!scenario.writes());
+        let summary = loadtest::run(&api, &scenario, Arc::new(Silent)).await;
+        assert_passed(&summary);
+        let steps: Vec<&str> = summary
+            .checks
+            .iter()
+            .map(|check| check.name.as_str())
+            .collect();
+        assert_eq!(
+            steps,
+            [
+                "GET /health is ok",
+                "GET /tables answers a page of tables",
+                "GET /tables/{missing} is a 404",
+                "an unknown route is a 404",
+                "a wrong method is a 405 with Allow",
+                "a CORS preflight is answered",
+            ]
+        );
+        let served = emulator::served_requests(emulator.endpoint());
+        let operations: Vec<&str> = served
+            .iter()
+            .filter_map(|request| request.operation())
+            .collect();
+        for read in ["DescribeTable", "Query", "GetItem"] {
+            assert!(
+                operations.contains(&read),
+                "{read} is in the log: {operations:?}"
+            );
+        }
+        let writes: Vec<String> = served
+            .iter()
+            .filter(|request| {
+                request.is_mutating()
+                    || matches!(
+                        request.operation(),
+                        Some(
+                            "PutItem"
+                                | "UpdateItem"
+                                | "TransactWriteItems"
+                                | "DeleteItem"
+                                | "BatchWriteItem"
+                        )
+                    )
+            })
+            .map(emulator::ServedRequest::describe)
+            .collect();
+        assert!(writes.is_empty(), "smoke --read-only wrote: {writes:?}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn single_table_creates_and_reads_every_user_and_the_count_matches() {
-    let url = serve(playground_router().await).await;
+    let playground = Playground::new(true).await;
+    let url = serve(playground.router.clone()).await;
     let summary = run(
         &url,
         Scenario::SingleTable(SingleTable {
@@ -122,32 +297,24 @@ async fn single_table_creates_and_reads_every_user_and_the_count_matches() {
         .expect("the userCount check");
     assert_eq!(user_count.detail, "userCount 25, created 25");
     assert_eq!(
-        count(&summary, "archive_table"),
+        count(&summary, "delete_table"),
         0,
-        "archiving is not measured"
+        "deleting is not measured"
     );
-
-    // The run's table is archived at the end.
-    let table_id = &summary
+    let deleted = summary
         .checks
         .iter()
-        .find(|check| check.name == "the table is created")
-        .expect("the creation check")
-        .detail;
-    let api = Api::new(&url, Recorder::default()).expect("api");
-    let table = api
-        .send(loadtest::client::Call::get(
-            "get_table",
-            format!("/tables/{table_id}"),
-        ))
-        .await
-        .expect("the table");
-    assert_eq!(table.body["isArchived"], true, "{}", table.body);
+        .find(|check| check.name.ends_with("is deleted"))
+        .expect("the deletion check");
+    assert_eq!(deleted.detail, "deleted with its 25 users");
+    assert_eq!(playground.items().await, 0, "no table, no user left behind");
+    assert!(listed_tables(&url).await.is_empty());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn multi_table_runs_its_workload_across_every_table() {
-    let url = serve(playground_router().await).await;
+    let playground = Playground::new(true).await;
+    let url = serve(playground.router.clone()).await;
     let summary = run(
         &url,
         Scenario::MultiTable(MultiTable {
@@ -174,11 +341,19 @@ async fn multi_table_runs_its_workload_across_every_table() {
         .filter(|check| check.name.starts_with("userCount of") && check.passed)
         .count();
     assert_eq!(user_counts, 3, "{summary}");
+    let deletions = summary
+        .checks
+        .iter()
+        .filter(|check| check.name.ends_with("is deleted") && check.passed)
+        .count();
+    assert_eq!(deletions, 3, "{summary}");
+    assert_eq!(playground.items().await, 0, "no table, no user left behind");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mixed_workers_run_for_the_whole_duration() {
-    let url = serve(playground_router().await).await;
+    let playground = Playground::new(true).await;
+    let url = serve(playground.router.clone()).await;
     let summary = run(
         &url,
         Scenario::Mixed(Mixed {
@@ -195,6 +370,71 @@ async fn mixed_workers_run_for_the_whole_duration() {
     assert_eq!(count(&summary, "create_user"), 0, "{summary}");
     assert!(count(&summary, "get_user") > 0, "{summary}");
     assert!(count(&summary, "update_user") > 0, "{summary}");
+    assert_eq!(count(&summary, "delete_table"), 0, "{summary}");
+    assert!(
+        summary
+            .checks
+            .iter()
+            .any(|check| check.name.ends_with("is deleted") && check.passed),
+        "{summary}"
+    );
+    assert_eq!(playground.items().await, 0, "no table, no user left behind");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn where_tables_are_not_deleted_writing_is_refused_without_allow_writes_and_archives_with_it()
+{
+    let playground = Playground::new(false).await;
+    let url = serve(playground.router.clone()).await;
+    let api = Api::new(&url, Recorder::default()).expect("api");
+    api.wait_until_ready(Duration::from_secs(10))
+        .await
+        .expect("ready");
+    let health = api.health().await.expect("health");
+    assert_eq!(health.allow_table_delete(), Some(false));
+    for scenario in writing_scenarios() {
+        let refused = loadtest::check_writes(&api, &scenario, &health, false)
+            .expect_err("refused without --allow-writes");
+        assert!(
+            matches!(refused, LoadtestError::WritesRefused { .. }),
+            "{refused}"
+        );
+        let message = refused.to_string();
+        assert!(
+            message.contains("allowTableDelete: false") && message.contains("--allow-writes"),
+            "{message}"
+        );
+        loadtest::check_writes(&api, &scenario, &health, true)
+            .expect("allowed with --allow-writes");
+        let summary = run(&url, scenario).await;
+        assert_passed(&summary);
+        assert_eq!(
+            count(&summary, "delete_table") > 0,
+            summary.scenario == "smoke"
+        );
+    }
+    let read_only = Scenario::Smoke {
+        origin: "https://example.org".into(),
+        read_only: true,
+    };
+    loadtest::check_writes(&api, &read_only, &health, false).expect("reading is never refused");
+    // Everything the runs created stays, archived: 1 + 1 + 2 + 1 tables.
+    let tables = listed_tables(&url).await;
+    assert_eq!(tables.len(), 5, "{tables:?}");
+    assert!(
+        tables.iter().all(|table| table["isArchived"] == true),
+        "{tables:?}"
+    );
+    assert!(playground.items().await > 5, "their users stay too");
+
+    // Where tables are deleted, nothing is refused.
+    let deleting = serve(playground_router().await).await;
+    let api = Api::new(&deleting, Recorder::default()).expect("api");
+    let health = api.health().await.expect("health");
+    assert_eq!(health.allow_table_delete(), Some(true));
+    for scenario in writing_scenarios() {
+        loadtest::check_writes(&api, &scenario, &health, false).expect("allowed");
+    }
 }
 
 /// `GET /tables/{id}` answers one user fewer than the table holds: the
@@ -267,9 +507,7 @@ async fn server_errors_fail_every_scenario() {
         .layer(middleware::from_fn(failing_every_fifth()));
     let url = serve(router).await;
     let scenarios = [
-        Scenario::Smoke {
-            origin: "https://example.org".into(),
-        },
+        smoke(),
         Scenario::SingleTable(SingleTable {
             users: 10,
             concurrency: 4,
@@ -434,4 +672,68 @@ async fn the_binary_exits_zero_only_when_the_scenario_passed_and_writes_json() {
     let output = loadtest(&["smoke"]);
     assert_eq!(output.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&output.stderr).contains("API_BASE_URL"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_binary_refuses_to_write_where_tables_are_not_deleted_unless_allowed() {
+    let playground = Playground::new(false).await;
+    let url = serve(playground.router.clone()).await;
+    for scenario in ["smoke", "single-table", "multi-table", "mixed"] {
+        let args: Vec<String> = [scenario, "--url", &url].map(str::to_owned).to_vec();
+        let output = tokio::task::spawn_blocking(move || {
+            loadtest(&args.iter().map(String::as_str).collect::<Vec<_>>())
+        })
+        .await
+        .expect("join");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(2), "{scenario}: {stderr}");
+        assert!(
+            stderr.contains("allowTableDelete: false")
+                && stderr.contains("--allow-writes")
+                && stderr.contains("smoke --read-only"),
+            "{scenario}: says why and how: {stderr}"
+        );
+    }
+    assert_eq!(playground.items().await, 0, "nothing was written");
+
+    let read_only = url.clone();
+    let output = tokio::task::spawn_blocking(move || {
+        loadtest(&["smoke", "--read-only", "--url", &read_only])
+    })
+    .await
+    .expect("join");
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&output.stdout)
+    );
+    assert_eq!(
+        playground.items().await,
+        0,
+        "smoke --read-only wrote nothing"
+    );
+
+    let allowed = url.clone();
+    let output = tokio::task::spawn_blocking(move || {
+        loadtest(&[
+            "single-table",
+            "--users",
+            "3",
+            "--url",
+            &allowed,
+            "--allow-writes",
+        ])
+    })
+    .await
+    .expect("join");
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&output.stdout)
+    );
+    let tables = listed_tables(&url).await;
+    assert_eq!(tables.len(), 1, "{tables:?}");
+    assert_eq!(tables[0]["isArchived"], true, "{tables:?}");
 }

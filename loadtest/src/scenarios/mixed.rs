@@ -6,9 +6,10 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use super::Cleanup;
 use super::workload::{
-    Rng, TableUsers, archive_tables, check_user_count, create_table, create_users,
-    random_operation, run_id, usernames,
+    Rng, TableUsers, check_user_count, clean_up, create_table, create_users, random_operation,
+    run_id, usernames,
 };
 use crate::client::Api;
 use crate::metrics::Recorder;
@@ -33,28 +34,39 @@ impl Default for Mixed {
 }
 
 /// Runs the scenario and returns how long the measured workload took.
-pub async fn run(api: &Api, options: Mixed, progress: &Arc<dyn Progress>) -> Duration {
+pub async fn run(
+    api: &Api,
+    options: Mixed,
+    cleanup: Cleanup,
+    progress: &Arc<dyn Progress>,
+) -> Duration {
     // Set-up and verification requests are not part of the measured mix: they
     // are recorded apart, and only their failures are carried over.
     let outside = api.with_recorder(Recorder::default());
-    let window = set_up_and_measure(api, &outside, options, progress).await;
+    let table_id = format!("{}-mixed", run_id());
+    let (window, created) = set_up_and_measure(api, &outside, &table_id, options, progress).await;
+    if let Some(users) = created {
+        clean_up(&outside, cleanup, &[(table_id, users)]).await;
+    }
     api.recorder().absorb(outside.recorder());
     window
 }
 
+/// The measured window, and the users of the table when it was created.
 async fn set_up_and_measure(
     api: &Api,
     outside: &Api,
+    table_id: &str,
     options: Mixed,
     progress: &Arc<dyn Progress>,
-) -> Duration {
-    let table_id = format!("{}-mixed", run_id());
+) -> (Duration, Option<u64>) {
+    let table_id = table_id.to_owned();
     let created = create_table(outside, &table_id).await;
     outside
         .recorder()
         .check("the table is created", created, table_id.clone());
     if !created {
-        return Duration::ZERO;
+        return (Duration::ZERO, None);
     }
     let wanted = usernames(options.users);
     let users = create_users(outside, &table_id, &wanted, options.workers, progress).await;
@@ -63,10 +75,10 @@ async fn set_up_and_measure(
         users.len() == wanted.len(),
         format!("{} of {} created", users.len(), wanted.len()),
     );
-    if users.is_empty() {
-        return Duration::ZERO;
-    }
     let created_users = users.len() as u64;
+    if users.is_empty() {
+        return (Duration::ZERO, Some(0));
+    }
     let tables = Arc::new(vec![TableUsers {
         table_id: table_id.clone(),
         users,
@@ -127,6 +139,5 @@ async fn set_up_and_measure(
         ),
     );
     check_user_count(outside, &table_id, created_users).await;
-    archive_tables(outside, &[table_id]).await;
-    window
+    (window, Some(created_users))
 }

@@ -4,8 +4,9 @@
 
 use std::sync::Arc;
 
+use super::Cleanup;
 use super::workload::{
-    Rng, TableUsers, archive_tables, check_user_count, concurrently, create_table, create_users,
+    Rng, TableUsers, check_user_count, clean_up, concurrently, create_table, create_users,
     random_operation, run_id, usernames,
 };
 use crate::client::Api;
@@ -31,7 +32,22 @@ impl Default for MultiTable {
     }
 }
 
-pub async fn run(api: &Api, options: MultiTable, progress: &Arc<dyn Progress>) {
+pub async fn run(api: &Api, options: MultiTable, cleanup: Cleanup, progress: &Arc<dyn Progress>) {
+    let tables = set_up_and_run(api, options, progress).await;
+    // Every table created goes, even one whose users could not be created.
+    let created: Vec<(String, u64)> = tables
+        .into_iter()
+        .map(|table| (table.table_id, table.users.len() as u64))
+        .collect();
+    clean_up(api, cleanup, &created).await;
+}
+
+/// The scenario up to its clean-up: the tables it created, with their users.
+async fn set_up_and_run(
+    api: &Api,
+    options: MultiTable,
+    progress: &Arc<dyn Progress>,
+) -> Vec<TableUsers> {
     let run = run_id();
     let users = usernames(options.users_per_table);
     let mut tables = Vec::new();
@@ -73,9 +89,10 @@ pub async fn run(api: &Api, options: MultiTable, progress: &Arc<dyn Progress>) {
         );
         table.users = created;
     }
+    let all = tables.clone();
     tables.retain(|table| !table.users.is_empty());
     if tables.is_empty() {
-        return;
+        return all;
     }
 
     progress.phase(
@@ -108,6 +125,5 @@ pub async fn run(api: &Api, options: MultiTable, progress: &Arc<dyn Progress>) {
     for table in &tables {
         check_user_count(api, &table.table_id, table.users.len() as u64).await;
     }
-    let table_ids: Vec<String> = tables.into_iter().map(|table| table.table_id).collect();
-    archive_tables(api, &table_ids).await;
+    all
 }

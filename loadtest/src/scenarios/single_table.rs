@@ -6,9 +6,10 @@ use std::sync::Arc;
 
 use serde_json::json;
 
+use super::Cleanup;
 use super::workload::{
-    archive_tables, check_user_count, concurrently, create_table, create_users, initial_counts,
-    run_id, usernames,
+    check_user_count, clean_up, concurrently, create_table, create_users, initial_counts, run_id,
+    usernames,
 };
 use crate::client::{Api, Call};
 use crate::progress::Progress;
@@ -29,7 +30,7 @@ impl Default for SingleTable {
     }
 }
 
-pub async fn run(api: &Api, options: SingleTable, progress: &Arc<dyn Progress>) {
+pub async fn run(api: &Api, options: SingleTable, cleanup: Cleanup, progress: &Arc<dyn Progress>) {
     let table = format!("{}-single", run_id());
     progress.phase(&format!("creating table {table}"), Some(1));
     let created = create_table(api, &table).await;
@@ -103,5 +104,5 @@ pub async fn run(api: &Api, options: SingleTable, progress: &Arc<dyn Progress>) 
     }
 
     check_user_count(api, &table, created.len() as u64).await;
-    archive_tables(api, &[table]).await;
+    clean_up(api, cleanup, &[(table, created.len() as u64)]).await;
 }

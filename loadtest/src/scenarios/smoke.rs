@@ -6,17 +6,33 @@
 //! JSON errors there too; CORS preflights are answered by API Gateway, so that
 //! step checks what both it and the local server guarantee: the status, and
 //! the CORS header.
+//!
+//! At the end the table is deleted, and checked to be gone, where the API
+//! deletes tables; elsewhere the DELETE must be a 403 and the table stays,
+//! archived. `smoke --read-only` runs only the steps that write nothing:
+//! health, a page of the table listing, a missing table, an unknown route, a
+//! wrong method and a CORS preflight.
 
 use std::sync::Arc;
 
 use serde_json::{Value, json};
 
+use super::Cleanup;
 use super::workload::{LIST_CONSISTENCY_WAIT, eventually, run_id};
 use crate::client::{Api, Call, Reply};
 use crate::progress::Progress;
 
-/// How many steps the smoke test has.
-pub const STEPS: u64 = 21;
+/// How many steps the smoke test has: the contract (21), then the clean-up.
+pub fn steps(read_only: bool, cleanup: Cleanup) -> u64 {
+    match (read_only, cleanup) {
+        (true, _) => 6,
+        (false, Cleanup::Delete) => 24,
+        (false, Cleanup::Archive) => 22,
+    }
+}
+
+/// The message of the API's 403 to a DELETE where deleting is not allowed.
+const DELETE_NOT_ALLOWED: &str = "This environment does not allow deleting tables";
 
 /// `body[field] == expected`, or a message saying what it was.
 fn field_is(body: &Value, field: &str, expected: &Value) -> Result<(), String> {
@@ -120,21 +136,137 @@ impl Smoke<'_> {
     }
 }
 
-/// Run every step; a CORS preflight is sent from `origin`.
-pub async fn run(api: &Api, origin: &str, progress: &Arc<dyn Progress>) {
+/// Run every step that writes nothing; a CORS preflight is sent from `origin`.
+pub async fn run_read_only(api: &Api, origin: &str, progress: &Arc<dyn Progress>) {
+    let smoke = Smoke { api, progress };
+    let run = run_id();
+    smoke.health().await;
+    smoke
+        .step(
+            "GET /tables answers a page of tables",
+            Call::get("list_tables", "/tables?limit=10"),
+            |reply| {
+                reply.body["tables"]
+                    .as_array()
+                    .map(|_| ())
+                    .ok_or_else(|| format!("no `tables` array in {}", reply.body))
+            },
+        )
+        .await;
+    smoke.missing_table(&format!("{run}-missing")).await;
+    smoke.routing_and_cors(&run, origin).await;
+}
+
+impl Smoke<'_> {
+    async fn health(&self) {
+        self.step(
+            "GET /health is ok",
+            Call::get("health", "/health"),
+            |reply| field_is(&reply.body, "status", &json!("ok")),
+        )
+        .await;
+    }
+
+    async fn missing_table(&self, missing: &str) {
+        self.step(
+            "GET /tables/{missing} is a 404",
+            Call::get("get_table", format!("/tables/{missing}")).expect(404),
+            error_is("Table not found"),
+        )
+        .await;
+    }
+
+    /// An unknown route, a wrong method, a CORS preflight from `origin`.
+    async fn routing_and_cors(&self, run: &str, origin: &str) {
+        self.step(
+            "an unknown route is a 404",
+            Call::get("unknown_route", format!("/{run}-no-such-route")).expect(404),
+            error_is("Route not found"),
+        )
+        .await;
+        self.step(
+            "a wrong method is a 405 with Allow",
+            Call::patch("wrong_method", "/tables", json!({})).expect(405),
+            |reply| {
+                let allow = reply
+                    .headers
+                    .get("allow")
+                    .and_then(|value| value.to_str().ok())
+                    .unwrap_or_default();
+                if !(allow.contains("GET") && allow.contains("POST")) {
+                    return Err(format!("Allow is {allow:?}, expected GET and POST"));
+                }
+                field_is(&reply.body, "error", &json!("Method not allowed"))
+            },
+        )
+        .await;
+        self.step(
+            "a CORS preflight is answered",
+            Call::options("preflight", "/tables")
+                .header("Origin", origin)
+                .header("Access-Control-Request-Method", "POST")
+                .header("Access-Control-Request-Headers", "content-type"),
+            |reply| {
+                reply
+                    .headers
+                    .get("access-control-allow-origin")
+                    .map(|_| ())
+                    .ok_or_else(|| "no access-control-allow-origin header".to_owned())
+            },
+        )
+        .await;
+    }
+
+    /// Delete the run's table (with its one user) and see it gone, or, where
+    /// the API does not delete tables, see the DELETE refused.
+    async fn clean_up(&self, table: &str, cleanup: Cleanup) {
+        let path = format!("/tables/{table}");
+        match cleanup {
+            Cleanup::Delete => {
+                self.step(
+                    "DELETE /tables/{tableId} deletes the table and its user",
+                    Call::delete("delete_table", path.clone()),
+                    |reply| {
+                        field_is(&reply.body, "tableId", &json!(table))?;
+                        field_is(&reply.body, "deletedUsers", &json!(1))
+                    },
+                )
+                .await;
+                self.step(
+                    "the deleted table is a 404",
+                    Call::get("get_table", path.clone()).expect(404),
+                    error_is("Table not found"),
+                )
+                .await;
+                self.step(
+                    "DELETE of a deleted table is a 404",
+                    Call::delete("delete_table", path).expect(404),
+                    error_is("Table not found"),
+                )
+                .await;
+            }
+            Cleanup::Archive => {
+                self.step(
+                    "DELETE /tables/{tableId} is a 403 where deleting is not allowed",
+                    Call::delete("delete_table", path).expect(403),
+                    error_is(DELETE_NOT_ALLOWED),
+                )
+                .await;
+            }
+        }
+    }
+}
+
+/// Run every step; a CORS preflight is sent from `origin`; the table is
+/// cleaned up as `cleanup` says.
+pub async fn run(api: &Api, origin: &str, cleanup: Cleanup, progress: &Arc<dyn Progress>) {
     let smoke = Smoke { api, progress };
     let run = run_id();
     let table = format!("{run}-smoke");
     let missing = format!("{run}-missing");
     let user = "alice";
 
-    smoke
-        .step(
-            "GET /health is ok",
-            Call::get("health", "/health"),
-            |reply| field_is(&reply.body, "status", &json!("ok")),
-        )
-        .await;
+    smoke.health().await;
     smoke
         .step(
             "POST /tables creates a table",
@@ -164,13 +296,7 @@ pub async fn run(api: &Api, origin: &str, progress: &Arc<dyn Progress>) {
             },
         )
         .await;
-    smoke
-        .step(
-            "GET /tables/{missing} is a 404",
-            Call::get("get_table", format!("/tables/{missing}")).expect(404),
-            error_is("Table not found"),
-        )
-        .await;
+    smoke.missing_table(&missing).await;
     smoke
         .listing_step(
             "GET /tables lists the new table",
@@ -298,44 +424,6 @@ pub async fn run(api: &Api, origin: &str, progress: &Arc<dyn Progress>) {
             no_check,
         )
         .await;
-    smoke
-        .step(
-            "an unknown route is a 404",
-            Call::get("unknown_route", format!("/{run}-no-such-route")).expect(404),
-            error_is("Route not found"),
-        )
-        .await;
-    smoke
-        .step(
-            "a wrong method is a 405 with Allow",
-            Call::patch("wrong_method", "/tables", json!({})).expect(405),
-            |reply| {
-                let allow = reply
-                    .headers
-                    .get("allow")
-                    .and_then(|value| value.to_str().ok())
-                    .unwrap_or_default();
-                if !(allow.contains("GET") && allow.contains("POST")) {
-                    return Err(format!("Allow is {allow:?}, expected GET and POST"));
-                }
-                field_is(&reply.body, "error", &json!("Method not allowed"))
-            },
-        )
-        .await;
-    smoke
-        .step(
-            "a CORS preflight is answered",
-            Call::options("preflight", "/tables")
-                .header("Origin", origin)
-                .header("Access-Control-Request-Method", "POST")
-                .header("Access-Control-Request-Headers", "content-type"),
-            |reply| {
-                reply
-                    .headers
-                    .get("access-control-allow-origin")
-                    .map(|_| ())
-                    .ok_or_else(|| "no access-control-allow-origin header".to_owned())
-            },
-        )
-        .await;
+    smoke.routing_and_cors(&run, origin).await;
+    smoke.clean_up(&table, cleanup).await;
 }

@@ -10,6 +10,7 @@ use serde_json::json;
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
+use super::Cleanup;
 use crate::client::{Api, Call};
 use crate::progress::Progress;
 
@@ -155,21 +156,75 @@ pub async fn create_users(
     created.into_iter().flatten().collect()
 }
 
-/// Archive the run's tables once it is over, so that they stay out of the way
-/// of real users (the API has no delete). Outside the measurements: only a
-/// failure counts.
-pub async fn archive_tables(api: &Api, table_ids: &[String]) {
+/// What to do, once the run is over, with the tables it created, each with
+/// the users it holds: delete them (every deletion a check, which also wants
+/// the API's count of deleted users to be the users created), or archive them,
+/// so that they stay out of the way of real users. Outside the measurements:
+/// only failures and checks count.
+pub async fn clean_up(api: &Api, cleanup: Cleanup, tables: &[(String, u64)]) {
     let outside = api.with_recorder(crate::metrics::Recorder::default());
-    for table_id in table_ids {
-        let _ = outside
-            .send(Call::patch(
-                "archive_table",
-                format!("/tables/{table_id}"),
-                json!({"isArchived": true}),
-            ))
-            .await;
+    for (table_id, users) in tables {
+        match cleanup {
+            Cleanup::Delete => delete_table(&outside, table_id, *users).await,
+            Cleanup::Archive => {
+                let _ = outside
+                    .send(Call::patch(
+                        "archive_table",
+                        format!("/tables/{table_id}"),
+                        json!({"isArchived": true}),
+                    ))
+                    .await;
+            }
+        }
     }
     api.recorder().absorb(outside.recorder());
+}
+
+/// Users one `DELETE /tables/{tableId}` deletes at least before it answers 202
+/// (the API reads 10 pages of 100 items a request).
+const USERS_PER_DELETE: u64 = 900;
+
+/// `DELETE` table `table_id` until it answers 200 (202: more remain), at most
+/// as many times as its `users` need, and check that it is gone with exactly
+/// those users.
+async fn delete_table(api: &Api, table_id: &str, users: u64) {
+    let outcome = deletion(api, table_id, users).await;
+    api.recorder().check(
+        format!("table {table_id} is deleted"),
+        outcome.is_ok(),
+        outcome.map_or_else(
+            |error| error,
+            |()| format!("deleted with its {users} users"),
+        ),
+    );
+}
+
+async fn deletion(api: &Api, table_id: &str, users: u64) -> Result<(), String> {
+    let path = format!("/tables/{table_id}");
+    let most = users / USERS_PER_DELETE + 2;
+    let mut deleted = 0_u64;
+    let mut finished = false;
+    for _ in 0..most {
+        let reply = api
+            .send(Call::delete("delete_table", path.clone()).or(202))
+            .await
+            .map_err(|_| "the DELETE failed (see the failed requests)".to_owned())?;
+        deleted += reply.body["deletedUsers"].as_u64().unwrap_or(0);
+        if reply.status == 200 {
+            finished = true;
+            break;
+        }
+    }
+    if !finished {
+        return Err(format!("still there after {most} DELETEs"));
+    }
+    if deleted != users {
+        return Err(format!("deleted {deleted} users, created {users}"));
+    }
+    api.send(Call::get("get_table", path).expect(404))
+        .await
+        .map_err(|_| "it still reads back after the DELETE".to_owned())?;
+    Ok(())
 }
 
 /// The table's `userCount`, or `None` when it cannot be read.
