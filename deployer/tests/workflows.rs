@@ -20,8 +20,12 @@ const AWS_CREDENTIALS: &str = "aws-actions/configure-aws-credentials";
 const DEPLOY_ROLE: &str = "${{ secrets.AWS_ROLE_TO_ASSUME }}";
 const BOOTSTRAP_ROLE: &str = "${{ secrets.AWS_BOOTSTRAP_ROLE_TO_ASSUME }}";
 const REGION: &str = "${{ vars.AWS_REGION || 'us-east-1' }}";
-const LOAD_GATE: &str = "vars.RUN_LOAD_TESTS != 'false'";
 const LOAD_SCENARIOS: [&str; 3] = ["single-table", "multi-table", "mixed"];
+/// The scenarios that write, in the order they run after the read-only smoke test.
+const WRITE_SCENARIOS: [&str; 4] = ["smoke", "single-table", "multi-table", "mixed"];
+/// Where the scenarios that write run: the environments whose settings allow
+/// deleting tables, so that they delete what they created. Never prod.
+const WRITE_ENVIRONMENTS: [&str; 2] = ["dev", "stage"];
 const BOOTSTRAP_OUTPUTS: [&str; 3] = ["state_bucket", "lock_table", "deploy_role_arn"];
 
 fn workflows_dir() -> PathBuf {
@@ -429,6 +433,222 @@ fn parse_deployer(words: &[String]) -> Result<Cli, clap::Error> {
     let args: Vec<String> = words.iter().map(|word| with_placeholders(word)).collect();
     let matches = without_env(Cli::command()).try_get_matches_from(args)?;
     Cli::from_arg_matches(&matches)
+}
+
+/// A `loadtest` command line of a job: its command, the scenario it runs and
+/// whether that writes, parsed by loadtest's own clap definition, and the
+/// `if:` of its step.
+struct LoadTest {
+    command: ShellCommand,
+    scenario: &'static str,
+    writes: bool,
+    condition: Option<String>,
+}
+
+impl LoadTest {
+    /// The matrix environments its step runs in, with the load tests on
+    /// (`RUN_LOAD_TESTS` unset) or off (`false`).
+    fn environments(&self, workflow: &Workflow, load_tests_on: bool) -> Vec<&'static str> {
+        let Some(condition) = &self.condition else {
+            return ENVIRONMENTS.to_vec();
+        };
+        ENVIRONMENTS
+            .into_iter()
+            .filter(|environment| {
+                let value = |name: &str| match name {
+                    "matrix.environment" => Some((*environment).to_owned()),
+                    "vars.RUN_LOAD_TESTS" => {
+                        Some(if load_tests_on { "" } else { "false" }.to_owned())
+                    }
+                    _ => None,
+                };
+                evaluate(condition, &value).unwrap_or_else(|error| {
+                    workflow.fail(
+                        "conditions",
+                        format_args!("`if: {condition}` is not understood: {error}"),
+                    )
+                })
+            })
+            .collect()
+    }
+}
+
+fn load_tests(workflow: &Workflow, job: &str) -> Vec<LoadTest> {
+    workflow
+        .commands(job)
+        .into_iter()
+        .filter(|command| command.starts_with(&["loadtest"]))
+        .map(|command| {
+            let cli = parse_loadtest(&command.words).unwrap_or_else(|error| {
+                workflow.fail(
+                    "loadtest command line",
+                    format_args!("`{}` does not parse: {error}", command.line()),
+                )
+            });
+            let scenario = cli.scenario.scenario();
+            let condition = condition(&workflow.steps(job)[command.step]).map(str::to_owned);
+            LoadTest {
+                command,
+                scenario: scenario.name(),
+                writes: scenario.writes(),
+                condition,
+            }
+        })
+        .collect()
+}
+
+/// A loadtest command line parsed by loadtest's own clap definition, without
+/// the environment variables it would read (API_BASE_URL, …).
+fn parse_loadtest(words: &[String]) -> Result<loadtest::cli::Cli, clap::Error> {
+    fn without_env(command: clap::Command) -> clap::Command {
+        command
+            .mut_args(|arg| arg.env(None))
+            .mut_subcommands(without_env)
+    }
+    let args: Vec<String> = words.iter().map(|word| with_placeholders(word)).collect();
+    let matches = without_env(loadtest::cli::Cli::command()).try_get_matches_from(args)?;
+    loadtest::cli::Cli::from_arg_matches(&matches)
+}
+
+/// Evaluate a step's `if:` expression (without `${{ }}`) as GitHub would:
+/// `||`, `&&`, `!`, parentheses, `==` and `!=` (case-insensitive, as GitHub
+/// compares strings) between contexts and '…' literals, and the status
+/// functions `success()` and `always()` (true here: the steps before passed).
+/// `value` gives each context; an unknown one, or anything else, is an error.
+fn evaluate(expression: &str, value: &dyn Fn(&str) -> Option<String>) -> Result<bool, String> {
+    #[derive(Debug, Clone, PartialEq)]
+    enum Token {
+        Word(String),
+        Text(String),
+        Op(&'static str),
+    }
+    let mut tokens = Vec::new();
+    let mut chars = expression.chars().peekable();
+    while let Some(&c) = chars.peek() {
+        if c.is_whitespace() {
+            chars.next();
+        } else if c == '\'' {
+            chars.next();
+            let text: String = chars.by_ref().take_while(|&q| q != '\'').collect();
+            tokens.push(Token::Text(text));
+        } else if c.is_ascii_alphanumeric() || c == '_' {
+            let mut word = String::new();
+            while let Some(&w) = chars.peek() {
+                if w.is_ascii_alphanumeric() || matches!(w, '_' | '.' | '-') {
+                    word.push(w);
+                    chars.next();
+                } else {
+                    break;
+                }
+            }
+            if chars.peek() == Some(&'(') {
+                chars.next();
+                if chars.next() != Some(')') {
+                    return Err(format!("{word}(…) takes no arguments here"));
+                }
+                word.push_str("()");
+            }
+            tokens.push(Token::Word(word));
+        } else {
+            chars.next();
+            let op = match (c, chars.peek()) {
+                ('=', Some('=')) => "==",
+                ('!', Some('=')) => "!=",
+                ('&', Some('&')) => "&&",
+                ('|', Some('|')) => "||",
+                ('!', _) => "!",
+                ('(', _) => "(",
+                (')', _) => ")",
+                _ => return Err(format!("unexpected {c:?}")),
+            };
+            if op.len() == 2 {
+                chars.next();
+            }
+            tokens.push(Token::Op(op));
+        }
+    }
+
+    struct Parser<'a> {
+        tokens: Vec<Token>,
+        at: usize,
+        value: &'a dyn Fn(&str) -> Option<String>,
+    }
+    impl Parser<'_> {
+        fn peek(&self) -> Option<&Token> {
+            self.tokens.get(self.at)
+        }
+        fn eat(&mut self, op: &'static str) -> bool {
+            let found = self.peek() == Some(&Token::Op(op));
+            if found {
+                self.at += 1;
+            }
+            found
+        }
+        fn or(&mut self) -> Result<bool, String> {
+            let mut result = self.and()?;
+            while self.eat("||") {
+                result = self.and()? || result;
+            }
+            Ok(result)
+        }
+        fn and(&mut self) -> Result<bool, String> {
+            let mut result = self.unary()?;
+            while self.eat("&&") {
+                result = self.unary()? && result;
+            }
+            Ok(result)
+        }
+        fn unary(&mut self) -> Result<bool, String> {
+            if self.eat("!") {
+                return Ok(!self.unary()?);
+            }
+            if self.eat("(") {
+                let inner = self.or()?;
+                return if self.eat(")") {
+                    Ok(inner)
+                } else {
+                    Err("a `(` is not closed".into())
+                };
+            }
+            if let Some(Token::Word(word)) = self.peek()
+                && matches!(word.as_str(), "success()" | "always()")
+            {
+                self.at += 1;
+                return Ok(true);
+            }
+            let left = self.operand()?;
+            let equal = if self.eat("==") {
+                true
+            } else if self.eat("!=") {
+                false
+            } else {
+                return Err(format!("{left:?} is not compared with anything"));
+            };
+            let right = self.operand()?;
+            Ok(left.eq_ignore_ascii_case(&right) == equal)
+        }
+        fn operand(&mut self) -> Result<String, String> {
+            let token = self.peek().cloned();
+            self.at += 1;
+            match token {
+                Some(Token::Text(text)) => Ok(text),
+                Some(Token::Word(word)) => {
+                    (self.value)(&word).ok_or_else(|| format!("unknown context {word}"))
+                }
+                other => Err(format!("expected a value, found {other:?}")),
+            }
+        }
+    }
+    let mut parser = Parser {
+        tokens,
+        at: 0,
+        value,
+    };
+    let result = parser.or()?;
+    if parser.at != parser.tokens.len() {
+        return Err(format!("unexpected {:?}", parser.peek()));
+    }
+    Ok(result)
 }
 
 // ---- checks: each panics naming the workflow and the property ----
@@ -907,7 +1127,6 @@ fn check_deploy_steps(workflow: &Workflow) {
         "`deployer apply --auto-approve` must follow `deployer plan`",
     );
 
-    let smoke = workflow.command(JOB, &["loadtest", "smoke"]);
     let url = workflow.command(
         JOB,
         &[
@@ -918,38 +1137,108 @@ fn check_deploy_steps(workflow: &Workflow) {
             "api_base_url",
         ],
     );
-    let smoke_step = &workflow.steps(JOB)[smoke.step];
-    workflow.ensure(
-        url.step == smoke.step && smoke.value_of("--url").is_some() && apply.step < smoke.step,
-        "smoke test",
-        "`loadtest smoke --url` must run after apply against `deployer output --env E api_base_url`",
-    );
-    workflow.ensure(
-        condition(smoke_step).is_none(),
-        "smoke test",
-        "the smoke scenario always runs",
-    );
-
     let job = workflow.job(JOB);
-    let mut last = smoke.step;
-    let mut summaries = vec![smoke.value_of("--json").map(str::to_owned)];
-    for scenario in LOAD_SCENARIOS {
-        let load = workflow.command(JOB, &["loadtest", scenario]);
-        let step = &workflow.steps(JOB)[load.step];
+    let runs = load_tests(workflow, JOB);
+    let read_only: Vec<&LoadTest> = runs.iter().filter(|run| !run.writes).collect();
+    let [smoke] = read_only.as_slice() else {
+        workflow.fail(
+            "smoke test",
+            format_args!(
+                "expected one `loadtest smoke --read-only`, found {}",
+                read_only.len()
+            ),
+        )
+    };
+    workflow.ensure(
+        url.step == smoke.command.step
+            && smoke.command.value_of("--url").is_some()
+            && apply.step < smoke.command.step,
+        "smoke test",
+        "`loadtest smoke --read-only --url` must run after apply against `deployer output --env E api_base_url`",
+    );
+    for load_tests_on in [true, false] {
         workflow.ensure(
-            condition(step) == Some(LOAD_GATE) && last < load.step,
+            smoke.environments(workflow, load_tests_on) == ENVIRONMENTS,
+            "smoke test",
+            "the read-only smoke test runs in every environment, always",
+        );
+    }
+
+    // What writes runs where tables are deleted, and only there.
+    let mut last = smoke.command.step;
+    let mut summaries = vec![smoke.command.value_of("--json").map(str::to_owned)];
+    for scenario in WRITE_SCENARIOS {
+        let matching: Vec<&LoadTest> = runs
+            .iter()
+            .filter(|run| run.writes && run.scenario == scenario)
+            .collect();
+        let [run] = matching.as_slice() else {
+            workflow.fail(
+                "write scenarios",
+                format_args!(
+                    "expected one `loadtest {scenario}`, found {}",
+                    matching.len()
+                ),
+            )
+        };
+        let step = &workflow.steps(JOB)[run.command.step];
+        let environments = run.environments(workflow, true);
+        workflow.ensure(
+            environments == WRITE_ENVIRONMENTS,
+            "write scenarios",
+            format_args!(
+                "`{}` runs in {environments:?}: scenarios that write run in {WRITE_ENVIRONMENTS:?} only",
+                run.command.line()
+            ),
+        );
+        let gated = run.environments(workflow, false);
+        let is_load = LOAD_SCENARIOS.contains(&scenario);
+        workflow.ensure(
+            if is_load {
+                gated.is_empty()
+            } else {
+                gated == WRITE_ENVIRONMENTS
+            },
             "load tests",
             format_args!(
-                "`loadtest {scenario}` must follow the smoke test, gated by `if: {LOAD_GATE}`"
+                "with RUN_LOAD_TESTS=false, `{}` runs in {gated:?}: only the load scenarios are skipped",
+                run.command.line()
             ),
         );
         workflow.ensure(
-            load.value_of("--url").is_some() || workflow.env_value(step, "API_BASE_URL").is_some(),
+            last < run.command.step,
+            "load tests",
+            format_args!(
+                "`loadtest {scenario}` must follow the read-only smoke test, in the order {WRITE_SCENARIOS:?}"
+            ),
+        );
+        workflow.ensure(
+            run.command.value_of("--url").is_some()
+                || workflow.env_value(step, "API_BASE_URL").is_some(),
             "load tests",
             format_args!("`loadtest {scenario}` is given no URL"),
         );
-        last = load.step;
-        summaries.push(load.value_of("--json").map(str::to_owned));
+        last = run.command.step;
+        summaries.push(run.command.value_of("--json").map(str::to_owned));
+    }
+    workflow.ensure(
+        runs.len() == 1 + WRITE_SCENARIOS.len(),
+        "write scenarios",
+        format_args!(
+            "{} loadtest command lines, expected {}",
+            runs.len(),
+            1 + WRITE_SCENARIOS.len()
+        ),
+    );
+    for run in &runs {
+        workflow.ensure(
+            !run.command.has("--allow-writes"),
+            "write scenarios",
+            format_args!(
+                "`{}` passes --allow-writes: loadtest's refusal to write where tables are not deleted is what keeps test traffic out of prod",
+                run.command.line()
+            ),
+        );
     }
     let duration = workflow.env_value(job, "LOAD_DURATION_SECONDS");
     workflow.ensure(
@@ -1167,6 +1456,57 @@ fn destroy_takes_the_bootstrap_stack_only_when_asked() {
 }
 
 #[test]
+fn the_write_scenarios_run_exactly_where_deployer_toml_allows_deleting_tables() {
+    let config = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../deployer.toml");
+    let allowing: Vec<&str> = ENVIRONMENTS
+        .into_iter()
+        .filter(|environment| {
+            deployer::config::Config::resolve(
+                &deployer::config::ConfigSources {
+                    path: Some(&config),
+                    vars: &[],
+                    region: None,
+                },
+                Some(*environment),
+            )
+            .unwrap_or_else(|error| panic!("deployer.toml for {environment}: {error}"))
+            .settings
+            .allow_table_delete
+        })
+        .collect();
+    assert_eq!(
+        allowing, WRITE_ENVIRONMENTS,
+        "deployer.toml allows deleting tables exactly where deploy.yml runs the scenarios that write"
+    );
+}
+
+#[test]
+fn conditions_are_evaluated_as_github_does() {
+    let value = |environment: &'static str| {
+        move |name: &str| match name {
+            "matrix.environment" => Some(environment.to_owned()),
+            "vars.RUN_LOAD_TESTS" => Some(String::new()),
+            _ => None,
+        }
+    };
+    let runs = |expression: &str, environment: &'static str| {
+        evaluate(expression, &value(environment)).expect("understood")
+    };
+    let both = "vars.RUN_LOAD_TESTS != 'false' && (matrix.environment == 'dev' || matrix.environment == 'stage')";
+    assert!(runs(both, "dev") && runs(both, "stage") && !runs(both, "prod"));
+    // && binds tighter than ||: without the parentheses, stage ignores the gate.
+    assert!(runs("matrix.environment != 'prod'", "stage"));
+    assert!(
+        !runs("!(matrix.environment == 'DEV')", "dev"),
+        "case-insensitive"
+    );
+    assert!(runs("success() && matrix.environment == 'prod'", "prod"));
+    assert!(evaluate("github.ref == 'main'", &value("dev")).is_err());
+    assert!(evaluate("matrix.environment", &value("dev")).is_err());
+    assert!(evaluate("(matrix.environment == 'dev'", &value("dev")).is_err());
+}
+
+#[test]
 fn the_command_line_reader_follows_quotes_and_substitutions() {
     let commands = shell_commands(
         "a=\"$(deployer output --env \"$E\" api_base_url)\"\n\
@@ -1307,6 +1647,52 @@ fn an_ungated_load_test_fails() {
         "deploy.yml",
         "if: vars.RUN_LOAD_TESTS != 'false'",
         "if: success()",
+    ));
+}
+
+#[test]
+#[should_panic(
+    expected = "deploy.yml: write scenarios: `loadtest single-table --json $SUMMARIES/single-table.json` runs in [\"dev\", \"stage\", \"prod\"]"
+)]
+fn a_load_scenario_in_prod_fails() {
+    check_deploy_steps(&Workflow::mutated(
+        "deploy.yml",
+        "if: vars.RUN_LOAD_TESTS != 'false' && (matrix.environment == 'dev' || matrix.environment == 'stage')",
+        "if: vars.RUN_LOAD_TESTS != 'false'",
+    ));
+}
+
+#[test]
+#[should_panic(
+    expected = "deploy.yml: write scenarios: `loadtest smoke --json $SUMMARIES/smoke.json` runs in [\"stage\", \"prod\"]"
+)]
+fn a_writing_smoke_test_in_prod_fails() {
+    check_deploy_steps(&Workflow::mutated(
+        "deploy.yml",
+        "if: matrix.environment == 'dev' || matrix.environment == 'stage'",
+        "if: matrix.environment != 'dev'",
+    ));
+}
+
+#[test]
+#[should_panic(
+    expected = "deploy.yml: smoke test: expected one `loadtest smoke --read-only`, found 0"
+)]
+fn a_smoke_test_that_writes_everywhere_fails() {
+    check_deploy_steps(&Workflow::mutated(
+        "deploy.yml",
+        "loadtest smoke --read-only",
+        "loadtest smoke",
+    ));
+}
+
+#[test]
+#[should_panic(expected = "passes --allow-writes")]
+fn allowing_writes_in_the_workflow_fails() {
+    check_deploy_steps(&Workflow::mutated(
+        "deploy.yml",
+        "loadtest multi-table --json",
+        "loadtest multi-table --allow-writes --json",
     ));
 }
 

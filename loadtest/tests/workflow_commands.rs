@@ -1,5 +1,7 @@
 //! The `loadtest` command lines the deploy workflow runs parse with this
-//! binary's own command line definition, and cover every scenario.
+//! binary's own command line definition, and cover every scenario: the smoke
+//! test once read-only (for every environment) and once writing, and the load
+//! scenarios (where they run is checked in deployer/tests/workflows.rs).
 
 use clap::Parser as _;
 use loadtest::cli::Cli;
@@ -42,12 +44,24 @@ fn the_deploy_workflow_runs_every_scenario_with_flags_that_exist() {
             "`{}` keeps a JSON summary for the artifacts",
             words.join(" ")
         );
-        scenarios.push(cli.scenario.scenario().name());
+        assert!(
+            !cli.allow_writes,
+            "`{}`: the workflow never overrides the refusal to write",
+            words.join(" ")
+        );
+        let scenario = cli.scenario.scenario();
+        scenarios.push((scenario.name(), scenario.writes()));
     }
     scenarios.sort_unstable();
     assert_eq!(
         scenarios,
-        ["mixed", "multi-table", "single-table", "smoke"],
+        [
+            ("mixed", true),
+            ("multi-table", true),
+            ("single-table", true),
+            ("smoke", false),
+            ("smoke", true)
+        ],
         "{lines:?}"
     );
 }
