@@ -1466,6 +1466,7 @@ fn the_write_scenarios_run_exactly_where_deployer_toml_allows_deleting_tables() 
                     path: Some(&config),
                     vars: &[],
                     region: None,
+                    ambient_region: None,
                 },
                 Some(*environment),
             )
