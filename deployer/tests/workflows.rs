@@ -860,6 +860,13 @@ fn check_deployer_commands_parse(workflow: &Workflow) {
             "deployer command line",
             format_args!("`{line}` in job `{job}` changes AWS without --auto-approve"),
         );
+        // The region is explicit: the one the job's credentials are for, never
+        // left to whatever AWS_REGION the deployer might find.
+        workflow.ensure(
+            parsed.region.is_some() && command.value_of("--region") == Some("$AWS_REGION"),
+            "deployer command line",
+            format_args!("`{line}` in job `{job}` does not pass --region \"$AWS_REGION\""),
+        );
     }
 }
 
@@ -1605,6 +1612,16 @@ fn an_expression_in_a_script_fails() {
         "ci.yml",
         "run: scripts/test",
         "run: scripts/test ${{ github.head_ref }}",
+    ));
+}
+
+#[test]
+#[should_panic(expected = "does not pass --region")]
+fn a_deployer_command_without_an_explicit_region_fails() {
+    check_deployer_commands_parse(&Workflow::mutated(
+        "destroy.yml",
+        "--auto-approve --region \"$AWS_REGION\"",
+        "--auto-approve",
     ));
 }
 
