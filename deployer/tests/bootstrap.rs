@@ -265,6 +265,7 @@ async fn assert_converged(account: &Account) {
             "dynamodb:UpdateItem",
             "dynamodb:DescribeTable",
             "dynamodb:Query",
+            "dynamodb:BatchGetItem",
             "dynamodb:BatchWriteItem",
             "dynamodb:Query",
             "logs:CreateLogStream",

@@ -3,6 +3,7 @@
 mod support;
 
 use axum::http::StatusCode;
+use playground_api::schema::USER_COUNT_SHARDS;
 use playground_api::store::NewUserWrite;
 use serde_json::{Value, json};
 use support::{Stage, TestApi};
@@ -657,7 +658,11 @@ async fn delete_is_403_where_the_environment_does_not_allow_it() {
         );
     }
     assert_eq!(api.get("/tables/kept").await.body["userCount"], json!(1));
-    assert_eq!(api.items_of("kept").await, 2, "the metadata and ann stay");
+    assert_eq!(
+        api.items_of("kept").await,
+        2 + i32::from(USER_COUNT_SHARDS),
+        "the metadata, its counters and ann stay"
+    );
 }
 
 #[tokio::test]
@@ -740,10 +745,12 @@ async fn a_large_table_is_deleted_by_several_bounded_requests() {
     let api = TestApi::deleting(NewUserWrite::Transaction).await;
     api.create_table("big").await;
     api.seed_users("big", 1_100).await;
-    // One request reads at most 10 pages of 100 items: the metadata and 999 users.
+    // One request reads at most 10 pages of 100 items: the metadata, its
+    // counters, and users for the rest.
+    let first_users = 1_000 - 1 - u64::from(USER_COUNT_SHARDS);
     let first = api.delete("/tables/big").await;
     assert_eq!(first.status, StatusCode::ACCEPTED, "{:?}", first.body);
-    assert_eq!(first.body["deletedUsers"], json!(999));
+    assert_eq!(first.body["deletedUsers"], json!(first_users));
     assert!(
         first.body["message"]
             .as_str()
@@ -758,7 +765,7 @@ async fn a_large_table_is_deleted_by_several_bounded_requests() {
     );
     let second = api.delete("/tables/big").await;
     assert_eq!(second.status, StatusCode::OK, "{:?}", second.body);
-    assert_eq!(second.body["deletedUsers"], json!(101));
+    assert_eq!(second.body["deletedUsers"], json!(1_100 - first_users));
     assert_eq!(api.items_of("big").await, 0);
     assert_eq!(
         api.delete("/tables/big").await.status,
@@ -829,4 +836,69 @@ async fn a_named_stage_is_stripped_only_as_a_whole_segment() {
         "/dev/tables/x"
     );
     assert_eq!(api.get("/health").await.status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn a_table_written_before_counters_keeps_its_count_and_grows_it() {
+    use aws_sdk_dynamodb::types::AttributeValue;
+    for mode in [NewUserWrite::Transaction, NewUserWrite::ConditionalPut] {
+        let api = TestApi::deleting(mode).await;
+        // As the legacy deployment left it: the whole count on the metadata,
+        // two users, no counters.
+        api.seed_users("legacy", 2).await;
+        let metadata = [
+            ("tableId", AttributeValue::S("legacy".into())),
+            ("username", AttributeValue::S("_metadata".into())),
+            ("displayName", AttributeValue::S("Legacy".into())),
+            (
+                "createdAt",
+                AttributeValue::S("2025-01-01T00:00:00.000Z".into()),
+            ),
+            ("isArchived", AttributeValue::Bool(false)),
+            ("userCount", AttributeValue::N("2".into())),
+            ("tablesPartition", AttributeValue::S("TABLES".into())),
+        ]
+        .into_iter()
+        .map(|(name, value)| (name.to_owned(), value))
+        .collect();
+        api.client
+            .put_item()
+            .table_name(&api.table_name)
+            .set_item(Some(metadata))
+            .send()
+            .await
+            .expect("legacy metadata");
+        assert_eq!(api.items_of("legacy").await, 3);
+        assert_eq!(api.get("/tables/legacy").await.body["userCount"], json!(2));
+
+        for index in 0..12 {
+            let reply = api.put_user("legacy", &format!("new-{index:02}"), 1).await;
+            assert_eq!(reply.status, StatusCode::OK, "{mode:?}: {:?}", reply.body);
+            assert_eq!(reply.body["createdNew"], true);
+        }
+        let updated = api.put_user("legacy", "user-0000", 5).await;
+        assert_eq!(updated.body["createdNew"], false, "{:?}", updated.body);
+        assert_eq!(
+            api.get("/tables/legacy").await.body["userCount"],
+            json!(14),
+            "{mode:?}: the legacy count plus one per new user"
+        );
+        let listed = api.get("/tables").await.body["tables"][0].clone();
+        assert_eq!(listed["tableId"], "legacy");
+        assert_eq!(listed["userCount"], json!(14), "{mode:?}: {listed}");
+        let counters = api.items_of("legacy").await - 1 - 14;
+        assert!(
+            (1..=i32::from(USER_COUNT_SHARDS)).contains(&counters),
+            "{mode:?}: counters were created as they were picked: {counters}"
+        );
+
+        let deleted = api.delete("/tables/legacy").await;
+        assert_eq!(
+            deleted.body["deletedUsers"],
+            json!(14),
+            "{:?}",
+            deleted.body
+        );
+        assert_eq!(api.items_of("legacy").await, 0, "the counters went too");
+    }
 }

@@ -10,6 +10,7 @@ use aws_sdk_dynamodb::config::interceptors::BeforeTransmitInterceptorContextRef;
 use aws_sdk_dynamodb::config::{ConfigBag, Intercept, RuntimeComponents};
 use axum::http::StatusCode;
 use playground_api::api::router;
+use playground_api::schema::USER_COUNT_SHARDS;
 use playground_api::store::{NewUserWrite, Store, create_table_if_missing};
 use support::TestApi;
 
@@ -105,7 +106,11 @@ async fn steady_state_requests_cost_the_documented_round_trips() {
         assert_eq!(trips.take(), 1, "PATCH table");
 
         assert_eq!(api.get("/tables?limit=10").await.status, StatusCode::OK);
-        assert_eq!(trips.take(), 1, "GET /tables page");
+        assert_eq!(
+            trips.take(),
+            2,
+            "GET /tables page of one table: index query + its counters"
+        );
 
         assert_eq!(
             api.get("/tables/cost/users?limit=10").await.status,
@@ -134,6 +139,19 @@ async fn steady_state_requests_cost_the_documented_round_trips() {
             StatusCode::BAD_REQUEST
         );
         assert_eq!(trips.take(), 0, "rejected requests");
+
+        // The counters of a page: one BatchGetItem per 100 (25 tables).
+        for index in 0..29 {
+            api.create_table(&format!("more-{index:02}")).await;
+        }
+        trips.take();
+        let page = api.get("/tables?limit=30").await;
+        assert_eq!(page.body["tables"].as_array().map(Vec::len), Some(30));
+        assert_eq!(
+            trips.take(),
+            1 + (30 * usize::from(USER_COUNT_SHARDS)).div_ceil(100),
+            "GET /tables page of 30 tables"
+        );
     }
 }
 

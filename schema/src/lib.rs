@@ -13,7 +13,10 @@
 //!   `isArchived`, `userCount`, `updatedAt` (after a PATCH), and [`TABLES_PARTITION`]
 //!   = [`TABLES_PARTITION_VALUE`] so the table appears in the [`BY_CREATED_AT`] index;
 //! - a user: `tableId`, `username`, `submissionCount`, `totalCount`, `lastUpdated`,
-//!   and [`LEADERBOARD_KEY`] so the user appears in the [`BY_LEADERBOARD`] index.
+//!   and [`LEADERBOARD_KEY`] so the user appears in the [`BY_LEADERBOARD`] index;
+//! - a user counter: `tableId`, `username =` [`counter_username`]`(i)` for `i` in
+//!   `0..`[`USER_COUNT_SHARDS`], and `userCount`. A table's `userCount` is its
+//!   metadata's `userCount` plus its counters' (see [`USER_COUNT_SHARDS`]).
 
 /// Partition key of the table: the playground table's id.
 pub const TABLE_ID: &str = "tableId";
@@ -21,6 +24,27 @@ pub const TABLE_ID: &str = "tableId";
 pub const USERNAME: &str = "username";
 /// The sort key value of the item that holds a playground table's metadata.
 pub const METADATA_USERNAME: &str = "_metadata";
+
+/// How many counter items a table's `userCount` is spread over. Every new
+/// user's write increments one of them, picked at random, so that a class
+/// whose students all submit for the first time at once is spread over this
+/// many items instead of queueing on one (DynamoDB cancels concurrent
+/// transactions on one item). The metadata's own `userCount` is the base: all of
+/// the count of a table written before counters existed, and 0 for a new one.
+pub const USER_COUNT_SHARDS: u8 = 4;
+
+/// The sort key of counter `shard` of a table: `_metadata#count<shard>`. `#` is
+/// not allowed in a username, so no user collides, and every counter sorts
+/// after [`METADATA_USERNAME`] and before [`METADATA_RANGE_END`].
+pub fn counter_username(shard: u8) -> String {
+    format!("{METADATA_USERNAME}#count{shard}")
+}
+
+/// Above every counter's sort key and below every username that starts with
+/// `_metadata` (whose next character is `-`, `_` or alphanumeric, all above
+/// `#`): `username BETWEEN "_metadata" AND METADATA_RANGE_END` selects exactly
+/// a table's metadata and counters.
+pub const METADATA_RANGE_END: &str = "_metadata#~";
 
 pub const DISPLAY_NAME: &str = "displayName";
 pub const CREATED_AT: &str = "createdAt";
@@ -197,5 +221,35 @@ mod tests {
                 LEADERBOARD_KEY
             ]
         );
+    }
+}
+
+#[cfg(test)]
+mod counter_tests {
+    use super::*;
+
+    fn in_metadata_range(username: &str) -> bool {
+        (METADATA_USERNAME..=METADATA_RANGE_END).contains(&username)
+    }
+
+    #[test]
+    fn the_metadata_range_holds_the_metadata_and_every_counter_and_no_user() {
+        assert!(in_metadata_range(METADATA_USERNAME));
+        for shard in 0..USER_COUNT_SHARDS {
+            assert!(in_metadata_range(&counter_username(shard)), "{shard}");
+        }
+        // Every character a username may hold, right after `_metadata` and
+        // at either end of the username alphabet.
+        let alphabet = ('0'..='9')
+            .chain('A'..='Z')
+            .chain('a'..='z')
+            .chain(['_', '-']);
+        for next in alphabet {
+            let user = format!("{METADATA_USERNAME}{next}");
+            assert!(!in_metadata_range(&user), "{user}");
+        }
+        assert!(!in_metadata_range("_metadat"));
+        assert!(!in_metadata_range("_"));
+        assert!(!in_metadata_range("zzz"));
     }
 }

@@ -38,8 +38,9 @@ pub fn tags(settings: &Settings, names: &EnvironmentNames) -> BTreeMap<String, S
 }
 
 /// The item operations the function performs on its table. (Its transactions
-/// need PutItem and UpdateItem on the items they write; deleting a table reads
-/// its partition with Query on the table itself and deletes with
+/// need PutItem and UpdateItem on the items they write; a page of the table
+/// listing reads its tables' user counters with BatchGetItem; deleting a table
+/// reads its partition with Query on the table itself and deletes with
 /// BatchWriteItem, which the function refuses to do unless `allow_table_delete`.)
 /// The execution boundary allows no more than these.
 pub const FUNCTION_TABLE_ACTIONS: &[&str] = &[
@@ -48,6 +49,7 @@ pub const FUNCTION_TABLE_ACTIONS: &[&str] = &[
     "dynamodb:UpdateItem",
     "dynamodb:DescribeTable",
     "dynamodb:Query",
+    "dynamodb:BatchGetItem",
     "dynamodb:BatchWriteItem",
 ];
 /// What the function does with its table's indexes.

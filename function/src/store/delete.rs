@@ -1,11 +1,13 @@
-//! Deleting a playground table: its users in pages, then its metadata.
+//! Deleting a playground table: its users in pages, then its metadata and
+//! its counters.
 //!
 //! The table's items are read from its own partition (`tableId`, never a scan),
 //! keys only, a bounded page at a time, and deleted with BatchWriteItem, 25
 //! keys a request; DynamoDB may leave some of a batch unprocessed (throttling),
 //! and those are sent again, a bounded number of times, with backoff. The
-//! metadata item goes last, once every user read is gone, so that the table
-//! stays visible (and a DELETE can be repeated) until its users are gone.
+//! metadata item and the counters go last, once every user read is gone, so
+//! that the table stays visible, its `userCount` unchanged (and a DELETE can be
+//! repeated), until its users are gone.
 //!
 //! One request reads at most [`MAX_PAGES`] pages: a larger table is deleted by
 //! several requests, each bounded, each continuing where the last stopped
@@ -20,8 +22,8 @@ use std::time::Duration;
 
 use aws_sdk_dynamodb::types::{DeleteRequest, WriteRequest};
 
+use super::counter::is_counter;
 use super::item::{Item, string_value};
-use super::tables::metadata_key;
 use super::{Store, StoreError, back_off};
 use crate::schema::{METADATA_USERNAME, TABLE_ID, USERNAME};
 
@@ -46,13 +48,15 @@ pub struct TableDeletion {
 }
 
 impl Store {
-    /// Delete table `table_id`: every user in its partition, then its metadata.
+    /// Delete table `table_id`: every user in its partition, then its metadata
+    /// and counters.
     /// [`StoreError::TableDeleteNotAllowed`] unless the store allows it;
     /// [`StoreError::TableNotFound`] when the partition holds nothing.
     ///
     /// Costs, for a partition of `n` items (the metadata included), at most
     /// [`MAX_PAGES`] queries and `ceil(users of each page / 25)` batch writes
-    /// per page, plus one for the metadata, with unprocessed items resent.
+    /// per page, plus one for the metadata and counters, with unprocessed items
+    /// resent.
     pub async fn delete_table(&self, table_id: &str) -> Result<TableDeletion, StoreError> {
         if !self.allow_table_delete {
             return Err(StoreError::TableDeleteNotAllowed);
@@ -60,6 +64,8 @@ impl Store {
         let mut start: Option<Item> = None;
         let mut deleted_users = 0_u64;
         let mut found_any = false;
+        // The metadata and the counters, deleted last.
+        let mut last = Vec::new();
         for _ in 0..MAX_PAGES {
             let output = self
                 .client
@@ -79,17 +85,13 @@ impl Store {
                     StoreError::dynamodb(format!("reading the items of table {table_id}"), error)
                 })?;
             found_any |= !output.items().is_empty();
-            let users: Vec<Item> = output
-                .items()
-                .iter()
-                .filter(|item| {
+            let (kept, users): (Vec<Item>, Vec<Item>) =
+                output.items().iter().cloned().partition(|item| {
                     item.get(USERNAME)
                         .and_then(|name| name.as_s().ok())
-                        .map(String::as_str)
-                        != Some(METADATA_USERNAME)
-                })
-                .cloned()
-                .collect();
+                        .is_some_and(|name| name == METADATA_USERNAME || is_counter(name))
+                });
+            last.extend(kept);
             for batch in users.chunks(BATCH_ITEMS) {
                 self.delete_keys(table_id, batch).await?;
                 deleted_users += batch.len() as u64;
@@ -98,8 +100,9 @@ impl Store {
                 Some(key) => start = Some(key.clone()),
                 None if !found_any => return Err(StoreError::TableNotFound),
                 None => {
-                    self.delete_keys(table_id, &[metadata_key(table_id)])
-                        .await?;
+                    for batch in last.chunks(BATCH_ITEMS) {
+                        self.delete_keys(table_id, batch).await?;
+                    }
                     return Ok(TableDeletion {
                         deleted_users,
                         complete: true,

@@ -1,6 +1,7 @@
 //! Data access for the playground table: one method per API operation, each a
 //! bounded number of DynamoDB round trips (see the README's cost table).
 
+mod counter;
 mod cursor;
 mod delete;
 mod error;
@@ -9,7 +10,7 @@ mod provision;
 mod tables;
 mod users;
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use aws_sdk_dynamodb::Client;
 
@@ -32,9 +33,9 @@ pub enum NewUserWrite {
     /// One transaction writes the user and increments the count: both or neither.
     Transaction,
     /// A conditional put of the user, then an atomic increment: cheaper (no
-    /// transaction), still exact under concurrency because only the writer whose
-    /// conditional put succeeded increments; a crash between the two writes
-    /// could leave the count one short.
+    /// transaction, so nothing to conflict with), still exact under concurrency
+    /// because only the writer whose conditional put succeeded increments; a
+    /// crash between the two writes could leave the count one short.
     ConditionalPut,
 }
 
@@ -104,6 +105,59 @@ async fn back_off(attempt: u32, min: Duration, max: Duration) {
         .nth(attempt.min(16) as usize)
         .unwrap_or(max);
     tokio::time::sleep(pause).await;
+}
+
+/// How long one request keeps retrying writes that conflicted with a
+/// concurrent transaction, in all: well inside the function's timeout (the
+/// deployer's `timeout_s`, 10 s by default), so that a request that gives up
+/// still answers (503) before Lambda ends it.
+pub const CONFLICT_BUDGET: Duration = Duration::from_secs(5);
+
+/// The retries of one write that DynamoDB cancelled because a concurrent
+/// transaction held one of its items (`TransactionConflict`): a jittered pause
+/// of 5 ms doubling to 250 ms before each, for at most [`CONFLICT_BUDGET`].
+///
+/// A conflict means the write was not applied, so retrying it is always safe.
+struct Conflicts {
+    started: Instant,
+    attempts: u32,
+}
+
+impl Conflicts {
+    fn new() -> Self {
+        Self {
+            started: Instant::now(),
+            attempts: 1,
+        }
+    }
+
+    /// Whether the budget is spent.
+    fn exhausted(&self) -> bool {
+        self.started.elapsed() >= CONFLICT_BUDGET
+    }
+
+    /// Pause before the next attempt; `false` (at once) when the budget is spent.
+    async fn pause(&mut self) -> bool {
+        if self.exhausted() {
+            return false;
+        }
+        back_off(
+            self.attempts - 1,
+            Duration::from_millis(5),
+            Duration::from_millis(250),
+        )
+        .await;
+        self.attempts += 1;
+        true
+    }
+
+    /// The error of a write that kept conflicting until the budget was spent.
+    fn give_up(&self, action: String) -> StoreError {
+        StoreError::Contended {
+            action,
+            attempts: self.attempts,
+        }
+    }
 }
 
 /// Why the health check failed.

@@ -1,13 +1,16 @@
-//! Playground tables: the `_metadata` item of each `tableId`.
+//! Playground tables: the `_metadata` item of each `tableId`, and its
+//! `userCount` (see [`super::counter`]).
 
-use aws_sdk_dynamodb::types::AttributeValue;
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem};
 use serde::Serialize;
 
+use super::counter::new_counter;
 use super::item::{Item, number_value, string_value};
-use super::{Page, Store, StoreError, cursor};
+use super::{Conflicts, Page, Store, StoreError, cursor};
 use crate::schema::{
     BY_CREATED_AT, CREATED_AT, DISPLAY_NAME, IS_ARCHIVED, METADATA_USERNAME, TABLE_ID,
-    TABLES_PARTITION, TABLES_PARTITION_VALUE, UPDATED_AT, USER_COUNT, USERNAME,
+    TABLES_PARTITION, TABLES_PARTITION_VALUE, UPDATED_AT, USER_COUNT, USER_COUNT_SHARDS, USERNAME,
 };
 
 /// A playground table as the API returns it.
@@ -40,7 +43,8 @@ pub(crate) fn metadata_key(table_id: &str) -> Item {
 }
 
 impl Store {
-    fn table_record(&self, item: &Item) -> Result<TableRecord, StoreError> {
+    /// The table of metadata `item`, whose users number `user_count`.
+    fn table_record(&self, item: &Item, user_count: u64) -> Result<TableRecord, StoreError> {
         let reader = self.reader(item);
         let table_id = reader.string(TABLE_ID)?;
         Ok(TableRecord {
@@ -50,22 +54,22 @@ impl Store {
             table_id,
             created_at: reader.optional_string(CREATED_AT)?,
             is_archived: reader.flag(IS_ARCHIVED)?,
-            user_count: reader.count(USER_COUNT)?,
+            user_count,
             updated_at: reader.optional_string(UPDATED_AT)?,
         })
     }
 
-    /// Create a table's metadata item; [`StoreError::TableAlreadyExists`] when it
-    /// exists. One conditional put: concurrent creates of one id succeed once.
+    /// Create a table: its metadata item and its counters at 0, in one
+    /// transaction; [`StoreError::TableAlreadyExists`] when it exists. The
+    /// metadata is put only if absent: concurrent creates of one id succeed once.
     pub async fn create_table(
         &self,
         table_id: &str,
         display_name: &str,
         now: &str,
     ) -> Result<(), StoreError> {
-        let result = self
-            .client
-            .put_item()
+        let action = || format!("creating playground table {table_id}");
+        let metadata = Put::builder()
             .table_name(&self.table_name)
             .set_item(Some(
                 metadata_key(table_id)
@@ -84,46 +88,58 @@ impl Store {
             ))
             .condition_expression("attribute_not_exists(#id)")
             .expression_attribute_names("#id", TABLE_ID)
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(()),
-            Err(error)
-                if error
-                    .as_service_error()
-                    .is_some_and(|service| service.is_conditional_check_failed_exception()) =>
-            {
-                Err(StoreError::TableAlreadyExists {
+            .build()
+            .map_err(|error| StoreError::dynamodb(action(), error))?;
+        let mut items = vec![TransactWriteItem::builder().put(metadata).build()];
+        for shard in 0..USER_COUNT_SHARDS {
+            let counter = new_counter(&self.table_name, table_id, shard)?;
+            items.push(TransactWriteItem::builder().put(counter).build());
+        }
+        let mut conflicts = Conflicts::new();
+        loop {
+            let result = self
+                .client
+                .transact_write_items()
+                .set_transact_items(Some(items.clone()))
+                .send()
+                .await;
+            let error = match result {
+                Ok(_) => return Ok(()),
+                Err(error) => error,
+            };
+            let Some(TransactWriteItemsError::TransactionCanceledException(canceled)) =
+                error.as_service_error()
+            else {
+                return Err(StoreError::dynamodb(action(), error));
+            };
+            let reasons = canceled.cancellation_reasons();
+            if reasons.first().and_then(|reason| reason.code()) == Some("ConditionalCheckFailed") {
+                return Err(StoreError::TableAlreadyExists {
                     table_id: table_id.to_owned(),
-                })
+                });
             }
-            Err(error) => Err(StoreError::dynamodb(
-                format!("creating playground table {table_id}"),
-                error,
-            )),
+            if !reasons
+                .iter()
+                .any(|reason| reason.code() == Some("TransactionConflict"))
+            {
+                return Err(StoreError::dynamodb(action(), error));
+            }
+            if !conflicts.pause().await {
+                return Err(conflicts.give_up(action()));
+            }
         }
     }
 
     /// Read one table (strongly consistent); `None` when it does not exist.
     pub async fn get_table(&self, table_id: &str) -> Result<Option<TableRecord>, StoreError> {
-        let output = self
-            .client
-            .get_item()
-            .table_name(&self.table_name)
-            .set_key(Some(metadata_key(table_id)))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|error| {
-                StoreError::dynamodb(format!("reading playground table {table_id}"), error)
-            })?;
-        output
-            .item()
-            .map(|item| self.table_record(item))
+        self.metadata_and_count(table_id)
+            .await?
+            .map(|(item, user_count)| self.table_record(&item, user_count))
             .transpose()
     }
 
-    /// List tables newest first, `limit` per page, from the `byCreatedAt` index.
+    /// List tables newest first, `limit` per page, from the `byCreatedAt` index,
+    /// with their counters (one BatchGetItem per 100 counters, so per 25 tables).
     pub async fn list_tables(
         &self,
         limit: u16,
@@ -159,10 +175,23 @@ impl Store {
             .send()
             .await
             .map_err(|error| StoreError::dynamodb("listing playground tables", error))?;
+        let table_ids = output
+            .items()
+            .iter()
+            .map(|item| self.reader(item).string(TABLE_ID))
+            .collect::<Result<Vec<_>, _>>()?;
+        let sums = self
+            .counter_sums(&table_ids.iter().map(String::as_str).collect::<Vec<_>>())
+            .await?;
         let items = output
             .items()
             .iter()
-            .map(|item| self.table_record(item))
+            .zip(&table_ids)
+            .map(|(item, table_id)| {
+                let base = self.reader(item).count(USER_COUNT)?;
+                let counted = sums.get(table_id).copied().unwrap_or(0);
+                self.table_record(item, base.saturating_add(counted))
+            })
             .collect::<Result<Vec<_>, _>>()?;
         Ok(Page {
             items,
@@ -199,23 +228,26 @@ impl Store {
                 .expression_attribute_names("#isArchived", IS_ARCHIVED)
                 .expression_attribute_values(":isArchived", AttributeValue::Bool(is_archived));
         }
-        match request
-            .update_expression(format!("SET {}", sets.join(", ")))
-            .send()
-            .await
-        {
-            Ok(_) => Ok(()),
-            Err(error)
-                if error
-                    .as_service_error()
-                    .is_some_and(|service| service.is_conditional_check_failed_exception()) =>
-            {
-                Err(StoreError::TableNotFound)
+        let request = request.update_expression(format!("SET {}", sets.join(", ")));
+        let action = || format!("updating playground table {table_id}");
+        // Users never write the metadata (see `counter`); only a concurrent
+        // create of this table (a transaction) can hold it.
+        let mut conflicts = Conflicts::new();
+        loop {
+            match request.clone().send().await {
+                Ok(_) => return Ok(()),
+                Err(error) => match error.as_service_error() {
+                    Some(service) if service.is_conditional_check_failed_exception() => {
+                        return Err(StoreError::TableNotFound);
+                    }
+                    Some(service) if service.is_transaction_conflict_exception() => {
+                        if !conflicts.pause().await {
+                            return Err(conflicts.give_up(action()));
+                        }
+                    }
+                    _ => return Err(StoreError::dynamodb(action(), error)),
+                },
             }
-            Err(error) => Err(StoreError::dynamodb(
-                format!("updating playground table {table_id}"),
-                error,
-            )),
         }
     }
 

@@ -1,21 +1,16 @@
 //! Users of a playground table and the table's exact `userCount`.
 
-use std::time::Duration;
-
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
-use aws_sdk_dynamodb::types::{Put, TransactWriteItem, Update};
+use aws_sdk_dynamodb::types::{Put, TransactWriteItem};
 use serde::Serialize;
 
+use super::counter::{self, counter_key, pick_shard};
 use super::item::{Item, number_value, string_value};
-use super::tables::metadata_key;
-use super::{NewUserWrite, Page, Store, StoreError, cursor};
+use super::{Conflicts, NewUserWrite, Page, Store, StoreError, cursor};
 use crate::schema::{
     BY_LEADERBOARD, LAST_UPDATED, LEADERBOARD_KEY, SUBMISSION_COUNT, TABLE_ID, TOTAL_COUNT,
     USER_COUNT, USERNAME, leaderboard_key,
 };
-
-/// How many times a PUT retries when concurrent writers keep racing it.
-const MAX_PUT_ATTEMPTS: u32 = 8;
 
 /// A user's scores as the API returns them.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -41,12 +36,15 @@ pub struct PutUserOutcome {
     pub created_new: bool,
 }
 
-enum NewUserResult {
-    Created,
-    /// Someone created the user first: update it instead.
-    AlreadyExists,
-    /// A concurrent transaction touched the same items: try again.
-    Conflict,
+/// What one attempt at a write did.
+enum Attempt {
+    /// Written.
+    Done,
+    /// The user exists (for a create) or does not (for an update): try the other.
+    Other,
+    /// A concurrent transaction held one of the items, or the counter picked
+    /// did not exist yet (and now does): nothing was written; try again.
+    Retry,
 }
 
 fn user_key(table_id: &str, username: &str) -> Item {
@@ -74,15 +72,13 @@ fn user_item(table_id: &str, username: &str, counts: UserCounts, now: &str) -> I
     item
 }
 
-/// A short, growing, jittered pause between attempts that lost a race: 5 ms
-/// doubling to 320 ms, with full jitter.
-async fn back_off(attempt: u32) {
-    super::back_off(
-        attempt,
-        Duration::from_millis(5),
-        Duration::from_millis(320),
-    )
-    .await;
+/// A `ClientRequestToken` for one transaction: the SDK sends the same one
+/// when it retries the call (after a timeout, say), and DynamoDB then answers
+/// the transaction's first outcome instead of applying it twice.
+fn request_token() -> String {
+    std::iter::repeat_with(fastrand::alphanumeric)
+        .take(32)
+        .collect()
 }
 
 impl Store {
@@ -172,9 +168,11 @@ impl Store {
         })
     }
 
-    /// Create or update a user. An existing user costs one conditional update; a
-    /// new user is written together with the table's `userCount` increment (see
-    /// [`NewUserWrite`]), so the count stays exact under any concurrency.
+    /// Create or update a user. An existing user costs one conditional update;
+    /// a new user is written together with an increment of one of the table's
+    /// counters (see [`NewUserWrite`] and [`super::counter`]), so the count stays
+    /// exact under any concurrency. Writes that a concurrent transaction held
+    /// are retried, with backoff, for up to [`super::CONFLICT_BUDGET`].
     pub async fn put_user(
         &self,
         table_id: &str,
@@ -182,43 +180,48 @@ impl Store {
         counts: UserCounts,
         now: &str,
     ) -> Result<PutUserOutcome, StoreError> {
-        for attempt in 0..MAX_PUT_ATTEMPTS {
-            if self
+        let mut conflicts = Conflicts::new();
+        loop {
+            let attempt = match self
                 .update_existing_user(table_id, username, counts, now)
                 .await?
             {
-                return Ok(PutUserOutcome { created_new: false });
-            }
-            let result = match self.new_user_write {
-                NewUserWrite::Transaction => {
-                    self.create_user_in_transaction(table_id, username, counts, now)
-                        .await?
-                }
-                NewUserWrite::ConditionalPut => {
-                    self.create_user_then_count(table_id, username, counts, now)
-                        .await?
-                }
+                Attempt::Done => return Ok(PutUserOutcome { created_new: false }),
+                Attempt::Retry => Attempt::Retry,
+                Attempt::Other => match self.new_user_write {
+                    NewUserWrite::Transaction => {
+                        self.create_user_in_transaction(table_id, username, counts, now)
+                            .await?
+                    }
+                    NewUserWrite::ConditionalPut => {
+                        self.create_user_then_count(table_id, username, counts, now, &mut conflicts)
+                            .await?
+                    }
+                },
             };
-            match result {
-                NewUserResult::Created => return Ok(PutUserOutcome { created_new: true }),
-                NewUserResult::AlreadyExists => {}
-                NewUserResult::Conflict => back_off(attempt).await,
+            match attempt {
+                Attempt::Done => return Ok(PutUserOutcome { created_new: true }),
+                // Created by someone else meanwhile: update it (the loop's
+                // first step), unless the budget is spent.
+                Attempt::Other if !conflicts.exhausted() => {}
+                Attempt::Retry if conflicts.pause().await => {}
+                Attempt::Other | Attempt::Retry => {
+                    return Err(
+                        conflicts.give_up(format!("writing user {username} of table {table_id}"))
+                    );
+                }
             }
         }
-        Err(StoreError::Contended {
-            action: format!("writing user {username} of table {table_id}"),
-            attempts: MAX_PUT_ATTEMPTS,
-        })
     }
 
-    /// Update the user if it exists; `false` when it does not.
+    /// Update the user if it exists ([`Attempt::Other`] when it does not).
     async fn update_existing_user(
         &self,
         table_id: &str,
         username: &str,
         counts: UserCounts,
         now: &str,
-    ) -> Result<bool, StoreError> {
+    ) -> Result<Attempt, StoreError> {
         let result = self
             .client
             .update_item()
@@ -241,30 +244,32 @@ impl Store {
             .send()
             .await;
         match result {
-            Ok(_) => Ok(true),
-            Err(error)
-                if error
-                    .as_service_error()
-                    .is_some_and(|service| service.is_conditional_check_failed_exception()) =>
-            {
-                Ok(false)
-            }
-            Err(error) => Err(StoreError::dynamodb(
-                format!("updating user {username} of table {table_id}"),
-                error,
-            )),
+            Ok(_) => Ok(Attempt::Done),
+            Err(error) => match error.as_service_error() {
+                Some(service) if service.is_conditional_check_failed_exception() => {
+                    Ok(Attempt::Other)
+                }
+                // The user's creating transaction is still in flight.
+                Some(service) if service.is_transaction_conflict_exception() => Ok(Attempt::Retry),
+                _ => Err(StoreError::dynamodb(
+                    format!("updating user {username} of table {table_id}"),
+                    error,
+                )),
+            },
         }
     }
 
-    /// `SAFE_CONCURRENCY=true`: the new user and the count increment in one transaction.
+    /// `SAFE_CONCURRENCY=true`: the new user and the increment of a counter
+    /// picked at random, in one transaction.
     async fn create_user_in_transaction(
         &self,
         table_id: &str,
         username: &str,
         counts: UserCounts,
         now: &str,
-    ) -> Result<NewUserResult, StoreError> {
+    ) -> Result<Attempt, StoreError> {
         let action = || format!("creating user {username} of table {table_id}");
+        let shard = pick_shard();
         let put = Put::builder()
             .table_name(&self.table_name)
             .set_item(Some(user_item(table_id, username, counts, now)))
@@ -272,25 +277,17 @@ impl Store {
             .expression_attribute_names("#name", USERNAME)
             .build()
             .map_err(|error| StoreError::dynamodb(action(), error))?;
-        let increment = Update::builder()
-            .table_name(&self.table_name)
-            .set_key(Some(metadata_key(table_id)))
-            .update_expression("ADD #count :one")
-            .condition_expression("attribute_exists(#id)")
-            .expression_attribute_names("#count", USER_COUNT)
-            .expression_attribute_names("#id", TABLE_ID)
-            .expression_attribute_values(":one", number_value(1))
-            .build()
-            .map_err(|error| StoreError::dynamodb(action(), error))?;
+        let increment = counter::increment(&self.table_name, table_id, shard)?;
         let result = self
             .client
             .transact_write_items()
             .transact_items(TransactWriteItem::builder().put(put).build())
             .transact_items(TransactWriteItem::builder().update(increment).build())
+            .client_request_token(request_token())
             .send()
             .await;
         let error = match result {
-            Ok(_) => return Ok(NewUserResult::Created),
+            Ok(_) => return Ok(Attempt::Done),
             Err(error) => error,
         };
         let Some(TransactWriteItemsError::TransactionCanceledException(canceled)) =
@@ -305,31 +302,40 @@ impl Store {
                 .and_then(|reason| reason.code())
                 .unwrap_or("None")
         };
-        if code(1) == "ConditionalCheckFailed" {
-            return Err(StoreError::TableNotFound);
-        }
         if code(0) == "ConditionalCheckFailed" {
-            return Ok(NewUserResult::AlreadyExists);
+            return Ok(Attempt::Other);
+        }
+        if code(1) == "ConditionalCheckFailed" {
+            // No such counter: the table is gone, or predates counters.
+            if !self.table_exists(table_id).await? {
+                return Err(StoreError::TableNotFound);
+            }
+            self.create_counter(table_id, shard).await?;
+            return Ok(Attempt::Retry);
         }
         if canceled
             .cancellation_reasons()
             .iter()
             .any(|reason| reason.code() == Some("TransactionConflict"))
         {
-            return Ok(NewUserResult::Conflict);
+            return Ok(Attempt::Retry);
         }
         Err(StoreError::dynamodb(action(), error))
     }
 
     /// `SAFE_CONCURRENCY=false`: check the table, put the user only if absent,
-    /// and only then increment the count.
+    /// and only then increment a counter picked at random (creating it if
+    /// missing). Neither write is a transaction, so neither conflicts with
+    /// another writer of this mode; an increment that a transaction of the
+    /// other mode holds is retried within the budget.
     async fn create_user_then_count(
         &self,
         table_id: &str,
         username: &str,
         counts: UserCounts,
         now: &str,
-    ) -> Result<NewUserResult, StoreError> {
+        conflicts: &mut Conflicts,
+    ) -> Result<Attempt, StoreError> {
         if !self.table_exists(table_id).await? {
             return Err(StoreError::TableNotFound);
         }
@@ -342,39 +348,43 @@ impl Store {
             .expression_attribute_names("#name", USERNAME)
             .send()
             .await;
-        match put {
-            Ok(_) => {}
-            Err(error)
-                if error
-                    .as_service_error()
-                    .is_some_and(|service| service.is_conditional_check_failed_exception()) =>
-            {
-                return Ok(NewUserResult::AlreadyExists);
-            }
-            Err(error) => {
-                return Err(StoreError::dynamodb(
+        if let Err(error) = put {
+            return match error.as_service_error() {
+                Some(service) if service.is_conditional_check_failed_exception() => {
+                    Ok(Attempt::Other)
+                }
+                Some(service) if service.is_transaction_conflict_exception() => Ok(Attempt::Retry),
+                _ => Err(StoreError::dynamodb(
                     format!("creating user {username} of table {table_id}"),
                     error,
-                ));
+                )),
+            };
+        }
+        let action = || format!("counting new user {username} of table {table_id}");
+        loop {
+            let result = self
+                .client
+                .update_item()
+                .table_name(&self.table_name)
+                .set_key(Some(counter_key(table_id, pick_shard())))
+                .update_expression("ADD #count :one")
+                .expression_attribute_names("#count", USER_COUNT)
+                .expression_attribute_values(":one", number_value(1))
+                .send()
+                .await;
+            match result {
+                Ok(_) => return Ok(Attempt::Done),
+                Err(error)
+                    if error
+                        .as_service_error()
+                        .is_some_and(|service| service.is_transaction_conflict_exception()) =>
+                {
+                    if !conflicts.pause().await {
+                        return Err(conflicts.give_up(action()));
+                    }
+                }
+                Err(error) => return Err(StoreError::dynamodb(action(), error)),
             }
         }
-        self.client
-            .update_item()
-            .table_name(&self.table_name)
-            .set_key(Some(metadata_key(table_id)))
-            .update_expression("ADD #count :one")
-            .condition_expression("attribute_exists(#id)")
-            .expression_attribute_names("#count", USER_COUNT)
-            .expression_attribute_names("#id", TABLE_ID)
-            .expression_attribute_values(":one", number_value(1))
-            .send()
-            .await
-            .map_err(|error| {
-                StoreError::dynamodb(
-                    format!("counting new user {username} of table {table_id}"),
-                    error,
-                )
-            })?;
-        Ok(NewUserResult::Created)
     }
 }

@@ -70,8 +70,20 @@ impl TestApi {
         Self::over_new_table(mode, |store| local_router(store, CorsPolicy::new(origins))).await
     }
 
+    /// The API over a new table reached through `client` (another emulator's).
+    pub async fn on(client: aws_sdk_dynamodb::Client, mode: NewUserWrite) -> Self {
+        Self::with_client(client, mode, router).await
+    }
+
     async fn over_new_table(mode: NewUserWrite, build: impl FnOnce(Store) -> Router) -> Self {
-        let client = client().await;
+        Self::with_client(client().await, mode, build).await
+    }
+
+    async fn with_client(
+        client: aws_sdk_dynamodb::Client,
+        mode: NewUserWrite,
+        build: impl FnOnce(Store) -> Router,
+    ) -> Self {
         let table_name = emulator::unique_name("PlaygroundScores-test");
         let created = create_table_if_missing(&client, &table_name)
             .await

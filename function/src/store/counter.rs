@@ -1,0 +1,240 @@
+//! A table's exact `userCount`, spread over counter items.
+//!
+//! Every new user's write also increments the count. Kept on one item, the
+//! count would make every first write of a class touch that one item, and
+//! DynamoDB cancels a transaction whose items another transaction holds
+//! (`TransactionConflict`): a class submitting at once would queue on it. So
+//! the count is kept on [`USER_COUNT_SHARDS`] counter items in the table's own
+//! partition (`username =` [`counter_username`]`(i)`), and each new user
+//! increments one of them, picked at random: concurrent first writes conflict
+//! only when they pick the same counter, and a retry picks again. The metadata
+//! item is no longer written by users at all, so a PATCH of it never conflicts
+//! with them.
+//!
+//! `userCount` = the metadata's `userCount` (the base: the whole count of a
+//! table written before counters existed, 0 for a new one) + every counter's.
+//! A single table reads all of it with one strongly consistent query of the
+//! range [`METADATA_USERNAME`]..=[`METADATA_RANGE_END`], which holds the
+//! metadata and the counters and no user; a page of the table listing reads
+//! its tables' counters with BatchGetItem, 100 keys a call.
+//!
+//! Counters are created with their table; a table written before counters
+//! existed gets each counter the first time a new user picks it.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use aws_sdk_dynamodb::types::{KeysAndAttributes, Put, Update};
+
+use super::item::{Item, number_value, string_value};
+use super::{Store, StoreError, back_off};
+use crate::schema::{
+    METADATA_RANGE_END, METADATA_USERNAME, TABLE_ID, USER_COUNT, USER_COUNT_SHARDS, USERNAME,
+    counter_username,
+};
+
+/// BatchGetItem's limit of keys per call.
+const BATCH_KEYS: usize = 100;
+/// How many times one batch of keys is asked for while DynamoDB leaves some unprocessed.
+const MAX_BATCH_ATTEMPTS: u32 = 6;
+
+/// The key of counter `shard` of table `table_id`.
+pub(crate) fn counter_key(table_id: &str, shard: u8) -> Item {
+    [
+        (TABLE_ID.to_owned(), string_value(table_id)),
+        (USERNAME.to_owned(), string_value(counter_username(shard))),
+    ]
+    .into()
+}
+
+/// A counter for a new user to increment, drawn at random.
+pub(crate) fn pick_shard() -> u8 {
+    fastrand::u8(..USER_COUNT_SHARDS)
+}
+
+/// Whether `username` (a sort key) is one of a table's counters.
+pub(crate) fn is_counter(username: &str) -> bool {
+    username
+        .strip_prefix(METADATA_USERNAME)
+        .is_some_and(|rest| rest.starts_with('#'))
+}
+
+/// A new counter at 0, as a transaction's put.
+pub(crate) fn new_counter(table_name: &str, table_id: &str, shard: u8) -> Result<Put, StoreError> {
+    let mut item = counter_key(table_id, shard);
+    item.insert(USER_COUNT.to_owned(), number_value(0));
+    Put::builder()
+        .table_name(table_name)
+        .set_item(Some(item))
+        .build()
+        .map_err(|error| StoreError::dynamodb(format!("creating table {table_id}"), error))
+}
+
+/// The increment of counter `shard` in a new user's transaction. Its condition
+/// (the counter exists) fails when the table is gone, or when it was written
+/// before counters existed and nobody has picked this counter yet.
+pub(crate) fn increment(table_name: &str, table_id: &str, shard: u8) -> Result<Update, StoreError> {
+    Update::builder()
+        .table_name(table_name)
+        .set_key(Some(counter_key(table_id, shard)))
+        .update_expression("ADD #count :one")
+        .condition_expression("attribute_exists(#id)")
+        .expression_attribute_names("#count", USER_COUNT)
+        .expression_attribute_names("#id", TABLE_ID)
+        .expression_attribute_values(":one", number_value(1))
+        .build()
+        .map_err(|error| {
+            StoreError::dynamodb(format!("counting a user of table {table_id}"), error)
+        })
+}
+
+impl Store {
+    /// The metadata item and the counters of one table (strongly consistent,
+    /// one query); `None` when the table does not exist.
+    pub(crate) async fn metadata_and_count(
+        &self,
+        table_id: &str,
+    ) -> Result<Option<(Item, u64)>, StoreError> {
+        let output = self
+            .client
+            .query()
+            .table_name(&self.table_name)
+            .key_condition_expression("#id = :id AND #name BETWEEN :metadata AND :end")
+            .expression_attribute_names("#id", TABLE_ID)
+            .expression_attribute_names("#name", USERNAME)
+            .expression_attribute_values(":id", string_value(table_id))
+            .expression_attribute_values(":metadata", string_value(METADATA_USERNAME))
+            .expression_attribute_values(":end", string_value(METADATA_RANGE_END))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|error| {
+                StoreError::dynamodb(format!("reading playground table {table_id}"), error)
+            })?;
+        let mut metadata = None;
+        let mut counted = 0_u64;
+        for item in output.items() {
+            let reader = self.reader(item);
+            let name = reader.string(USERNAME)?;
+            if name == METADATA_USERNAME {
+                metadata = Some(item.clone());
+            } else if is_counter(&name) {
+                counted = counted.saturating_add(reader.count(USER_COUNT)?);
+            }
+        }
+        let Some(metadata) = metadata else {
+            return Ok(None);
+        };
+        let base = self.reader(&metadata).count(USER_COUNT)?;
+        Ok(Some((metadata, base.saturating_add(counted))))
+    }
+
+    /// The sum of the counters of each of `table_ids` (eventually consistent,
+    /// like the listing they complete): one BatchGetItem per 100 counters,
+    /// sending again what DynamoDB leaves unprocessed. A table without
+    /// counters sums to 0.
+    pub(crate) async fn counter_sums(
+        &self,
+        table_ids: &[&str],
+    ) -> Result<HashMap<String, u64>, StoreError> {
+        let keys: Vec<Item> = table_ids
+            .iter()
+            .flat_map(|table_id| (0..USER_COUNT_SHARDS).map(|shard| counter_key(table_id, shard)))
+            .collect();
+        let mut sums = HashMap::new();
+        for batch in keys.chunks(BATCH_KEYS) {
+            for item in self.get_batch(batch).await? {
+                let reader = self.reader(&item);
+                let count = reader.count(USER_COUNT)?;
+                let sum = sums.entry(reader.string(TABLE_ID)?).or_insert(0_u64);
+                *sum = sum.saturating_add(count);
+            }
+        }
+        Ok(sums)
+    }
+
+    /// The items of `keys` (at most [`BATCH_KEYS`]) that exist.
+    async fn get_batch(&self, keys: &[Item]) -> Result<Vec<Item>, StoreError> {
+        let action = || "reading the user counters of playground tables".to_owned();
+        let mut found = Vec::new();
+        let mut pending = keys.to_vec();
+        for attempt in 0..MAX_BATCH_ATTEMPTS {
+            if attempt > 0 {
+                back_off(
+                    attempt - 1,
+                    Duration::from_millis(50),
+                    Duration::from_millis(1_600),
+                )
+                .await;
+            }
+            let request = KeysAndAttributes::builder()
+                .set_keys(Some(pending))
+                .projection_expression("#id, #name, #count")
+                .expression_attribute_names("#id", TABLE_ID)
+                .expression_attribute_names("#name", USERNAME)
+                .expression_attribute_names("#count", USER_COUNT)
+                .build()
+                .map_err(|error| StoreError::dynamodb(action(), error))?;
+            let mut output = self
+                .client
+                .batch_get_item()
+                .request_items(&self.table_name, request)
+                .send()
+                .await
+                .map_err(|error| StoreError::dynamodb(action(), error))?;
+            if let Some(items) = output
+                .responses
+                .as_mut()
+                .and_then(|responses| responses.remove(&self.table_name))
+            {
+                found.extend(items);
+            }
+            pending = output
+                .unprocessed_keys()
+                .and_then(|unprocessed| unprocessed.get(&self.table_name))
+                .map(|keys| keys.keys().to_vec())
+                .unwrap_or_default();
+            if pending.is_empty() {
+                return Ok(found);
+            }
+        }
+        Err(StoreError::Unprocessed {
+            action: action(),
+            attempts: MAX_BATCH_ATTEMPTS,
+            left: pending.len(),
+        })
+    }
+
+    /// Create counter `shard` of a table written before counters existed (or
+    /// whose counter is missing): a put only if absent, so that a concurrent
+    /// creation of the same counter, or its increment, is never overwritten.
+    pub(crate) async fn create_counter(&self, table_id: &str, shard: u8) -> Result<(), StoreError> {
+        let mut item = counter_key(table_id, shard);
+        item.insert(USER_COUNT.to_owned(), number_value(0));
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.table_name)
+            .set_item(Some(item))
+            .condition_expression("attribute_not_exists(#id)")
+            .expression_attribute_names("#id", TABLE_ID)
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(error)
+                if error.as_service_error().is_some_and(|service| {
+                    service.is_conditional_check_failed_exception()
+                        || service.is_transaction_conflict_exception()
+                }) =>
+            {
+                // Someone else created it, or is incrementing it: it exists.
+                Ok(())
+            }
+            Err(error) => Err(StoreError::dynamodb(
+                format!("creating a user counter of table {table_id}"),
+                error,
+            )),
+        }
+    }
+}
