@@ -59,6 +59,44 @@ def treat_requests_as_tls():
     access_control.IAMPolicyStatement.is_action_permitted = is_action_permitted
 
 
+def number_versions_as_aws():
+    """Number a function's published versions as Lambda does: never reused.
+
+    moto 5 numbers a new version len(versions) + 1, so once old versions are
+    deleted (the deployer prunes beyond keep_versions) a new one takes the
+    number of one still published. Lambda numbers each new version one above
+    the highest it ever published for the function.
+    """
+    from moto.awslambda import models
+
+    original = models.LambdaStorage.publish_version
+
+    def publish_version(self, name_or_arn, description=""):
+        group_before = None
+        try:
+            function = self.get_function_by_name_or_arn_forbid_qualifier(name_or_arn)
+            group_before = self._functions.get(function.function_name)
+        except Exception:  # moto answers the error itself below
+            pass
+        count = len(group_before["versions"]) if group_before else 0
+        published = original(self, name_or_arn, description)
+        if published is None or group_before is None:
+            return published
+        group = self._functions[published.function_name]
+        highest = group.get("highest_version", count)
+        if len(group["versions"]) > count and int(published.version) <= highest:
+            clashing = published.function_arn
+            published.set_version(highest + 1)
+            self._arns[published.function_arn] = published
+            for version in group["versions"]:
+                if version is not published and version.function_arn == clashing:
+                    self._arns[clashing] = version
+        group["highest_version"] = max(highest, int(published.version))
+        return published
+
+    models.LambdaStorage.publish_version = publish_version
+
+
 class OneRequestAtATime:
     """WSGI middleware: the whole request, body iteration included, runs under one lock.
 
@@ -164,6 +202,7 @@ def main() -> None:
     args = parser.parse_args()
 
     treat_requests_as_tls()
+    number_versions_as_aws()
     app = OneRequestAtATime(DomainDispatcherApplication(create_backend_app))
     server = make_server(
         args.host, args.port, app, threaded=True, request_handler=MotoRequestHandler
