@@ -10,7 +10,7 @@ Usage: check_deployer.py [--deployer PATH] [--before-boundary] [--simulate-attac
    entry `bootstrap`, mode 0755, a copy of the x86_64 ELF /bin/true), runs
    `deployer bootstrap --auto-approve --var github_repository=octo-org/playground` then
    `deployer apply --env dev --auto-approve --artifact fn.zip`
-   (AWS_ENDPOINT_URL=<moto>, testing credentials, DEPLOYER_SKIP_HEALTH_CHECK=true);
+   (AWS_ENDPOINT_URL=<moto>, testing credentials, DEPLOYER_SKIP_HEALTH_CHECK=true and DEPLOYER_SKIP_PRE_TRAFFIC_CHECK=true);
 3. optionally changes IAM: --before-boundary puts the saved pre-boundary
    deploy policy back and removes the execution role's boundary
    (fixtures/restore_before_boundary.py: "today", whatever the binary is);
@@ -160,7 +160,7 @@ def main() -> int:
         make_artifact(work / "fn.zip")
         env = {**os.environ, "AWS_ENDPOINT_URL": endpoint, "AWS_ACCESS_KEY_ID": "testing",
                "AWS_SECRET_ACCESS_KEY": "testing", "AWS_REGION": "us-east-1", "AWS_DEFAULT_REGION": "us-east-1",
-               "DEPLOYER_SKIP_HEALTH_CHECK": "true"}
+               "DEPLOYER_SKIP_HEALTH_CHECK": "true", "DEPLOYER_SKIP_PRE_TRAFFIC_CHECK": "true"}
         for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_WEB_IDENTITY_TOKEN_FILE", "AWS_ROLE_ARN"):
             env.pop(name, None)
         started = time.monotonic()

@@ -55,13 +55,18 @@ pub enum Command {
     /// Show what `apply --env E` would change
     Plan(PlanArgs),
     /// Create or converge one environment: table, execution role and policy, log
-    /// group, function, HTTP API and invoke permission
+    /// group, function, HTTP API and invoke permission. New code or configuration
+    /// is published as a version, invoked directly (GET /health, GET /tables), and
+    /// only then served: the `live` alias, which API Gateway calls, moves to it
     Apply(ApplyArgs),
     /// Destroy one environment (--env E), or the bootstrap stack (--bootstrap)
     Destroy(DestroyArgs),
     /// Bring back a destroyed environment's table from its final backup; the next
     /// `apply --env E` converges the rest
     Restore(RestoreArgs),
+    /// Move the `live` alias back to the previous release (or --to VERSION):
+    /// seconds, no build; recorded in the state history
+    Rollback(RollbackArgs),
     /// Print an environment's outputs (all, or the one NAME) from its state
     Output(OutputArgs),
     /// Remove a stale lock left by a run that died, given the lock's ID
@@ -158,6 +163,11 @@ pub struct ApplyArgs {
     /// Do not call the API after applying (for networks where its URL is not reachable)
     #[arg(long, env = "DEPLOYER_SKIP_HEALTH_CHECK")]
     pub skip_health_check: bool,
+    /// Move the `live` alias to a new version without invoking it first (GET /health and a
+    /// read-only GET /tables, sent to the version itself). Only where nothing can run the
+    /// function, such as an emulator without a Lambda runtime
+    #[arg(long, env = "DEPLOYER_SKIP_PRE_TRAFFIC_CHECK")]
+    pub skip_pre_traffic_check: bool,
     /// Delete table indexes the schema does not know (kept and pointed out otherwise)
     #[arg(long)]
     pub prune_indexes: bool,
@@ -183,6 +193,19 @@ pub struct DestroyArgs {
     /// (its items are then lost)
     #[arg(long, conflicts_with = "bootstrap")]
     pub skip_final_backup: bool,
+    /// How long to wait for a held lock, e.g. 30s or 5m
+    #[arg(long, value_name = "DURATION", default_value = "0s", value_parser = parse_duration)]
+    pub lock_timeout: std::time::Duration,
+}
+
+#[derive(Debug, Args)]
+pub struct RollbackArgs {
+    #[command(flatten)]
+    pub env: EnvArg,
+    /// A published version to move `live` to, instead of the release before the
+    /// live one (`deployer state history --env E` lists the releases)
+    #[arg(long, value_name = "VERSION")]
+    pub to: Option<String>,
     /// How long to wait for a held lock, e.g. 30s or 5m
     #[arg(long, value_name = "DURATION", default_value = "0s", value_parser = parse_duration)]
     pub lock_timeout: std::time::Duration,

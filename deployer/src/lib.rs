@@ -11,6 +11,7 @@ pub mod engine;
 pub mod error;
 pub mod health_check;
 pub mod layer_zip;
+pub mod pre_traffic;
 pub mod resources;
 pub mod stacks;
 pub mod state_backend;

@@ -87,6 +87,7 @@ async fn run(cli: Cli) -> Result<Outcome, CliError> {
                 lock_timeout: std::time::Duration::ZERO,
                 health_check_timeout: None,
                 prune_indexes: args.prune_indexes,
+                pre_traffic_check: false,
             };
             let (aws, backend) = connect(&cli, &config).await?;
             commands::environment::plan(&config, &aws, &backend, &options).await
@@ -109,6 +110,7 @@ async fn run(cli: Cli) -> Result<Outcome, CliError> {
                 health_check_timeout: (!args.skip_health_check)
                     .then_some(args.health_check_timeout),
                 prune_indexes: args.prune_indexes,
+                pre_traffic_check: !args.skip_pre_traffic_check,
             };
             commands::environment::apply_environment(&config, &aws, &backend, &options).await
         }
@@ -122,6 +124,20 @@ async fn run(cli: Cli) -> Result<Outcome, CliError> {
                 &backend,
                 &args.env.environment,
                 &args.backup,
+                args.lock_timeout,
+            )
+            .await
+        }
+        Command::Rollback(args) => {
+            let config = resolve(&cli, &sources, Some(&args.env.environment))?;
+            validate_environment(&args.env.environment, &config.settings)?;
+            let (aws, backend) = connect(&cli, &config).await?;
+            commands::rollback::run(
+                &config,
+                &aws,
+                &backend,
+                &args.env.environment,
+                args.to.as_deref(),
                 args.lock_timeout,
             )
             .await

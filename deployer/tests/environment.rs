@@ -105,7 +105,7 @@ async fn apply_from_empty_creates_every_resource_and_a_rerun_changes_nothing() {
     let output = account.apply_dev();
     assert_exit(&output, 0);
     let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
-    assert!(stdout.contains("Apply complete: 7 added"), "{stdout}");
+    assert!(stdout.contains("Apply complete: 8 added"), "{stdout}");
     let config = &account.config;
 
     // Table: keys, the function's indexes, on-demand, PITR.
@@ -309,7 +309,7 @@ async fn apply_from_empty_creates_every_resource_and_a_rerun_changes_nothing() {
     let integration = integrations.items().first().expect("integration");
     assert_eq!(
         integration.integration_uri(),
-        Some("arn:aws:lambda:us-east-1:123456789012:function:aimodelshare-playground-dev-api")
+        Some("arn:aws:lambda:us-east-1:123456789012:function:aimodelshare-playground-dev-api:live")
     );
     assert_eq!(integration.payload_format_version(), Some("2.0"));
     let target = format!(
@@ -376,7 +376,7 @@ async fn apply_from_empty_creates_every_resource_and_a_rerun_changes_nothing() {
 async fn an_apply_whose_api_does_not_answer_fails_after_recording_what_it_did() {
     let account = Account::new().await;
     // moto routes no HTTP API traffic, so the API's URL never answers.
-    let output = support::run_deployer_checking_health(
+    let output = support::run_deployer_checking_health_only(
         account.dir.path(),
         account.emulator.endpoint(),
         &[
@@ -477,8 +477,13 @@ async fn changes_update_only_what_changed() {
         "{shown}"
     );
     assert!(
-        shown.contains("Plan: 0 to add, 1 to change, 0 to destroy."),
-        "only the function: {shown}"
+        shown.contains("Plan: 0 to add, 2 to change, 0 to destroy."),
+        "only the function and its release: {shown}"
+    );
+    assert!(
+        text(&plan).contains("Release: publish version 2 and move live from 1 to 2."),
+        "{}",
+        text(&plan)
     );
     assert_exit(
         &account.deployer(&[
@@ -518,8 +523,13 @@ async fn changes_update_only_what_changed() {
         "only the code: {shown}"
     );
     assert!(
-        shown.contains("Plan: 0 to add, 1 to change, 0 to destroy."),
+        shown.contains("Plan: 0 to add, 2 to change, 0 to destroy."),
         "{shown}"
+    );
+    assert!(
+        text(&plan).contains("Release: publish version 3 and move live from 2 to 3."),
+        "{}",
+        text(&plan)
     );
     assert_exit(
         &account.deployer(&[
@@ -1161,7 +1171,7 @@ async fn environments_are_isolated_and_destroy_leaves_nothing_of_theirs() {
     );
     let output = account.deployer(&["destroy", "--env", "stage", "--auto-approve"]);
     assert_exit(&output, 0);
-    assert!(text(&output).contains("7 destroyed"), "{}", text(&output));
+    assert!(text(&output).contains("8 destroyed"), "{}", text(&output));
 
     let config = &account.config;
     let tables = aws_sdk_dynamodb::Client::new(config)
@@ -1557,6 +1567,55 @@ async fn a_legacy_terraform_deployment_is_taken_over_in_place() {
     );
     let apis = apigateway.get_apis().send().await.expect("apis");
     assert_eq!(apis.items().len(), 1, "no second API");
+    // The integration moved, in place, from $LATEST to the alias live, and the
+    // invoke permission with it.
+    let integrations = apigateway
+        .get_integrations()
+        .api_id(&api_id)
+        .send()
+        .await
+        .expect("integrations");
+    let uris: Vec<&str> = integrations
+        .items()
+        .iter()
+        .filter_map(|integration| integration.integration_uri())
+        .collect();
+    assert_eq!(
+        uris,
+        ["arn:aws:lambda:us-east-1:123456789012:function:aimodelshare-playground-dev-api:live"]
+    );
+    assert_eq!(
+        integrations.items()[0].integration_id(),
+        integration.integration_id(),
+        "the same integration, updated"
+    );
+    let lambda = aws_sdk_lambda::Client::new(config);
+    let live_policy = lambda
+        .get_policy()
+        .function_name("aimodelshare-playground-dev-api")
+        .qualifier("live")
+        .send()
+        .await
+        .expect("the alias's resource policy");
+    assert!(
+        live_policy
+            .policy()
+            .is_some_and(|policy| policy.contains("apigateway.amazonaws.com"))
+    );
+    let unqualified = lambda
+        .get_policy()
+        .function_name("aimodelshare-playground-dev-api")
+        .send()
+        .await;
+    // (moto keeps one policy per function whatever the qualifier, so the
+    // statements are told apart by their Resource.)
+    let legacy_resource = "\"Resource\": \"arn:aws:lambda:us-east-1:123456789012:function:aimodelshare-playground-dev-api\"";
+    assert!(
+        unqualified.as_ref().map_or(true, |output| !output
+            .policy()
+            .is_some_and(|policy| policy.contains(legacy_resource))),
+        "the legacy unqualified statement is gone: {unqualified:?}"
+    );
 
     // Every item is still there with its original attributes, plus the index keys.
     for item in &legacy_items {
@@ -1641,6 +1700,7 @@ fn spawn_on_terminal(account: &Account, args: &str) -> std::process::Child {
         .current_dir(account.dir.path())
         .envs(emulator::aws_env(account.emulator.endpoint()))
         .env("DEPLOYER_SKIP_HEALTH_CHECK", "true")
+        .env("DEPLOYER_SKIP_PRE_TRAFFIC_CHECK", "true")
         .env_remove("DEPLOYER_ENV")
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
@@ -1718,7 +1778,7 @@ async fn an_apply_that_waited_for_the_lock_plans_again_under_it_and_finds_nothin
     let first = first.wait_with_output().expect("first apply");
     assert_exit(&first, 0);
     assert!(
-        text(&first).contains("Apply complete: 7 added"),
+        text(&first).contains("Apply complete: 8 added"),
         "{}",
         text(&first)
     );
@@ -1806,7 +1866,7 @@ async fn destroying_prod_needs_its_name_typed_on_a_terminal() {
     let destroyed = deployer_on_terminal(&account, "destroy --env prod", "prod\n");
     assert_exit(&destroyed, 0);
     assert!(
-        text(&destroyed).contains("7 destroyed"),
+        text(&destroyed).contains("8 destroyed"),
         "{}",
         text(&destroyed)
     );
@@ -1894,7 +1954,7 @@ async fn the_optional_layer_is_published_attached_republished_and_destroyed() {
     let output = apply();
     assert_exit(&output, 0);
     assert!(
-        text(&output).contains("Apply complete: 8 added"),
+        text(&output).contains("Apply complete: 9 added"),
         "{}",
         text(&output)
     );
@@ -1949,7 +2009,7 @@ async fn the_optional_layer_is_published_attached_republished_and_destroyed() {
     assert!(changes.contains("~ lambda_layer.extra"), "{changes}");
     assert!(changes.contains("(known after apply)"), "{changes}");
     assert!(
-        changes.contains("0 to add, 2 to change, 0 to destroy"),
+        changes.contains("0 to add, 3 to change, 0 to destroy"),
         "{changes}"
     );
     assert_exit(&apply(), 0);
@@ -2261,6 +2321,7 @@ async fn the_deploy_role_may_make_every_call_of_an_environments_life() {
     .concat()));
     calls.extend(run(&["output", "--env", "dev"]));
     calls.extend(run(&["state", "list", "--env", "dev"]));
+    calls.extend(run(&["rollback", "--env", "dev"]));
     calls.extend(run(&["state", "history", "--env", "dev"]));
     calls.extend(run(&["destroy", "--env", "dev", "--auto-approve"]));
     assert!(calls.len() > 50, "the call log works: {calls:?}");
@@ -2292,4 +2353,199 @@ impl Account {
             "the deploy policy lacks these actions"
         );
     }
+}
+
+impl Account {
+    /// The version the dev function's `live` alias points at.
+    async fn live_version(&self) -> String {
+        aws_sdk_lambda::Client::new(&self.config)
+            .get_alias()
+            .function_name("aimodelshare-playground-dev-api")
+            .name("live")
+            .send()
+            .await
+            .expect("the alias live")
+            .function_version()
+            .expect("a version")
+            .to_owned()
+    }
+
+    /// The dev function's published versions, oldest first.
+    async fn published_versions(&self) -> Vec<String> {
+        let listed = aws_sdk_lambda::Client::new(&self.config)
+            .list_versions_by_function()
+            .function_name("aimodelshare-playground-dev-api")
+            .send()
+            .await
+            .expect("versions");
+        let mut versions: Vec<u64> = listed
+            .versions()
+            .iter()
+            .filter_map(|version| version.version())
+            .filter_map(|version| version.parse().ok())
+            .collect();
+        versions.sort_unstable();
+        versions.iter().map(u64::to_string).collect()
+    }
+
+    fn apply_artifact(&self, artifact: &str, extra: &[&str]) -> Output {
+        let mut args = vec![
+            "apply",
+            "--env",
+            "dev",
+            "--auto-approve",
+            "--artifact",
+            artifact,
+        ];
+        args.extend_from_slice(extra);
+        self.deployer(&args)
+    }
+}
+
+#[tokio::test]
+async fn releases_are_versions_behind_live_and_rollback_moves_live_back() {
+    let account = Account::new().await;
+    assert_exit(&account.apply_dev(), 0);
+    assert_eq!(account.live_version().await, "1");
+    assert_eq!(account.published_versions().await, ["1"]);
+
+    // API Gateway invokes the alias, never $LATEST; the permission is on the alias.
+    let api_id = account.api_id("dev").await.expect("api");
+    let integrations = aws_sdk_apigatewayv2::Client::new(&account.config)
+        .get_integrations()
+        .api_id(&api_id)
+        .send()
+        .await
+        .expect("integrations");
+    let uris: Vec<&str> = integrations
+        .items()
+        .iter()
+        .filter_map(|integration| integration.integration_uri())
+        .collect();
+    assert!(
+        !uris.is_empty()
+            && uris
+                .iter()
+                .all(|uri| uri.ends_with(":function:aimodelshare-playground-dev-api:live")),
+        "{uris:?}"
+    );
+    let lambda = aws_sdk_lambda::Client::new(&account.config);
+    let policy = lambda
+        .get_policy()
+        .function_name("aimodelshare-playground-dev-api")
+        .qualifier("live")
+        .send()
+        .await
+        .expect("the alias's policy");
+    assert!(
+        policy
+            .policy()
+            .is_some_and(|policy| policy.contains("AllowInvokeFromHttpApi")),
+        "{policy:?}"
+    );
+
+    // New code: a new version, live moves to it; the same code again changes nothing.
+    account.write_artifact("fn2.zip", &executable(62, b"v2"));
+    let plan = account.deployer(&["plan", "--env", "dev", "--artifact", "fn2.zip"]);
+    assert!(
+        text(&plan).contains("Release: publish version 2 and move live from 1 to 2."),
+        "{}",
+        text(&plan)
+    );
+    assert_exit(&account.apply_artifact("fn2.zip", &[]), 0);
+    assert_eq!(account.live_version().await, "2");
+    emulator::clear_served_requests(account.emulator.endpoint());
+    assert_exit(&account.apply_artifact("fn2.zip", &[]), 0);
+    assert_eq!(account.mutating_requests(), Vec::<String>::new());
+
+    // Rollback: live back to 1, recorded in the history.
+    let rolled = account.deployer(&["rollback", "--env", "dev"]);
+    assert_exit(&rolled, 0);
+    assert!(
+        text(&rolled).contains("live moved from version 2 to 1"),
+        "{}",
+        text(&rolled)
+    );
+    assert_eq!(account.live_version().await, "1");
+    let history = account.deployer(&["state", "history", "--env", "dev"]);
+    let history = String::from_utf8_lossy(&history.stdout).into_owned();
+    let releases: Vec<String> = history
+        .lines()
+        .skip_while(|line| !line.starts_with("release"))
+        .skip(1)
+        .map(|line| {
+            line.split_whitespace()
+                .take(2)
+                .collect::<Vec<_>>()
+                .join(" ")
+        })
+        .collect();
+    assert_eq!(releases, ["1 rollback", "2 apply", "1 apply"], "{history}");
+
+    // The rolled-back code again: a no-op; live stays at 1.
+    emulator::clear_served_requests(account.emulator.endpoint());
+    let plan = account.deployer(&[
+        "plan",
+        "--env",
+        "dev",
+        "--artifact",
+        "fn2.zip",
+        "--detailed-exitcode",
+    ]);
+    assert_exit(&plan, 0);
+    assert_exit(&account.apply_artifact("fn2.zip", &[]), 0);
+    assert_eq!(account.mutating_requests(), Vec::<String>::new());
+    assert_eq!(account.live_version().await, "1");
+    // Nothing before 1 to go back to.
+    let refused = account.deployer(&["rollback", "--env", "dev"]);
+    assert_exit(&refused, 1);
+    assert!(
+        text(&refused).contains("no release before version 1"),
+        "{}",
+        text(&refused)
+    );
+
+    // New code after a rollback: a normal release.
+    account.write_artifact("fn3.zip", &executable(62, b"v3"));
+    assert_exit(&account.apply_artifact("fn3.zip", &[]), 0);
+    assert_eq!(account.live_version().await, "3");
+
+    // --to a published version, and refused for one that is not.
+    assert_exit(
+        &account.deployer(&["rollback", "--env", "dev", "--to", "2"]),
+        0,
+    );
+    assert_eq!(account.live_version().await, "2");
+    let missing = account.deployer(&["rollback", "--env", "dev", "--to", "99"]);
+    assert_exit(&missing, 1);
+    assert!(
+        text(&missing).contains("version 99 of aimodelshare-playground-dev-api is not published"),
+        "{}",
+        text(&missing)
+    );
+    assert_eq!(account.live_version().await, "2");
+}
+
+#[tokio::test]
+async fn old_versions_are_pruned_but_never_live_or_the_last_releases() {
+    let account = Account::new().await;
+    let keep = ["--var", "keep_versions=2"];
+    for (number, marker) in [b"p1", b"p2", b"p3", b"p4"].iter().enumerate() {
+        let name = format!("p{}.zip", number + 1);
+        account.write_artifact(&name, &executable(62, *marker));
+        assert_exit(&account.apply_artifact(&name, &keep), 0);
+    }
+    // Versions 1..4 released; the newest 2 are kept, and the last 2 releases
+    // (the same two) are protected.
+    assert_eq!(account.published_versions().await, ["3", "4"]);
+    assert_eq!(account.live_version().await, "4");
+
+    // Roll back to 3, then release new code: the newest two (4, 5) stay, and
+    // 3 too, older but the release before the live one.
+    assert_exit(&account.deployer(&["rollback", "--env", "dev"]), 0);
+    assert_eq!(account.live_version().await, "3");
+    account.write_artifact("p5.zip", &executable(62, b"p5"));
+    assert_exit(&account.apply_artifact("p5.zip", &keep), 0);
+    assert_eq!(account.live_version().await, "5");
+    assert_eq!(account.published_versions().await, ["3", "4", "5"]);
 }

@@ -24,41 +24,59 @@ use support::{assert_exit, text};
 fn function_binary() -> &'static Path {
     static BINARY: OnceLock<PathBuf> = OnceLock::new();
     BINARY.get_or_init(|| {
-        if let Some(path) = std::env::var_os("PLAYGROUND_API_BINARY") {
-            let path = PathBuf::from(path);
-            assert!(
-                path.is_file(),
-                "PLAYGROUND_API_BINARY={} does not exist; scripts/test builds it with \
-                 `cargo build --locked -p function --bin playground-api`",
-                path.display()
-            );
-            return path;
-        }
-        let root = emulator::workspace_root();
-        let target = std::env::var_os("CARGO_TARGET_DIR")
-            .map_or_else(|| root.join("target"), PathBuf::from)
-            .join("local-cloud-function");
-        eprintln!(
-            "building playground-api into {} (set PLAYGROUND_API_BINARY to skip)",
-            target.display()
-        );
-        let status = std::process::Command::new(env!("CARGO"))
-            .current_dir(&root)
-            .args([
-                "build",
-                "--locked",
-                "-p",
-                "function",
-                "--bin",
-                "playground-api",
-            ])
-            .arg("--target-dir")
-            .arg(&target)
-            .status()
-            .expect("run cargo build");
-        assert!(status.success(), "building playground-api failed");
-        target.join("debug/playground-api")
+        built(
+            "PLAYGROUND_API_BINARY",
+            &["--bin", "playground-api"],
+            "debug/playground-api",
+        )
     })
+}
+
+/// The deliberately broken release (`function/examples/broken_release.rs`:
+/// `GET /health` panics), built once per run like the function.
+fn broken_release_binary() -> &'static Path {
+    static BINARY: OnceLock<PathBuf> = OnceLock::new();
+    BINARY.get_or_init(|| {
+        built(
+            "PLAYGROUND_BROKEN_RELEASE_BINARY",
+            &["--example", "broken_release"],
+            "debug/examples/broken_release",
+        )
+    })
+}
+
+/// The binary `variable` names (as `scripts/test` sets it), or else one built
+/// with `cargo build -p function TARGET` into a target directory of its own.
+fn built(variable: &str, target: &[&str], path: &str) -> PathBuf {
+    if let Some(binary) = std::env::var_os(variable) {
+        let binary = PathBuf::from(binary);
+        assert!(
+            binary.is_file(),
+            "{variable}={} does not exist; scripts/test builds it with \
+             `cargo build --locked -p function {}`",
+            binary.display(),
+            target.join(" ")
+        );
+        return binary;
+    }
+    let root = emulator::workspace_root();
+    let directory = std::env::var_os("CARGO_TARGET_DIR")
+        .map_or_else(|| root.join("target"), PathBuf::from)
+        .join("local-cloud-function");
+    eprintln!(
+        "building {path} into {} (set {variable} to skip)",
+        directory.display()
+    );
+    let status = std::process::Command::new(env!("CARGO"))
+        .current_dir(&root)
+        .args(["build", "--locked", "-p", "function"])
+        .args(target)
+        .arg("--target-dir")
+        .arg(&directory)
+        .status()
+        .expect("run cargo build");
+    assert!(status.success(), "building {path} failed");
+    directory.join(path)
 }
 
 /// A local cloud with the bootstrap stack applied, and a folder holding the
@@ -400,7 +418,8 @@ async fn an_environment_on_the_local_cloud_serves_the_contract_through_api_gatew
             "status": "ok",
             "tableName": "PlaygroundScores-dev",
             "safeConcurrency": true,
-            "allowTableDelete": false
+            "allowTableDelete": false,
+            "release": "1"
         })
     );
     check_contract(&cloud, &base).await;
@@ -435,9 +454,14 @@ async fn an_environment_on_the_local_cloud_serves_the_contract_through_api_gatew
     // A change to the function is served by the new configuration, with the API id kept.
     let changed = cloud.apply_dev(&["--var", "safe_concurrency=false"]);
     assert_exit(&changed, 0);
-    assert!(text(&changed).contains("1 changed"), "{}", text(&changed));
+    assert!(
+        text(&changed).contains("2 changed"),
+        "the function and its release: {}",
+        text(&changed)
+    );
     let (_, _, body) = cloud.call(&base, "GET", "/health", None, &[]).await;
     assert_eq!(body["safeConcurrency"], false, "{body}");
+    assert_eq!(body["release"], "2", "served by the new version: {body}");
     assert_eq!(cloud.api_id().await.as_deref(), Some(api_id.as_str()));
     let rerun = cloud.apply_dev(&["--var", "safe_concurrency=false"]);
     assert_exit(&rerun, 0);
@@ -477,4 +501,87 @@ async fn an_environment_on_the_local_cloud_serves_the_contract_through_api_gatew
         status, 200,
         "the API URL still answers after destroy: {body}"
     );
+}
+
+/// What `GET /health` through API Gateway answered: status and `release`.
+async fn served(cloud: &Cloud, base: &str) -> (u16, String) {
+    let (status, _, body) = cloud.call(base, "GET", "/health", None, &[]).await;
+    (status, body["release"].as_str().unwrap_or("?").to_owned())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broken_release_is_refused_while_the_old_one_serves_and_rollback_moves_live_back() {
+    let cloud = std::sync::Arc::new(Cloud::new().await);
+    assert_exit(&cloud.apply_dev(&[]), 0);
+    let api_id = cloud.api_id().await.expect("the HTTP API exists");
+    let base = emulator::execute_api_url(cloud.emulator.endpoint(), &api_id, "dev");
+    assert_eq!(served(&cloud, &base).await, (200, "1".to_owned()));
+
+    // A release whose /health panics: clients keep getting version 1 throughout.
+    let broken = std::fs::read(broken_release_binary()).expect("read broken_release");
+    let artifact = deployer::artifact::package(&broken, "broken_release").expect("zip");
+    std::fs::write(cloud.dir.path().join("broken.zip"), artifact.bytes).expect("write broken.zip");
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let watcher = {
+        let (cloud, base, stop) = (cloud.clone(), base.clone(), stop.clone());
+        tokio::spawn(async move {
+            let mut answers = Vec::new();
+            while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                answers.push(served(&cloud, &base).await);
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            answers
+        })
+    };
+    let refused = {
+        let cloud = cloud.clone();
+        tokio::task::spawn_blocking(move || {
+            cloud.deployer(&[
+                "apply",
+                "--env",
+                "dev",
+                "--auto-approve",
+                "--artifact",
+                "broken.zip",
+            ])
+        })
+        .await
+        .expect("apply")
+    };
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    let answers = watcher.await.expect("watcher");
+    assert_exit(&refused, 1);
+    let shown = text(&refused);
+    eprintln!("the refused apply said:\n{shown}");
+    assert!(
+        shown.contains("checking version 2 of Lambda function"),
+        "{shown}"
+    );
+    assert!(shown.contains("GET /health"), "{shown}");
+    assert!(shown.contains("live stays at version 1"), "{shown}");
+    assert!(answers.len() >= 2, "{answers:?}");
+    assert!(
+        answers
+            .iter()
+            .all(|answer| *answer == (200, "1".to_owned())),
+        "clients saw only version 1: {answers:?}"
+    );
+
+    // A good release, then a rollback to the one before it, in seconds.
+    assert_exit(&cloud.apply_dev(&["--var", "memory_mb=512"]), 0);
+    let (status, released) = served(&cloud, &base).await;
+    assert_eq!(status, 200);
+    assert_ne!(released, "1", "a new version serves");
+    let started = std::time::Instant::now();
+    let rolled = cloud.deployer(&["rollback", "--env", "dev"]);
+    let took = started.elapsed();
+    assert_exit(&rolled, 0);
+    eprintln!("rollback took {took:?}");
+    assert_eq!(served(&cloud, &base).await, (200, "1".to_owned()));
+
+    // The rolled-back configuration again is a no-op; live stays at 1.
+    let again = cloud.apply_dev(&["--var", "memory_mb=512"]);
+    assert_exit(&again, 0);
+    assert!(text(&again).contains("No changes."), "{}", text(&again));
+    assert_eq!(served(&cloud, &base).await, (200, "1".to_owned()));
 }

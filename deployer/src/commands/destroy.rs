@@ -345,6 +345,11 @@ impl Stack for EnvironmentDestroy<'_> {
                 prune_indexes: false,
                 index_keys_backfilled: true,
             },
+            release: crate::stacks::environment::ReleaseInputs {
+                release: crate::resources::lambda_alias::Release::Undecided,
+                releases: Vec::new(),
+                pre_traffic_check: false,
+            },
         };
         let resources = crate::stacks::environment::resources(
             &self.config.settings,

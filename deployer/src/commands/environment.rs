@@ -17,9 +17,10 @@ use crate::error::CliError;
 use crate::resources::Clients;
 use crate::resources::http_api::{self, find_api};
 use crate::resources::iam_managed_policy::ManagedPolicy;
+use crate::resources::lambda_alias::{self, Release};
 use crate::resources::lambda_function::Code;
-use crate::resources::{dynamodb_scores_table, lambda_layer};
-use crate::stacks::environment::{self, LayerInput, StackInputs};
+use crate::resources::{dynamodb_scores_table, lambda_function, lambda_layer};
+use crate::stacks::environment::{self, LayerInput, ReleaseInputs, StackInputs};
 
 /// The flags of `plan --env` and `apply --env`.
 #[derive(Debug, Clone)]
@@ -38,6 +39,8 @@ pub struct EnvironmentOptions {
     pub health_check_timeout: Option<std::time::Duration>,
     /// Delete table indexes the schema does not know.
     pub prune_indexes: bool,
+    /// Invoke a new version before the `live` alias moves to it.
+    pub pre_traffic_check: bool,
 }
 
 fn machine(architecture: Architecture) -> Machine {
@@ -95,6 +98,8 @@ struct EnvironmentStack<'a> {
     backend: Option<&'a Backend>,
     /// The note about a leftover layer is printed once per run.
     noted: std::sync::atomic::AtomicBool,
+    /// What the last planning decided for `live`, shown with the plan.
+    release_note: std::sync::Mutex<Option<String>>,
 }
 
 impl<'a> EnvironmentStack<'a> {
@@ -113,6 +118,7 @@ impl<'a> EnvironmentStack<'a> {
             options,
             backend,
             noted: std::sync::atomic::AtomicBool::new(false),
+            release_note: std::sync::Mutex::new(None),
         })
     }
 
@@ -187,31 +193,69 @@ impl Stack for EnvironmentStack<'_> {
                 })
                 == Some(&Value::Bool(true)),
         };
-        let stack = |layer: Option<LayerInput>| {
+        let releases = stored
+            .as_ref()
+            .and_then(|stored| stored.document.resources.get(lambda_alias::ADDRESS))
+            .map(|alias| lambda_alias::recorded_releases(&alias.attributes))
+            .unwrap_or_default();
+        let stack = |layer: Option<LayerInput>, release: Release| {
             let inputs = StackInputs {
                 code: options.code.clone(),
                 layer,
                 api_id: api_id.clone(),
                 table,
+                release: ReleaseInputs {
+                    release,
+                    releases: releases.clone(),
+                    pre_traffic_check: options.pre_traffic_check,
+                },
             };
             environment::resources(&config.settings, names, clients, inputs)
         };
-        let mut resources = stack(layer.clone());
-        let (mut plan, observed) = engine::plan_stack(&resources).await?;
+        let resources = stack(layer.clone(), Release::Undecided);
+        let (plan, observed) = engine::plan_stack(&resources).await?;
         // When the layer's own plan leaves its latest version as it is, the function
-        // can name that version now instead of "known after apply". Planning again
-        // is pure: nothing is read twice.
-        if let Some(current_arn) = unchanged_arn(&plan, &observed, lambda_layer::ADDRESS) {
-            resources = stack(layer.map(|layer| LayerInput {
+        // can name that version now instead of "known after apply".
+        let layer = match unchanged_arn(&plan, &observed, lambda_layer::ADDRESS) {
+            Some(current_arn) => layer.map(|layer| LayerInput {
                 current_arn: Some(current_arn),
                 ..layer
-            }));
-            let desired: Vec<_> = resources
-                .iter()
-                .map(|resource| resource.desired())
-                .collect();
-            plan = engine::plan::plan(&desired, &observed).map_err(engine::PlanStackError::from)?;
-        }
+            }),
+            None => layer,
+        };
+        // Which version `live` should point at: one already published that runs
+        // what the function should run, or a new one. Planning again is pure:
+        // nothing is read twice.
+        let wanted = stack(layer.clone(), Release::Undecided)
+            .iter()
+            .find_map(|resource| {
+                let desired = resource.desired();
+                (desired.address == lambda_function::ADDRESS).then_some(desired.attributes)
+            })
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|(name, _)| name != "tags")
+            .collect();
+        let versions = lambda_alias::published_versions(clients, &names.function).await?;
+        let current = observed_attribute(
+            &resources,
+            &observed,
+            lambda_alias::ADDRESS,
+            "function_version",
+        );
+        let rolled_back = lambda_alias::rolled_back(&releases);
+        let release = lambda_alias::decide(&wanted, &versions, current.as_deref(), &rolled_back);
+        *self
+            .release_note
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) =
+            lambda_alias::release_note(&release, current.as_deref());
+        let resources = stack(layer, release);
+        let desired: Vec<_> = resources
+            .iter()
+            .map(|resource| resource.desired())
+            .collect();
+        let plan = engine::plan::plan(&desired, &observed).map_err(engine::PlanStackError::from)?;
         Ok(Prepared {
             resources,
             observed,
@@ -244,7 +288,17 @@ impl Stack for EnvironmentStack<'_> {
     }
 
     fn notes(&self, prepared: &Prepared) -> Vec<String> {
-        index_notes(&self.names, prepared)
+        let release = self
+            .release_note
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone();
+        let mut notes: Vec<String> = release
+            .map(|note| format!("Release: {note}.\n"))
+            .into_iter()
+            .collect();
+        notes.extend(index_notes(&self.names, prepared));
+        notes
     }
 }
 
@@ -339,6 +393,22 @@ fn index_notes(names: &EnvironmentNames, prepared: &Prepared) -> Vec<String> {
         }
     }
     notes
+}
+
+/// An observed attribute of the resource at `address`, as text.
+fn observed_attribute(
+    resources: &Resources,
+    observed: &[Option<ObservedResource>],
+    address: &str,
+    attribute: &str,
+) -> Option<String> {
+    resources
+        .iter()
+        .zip(observed)
+        .find(|(resource, _)| resource.desired().address == address)
+        .and_then(|(_, observed)| observed.as_ref())
+        .and_then(|observed| observed.attributes.get(attribute))
+        .and_then(|value| value.as_str().map(str::to_owned))
 }
 
 /// The ARN of the resource at `address` when the plan leaves it unchanged.

@@ -8,6 +8,7 @@ pub mod force_unlock;
 pub mod output;
 pub mod recording;
 pub mod restore;
+pub mod rollback;
 pub mod stack_run;
 pub mod state;
 
@@ -49,6 +50,24 @@ impl Outcome {
 impl From<String> for Outcome {
     fn from(stdout: String) -> Self {
         Self::new(stdout, 0)
+    }
+}
+
+/// The lock a command takes on `environment`'s state: `operation` and the
+/// command line `info` are shown to whoever finds it held.
+pub fn lock_request(
+    environment: &str,
+    operation: &str,
+    info: String,
+    timeout: std::time::Duration,
+) -> ::state::LockRequest {
+    ::state::LockRequest {
+        operation: operation.into(),
+        info,
+        who: who(),
+        version: env!("CARGO_PKG_VERSION").into(),
+        timeout,
+        force_unlock_command: format!("deployer force-unlock --env {environment}"),
     }
 }
 

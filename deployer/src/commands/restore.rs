@@ -6,7 +6,7 @@
 
 use aws_config::SdkConfig;
 use aws_sdk_dynamodb::client::Waiters;
-use state::{Backend, LockRequest};
+use state::Backend;
 
 use super::Outcome;
 use crate::config::{Config, validate_environment};
@@ -33,14 +33,12 @@ pub async fn run(
     }
     let clients = Clients::connect(aws, &config.settings.region).await?;
     let table = &names.table;
-    let request = LockRequest {
-        operation: "restore".into(),
-        info: format!("deployer restore --env {environment}"),
-        who: super::who(),
-        version: env!("CARGO_PKG_VERSION").into(),
-        timeout: lock_timeout,
-        force_unlock_command: format!("deployer force-unlock --env {environment}"),
-    };
+    let request = super::lock_request(
+        environment,
+        "restore",
+        format!("deployer restore --env {environment}"),
+        lock_timeout,
+    );
     let held = backend
         .lock(environment, &request)
         .await

@@ -16,7 +16,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use serde_json::Value;
-use state::{Backend, HeldLock, LockRequest, Stored};
+use state::{Backend, HeldLock, Stored};
 
 use super::{confirm::confirm, recording};
 use crate::engine::{self, ObservedResource, Plan, Resources, apply::apply, progress::Progress};
@@ -131,14 +131,12 @@ pub async fn run(stack: &dyn Stack, options: &RunOptions) -> Result<Ran, CliErro
         return Ok(ran);
     }
     let lock = stack.lock_backend(&first);
-    let request = LockRequest {
-        operation: options.operation.into(),
-        info: options.command.clone(),
-        who: super::who(),
-        version: env!("CARGO_PKG_VERSION").into(),
-        timeout: options.lock_timeout,
-        force_unlock_command: format!("deployer force-unlock --env {}", options.environment),
-    };
+    let request = super::lock_request(
+        &options.environment,
+        options.operation,
+        options.command.clone(),
+        options.lock_timeout,
+    );
     let held = tokio::select! {
         held = lock.lock(&options.environment, &request) => held.map_err(CliError::state(format!(
             "locking the state of {}", options.environment

@@ -4,6 +4,7 @@ use serde::Serialize;
 use state::Backend;
 
 use crate::error::CliError;
+use crate::resources::lambda_alias;
 
 #[derive(Debug, Serialize)]
 struct Listed<'a> {
@@ -61,6 +62,32 @@ pub async fn list(backend: &Backend, environment: &str, json: bool) -> Result<St
             .iter()
             .map(|item| format!("{:width$}  {}", item.address, item.id)),
     );
+    let releases = backend
+        .read(environment)
+        .await
+        .map_err(CliError::state(format!(
+            "reading the state of {environment}"
+        )))?
+        .and_then(|stored| {
+            stored
+                .document
+                .resources
+                .get(lambda_alias::ADDRESS)
+                .map(|alias| lambda_alias::recorded_releases(&alias.attributes))
+        })
+        .unwrap_or_default();
+    if !releases.is_empty() {
+        lines.push(String::new());
+        lines.push(format!("{:<8} {:<9} code", "release", "by"));
+        lines.extend(releases.iter().rev().map(|release| {
+            format!(
+                "{:<8} {:<9} {}",
+                release.version,
+                release.by,
+                release.code_sha256.as_deref().unwrap_or("?")
+            )
+        }));
+    }
     Ok(lines.join("\n"))
 }
 
@@ -92,5 +119,31 @@ pub async fn history(backend: &Backend, environment: &str, json: bool) -> Result
             if entry.is_latest { " (current)" } else { "" }
         )
     }));
+    let releases = backend
+        .read(environment)
+        .await
+        .map_err(CliError::state(format!(
+            "reading the state of {environment}"
+        )))?
+        .and_then(|stored| {
+            stored
+                .document
+                .resources
+                .get(lambda_alias::ADDRESS)
+                .map(|alias| lambda_alias::recorded_releases(&alias.attributes))
+        })
+        .unwrap_or_default();
+    if !releases.is_empty() {
+        lines.push(String::new());
+        lines.push(format!("{:<8} {:<9} code", "release", "by"));
+        lines.extend(releases.iter().rev().map(|release| {
+            format!(
+                "{:<8} {:<9} {}",
+                release.version,
+                release.by,
+                release.code_sha256.as_deref().unwrap_or("?")
+            )
+        }));
+    }
     Ok(lines.join("\n"))
 }

@@ -135,6 +135,12 @@ fn check(settings: &Settings) -> Result<(), ConfigError> {
             settings.timeout_s
         )));
     }
+    if !(1..=100).contains(&settings.keep_versions) {
+        return Err(invalid(format!(
+            "keep_versions = {} must be from 1 to 100 (versions kept after a release, for rollback)",
+            settings.keep_versions
+        )));
+    }
     const RETENTION: &[u32] = &[
         1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557,
         2922, 3288, 3653,

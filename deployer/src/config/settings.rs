@@ -53,6 +53,9 @@ pub struct Settings {
     pub timeout_s: u32,
     pub architecture: Architecture,
     pub log_retention_days: u32,
+    /// Published versions of the function kept after a release (the newest
+    /// ones; those `live` and the recorded releases point at are always kept).
+    pub keep_versions: u32,
     /// `owner/repo` whose workflows may assume the deploy role. No default:
     /// bootstrap refuses to run without it.
     pub github_repository: Option<String>,
@@ -86,6 +89,7 @@ impl Default for Settings {
             timeout_s: 10,
             architecture: Architecture::X86_64,
             log_retention_days: 14,
+            keep_versions: 5,
             github_repository: None,
             github_subjects: Vec::new(),
             // GitHub's published intermediate thumbprint; AWS no longer checks it,
@@ -120,6 +124,7 @@ pub struct SettingsLayer {
     timeout_s: Option<u32>,
     architecture: Option<Architecture>,
     log_retention_days: Option<u32>,
+    keep_versions: Option<u32>,
     github_repository: Option<String>,
     github_subjects: Option<Vec<String>>,
     oidc_thumbprint: Option<String>,
@@ -148,6 +153,7 @@ pub const KNOWN_KEYS: &[&str] = &[
     "timeout_s",
     "architecture",
     "log_retention_days",
+    "keep_versions",
     "github_repository",
     "github_subjects",
     "oidc_thumbprint",
@@ -184,7 +190,7 @@ impl Settings {
             region, name_prefix, table_name, enable_pitr, deletion_protection, enable_gsi_by_user,
             safe_concurrency, allow_table_delete,
             cors_allow_origins, tags, use_layer, memory_mb, timeout_s, architecture,
-            log_retention_days, github_subjects, oidc_thumbprint,
+            log_retention_days, keep_versions, github_subjects, oidc_thumbprint,
             state_bucket, lock_table, deploy_role_name, deploy_policy_name;
             stage_name, layer_zip_path, github_repository);
     }

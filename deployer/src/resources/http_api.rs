@@ -1,5 +1,6 @@
 //! The HTTP API (API Gateway v2) with its CORS configuration, its one
-//! `AWS_PROXY` integration to the function (payload 2.0, 29 s), one route per
+//! `AWS_PROXY` integration to the function's `live` alias (payload 2.0, 29 s;
+//! never `$LATEST`, so only a checked release serves clients), one route per
 //! API endpoint plus `$default`, and the stage (auto-deploy). Found by name; the
 //! API id, and so the URL clients use, never changes once created.
 //!
@@ -148,9 +149,9 @@ impl HttpApi {
         format!("{what} HTTP API {}", self.name)
     }
 
-    /// The integration's target: the function's ARN.
+    /// The integration's target: the function's `live` alias.
     fn function_arn(&self) -> String {
-        super::lambda_function::LambdaFunction::arn_of(&self.clients, &self.function_name)
+        super::lambda_alias::LambdaAlias::arn_of(&self.clients, &self.function_name)
     }
 
     fn cors(&self) -> Cors {

@@ -3,6 +3,11 @@
 //! environment the function reads. Code is uploaded only when the artifact's
 //! SHA-256 differs from the deployed `CodeSha256`; configuration only when it
 //! differs; every change waits until Lambda reports the function ready.
+//!
+//! This is `$LATEST`, where a release is staged: clients reach the function
+//! through its `live` alias, which points at a published version
+//! ([`super::lambda_alias`]). When a published version already runs the
+//! configured code and configuration, `$LATEST` is not compared at all.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -36,14 +41,14 @@ crate::attributes! {
     pub struct FunctionAttributes, enum FunctionAttribute {
         Runtime runtime: Option<String>,
         Handler handler: Option<String>,
-        Architecture architecture: String,
+        Architecture architecture: Option<String>,
         MemoryMb memory_mb: Option<i32>,
         TimeoutS timeout_s: Option<i32>,
         Role role: Option<String>,
-        Environment environment: BTreeMap<String, String>,
+        Environment environment: Option<BTreeMap<String, String>>,
         CodeSha256 code_sha256: Option<String>,
-        Layers layers: Planned<Vec<String>>,
-        Tags tags: Tags,
+        Layers layers: Option<Planned<Vec<String>>>,
+        Tags tags: Option<Tags>,
     }
 }
 
@@ -60,6 +65,9 @@ pub struct LambdaFunction {
     /// The layer the function runs with (`use_layer`), or none.
     pub layer: Option<FunctionLayer>,
     pub tags: BTreeMap<String, String>,
+    /// Whether `$LATEST`'s code and configuration are compared: not when a
+    /// published version already runs them (the alias moves to it instead).
+    pub stage_release: bool,
     pub depends_on: Vec<String>,
 }
 
@@ -72,7 +80,83 @@ pub struct FunctionLayer {
     pub planned_arn: Option<String>,
 }
 
+impl FunctionAttributes {
+    /// Nothing managed: no attribute is compared.
+    fn unmanaged() -> Self {
+        Self {
+            runtime: None,
+            handler: None,
+            architecture: None,
+            memory_mb: None,
+            timeout_s: None,
+            role: None,
+            environment: None,
+            code_sha256: None,
+            layers: None,
+            tags: None,
+        }
+    }
+}
+
+/// What a function version (or `$LATEST`) runs, as its configuration says;
+/// tags are not part of a configuration.
+pub fn attributes_of(
+    configuration: &aws_sdk_lambda::types::FunctionConfiguration,
+) -> FunctionAttributes {
+    let environment: BTreeMap<String, String> = configuration
+        .environment()
+        .and_then(|environment| environment.variables())
+        .map(|variables| {
+            variables
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect()
+        })
+        .unwrap_or_default();
+    FunctionAttributes {
+        runtime: configuration.runtime().map(|r| r.as_str().to_owned()),
+        handler: configuration.handler().map(str::to_owned),
+        architecture: Some(
+            configuration
+                .architectures()
+                .first()
+                .map_or("x86_64", |a| a.as_str())
+                .to_owned(),
+        ),
+        memory_mb: configuration.memory_size(),
+        timeout_s: configuration.timeout(),
+        role: configuration.role().map(str::to_owned),
+        environment: Some(environment),
+        code_sha256: configuration.code_sha256().map(str::to_owned),
+        layers: Some(Planned::Known(
+            configuration
+                .layers()
+                .iter()
+                .filter_map(|layer| layer.arn().map(str::to_owned))
+                .collect(),
+        )),
+        tags: None,
+    }
+}
+
 impl LambdaFunction {
+    /// What a release of this configuration runs: every attribute but tags.
+    /// (The alias compares published versions with it.)
+    pub fn release_attributes(&self) -> FunctionAttributes {
+        FunctionAttributes {
+            runtime: Some(RUNTIME.to_owned()),
+            handler: Some(HANDLER.to_owned()),
+            architecture: Some(self.architecture.to_owned()),
+            memory_mb: Some(i32::try_from(self.memory_mb).unwrap_or(i32::MAX)),
+            timeout_s: Some(i32::try_from(self.timeout_s).unwrap_or(i32::MAX)),
+            role: Some(self.role_arn()),
+            environment: Some(self.environment.clone()),
+            code_sha256: self.code.sha256.clone(),
+            layers: Some(self.desired_layers()),
+            tags: None,
+        }
+    }
+
     pub fn arn_of(clients: &Clients, name: &str) -> String {
         format!(
             "arn:aws:lambda:{}:{}:function:{name}",
@@ -217,16 +301,12 @@ impl Resource for LambdaFunction {
             "lambda_function",
             &self.name,
             FunctionAttributes {
-                runtime: Some(RUNTIME.to_owned()),
-                handler: Some(HANDLER.to_owned()),
-                architecture: self.architecture.to_owned(),
-                memory_mb: Some(i32::try_from(self.memory_mb).unwrap_or(i32::MAX)),
-                timeout_s: Some(i32::try_from(self.timeout_s).unwrap_or(i32::MAX)),
-                role: Some(self.role_arn()),
-                environment: self.environment.clone(),
-                code_sha256: self.code.sha256.clone(),
-                layers: self.desired_layers(),
-                tags: self.tags.clone(),
+                tags: Some(self.tags.clone()),
+                ..if self.stage_release {
+                    self.release_attributes()
+                } else {
+                    FunctionAttributes::unmanaged()
+                }
             },
         )
         .depending_on(self.depends_on.clone())
@@ -249,16 +329,6 @@ impl Resource for LambdaFunction {
         let Some(configuration) = output.configuration() else {
             return Ok(None);
         };
-        let environment: BTreeMap<String, String> = configuration
-            .environment()
-            .and_then(|environment| environment.variables())
-            .map(|variables| {
-                variables
-                    .iter()
-                    .map(|(k, v)| (k.clone(), v.clone()))
-                    .collect()
-            })
-            .unwrap_or_default();
         let tags = output
             .tags()
             .map(|tags| tags::observed(tags.iter().map(|(k, v)| (k.as_str(), v.as_str()))))
@@ -267,26 +337,8 @@ impl Resource for LambdaFunction {
             id: self.name.clone(),
             arn: configuration.function_arn().map(str::to_owned),
             attributes: FunctionAttributes {
-                runtime: configuration.runtime().map(|r| r.as_str().to_owned()),
-                handler: configuration.handler().map(str::to_owned),
-                architecture: configuration
-                    .architectures()
-                    .first()
-                    .map_or("x86_64", |a| a.as_str())
-                    .to_owned(),
-                memory_mb: configuration.memory_size(),
-                timeout_s: configuration.timeout(),
-                role: configuration.role().map(str::to_owned),
-                environment,
-                code_sha256: configuration.code_sha256().map(str::to_owned),
-                layers: Planned::Known(
-                    configuration
-                        .layers()
-                        .iter()
-                        .filter_map(|layer| layer.arn().map(str::to_owned))
-                        .collect(),
-                ),
-                tags,
+                tags: Some(tags),
+                ..attributes_of(configuration)
             }
             .into_observed(),
         }))

@@ -1,11 +1,15 @@
-//! The permission that lets the HTTP API invoke the function: statement
-//! `AllowInvokeFromHttpApi`, principal `apigateway.amazonaws.com`, source ARN
-//! `<execution-arn>/*/*` (any stage, any route of this API only).
+//! The permission that lets the HTTP API invoke the function's `live` alias
+//! (the only thing it invokes): statement `AllowInvokeFromHttpApi` in the
+//! alias's policy, principal `apigateway.amazonaws.com`, source ARN
+//! `<execution-arn>/*/*` (any stage, any route of this API only). A statement
+//! of the same name on the unqualified function, from before the alias, is
+//! removed when the alias's is added.
 
 use serde_json::{Value, json};
 
 use super::Clients;
 use super::http_api::find_api;
+use super::lambda_alias::ALIAS_NAME;
 use crate::engine::{
     AttributeChange, AttributeSet, DesiredResource, EngineError, ObservedResource, Planned,
     Resource,
@@ -64,6 +68,7 @@ impl InvokePermission {
             .lambda
             .add_permission()
             .function_name(&self.function_name)
+            .qualifier(ALIAS_NAME)
             .statement_id(&self.statement_id)
             .action(ACTION)
             .principal(PRINCIPAL)
@@ -79,11 +84,40 @@ impl InvokePermission {
             .lambda
             .remove_permission()
             .function_name(&self.function_name)
+            .qualifier(ALIAS_NAME)
             .statement_id(&self.statement_id)
             .send()
             .await
             .map_err(|error| EngineError::sdk(self.doing("removing"), &error))?;
         Ok(())
+    }
+
+    /// Remove the statement from the unqualified function's policy, where a
+    /// deployment from before the alias (or the legacy one) put it: nothing
+    /// invokes `$LATEST` any more, so nothing may.
+    async fn remove_unqualified(&self) -> Result<(), EngineError> {
+        let result = self
+            .clients
+            .lambda
+            .remove_permission()
+            .function_name(&self.function_name)
+            .statement_id(&self.statement_id)
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(error)
+                if error
+                    .as_service_error()
+                    .is_some_and(|service| service.is_resource_not_found_exception()) =>
+            {
+                Ok(())
+            }
+            Err(error) => Err(EngineError::sdk(
+                self.doing("removing the unqualified (pre-alias)"),
+                &error,
+            )),
+        }
     }
 }
 
@@ -112,6 +146,7 @@ impl Resource for InvokePermission {
                 .lambda
                 .get_policy()
                 .function_name(&self.function_name)
+                .qualifier(ALIAS_NAME)
                 .send()
                 .await,
             |error| error.is_resource_not_found_exception(),
@@ -129,10 +164,15 @@ impl Resource for InvokePermission {
             Value::Null => Vec::new(),
             single => vec![single.clone()],
         };
-        let Some(statement) = statements
-            .iter()
-            .find(|statement| statement["Sid"] == self.statement_id.as_str())
-        else {
+        // Some emulators answer a qualified GetPolicy with every statement of
+        // the function: only the alias's own is this permission.
+        let alias_suffix = format!(":{ALIAS_NAME}");
+        let Some(statement) = statements.iter().find(|statement| {
+            statement["Sid"] == self.statement_id.as_str()
+                && statement["Resource"]
+                    .as_str()
+                    .is_none_or(|resource| resource.ends_with(&alias_suffix))
+        }) else {
             return Ok(None);
         };
         let principal = match &statement["Principal"] {
@@ -153,6 +193,7 @@ impl Resource for InvokePermission {
     }
 
     async fn create(&self) -> Result<(), EngineError> {
+        self.remove_unqualified().await?;
         self.add().await
     }
 

@@ -8,6 +8,7 @@ pub mod dynamodb_settings;
 pub mod http_api;
 pub mod iam_managed_policy;
 pub mod iam_role;
+pub mod lambda_alias;
 pub mod lambda_function;
 pub mod lambda_layer;
 pub mod lambda_permission;

@@ -363,9 +363,27 @@ pub fn deploy_policy(settings: &Settings, clients: &Clients) -> Value {
                     "lambda:CreateFunction", "lambda:GetFunction", "lambda:GetFunctionConfiguration",
                     "lambda:UpdateFunctionCode", "lambda:UpdateFunctionConfiguration",
                     "lambda:DeleteFunction", "lambda:RemovePermission",
-                    "lambda:GetPolicy", "lambda:TagResource", "lambda:UntagResource", "lambda:ListTags"
+                    "lambda:GetPolicy", "lambda:TagResource", "lambda:UntagResource", "lambda:ListTags",
+                    "lambda:PublishVersion", "lambda:ListVersionsByFunction",
+                    "lambda:ListAliases", "lambda:GetAlias", "lambda:CreateAlias",
+                    "lambda:UpdateAlias", "lambda:DeleteAlias"
                 ],
                 "Resource": format!("arn:aws:lambda:{region}:{account}:function:{prefix}-*-api")
+            },
+            {
+                // Published versions and the alias `live` (qualified ARNs
+                // <function>:<version or alias>): the pre-traffic check invokes a new
+                // version before `live` moves to it, pruning deletes old versions, and
+                // the invoke permission sits on `live`. Invoking runs the code the
+                // deployer itself published, as the bounded execution role.
+                "Sid": "FunctionVersionsAndAlias",
+                "Effect": "Allow",
+                "Action": [
+                    "lambda:InvokeFunction", "lambda:GetFunction", "lambda:GetFunctionConfiguration",
+                    "lambda:DeleteFunction", "lambda:GetPolicy", "lambda:RemovePermission",
+                    "lambda:GetAlias", "lambda:UpdateAlias", "lambda:DeleteAlias"
+                ],
+                "Resource": format!("arn:aws:lambda:{region}:{account}:function:{prefix}-*-api:*")
             },
             {
                 // The invoke permission AllowInvokeFromHttpApi: a resource policy
@@ -374,7 +392,10 @@ pub fn deploy_policy(settings: &Settings, clients: &Clients) -> Value {
                 "Sid": "FunctionInvokePermissionForApiGatewayOnly",
                 "Effect": "Allow",
                 "Action": "lambda:AddPermission",
-                "Resource": format!("arn:aws:lambda:{region}:{account}:function:{prefix}-*-api"),
+                "Resource": [
+                    format!("arn:aws:lambda:{region}:{account}:function:{prefix}-*-api"),
+                    format!("arn:aws:lambda:{region}:{account}:function:{prefix}-*-api:live")
+                ],
                 "Condition": {"StringEquals": {"lambda:Principal": "apigateway.amazonaws.com"}}
             },
             {

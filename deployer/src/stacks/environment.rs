@@ -1,5 +1,6 @@
 //! One environment's stack: the table, the Lambda execution role and its table
-//! policy, the log group, the function, the HTTP API and the invoke permission.
+//! policy, the log group, the function, its `live` alias, the HTTP API (which
+//! invokes the alias) and the invoke permission (on the alias).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -14,6 +15,7 @@ use crate::resources::dynamodb_scores_table::{self, ScoresTable};
 use crate::resources::http_api::{self, HttpApi};
 use crate::resources::iam_managed_policy::ManagedPolicy;
 use crate::resources::iam_role::Role;
+use crate::resources::lambda_alias::{self, LambdaAlias, Release, ReleaseRecord};
 use crate::resources::lambda_function::{self, Code, FunctionLayer, LambdaFunction};
 use crate::resources::lambda_layer::{self, LambdaLayer};
 use crate::resources::lambda_permission::InvokePermission;
@@ -126,6 +128,19 @@ pub struct StackInputs {
     /// The HTTP API's id when it already exists.
     pub api_id: Option<String>,
     pub table: TableInputs,
+    pub release: ReleaseInputs,
+}
+
+/// What the function's release needs beyond the settings.
+#[derive(Debug, Clone)]
+pub struct ReleaseInputs {
+    /// Which version `live` should point at (decided before the final plan).
+    pub release: Release,
+    /// The releases the state records, oldest first.
+    pub releases: Vec<ReleaseRecord>,
+    /// Invoke a new version before `live` moves to it (off where nothing
+    /// can run the function, such as moto).
+    pub pre_traffic_check: bool,
 }
 
 /// The layer to publish and the ARN of its latest version when that version
@@ -225,6 +240,7 @@ pub fn resources(
             planned_arn: layer.current_arn,
         }
     });
+    let release = inputs.release;
     resources.push(Arc::new(LambdaFunction {
         clients: clients.clone(),
         name: names.function.clone(),
@@ -233,10 +249,22 @@ pub fn resources(
         memory_mb: settings.memory_mb,
         timeout_s: settings.timeout_s,
         environment: function_environment(settings, names),
-        code: inputs.code,
+        code: inputs.code.clone(),
         layer: function_layer,
         tags: tags.clone(),
+        stage_release: release.release.existing_version().is_none(),
         depends_on: function_depends_on,
+    }));
+    resources.push(Arc::new(LambdaAlias {
+        clients: clients.clone(),
+        function_name: names.function.clone(),
+        release: release.release,
+        code_sha256: inputs.code.sha256,
+        check_stage: release.pre_traffic_check.then(|| names.stage.clone()),
+        function_timeout_s: settings.timeout_s,
+        keep_versions: settings.keep_versions,
+        releases: release.releases,
+        depends_on: vec![lambda_function::ADDRESS.into()],
     }));
     resources.push(Arc::new(HttpApi {
         clients: clients.clone(),
@@ -246,7 +274,7 @@ pub fn resources(
         cors_allow_origins: settings.cors_allow_origins.clone(),
         route_keys: http_api::route_keys(ROUTES),
         tags,
-        depends_on: vec![lambda_function::ADDRESS.into()],
+        depends_on: vec![lambda_alias::ADDRESS.into()],
     }));
     resources.push(Arc::new(InvokePermission {
         clients: clients.clone(),
@@ -254,7 +282,7 @@ pub fn resources(
         api_name: names.http_api.clone(),
         statement_id: names.permission_statement.clone(),
         api_id: inputs.api_id,
-        depends_on: vec![http_api::ADDRESS.into(), lambda_function::ADDRESS.into()],
+        depends_on: vec![http_api::ADDRESS.into(), lambda_alias::ADDRESS.into()],
     }));
     resources
 }

@@ -26,7 +26,8 @@ pub fn run_deployer(dir: &Path, endpoint: &str, args: &[&str]) -> Output {
 }
 
 /// [`run_deployer`] with extra environment variables. moto routes no HTTP API
-/// traffic, so the health check that ends an apply is skipped.
+/// traffic and runs no function, so the health check that ends an apply and
+/// the pre-traffic check of a new version are skipped.
 pub fn run_deployer_with(
     dir: &Path,
     endpoint: &str,
@@ -35,6 +36,7 @@ pub fn run_deployer_with(
 ) -> Output {
     deployer_command(dir, endpoint)
         .env("DEPLOYER_SKIP_HEALTH_CHECK", "true")
+        .env("DEPLOYER_SKIP_PRE_TRAFFIC_CHECK", "true")
         .envs(environment.iter().copied())
         .args(args)
         .output()
@@ -50,6 +52,16 @@ pub fn run_deployer_checking_health(dir: &Path, endpoint: &str, args: &[&str]) -
         .expect("run deployer")
 }
 
+/// [`run_deployer`] with the health check but not the pre-traffic check
+/// (moto cannot invoke a function: its Invoke needs Docker).
+pub fn run_deployer_checking_health_only(dir: &Path, endpoint: &str, args: &[&str]) -> Output {
+    deployer_command(dir, endpoint)
+        .env("DEPLOYER_SKIP_PRE_TRAFFIC_CHECK", "true")
+        .args(args)
+        .output()
+        .expect("run deployer")
+}
+
 fn deployer_command(dir: &Path, endpoint: &str) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_deployer"));
     command
@@ -58,6 +70,7 @@ fn deployer_command(dir: &Path, endpoint: &str) -> Command {
         .env_remove("DEPLOYER_ENV")
         .env_remove("DEPLOYER_STATE")
         .env_remove("DEPLOYER_SKIP_HEALTH_CHECK")
+        .env_remove("DEPLOYER_SKIP_PRE_TRAFFIC_CHECK")
         .stdin(Stdio::null());
     command
 }

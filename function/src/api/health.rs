@@ -2,7 +2,9 @@
 //! Both name the table, the write mode the function runs with
 //! (`safeConcurrency`) and whether it may delete tables (`allowTableDelete`),
 //! so a deploy can be seen to serve its configuration, and a client (the load
-//! test) can tell an environment that keeps what is written to it.
+//! test) can tell an environment that keeps what is written to it. On Lambda
+//! they also name the published version answering (`release`), so a client
+//! can see which release of the `live` alias served it.
 
 use std::sync::Arc;
 
@@ -15,17 +17,34 @@ use serde_json::json;
 use super::AppState;
 use crate::store::{NewUserWrite, Unhealthy};
 
+/// The Lambda version running this process (`AWS_LAMBDA_FUNCTION_VERSION`,
+/// set by Lambda for the whole life of the process); `None` off Lambda.
+fn release() -> Option<&'static str> {
+    static RELEASE: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
+    RELEASE
+        .get_or_init(|| std::env::var("AWS_LAMBDA_FUNCTION_VERSION").ok())
+        .as_deref()
+}
+
+/// `body` with the `release` field when running on Lambda.
+fn with_release(mut body: serde_json::Value) -> serde_json::Value {
+    if let Some(release) = release() {
+        body["release"] = json!(release);
+    }
+    body
+}
+
 pub async fn check(State(state): State<Arc<AppState>>) -> Response {
     let table_name = state.store.table_name();
     let safe_concurrency = state.store.new_user_write() == NewUserWrite::Transaction;
     let allow_table_delete = state.store.table_delete_allowed();
     match state.store.health().await {
-        Ok(()) => Json(json!({
+        Ok(()) => Json(with_release(json!({
             "status": "ok",
             "tableName": table_name,
             "safeConcurrency": safe_concurrency,
             "allowTableDelete": allow_table_delete
-        }))
+        })))
         .into_response(),
         Err(problem) => {
             let error = match &problem {
@@ -40,13 +59,13 @@ pub async fn check(State(state): State<Arc<AppState>>) -> Response {
             };
             (
                 StatusCode::SERVICE_UNAVAILABLE,
-                Json(json!({
+                Json(with_release(json!({
                     "status": "unavailable",
                     "tableName": table_name,
                     "safeConcurrency": safe_concurrency,
                     "allowTableDelete": allow_table_delete,
                     "error": error
-                })),
+                }))),
             )
                 .into_response()
         }
