@@ -97,6 +97,42 @@ def number_versions_as_aws():
     models.LambdaStorage.publish_version = publish_version
 
 
+def update_stage_as_aws():
+    """Answer API Gateway v2 UpdateStage, which moto 5 lacks (it answers 500).
+
+    PATCH /v2/apis/{apiId}/stages/{stageName} changes the fields it names, as
+    API Gateway does: auto-deploy, default route settings (throttling), access
+    log settings, description, stage variables and route settings.
+    """
+    import json
+    from datetime import datetime
+    from urllib.parse import unquote
+
+    from moto.apigatewayv2.responses import ApiGatewayV2Response
+
+    def update_stage(self):
+        parts = self.path.split("/")
+        api_id, stage_name = parts[-3], unquote(parts[-1])
+        stage = self.apigatewayv2_backend.get_stage(api_id, stage_name)
+        config = json.loads(self.body or "{}")
+        if "autoDeploy" in config:
+            stage.auto_deploy = config["autoDeploy"]
+        if "defaultRouteSettings" in config:
+            stage.default_route_settings = {**(stage.default_route_settings or {}), **config["defaultRouteSettings"]}
+        if "accessLogSettings" in config:
+            stage.access_log_settings = config["accessLogSettings"]
+        if "description" in config:
+            stage.description = config["description"]
+        if "stageVariables" in config:
+            stage.stage_variables = config["stageVariables"]
+        if "routeSettings" in config:
+            stage.route_settings = config["routeSettings"]
+        stage.updated = datetime.now()
+        return 200, {}, json.dumps(stage.to_json())
+
+    ApiGatewayV2Response.update_stage = update_stage
+
+
 class OneRequestAtATime:
     """WSGI middleware: the whole request, body iteration included, runs under one lock.
 
@@ -203,6 +239,7 @@ def main() -> None:
 
     treat_requests_as_tls()
     number_versions_as_aws()
+    update_stage_as_aws()
     app = OneRequestAtATime(DomainDispatcherApplication(create_backend_app))
     server = make_server(
         args.host, args.port, app, threaded=True, request_handler=MotoRequestHandler

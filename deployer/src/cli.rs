@@ -67,6 +67,9 @@ pub enum Command {
     /// Move the `live` alias back to the previous release (or --to VERSION):
     /// seconds, no build; recorded in the state history
     Rollback(RollbackArgs),
+    /// Print the function's log events: those of the live release unless
+    /// --release or --all-versions
+    Logs(LogsArgs),
     /// Print an environment's outputs (all, or the one NAME) from its state
     Output(OutputArgs),
     /// Remove a stale lock left by a run that died, given the lock's ID
@@ -137,17 +140,32 @@ pub struct PlanArgs {
     /// Plan to delete table indexes the schema does not know (kept otherwise)
     #[arg(long)]
     pub prune_indexes: bool,
+    /// Save the plan to FILE (needs --artifact), with the state version and the
+    /// artifact's hash it was made against; `deployer apply FILE` applies exactly it
+    #[arg(long, value_name = "FILE", requires = "artifact")]
+    pub out: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
 pub struct ApplyArgs {
-    #[command(flatten)]
-    pub env: EnvArg,
+    /// A plan saved by `deployer plan --out FILE`: applied exactly, without asking,
+    /// or refused (nothing changed) when the state or AWS has moved on since
+    #[arg(value_name = "PLAN_FILE")]
+    pub plan: Option<PathBuf>,
+    /// Environment: dev, stage, prod, … (with PLAN_FILE: the plan's, and must match)
+    #[arg(
+        long = "env",
+        env = "DEPLOYER_ENV",
+        value_name = "E",
+        required_unless_present = "plan"
+    )]
+    pub environment: Option<String>,
     /// Apply without asking (required when standard input is not a terminal)
     #[arg(long)]
     pub auto_approve: bool,
     /// The function's zip (as `cargo lambda build --release --output-format zip` makes it);
     /// without it the function is built from the workspace for this machine's architecture
+    /// (with PLAN_FILE: the zip the plan names, whose hash must match)
     #[arg(long, value_name = "ZIP")]
     pub artifact: Option<PathBuf>,
     /// Print the plan and outputs as JSON
@@ -196,6 +214,27 @@ pub struct DestroyArgs {
     /// How long to wait for a held lock, e.g. 30s or 5m
     #[arg(long, value_name = "DURATION", default_value = "0s", value_parser = parse_duration)]
     pub lock_timeout: std::time::Duration,
+}
+
+#[derive(Debug, Args)]
+pub struct LogsArgs {
+    #[command(flatten)]
+    pub env: EnvArg,
+    /// How far back to start, e.g. 10m, 2h, 1d
+    #[arg(long, value_name = "DURATION", default_value = "10m", value_parser = parse_duration)]
+    pub since: std::time::Duration,
+    /// Keep printing new events (every 2 s) until Ctrl-C
+    #[arg(long)]
+    pub follow: bool,
+    /// Only events matching this CloudWatch Logs filter pattern (a word: events containing it)
+    #[arg(long, value_name = "TEXT")]
+    pub filter: Option<String>,
+    /// Only the events of this published version (or $LATEST), instead of the live one's
+    #[arg(long, value_name = "VERSION", conflicts_with = "all_versions")]
+    pub release: Option<String>,
+    /// The events of every version
+    #[arg(long)]
+    pub all_versions: bool,
 }
 
 #[derive(Debug, Args)]

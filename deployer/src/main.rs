@@ -88,19 +88,54 @@ async fn run(cli: Cli) -> Result<Outcome, CliError> {
                 health_check_timeout: None,
                 prune_indexes: args.prune_indexes,
                 pre_traffic_check: false,
+                artifact: args.artifact.clone(),
+                out: args.out.clone(),
+                saved: None,
             };
             let (aws, backend) = connect(&cli, &config).await?;
             commands::environment::plan(&config, &aws, &backend, &options).await
         }
         Command::Apply(args) => {
-            // The artifact is checked before any AWS call.
-            let config = resolve(&cli, &sources, Some(&args.env.environment))?;
-            validate_environment(&args.env.environment, &config.settings)?;
-            let code = commands::environment::code(&config, args.artifact.as_deref(), true)?;
+            // The saved plan and the artifact are checked before any AWS call.
+            let saved = args
+                .plan
+                .as_deref()
+                .map(commands::saved_plan::SavedPlan::read)
+                .transpose()?;
+            let environment = match (&args.environment, &saved) {
+                (Some(given), Some(saved)) if *given != saved.environment => {
+                    return Err(CliError::Usage(format!(
+                        "the plan is for {}, not {given}",
+                        saved.environment
+                    )));
+                }
+                (Some(given), _) => given.clone(),
+                (None, Some(saved)) => saved.environment.clone(),
+                (None, None) => return Err(CliError::Usage("--env E is required".into())),
+            };
+            let config = resolve(&cli, &sources, Some(&environment))?;
+            validate_environment(&environment, &config.settings)?;
+            let artifact = args
+                .artifact
+                .clone()
+                .or_else(|| saved.as_ref().map(|saved| saved.artifact.clone()));
+            let code = commands::environment::code(&config, artifact.as_deref(), true)?;
+            if let Some(saved) = &saved
+                && code.sha256.as_deref() != Some(saved.artifact_sha256.as_str())
+            {
+                return Err(CliError::Usage(format!(
+                    "the artifact {} is not the one the plan was made with (SHA-256 {} then, {} now)",
+                    artifact
+                        .as_deref()
+                        .map_or_else(|| "built now".into(), |path| path.display().to_string()),
+                    saved.artifact_sha256,
+                    code.sha256.as_deref().unwrap_or("unknown")
+                )));
+            }
             let layer = commands::environment::layer(&config)?;
             let (aws, backend) = connect(&cli, &config).await?;
             let options = EnvironmentOptions {
-                environment: args.env.environment.clone(),
+                environment: environment.clone(),
                 code,
                 layer,
                 detailed_exitcode: false,
@@ -111,6 +146,12 @@ async fn run(cli: Cli) -> Result<Outcome, CliError> {
                     .then_some(args.health_check_timeout),
                 prune_indexes: args.prune_indexes,
                 pre_traffic_check: !args.skip_pre_traffic_check,
+                artifact,
+                out: None,
+                saved: saved
+                    .as_ref()
+                    .zip(args.plan.as_deref())
+                    .map(|(saved, file)| (file, saved).into()),
             };
             commands::environment::apply_environment(&config, &aws, &backend, &options).await
         }
@@ -141,6 +182,26 @@ async fn run(cli: Cli) -> Result<Outcome, CliError> {
                 args.lock_timeout,
             )
             .await
+        }
+        Command::Logs(args) => {
+            let config = resolve(&cli, &sources, Some(&args.env.environment))?;
+            validate_environment(&args.env.environment, &config.settings)?;
+            let (aws, _) = connect(&cli, &config).await?;
+            let versions = match (&args.release, args.all_versions) {
+                (Some(version), _) => commands::logs::Versions::One(version.clone()),
+                (None, true) => commands::logs::Versions::All,
+                (None, false) => commands::logs::Versions::Live,
+            };
+            let options = commands::logs::LogsOptions {
+                environment: args.env.environment.clone(),
+                since: args.since,
+                follow: args.follow,
+                filter: args.filter.clone(),
+                versions,
+            };
+            commands::logs::run(&config, &aws, &options)
+                .await
+                .map(|()| Outcome::new(String::new(), 0))
         }
         Command::Output(args) => {
             let (environment, backend) = open_state(&cli, &sources, &args.env.environment).await?;

@@ -334,6 +334,20 @@ async fn apply_from_empty_creates_every_resource_and_a_rerun_changes_nothing() {
         .find(|s| s.stage_name() == Some("dev"))
         .expect("stage dev");
     assert_eq!(stage.auto_deploy(), Some(true));
+    // The default limits: the stage's throttling and the function's reservation.
+    let throttling = stage
+        .default_route_settings()
+        .expect("default route settings");
+    assert_eq!(throttling.throttling_rate_limit(), Some(100.0));
+    assert_eq!(throttling.throttling_burst_limit(), Some(300));
+    assert_eq!(
+        account
+            .function("dev")
+            .await
+            .concurrency()
+            .and_then(|concurrency| concurrency.reserved_concurrent_executions()),
+        Some(100)
+    );
     let policy = aws_sdk_lambda::Client::new(config)
         .get_policy()
         .function_name("aimodelshare-playground-dev-api")
@@ -2322,6 +2336,7 @@ async fn the_deploy_role_may_make_every_call_of_an_environments_life() {
     calls.extend(run(&["output", "--env", "dev"]));
     calls.extend(run(&["state", "list", "--env", "dev"]));
     calls.extend(run(&["rollback", "--env", "dev"]));
+    calls.extend(run(&["logs", "--env", "dev", "--since", "1h"]));
     calls.extend(run(&["state", "history", "--env", "dev"]));
     calls.extend(run(&["destroy", "--env", "dev", "--auto-approve"]));
     assert!(calls.len() > 50, "the call log works: {calls:?}");
@@ -2548,4 +2563,329 @@ async fn old_versions_are_pruned_but_never_live_or_the_last_releases() {
     assert_exit(&account.apply_artifact("p5.zip", &keep), 0);
     assert_eq!(account.live_version().await, "5");
     assert_eq!(account.published_versions().await, ["3", "4", "5"]);
+}
+
+#[tokio::test]
+async fn limits_are_applied_changed_without_a_release_and_read_back() {
+    let account = Account::new().await;
+    assert_exit(&account.apply_dev(), 0);
+    let limits = [
+        "--var",
+        "throttle_rate_limit=20",
+        "--var",
+        "throttle_burst_limit=40",
+        "--var",
+        "reserved_concurrency=0",
+    ];
+    let plan = account.deployer(
+        &[
+            &limits[..],
+            &["plan", "--env", "dev", "--artifact", "fn.zip"],
+        ]
+        .concat(),
+    );
+    let shown = text(&plan);
+    assert!(
+        shown.contains(r#"~ reserved_concurrency = 100 -> "none""#),
+        "{shown}"
+    );
+    assert!(shown.contains("throttle_rate_limit"), "{shown}");
+    assert!(
+        !shown.contains("lambda_alias.live"),
+        "limits are not a release: {shown}"
+    );
+    assert_exit(
+        &account.deployer(
+            &[
+                &limits[..],
+                &[
+                    "apply",
+                    "--env",
+                    "dev",
+                    "--auto-approve",
+                    "--artifact",
+                    "fn.zip",
+                ],
+            ]
+            .concat(),
+        ),
+        0,
+    );
+
+    let api_id = account.api_id("dev").await.expect("api");
+    let stage = aws_sdk_apigatewayv2::Client::new(&account.config)
+        .get_stage()
+        .api_id(&api_id)
+        .stage_name("dev")
+        .send()
+        .await
+        .expect("stage");
+    let throttling = stage
+        .default_route_settings()
+        .expect("default route settings");
+    assert_eq!(throttling.throttling_rate_limit(), Some(20.0));
+    assert_eq!(throttling.throttling_burst_limit(), Some(40));
+    assert_eq!(
+        account
+            .function("dev")
+            .await
+            .concurrency()
+            .and_then(|concurrency| concurrency.reserved_concurrent_executions()),
+        None,
+        "no reservation"
+    );
+    assert_eq!(account.live_version().await, "1", "no new version");
+    emulator::clear_served_requests(account.emulator.endpoint());
+    assert_exit(
+        &account.deployer(
+            &[
+                &limits[..],
+                &[
+                    "apply",
+                    "--env",
+                    "dev",
+                    "--auto-approve",
+                    "--artifact",
+                    "fn.zip",
+                ],
+            ]
+            .concat(),
+        ),
+        0,
+    );
+    assert_eq!(account.mutating_requests(), Vec::<String>::new());
+
+    // Out of range: refused before any AWS call.
+    let refused = account.deployer(&["--var", "throttle_burst_limit=0", "plan", "--env", "dev"]);
+    assert_exit(&refused, 1);
+    assert!(
+        text(&refused).contains("throttle_burst_limit = 0 must be from 1 to 5000"),
+        "{}",
+        text(&refused)
+    );
+}
+
+#[tokio::test]
+async fn logs_prints_the_live_releases_events_or_any_versions() {
+    let account = Account::new().await;
+    assert_exit(&account.apply_dev(), 0);
+    account.write_artifact("fn2.zip", &executable(62, b"v2"));
+    assert_exit(&account.apply_artifact("fn2.zip", &[]), 0);
+    assert_eq!(account.live_version().await, "2");
+
+    // Events as Lambda writes them: one stream per execution environment,
+    // named after the version it runs.
+    let logs = aws_sdk_cloudwatchlogs::Client::new(&account.config);
+    let group = "/aws/lambda/aimodelshare-playground-dev-api";
+    let now = chrono::Utc::now().timestamp_millis();
+    for (stream, events) in [
+        (
+            "2026/12/01/[1]aaaa",
+            vec![(now - 5_000, "old release ERROR x")],
+        ),
+        (
+            "2026/12/01/[2]bbbb",
+            vec![(now - 4_000, "START v2"), (now - 3_000, "v2 ERROR boom")],
+        ),
+        (
+            "2026/12/01/[2]cccc",
+            vec![(now - 3 * 3_600_000, "v2 three hours ago")],
+        ),
+    ] {
+        logs.create_log_stream()
+            .log_group_name(group)
+            .log_stream_name(stream)
+            .send()
+            .await
+            .expect("stream");
+        let mut put = logs
+            .put_log_events()
+            .log_group_name(group)
+            .log_stream_name(stream);
+        for (timestamp, message) in events {
+            put = put.log_events(
+                aws_sdk_cloudwatchlogs::types::InputLogEvent::builder()
+                    .timestamp(timestamp)
+                    .message(message)
+                    .build()
+                    .expect("event"),
+            );
+        }
+        put.send().await.expect("put events");
+    }
+    let printed = |args: &[&str]| {
+        let output = account.deployer(&[&["logs", "--env", "dev"][..], args].concat());
+        assert_exit(&output, 0);
+        String::from_utf8_lossy(&output.stdout)
+            .lines()
+            .map(|line| {
+                line.split_once(' ')
+                    .map_or(line, |(_, rest)| rest)
+                    .to_owned()
+            })
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        printed(&[]),
+        ["[2] START v2", "[2] v2 ERROR boom"],
+        "the live release, last 10 minutes"
+    );
+    assert_eq!(printed(&["--release", "1"]), ["[1] old release ERROR x"]);
+    assert_eq!(
+        printed(&["--all-versions", "--filter", "ERROR"]),
+        ["[1] old release ERROR x", "[2] v2 ERROR boom"]
+    );
+    assert_eq!(
+        printed(&["--since", "4h"]),
+        [
+            "[2] v2 three hours ago",
+            "[2] START v2",
+            "[2] v2 ERROR boom"
+        ]
+    );
+    let refused = account.deployer(&["logs", "--env", "stage"]);
+    assert_exit(&refused, 1);
+    assert!(
+        text(&refused).contains("/aws/lambda/aimodelshare-playground-stage-api does not exist"),
+        "{}",
+        text(&refused)
+    );
+}
+
+impl Account {
+    /// Mutating requests other than taking and releasing the state's lock
+    /// (an item of the lock table).
+    fn changes_besides_the_lock(&self) -> Vec<String> {
+        self.mutating_requests()
+            .into_iter()
+            .filter(|request| {
+                !(request.contains("dynamodb")
+                    && (request.ends_with("PutItem") || request.ends_with("DeleteItem")))
+            })
+            .collect()
+    }
+}
+
+#[tokio::test]
+async fn a_saved_plan_is_applied_exactly_or_refused_when_stale() {
+    let account = Account::new().await;
+    assert_exit(&account.apply_dev(), 0);
+    account.write_artifact("fn2.zip", &executable(62, b"v2"));
+    let fn2 = std::fs::read(account.dir.path().join("fn2.zip")).expect("fn2");
+    let fn2_sha = deployer::artifact::code_sha256(&fn2);
+
+    let json = account.deployer(&["plan", "--env", "dev", "--artifact", "fn2.zip", "--json"]);
+    assert_exit(&json, 0);
+    let json: Value = serde_json::from_slice(&json.stdout).expect("JSON plan");
+    assert_eq!(json["format_version"], 1, "{json}");
+    assert_eq!(json["change"], 2, "{json}");
+
+    let planned = account.deployer(&[
+        "plan",
+        "--env",
+        "dev",
+        "--artifact",
+        "fn2.zip",
+        "--out",
+        "dev.plan",
+    ]);
+    assert_exit(&planned, 0);
+    assert!(
+        text(&planned).contains("`deployer apply dev.plan` applies exactly it"),
+        "{}",
+        text(&planned)
+    );
+    let saved: Value = serde_json::from_str(
+        &std::fs::read_to_string(account.dir.path().join("dev.plan")).expect("saved plan"),
+    )
+    .expect("saved plan JSON");
+    assert_eq!(saved["format_version"], 1);
+    assert_eq!(saved["environment"], "dev");
+    assert_eq!(saved["artifact_sha256"], fn2_sha.as_str());
+    assert!(saved["state"]["serial"].is_u64(), "{saved}");
+    assert_eq!(saved["plan"], json, "the saved plan is the JSON plan");
+
+    // Another artifact than the plan's: refused before any AWS call.
+    let wrong = account.deployer(&["apply", "dev.plan", "--artifact", "fn.zip"]);
+    assert_exit(&wrong, 1);
+    assert!(
+        text(&wrong).contains("is not the one the plan was made with"),
+        "{}",
+        text(&wrong)
+    );
+
+    // Applied exactly: no --env, no prompt.
+    let applied = account.deployer(&["apply", "dev.plan"]);
+    assert_exit(&applied, 0);
+    assert!(
+        text(&applied).contains("Apply complete: 0 added, 2 changed"),
+        "{}",
+        text(&applied)
+    );
+    assert_eq!(account.live_version().await, "2");
+
+    // The same file again: the state has moved on; nothing changes.
+    emulator::clear_served_requests(account.emulator.endpoint());
+    let stale = account.deployer(&["apply", "dev.plan"]);
+    assert_exit(&stale, 1);
+    assert!(
+        text(&stale).contains("the state has moved on since the plan was made"),
+        "{}",
+        text(&stale)
+    );
+    assert_eq!(account.changes_besides_the_lock(), Vec::<String>::new());
+
+    // AWS changed after the plan was made: refused, and the change by hand stays.
+    account.write_artifact("fn3.zip", &executable(62, b"v3"));
+    assert_exit(
+        &account.deployer(&[
+            "plan",
+            "--env",
+            "dev",
+            "--artifact",
+            "fn3.zip",
+            "--out",
+            "dev3.plan",
+        ]),
+        0,
+    );
+    aws_sdk_lambda::Client::new(&account.config)
+        .update_function_configuration()
+        .function_name("aimodelshare-playground-dev-api")
+        .memory_size(1024)
+        .send()
+        .await
+        .expect("change memory by hand");
+    emulator::clear_served_requests(account.emulator.endpoint());
+    let drifted = account.deployer(&["apply", "dev3.plan"]);
+    assert_exit(&drifted, 1);
+    assert!(
+        text(&drifted).contains("planning again now gives a different plan"),
+        "{}",
+        text(&drifted)
+    );
+    assert!(
+        text(&drifted).contains("1024 -> 256"),
+        "shows the plan now: {}",
+        text(&drifted)
+    );
+    assert_eq!(account.changes_besides_the_lock(), Vec::<String>::new());
+    assert_eq!(account.live_version().await, "2");
+
+    // A plan for another environment is refused; so is a file that is not a plan.
+    let other = account.deployer(&["apply", "--env", "stage", "dev.plan"]);
+    assert_exit(&other, 1);
+    assert!(
+        text(&other).contains("the plan is for dev, not stage"),
+        "{}",
+        text(&other)
+    );
+    std::fs::write(account.dir.path().join("junk.plan"), "{}").expect("write");
+    let junk = account.deployer(&["apply", "junk.plan"]);
+    assert_exit(&junk, 1);
+    assert!(
+        text(&junk).contains("is not a saved plan"),
+        "{}",
+        text(&junk)
+    );
 }

@@ -156,6 +156,7 @@ pub async fn run(
         ));
     }
     let run = RunOptions {
+        saved: None,
         environment: BOOTSTRAP.into(),
         operation: "bootstrap",
         command: "deployer bootstrap".into(),

@@ -250,6 +250,7 @@ pub async fn bootstrap(
         clear_bucket: std::sync::atomic::AtomicBool::new(false),
     };
     let run = RunOptions {
+        saved: None,
         environment: BOOTSTRAP.into(),
         operation: "destroy",
         command: "deployer destroy --bootstrap".into(),
@@ -532,6 +533,7 @@ pub async fn environment(
     };
     let expected = if environment == "prod" { "prod" } else { "yes" };
     let run = RunOptions {
+        saved: None,
         environment: environment.to_owned(),
         operation: "destroy",
         command: format!("deployer destroy --env {environment}"),

@@ -41,6 +41,12 @@ pub struct EnvironmentOptions {
     pub prune_indexes: bool,
     /// Invoke a new version before the `live` alias moves to it.
     pub pre_traffic_check: bool,
+    /// The `--artifact` path, as given (recorded in a saved plan).
+    pub artifact: Option<std::path::PathBuf>,
+    /// `plan --out FILE`: where to save the plan.
+    pub out: Option<std::path::PathBuf>,
+    /// `apply FILE`: the saved plan being applied.
+    pub saved: Option<super::saved_plan::Expected>,
 }
 
 fn machine(architecture: Architecture) -> Machine {
@@ -234,7 +240,7 @@ impl Stack for EnvironmentStack<'_> {
             })
             .unwrap_or_default()
             .into_iter()
-            .filter(|(name, _)| name != "tags")
+            .filter(|(name, _)| !lambda_function::FUNCTION_LEVEL.contains(&name.as_str()))
             .collect();
         let versions = lambda_alias::published_versions(clients, &names.function).await?;
         let current = observed_attribute(
@@ -441,10 +447,21 @@ pub async fn plan(
     backend: &Backend,
     options: &EnvironmentOptions,
 ) -> Result<Outcome, CliError> {
+    // A saved plan names the code it was made with.
+    let saving = match (&options.out, &options.artifact, &options.code.sha256) {
+        (None, _, _) => None,
+        (Some(out), Some(artifact), Some(sha256)) => Some((out, artifact, sha256)),
+        (Some(_), _, _) => {
+            return Err(CliError::Usage(
+                "plan --out needs --artifact ZIP: a saved plan records the code it was made with"
+                    .into(),
+            ));
+        }
+    };
     let stack = EnvironmentStack::new(config, aws, options, Some(backend)).await?;
     let prepared = stack.prepare().await?;
-    let text = if options.json {
-        super::to_json(&prepared.plan)
+    let mut text = if options.json {
+        super::to_json(&super::saved_plan::plan_json(&prepared.plan))
     } else {
         let mut text = render(&prepared.plan);
         for note in stack.notes(&prepared) {
@@ -453,6 +470,24 @@ pub async fn plan(
         }
         text
     };
+    if let Some((out, artifact, sha256)) = saving {
+        let stored = stack.stored_state().await?;
+        let saved = super::saved_plan::SavedPlan::new(
+            &stack.names.environment,
+            stored.as_ref(),
+            artifact,
+            sha256,
+            &prepared.plan,
+        );
+        saved.write(out)?;
+        if !options.json {
+            text.push_str(&format!(
+                "\nSaved this plan to {out} (state: {state}); `deployer apply {out}` applies exactly it.\n",
+                out = out.display(),
+                state = saved.state.as_ref().map_or_else(|| "none yet".to_owned(), |state| format!("serial {}", state.serial)),
+            ));
+        }
+    }
     let exit = if options.detailed_exitcode && prepared.plan.has_changes() {
         2
     } else {
@@ -474,7 +509,9 @@ pub async fn apply_environment(
         operation: "apply",
         command: format!("deployer apply --env {environment}"),
         lock_timeout: options.lock_timeout,
-        approval: if options.auto_approve {
+        saved: options.saved.clone(),
+        // Applying a saved plan is the approval of what it shows.
+        approval: if options.auto_approve || options.saved.is_some() {
             Approval::Given
         } else {
             Approval::Ask {

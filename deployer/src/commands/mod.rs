@@ -5,10 +5,12 @@ pub mod confirm;
 pub mod destroy;
 pub mod environment;
 pub mod force_unlock;
+pub mod logs;
 pub mod output;
 pub mod recording;
 pub mod restore;
 pub mod rollback;
+pub mod saved_plan;
 pub mod stack_run;
 pub mod state;
 

@@ -111,6 +111,8 @@ pub struct RunOptions {
     pub command: String,
     pub lock_timeout: Duration,
     pub approval: Approval,
+    /// A saved plan being applied: what must hold under the lock.
+    pub saved: Option<super::saved_plan::Expected>,
 }
 
 /// What a run did.
@@ -127,7 +129,10 @@ pub struct Ran {
 pub async fn run(stack: &dyn Stack, options: &RunOptions) -> Result<Ran, CliError> {
     let interrupts = Interrupts::watch();
     let first = stack.prepare().await?;
-    if let Some(ran) = nothing_to_do(stack, &first).await? {
+    // A saved plan is checked under the lock, whatever the first look finds.
+    if options.saved.is_none()
+        && let Some(ran) = nothing_to_do(stack, &first).await?
+    {
         return Ok(ran);
     }
     let lock = stack.lock_backend(&first);
@@ -191,11 +196,14 @@ async fn nothing_to_do(stack: &dyn Stack, prepared: &Prepared) -> Result<Option<
 
 async fn under_lock(stack: &dyn Stack, options: &RunOptions) -> Result<Ran, CliError> {
     let prepared = stack.prepare().await?;
+    // The version every later write is checked against.
+    let stored = stack.stored(&prepared).await?;
+    if let Some(expected) = &options.saved {
+        expected.check(stored.as_ref(), &prepared.plan)?;
+    }
     if let Some(ran) = nothing_to_do(stack, &prepared).await? {
         return Ok(ran);
     }
-    // The version every later write is checked against.
-    let stored = stack.stored(&prepared).await?;
     if prepared.plan.has_changes() || stack.pending(&prepared) {
         eprint!("{}", engine::render::render(&prepared.plan));
         for note in stack.notes(&prepared) {

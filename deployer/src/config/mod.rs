@@ -141,6 +141,24 @@ fn check(settings: &Settings) -> Result<(), ConfigError> {
             settings.keep_versions
         )));
     }
+    if settings.reserved_concurrency > 100_000 {
+        return Err(invalid(format!(
+            "reserved_concurrency = {} is more than any Lambda quota; 0 reserves none",
+            settings.reserved_concurrency
+        )));
+    }
+    if !(1..=10_000).contains(&settings.throttle_rate_limit) {
+        return Err(invalid(format!(
+            "throttle_rate_limit = {} must be from 1 to 10000 requests per second (API Gateway's account quota)",
+            settings.throttle_rate_limit
+        )));
+    }
+    if !(1..=5_000).contains(&settings.throttle_burst_limit) {
+        return Err(invalid(format!(
+            "throttle_burst_limit = {} must be from 1 to 5000 requests (API Gateway's account quota)",
+            settings.throttle_burst_limit
+        )));
+    }
     const RETENTION: &[u32] = &[
         1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557,
         2922, 3288, 3653,

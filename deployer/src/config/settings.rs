@@ -56,6 +56,13 @@ pub struct Settings {
     /// Published versions of the function kept after a release (the newest
     /// ones; those `live` and the recorded releases point at are always kept).
     pub keep_versions: u32,
+    /// Concurrent executions reserved for (and capping) the function; 0: none
+    /// reserved (the account's unreserved pool, uncapped).
+    pub reserved_concurrency: u32,
+    /// Requests per second API Gateway lets through the stage (steady state).
+    pub throttle_rate_limit: u32,
+    /// Requests API Gateway lets through the stage at once (its token bucket).
+    pub throttle_burst_limit: u32,
     /// `owner/repo` whose workflows may assume the deploy role. No default:
     /// bootstrap refuses to run without it.
     pub github_repository: Option<String>,
@@ -90,6 +97,12 @@ impl Default for Settings {
             architecture: Architecture::X86_64,
             log_retention_days: 14,
             keep_versions: 5,
+            // Limits a classroom never reaches but that cap a runaway client
+            // (README, "Limits"): a class of 100 joining at once is about 100
+            // concurrent requests for a second or two.
+            reserved_concurrency: 100,
+            throttle_rate_limit: 100,
+            throttle_burst_limit: 300,
             github_repository: None,
             github_subjects: Vec::new(),
             // GitHub's published intermediate thumbprint; AWS no longer checks it,
@@ -125,6 +138,9 @@ pub struct SettingsLayer {
     architecture: Option<Architecture>,
     log_retention_days: Option<u32>,
     keep_versions: Option<u32>,
+    reserved_concurrency: Option<u32>,
+    throttle_rate_limit: Option<u32>,
+    throttle_burst_limit: Option<u32>,
     github_repository: Option<String>,
     github_subjects: Option<Vec<String>>,
     oidc_thumbprint: Option<String>,
@@ -154,6 +170,9 @@ pub const KNOWN_KEYS: &[&str] = &[
     "architecture",
     "log_retention_days",
     "keep_versions",
+    "reserved_concurrency",
+    "throttle_rate_limit",
+    "throttle_burst_limit",
     "github_repository",
     "github_subjects",
     "oidc_thumbprint",
@@ -190,7 +209,8 @@ impl Settings {
             region, name_prefix, table_name, enable_pitr, deletion_protection, enable_gsi_by_user,
             safe_concurrency, allow_table_delete,
             cors_allow_origins, tags, use_layer, memory_mb, timeout_s, architecture,
-            log_retention_days, keep_versions, github_subjects, oidc_thumbprint,
+            log_retention_days, keep_versions, reserved_concurrency, throttle_rate_limit,
+            throttle_burst_limit, github_subjects, oidc_thumbprint,
             state_bucket, lock_table, deploy_role_name, deploy_policy_name;
             stage_name, layer_zip_path, github_repository);
     }

@@ -131,12 +131,46 @@ pub async fn find_api(clients: &Clients, name: &str) -> Result<Option<FoundApi>,
     }))
 }
 
+/// The stage's default route throttling: every route of the API shares it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Throttle {
+    /// Requests per second in the steady state.
+    pub rate_limit: u32,
+    /// Requests at once (the token bucket's size).
+    pub burst_limit: u32,
+}
+
+impl Throttle {
+    fn route_settings(self) -> aws_sdk_apigatewayv2::types::RouteSettings {
+        aws_sdk_apigatewayv2::types::RouteSettings::builder()
+            .throttling_rate_limit(f64::from(self.rate_limit))
+            .throttling_burst_limit(i32::try_from(self.burst_limit).unwrap_or(i32::MAX))
+            .build()
+    }
+}
+
+/// The stage as the plan compares it.
+fn stage_value(
+    name: &str,
+    auto_deploy: bool,
+    rate_limit: Option<f64>,
+    burst_limit: Option<i32>,
+) -> Value {
+    json!({
+        "name": name,
+        "auto_deploy": auto_deploy,
+        "throttle_rate_limit": rate_limit,
+        "throttle_burst_limit": burst_limit
+    })
+}
+
 #[derive(Debug, Clone)]
 pub struct HttpApi {
     pub clients: Clients,
     pub name: String,
     pub function_name: String,
     pub stage: String,
+    pub throttle: Throttle,
     pub cors_allow_origins: Vec<String>,
     /// API Gateway route keys, e.g. `GET /tables/{tableId}`.
     pub route_keys: Vec<String>,
@@ -144,7 +178,27 @@ pub struct HttpApi {
     pub depends_on: Vec<String>,
 }
 
+/// What a stage read back is, in the plan's terms.
+fn observed_stage(name: &str, stage: &aws_sdk_apigatewayv2::types::Stage) -> Value {
+    let settings = stage.default_route_settings();
+    stage_value(
+        name,
+        stage.auto_deploy().unwrap_or(false),
+        settings.and_then(aws_sdk_apigatewayv2::types::RouteSettings::throttling_rate_limit),
+        settings.and_then(aws_sdk_apigatewayv2::types::RouteSettings::throttling_burst_limit),
+    )
+}
+
 impl HttpApi {
+    fn desired_stage(&self) -> Value {
+        stage_value(
+            &self.stage,
+            true,
+            Some(f64::from(self.throttle.rate_limit)),
+            Some(i32::try_from(self.throttle.burst_limit).unwrap_or(i32::MAX)),
+        )
+    }
+
     fn doing(&self, what: &str) -> String {
         format!("{what} HTTP API {}", self.name)
     }
@@ -315,17 +369,21 @@ impl HttpApi {
             .iter()
             .find(|stage| stage.stage_name() == Some(self.stage.as_str()))
         {
-            Some(stage) if stage.auto_deploy() == Some(true) => Ok(()),
+            Some(stage) if observed_stage(&self.stage, stage) == self.desired_stage() => Ok(()),
             Some(_) => {
                 apigateway
                     .update_stage()
                     .api_id(api_id)
                     .stage_name(&self.stage)
                     .auto_deploy(true)
+                    .default_route_settings(self.throttle.route_settings())
                     .send()
                     .await
                     .map_err(|error| {
-                        EngineError::sdk(self.doing("enabling auto-deploy on the stage of"), &error)
+                        EngineError::sdk(
+                            self.doing("setting auto-deploy and throttling on the stage of"),
+                            &error,
+                        )
                     })?;
                 Ok(())
             }
@@ -335,6 +393,7 @@ impl HttpApi {
                     .api_id(api_id)
                     .stage_name(&self.stage)
                     .auto_deploy(true)
+                    .default_route_settings(self.throttle.route_settings())
                     .set_tags(Some(self.tags.clone().into_iter().collect()))
                     .send()
                     .await
@@ -444,7 +503,7 @@ impl Resource for HttpApi {
                 cors: self.cors_value(),
                 integration: self.integration_value(),
                 routes,
-                stage: json!({"name": self.stage, "auto_deploy": true}),
+                stage: self.desired_stage(),
                 tags: self.tags.clone(),
                 endpoint: None,
             },
@@ -498,7 +557,7 @@ impl Resource for HttpApi {
             .items()
             .iter()
             .find(|stage| stage.stage_name() == Some(self.stage.as_str()))
-            .map_or(Value::Null, |stage| json!({"name": self.stage, "auto_deploy": stage.auto_deploy().unwrap_or(false)}));
+            .map_or(Value::Null, |stage| observed_stage(&self.stage, stage));
         let tags = api
             .tags()
             .map(|tags| tags::observed(tags.iter().map(|(k, v)| (k.as_str(), v.as_str()))))

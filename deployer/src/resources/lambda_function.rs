@@ -21,6 +21,7 @@ use crate::engine::{
 use aws_sdk_lambda::client::Waiters;
 use aws_sdk_lambda::primitives::Blob;
 use aws_sdk_lambda::types::{Architecture, Environment, FunctionCode, Runtime};
+use serde_json::{Value, json};
 
 pub const ADDRESS: &str = "lambda_function.api";
 pub const RUNTIME: &str = "provided.al2023";
@@ -49,6 +50,7 @@ crate::attributes! {
         CodeSha256 code_sha256: Option<String>,
         Layers layers: Option<Planned<Vec<String>>>,
         Tags tags: Option<Tags>,
+        ReservedConcurrency reserved_concurrency: Option<Value>,
     }
 }
 
@@ -68,6 +70,9 @@ pub struct LambdaFunction {
     /// Whether `$LATEST`'s code and configuration are compared: not when a
     /// published version already runs them (the alias moves to it instead).
     pub stage_release: bool,
+    /// Concurrent executions reserved for the function (and capped at);
+    /// `None`: none reserved.
+    pub reserved_concurrency: Option<u32>,
     pub depends_on: Vec<String>,
 }
 
@@ -94,12 +99,23 @@ impl FunctionAttributes {
             code_sha256: None,
             layers: None,
             tags: None,
+            reserved_concurrency: None,
         }
     }
 }
 
 /// What a function version (or `$LATEST`) runs, as its configuration says;
 /// tags are not part of a configuration.
+/// The attributes that belong to the function itself, not to a published
+/// version: they change without a release.
+pub const FUNCTION_LEVEL: &[&str] = &["tags", "reserved_concurrency"];
+
+/// `reserved_concurrency` as the plan shows it: a number, or `"none"` (the
+/// function draws on the account's unreserved pool).
+fn concurrency_value(reserved: Option<u32>) -> Value {
+    reserved.map_or_else(|| json!("none"), |reserved| json!(reserved))
+}
+
 pub fn attributes_of(
     configuration: &aws_sdk_lambda::types::FunctionConfiguration,
 ) -> FunctionAttributes {
@@ -136,10 +152,63 @@ pub fn attributes_of(
                 .collect(),
         )),
         tags: None,
+        reserved_concurrency: None,
     }
 }
 
 impl LambdaFunction {
+    /// Reserve the configured concurrency, or remove the reservation.
+    async fn converge_concurrency(&self) -> Result<(), EngineError> {
+        let lambda = &self.clients.lambda;
+        match self.reserved_concurrency {
+            Some(reserved) => {
+                lambda
+                    .put_function_concurrency()
+                    .function_name(&self.name)
+                    .reserved_concurrent_executions(i32::try_from(reserved).unwrap_or(i32::MAX))
+                    .send()
+                    .await
+                    .map_err(|error| {
+                        let mut failure = EngineError::sdk(
+                            format!(
+                                "reserving {reserved} concurrent executions for Lambda function {}",
+                                self.name
+                            ),
+                            &error,
+                        );
+                        if error
+                            .as_service_error()
+                            .is_some_and(|service| service.is_invalid_parameter_value_exception())
+                        {
+                            failure.detail.push_str(
+                                "\n    Lambda keeps at least 100 of the account's concurrency unreserved (new accounts \
+                                 may have a quota of only 10): lower reserved_concurrency, set it to 0 to reserve \
+                                 none, or ask AWS for a higher concurrency quota",
+                            );
+                        }
+                        failure
+                    })?;
+            }
+            None => {
+                lambda
+                    .delete_function_concurrency()
+                    .function_name(&self.name)
+                    .send()
+                    .await
+                    .map_err(|error| {
+                        EngineError::sdk(
+                            format!(
+                                "removing the reserved concurrency of Lambda function {}",
+                                self.name
+                            ),
+                            &error,
+                        )
+                    })?;
+            }
+        }
+        Ok(())
+    }
+
     /// What a release of this configuration runs: every attribute but tags.
     /// (The alias compares published versions with it.)
     pub fn release_attributes(&self) -> FunctionAttributes {
@@ -154,6 +223,7 @@ impl LambdaFunction {
             code_sha256: self.code.sha256.clone(),
             layers: Some(self.desired_layers()),
             tags: None,
+            reserved_concurrency: None,
         }
     }
 
@@ -302,6 +372,7 @@ impl Resource for LambdaFunction {
             &self.name,
             FunctionAttributes {
                 tags: Some(self.tags.clone()),
+                reserved_concurrency: Some(concurrency_value(self.reserved_concurrency)),
                 ..if self.stage_release {
                     self.release_attributes()
                 } else {
@@ -338,6 +409,12 @@ impl Resource for LambdaFunction {
             arn: configuration.function_arn().map(str::to_owned),
             attributes: FunctionAttributes {
                 tags: Some(tags),
+                reserved_concurrency: Some(concurrency_value(
+                    output
+                        .concurrency()
+                        .and_then(|concurrency| concurrency.reserved_concurrent_executions())
+                        .and_then(|reserved| u32::try_from(reserved).ok()),
+                )),
                 ..attributes_of(configuration)
             }
             .into_observed(),
@@ -405,6 +482,9 @@ impl Resource for LambdaFunction {
             .map_err(|error| {
                 EngineError::new(self.doing("waiting for"), state::sdk_error::causes(&error))
             })?;
+        if self.reserved_concurrency.is_some() {
+            self.converge_concurrency().await?;
+        }
         Ok(())
     }
 
@@ -428,7 +508,8 @@ impl Resource for LambdaFunction {
                 )
             })?;
         self.wait_until_updated().await?;
-        let (mut configuration, mut code, mut old_tags) = (false, false, None);
+        let (mut configuration, mut code, mut old_tags, mut concurrency) =
+            (false, false, None, false);
         for change in changes {
             match FunctionAttributes::name_of(change)? {
                 FunctionAttribute::Runtime
@@ -440,6 +521,7 @@ impl Resource for LambdaFunction {
                 | FunctionAttribute::Layers => configuration = true,
                 FunctionAttribute::CodeSha256 | FunctionAttribute::Architecture => code = true,
                 FunctionAttribute::Tags => old_tags = Some(&change.old),
+                FunctionAttribute::ReservedConcurrency => concurrency = true,
             }
         }
         // One configuration update, then one code update: Lambda refuses a
@@ -452,6 +534,9 @@ impl Resource for LambdaFunction {
         }
         if let Some(old) = old_tags {
             tags::converge(self, old, &self.tags).await?;
+        }
+        if concurrency {
+            self.converge_concurrency().await?;
         }
         Ok(())
     }

@@ -366,7 +366,8 @@ pub fn deploy_policy(settings: &Settings, clients: &Clients) -> Value {
                     "lambda:GetPolicy", "lambda:TagResource", "lambda:UntagResource", "lambda:ListTags",
                     "lambda:PublishVersion", "lambda:ListVersionsByFunction",
                     "lambda:ListAliases", "lambda:GetAlias", "lambda:CreateAlias",
-                    "lambda:UpdateAlias", "lambda:DeleteAlias"
+                    "lambda:UpdateAlias", "lambda:DeleteAlias",
+                    "lambda:PutFunctionConcurrency", "lambda:DeleteFunctionConcurrency"
                 ],
                 "Resource": format!("arn:aws:lambda:{region}:{account}:function:{prefix}-*-api")
             },
@@ -416,7 +417,8 @@ pub fn deploy_policy(settings: &Settings, clients: &Clients) -> Value {
                 "Effect": "Allow",
                 "Action": [
                     "logs:CreateLogGroup", "logs:DeleteLogGroup", "logs:PutRetentionPolicy",
-                    "logs:TagResource", "logs:UntagResource", "logs:ListTagsForResource"
+                    "logs:TagResource", "logs:UntagResource", "logs:ListTagsForResource",
+                    "logs:FilterLogEvents"
                 ],
                 "Resource": [
                     format!("arn:aws:logs:{region}:{account}:log-group:/aws/lambda/{prefix}-*-api"),

@@ -253,6 +253,8 @@ pub fn resources(
         layer: function_layer,
         tags: tags.clone(),
         stage_release: release.release.existing_version().is_none(),
+        reserved_concurrency: (settings.reserved_concurrency > 0)
+            .then_some(settings.reserved_concurrency),
         depends_on: function_depends_on,
     }));
     resources.push(Arc::new(LambdaAlias {
@@ -271,6 +273,10 @@ pub fn resources(
         name: names.http_api.clone(),
         function_name: names.function.clone(),
         stage: names.stage.clone(),
+        throttle: http_api::Throttle {
+            rate_limit: settings.throttle_rate_limit,
+            burst_limit: settings.throttle_burst_limit,
+        },
         cors_allow_origins: settings.cors_allow_origins.clone(),
         route_keys: http_api::route_keys(ROUTES),
         tags,
