@@ -73,6 +73,30 @@ pub fn lock_request(
     }
 }
 
+/// Run `work` holding `environment`'s lock: how a command that changes
+/// something outside a stack run (restore, rollback) takes it. The lock is
+/// released whatever `work` returns; `work`'s error comes first.
+pub async fn while_locked<T>(
+    backend: &::state::Backend,
+    environment: &str,
+    request: &::state::LockRequest,
+    work: impl std::future::Future<Output = Result<T, CliError>>,
+) -> Result<T, CliError> {
+    let held = backend
+        .lock(environment, request)
+        .await
+        .map_err(CliError::state(format!(
+            "locking the state of {environment}"
+        )))?;
+    let result = work.await;
+    let released = backend.unlock(&held).await.map_err(CliError::state(format!(
+        "releasing the lock of {environment}"
+    )));
+    let value = result?;
+    released?;
+    Ok(value)
+}
+
 /// `user@host`, as Terraform records who holds a lock.
 pub fn who() -> String {
     let user = std::env::var("USER")

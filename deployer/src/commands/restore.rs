@@ -39,18 +39,13 @@ pub async fn run(
         format!("deployer restore --env {environment}"),
         lock_timeout,
     );
-    let held = backend
-        .lock(environment, &request)
-        .await
-        .map_err(CliError::state(format!(
-            "locking the state of {environment}"
-        )))?;
-    let result = restore(&clients, table, backup_arn).await;
-    let released = backend.unlock(&held).await.map_err(CliError::state(format!(
-        "releasing the lock of {environment}"
-    )));
-    result?;
-    released?;
+    super::while_locked(
+        backend,
+        environment,
+        &request,
+        restore(&clients, table, backup_arn),
+    )
+    .await?;
     Ok(Outcome::new(
         format!(
             "Restored {table} from {backup_arn}.\nNext: `deployer apply --env {environment}` adopts it and converges the rest \

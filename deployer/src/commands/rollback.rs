@@ -40,19 +40,13 @@ pub async fn run(
         format!("deployer rollback --env {environment}"),
         lock_timeout,
     );
-    let held = backend
-        .lock(environment, &request)
-        .await
-        .map_err(CliError::state(format!(
-            "locking the state of {environment}"
-        )))?;
-    let result = roll_back(&clients, backend, environment, &names.function, to).await;
-    let released = backend.unlock(&held).await.map_err(CliError::state(format!(
-        "releasing the lock of {environment}"
-    )));
-    let outcome = result?;
-    released?;
-    Ok(outcome)
+    super::while_locked(
+        backend,
+        environment,
+        &request,
+        roll_back(&clients, backend, environment, &names.function, to),
+    )
+    .await
 }
 
 /// The release to go back to from `current`: the newest recorded before

@@ -62,32 +62,6 @@ pub async fn list(backend: &Backend, environment: &str, json: bool) -> Result<St
             .iter()
             .map(|item| format!("{:width$}  {}", item.address, item.id)),
     );
-    let releases = backend
-        .read(environment)
-        .await
-        .map_err(CliError::state(format!(
-            "reading the state of {environment}"
-        )))?
-        .and_then(|stored| {
-            stored
-                .document
-                .resources
-                .get(lambda_alias::ADDRESS)
-                .map(|alias| lambda_alias::recorded_releases(&alias.attributes))
-        })
-        .unwrap_or_default();
-    if !releases.is_empty() {
-        lines.push(String::new());
-        lines.push(format!("{:<8} {:<9} code", "release", "by"));
-        lines.extend(releases.iter().rev().map(|release| {
-            format!(
-                "{:<8} {:<9} {}",
-                release.version,
-                release.by,
-                release.code_sha256.as_deref().unwrap_or("?")
-            )
-        }));
-    }
     Ok(lines.join("\n"))
 }
 
@@ -119,6 +93,13 @@ pub async fn history(backend: &Backend, environment: &str, json: bool) -> Result
             if entry.is_latest { " (current)" } else { "" }
         )
     }));
+    lines.extend(release_lines(backend, environment).await?);
+    Ok(lines.join("\n"))
+}
+
+/// The releases the state records, newest first, as `state history` shows
+/// them below the revisions (none: nothing).
+async fn release_lines(backend: &Backend, environment: &str) -> Result<Vec<String>, CliError> {
     let releases = backend
         .read(environment)
         .await
@@ -133,17 +114,17 @@ pub async fn history(backend: &Backend, environment: &str, json: bool) -> Result
                 .map(|alias| lambda_alias::recorded_releases(&alias.attributes))
         })
         .unwrap_or_default();
-    if !releases.is_empty() {
-        lines.push(String::new());
-        lines.push(format!("{:<8} {:<9} code", "release", "by"));
-        lines.extend(releases.iter().rev().map(|release| {
-            format!(
-                "{:<8} {:<9} {}",
-                release.version,
-                release.by,
-                release.code_sha256.as_deref().unwrap_or("?")
-            )
-        }));
+    if releases.is_empty() {
+        return Ok(Vec::new());
     }
-    Ok(lines.join("\n"))
+    let mut lines = vec![String::new(), format!("{:<8} {:<9} code", "release", "by")];
+    lines.extend(releases.iter().rev().map(|release| {
+        format!(
+            "{:<8} {:<9} {}",
+            release.version,
+            release.by,
+            release.code_sha256.as_deref().unwrap_or("?")
+        )
+    }));
+    Ok(lines)
 }
