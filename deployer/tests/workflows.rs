@@ -1133,6 +1133,21 @@ fn check_deploy_steps(workflow: &Workflow) {
         "deployer commands",
         "`deployer apply --auto-approve` must follow `deployer plan`",
     );
+    // What is applied is the plan that was saved and shown, in the same job.
+    let saved = plan.value_of("--out");
+    workflow.ensure(
+        saved.is_some() && apply.words.get(2).map(String::as_str) == saved,
+        "saved plan",
+        "`deployer apply` must apply the file `deployer plan --out` saved",
+    );
+    let plan_script = workflow.steps(JOB)[plan.step]["run"]
+        .as_str()
+        .unwrap_or_default();
+    workflow.ensure(
+        plan_script.contains(">> \"$GITHUB_STEP_SUMMARY\""),
+        "saved plan",
+        "the plan step must show the plan in the run's summary ($GITHUB_STEP_SUMMARY)",
+    );
 
     let url = workflow.command(
         JOB,
@@ -1656,6 +1671,28 @@ fn cancelling_a_deploy_fails() {
         "deploy",
         "matrix.environment",
     );
+}
+
+#[test]
+#[should_panic(expected = "deploy.yml: saved plan: `deployer apply` must apply the file")]
+fn an_apply_that_plans_again_instead_of_applying_the_saved_plan_fails() {
+    check_deploy_steps(&Workflow::mutated(
+        "deploy.yml",
+        r#"run: deployer apply "$RUNNER_TEMP/deploy.plan" --env"#,
+        "run: deployer apply --env",
+    ));
+}
+
+#[test]
+#[should_panic(
+    expected = "deploy.yml: saved plan: the plan step must show the plan in the run's summary"
+)]
+fn a_plan_kept_out_of_the_summary_fails() {
+    check_deploy_steps(&Workflow::mutated(
+        "deploy.yml",
+        r#"} >> "$GITHUB_STEP_SUMMARY""#,
+        r#"} >> "$RUNNER_TEMP/summary.md""#,
+    ));
 }
 
 #[test]
