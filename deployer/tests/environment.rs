@@ -2889,3 +2889,65 @@ async fn a_saved_plan_is_applied_exactly_or_refused_when_stale() {
         text(&junk)
     );
 }
+
+#[tokio::test]
+async fn logs_follow_prints_events_that_arrive_after_it_started() {
+    use std::io::BufRead;
+    let account = Account::new().await;
+    assert_exit(&account.apply_dev(), 0);
+    let mut follower = std::process::Command::new(env!("CARGO_BIN_EXE_deployer"))
+        .current_dir(account.dir.path())
+        .envs(emulator::aws_env(account.emulator.endpoint()))
+        .env_remove("DEPLOYER_ENV")
+        .args(["logs", "--env", "dev", "--follow"])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("start logs --follow");
+    let stdout = follower.stdout.take().expect("stdout");
+    let (lines, received) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if lines.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    // Let it make its first pass (nothing yet), then write an event.
+    tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+    let logs = aws_sdk_cloudwatchlogs::Client::new(&account.config);
+    let group = "/aws/lambda/aimodelshare-playground-dev-api";
+    let stream = "2026/12/01/[1]follow";
+    logs.create_log_stream()
+        .log_group_name(group)
+        .log_stream_name(stream)
+        .send()
+        .await
+        .expect("stream");
+    logs.put_log_events()
+        .log_group_name(group)
+        .log_stream_name(stream)
+        .log_events(
+            aws_sdk_cloudwatchlogs::types::InputLogEvent::builder()
+                .timestamp(chrono::Utc::now().timestamp_millis())
+                .message("arrived while following")
+                .build()
+                .expect("event"),
+        )
+        .send()
+        .await
+        .expect("put event");
+    let line = received
+        .recv_timeout(std::time::Duration::from_secs(20))
+        .unwrap_or_else(|error| {
+            let _ = follower.kill();
+            panic!("no line within 20 s: {error}")
+        });
+    follower.kill().expect("stop the follower");
+    let _ = follower.wait();
+    assert!(line.ends_with("[1] arrived while following"), "{line}");
+}
