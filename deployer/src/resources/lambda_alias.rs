@@ -411,10 +411,10 @@ impl LambdaAlias {
         if current != Some(version.as_str()) {
             self.check(&version, current).await?;
         }
-        let lambda = &self.clients.lambda;
         match current {
             None => {
-                lambda
+                self.clients
+                    .lambda
                     .create_alias()
                     .function_name(&self.function_name)
                     .name(ALIAS_NAME)
@@ -424,16 +424,7 @@ impl LambdaAlias {
                     .await
                     .map_err(|error| EngineError::sdk(self.doing("creating"), &error))?;
             }
-            Some(_) => {
-                lambda
-                    .update_alias()
-                    .function_name(&self.function_name)
-                    .name(ALIAS_NAME)
-                    .function_version(&version)
-                    .send()
-                    .await
-                    .map_err(|error| EngineError::sdk(self.doing("moving"), &error))?;
-            }
+            Some(_) => move_to(&self.clients, &self.function_name, &version).await?,
         }
         self.prune(&version).await
     }
@@ -458,8 +449,8 @@ pub async fn alias_version(
     Ok(output.and_then(|alias| alias.function_version().map(str::to_owned)))
 }
 
-/// Move `live` to `version` (a rollback): no publish, no check beyond the
-/// version existing; the caller records it.
+/// Move `live` to `version`: what a release does once its version passed the
+/// check, and all a rollback does (no publish, no check; the caller records it).
 pub async fn move_to(
     clients: &Clients,
     function_name: &str,

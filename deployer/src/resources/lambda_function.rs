@@ -282,6 +282,22 @@ impl LambdaFunction {
         Ok(vec![latest.arn])
     }
 
+    async fn wait_until_active(&self) -> Result<(), EngineError> {
+        self.clients
+            .lambda
+            .wait_until_function_active_v2()
+            .function_name(&self.name)
+            .wait(Duration::from_secs(300))
+            .await
+            .map_err(|error| {
+                EngineError::new(
+                    self.doing("waiting (up to 5 min) until Lambda reports Active for"),
+                    state::sdk_error::causes(&error),
+                )
+            })?;
+        Ok(())
+    }
+
     async fn wait_until_updated(&self) -> Result<(), EngineError> {
         self.clients
             .lambda
@@ -473,15 +489,7 @@ impl Resource for LambdaFunction {
                 Err(error) => return Err(EngineError::sdk(action, &error)),
             }
         }
-        self.clients
-            .lambda
-            .wait_until_function_active_v2()
-            .function_name(&self.name)
-            .wait(Duration::from_secs(300))
-            .await
-            .map_err(|error| {
-                EngineError::new(self.doing("waiting for"), state::sdk_error::causes(&error))
-            })?;
+        self.wait_until_active().await?;
         if self.reserved_concurrency.is_some() {
             self.converge_concurrency().await?;
         }
@@ -495,18 +503,7 @@ impl Resource for LambdaFunction {
     ) -> Result<(), EngineError> {
         // A creation or an update started by an earlier run (interrupted, or just
         // finished) may still be under way: Lambda refuses another until it is done.
-        self.clients
-            .lambda
-            .wait_until_function_active_v2()
-            .function_name(&self.name)
-            .wait(Duration::from_secs(300))
-            .await
-            .map_err(|error| {
-                EngineError::new(
-                    self.doing("waiting (up to 5 min) until Lambda reports Active for"),
-                    state::sdk_error::causes(&error),
-                )
-            })?;
+        self.wait_until_active().await?;
         self.wait_until_updated().await?;
         let (mut configuration, mut code, mut old_tags, mut concurrency) =
             (false, false, None, false);
