@@ -146,9 +146,10 @@ impl<'a> EnvironmentStack<'a> {
     }
 }
 
-#[async_trait::async_trait]
-impl Stack for EnvironmentStack<'_> {
-    async fn prepare(&self) -> Result<Prepared, CliError> {
+impl EnvironmentStack<'_> {
+    /// Observe AWS and plan against `stored`, the state as read by the caller
+    /// (so a saved plan records the very revision it was made against).
+    async fn prepare_against(&self, stored: Option<&Stored>) -> Result<Prepared, CliError> {
         let (config, clients, names, options) =
             (self.config, &self.clients, &self.names, self.options);
         let boundary = ManagedPolicy::arn_of(clients, &config.settings.execution_boundary_name());
@@ -181,11 +182,9 @@ impl Stack for EnvironmentStack<'_> {
                 current_arn: None,
             }),
         };
-        let stored = self.stored_state().await?;
         let table = environment::TableInputs {
             prune_indexes: options.prune_indexes,
             index_keys_backfilled: stored
-                .as_ref()
                 .and_then(|stored| {
                     stored
                         .document
@@ -200,7 +199,6 @@ impl Stack for EnvironmentStack<'_> {
                 == Some(&Value::Bool(true)),
         };
         let releases = stored
-            .as_ref()
             .and_then(|stored| stored.document.resources.get(lambda_alias::ADDRESS))
             .map(|alias| lambda_alias::recorded_releases(&alias.attributes))
             .unwrap_or_default();
@@ -268,13 +266,22 @@ impl Stack for EnvironmentStack<'_> {
             plan,
         })
     }
+}
+
+#[async_trait::async_trait]
+impl Stack for EnvironmentStack<'_> {
+    async fn prepare(&self) -> Result<Prepared, CliError> {
+        let stored = self.stored_state().await?;
+        self.prepare_against(stored.as_ref()).await
+    }
 
     fn outputs(
         &self,
         resources: &Resources,
         observed: &[Option<ObservedResource>],
     ) -> BTreeMap<String, Value> {
-        environment::outputs(&self.names, api_endpoint(resources, observed).as_deref())
+        let endpoint = observed_attribute(resources, observed, http_api::ADDRESS, "endpoint");
+        environment::outputs(&self.names, endpoint.as_deref())
     }
 
     async fn stored(&self, _prepared: &Prepared) -> Result<Option<Stored>, CliError> {
@@ -431,16 +438,6 @@ fn unchanged_arn(
         .and_then(|(_, observed)| observed.as_ref()?.arn.clone())
 }
 
-fn api_endpoint(resources: &Resources, observed: &[Option<ObservedResource>]) -> Option<String> {
-    resources
-        .iter()
-        .zip(observed)
-        .find(|(resource, _)| resource.desired().address == http_api::ADDRESS)
-        .and_then(|(_, observed)| observed.as_ref())
-        .and_then(|observed| observed.attributes.get("endpoint"))
-        .and_then(|endpoint| endpoint.as_str().map(str::to_owned))
-}
-
 pub async fn plan(
     config: &Config,
     aws: &SdkConfig,
@@ -459,7 +456,8 @@ pub async fn plan(
         }
     };
     let stack = EnvironmentStack::new(config, aws, options, Some(backend)).await?;
-    let prepared = stack.prepare().await?;
+    let stored = stack.stored_state().await?;
+    let prepared = stack.prepare_against(stored.as_ref()).await?;
     let mut text = if options.json {
         super::to_json(&super::saved_plan::plan_json(&prepared.plan))
     } else {
@@ -471,7 +469,6 @@ pub async fn plan(
         text
     };
     if let Some((out, artifact, sha256)) = saving {
-        let stored = stack.stored_state().await?;
         let saved = super::saved_plan::SavedPlan::new(
             &stack.names.environment,
             stored.as_ref(),

@@ -130,10 +130,11 @@ pub async fn run(stack: &dyn Stack, options: &RunOptions) -> Result<Ran, CliErro
     let interrupts = Interrupts::watch();
     let first = stack.prepare().await?;
     // A saved plan is checked under the lock, whatever the first look finds.
-    if options.saved.is_none()
-        && let Some(ran) = nothing_to_do(stack, &first).await?
-    {
-        return Ok(ran);
+    if options.saved.is_none() && !has_work(stack, &first) {
+        let stored = stack.stored(&first).await?;
+        if let Some(ran) = nothing_to_do(stack, &first, stored.as_ref()) {
+            return Ok(ran);
+        }
     }
     let lock = stack.lock_backend(&first);
     let request = super::lock_request(
@@ -166,32 +167,38 @@ pub async fn run(stack: &dyn Stack, options: &RunOptions) -> Result<Ran, CliErro
     Ok(ran)
 }
 
-/// `Some` when the plan changes nothing and the state already records it.
-async fn nothing_to_do(stack: &dyn Stack, prepared: &Prepared) -> Result<Option<Ran>, CliError> {
-    if prepared.plan.has_changes() || stack.pending(prepared) {
-        return Ok(None);
+/// Whether the run has anything to apply: resource changes, or work the plan
+/// does not show.
+fn has_work(stack: &dyn Stack, prepared: &Prepared) -> bool {
+    prepared.plan.has_changes() || stack.pending(prepared)
+}
+
+/// `Some` when the run has no work and `stored` (the state as it is now)
+/// already records what exists.
+fn nothing_to_do(stack: &dyn Stack, prepared: &Prepared, stored: Option<&Stored>) -> Option<Ran> {
+    if has_work(stack, prepared) {
+        return None;
     }
-    let stored = stack.stored(prepared).await?;
     let outputs = stack.outputs(&prepared.resources, &prepared.observed);
     let current = match stack.ending() {
         Ending::Record => recording::is_current(
-            stored.as_ref(),
+            stored,
             &recording::state_resources(
                 &prepared.resources,
                 &prepared.observed,
                 &prepared.plan,
-                stored.as_ref(),
+                stored,
             ),
             &outputs,
         ),
         Ending::Remove => stored.is_none(),
         Ending::Gone => true,
     };
-    Ok(current.then(|| Ran {
+    current.then(|| Ran {
         plan: prepared.plan.clone(),
         outputs,
         applied: false,
-    }))
+    })
 }
 
 async fn under_lock(stack: &dyn Stack, options: &RunOptions) -> Result<Ran, CliError> {
@@ -201,10 +208,10 @@ async fn under_lock(stack: &dyn Stack, options: &RunOptions) -> Result<Ran, CliE
     if let Some(expected) = &options.saved {
         expected.check(stored.as_ref(), &prepared.plan)?;
     }
-    if let Some(ran) = nothing_to_do(stack, &prepared).await? {
+    if let Some(ran) = nothing_to_do(stack, &prepared, stored.as_ref()) {
         return Ok(ran);
     }
-    if prepared.plan.has_changes() || stack.pending(&prepared) {
+    if has_work(stack, &prepared) {
         eprint!("{}", engine::render::render(&prepared.plan));
         for note in stack.notes(&prepared) {
             eprintln!("{note}");
