@@ -54,8 +54,7 @@ async fn run(cli: Cli) -> Result<Outcome, CliError> {
         }
         Command::Destroy(args) => match &args.environment {
             Some(environment) if !args.bootstrap => {
-                let config = resolve(&cli, &sources, Some(environment))?;
-                validate_environment(environment, &config.settings)?;
+                let config = environment_config(&cli, &sources, environment)?;
                 let (aws, backend) = connect(&cli, &config).await?;
                 let options = DestroyEnvironmentOptions {
                     auto_approve: args.auto_approve,
@@ -75,8 +74,7 @@ async fn run(cli: Cli) -> Result<Outcome, CliError> {
             }
         },
         Command::Plan(args) => {
-            let config = resolve(&cli, &sources, Some(&args.env.environment))?;
-            validate_environment(&args.env.environment, &config.settings)?;
+            let config = environment_config(&cli, &sources, &args.env.environment)?;
             let options = EnvironmentOptions {
                 environment: args.env.environment.clone(),
                 code: commands::environment::code(&config, args.artifact.as_deref(), false)?,
@@ -113,8 +111,7 @@ async fn run(cli: Cli) -> Result<Outcome, CliError> {
                 (None, Some(saved)) => saved.environment.clone(),
                 (None, None) => return Err(CliError::Usage("--env E is required".into())),
             };
-            let config = resolve(&cli, &sources, Some(&environment))?;
-            validate_environment(&environment, &config.settings)?;
+            let config = environment_config(&cli, &sources, &environment)?;
             let artifact = args
                 .artifact
                 .clone()
@@ -156,8 +153,7 @@ async fn run(cli: Cli) -> Result<Outcome, CliError> {
             commands::environment::apply_environment(&config, &aws, &backend, &options).await
         }
         Command::Restore(args) => {
-            let config = resolve(&cli, &sources, Some(&args.env.environment))?;
-            validate_environment(&args.env.environment, &config.settings)?;
+            let config = environment_config(&cli, &sources, &args.env.environment)?;
             let (aws, backend) = connect(&cli, &config).await?;
             commands::restore::run(
                 &config,
@@ -170,8 +166,7 @@ async fn run(cli: Cli) -> Result<Outcome, CliError> {
             .await
         }
         Command::Rollback(args) => {
-            let config = resolve(&cli, &sources, Some(&args.env.environment))?;
-            validate_environment(&args.env.environment, &config.settings)?;
+            let config = environment_config(&cli, &sources, &args.env.environment)?;
             let (aws, backend) = connect(&cli, &config).await?;
             commands::rollback::run(
                 &config,
@@ -184,9 +179,9 @@ async fn run(cli: Cli) -> Result<Outcome, CliError> {
             .await
         }
         Command::Logs(args) => {
-            let config = resolve(&cli, &sources, Some(&args.env.environment))?;
-            validate_environment(&args.env.environment, &config.settings)?;
-            let (aws, _) = connect(&cli, &config).await?;
+            let config = environment_config(&cli, &sources, &args.env.environment)?;
+            // Logs need no state: no backend is opened.
+            let aws = aws::load(&config.settings.region).await;
             let versions = match (&args.release, args.all_versions) {
                 (Some(version), _) => commands::logs::Versions::One(version.clone()),
                 (None, true) => commands::logs::Versions::All,
@@ -231,6 +226,17 @@ async fn run(cli: Cli) -> Result<Outcome, CliError> {
 }
 
 /// Load the AWS configuration and open the state backend for `config`.
+/// The resolved config for `environment`, whose name is checked first.
+fn environment_config(
+    cli: &Cli,
+    sources: &ConfigSources<'_>,
+    environment: &str,
+) -> Result<Config, CliError> {
+    let config = resolve(cli, sources, Some(environment))?;
+    validate_environment(environment, &config.settings)?;
+    Ok(config)
+}
+
 async fn connect(
     cli: &Cli,
     config: &Config,
