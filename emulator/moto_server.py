@@ -35,6 +35,7 @@ from moto.moto_server.werkzeug_app import (  # noqa: E402
 from moto.iam import access_control  # noqa: E402
 from werkzeug.serving import make_server  # noqa: E402
 
+from cbor_protocol import CborAsJson  # noqa: E402
 from faults import FAULTS_PATH, Faults  # noqa: E402
 from request_log import LOG_PATH, RequestLog, describe  # noqa: E402
 
@@ -240,7 +241,7 @@ def main() -> None:
     treat_requests_as_tls()
     number_versions_as_aws()
     update_stage_as_aws()
-    app = OneRequestAtATime(DomainDispatcherApplication(create_backend_app))
+    app = CborAsJson(OneRequestAtATime(DomainDispatcherApplication(create_backend_app)))
     server = make_server(
         args.host, args.port, app, threaded=True, request_handler=MotoRequestHandler
     )

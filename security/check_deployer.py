@@ -18,8 +18,10 @@ Usage: check_deployer.py [--deployer PATH] [--before-boundary] [--simulate-attac
    Allow *:* (fixtures/simulate_policy_rewrite.py, escalation (1)); --model-fix
    puts a hand-written model of the boundary fix in place
    (fixtures/model_boundary_fix.py, to show the check can pass);
-4. runs iam_verdict.py with fixtures/queries.json, and lint_policies.py on
-   every document in IAM, each writing its JSON report into --report-dir.
+4. runs iam_verdict.py with fixtures/queries.json once per role GitHub
+   Actions assumes (the deploy role, then the read-only plan role), and
+   lint_policies.py on every document in IAM, each writing its JSON report
+   into --report-dir.
 
 The deployer binary: --deployer PATH, else $DEPLOYER, else the first that
 exists of $CARGO_TARGET_DIR/debug/deployer (when that variable is set) and
@@ -192,9 +194,16 @@ def main() -> int:
             run([python, str(HERE / "fixtures/model_boundary_fix.py"), "--endpoint", endpoint, "--env", args.env],
                 env, work, log_file)
             log("modelled the boundary fix (fixtures/model_boundary_fix.py)")
-        verdict_command = [python, str(HERE / "iam_verdict.py"), "--endpoint", endpoint, "--queries", str(args.queries),
-                           "--output", str(reports / "verdict.json")] + (["--no-what-if"] if args.no_what_if else [])
-        verdict = subprocess.run(verdict_command, env=env).returncode
+        # PMapper's verdict on each role GitHub Actions assumes: the deploy role
+        # (with the what-if model of the IAM changes it may make) and the
+        # read-only plan role, which a job without approval assumes.
+        verdict = 0
+        for principal, report in (("role/aimodelshare-github-oidc-deployer", "verdict.json"),
+                                  ("role/aimodelshare-github-oidc-planner", "verdict-plan-role.json")):
+            verdict_command = [python, str(HERE / "iam_verdict.py"), "--endpoint", endpoint, "--queries",
+                               str(args.queries), "--principal", principal, "--output", str(reports / report)]
+            verdict_command += ["--no-what-if"] if args.no_what_if else []
+            verdict = max(verdict, subprocess.run(verdict_command, env=env).returncode)
         lint = 0
         if not args.no_lint:
             lint = subprocess.run([python, str(HERE / "lint_policies.py"), "--endpoint", endpoint,

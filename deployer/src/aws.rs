@@ -119,6 +119,7 @@ macro_rules! client {
 client!(dynamodb, aws_sdk_dynamodb);
 client!(iam, aws_sdk_iam);
 client!(logs, aws_sdk_cloudwatchlogs);
+client!(cloudwatch, aws_sdk_cloudwatch);
 client!(lambda, aws_sdk_lambda);
 client!(apigateway, aws_sdk_apigatewayv2);
 client!(sts, aws_sdk_sts);

@@ -386,6 +386,7 @@ async fn bootstrap_from_empty_then_a_rerun_changes_nothing() {
         "{stdout}"
     );
     assert!(stdout.contains("AWS_ROLE_TO_ASSUME"), "{stdout}");
+    assert!(stdout.contains("AWS_PLAN_ROLE_TO_ASSUME"), "{stdout}");
     assert_converged(&account).await;
 
     // The bootstrap keeps its own state in the bucket.
@@ -427,6 +428,27 @@ async fn bootstrap_from_empty_then_a_rerun_changes_nothing() {
     );
     assert_eq!(outputs["state_bucket"], BUCKET);
     assert_eq!(outputs["oidc_provider_arn"], PROVIDER_ARN);
+    assert_eq!(
+        outputs["plan_role_arn"],
+        "arn:aws:iam::123456789012:role/aimodelshare-github-oidc-planner"
+    );
+    assert_eq!(
+        outputs["plan_role_subjects"],
+        serde_json::json!(["repo:octo-org/playground:environment:plan"])
+    );
+    // The plan role has the plan policy, and nothing else.
+    let attached = aws_sdk_iam::Client::new(&account.config)
+        .list_attached_role_policies()
+        .role_name("aimodelshare-github-oidc-planner")
+        .send()
+        .await
+        .expect("plan role policies");
+    let names: Vec<&str> = attached
+        .attached_policies()
+        .iter()
+        .filter_map(|policy| policy.policy_name())
+        .collect();
+    assert_eq!(names, ["aimodelshare-github-actions-plan"]);
 }
 
 #[tokio::test]
@@ -563,7 +585,7 @@ async fn existing_resources_are_adopted_not_duplicated() {
         "provider adopted: {shown}"
     );
     assert!(
-        shown.contains("Plan: 3 to add, 3 to change, 0 to destroy."),
+        shown.contains("Plan: 5 to add, 3 to change, 0 to destroy."),
         "{shown}"
     );
 
@@ -912,7 +934,7 @@ async fn destroy_bootstrap_refuses_while_environments_have_state_then_removes_ev
 
     let output = account.deployer(&["destroy", "--bootstrap", "--auto-approve", "--force"]);
     assert_exit(&output, 0);
-    assert!(text(&output).contains("6 destroyed"), "{}", text(&output));
+    assert!(text(&output).contains("8 destroyed"), "{}", text(&output));
     assert!(
         account
             .s3

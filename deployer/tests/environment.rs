@@ -105,7 +105,7 @@ async fn apply_from_empty_creates_every_resource_and_a_rerun_changes_nothing() {
     let output = account.apply_dev();
     assert_exit(&output, 0);
     let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
-    assert!(stdout.contains("Apply complete: 8 added"), "{stdout}");
+    assert!(stdout.contains("Apply complete: 12 added"), "{stdout}");
     let config = &account.config;
 
     // Table: keys, the function's indexes, on-demand, PITR.
@@ -1185,7 +1185,7 @@ async fn environments_are_isolated_and_destroy_leaves_nothing_of_theirs() {
     );
     let output = account.deployer(&["destroy", "--env", "stage", "--auto-approve"]);
     assert_exit(&output, 0);
-    assert!(text(&output).contains("8 destroyed"), "{}", text(&output));
+    assert!(text(&output).contains("12 destroyed"), "{}", text(&output));
 
     let config = &account.config;
     let tables = aws_sdk_dynamodb::Client::new(config)
@@ -1792,7 +1792,7 @@ async fn an_apply_that_waited_for_the_lock_plans_again_under_it_and_finds_nothin
     let first = first.wait_with_output().expect("first apply");
     assert_exit(&first, 0);
     assert!(
-        text(&first).contains("Apply complete: 8 added"),
+        text(&first).contains("Apply complete: 12 added"),
         "{}",
         text(&first)
     );
@@ -1880,7 +1880,7 @@ async fn destroying_prod_needs_its_name_typed_on_a_terminal() {
     let destroyed = deployer_on_terminal(&account, "destroy --env prod", "prod\n");
     assert_exit(&destroyed, 0);
     assert!(
-        text(&destroyed).contains("8 destroyed"),
+        text(&destroyed).contains("12 destroyed"),
         "{}",
         text(&destroyed)
     );
@@ -1968,7 +1968,7 @@ async fn the_optional_layer_is_published_attached_republished_and_destroyed() {
     let output = apply();
     assert_exit(&output, 0);
     assert!(
-        text(&output).contains("Apply complete: 9 added"),
+        text(&output).contains("Apply complete: 13 added"),
         "{}",
         text(&output)
     );
@@ -2190,6 +2190,7 @@ fn iam_action(service: &str, operation: &str) -> Option<String> {
         "IAM" => format!("iam:{operation}"),
         "Lambda" => format!("lambda:{operation}"),
         "CloudWatch Logs" => format!("logs:{operation}"),
+        "CloudWatch" => format!("cloudwatch:{operation}"),
         // API Gateway's IAM actions are the HTTP methods of its REST API.
         "ApiGatewayV2" => {
             let method = match operation {
@@ -2368,6 +2369,123 @@ impl Account {
             "the deploy policy lacks these actions"
         );
     }
+}
+
+/// The plan role (bootstrap's, assumed by the deploy workflow's plan-prod job,
+/// which needs no approval) may make every call of `deployer plan --out`, of an
+/// environment not deployed yet and of a deployed one with a layer, and allows
+/// nothing but reads of configuration: no write, no invoke, no lock, no item.
+#[tokio::test]
+async fn the_plan_role_may_make_every_call_of_a_plan_and_only_reads() {
+    let account = Account::new().await;
+    std::fs::write(account.dir.path().join("layer.zip"), layer_zip(b"one")).expect("write layer");
+    let layer = [
+        "--var",
+        "use_layer=true",
+        "--var",
+        "layer_zip_path=layer.zip",
+    ];
+    let plan = |extra: &[&str]| {
+        let mut args = vec![
+            "-v",
+            "plan",
+            "--env",
+            "dev",
+            "--artifact",
+            "fn.zip",
+            "--out",
+            "dev.plan",
+        ];
+        args.extend_from_slice(extra);
+        let output = account.deployer(&args);
+        assert_exit(&output, 0);
+        logged_calls(&output)
+    };
+    let mut calls = plan(&layer);
+    assert_exit(
+        &account.deployer(
+            &[
+                &[
+                    "apply",
+                    "--env",
+                    "dev",
+                    "--auto-approve",
+                    "--artifact",
+                    "fn.zip",
+                ][..],
+                &layer,
+            ]
+            .concat(),
+        ),
+        0,
+    );
+    calls.extend(plan(&layer));
+    assert!(calls.len() > 20, "the call log works: {calls:?}");
+
+    let document =
+        support::managed_policy(&account.config, "aimodelshare-github-actions-plan").await;
+    let allowed = actions_with_effect(&document, "Allow");
+    let mut missing: Vec<String> = calls
+        .iter()
+        .filter_map(|(service, operation)| iam_action(service, operation))
+        .filter(|action| {
+            !allowed
+                .iter()
+                .any(|pattern| action_matches(pattern, action))
+        })
+        .collect();
+    missing.sort();
+    missing.dedup();
+    assert_eq!(
+        missing,
+        Vec::<String>::new(),
+        "the plan policy lacks these actions"
+    );
+
+    let reads_configuration = |action: &str| {
+        let (service, name) = action.split_once(':').expect("service:action");
+        let read = ["Get", "List", "Describe"]
+            .iter()
+            .any(|verb| name.starts_with(verb))
+            || action == "apigateway:GET";
+        // Reads of data, not of configuration: the tables' items and the locks.
+        let data = service == "dynamodb" && ["GetItem", "BatchGetItem"].contains(&name);
+        read && !data && !name.contains('*')
+    };
+    let writes: Vec<&String> = allowed
+        .iter()
+        .filter(|action| !reads_configuration(action))
+        .collect();
+    assert_eq!(
+        writes,
+        Vec::<&String>::new(),
+        "the plan policy allows more than reads"
+    );
+    assert_eq!(
+        actions_with_effect(&document, "Deny"),
+        Vec::<String>::new(),
+        "nothing to deny: it allows only reads"
+    );
+
+    // Its trust: jobs of the repository's `plan` environment, through GitHub's OIDC.
+    let role = aws_sdk_iam::Client::new(&account.config)
+        .get_role()
+        .role_name("aimodelshare-github-oidc-planner")
+        .send()
+        .await
+        .expect("the plan role");
+    let role = role.role().expect("role");
+    assert_eq!(
+        role.arn(),
+        "arn:aws:iam::123456789012:role/aimodelshare-github-oidc-planner"
+    );
+    let trust =
+        deployer::engine::policy::decode(role.assume_role_policy_document().expect("trust policy"))
+            .expect("trust policy JSON");
+    assert_eq!(
+        trust["Statement"][0]["Condition"]["StringEquals"]["token.actions.githubusercontent.com:sub"],
+        serde_json::json!(["repo:octo-org/playground:environment:plan"])
+    );
 }
 
 impl Account {
@@ -2950,4 +3068,300 @@ async fn logs_follow_prints_events_that_arrive_after_it_started() {
     follower.kill().expect("stop the follower");
     let _ = follower.wait();
     assert!(line.ends_with("[1] arrived while following"), "{line}");
+}
+
+/// An alarm as read back: name, namespace, metric, threshold, actions, dimensions.
+type AlarmView = (
+    String,
+    String,
+    String,
+    f64,
+    Vec<String>,
+    Vec<(String, String)>,
+);
+
+#[tokio::test]
+async fn alarms_are_put_read_back_changed_and_removed() {
+    let account = Account::new().await;
+    assert_exit(&account.apply_dev(), 0);
+    let cloudwatch = aws_sdk_cloudwatch::Client::new(&account.config);
+    let alarms = || async {
+        let mut alarms: Vec<AlarmView> = cloudwatch
+            .describe_alarms()
+            .alarm_name_prefix("aimodelshare-playground-dev-")
+            .send()
+            .await
+            .expect("alarms")
+            .metric_alarms()
+            .iter()
+            .map(|alarm| {
+                (
+                    alarm.alarm_name().unwrap_or_default().to_owned(),
+                    alarm.namespace().unwrap_or_default().to_owned(),
+                    alarm.metric_name().unwrap_or_default().to_owned(),
+                    alarm.threshold().unwrap_or_default(),
+                    alarm.alarm_actions().to_vec(),
+                    alarm
+                        .dimensions()
+                        .iter()
+                        .map(|d| {
+                            (
+                                d.name().unwrap_or_default().to_owned(),
+                                d.value().unwrap_or_default().to_owned(),
+                            )
+                        })
+                        .collect(),
+                )
+            })
+            .collect();
+        alarms.sort_by(|a, b| a.0.cmp(&b.0));
+        alarms
+    };
+    let api_id = account.api_id("dev").await.expect("api");
+    let function = || {
+        vec![(
+            "FunctionName".to_owned(),
+            "aimodelshare-playground-dev-api".to_owned(),
+        )]
+    };
+    assert_eq!(
+        alarms().await,
+        vec![
+            (
+                "aimodelshare-playground-dev-api-errors".to_owned(),
+                "AWS/Lambda".to_owned(),
+                "Errors".to_owned(),
+                5.0,
+                vec![],
+                function()
+            ),
+            (
+                "aimodelshare-playground-dev-api-throttles".to_owned(),
+                "AWS/Lambda".to_owned(),
+                "Throttles".to_owned(),
+                1.0,
+                vec![],
+                function()
+            ),
+            (
+                "aimodelshare-playground-dev-http-api-5xx".to_owned(),
+                "AWS/ApiGateway".to_owned(),
+                "5xx".to_owned(),
+                5.0,
+                vec![],
+                vec![
+                    ("ApiId".to_owned(), api_id.clone()),
+                    ("Stage".to_owned(), "dev".to_owned())
+                ]
+            ),
+        ]
+    );
+
+    // A threshold and a topic: two alarms change, nothing else.
+    let topic = "arn:aws:sns:us-east-1:123456789012:playground-alarms";
+    let vars = [
+        "--var",
+        "alarm_errors_threshold=20",
+        "--var",
+        &format!("alarm_sns_topic_arn={topic}"),
+    ];
+    let plan =
+        account.deployer(&[&vars[..], &["plan", "--env", "dev", "--artifact", "fn.zip"]].concat());
+    let shown = text(&plan);
+    assert!(shown.contains("~ threshold = 5 -> 20"), "{shown}");
+    assert!(
+        shown.contains("Plan: 0 to add, 3 to change, 0 to destroy."),
+        "every alarm notifies the topic: {shown}"
+    );
+    let apply = |extra: &[&str]| {
+        account.deployer(
+            &[
+                &vars[..],
+                &[
+                    "apply",
+                    "--env",
+                    "dev",
+                    "--auto-approve",
+                    "--artifact",
+                    "fn.zip",
+                ],
+                extra,
+            ]
+            .concat(),
+        )
+    };
+    assert_exit(&apply(&[]), 0);
+    let changed = alarms().await;
+    assert_eq!(changed[0].3, 20.0);
+    assert!(
+        changed.iter().all(|alarm| alarm.4 == [topic.to_owned()]),
+        "{changed:?}"
+    );
+    emulator::clear_served_requests(account.emulator.endpoint());
+    assert_exit(&apply(&[]), 0);
+    assert_eq!(account.mutating_requests(), Vec::<String>::new());
+
+    let refused = account.deployer(&["--var", "alarm_5xx_threshold=0", "plan", "--env", "dev"]);
+    assert_exit(&refused, 1);
+    assert!(
+        text(&refused).contains("alarm_5xx_threshold = 0"),
+        "{}",
+        text(&refused)
+    );
+
+    assert_exit(
+        &account.deployer(&["destroy", "--env", "dev", "--auto-approve"]),
+        0,
+    );
+    assert_eq!(alarms().await, vec![]);
+}
+
+#[tokio::test]
+async fn access_logs_go_to_a_log_group_of_their_own_with_retention_in_a_documented_format() {
+    let account = Account::new().await;
+    assert_exit(&account.apply_dev(), 0);
+    let api_id = account.api_id("dev").await.expect("api");
+    let group = "/aws/apigateway/aimodelshare-playground-dev-http-api";
+    let stage_log = || async {
+        let stage = aws_sdk_apigatewayv2::Client::new(&account.config)
+            .get_stage()
+            .api_id(&api_id)
+            .stage_name("dev")
+            .send()
+            .await
+            .expect("stage");
+        let settings = stage.access_log_settings().expect("access log settings");
+        (
+            settings.destination_arn().unwrap_or_default().to_owned(),
+            settings.format().unwrap_or_default().to_owned(),
+        )
+    };
+    let retention = || async {
+        aws_sdk_cloudwatchlogs::Client::new(&account.config)
+            .describe_log_groups()
+            .log_group_name_prefix(group)
+            .send()
+            .await
+            .expect("log groups")
+            .log_groups()
+            .iter()
+            .find(|found| found.log_group_name() == Some(group))
+            .map(|found| found.retention_in_days())
+    };
+    let (destination, format) = stage_log().await;
+    assert_eq!(
+        destination,
+        format!("arn:aws:logs:us-east-1:123456789012:log-group:{group}")
+    );
+    assert_eq!(retention().await, Some(Some(14)));
+    // The format is JSON once API Gateway fills in its variables, with the
+    // fields the README documents and no client address.
+    let filled = filled_in(&format);
+    let line: Value = serde_json::from_str(&filled).expect("the access log format is JSON");
+    let mut fields: Vec<&str> = line
+        .as_object()
+        .expect("object")
+        .keys()
+        .map(String::as_str)
+        .collect();
+    fields.sort_unstable();
+    assert_eq!(
+        fields,
+        [
+            "error",
+            "httpMethod",
+            "integrationError",
+            "integrationLatency",
+            "integrationStatus",
+            "path",
+            "protocol",
+            "requestId",
+            "requestTime",
+            "responseLatency",
+            "responseLength",
+            "routeKey",
+            "status"
+        ]
+    );
+    assert!(!format.contains("sourceIp"), "{format}");
+
+    // Retention follows the setting on both log groups; a rerun changes nothing.
+    let apply = || {
+        account.deployer(&[
+            "apply",
+            "--env",
+            "dev",
+            "--auto-approve",
+            "--artifact",
+            "fn.zip",
+            "--var",
+            "log_retention_days=30",
+        ])
+    };
+    let applied = apply();
+    assert_exit(&applied, 0);
+    assert!(
+        text(&applied).contains("Apply complete: 0 added, 2 changed"),
+        "{}",
+        text(&applied)
+    );
+    assert_eq!(retention().await, Some(Some(30)));
+    emulator::clear_served_requests(account.emulator.endpoint());
+    assert_exit(&apply(), 0);
+    assert_eq!(account.mutating_requests(), Vec::<String>::new());
+
+    // Access logs switched off by hand are drift, and apply turns them back on.
+    aws_sdk_apigatewayv2::Client::new(&account.config)
+        .update_stage()
+        .api_id(&api_id)
+        .stage_name("dev")
+        .access_log_settings(
+            aws_sdk_apigatewayv2::types::AccessLogSettings::builder()
+                .destination_arn("")
+                .format("")
+                .build(),
+        )
+        .send()
+        .await
+        .expect("switch access logs off");
+    let plan = account.deployer(&[
+        "plan",
+        "--env",
+        "dev",
+        "--artifact",
+        "fn.zip",
+        "--var",
+        "log_retention_days=30",
+    ]);
+    assert!(
+        text(&plan).contains("access_log_destination"),
+        "{}",
+        text(&plan)
+    );
+    assert_exit(&apply(), 0);
+    assert_eq!(stage_log().await, (destination, format));
+
+    assert_exit(
+        &account.deployer(&["destroy", "--env", "dev", "--auto-approve"]),
+        0,
+    );
+    assert_eq!(retention().await, None);
+}
+
+/// An access log format with every `$context.…` variable replaced by `-`, as
+/// API Gateway writes a value that does not apply.
+fn filled_in(format: &str) -> String {
+    let mut filled = String::new();
+    let mut rest = format;
+    while let Some(start) = rest.find("$context.") {
+        filled.push_str(&rest[..start]);
+        let after = &rest[start + "$context.".len()..];
+        let end = after
+            .find(|c: char| !(c.is_ascii_alphanumeric() || c == '.'))
+            .unwrap_or(after.len());
+        filled.push('-');
+        rest = &after[end..];
+    }
+    filled.push_str(rest);
+    filled
 }

@@ -19,6 +19,8 @@ const ENVIRONMENTS: [&str; 3] = ["dev", "stage", "prod"];
 const AWS_CREDENTIALS: &str = "aws-actions/configure-aws-credentials";
 const DEPLOY_ROLE: &str = "${{ secrets.AWS_ROLE_TO_ASSUME }}";
 const BOOTSTRAP_ROLE: &str = "${{ secrets.AWS_BOOTSTRAP_ROLE_TO_ASSUME }}";
+/// The read-only role of jobs in the GitHub environment `plan`.
+const PLAN_ROLE: &str = "${{ secrets.AWS_PLAN_ROLE_TO_ASSUME }}";
 const REGION: &str = "${{ vars.AWS_REGION || 'us-east-1' }}";
 const LOAD_SCENARIOS: [&str; 3] = ["single-table", "multi-table", "mixed"];
 /// The scenarios that write, in the order they run after the read-only smoke test.
@@ -26,7 +28,12 @@ const WRITE_SCENARIOS: [&str; 4] = ["smoke", "single-table", "multi-table", "mix
 /// Where the scenarios that write run: the environments whose settings allow
 /// deleting tables, so that they delete what they created. Never prod.
 const WRITE_ENVIRONMENTS: [&str; 2] = ["dev", "stage"];
-const BOOTSTRAP_OUTPUTS: [&str; 3] = ["state_bucket", "lock_table", "deploy_role_arn"];
+const BOOTSTRAP_OUTPUTS: [&str; 4] = [
+    "state_bucket",
+    "lock_table",
+    "deploy_role_arn",
+    "plan_role_arn",
+];
 
 fn workflows_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../.github/workflows")
@@ -449,28 +456,36 @@ impl LoadTest {
     /// The matrix environments its step runs in, with the load tests on
     /// (`RUN_LOAD_TESTS` unset) or off (`false`).
     fn environments(&self, workflow: &Workflow, load_tests_on: bool) -> Vec<&'static str> {
-        let Some(condition) = &self.condition else {
-            return ENVIRONMENTS.to_vec();
-        };
-        ENVIRONMENTS
-            .into_iter()
-            .filter(|environment| {
-                let value = |name: &str| match name {
-                    "matrix.environment" => Some((*environment).to_owned()),
-                    "vars.RUN_LOAD_TESTS" => {
-                        Some(if load_tests_on { "" } else { "false" }.to_owned())
-                    }
-                    _ => None,
-                };
-                evaluate(condition, &value).unwrap_or_else(|error| {
-                    workflow.fail(
-                        "conditions",
-                        format_args!("`if: {condition}` is not understood: {error}"),
-                    )
-                })
-            })
-            .collect()
+        environments_where(workflow, self.condition.as_deref(), load_tests_on)
     }
+}
+
+/// The matrix environments a step whose `if:` is `condition` runs in, with the
+/// load tests on (`RUN_LOAD_TESTS` unset) or off (`false`).
+fn environments_where(
+    workflow: &Workflow,
+    condition: Option<&str>,
+    load_tests_on: bool,
+) -> Vec<&'static str> {
+    let Some(condition) = condition else {
+        return ENVIRONMENTS.to_vec();
+    };
+    ENVIRONMENTS
+        .into_iter()
+        .filter(|environment| {
+            let value = |name: &str| match name {
+                "matrix.environment" => Some((*environment).to_owned()),
+                "vars.RUN_LOAD_TESTS" => Some(if load_tests_on { "" } else { "false" }.to_owned()),
+                _ => None,
+            };
+            evaluate(condition, &value).unwrap_or_else(|error| {
+                workflow.fail(
+                    "conditions",
+                    format_args!("`if: {condition}` is not understood: {error}"),
+                )
+            })
+        })
+        .collect()
 }
 
 fn load_tests(workflow: &Workflow, job: &str) -> Vec<LoadTest> {
@@ -513,7 +528,9 @@ fn parse_loadtest(words: &[String]) -> Result<loadtest::cli::Cli, clap::Error> {
 /// Evaluate a step's `if:` expression (without `${{ }}`) as GitHub would:
 /// `||`, `&&`, `!`, parentheses, `==` and `!=` (case-insensitive, as GitHub
 /// compares strings) between contexts and '…' literals, and the status
-/// functions `success()` and `always()` (true here: the steps before passed).
+/// functions `success()` and `always()` (true here: the steps before passed)
+/// and `cancelled()` (false: the run was not cancelled). A job's `if:` may be
+/// wrapped in `${{ }}`.
 /// `value` gives each context; an unknown one, or anything else, is an error.
 fn evaluate(expression: &str, value: &dyn Fn(&str) -> Option<String>) -> Result<bool, String> {
     #[derive(Debug, Clone, PartialEq)]
@@ -522,6 +539,11 @@ fn evaluate(expression: &str, value: &dyn Fn(&str) -> Option<String>) -> Result<
         Text(String),
         Op(&'static str),
     }
+    let expression = expression.trim();
+    let expression = expression
+        .strip_prefix("${{")
+        .and_then(|inner| inner.strip_suffix("}}"))
+        .unwrap_or(expression);
     let mut tokens = Vec::new();
     let mut chars = expression.chars().peekable();
     while let Some(&c) = chars.peek() {
@@ -611,10 +633,11 @@ fn evaluate(expression: &str, value: &dyn Fn(&str) -> Option<String>) -> Result<
                 };
             }
             if let Some(Token::Word(word)) = self.peek()
-                && matches!(word.as_str(), "success()" | "always()")
+                && matches!(word.as_str(), "success()" | "always()" | "cancelled()")
             {
+                let passed = word != "cancelled()";
                 self.at += 1;
-                return Ok(true);
+                return Ok(passed);
             }
             let left = self.operand()?;
             let equal = if self.eat("==") {
@@ -740,10 +763,10 @@ fn check_no_access_keys(workflow: &Workflow) {
 /// region from `vars.AWS_REGION`, us-east-1 by default.
 fn check_oidc_credentials(workflow: &Workflow) {
     for (id, job) in workflow.jobs() {
-        let role = if environment_of(job) == Some("bootstrap") {
-            BOOTSTRAP_ROLE
-        } else {
-            DEPLOY_ROLE
+        let role = match environment_of(job) {
+            Some("bootstrap") => BOOTSTRAP_ROLE,
+            Some(deployer::stacks::bootstrap::PLAN_ENVIRONMENT) => PLAN_ROLE,
+            _ => DEPLOY_ROLE,
         };
         for step in job["steps"].as_vec().into_iter().flatten() {
             if action_of(step) != Some(AWS_CREDENTIALS) {
@@ -965,12 +988,14 @@ fn check_bootstrap(workflow: &Workflow) {
         .iter()
         .filter_map(|step| step["run"].as_str())
         .any(|script| {
-            script.contains("GITHUB_STEP_SUMMARY") && script.contains("AWS_ROLE_TO_ASSUME")
+            script.contains("GITHUB_STEP_SUMMARY")
+                && script.contains("AWS_ROLE_TO_ASSUME")
+                && script.contains("AWS_PLAN_ROLE_TO_ASSUME --env plan")
         });
     workflow.ensure(
         summary,
         "step summary",
-        "no step tells, in the step summary, how to store AWS_ROLE_TO_ASSUME",
+        "no step tells, in the step summary, how to store AWS_ROLE_TO_ASSUME and the plan environment's AWS_PLAN_ROLE_TO_ASSUME",
     );
 }
 
@@ -1291,6 +1316,187 @@ fn check_deploy_steps(workflow: &Workflow) {
     }
 }
 
+/// `needs:` of a job, one job or a list.
+fn needs_of(job: &Yaml) -> Vec<String> {
+    match &job["needs"] {
+        Yaml::String(one) => vec![one.clone()],
+        Yaml::Array(many) => many
+            .iter()
+            .filter_map(|need| need.as_str().map(str::to_owned))
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// Prod's reviewers read prod's plan before they approve it. The job
+/// plan-prod, which needs no approval (the GitHub environment `plan`) and
+/// assumes the read-only plan role, plans prod, shows the plan in the run's
+/// summary and uploads it. The prod entry of the deploy matrix, the one they
+/// approve, plans nothing itself: it downloads that artifact, from this same
+/// run, and applies that file.
+fn check_prod_plan(workflow: &Workflow) {
+    const JOB: &str = "plan-prod";
+    const PROPERTY: &str = "prod plan";
+    let job = workflow.job(JOB);
+    workflow.ensure(
+        environment_of(job) == Some(deployer::stacks::bootstrap::PLAN_ENVIRONMENT),
+        PROPERTY,
+        "plan-prod must run in the GitHub environment `plan`, which has no reviewers and whose jobs only the plan role trusts",
+    );
+    workflow.ensure(
+        needs_of(job) == ["build"],
+        PROPERTY,
+        "plan-prod needs the build (the zip it plans with) and nothing else",
+    );
+    let job_runs = |event: &str, input: &str| {
+        let condition = workflow.text_at(job, "if");
+        let value = |name: &str| match name {
+            "github.event_name" => Some(event.to_owned()),
+            "inputs.environment" => Some(input.to_owned()),
+            _ => None,
+        };
+        evaluate(condition, &value).unwrap_or_else(|error| {
+            workflow.fail("conditions", format_args!("`if: {condition}`: {error}"))
+        })
+    };
+    workflow.ensure(
+        job_runs("push", "")
+            && job_runs("workflow_dispatch", "prod")
+            && !job_runs("workflow_dispatch", "dev"),
+        PROPERTY,
+        "plan-prod runs whenever prod deploys (a push, a manual run of prod), and only then",
+    );
+    workflow.ensure(
+        workflow.env_value(job, "DEPLOYER_ENV").as_deref() == Some("prod"),
+        PROPERTY,
+        "plan-prod plans DEPLOYER_ENV=prod",
+    );
+    let plan = workflow.command(JOB, &["deployer", "plan"]);
+    let (bundle_step, bundle) = workflow.step_using(JOB, "actions/download-artifact");
+    let bundle = workflow.text_at(bundle, "with.path");
+    let saved = plan.value_of("--out").unwrap_or_else(|| {
+        workflow.fail(
+            PROPERTY,
+            "plan-prod's `deployer plan` saves no plan (--out)",
+        )
+    });
+    workflow.ensure(
+        plan.value_of("--env") == Some("$DEPLOYER_ENV")
+            && plan.value_of("--var") == Some("architecture=$LAMBDA_ARCHITECTURE")
+            && plan.value_of("--artifact") == Some(format!("{bundle}/bootstrap.zip").as_str())
+            && bundle_step < plan.step,
+        PROPERTY,
+        format_args!(
+            "`{}` must name --env, the architecture and the downloaded zip",
+            plan.line()
+        ),
+    );
+    workflow.ensure(
+        workflow.steps(JOB)[plan.step]["run"]
+            .as_str()
+            .is_some_and(|script| script.contains(">> \"$GITHUB_STEP_SUMMARY\"")),
+        PROPERTY,
+        "plan-prod must show the plan in the run's summary ($GITHUB_STEP_SUMMARY)",
+    );
+    let (upload, upload_step) = workflow.step_using(JOB, "actions/upload-artifact");
+    let artifact = workflow.text_at(upload_step, "with.name");
+    // Both jobs name the runner's temporary directory, as a context or a variable.
+    let directory = |path: &str| {
+        path.replace("${{ runner.temp }}", "$RUNNER_TEMP")
+            .trim_end_matches('/')
+            .to_owned()
+    };
+    let uploaded = directory(workflow.text_at(upload_step, "with.path"));
+    workflow.ensure(
+        plan.step < upload && saved.starts_with(&format!("{uploaded}/")),
+        PROPERTY,
+        format_args!("the saved plan {saved} must be in the uploaded {uploaded}/, after the plan"),
+    );
+
+    // The deploy matrix waits for the plan; it runs when plan-prod succeeded or
+    // was skipped (a manual run of dev or stage), never after it failed.
+    let deploy = workflow.job("deploy");
+    workflow.ensure(
+        needs_of(deploy).iter().any(|need| need == JOB),
+        PROPERTY,
+        "the deploy job must need plan-prod",
+    );
+    let deploys_after = |plan_result: &str| {
+        let condition = workflow.text_at(deploy, "if");
+        let value = |name: &str| match name {
+            "needs.build.result" => Some("success".to_owned()),
+            "needs.plan-prod.result" => Some(plan_result.to_owned()),
+            _ => None,
+        };
+        evaluate(condition, &value).unwrap_or_else(|error| {
+            workflow.fail("conditions", format_args!("`if: {condition}`: {error}"))
+        })
+    };
+    workflow.ensure(
+        deploys_after("success") && deploys_after("skipped") && !deploys_after("failure"),
+        PROPERTY,
+        "the deploy job must run after plan-prod succeeded or was skipped, and never after it failed",
+    );
+    let own_plan = workflow.command("deploy", &["deployer", "plan"]);
+    let plans_in = environments_where(
+        workflow,
+        condition(&workflow.steps("deploy")[own_plan.step]),
+        true,
+    );
+    workflow.ensure(
+        plans_in == ["dev", "stage"],
+        PROPERTY,
+        format_args!("the deploy job plans in {plans_in:?}: prod must apply the plan its reviewers read, not plan again"),
+    );
+    let downloads: Vec<(usize, &Yaml)> = workflow
+        .steps("deploy")
+        .iter()
+        .enumerate()
+        .filter(|(_, step)| {
+            action_of(step) == Some("actions/download-artifact")
+                && step["with"]["name"].as_str() == Some(artifact)
+        })
+        .collect();
+    let [(download, download_step)] = downloads.as_slice() else {
+        workflow.fail(
+            PROPERTY,
+            format_args!(
+                "the deploy job downloads the artifact {artifact} {} times, expected once",
+                downloads.len()
+            ),
+        )
+    };
+    for elsewhere in ["run-id", "github-token", "repository"] {
+        workflow.ensure(
+            download_step["with"][elsewhere].is_badvalue(),
+            PROPERTY,
+            format_args!("the download of {artifact} names `{elsewhere}`: the plan applied must be this run's"),
+        );
+    }
+    let downloaded_in = environments_where(workflow, condition(download_step), true);
+    workflow.ensure(
+        downloaded_in == ["prod"],
+        PROPERTY,
+        format_args!("{artifact} is downloaded in {downloaded_in:?}, expected in prod only"),
+    );
+    let apply = workflow.command("deploy", &["deployer", "apply"]);
+    let into = directory(workflow.text_at(download_step, "with.path"));
+    workflow.ensure(
+        into == uploaded
+            && apply.words.get(2).map(String::as_str) == Some(saved)
+            && *download < apply.step
+            && environments_where(
+                workflow,
+                condition(&workflow.steps("deploy")[apply.step]),
+                true,
+            ) == ENVIRONMENTS,
+        PROPERTY,
+        format_args!(
+            "prod's `deployer apply` must apply {saved}, downloaded into {uploaded}/ before it"
+        ),
+    );
+}
+
 fn check_destroy(workflow: &Workflow) {
     check_triggers(workflow, &["workflow_dispatch"]);
     check_environment_choice(workflow);
@@ -1601,7 +1807,7 @@ fn another_role_fails() {
 }
 
 #[test]
-#[should_panic(expected = "deploy.yml: least permissions: job `deploy` is granted")]
+#[should_panic(expected = "deploy.yml: least permissions: job `plan-prod` is granted")]
 fn a_write_permission_fails() {
     check_least_permissions(&Workflow::mutated(
         "deploy.yml",
@@ -1678,7 +1884,7 @@ fn cancelling_a_deploy_fails() {
 fn an_apply_that_plans_again_instead_of_applying_the_saved_plan_fails() {
     check_deploy_steps(&Workflow::mutated(
         "deploy.yml",
-        r#"run: deployer apply "$RUNNER_TEMP/deploy.plan" --env"#,
+        r#"run: deployer apply "$RUNNER_TEMP/saved-plan/deploy.plan" --env"#,
         "run: deployer apply --env",
     ));
 }
@@ -1690,7 +1896,13 @@ fn an_apply_that_plans_again_instead_of_applying_the_saved_plan_fails() {
 fn a_plan_kept_out_of_the_summary_fails() {
     check_deploy_steps(&Workflow::mutated(
         "deploy.yml",
-        r#"} >> "$GITHUB_STEP_SUMMARY""#,
+        concat!(
+            "echo \"### deployer plan for $DEPLOYER_ENV\"\n",
+            "            echo '```'\n",
+            "            cat \"$RUNNER_TEMP/saved-plan/plan.txt\"\n",
+            "            echo '```'\n",
+            "          } >> \"$GITHUB_STEP_SUMMARY\""
+        ),
         r#"} >> "$RUNNER_TEMP/summary.md""#,
     ));
 }
@@ -1847,4 +2059,82 @@ fn destroying_the_bootstrap_by_default_fails() {
         "default: false",
         "default: true",
     ));
+}
+
+#[test]
+fn prod_applies_the_plan_its_reviewers_read_made_in_the_same_run() {
+    check_prod_plan(&Workflow::load("deploy.yml"));
+}
+
+#[test]
+#[should_panic(expected = "deploy.yml: prod plan: the deploy job plans in")]
+fn a_prod_deploy_that_plans_again_after_approval_fails() {
+    check_prod_plan(&Workflow::mutated(
+        "deploy.yml",
+        "        if: matrix.environment != 'prod'\n",
+        "",
+    ));
+}
+
+#[test]
+#[should_panic(expected = "deploy.yml: prod plan: the download of saved-plan-prod names `run-id`")]
+fn applying_a_plan_saved_by_another_run_fails() {
+    check_prod_plan(&Workflow::mutated(
+        "deploy.yml",
+        "          name: saved-plan-prod\n          path: ${{ runner.temp }}/saved-plan\n",
+        "          name: saved-plan-prod\n          path: ${{ runner.temp }}/saved-plan\n          run-id: ${{ vars.LAST_PROD_PLAN_RUN }}\n",
+    ));
+}
+
+#[test]
+#[should_panic(
+    expected = "deploy.yml: prod plan: plan-prod must run in the GitHub environment `plan`"
+)]
+fn planning_prod_behind_its_approval_fails() {
+    check_prod_plan(&Workflow::mutated(
+        "deploy.yml",
+        "    environment: plan\n",
+        "    environment: prod\n",
+    ));
+}
+
+#[test]
+#[should_panic(
+    expected = "deploy.yml: prod plan: the deploy job must run after plan-prod succeeded or was skipped"
+)]
+fn deploying_after_the_prod_plan_failed_fails() {
+    check_prod_plan(&Workflow::mutated(
+        "deploy.yml",
+        "(needs.plan-prod.result == 'success' || needs.plan-prod.result == 'skipped')",
+        "needs.plan-prod.result != 'cancelled'",
+    ));
+}
+
+#[test]
+#[should_panic(
+    expected = "deploy.yml: role-to-assume: job `plan-prod` assumes ${{ secrets.AWS_ROLE_TO_ASSUME }}"
+)]
+fn a_plan_job_with_the_deploy_role_fails() {
+    check_oidc_credentials(&Workflow::mutated(
+        "deploy.yml",
+        "secrets.AWS_PLAN_ROLE_TO_ASSUME",
+        "secrets.AWS_ROLE_TO_ASSUME",
+    ));
+}
+
+#[test]
+fn the_plan_role_trusts_the_environment_the_prod_plan_runs_in() {
+    let workflow = Workflow::load("deploy.yml");
+    assert_eq!(
+        environment_of(workflow.job("plan-prod")),
+        Some(deployer::stacks::bootstrap::PLAN_ENVIRONMENT)
+    );
+    let settings = deployer::config::Settings {
+        github_repository: Some("octo-org/playground".into()),
+        ..deployer::config::Settings::default()
+    };
+    assert_eq!(
+        deployer::stacks::bootstrap::plan_subjects(&settings),
+        ["repo:octo-org/playground:environment:plan"]
+    );
 }

@@ -49,7 +49,9 @@ fn render_outputs(outputs: &BTreeMap<String, Value>) -> String {
     lines.push(String::new());
     lines.push(
         "Store deploy_role_arn as the AWS_ROLE_TO_ASSUME secret of the GitHub repository \
-         (Settings > Secrets and variables > Actions)."
+         (Settings > Secrets and variables > Actions), and plan_role_arn as the \
+         AWS_PLAN_ROLE_TO_ASSUME secret of the GitHub environment `plan` (no required \
+         reviewers), where the deploy workflow plans prod before its reviewers approve."
             .to_owned(),
     );
     lines.join("\n")

@@ -159,6 +159,27 @@ fn check(settings: &Settings) -> Result<(), ConfigError> {
             settings.throttle_burst_limit
         )));
     }
+    for (key, threshold) in [
+        ("alarm_errors_threshold", settings.alarm_errors_threshold),
+        (
+            "alarm_throttles_threshold",
+            settings.alarm_throttles_threshold,
+        ),
+        ("alarm_5xx_threshold", settings.alarm_5xx_threshold),
+    ] {
+        if threshold == 0 {
+            return Err(invalid(format!(
+                "{key} = 0 would alarm all the time; the alarm fires when the 5-minute sum reaches it (1 or more)"
+            )));
+        }
+    }
+    if let Some(topic) = &settings.alarm_sns_topic_arn
+        && !(topic.starts_with("arn:aws") && topic.contains(":sns:"))
+    {
+        return Err(invalid(format!(
+            "alarm_sns_topic_arn = {topic:?} is not an SNS topic ARN (arn:aws:sns:REGION:ACCOUNT:NAME)"
+        )));
+    }
     const RETENTION: &[u32] = &[
         1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557,
         2922, 3288, 3653,

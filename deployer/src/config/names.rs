@@ -17,6 +17,8 @@ pub struct EnvironmentNames {
     pub dynamodb_policy: String,
     pub function: String,
     pub log_group: String,
+    /// The HTTP API's access log group, `/aws/apigateway/<http_api>`.
+    pub access_log_group: String,
     pub http_api: String,
     pub stage: String,
     pub permission_statement: String,
@@ -46,6 +48,7 @@ impl EnvironmentNames {
             dynamodb_policy: format!("{prefix}-ddb-rw"),
             log_group: format!("/aws/lambda/{function}"),
             function,
+            access_log_group: format!("/aws/apigateway/{prefix}-http-api"),
             http_api: format!("{prefix}-http-api"),
             stage: settings
                 .stage_name
@@ -56,7 +59,7 @@ impl EnvironmentNames {
         }
     }
 
-    fn limited(&self) -> [(&str, &str); 8] {
+    fn limited(&self) -> [(&str, &str); 9] {
         [
             (&self.table, LIMITS[0].0),
             (&self.lambda_role, LIMITS[1].0),
@@ -66,6 +69,7 @@ impl EnvironmentNames {
             (&self.http_api, LIMITS[5].0),
             (&self.stage, LIMITS[6].0),
             (&self.layer, LIMITS[7].0),
+            (&self.access_log_group, LIMITS[4].0),
         ]
         .map(|(name, kind)| (name.as_str(), kind))
     }
@@ -131,6 +135,10 @@ mod tests {
             "/aws/lambda/aimodelshare-playground-dev-api"
         );
         assert_eq!(names.http_api, "aimodelshare-playground-dev-http-api");
+        assert_eq!(
+            names.access_log_group,
+            "/aws/apigateway/aimodelshare-playground-dev-http-api"
+        );
         assert_eq!(names.stage, "dev");
         assert_eq!(names.permission_statement, "AllowInvokeFromHttpApi");
         assert_eq!(names.layer, "aimodelshare-playground-dev-extra");

@@ -63,6 +63,13 @@ pub struct Settings {
     pub throttle_rate_limit: u32,
     /// Requests API Gateway lets through the stage at once (its token bucket).
     pub throttle_burst_limit: u32,
+    /// Alarm thresholds: sums over 5 minutes of the function's `Errors` and
+    /// `Throttles` and of the API's `5xx` answers.
+    pub alarm_errors_threshold: u32,
+    pub alarm_throttles_threshold: u32,
+    pub alarm_5xx_threshold: u32,
+    /// SNS topic the alarms notify; `None`: they only change state.
+    pub alarm_sns_topic_arn: Option<String>,
     /// `owner/repo` whose workflows may assume the deploy role. No default:
     /// bootstrap refuses to run without it.
     pub github_repository: Option<String>,
@@ -74,6 +81,10 @@ pub struct Settings {
     pub lock_table: String,
     pub deploy_role_name: String,
     pub deploy_policy_name: String,
+    /// The read-only role (and its policy) a job without approval assumes to
+    /// make the plan that prod's reviewers read.
+    pub plan_role_name: String,
+    pub plan_policy_name: String,
 }
 
 impl Default for Settings {
@@ -103,6 +114,10 @@ impl Default for Settings {
             reserved_concurrency: 100,
             throttle_rate_limit: 100,
             throttle_burst_limit: 300,
+            alarm_errors_threshold: 5,
+            alarm_throttles_threshold: 1,
+            alarm_5xx_threshold: 5,
+            alarm_sns_topic_arn: None,
             github_repository: None,
             github_subjects: Vec::new(),
             // GitHub's published intermediate thumbprint; AWS no longer checks it,
@@ -112,6 +127,8 @@ impl Default for Settings {
             lock_table: "aimodelshare-tf-locks".into(),
             deploy_role_name: "aimodelshare-github-oidc-deployer".into(),
             deploy_policy_name: "aimodelshare-github-actions-deployment".into(),
+            plan_role_name: "aimodelshare-github-oidc-planner".into(),
+            plan_policy_name: "aimodelshare-github-actions-plan".into(),
         }
     }
 }
@@ -141,6 +158,10 @@ pub struct SettingsLayer {
     reserved_concurrency: Option<u32>,
     throttle_rate_limit: Option<u32>,
     throttle_burst_limit: Option<u32>,
+    alarm_errors_threshold: Option<u32>,
+    alarm_throttles_threshold: Option<u32>,
+    alarm_5xx_threshold: Option<u32>,
+    alarm_sns_topic_arn: Option<String>,
     github_repository: Option<String>,
     github_subjects: Option<Vec<String>>,
     oidc_thumbprint: Option<String>,
@@ -148,6 +169,8 @@ pub struct SettingsLayer {
     lock_table: Option<String>,
     deploy_role_name: Option<String>,
     deploy_policy_name: Option<String>,
+    plan_role_name: Option<String>,
+    plan_policy_name: Option<String>,
 }
 
 /// The keys a layer accepts, for error messages.
@@ -173,6 +196,10 @@ pub const KNOWN_KEYS: &[&str] = &[
     "reserved_concurrency",
     "throttle_rate_limit",
     "throttle_burst_limit",
+    "alarm_errors_threshold",
+    "alarm_throttles_threshold",
+    "alarm_5xx_threshold",
+    "alarm_sns_topic_arn",
     "github_repository",
     "github_subjects",
     "oidc_thumbprint",
@@ -180,6 +207,8 @@ pub const KNOWN_KEYS: &[&str] = &[
     "lock_table",
     "deploy_role_name",
     "deploy_policy_name",
+    "plan_role_name",
+    "plan_policy_name",
 ];
 
 macro_rules! apply_layer {
@@ -210,9 +239,11 @@ impl Settings {
             safe_concurrency, allow_table_delete,
             cors_allow_origins, tags, use_layer, memory_mb, timeout_s, architecture,
             log_retention_days, keep_versions, reserved_concurrency, throttle_rate_limit,
-            throttle_burst_limit, github_subjects, oidc_thumbprint,
-            state_bucket, lock_table, deploy_role_name, deploy_policy_name;
-            stage_name, layer_zip_path, github_repository);
+            throttle_burst_limit, alarm_errors_threshold, alarm_throttles_threshold,
+            alarm_5xx_threshold, github_subjects, oidc_thumbprint,
+            state_bucket, lock_table, deploy_role_name, deploy_policy_name,
+            plan_role_name, plan_policy_name;
+            stage_name, layer_zip_path, github_repository, alarm_sns_topic_arn);
     }
 }
 

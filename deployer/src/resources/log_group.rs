@@ -1,6 +1,7 @@
-//! The function's log group, `/aws/lambda/<function>`, created before the
-//! function (Lambda would create it on first invoke, without retention) or
-//! adopted, with `log_retention_days` and tags.
+//! A log group with `log_retention_days` and tags, created or adopted: the
+//! function's, `/aws/lambda/<function>`, made before the function (Lambda would
+//! create it on first invoke, without retention), and the HTTP API's access log,
+//! `/aws/apigateway/<api>`, made before the stage that writes to it.
 
 use super::Clients;
 use super::tags::{self, Taggable};
@@ -9,6 +10,7 @@ use crate::engine::{
 };
 
 pub const ADDRESS: &str = "log_group.function";
+pub const ACCESS_LOG_ADDRESS: &str = "log_group.api_access";
 
 crate::attributes! {
     /// What is managed of a log group.
@@ -21,6 +23,8 @@ crate::attributes! {
 #[derive(Debug, Clone)]
 pub struct LogGroup {
     pub clients: Clients,
+    /// [`ADDRESS`] or [`ACCESS_LOG_ADDRESS`].
+    pub address: &'static str,
     pub name: String,
     pub retention_days: u32,
     pub tags: std::collections::BTreeMap<String, String>,
@@ -31,7 +35,7 @@ impl LogGroup {
         format!("{what} log group {}", self.name)
     }
 
-    fn arn(&self) -> String {
+    pub fn arn(&self) -> String {
         format!(
             "arn:aws:logs:{}:{}:log-group:{}",
             self.clients.region, self.clients.account_id, self.name
@@ -82,7 +86,7 @@ impl Taggable for LogGroup {
 impl Resource for LogGroup {
     fn desired(&self) -> DesiredResource {
         DesiredResource::new(
-            ADDRESS,
+            self.address,
             "log_group",
             &self.name,
             LogGroupAttributes {

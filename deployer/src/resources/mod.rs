@@ -2,6 +2,7 @@
 //! describes the attributes the configuration controls, and creates, updates or
 //! deletes it with the AWS SDK. Every call site names what it was doing.
 
+pub mod cloudwatch_alarm;
 pub mod dynamodb_lock_table;
 pub mod dynamodb_scores_table;
 pub mod dynamodb_settings;
@@ -26,6 +27,7 @@ pub struct Clients {
     pub dynamodb: aws_sdk_dynamodb::Client,
     pub iam: aws_sdk_iam::Client,
     pub logs: aws_sdk_cloudwatchlogs::Client,
+    pub cloudwatch: aws_sdk_cloudwatch::Client,
     pub lambda: aws_sdk_lambda::Client,
     pub apigateway: aws_sdk_apigatewayv2::Client,
     pub region: String,
@@ -62,6 +64,7 @@ impl Clients {
             dynamodb: crate::aws::dynamodb(config),
             iam: crate::aws::iam(config),
             logs: crate::aws::logs(config),
+            cloudwatch: crate::aws::cloudwatch(config),
             lambda: crate::aws::lambda(config),
             apigateway: crate::aws::apigateway(config),
             region: region.to_owned(),

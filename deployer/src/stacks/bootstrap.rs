@@ -30,6 +30,13 @@ use crate::stacks::environment;
 pub const DEPLOY_POLICY_ADDRESS: &str = "iam_policy.deploy";
 pub const DEPLOY_ROLE_ADDRESS: &str = "iam_role.deploy";
 pub const EXECUTION_BOUNDARY_ADDRESS: &str = "iam_policy.execution_boundary";
+pub const PLAN_POLICY_ADDRESS: &str = "iam_policy.plan";
+pub const PLAN_ROLE_ADDRESS: &str = "iam_role.plan";
+
+/// The GitHub environment whose jobs may assume the plan role: one with no
+/// required reviewers, where the deploy workflow plans prod for its reviewers
+/// to read before they approve (`.github/workflows/deploy.yml`; a test checks it).
+pub const PLAN_ENVIRONMENT: &str = "plan";
 
 /// The GitHub environments the workflows deploy and destroy from
 /// (`.github/workflows/deploy.yml` and `destroy.yml`; a test checks them).
@@ -412,7 +419,8 @@ pub fn deploy_policy(settings: &Settings, clients: &Clients) -> Value {
                 ]
             },
             {
-                // The functions' log groups /aws/lambda/aimodelshare-playground-<env>-api.
+                // The functions' log groups /aws/lambda/aimodelshare-playground-<env>-api
+                // and the APIs' access logs /aws/apigateway/aimodelshare-playground-<env>-http-api.
                 "Sid": "LogGroups",
                 "Effect": "Allow",
                 "Action": [
@@ -422,8 +430,36 @@ pub fn deploy_policy(settings: &Settings, clients: &Clients) -> Value {
                 ],
                 "Resource": [
                     format!("arn:aws:logs:{region}:{account}:log-group:/aws/lambda/{prefix}-*-api"),
-                    format!("arn:aws:logs:{region}:{account}:log-group:/aws/lambda/{prefix}-*-api:*")
+                    format!("arn:aws:logs:{region}:{account}:log-group:/aws/lambda/{prefix}-*-api:*"),
+                    format!("arn:aws:logs:{region}:{account}:log-group:/aws/apigateway/{prefix}-*-http-api"),
+                    format!("arn:aws:logs:{region}:{account}:log-group:/aws/apigateway/{prefix}-*-http-api:*")
                 ]
+            },
+            {
+                // Turning on an HTTP API stage's access logs: API Gateway sets up a
+                // CloudWatch Logs delivery (and the log groups' resource policy that
+                // lets it write) with the caller's permissions, and AWS's guide for
+                // HTTP API logging requires these on "*": the log-delivery actions
+                // have no resource type in the Service Authorization Reference.
+                "Sid": "AccessLogDelivery",
+                "Effect": "Allow",
+                "Action": [
+                    "logs:CreateLogDelivery", "logs:GetLogDelivery", "logs:UpdateLogDelivery",
+                    "logs:DeleteLogDelivery", "logs:ListLogDeliveries",
+                    "logs:PutResourcePolicy", "logs:DescribeResourcePolicies"
+                ],
+                "Resource": "*"
+            },
+            {
+                // The environments' alarms <prefix>-<env>-api-errors|-throttles and
+                // <prefix>-<env>-http-api-5xx (the alarm's own ARN scopes each action).
+                "Sid": "Alarms",
+                "Effect": "Allow",
+                "Action": [
+                    "cloudwatch:PutMetricAlarm", "cloudwatch:DescribeAlarms",
+                    "cloudwatch:DeleteAlarms", "cloudwatch:TagResource"
+                ],
+                "Resource": format!("arn:aws:cloudwatch:{region}:{account}:alarm:{prefix}-*")
             },
             {
                 // Finding the layer's versions and a log group by name. The Service
@@ -542,8 +578,135 @@ pub fn deploy_policy(settings: &Settings, clients: &Clients) -> Value {
     })
 }
 
+/// The OIDC subject the plan role trusts: jobs of `github_repository` in the
+/// GitHub environment [`PLAN_ENVIRONMENT`] (none without `github_repository`,
+/// which bootstrap refuses: see [`github_subjects`]).
+pub fn plan_subjects(settings: &Settings) -> Vec<String> {
+    settings
+        .github_repository
+        .iter()
+        .map(|repository| format!("repo:{repository}:environment:{PLAN_ENVIRONMENT}"))
+        .collect()
+}
+
+/// The plan role's policy: what `deployer plan --env E [--out FILE]` reads, and
+/// nothing that writes, invokes or reads the tables' items. A job that needs no
+/// approval assumes it to make the plan prod's reviewers read; applying that
+/// plan takes the deploy role, in the job they approve. Every action is a read
+/// of configuration (a test checks that each is Get/List/Describe or
+/// `apigateway:GET`, and that a plan's calls need no more). It takes no lock:
+/// `plan` does not, and `apply FILE` checks the state under the lock.
+///
+/// Not granted: `dynamodb:Scan`. Planning the takeover of a legacy table
+/// counts its items without index keys, a scan of the students' data; that
+/// plan needs the deploy role (the plan role's plan then fails on
+/// AccessDenied, saying so).
+pub fn plan_policy(settings: &Settings, clients: &Clients) -> Value {
+    let (region, account) = (&clients.region, &clients.account_id);
+    let prefix = &settings.name_prefix;
+    let bucket = &settings.state_bucket;
+    let table_prefix = &settings.table_name;
+    let apis = format!("arn:aws:apigateway:{region}::/apis");
+    json!({
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Sid": "StateBucketRead",
+                "Effect": "Allow",
+                "Action": ["s3:ListBucket", "s3:GetBucketLocation"],
+                "Resource": format!("arn:aws:s3:::{bucket}")
+            },
+            {
+                // The deployer's state objects: names and settings, no secrets
+                // (cloudsplaining DataExfiltration s3:GetObject, justified).
+                "Sid": "StateObjectsRead",
+                "Effect": "Allow",
+                "Action": "s3:GetObject",
+                "Resource": format!("arn:aws:s3:::{bucket}/{}*", state::KEY_PREFIX)
+            },
+            {
+                // The tables' settings (keys, indexes, PITR, tags), never their items.
+                "Sid": "EnvironmentTablesDescribe",
+                "Effect": "Allow",
+                "Action": [
+                    "dynamodb:DescribeTable", "dynamodb:DescribeContinuousBackups",
+                    "dynamodb:ListTagsOfResource"
+                ],
+                "Resource": format!("arn:aws:dynamodb:{region}:{account}:table/{table_prefix}-*")
+            },
+            {
+                "Sid": "ExecutionRolesRead",
+                "Effect": "Allow",
+                "Action": [
+                    "iam:GetRole", "iam:ListRoleTags", "iam:ListAttachedRolePolicies",
+                    "iam:ListRolePolicies"
+                ],
+                "Resource": format!("arn:aws:iam::{account}:role/{prefix}-*-lambda-role")
+            },
+            {
+                "Sid": "PoliciesRead",
+                "Effect": "Allow",
+                "Action": ["iam:GetPolicy", "iam:GetPolicyVersion", "iam:ListPolicyVersions"],
+                "Resource": [
+                    format!("arn:aws:iam::{account}:policy/{prefix}-*-ddb-rw"),
+                    ManagedPolicy::arn_of(clients, &settings.execution_boundary_name()),
+                    "arn:aws:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole"
+                ]
+            },
+            {
+                "Sid": "FunctionsRead",
+                "Effect": "Allow",
+                "Action": [
+                    "lambda:GetFunction", "lambda:GetFunctionConfiguration", "lambda:GetPolicy",
+                    "lambda:ListTags", "lambda:ListVersionsByFunction", "lambda:ListAliases",
+                    "lambda:GetAlias", "lambda:GetFunctionConcurrency"
+                ],
+                "Resource": [
+                    format!("arn:aws:lambda:{region}:{account}:function:{prefix}-*-api"),
+                    format!("arn:aws:lambda:{region}:{account}:function:{prefix}-*-api:*")
+                ]
+            },
+            {
+                "Sid": "LayersRead",
+                "Effect": "Allow",
+                "Action": "lambda:GetLayerVersion",
+                "Resource": format!("arn:aws:lambda:{region}:{account}:layer:{prefix}-*-extra:*")
+            },
+            {
+                "Sid": "LogGroupsRead",
+                "Effect": "Allow",
+                "Action": "logs:ListTagsForResource",
+                "Resource": [
+                    format!("arn:aws:logs:{region}:{account}:log-group:/aws/lambda/{prefix}-*-api"),
+                    format!("arn:aws:logs:{region}:{account}:log-group:/aws/apigateway/{prefix}-*-http-api")
+                ]
+            },
+            {
+                "Sid": "AlarmsRead",
+                "Effect": "Allow",
+                "Action": "cloudwatch:DescribeAlarms",
+                "Resource": format!("arn:aws:cloudwatch:{region}:{account}:alarm:{prefix}-*")
+            },
+            {
+                // As in the deploy policy: these two lists take only "*".
+                "Sid": "ListCallsWithoutResourceLevelPermissions",
+                "Effect": "Allow",
+                "Action": ["lambda:ListLayerVersions", "logs:DescribeLogGroups"],
+                "Resource": "*"
+            },
+            {
+                "Sid": "HttpApisRead",
+                "Effect": "Allow",
+                "Action": "apigateway:GET",
+                "Resource": [apis.clone(), format!("{apis}/*")]
+            }
+        ]
+    })
+}
+
 /// The bootstrap stack's resources, in dependency order; the deploy role
-/// trusts `subjects` (from [`github_subjects`]).
+/// trusts `subjects` (from [`github_subjects`]), the plan role
+/// [`plan_subjects`].
 pub fn resources(settings: &Settings, clients: &Clients, subjects: &[String]) -> Resources {
     let tags = tags(settings);
     let provider_arn = OidcProvider::arn(clients);
@@ -586,8 +749,26 @@ pub fn resources(settings: &Settings, clients: &Clients, subjects: &[String]) ->
             trust_policy: trust_policy(subjects, &provider_arn),
             managed_policy_arns: vec![policy_arn],
             permissions_boundary: None,
-            tags,
+            tags: tags.clone(),
             depends_on: vec![oidc_provider::ADDRESS.into(), DEPLOY_POLICY_ADDRESS.into()],
+        }),
+        Arc::new(ManagedPolicy {
+            clients: clients.clone(),
+            address: PLAN_POLICY_ADDRESS.into(),
+            name: settings.plan_policy_name.clone(),
+            description: "Lets GitHub Actions run `deployer plan` for the playground environments: reads only".into(),
+            document: plan_policy(settings, clients),
+        }),
+        Arc::new(Role {
+            clients: clients.clone(),
+            address: PLAN_ROLE_ADDRESS.into(),
+            name: settings.plan_role_name.clone(),
+            description: "Assumed by GitHub Actions (OIDC) to plan the playground API before approval".into(),
+            trust_policy: trust_policy(&plan_subjects(settings), &provider_arn),
+            managed_policy_arns: vec![ManagedPolicy::arn_of(clients, &settings.plan_policy_name)],
+            permissions_boundary: None,
+            tags,
+            depends_on: vec![oidc_provider::ADDRESS.into(), PLAN_POLICY_ADDRESS.into()],
         }),
     ]
 }
@@ -618,6 +799,11 @@ pub fn outputs(
             json!(Role::arn_of(clients, &settings.deploy_role_name)),
         ),
         ("deploy_role_subjects", json!(subjects)),
+        (
+            "plan_role_arn",
+            json!(Role::arn_of(clients, &settings.plan_role_name)),
+        ),
+        ("plan_role_subjects", json!(plan_subjects(settings))),
         (
             "execution_boundary_arn",
             json!(ManagedPolicy::arn_of(

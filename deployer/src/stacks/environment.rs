@@ -11,6 +11,7 @@ use serde_json::{Value, json};
 use crate::config::{EnvironmentNames, Settings};
 use crate::engine::Resources;
 use crate::resources::Clients;
+use crate::resources::cloudwatch_alarm::{Alarm, DimensionValue};
 use crate::resources::dynamodb_scores_table::{self, ScoresTable};
 use crate::resources::http_api::{self, HttpApi};
 use crate::resources::iam_managed_policy::ManagedPolicy;
@@ -217,6 +218,7 @@ pub fn resources(
         }),
         Arc::new(LogGroup {
             clients: clients.clone(),
+            address: log_group::ADDRESS,
             name: names.log_group.clone(),
             retention_days: settings.log_retention_days,
             tags: tags.clone(),
@@ -268,6 +270,15 @@ pub fn resources(
         releases: release.releases,
         depends_on: vec![lambda_function::ADDRESS.into()],
     }));
+    let access_log = LogGroup {
+        clients: clients.clone(),
+        address: log_group::ACCESS_LOG_ADDRESS,
+        name: names.access_log_group.clone(),
+        retention_days: settings.log_retention_days,
+        tags: tags.clone(),
+    };
+    let access_log_arn = access_log.arn();
+    resources.push(Arc::new(access_log));
     resources.push(Arc::new(HttpApi {
         clients: clients.clone(),
         name: names.http_api.clone(),
@@ -277,20 +288,111 @@ pub fn resources(
             rate_limit: settings.throttle_rate_limit,
             burst_limit: settings.throttle_burst_limit,
         },
+        access_log: http_api::AccessLog {
+            destination_arn: access_log_arn,
+        },
         cors_allow_origins: settings.cors_allow_origins.clone(),
         route_keys: http_api::route_keys(ROUTES),
-        tags,
-        depends_on: vec![lambda_alias::ADDRESS.into()],
+        tags: tags.clone(),
+        depends_on: vec![
+            lambda_alias::ADDRESS.into(),
+            log_group::ACCESS_LOG_ADDRESS.into(),
+        ],
     }));
     resources.push(Arc::new(InvokePermission {
         clients: clients.clone(),
         function_name: names.function.clone(),
         api_name: names.http_api.clone(),
         statement_id: names.permission_statement.clone(),
-        api_id: inputs.api_id,
+        api_id: inputs.api_id.clone(),
         depends_on: vec![http_api::ADDRESS.into(), lambda_alias::ADDRESS.into()],
     }));
+    resources.extend(alarms(settings, names, clients, &inputs.api_id, &tags));
     resources
+}
+
+/// The alarms: the function's errors and throttles, the API's 5xx answers.
+fn alarms(
+    settings: &Settings,
+    names: &EnvironmentNames,
+    clients: &Clients,
+    api_id: &Option<String>,
+    tags: &BTreeMap<String, String>,
+) -> Vec<Arc<dyn crate::engine::Resource>> {
+    let alarm = |address: &str,
+                 name: String,
+                 description: String,
+                 (namespace, metric_name): (&'static str, &'static str),
+                 dimensions,
+                 threshold,
+                 depends_on: &str| {
+        Arc::new(Alarm {
+            clients: clients.clone(),
+            address: address.to_owned(),
+            name,
+            description,
+            namespace,
+            metric_name,
+            dimensions,
+            threshold,
+            sns_topic_arn: settings.alarm_sns_topic_arn.clone(),
+            tags: tags.clone(),
+            depends_on: vec![depends_on.to_owned()],
+        }) as Arc<dyn crate::engine::Resource>
+    };
+    let function = || {
+        vec![(
+            "FunctionName",
+            DimensionValue::Known(names.function.clone()),
+        )]
+    };
+    vec![
+        alarm(
+            "cloudwatch_alarm.function_errors",
+            format!("{}-errors", names.function),
+            format!(
+                "{}: Errors summed over 5 minutes reach the threshold",
+                names.function
+            ),
+            ("AWS/Lambda", "Errors"),
+            function(),
+            settings.alarm_errors_threshold,
+            lambda_function::ADDRESS,
+        ),
+        alarm(
+            "cloudwatch_alarm.function_throttles",
+            format!("{}-throttles", names.function),
+            format!(
+                "{}: Throttles summed over 5 minutes reach the threshold",
+                names.function
+            ),
+            ("AWS/Lambda", "Throttles"),
+            function(),
+            settings.alarm_throttles_threshold,
+            lambda_function::ADDRESS,
+        ),
+        alarm(
+            "cloudwatch_alarm.api_5xx",
+            format!("{}-5xx", names.http_api),
+            format!(
+                "{}: 5xx answers summed over 5 minutes reach the threshold",
+                names.http_api
+            ),
+            ("AWS/ApiGateway", "5xx"),
+            vec![
+                (
+                    "ApiId",
+                    DimensionValue::ApiId {
+                        api_name: names.http_api.clone(),
+                        planned: api_id.clone(),
+                    },
+                ),
+                ("Stage", DimensionValue::Known(names.stage.clone())),
+            ],
+            settings.alarm_5xx_threshold,
+            http_api::ADDRESS,
+        ),
+    ]
 }
 
 /// Outputs once applied: the API's base URL, the table and function names.
