@@ -64,6 +64,15 @@ pub enum Command {
     /// Bring back a destroyed environment's table from its final backup; the next
     /// `apply --env E` converges the rest
     Restore(RestoreArgs),
+    /// Move the items of another scores table (the legacy shared PlaygroundScores)
+    /// into the environment's table: newer items there are kept, userCount is
+    /// recounted, every table is verified. Resumes after a crash or Ctrl-C
+    Migrate(MigrateArgs),
+    /// Write the environment's tables (all, or --tables) to stdout as JSON lines
+    Export(ExportArgs),
+    /// Read JSON lines (as `export` writes them) into the environment's table,
+    /// as `migrate` does from a table
+    Import(ImportArgs),
     /// Move the `live` alias back to the previous release (or --to VERSION):
     /// seconds, no build; recorded in the state history
     Rollback(RollbackArgs),
@@ -248,6 +257,71 @@ pub struct RollbackArgs {
     /// How long to wait for a held lock, e.g. 30s or 5m
     #[arg(long, value_name = "DURATION", default_value = "0s", value_parser = parse_duration)]
     pub lock_timeout: std::time::Duration,
+}
+
+/// How `migrate` and `import` go.
+#[derive(Debug, Clone, Args)]
+pub struct CopyArgs {
+    /// Decide and count every item, write nothing
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Lanes read at once: scan segments with --all, tables with --tables (1 to 64)
+    #[arg(long, value_name = "N", default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub parallel: u16,
+    /// Read capacity units per second the source may spend, on average (gentle
+    /// on a live table; default: no limit)
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_rcu: Option<u32>,
+    /// Start over instead of resuming an unfinished run's checkpoint
+    #[arg(long)]
+    pub restart: bool,
+    /// Print the summary as JSON
+    #[arg(long)]
+    pub json: bool,
+    /// How long to wait for a held lock, e.g. 30s or 5m
+    #[arg(long, value_name = "DURATION", default_value = "0s", value_parser = parse_duration)]
+    pub lock_timeout: std::time::Duration,
+}
+
+#[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("selection").required(true).args(["tables", "all"])))]
+pub struct MigrateArgs {
+    #[command(flatten)]
+    pub env: EnvArg,
+    /// The DynamoDB table to read, e.g. the legacy shared PlaygroundScores
+    #[arg(long, value_name = "TABLE")]
+    pub from: String,
+    /// Only these tables (tableId), comma-separated
+    #[arg(long, value_name = "ID,ID...", value_delimiter = ',')]
+    pub tables: Option<Vec<String>>,
+    /// Every table of the source (a parallel scan)
+    #[arg(long)]
+    pub all: bool,
+    #[command(flatten)]
+    pub copy: CopyArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    #[command(flatten)]
+    pub env: EnvArg,
+    /// Only these tables (tableId), comma-separated; default: every table
+    #[arg(long, value_name = "ID,ID...", value_delimiter = ',')]
+    pub tables: Option<Vec<String>>,
+    /// Tables read at once
+    #[arg(long, value_name = "N", default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub parallel: u16,
+}
+
+#[derive(Debug, Args)]
+pub struct ImportArgs {
+    #[command(flatten)]
+    pub env: EnvArg,
+    /// A JSON-lines file of items, as `deployer export` writes it
+    #[arg(value_name = "FILE")]
+    pub file: std::path::PathBuf,
+    #[command(flatten)]
+    pub copy: CopyArgs,
 }
 
 #[derive(Debug, Args)]

@@ -19,6 +19,8 @@ pub enum CliError {
     #[error(transparent)]
     Engine(#[from] crate::engine::EngineError),
     #[error(transparent)]
+    Data(#[from] crate::data::DataError),
+    #[error(transparent)]
     Plan(#[from] crate::engine::PlanStackError),
     #[error(
         "the API does not serve after this apply: {source}. The changes are applied and recorded. \

@@ -7,6 +7,7 @@ pub mod build;
 pub mod cli;
 pub mod commands;
 pub mod config;
+pub mod data;
 pub mod engine;
 pub mod error;
 pub mod health_check;

@@ -10,7 +10,7 @@ use deployer::commands::destroy::{DestroyBootstrapOptions, DestroyEnvironmentOpt
 use deployer::commands::environment::EnvironmentOptions;
 use deployer::config::{Config, ConfigSources, RegionSource, validate_environment};
 use deployer::error::CliError;
-use deployer::{aws, commands, state_backend};
+use deployer::{aws, cli, commands, state_backend};
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -151,6 +151,46 @@ async fn run(cli: Cli) -> Result<Outcome, CliError> {
                     .map(|(saved, file)| (file, saved).into()),
             };
             commands::environment::apply_environment(&config, &aws, &backend, &options).await
+        }
+        Command::Migrate(args) => {
+            let config = environment_config(&cli, &sources, &args.env.environment)?;
+            let (aws, backend) = connect(&cli, &config).await?;
+            let options = commands::migrate::MigrateOptions {
+                environment: args.env.environment.clone(),
+                from: commands::migrate::From::Table(args.from.clone()),
+                selection: match &args.tables {
+                    Some(tables) => commands::migrate::Selection::Tables(tables.clone()),
+                    None => commands::migrate::Selection::All,
+                },
+                copy: copy_options(&args.copy),
+                json: args.copy.json,
+                lock_timeout: args.copy.lock_timeout,
+            };
+            commands::migrate::run(&config, &aws, &backend, &options).await
+        }
+        Command::Import(args) => {
+            let config = environment_config(&cli, &sources, &args.env.environment)?;
+            let (aws, backend) = connect(&cli, &config).await?;
+            let options = commands::migrate::MigrateOptions {
+                environment: args.env.environment.clone(),
+                from: commands::migrate::From::File(args.file.clone()),
+                selection: commands::migrate::Selection::All,
+                copy: copy_options(&args.copy),
+                json: args.copy.json,
+                lock_timeout: args.copy.lock_timeout,
+            };
+            commands::migrate::run(&config, &aws, &backend, &options).await
+        }
+        Command::Export(args) => {
+            let config = environment_config(&cli, &sources, &args.env.environment)?;
+            // Reads the environment's table only: no state backend is opened.
+            let aws = aws::load(&config.settings.region).await;
+            let options = commands::export::ExportOptions {
+                environment: args.env.environment.clone(),
+                tables: args.tables.clone(),
+                parallel: usize::from(args.parallel),
+            };
+            commands::export::run(&config, &aws, &options).await
         }
         Command::Restore(args) => {
             let config = environment_config(&cli, &sources, &args.env.environment)?;
@@ -295,4 +335,14 @@ fn note_ambient_region(config: &Config, ambient: Option<&str>) {
             config.settings.region
         );
     });
+}
+
+/// `--dry-run`, `--parallel`, `--max-rcu`, `--restart` of `migrate` and `import`.
+fn copy_options(args: &cli::CopyArgs) -> deployer::data::CopyOptions {
+    deployer::data::CopyOptions {
+        parallel: usize::from(args.parallel),
+        max_rcu: args.max_rcu.map(f64::from),
+        dry_run: args.dry_run,
+        restart: args.restart,
+    }
 }

@@ -171,6 +171,17 @@ impl TableSchema {
     }
 }
 
+/// A count as written: a whole number, or an integral decimal such as `5.0`
+/// (older writers stored floats), at most [`MAX_COUNT`]. The function reads
+/// counts this way, and the deployer's data commands shape legacy items by it.
+pub fn parse_count(text: &str) -> Option<u64> {
+    if let Ok(value) = text.parse::<u64>() {
+        return Some(value);
+    }
+    let value = text.parse::<f64>().ok()?;
+    (value.fract() == 0.0 && value >= 0.0 && value <= MAX_COUNT as f64).then_some(value as u64)
+}
+
 /// The [`LEADERBOARD_KEY`] of a user: ascending order of this string is
 /// `submissionCount` descending, then `username` ascending.
 ///

@@ -165,6 +165,50 @@ impl Backend {
         }
     }
 
+    /// Where the document `name` kept beside `environment`'s state is.
+    pub fn location_beside(&self, environment: &str, name: &str) -> String {
+        match self {
+            Self::Local(local) => local.beside_path(environment, name).display().to_string(),
+            Self::Remote { store, .. } => store.location_beside(environment, name),
+        }
+    }
+
+    /// A document of the deployer's own kept beside `environment`'s state (a
+    /// data migration's checkpoint): `<dir>/<env>.d/<name>` locally,
+    /// `deployer/<env>/<name>` in the bucket, encrypted like the state. `None`
+    /// when there is none.
+    pub async fn read_beside(
+        &self,
+        environment: &str,
+        name: &str,
+    ) -> Result<Option<Vec<u8>>, StateError> {
+        match self {
+            Self::Local(local) => local.read_beside(environment, name).await,
+            Self::Remote { store, .. } => store.read_beside(environment, name).await,
+        }
+    }
+
+    /// Write (replace) the document `name` beside `environment`'s state.
+    pub async fn write_beside(
+        &self,
+        environment: &str,
+        name: &str,
+        bytes: Vec<u8>,
+    ) -> Result<(), StateError> {
+        match self {
+            Self::Local(local) => local.write_beside(environment, name, bytes).await,
+            Self::Remote { store, .. } => store.write_beside(environment, name, bytes).await,
+        }
+    }
+
+    /// Remove the document `name` beside `environment`'s state, if it is there.
+    pub async fn remove_beside(&self, environment: &str, name: &str) -> Result<(), StateError> {
+        match self {
+            Self::Local(local) => local.remove_beside(environment, name).await,
+            Self::Remote { store, .. } => store.remove_beside(environment, name).await,
+        }
+    }
+
     /// Take `environment`'s lock, waiting up to `request.timeout`.
     pub async fn lock(
         &self,

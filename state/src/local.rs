@@ -30,6 +30,59 @@ impl LocalBackend {
         self.dir.join(format!("{environment}.lock"))
     }
 
+    /// In a folder of its own, `<env>.d`, so no listing takes it for a state.
+    pub fn beside_path(&self, environment: &str, name: &str) -> PathBuf {
+        self.dir.join(format!("{environment}.d")).join(name)
+    }
+
+    pub(crate) async fn read_beside(
+        &self,
+        environment: &str,
+        name: &str,
+    ) -> Result<Option<Vec<u8>>, StateError> {
+        let path = self.beside_path(environment, name);
+        match tokio::fs::read(&path).await {
+            Ok(bytes) => Ok(Some(bytes)),
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(error) => Err(StateError::io(format!("reading {}", path.display()), error)),
+        }
+    }
+
+    /// Written atomically, as the state is.
+    pub(crate) async fn write_beside(
+        &self,
+        environment: &str,
+        name: &str,
+        bytes: Vec<u8>,
+    ) -> Result<(), StateError> {
+        let path = self.beside_path(environment, name);
+        let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
+        let action = format!("writing {}", path.display());
+        tokio::task::spawn_blocking(move || write_file_atomically(&dir, &path, &bytes))
+            .await
+            .map_err(|error| StateError::Io {
+                action: action.clone(),
+                detail: error.to_string(),
+            })?
+            .map_err(|error| StateError::io(action, error))
+    }
+
+    pub(crate) async fn remove_beside(
+        &self,
+        environment: &str,
+        name: &str,
+    ) -> Result<(), StateError> {
+        let path = self.beside_path(environment, name);
+        match tokio::fs::remove_file(&path).await {
+            Ok(()) => Ok(()),
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(error) => Err(StateError::io(
+                format!("removing {}", path.display()),
+                error,
+            )),
+        }
+    }
+
     pub(crate) async fn read(
         &self,
         environment: &str,

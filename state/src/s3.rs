@@ -18,6 +18,11 @@ pub fn state_key(environment: &str) -> String {
     format!("{KEY_PREFIX}{environment}/state.json")
 }
 
+/// The key of the document `name` kept beside `environment`'s state.
+fn beside_key(environment: &str, name: &str) -> String {
+    format!("{KEY_PREFIX}{environment}/{name}")
+}
+
 /// State objects in one bucket.
 #[derive(Debug, Clone)]
 pub struct S3Store {
@@ -39,6 +44,90 @@ impl S3Store {
 
     pub fn location(&self, environment: &str) -> String {
         format!("s3://{}/{}", self.bucket, state_key(environment))
+    }
+
+    pub fn location_beside(&self, environment: &str, name: &str) -> String {
+        format!("s3://{}/{}", self.bucket, beside_key(environment, name))
+    }
+
+    pub(crate) async fn read_beside(
+        &self,
+        environment: &str,
+        name: &str,
+    ) -> Result<Option<Vec<u8>>, StateError> {
+        let location = self.location_beside(environment, name);
+        let output = match self
+            .client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(beside_key(environment, name))
+            .send()
+            .await
+        {
+            Ok(output) => output,
+            Err(error)
+                if error
+                    .as_service_error()
+                    .is_some_and(|service| service.is_no_such_key()) =>
+            {
+                return Ok(None);
+            }
+            Err(error) => return Err(StateError::aws(format!("reading {location}"), &error)),
+        };
+        let bytes = output
+            .body
+            .collect()
+            .await
+            .map_err(|error| StateError::Aws {
+                action: format!("reading {location}"),
+                detail: crate::sdk_error::causes(&error),
+            })?
+            .into_bytes();
+        Ok(Some(bytes.to_vec()))
+    }
+
+    pub(crate) async fn write_beside(
+        &self,
+        environment: &str,
+        name: &str,
+        bytes: Vec<u8>,
+    ) -> Result<(), StateError> {
+        self.client
+            .put_object()
+            .bucket(&self.bucket)
+            .key(beside_key(environment, name))
+            .content_type("application/json")
+            .server_side_encryption(ServerSideEncryption::Aes256)
+            .body(ByteStream::from(bytes))
+            .send()
+            .await
+            .map_err(|error| {
+                StateError::aws(
+                    format!("writing {}", self.location_beside(environment, name)),
+                    &error,
+                )
+            })?;
+        Ok(())
+    }
+
+    pub(crate) async fn remove_beside(
+        &self,
+        environment: &str,
+        name: &str,
+    ) -> Result<(), StateError> {
+        self.client
+            .delete_object()
+            .bucket(&self.bucket)
+            .key(beside_key(environment, name))
+            .send()
+            .await
+            .map_err(|error| {
+                StateError::aws(
+                    format!("removing {}", self.location_beside(environment, name)),
+                    &error,
+                )
+            })?;
+        Ok(())
     }
 
     /// The document and its ETag.

@@ -481,3 +481,78 @@ async fn the_lock_item_has_terraforms_layout() {
         .expect("get");
     assert!(gone.item.is_none(), "released");
 }
+
+/// A document beside an environment's state (a migration's checkpoint): read
+/// back, replaced, removed, on both backends; encrypted in the bucket; never
+/// taken for an environment's state by the listing.
+#[tokio::test]
+async fn documents_beside_the_state_round_trip_and_are_not_environments() {
+    let remote = remote().await;
+    let (local, _dir) = local();
+    for backend in [&remote.backend, &local] {
+        assert_eq!(
+            backend
+                .read_beside("dev", "checkpoint.json")
+                .await
+                .expect("read"),
+            None
+        );
+        backend
+            .write_beside("dev", "checkpoint.json", b"{\"one\":1}".to_vec())
+            .await
+            .expect("write");
+        backend
+            .write_beside("dev", "checkpoint.json", b"{\"two\":2}".to_vec())
+            .await
+            .expect("replace");
+        assert_eq!(
+            backend
+                .read_beside("dev", "checkpoint.json")
+                .await
+                .expect("read"),
+            Some(b"{\"two\":2}".to_vec())
+        );
+        assert_eq!(
+            backend.environments().await.expect("list"),
+            Vec::<String>::new(),
+            "{}",
+            backend.location_beside("dev", "checkpoint.json")
+        );
+        backend
+            .remove_beside("dev", "checkpoint.json")
+            .await
+            .expect("remove");
+        backend
+            .remove_beside("dev", "checkpoint.json")
+            .await
+            .expect("remove again");
+        assert_eq!(
+            backend
+                .read_beside("dev", "checkpoint.json")
+                .await
+                .expect("read"),
+            None
+        );
+    }
+    assert_eq!(
+        remote.backend.location_beside("dev", "checkpoint.json"),
+        format!("s3://{}/deployer/dev/checkpoint.json", remote.bucket)
+    );
+    remote
+        .backend
+        .write_beside("dev", "checkpoint.json", b"{}".to_vec())
+        .await
+        .expect("write");
+    let head = remote
+        .s3
+        .head_object()
+        .bucket(&remote.bucket)
+        .key("deployer/dev/checkpoint.json")
+        .send()
+        .await
+        .expect("head");
+    assert_eq!(
+        head.server_side_encryption().map(|sse| sse.as_str()),
+        Some("AES256")
+    );
+}

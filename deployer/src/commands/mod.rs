@@ -2,10 +2,13 @@
 
 pub mod bootstrap;
 pub mod confirm;
+pub mod data_report;
 pub mod destroy;
 pub mod environment;
+pub mod export;
 pub mod force_unlock;
 pub mod logs;
+pub mod migrate;
 pub mod output;
 pub mod recording;
 pub mod restore;

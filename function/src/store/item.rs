@@ -72,14 +72,7 @@ impl ItemReader<'_> {
     }
 }
 
-fn parse_count(text: &str) -> Option<u64> {
-    if let Ok(value) = text.parse::<u64>() {
-        return Some(value);
-    }
-    let value = text.parse::<f64>().ok()?;
-    (value.fract() == 0.0 && value >= 0.0 && value <= crate::schema::MAX_COUNT as f64)
-        .then_some(value as u64)
-}
+use crate::schema::parse_count;
 
 pub(crate) fn string_value(value: impl Into<String>) -> AttributeValue {
     AttributeValue::S(value.into())

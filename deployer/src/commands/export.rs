@@ -1,0 +1,163 @@
+//! `deployer export --env E [--tables ID,…] > FILE.jsonl`: every table (class)
+//! of the environment, or the ones named, as JSON lines of plain JSON items on
+//! stdout: per table its metadata item (with the `userCount` the API reports)
+//! then its users by name. Counters are left out: `import` recounts. Reads
+//! only, so it takes no lock.
+
+use std::io::Write;
+
+use aws_config::SdkConfig;
+use aws_sdk_dynamodb::types::AttributeValue;
+
+use super::Outcome;
+use crate::config::{Config, validate_environment};
+use crate::data::shape::{Item, Kind, count, key_of, kind_of};
+use crate::data::source::query_partition;
+use crate::data::target::Target;
+use crate::error::CliError;
+
+#[derive(Debug, Clone)]
+pub struct ExportOptions {
+    pub environment: String,
+    pub tables: Option<Vec<String>>,
+    pub parallel: usize,
+}
+
+/// Every table of the environment: the metadata items in its `byCreatedAt`
+/// listing index, newest first.
+async fn all_tables(
+    client: &aws_sdk_dynamodb::Client,
+    table: &str,
+) -> Result<Vec<String>, CliError> {
+    let mut tables = Vec::new();
+    let mut start = None;
+    loop {
+        let page = client
+            .query()
+            .table_name(table)
+            .index_name(schema::BY_CREATED_AT)
+            .key_condition_expression("#p = :p")
+            .expression_attribute_names("#p", schema::TABLES_PARTITION)
+            .expression_attribute_values(
+                ":p",
+                AttributeValue::S(schema::TABLES_PARTITION_VALUE.into()),
+            )
+            .scan_index_forward(false)
+            .set_exclusive_start_key(start)
+            .send()
+            .await
+            .map_err(|error| {
+                CliError::aws(
+                    format!("listing the tables of DynamoDB table {table}"),
+                    &error,
+                )
+            })?;
+        tables.extend(
+            page.items()
+                .iter()
+                .filter_map(|item| key_of(item).ok().map(|(table_id, _)| table_id.to_owned())),
+        );
+        start = page.last_evaluated_key().cloned();
+        if start.is_none() {
+            return Ok(tables);
+        }
+    }
+}
+
+/// One table's lines: its metadata with the reported `userCount`, then its users.
+fn lines_of(items: Vec<Item>) -> Result<Vec<String>, CliError> {
+    let user_count: u64 = items
+        .iter()
+        .filter(|item| key_of(item).is_ok_and(|(_, username)| kind_of(username) != Kind::User))
+        .map(|item| count(item, schema::USER_COUNT).unwrap_or(0))
+        .sum();
+    let mut metadata = Vec::new();
+    let mut users = Vec::new();
+    for mut item in items {
+        let Ok((_, username)) = key_of(&item) else {
+            continue;
+        };
+        match kind_of(username) {
+            Kind::Counter => {}
+            Kind::Metadata => {
+                item.insert(
+                    schema::USER_COUNT.to_owned(),
+                    AttributeValue::N(user_count.to_string()),
+                );
+                metadata.push(item);
+            }
+            Kind::User => users.push(item),
+        }
+    }
+    metadata
+        .iter()
+        .chain(users.iter())
+        .map(|item| {
+            crate::data::json::to_json(item)
+                .map(|value| value.to_string())
+                .map_err(|error| CliError::Usage(format!("exporting an item: {error}")))
+        })
+        .collect()
+}
+
+pub async fn run(
+    config: &Config,
+    aws: &SdkConfig,
+    options: &ExportOptions,
+) -> Result<Outcome, CliError> {
+    let names = validate_environment(&options.environment, &config.settings)?;
+    let client = crate::aws::dynamodb(aws);
+    super::migrate::target_table(&client, &names.table, &options.environment).await?;
+    let tables = match &options.tables {
+        Some(tables) => tables.clone(),
+        None => all_tables(&client, &names.table).await?,
+    };
+    let target = Target {
+        client: client.clone(),
+        table: names.table.clone(),
+    };
+    let (mut exported_items, mut exported_tables) = (0usize, 0usize);
+    let mut stdout = std::io::stdout().lock();
+    for chunk in tables.chunks(options.parallel.max(1)) {
+        let mut running = tokio::task::JoinSet::new();
+        for (index, table_id) in chunk.iter().enumerate() {
+            let (client, table, table_id) = (
+                target.client.clone(),
+                target.table.clone(),
+                table_id.clone(),
+            );
+            running
+                .spawn(async move { (index, query_partition(&client, &table, &table_id).await) });
+        }
+        let mut read: Vec<Option<Vec<Item>>> = (0..chunk.len()).map(|_| None).collect();
+        while let Some(joined) = running.join_next().await {
+            let (index, items) = joined.map_err(|error| CliError::Usage(error.to_string()))?;
+            read[index] = Some(items?);
+        }
+        for (table_id, items) in chunk.iter().zip(read) {
+            let items = items.unwrap_or_default();
+            if items.is_empty() {
+                return Err(CliError::Usage(format!(
+                    "{table_id}: no such table in {}",
+                    names.table
+                )));
+            }
+            let lines = lines_of(items)?;
+            exported_items += lines.len();
+            exported_tables += 1;
+            for line in lines {
+                writeln!(stdout, "{line}").map_err(|error| {
+                    CliError::Usage(format!("writing to standard output: {error}"))
+                })?;
+            }
+        }
+    }
+    stdout
+        .flush()
+        .map_err(|error| CliError::Usage(format!("writing to standard output: {error}")))?;
+    eprintln!(
+        "Exported {exported_items} items of {exported_tables} tables from {}.",
+        names.table
+    );
+    Ok(Outcome::new(String::new(), 0))
+}

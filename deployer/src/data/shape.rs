@@ -1,0 +1,345 @@
+//! What an item of a scores table is to the data commands (migrate, export,
+//! import): its kind, its time, its counts, and the item as an environment's
+//! table stores it, with the attributes its indexes need computed the way the
+//! function computes them (`schema`). Pure: every rule is testable as data.
+
+use std::collections::HashMap;
+use std::time::SystemTime;
+
+use aws_sdk_dynamodb::types::AttributeValue;
+
+/// One DynamoDB item.
+pub type Item = HashMap<String, AttributeValue>;
+
+/// What an item is, by its sort key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// `_metadata`: the table (class) itself.
+    Metadata,
+    /// `_metadata#N`: one of the table's `userCount` counters.
+    Counter,
+    /// Anything else: a user with scores.
+    User,
+}
+
+/// Why an item cannot be taken as it is.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ShapeError {
+    #[error("it has no string {0}")]
+    MissingKey(&'static str),
+    #[error("{attribute} = {value:?} is not a non-negative whole number")]
+    BadCount { attribute: String, value: String },
+}
+
+/// The attributes that hold counts: written as whole numbers, read leniently.
+pub const COUNT_ATTRIBUTES: [&str; 3] = [
+    schema::SUBMISSION_COUNT,
+    schema::TOTAL_COUNT,
+    schema::USER_COUNT,
+];
+
+/// `tableId` and `username` of an item.
+pub fn key_of(item: &Item) -> Result<(&str, &str), ShapeError> {
+    let text = |name: &'static str| match item.get(name) {
+        Some(AttributeValue::S(value)) => Ok(value.as_str()),
+        _ => Err(ShapeError::MissingKey(name)),
+    };
+    Ok((text(schema::TABLE_ID)?, text(schema::USERNAME)?))
+}
+
+/// Just the key of an item, as DynamoDB takes it.
+pub fn key_item(table_id: &str, username: &str) -> Item {
+    [
+        (
+            schema::TABLE_ID.to_owned(),
+            AttributeValue::S(table_id.into()),
+        ),
+        (
+            schema::USERNAME.to_owned(),
+            AttributeValue::S(username.into()),
+        ),
+    ]
+    .into()
+}
+
+pub fn kind_of(username: &str) -> Kind {
+    match username.strip_prefix(schema::METADATA_USERNAME) {
+        Some("") => Kind::Metadata,
+        Some(rest) if rest.starts_with('#') => Kind::Counter,
+        _ => Kind::User,
+    }
+}
+
+/// A count as the API reads it: a number or (as legacy writers sometimes
+/// stored them) a string, holding a whole number, `5.0` included. A missing
+/// count is 0.
+pub fn count(item: &Item, attribute: &str) -> Result<u64, ShapeError> {
+    let text = match item.get(attribute) {
+        None | Some(AttributeValue::Null(_)) => return Ok(0),
+        Some(AttributeValue::N(text) | AttributeValue::S(text)) => text,
+        Some(other) => {
+            return Err(ShapeError::BadCount {
+                attribute: attribute.to_owned(),
+                value: format!("{other:?}"),
+            });
+        }
+    };
+    schema::parse_count(text.trim()).ok_or_else(|| ShapeError::BadCount {
+        attribute: attribute.to_owned(),
+        value: text.clone(),
+    })
+}
+
+/// When the item was last written: a user's `lastUpdated`, a table's
+/// `updatedAt` (else `createdAt`). RFC 3339, with or without a zone (legacy
+/// writers left it out; it is UTC). `None` when absent or unreadable: older
+/// than any time.
+pub fn time_of(item: &Item) -> Option<SystemTime> {
+    let attributes: &[&str] = match key_of(item).map(|(_, username)| kind_of(username)) {
+        Ok(Kind::User) => &[schema::LAST_UPDATED],
+        _ => &[schema::UPDATED_AT, schema::CREATED_AT],
+    };
+    attributes.iter().find_map(|name| match item.get(*name) {
+        Some(AttributeValue::S(text)) => humantime::parse_rfc3339_weak(text.trim()).ok(),
+        _ => None,
+    })
+}
+
+/// The item as an environment's table keeps it: counts as whole numbers, and
+/// the index attributes the function writes (a table's `tablesPartition` and,
+/// when missing, `createdAt` at the epoch, so it lists as the oldest; a user's
+/// `leaderboardKey` from its `submissionCount`). Everything else is kept as it
+/// is. Counters are not shaped: the target's are recounted.
+pub fn shape(item: &Item) -> Result<Item, ShapeError> {
+    let (_, username) = key_of(item)?;
+    let kind = kind_of(username);
+    let mut shaped = item.clone();
+    for attribute in COUNT_ATTRIBUTES {
+        if item.contains_key(attribute) {
+            let value = count(item, attribute)?;
+            shaped.insert(attribute.to_owned(), AttributeValue::N(value.to_string()));
+        }
+    }
+    match kind {
+        Kind::Metadata => {
+            shaped.insert(
+                schema::TABLES_PARTITION.to_owned(),
+                AttributeValue::S(schema::TABLES_PARTITION_VALUE.into()),
+            );
+            shaped
+                .entry(schema::CREATED_AT.to_owned())
+                .or_insert_with(|| AttributeValue::S("1970-01-01T00:00:00.000Z".into()));
+        }
+        Kind::User => {
+            let submissions = count(item, schema::SUBMISSION_COUNT)?;
+            shaped.insert(
+                schema::LEADERBOARD_KEY.to_owned(),
+                AttributeValue::S(schema::leaderboard_key(submissions, username)),
+            );
+        }
+        Kind::Counter => {}
+    }
+    Ok(shaped)
+}
+
+/// What to do with a (shaped) source item, given the target's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Decision {
+    /// The target has no such item: write it.
+    Copy,
+    /// The target's is older: replace it.
+    Replace,
+    /// The target's is newer (written since, by the API): keep it.
+    KeepNewer,
+    /// The target has this very item (a rerun, or a resumed run): nothing to do.
+    Unchanged,
+}
+
+/// Whether two items are the same, but for a table's `userCount`, which
+/// every migration recounts.
+fn same(source: &Item, target: &Item) -> bool {
+    let without_count = |item: &Item| {
+        let mut item = item.clone();
+        item.remove(schema::USER_COUNT);
+        item
+    };
+    without_count(source) == without_count(target)
+}
+
+pub fn decide(source: &Item, target: Option<&Item>) -> Decision {
+    let Some(target) = target else {
+        return Decision::Copy;
+    };
+    if same(source, target) {
+        return Decision::Unchanged;
+    }
+    match (time_of(source), time_of(target)) {
+        (Some(source), Some(target)) if target > source => Decision::KeepNewer,
+        (Some(source), Some(target)) if target == source => Decision::Unchanged,
+        (None, Some(_)) => Decision::KeepNewer,
+        _ => Decision::Replace,
+    }
+}
+
+/// A user item's part of a table's checksum: its key and counts, as the API
+/// reads them. Summed (wrapping) over a table's users, it does not depend on
+/// the order they were read in.
+pub fn checksum_part(item: &Item) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let (table_id, username) = key_of(item).unwrap_or_default();
+    // FNV-1a: stable across runs and builds, unlike the standard hasher.
+    struct Fnv(u64);
+    impl Hasher for Fnv {
+        fn finish(&self) -> u64 {
+            self.0
+        }
+        fn write(&mut self, bytes: &[u8]) {
+            for byte in bytes {
+                self.0 ^= u64::from(*byte);
+                self.0 = self.0.wrapping_mul(0x0100_0000_01b3);
+            }
+        }
+    }
+    let mut hasher = Fnv(0xcbf2_9ce4_8422_2325);
+    (table_id, username).hash(&mut hasher);
+    count(item, schema::SUBMISSION_COUNT)
+        .unwrap_or(u64::MAX)
+        .hash(&mut hasher);
+    count(item, schema::TOTAL_COUNT)
+        .unwrap_or(u64::MAX)
+        .hash(&mut hasher);
+    hasher.finish()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn item(pairs: &[(&str, AttributeValue)]) -> Item {
+        pairs
+            .iter()
+            .map(|(name, value)| ((*name).to_owned(), value.clone()))
+            .collect()
+    }
+    fn s(text: &str) -> AttributeValue {
+        AttributeValue::S(text.into())
+    }
+    fn n(text: &str) -> AttributeValue {
+        AttributeValue::N(text.into())
+    }
+
+    #[test]
+    fn kinds_follow_the_sort_key() {
+        assert_eq!(kind_of("_metadata"), Kind::Metadata);
+        assert_eq!(kind_of("_metadata#3"), Kind::Counter);
+        assert_eq!(kind_of("alice"), Kind::User);
+        assert_eq!(kind_of("_metadataX"), Kind::User);
+    }
+
+    #[test]
+    fn legacy_counts_are_read_leniently_and_written_as_whole_numbers() {
+        let legacy = item(&[
+            ("tableId", s("class-1")),
+            ("username", s("ana")),
+            ("submissionCount", s("12")),
+            ("totalCount", n("30.0")),
+        ]);
+        let shaped = shape(&legacy).expect("shaped");
+        assert_eq!(shaped["submissionCount"], n("12"));
+        assert_eq!(shaped["totalCount"], n("30"));
+        assert_eq!(
+            shaped["leaderboardKey"],
+            s(&schema::leaderboard_key(12, "ana"))
+        );
+        let bad = item(&[
+            ("tableId", s("class-1")),
+            ("username", s("bo")),
+            ("submissionCount", n("2.5")),
+        ]);
+        assert_eq!(
+            shape(&bad),
+            Err(ShapeError::BadCount {
+                attribute: "submissionCount".into(),
+                value: "2.5".into()
+            })
+        );
+        assert_eq!(
+            shape(&item(&[("username", s("x"))])),
+            Err(ShapeError::MissingKey("tableId"))
+        );
+    }
+
+    #[test]
+    fn a_table_gains_its_listing_attributes_and_keeps_its_creation_time() {
+        let legacy = item(&[("tableId", s("class-1")), ("username", s("_metadata"))]);
+        let shaped = shape(&legacy).expect("shaped");
+        assert_eq!(shaped["tablesPartition"], s("TABLES"));
+        assert_eq!(shaped["createdAt"], s("1970-01-01T00:00:00.000Z"));
+        let dated = item(&[
+            ("tableId", s("class-1")),
+            ("username", s("_metadata")),
+            ("createdAt", s("2024-03-01T10:00:00.000Z")),
+        ]);
+        assert_eq!(
+            shape(&dated).expect("shaped")["createdAt"],
+            s("2024-03-01T10:00:00.000Z")
+        );
+    }
+
+    #[test]
+    fn the_newer_item_wins_and_the_same_item_is_left_alone() {
+        let user = |time: &str, count: &str| {
+            shape(&item(&[
+                ("tableId", s("c")),
+                ("username", s("u")),
+                ("submissionCount", n(count)),
+                ("lastUpdated", s(time)),
+            ]))
+            .expect("shaped")
+        };
+        let old = user("2024-01-01T00:00:00.000Z", "1");
+        // Legacy Python wrote no zone: read as UTC.
+        let new = user("2024-06-01T00:00:00.123456", "2");
+        assert_eq!(decide(&old, None), Decision::Copy);
+        assert_eq!(decide(&old, Some(&old)), Decision::Unchanged);
+        assert_eq!(decide(&old, Some(&new)), Decision::KeepNewer);
+        assert_eq!(decide(&new, Some(&old)), Decision::Replace);
+        let untimed = shape(&item(&[("tableId", s("c")), ("username", s("u"))])).expect("shaped");
+        assert_eq!(decide(&untimed, Some(&old)), Decision::KeepNewer);
+        assert_eq!(decide(&old, Some(&untimed)), Decision::Replace);
+        // A table differing only in its userCount is the same table.
+        let table = |count: &str| {
+            item(&[
+                ("tableId", s("c")),
+                ("username", s("_metadata")),
+                ("userCount", n(count)),
+            ])
+        };
+        assert_eq!(decide(&table("3"), Some(&table("7"))), Decision::Unchanged);
+    }
+
+    #[test]
+    fn checksums_see_keys_and_counts_only() {
+        let user = |count: &str, extra: &str| {
+            item(&[
+                ("tableId", s("c")),
+                ("username", s("u")),
+                ("submissionCount", n(count)),
+                ("displayName", s(extra)),
+            ])
+        };
+        assert_eq!(
+            checksum_part(&user("5", "a")),
+            checksum_part(&user("5", "b"))
+        );
+        assert_eq!(
+            checksum_part(&user("5", "a")),
+            checksum_part(&user("5.0", "a"))
+        );
+        assert_ne!(
+            checksum_part(&user("5", "a")),
+            checksum_part(&user("6", "a"))
+        );
+    }
+}
