@@ -424,6 +424,36 @@ async fn an_environment_on_the_local_cloud_serves_the_contract_through_api_gatew
     );
     check_contract(&cloud, &base).await;
 
+    // The OpenAPI document is served through API Gateway as committed, and the
+    // API answers as it says (schemathesis: property-based and stateful, fewer
+    // examples than the local run, whose boundary-coverage phase it skips: every
+    // request here runs the zip in a local Lambda).
+    let (status, _, document) = cloud.call(&base, "GET", "/openapi.json", None, &[]).await;
+    assert_eq!(status, 200, "{document}");
+    let committed: Value = serde_json::from_str(
+        &std::fs::read_to_string(emulator::workspace_root().join("function/openapi.json"))
+            .expect("function/openapi.json"),
+    )
+    .expect("JSON");
+    assert_eq!(document, committed);
+    let fuzz = std::process::Command::new(emulator::workspace_root().join("scripts/fuzz"))
+        .args([
+            "--url",
+            &base,
+            "--max-examples",
+            "5",
+            "--phases",
+            "fuzzing,stateful",
+        ])
+        .output()
+        .expect("run scripts/fuzz");
+    assert!(
+        fuzz.status.success(),
+        "schemathesis through API Gateway: {}{}",
+        String::from_utf8_lossy(&fuzz.stdout),
+        String::from_utf8_lossy(&fuzz.stderr)
+    );
+
     let smoke = run_scenario(
         &base,
         Scenario::Smoke {

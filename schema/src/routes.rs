@@ -33,4 +33,5 @@ pub const ROUTES: &[Route] = &[
     route("GET", "/tables/{tableId}/users/{username}"),
     route("PUT", "/tables/{tableId}/users/{username}"),
     route("GET", "/health"),
+    route("GET", "/openapi.json"),
 ];

@@ -8,14 +8,13 @@
 
 use std::sync::Arc;
 
+use super::AppState;
+use super::bodies::Health;
+use crate::store::{NewUserWrite, Unhealthy};
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use serde_json::json;
-
-use super::AppState;
-use crate::store::{NewUserWrite, Unhealthy};
 
 /// The Lambda version running this process (`AWS_LAMBDA_FUNCTION_VERSION`,
 /// set by Lambda for the whole life of the process); `None` off Lambda.
@@ -26,26 +25,27 @@ fn release() -> Option<&'static str> {
         .as_deref()
 }
 
-/// `body` with the `release` field when running on Lambda.
-fn with_release(mut body: serde_json::Value) -> serde_json::Value {
-    if let Some(release) = release() {
-        body["release"] = json!(release);
-    }
-    body
-}
-
+#[utoipa::path(
+    get, path = "/health", operation_id = "health", tag = "health",
+    responses(
+        (status = 200, description = "The table is reachable and ACTIVE", body = Health),
+        (status = 503, description = "The table is missing or not ACTIVE", body = Health),
+    )
+)]
 pub async fn check(State(state): State<Arc<AppState>>) -> Response {
-    let table_name = state.store.table_name();
+    let table_name = state.store.table_name().to_owned();
     let safe_concurrency = state.store.new_user_write() == NewUserWrite::Transaction;
     let allow_table_delete = state.store.table_delete_allowed();
+    let health = |status, error| Health {
+        status,
+        table_name: table_name.clone(),
+        safe_concurrency,
+        allow_table_delete,
+        release: release().map(str::to_owned),
+        error,
+    };
     match state.store.health().await {
-        Ok(()) => Json(with_release(json!({
-            "status": "ok",
-            "tableName": table_name,
-            "safeConcurrency": safe_concurrency,
-            "allowTableDelete": allow_table_delete
-        })))
-        .into_response(),
+        Ok(()) => Json(health("ok", None)).into_response(),
         Err(problem) => {
             let error = match &problem {
                 Unhealthy::Missing => format!("DynamoDB table {table_name} does not exist"),
@@ -59,13 +59,7 @@ pub async fn check(State(state): State<Arc<AppState>>) -> Response {
             };
             (
                 StatusCode::SERVICE_UNAVAILABLE,
-                Json(with_release(json!({
-                    "status": "unavailable",
-                    "tableName": table_name,
-                    "safeConcurrency": safe_concurrency,
-                    "allowTableDelete": allow_table_delete,
-                    "error": error
-                }))),
+                Json(health("unavailable", Some(error))),
             )
                 .into_response()
         }

@@ -1,10 +1,12 @@
 //! The HTTP API: routes, handlers, CORS and error shaping. Transport-neutral: the
 //! same [`router`] serves Lambda events and local HTTP.
 
+mod bodies;
 mod cors;
 mod error;
 mod health;
 pub mod input;
+pub mod openapi;
 mod responses;
 mod tables;
 mod users;
@@ -47,6 +49,7 @@ pub fn router(store: Store) -> Router {
             get(users::get).put(users::put),
         )
         .route("/health", get(health::check))
+        .route("/openapi.json", get(openapi::serve))
         .fallback(responses::route_not_found)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(axum::middleware::map_response(responses::json_errors))

@@ -4,16 +4,30 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use super::bodies::{
+    CreateTableRequest, CreateTableResponse, DeleteTableResponse, ErrorBody, Message, PageQuery,
+    PatchTableRequest, TablePath, TablesPage,
+};
+use super::{ApiError, AppState, input};
+use crate::store::TableRecord;
+use crate::store::{StoreError, TablePatch};
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use serde_json::json;
 
-use super::{ApiError, AppState, input};
-use crate::store::{StoreError, TablePatch};
-
+#[utoipa::path(
+    post, path = "/tables", operation_id = "createTable", tag = "tables",
+    request_body = CreateTableRequest,
+    responses(
+        (status = 201, description = "The table is created", body = CreateTableResponse),
+        (status = 400, description = "A bad tableId or displayName, malformed JSON, wrong types", body = ErrorBody),
+        (status = 409, description = "A table with this tableId exists", body = ErrorBody),
+        (status = 413, description = "The body is over 64 KiB", body = ErrorBody),
+        (status = 503, description = "The table is busy; retry", body = ErrorBody),
+    )
+)]
 pub async fn create(State(state): State<Arc<AppState>>, body: Bytes) -> Result<Response, ApiError> {
     let object = input::json_object(&body)?;
     let table_id = match object.get("tableId") {
@@ -28,15 +42,24 @@ pub async fn create(State(state): State<Arc<AppState>>, body: Bytes) -> Result<R
         .await?;
     Ok((
         StatusCode::CREATED,
-        Json(json!({
-            "tableId": table_id,
-            "displayName": display_name,
-            "message": "Table created",
-        })),
+        Json(CreateTableResponse {
+            table_id,
+            display_name,
+            message: "Table created".into(),
+        }),
     )
         .into_response())
 }
 
+#[utoipa::path(
+    get, path = "/tables", operation_id = "listTables", tag = "tables",
+    params(PageQuery),
+    responses(
+        (status = 200, description = "A page of tables, newest first", body = TablesPage),
+        (status = 400, description = "A bad limit or lastKey", body = ErrorBody),
+        (status = 503, description = "The table is busy; retry", body = ErrorBody),
+    )
+)]
 pub async fn list(
     State(state): State<Arc<AppState>>,
     Query(query): Query<HashMap<String, String>>,
@@ -44,13 +67,23 @@ pub async fn list(
     let limit = input::limit(query.get("limit").map(String::as_str))?;
     let cursor = input::last_key(query.get("lastKey").map(String::as_str))?;
     let page = state.store.list_tables(limit, cursor).await?;
-    let mut body = json!({ "tables": page.items });
-    if let Some(next) = page.next_cursor {
-        body["lastKey"] = next.into();
-    }
-    Ok(Json(body).into_response())
+    Ok(Json(TablesPage {
+        tables: page.items,
+        last_key: page.next_cursor,
+    })
+    .into_response())
 }
 
+#[utoipa::path(
+    get, path = "/tables/{tableId}", operation_id = "getTable", tag = "tables",
+    params(TablePath),
+    responses(
+        (status = 200, description = "The table, with its exact userCount", body = TableRecord),
+        (status = 400, description = "A bad tableId", body = ErrorBody),
+        (status = 404, description = "Table not found", body = ErrorBody),
+        (status = 503, description = "The table is busy; retry", body = ErrorBody),
+    )
+)]
 pub async fn get(
     State(state): State<Arc<AppState>>,
     Path(table_id): Path<String>,
@@ -62,6 +95,18 @@ pub async fn get(
     }
 }
 
+#[utoipa::path(
+    patch, path = "/tables/{tableId}", operation_id = "updateTable", tag = "tables",
+    params(TablePath),
+    request_body = PatchTableRequest,
+    responses(
+        (status = 200, description = "Updated (sets updatedAt)", body = Message),
+        (status = 400, description = "Wrong types, or no known field", body = ErrorBody),
+        (status = 404, description = "Table not found", body = ErrorBody),
+        (status = 413, description = "The body is over 64 KiB", body = ErrorBody),
+        (status = 503, description = "The table is busy; retry", body = ErrorBody),
+    )
+)]
 pub async fn patch(
     State(state): State<Arc<AppState>>,
     Path(table_id): Path<String>,
@@ -87,13 +132,28 @@ pub async fn patch(
         .store
         .patch_table(table_id, &patch, &crate::now())
         .await?;
-    Ok(Json(json!({ "message": "Table updated" })).into_response())
+    Ok(Json(Message {
+        message: "Table updated".into(),
+    })
+    .into_response())
 }
 
 /// `DELETE /tables/{tableId}`: 403 unless the environment allows deleting tables
 /// (checked before anything else, so a refusal costs nothing). 200 once the
 /// table and its users are gone; 202 when it is large enough that this request
 /// stopped part-way (the table is still there: another DELETE continues).
+#[utoipa::path(
+    delete, path = "/tables/{tableId}", operation_id = "deleteTable", tag = "tables",
+    params(TablePath),
+    responses(
+        (status = 200, description = "The table and its users are gone", body = DeleteTableResponse),
+        (status = 202, description = "Part of its users are gone; send DELETE again", body = DeleteTableResponse),
+        (status = 400, description = "A bad tableId", body = ErrorBody),
+        (status = 403, description = "This environment does not allow deleting tables", body = ErrorBody),
+        (status = 404, description = "Table not found", body = ErrorBody),
+        (status = 503, description = "The table is busy; retry", body = ErrorBody),
+    )
+)]
 pub async fn delete(
     State(state): State<Arc<AppState>>,
     Path(table_id): Path<String>,
@@ -116,11 +176,11 @@ pub async fn delete(
     };
     Ok((
         status,
-        Json(json!({
-            "tableId": table_id,
-            "deletedUsers": deletion.deleted_users,
-            "message": message,
-        })),
+        Json(DeleteTableResponse {
+            table_id: table_id.to_owned(),
+            deleted_users: deletion.deleted_users,
+            message,
+        }),
     )
         .into_response())
 }

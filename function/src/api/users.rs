@@ -3,15 +3,26 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use super::bodies::{
+    ErrorBody, PageQuery, PutUserRequest, PutUserResponse, TablePath, UserPath, UsersPage,
+};
+use super::{ApiError, AppState, input};
+use crate::store::{UserCounts, UserRecord};
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::response::{IntoResponse, Response};
-use serde_json::json;
 
-use super::{ApiError, AppState, input};
-use crate::store::UserCounts;
-
+#[utoipa::path(
+    get, path = "/tables/{tableId}/users", operation_id = "listUsers", tag = "users",
+    params(TablePath, PageQuery),
+    responses(
+        (status = 200, description = "A page of the leaderboard", body = UsersPage),
+        (status = 400, description = "A bad tableId, limit or lastKey", body = ErrorBody),
+        (status = 404, description = "Table not found", body = ErrorBody),
+        (status = 503, description = "The table is busy; retry", body = ErrorBody),
+    )
+)]
 pub async fn list(
     State(state): State<Arc<AppState>>,
     Path(table_id): Path<String>,
@@ -21,13 +32,23 @@ pub async fn list(
     let limit = input::limit(query.get("limit").map(String::as_str))?;
     let cursor = input::last_key(query.get("lastKey").map(String::as_str))?;
     let page = state.store.list_users(table_id, limit, cursor).await?;
-    let mut body = json!({ "users": page.items });
-    if let Some(next) = page.next_cursor {
-        body["lastKey"] = next.into();
-    }
-    Ok(Json(body).into_response())
+    Ok(Json(UsersPage {
+        users: page.items,
+        last_key: page.next_cursor,
+    })
+    .into_response())
 }
 
+#[utoipa::path(
+    get, path = "/tables/{tableId}/users/{username}", operation_id = "getUser", tag = "users",
+    params(UserPath),
+    responses(
+        (status = 200, description = "The user's scores", body = UserRecord),
+        (status = 400, description = "A bad tableId or username", body = ErrorBody),
+        (status = 404, description = "Table not found, or User not found in table", body = ErrorBody),
+        (status = 503, description = "The table is busy; retry", body = ErrorBody),
+    )
+)]
 pub async fn get(
     State(state): State<Arc<AppState>>,
     Path((table_id, username)): Path<(String, String)>,
@@ -38,6 +59,18 @@ pub async fn get(
     Ok(Json(user).into_response())
 }
 
+#[utoipa::path(
+    put, path = "/tables/{tableId}/users/{username}", operation_id = "putUser", tag = "users",
+    params(UserPath),
+    request_body = PutUserRequest,
+    responses(
+        (status = 200, description = "Created or updated; a new user is counted in userCount exactly once", body = PutUserResponse),
+        (status = 400, description = "Missing, negative or non-integer counts; a bad tableId or username", body = ErrorBody),
+        (status = 404, description = "Table not found", body = ErrorBody),
+        (status = 413, description = "The body is over 64 KiB", body = ErrorBody),
+        (status = 503, description = "Too many concurrent writes; retry", body = ErrorBody),
+    )
+)]
 pub async fn put(
     State(state): State<Arc<AppState>>,
     Path((table_id, username)): Path<(String, String)>,
@@ -54,12 +87,17 @@ pub async fn put(
         .store
         .put_user(table_id, username, counts, &crate::now())
         .await?;
-    Ok(Json(json!({
-        "username": username,
-        "submissionCount": counts.submission_count,
-        "totalCount": counts.total_count,
-        "message": if outcome.created_new { "User created" } else { "User updated" },
-        "createdNew": outcome.created_new,
-    }))
+    Ok(Json(PutUserResponse {
+        username: username.to_owned(),
+        submission_count: counts.submission_count,
+        total_count: counts.total_count,
+        message: if outcome.created_new {
+            "User created"
+        } else {
+            "User updated"
+        }
+        .into(),
+        created_new: outcome.created_new,
+    })
     .into_response())
 }

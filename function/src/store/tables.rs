@@ -14,7 +14,7 @@ use crate::schema::{
 };
 
 /// A playground table as the API returns it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct TableRecord {
     pub table_id: String,

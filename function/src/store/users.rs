@@ -13,7 +13,7 @@ use crate::schema::{
 };
 
 /// A user's scores as the API returns them.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct UserRecord {
     pub username: String,

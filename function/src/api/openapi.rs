@@ -1,0 +1,138 @@
+//! The API's OpenAPI 3.1 document, generated from the handlers' annotations
+//! and the body types (`bodies.rs`): served at `GET /openapi.json` and
+//! committed as `function/openapi.json` (a test fails when the two differ).
+//! What a schema cannot say (ordering across pages, exact `userCount` under
+//! concurrency, legacy leniency, CORS) is in the descriptions, and in the README.
+
+use axum::Json;
+use axum::response::{IntoResponse, Response};
+use utoipa::openapi::link::LinkBuilder;
+use utoipa::openapi::{OpenApi as Document, RefOr};
+use utoipa::{Modify, OpenApi};
+
+use super::{health, tables, users};
+
+const DESCRIPTION: &str = "Tables of users with scores, for ML teaching games.
+
+Every error is `{\"error\": \"...\"}`. Every path and method reaches the API: an unknown path answers 404 `Route not found`, a method a known path does not serve 405 `Method not allowed` with `Allow`. A body over 64 KiB answers 413.
+
+Listings are paged: pass the `lastKey` of a page to get the next one (it is opaque: send it back as it was given); a page without `lastKey` is the last. Tables list newest first; a leaderboard by `submissionCount` descending, then `username`, across pages too.
+
+`userCount` is exact under any concurrency: a user's first PUT counts it once.
+
+Counts may be sent as whole numbers, integral decimals (`5.0`) or strings of digits (`\"5\"`), as legacy clients send them; they are always answered as integers.
+
+CORS is answered by API Gateway from the deployment's allowed origins: a preflight (`OPTIONS` with `Origin` and `Access-Control-Request-Method`) is a 204 with `Access-Control-Allow-Origin`, `-Allow-Methods`, `-Allow-Headers` and `-Max-Age`; other answers to an allowed `Origin` carry `Access-Control-Allow-Origin`.";
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "AI Model Share playground API", version = "1", description = DESCRIPTION),
+    paths(
+        tables::create, tables::list, tables::get, tables::patch, tables::delete,
+        users::list, users::get, users::put, health::check,
+    ),
+    tags(
+        (name = "tables", description = "Tables (classes): create, list, read, rename, archive, delete"),
+        (name = "users", description = "Users' scores and the leaderboard"),
+        (name = "health", description = "Whether the API's table is reachable"),
+    ),
+    modifiers(&Links)
+)]
+struct ApiDoc;
+
+/// The links a stateful client (or fuzzer) follows: from a created table to
+/// its reads, changes and users.
+struct Links;
+
+impl Modify for Links {
+    fn modify(&self, document: &mut Document) {
+        let Some(item) = document.paths.paths.get_mut("/tables") else {
+            return;
+        };
+        let Some(create) = item.post.as_mut() else {
+            return;
+        };
+        let Some(RefOr::T(created)) = create.responses.responses.get_mut("201") else {
+            return;
+        };
+        for (name, operation) in [
+            ("GetTable", "getTable"),
+            ("UpdateTable", "updateTable"),
+            ("DeleteTable", "deleteTable"),
+            ("ListUsers", "listUsers"),
+            ("PutUser", "putUser"),
+            ("GetUser", "getUser"),
+        ] {
+            let link = LinkBuilder::new()
+                .operation_id(operation)
+                .parameter("tableId", "$response.body#/tableId")
+                .description(format!("The created table, by {operation}"))
+                .build();
+            created.links.insert(name.to_owned(), RefOr::T(link));
+        }
+    }
+}
+
+/// The document, as utoipa builds it.
+pub fn document() -> Document {
+    ApiDoc::openapi()
+}
+
+/// The document as JSON. utoipa 5.5 serializes a Link's `operationId` and
+/// `operationRef` in snake case (its `Link` lacks the camelCase renaming its
+/// other types have), which no OpenAPI reader understands: renamed here.
+pub fn document_value() -> serde_json::Value {
+    let mut value = serde_json::to_value(document()).unwrap_or_default();
+    if let Some(paths) = value
+        .get_mut("paths")
+        .and_then(serde_json::Value::as_object_mut)
+    {
+        for operation in paths
+            .values_mut()
+            .filter_map(serde_json::Value::as_object_mut)
+        {
+            for operation in operation.values_mut() {
+                let Some(responses) = operation
+                    .get_mut("responses")
+                    .and_then(serde_json::Value::as_object_mut)
+                else {
+                    continue;
+                };
+                for response in responses.values_mut() {
+                    let Some(links) = response
+                        .get_mut("links")
+                        .and_then(serde_json::Value::as_object_mut)
+                    else {
+                        continue;
+                    };
+                    for link in links
+                        .values_mut()
+                        .filter_map(serde_json::Value::as_object_mut)
+                    {
+                        for (snake, camel) in [
+                            ("operation_id", "operationId"),
+                            ("operation_ref", "operationRef"),
+                        ] {
+                            if let Some(moved) = link.remove(snake) {
+                                link.insert(camel.to_owned(), moved);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+    value
+}
+
+/// The document as committed: pretty JSON with a final newline.
+pub fn document_json() -> String {
+    let mut text = serde_json::to_string_pretty(&document_value()).unwrap_or_default();
+    text.push('\n');
+    text
+}
+
+/// `GET /openapi.json`.
+pub async fn serve() -> Response {
+    Json(document_value()).into_response()
+}
