@@ -28,11 +28,36 @@ pub struct Config {
     /// `ALLOW_TABLE_DELETE` (default `false`): whether `DELETE /tables/{tableId}`
     /// may delete a table; otherwise it answers 403.
     pub allow_table_delete: bool,
+    /// `AUTH_ENABLED` (default `false`), `AUTH_ADMIN_GROUP` (default `admin`),
+    /// `ALLOW_PUBLIC_READ` (default `true`): who may write what (`api::access`).
+    pub access: crate::api::access::Policy,
     /// `CORS_ALLOW_ORIGINS` (local mode only): comma-separated origins, or `*`
     /// (the default). On Lambda, API Gateway's CORS configuration answers.
     pub cors_allow_origins: Vec<String>,
     /// `PORT` (local mode only, default 3000; 0 picks a free port).
     pub port: u16,
+}
+
+/// A boolean variable: true/1/yes or false/0/no (any case), `default` when
+/// unset or empty.
+fn flag(
+    lookup: &impl Fn(&str) -> Option<String>,
+    name: &'static str,
+    default: bool,
+) -> Result<bool, ConfigError> {
+    match lookup(name)
+        .map(|value| value.trim().to_ascii_lowercase())
+        .as_deref()
+    {
+        None | Some("") => Ok(default),
+        Some("true" | "1" | "yes") => Ok(true),
+        Some("false" | "0" | "no") => Ok(false),
+        Some(other) => Err(ConfigError::Invalid {
+            name,
+            value: other.to_owned(),
+            expected: "true or false",
+        }),
+    }
 }
 
 impl Config {
@@ -53,33 +78,19 @@ impl Config {
                 expected: "3 to 255 characters from A-Z a-z 0-9 _ - .",
             });
         }
-        let new_user_write = match lookup("SAFE_CONCURRENCY")
-            .map(|value| value.trim().to_ascii_lowercase())
-            .as_deref()
-        {
-            None | Some("" | "true" | "1" | "yes") => NewUserWrite::Transaction,
-            Some("false" | "0" | "no") => NewUserWrite::ConditionalPut,
-            Some(other) => {
-                return Err(ConfigError::Invalid {
-                    name: "SAFE_CONCURRENCY",
-                    value: other.to_owned(),
-                    expected: "true or false",
-                });
-            }
+        let new_user_write = if flag(&lookup, "SAFE_CONCURRENCY", true)? {
+            NewUserWrite::Transaction
+        } else {
+            NewUserWrite::ConditionalPut
         };
-        let allow_table_delete = match lookup("ALLOW_TABLE_DELETE")
-            .map(|value| value.trim().to_ascii_lowercase())
-            .as_deref()
-        {
-            None | Some("" | "false" | "0" | "no") => false,
-            Some("true" | "1" | "yes") => true,
-            Some(other) => {
-                return Err(ConfigError::Invalid {
-                    name: "ALLOW_TABLE_DELETE",
-                    value: other.to_owned(),
-                    expected: "true or false",
-                });
-            }
+        let allow_table_delete = flag(&lookup, "ALLOW_TABLE_DELETE", false)?;
+        let access = crate::api::access::Policy {
+            enabled: flag(&lookup, "AUTH_ENABLED", false)?,
+            admin_group: lookup("AUTH_ADMIN_GROUP")
+                .map(|group| group.trim().to_owned())
+                .filter(|group| !group.is_empty())
+                .unwrap_or_else(|| "admin".into()),
+            public_read: flag(&lookup, "ALLOW_PUBLIC_READ", true)?,
         };
         let cors_allow_origins = parse_origins(lookup("CORS_ALLOW_ORIGINS").as_deref());
         let port = match lookup("PORT").filter(|port| !port.trim().is_empty()) {
@@ -94,6 +105,7 @@ impl Config {
             table_name,
             new_user_write,
             allow_table_delete,
+            access,
             cors_allow_origins,
             port,
         })

@@ -5,7 +5,7 @@
 
 use std::process::ExitCode;
 
-use playground_api::api::{CorsPolicy, local_router, router};
+use playground_api::api::{CorsPolicy, local_router_with, router_with};
 use playground_api::config::Config;
 use playground_api::runtime::{self, telemetry};
 use playground_api::store::{Store, create_table_if_missing};
@@ -32,6 +32,10 @@ ENVIRONMENT:
                         atomic increment (cheaper, still exact under concurrency)
     ALLOW_TABLE_DELETE  true: DELETE /tables/{tableId} deletes a table and its
                         users; false (default): it answers 403
+    AUTH_ENABLED        true: writes need a caller signed in through API Gateway's
+                        JWT authorizer, and follow the owner rules; false (default)
+    AUTH_ADMIN_GROUP    the cognito:groups group of admins (default admin)
+    ALLOW_PUBLIC_READ   true (default): reads need no sign-in
     CORS_ALLOW_ORIGINS  (local mode only) comma-separated origins, or * (default);
                         on Lambda, API Gateway's CORS configuration answers
     PORT                local HTTP port (default 3000; 0 picks a free one)
@@ -108,11 +112,15 @@ async fn run(arguments: Arguments, on_lambda: bool) -> Result<(), String> {
     let store = Store::new(client, config.table_name.clone(), config.new_user_write)
         .allowing_table_delete(config.allow_table_delete);
     if on_lambda {
-        runtime::lambda::run(router(store))
+        runtime::lambda::run(router_with(store, config.access.clone()))
             .await
             .map_err(|error| format!("Lambda runtime: {error}"))
     } else {
-        let app = local_router(store, CorsPolicy::new(config.cors_allow_origins.clone()));
+        let app = local_router_with(
+            store,
+            CorsPolicy::new(config.cors_allow_origins.clone()),
+            config.access.clone(),
+        );
         runtime::local::serve(app, config.port)
             .await
             .map_err(|error| format!("serving on 127.0.0.1:{}: {error}", config.port))

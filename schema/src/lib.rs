@@ -54,6 +54,10 @@ pub const USER_COUNT: &str = "userCount";
 pub const SUBMISSION_COUNT: &str = "submissionCount";
 pub const TOTAL_COUNT: &str = "totalCount";
 pub const LAST_UPDATED: &str = "lastUpdated";
+/// A table's owner, when sign-in is on: the creator's `sub`, principal and email.
+pub const OWNER_SUB: &str = "ownerSub";
+pub const OWNER_PRINCIPAL: &str = "ownerPrincipal";
+pub const OWNER_EMAIL: &str = "ownerEmail";
 
 /// Attribute set on metadata items only (always [`TABLES_PARTITION_VALUE`]), the
 /// partition key of [`BY_CREATED_AT`]: every playground table in one ordered list.

@@ -13,6 +13,12 @@ use crate::store::StoreError;
 pub enum ApiError {
     #[error("{0}")]
     BadRequest(String),
+    /// 401: sign-in required and missing.
+    #[error("{0}")]
+    Unauthenticated(String),
+    /// 403: signed in, not allowed.
+    #[error("{0}")]
+    Forbidden(String),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -32,6 +38,8 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = match &self {
             Self::BadRequest(_) => StatusCode::BAD_REQUEST,
+            Self::Unauthenticated(_) => StatusCode::UNAUTHORIZED,
+            Self::Forbidden(_) => StatusCode::FORBIDDEN,
             Self::Store(store) => match store {
                 StoreError::TableNotFound | StoreError::UserNotFound => StatusCode::NOT_FOUND,
                 StoreError::TableDeleteNotAllowed => StatusCode::FORBIDDEN,

@@ -1,6 +1,7 @@
 //! The HTTP API: routes, handlers, CORS and error shaping. Transport-neutral: the
 //! same [`router`] serves Lambda events and local HTTP.
 
+pub mod access;
 mod bodies;
 mod cors;
 mod error;
@@ -31,12 +32,41 @@ pub use crate::schema::routes::{ROUTES, Route};
 #[derive(Debug)]
 pub struct AppState {
     pub store: Store,
+    /// Who may write what (`access.rs`); sign-in off by default.
+    pub access: access::Policy,
+}
+
+impl AppState {
+    /// Whether the caller may do `action` on `table_id`: the rules of
+    /// `access.rs`, reading the table's owner only when the answer depends on it.
+    pub async fn authorize(
+        &self,
+        caller: Option<&access::Caller>,
+        action: access::Action<'_>,
+        table_id: &str,
+    ) -> Result<(), ApiError> {
+        let mut verdict = access::decide(&self.access, caller, action, None);
+        if matches!(verdict, access::Verdict::Forbidden(_)) {
+            let owner = self.store.table_owner(table_id).await?;
+            verdict = access::decide(&self.access, caller, action, owner.as_ref());
+        }
+        match verdict {
+            access::Verdict::Allowed => Ok(()),
+            access::Verdict::Unauthenticated(message) => Err(ApiError::Unauthenticated(message)),
+            access::Verdict::Forbidden(message) => Err(ApiError::Forbidden(message)),
+        }
+    }
 }
 
 /// The API's router over `store`, as Lambda serves it behind API Gateway, which
-/// owns CORS: it sets no CORS header.
+/// owns CORS: it sets no CORS header. Sign-in is off.
 pub fn router(store: Store) -> Router {
-    let state = Arc::new(AppState { store });
+    router_with(store, access::Policy::default())
+}
+
+/// [`router`] with the environment's sign-in rules.
+pub fn router_with(store: Store, access: access::Policy) -> Router {
+    let state = Arc::new(AppState { store, access });
     Router::new()
         .route("/tables", get(tables::list).post(tables::create))
         .route(
@@ -60,7 +90,12 @@ pub fn router(store: Store) -> Router {
 /// handling API Gateway gives it when deployed, with the same values, so a
 /// browser app sees the same headers locally and deployed.
 pub fn local_router(store: Store, cors: CorsPolicy) -> Router {
-    router(store).layer(axum::middleware::from_fn_with_state(
+    local_router_with(store, cors, access::Policy::default())
+}
+
+/// [`local_router`] with the environment's sign-in rules.
+pub fn local_router_with(store: Store, cors: CorsPolicy, access: access::Policy) -> Router {
+    router_with(store, access).layer(axum::middleware::from_fn_with_state(
         Arc::new(cors),
         cors::apply,
     ))

@@ -22,6 +22,8 @@ Listings are paged: pass the `lastKey` of a page to get the next one (it is opaq
 
 Counts may be sent as whole numbers, integral decimals (`5.0`) or strings of digits (`\"5\"`), as legacy clients send them; they are always answered as integers.
 
+Sign-in, where the environment requires it: send `Authorization: Bearer <token>` (a JWT of the environment's issuer, verified by API Gateway). A table's creator owns it; `PATCH` and `DELETE` of a table need its owner or an admin, a `PUT` of scores that user, the owner or an admin. 401: no valid token; 403: signed in, not allowed. Without sign-in the API is open.
+
 CORS is answered by API Gateway from the deployment's allowed origins: a preflight (`OPTIONS` with `Origin` and `Access-Control-Request-Method`) is a 204 with `Access-Control-Allow-Origin`, `-Allow-Methods`, `-Allow-Headers` and `-Max-Age`; other answers to an allowed `Origin` carry `Access-Control-Allow-Origin`.";
 
 #[derive(OpenApi)]

@@ -4,6 +4,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use super::access::{Action, MaybeCaller};
 use super::bodies::{
     CreateTableRequest, CreateTableResponse, DeleteTableResponse, ErrorBody, Message, PageQuery,
     PatchTableRequest, TablePath, TablesPage,
@@ -23,12 +24,20 @@ use axum::response::{IntoResponse, Response};
     responses(
         (status = 201, description = "The table is created", body = CreateTableResponse),
         (status = 400, description = "A bad tableId or displayName, malformed JSON, wrong types", body = ErrorBody),
+        (status = 401, description = "Sign-in required (where the environment requires it) and no valid token", body = ErrorBody),
         (status = 409, description = "A table with this tableId exists", body = ErrorBody),
         (status = 413, description = "The body is over 64 KiB", body = ErrorBody),
         (status = 503, description = "The table is busy; retry", body = ErrorBody),
     )
 )]
-pub async fn create(State(state): State<Arc<AppState>>, body: Bytes) -> Result<Response, ApiError> {
+pub async fn create(
+    State(state): State<Arc<AppState>>,
+    MaybeCaller(caller): MaybeCaller,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    state
+        .authorize(caller.as_ref(), Action::CreateTable, "")
+        .await?;
     let object = input::json_object(&body)?;
     let table_id = match object.get("tableId") {
         Some(serde_json::Value::String(id)) => input::table_id(id)?.to_owned(),
@@ -36,9 +45,13 @@ pub async fn create(State(state): State<Arc<AppState>>, body: Bytes) -> Result<R
         None => return Err(ApiError::bad_request("tableId is required")),
     };
     let display_name = input::display_name(&object)?.unwrap_or_else(|| table_id.clone());
+    let owner = caller
+        .as_ref()
+        .filter(|_| state.access.enabled)
+        .map(super::access::Caller::owner);
     state
         .store
-        .create_table(&table_id, &display_name, &crate::now())
+        .create_owned_table(&table_id, &display_name, &crate::now(), owner.as_ref())
         .await?;
     Ok((
         StatusCode::CREATED,
@@ -57,13 +70,16 @@ pub async fn create(State(state): State<Arc<AppState>>, body: Bytes) -> Result<R
     responses(
         (status = 200, description = "A page of tables, newest first", body = TablesPage),
         (status = 400, description = "A bad limit or lastKey", body = ErrorBody),
+        (status = 401, description = "Sign-in required (where the environment requires it) and no valid token", body = ErrorBody),
         (status = 503, description = "The table is busy; retry", body = ErrorBody),
     )
 )]
 pub async fn list(
     State(state): State<Arc<AppState>>,
+    MaybeCaller(caller): MaybeCaller,
     Query(query): Query<HashMap<String, String>>,
 ) -> Result<Response, ApiError> {
+    state.authorize(caller.as_ref(), Action::Read, "").await?;
     let limit = input::limit(query.get("limit").map(String::as_str))?;
     let cursor = input::last_key(query.get("lastKey").map(String::as_str))?;
     let page = state.store.list_tables(limit, cursor).await?;
@@ -80,15 +96,20 @@ pub async fn list(
     responses(
         (status = 200, description = "The table, with its exact userCount", body = TableRecord),
         (status = 400, description = "A bad tableId", body = ErrorBody),
+        (status = 401, description = "Sign-in required (where the environment requires it) and no valid token", body = ErrorBody),
         (status = 404, description = "Table not found", body = ErrorBody),
         (status = 503, description = "The table is busy; retry", body = ErrorBody),
     )
 )]
 pub async fn get(
     State(state): State<Arc<AppState>>,
+    MaybeCaller(caller): MaybeCaller,
     Path(table_id): Path<String>,
 ) -> Result<Response, ApiError> {
     let table_id = input::table_id(&table_id)?;
+    state
+        .authorize(caller.as_ref(), Action::Read, table_id)
+        .await?;
     match state.store.get_table(table_id).await? {
         Some(table) => Ok(Json(table).into_response()),
         None => Err(StoreError::TableNotFound.into()),
@@ -102,6 +123,8 @@ pub async fn get(
     responses(
         (status = 200, description = "Updated (sets updatedAt)", body = Message),
         (status = 400, description = "Wrong types, or no known field", body = ErrorBody),
+        (status = 401, description = "Sign-in required (where the environment requires it) and no valid token", body = ErrorBody),
+        (status = 403, description = "Signed in, but neither the table's owner nor an admin", body = ErrorBody),
         (status = 404, description = "Table not found", body = ErrorBody),
         (status = 413, description = "The body is over 64 KiB", body = ErrorBody),
         (status = 503, description = "The table is busy; retry", body = ErrorBody),
@@ -109,10 +132,14 @@ pub async fn get(
 )]
 pub async fn patch(
     State(state): State<Arc<AppState>>,
+    MaybeCaller(caller): MaybeCaller,
     Path(table_id): Path<String>,
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let table_id = input::table_id(&table_id)?;
+    state
+        .authorize(caller.as_ref(), Action::ChangeTable, table_id)
+        .await?;
     let object = input::json_object(&body)?;
     let is_archived = match object.get("isArchived") {
         None => None,
@@ -149,19 +176,24 @@ pub async fn patch(
         (status = 200, description = "The table and its users are gone", body = DeleteTableResponse),
         (status = 202, description = "Part of its users are gone; send DELETE again", body = DeleteTableResponse),
         (status = 400, description = "A bad tableId", body = ErrorBody),
-        (status = 403, description = "This environment does not allow deleting tables", body = ErrorBody),
+        (status = 401, description = "Sign-in required (where the environment requires it) and no valid token", body = ErrorBody),
+        (status = 403, description = "This environment does not allow deleting tables; or signed in, but neither the table's owner nor an admin", body = ErrorBody),
         (status = 404, description = "Table not found", body = ErrorBody),
         (status = 503, description = "The table is busy; retry", body = ErrorBody),
     )
 )]
 pub async fn delete(
     State(state): State<Arc<AppState>>,
+    MaybeCaller(caller): MaybeCaller,
     Path(table_id): Path<String>,
 ) -> Result<Response, ApiError> {
     if !state.store.table_delete_allowed() {
         return Err(StoreError::TableDeleteNotAllowed.into());
     }
     let table_id = input::table_id(&table_id)?;
+    state
+        .authorize(caller.as_ref(), Action::ChangeTable, table_id)
+        .await?;
     let deletion = state.store.delete_table(table_id).await?;
     let (status, message) = if deletion.complete {
         (StatusCode::OK, "Table deleted".to_owned())

@@ -3,6 +3,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use super::access::{Action, MaybeCaller};
 use super::bodies::{
     ErrorBody, PageQuery, PutUserRequest, PutUserResponse, TablePath, UserPath, UsersPage,
 };
@@ -19,16 +20,21 @@ use axum::response::{IntoResponse, Response};
     responses(
         (status = 200, description = "A page of the leaderboard", body = UsersPage),
         (status = 400, description = "A bad tableId, limit or lastKey", body = ErrorBody),
+        (status = 401, description = "Sign-in required (where the environment requires it) and no valid token", body = ErrorBody),
         (status = 404, description = "Table not found", body = ErrorBody),
         (status = 503, description = "The table is busy; retry", body = ErrorBody),
     )
 )]
 pub async fn list(
     State(state): State<Arc<AppState>>,
+    MaybeCaller(caller): MaybeCaller,
     Path(table_id): Path<String>,
     Query(query): Query<HashMap<String, String>>,
 ) -> Result<Response, ApiError> {
     let table_id = input::table_id(&table_id)?;
+    state
+        .authorize(caller.as_ref(), Action::Read, table_id)
+        .await?;
     let limit = input::limit(query.get("limit").map(String::as_str))?;
     let cursor = input::last_key(query.get("lastKey").map(String::as_str))?;
     let page = state.store.list_users(table_id, limit, cursor).await?;
@@ -45,16 +51,21 @@ pub async fn list(
     responses(
         (status = 200, description = "The user's scores", body = UserRecord),
         (status = 400, description = "A bad tableId or username", body = ErrorBody),
+        (status = 401, description = "Sign-in required (where the environment requires it) and no valid token", body = ErrorBody),
         (status = 404, description = "Table not found, or User not found in table", body = ErrorBody),
         (status = 503, description = "The table is busy; retry", body = ErrorBody),
     )
 )]
 pub async fn get(
     State(state): State<Arc<AppState>>,
+    MaybeCaller(caller): MaybeCaller,
     Path((table_id, username)): Path<(String, String)>,
 ) -> Result<Response, ApiError> {
     let table_id = input::table_id(&table_id)?;
     let username = input::username(&username)?;
+    state
+        .authorize(caller.as_ref(), Action::Read, table_id)
+        .await?;
     let user = state.store.get_user(table_id, username).await?;
     Ok(Json(user).into_response())
 }
@@ -66,6 +77,8 @@ pub async fn get(
     responses(
         (status = 200, description = "Created or updated; a new user is counted in userCount exactly once", body = PutUserResponse),
         (status = 400, description = "Missing, negative or non-integer counts; a bad tableId or username", body = ErrorBody),
+        (status = 401, description = "Sign-in required (where the environment requires it) and no valid token", body = ErrorBody),
+        (status = 403, description = "Signed in as another user, neither the table's owner nor an admin", body = ErrorBody),
         (status = 404, description = "Table not found", body = ErrorBody),
         (status = 413, description = "The body is over 64 KiB", body = ErrorBody),
         (status = 503, description = "Too many concurrent writes; retry", body = ErrorBody),
@@ -73,11 +86,15 @@ pub async fn get(
 )]
 pub async fn put(
     State(state): State<Arc<AppState>>,
+    MaybeCaller(caller): MaybeCaller,
     Path((table_id, username)): Path<(String, String)>,
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let table_id = input::table_id(&table_id)?;
     let username = input::username(&username)?;
+    state
+        .authorize(caller.as_ref(), Action::WriteScores { username }, table_id)
+        .await?;
     let object = input::json_object(&body)?;
     let counts = UserCounts {
         submission_count: input::count(&object, "submissionCount")?,

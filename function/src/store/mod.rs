@@ -17,7 +17,7 @@ use aws_sdk_dynamodb::Client;
 pub use delete::TableDeletion;
 pub use error::StoreError;
 pub use provision::{create_table_if_missing, table_status};
-pub use tables::{TablePatch, TableRecord};
+pub use tables::{TableOwner, TablePatch, TableRecord};
 pub use users::{PutUserOutcome, UserCounts, UserRecord};
 
 /// One page of a listing, with the cursor of the next page when there is one.

@@ -9,8 +9,9 @@ use super::counter::new_counter;
 use super::item::{Item, number_value, string_value};
 use super::{Conflicts, Page, Store, StoreError, cursor};
 use crate::schema::{
-    BY_CREATED_AT, CREATED_AT, DISPLAY_NAME, IS_ARCHIVED, METADATA_USERNAME, TABLE_ID,
-    TABLES_PARTITION, TABLES_PARTITION_VALUE, UPDATED_AT, USER_COUNT, USER_COUNT_SHARDS, USERNAME,
+    BY_CREATED_AT, CREATED_AT, DISPLAY_NAME, IS_ARCHIVED, METADATA_USERNAME, OWNER_EMAIL,
+    OWNER_PRINCIPAL, OWNER_SUB, TABLE_ID, TABLES_PARTITION, TABLES_PARTITION_VALUE, UPDATED_AT,
+    USER_COUNT, USER_COUNT_SHARDS, USERNAME,
 };
 
 /// A playground table as the API returns it.
@@ -24,6 +25,14 @@ pub struct TableRecord {
     pub user_count: u64,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub updated_at: Option<String>,
+}
+
+/// A table's owner, as its metadata records it (when sign-in is on).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TableOwner {
+    pub sub: String,
+    pub principal: String,
+    pub email: Option<String>,
 }
 
 /// The fields a PATCH may change; at least one is set.
@@ -68,12 +77,39 @@ impl Store {
         display_name: &str,
         now: &str,
     ) -> Result<(), StoreError> {
+        self.create_owned_table(table_id, display_name, now, None)
+            .await
+    }
+
+    /// [`Store::create_table`], recording `owner` on the metadata when given.
+    pub async fn create_owned_table(
+        &self,
+        table_id: &str,
+        display_name: &str,
+        now: &str,
+        owner: Option<&TableOwner>,
+    ) -> Result<(), StoreError> {
         let action = || format!("creating playground table {table_id}");
+        let owner_attributes: Vec<(String, AttributeValue)> = owner
+            .map(|owner| {
+                [
+                    (OWNER_SUB, Some(&owner.sub)),
+                    (OWNER_PRINCIPAL, Some(&owner.principal)),
+                    (OWNER_EMAIL, owner.email.as_ref()),
+                ]
+                .into_iter()
+                .filter_map(|(name, value)| {
+                    value.map(|value| (name.to_owned(), string_value(value)))
+                })
+                .collect()
+            })
+            .unwrap_or_default();
         let metadata = Put::builder()
             .table_name(&self.table_name)
             .set_item(Some(
                 metadata_key(table_id)
                     .into_iter()
+                    .chain(owner_attributes)
                     .chain([
                         (DISPLAY_NAME.to_owned(), string_value(display_name)),
                         (CREATED_AT.to_owned(), string_value(now)),
@@ -128,6 +164,37 @@ impl Store {
                 return Err(conflicts.give_up(action()));
             }
         }
+    }
+
+    /// The owner of `table_id` (a strongly consistent read of its metadata):
+    /// `None` for a table made before sign-in; [`StoreError::TableNotFound`]
+    /// when there is no such table.
+    pub async fn table_owner(&self, table_id: &str) -> Result<Option<TableOwner>, StoreError> {
+        let output = self
+            .client
+            .get_item()
+            .table_name(&self.table_name)
+            .set_key(Some(metadata_key(table_id)))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|error| {
+                StoreError::dynamodb(format!("reading the owner of table {table_id}"), error)
+            })?;
+        let item = output.item().ok_or(StoreError::TableNotFound)?;
+        let reader = self.reader(item);
+        let (Some(sub), principal, email) = (
+            reader.optional_string(OWNER_SUB)?,
+            reader.optional_string(OWNER_PRINCIPAL)?,
+            reader.optional_string(OWNER_EMAIL)?,
+        ) else {
+            return Ok(None);
+        };
+        Ok(Some(TableOwner {
+            principal: principal.unwrap_or_else(|| sub.clone()),
+            sub,
+            email,
+        }))
     }
 
     /// Read one table (strongly consistent); `None` when it does not exist.

@@ -60,6 +60,17 @@ impl TestApi {
         Self::over_new_table(mode, router).await
     }
 
+    /// The API with these sign-in rules, over a store allowed to delete tables.
+    pub async fn signed_in(
+        mode: NewUserWrite,
+        access: playground_api::api::access::Policy,
+    ) -> Self {
+        Self::over_new_table(mode, |store| {
+            playground_api::api::router_with(store.allowing_table_delete(true), access)
+        })
+        .await
+    }
+
     /// The same over a store allowed to delete tables (`ALLOW_TABLE_DELETE=true`).
     pub async fn deleting(mode: NewUserWrite) -> Self {
         Self::over_new_table(mode, |store| router(store.allowing_table_delete(true))).await
@@ -111,7 +122,34 @@ impl TestApi {
         body: Option<&str>,
         headers: &[(&str, &str)],
     ) -> Reply {
-        let request = event(self.stage, method, path_and_query, body, headers);
+        self.answer(event(self.stage, method, path_and_query, body, headers))
+            .await
+    }
+
+    /// Send `method path` as API Gateway does once its JWT authorizer verified
+    /// a token with these `claims` (`requestContext.authorizer.jwt.claims`).
+    pub async fn send_as(
+        &self,
+        claims: Option<&Value>,
+        method: &str,
+        path_and_query: &str,
+        body: Option<&str>,
+    ) -> Reply {
+        let mut json = event_json(self.stage, method, path_and_query, body, &[]);
+        if let Some(claims) = claims {
+            json["requestContext"]["authorizer"] =
+                serde_json::json!({"jwt": {"claims": claims, "scopes": null}});
+        }
+        self.answer(
+            lambda_http::request::from_str(&json.to_string())
+                .expect("lambda_http parses the event"),
+        )
+        .await
+    }
+
+    /// The router's answer to `request`.
+    pub async fn answer(&self, request: lambda_http::Request) -> Reply {
+        let (method, path_and_query) = (request.method().to_string(), request.uri().to_string());
         let response = self
             .router
             .clone()
@@ -270,6 +308,18 @@ pub fn event(
     body: Option<&str>,
     headers: &[(&str, &str)],
 ) -> lambda_http::Request {
+    let event = event_json(stage, method, path_and_query, body, headers);
+    lambda_http::request::from_str(&event.to_string()).expect("lambda_http parses the event")
+}
+
+/// [`event`] as the JSON Lambda delivers.
+pub fn event_json(
+    stage: Stage,
+    method: &str,
+    path_and_query: &str,
+    body: Option<&str>,
+    headers: &[(&str, &str)],
+) -> Value {
     let fixture = match stage {
         Stage::Named => "apigw-v2-named-stage.json",
         Stage::Default => "apigw-v2-default-stage.json",
@@ -318,5 +368,5 @@ pub fn event(
             }
         }
     }
-    lambda_http::request::from_str(&event.to_string()).expect("lambda_http parses the event")
+    event
 }
