@@ -134,6 +134,24 @@ def update_stage_as_aws():
     ApiGatewayV2Response.update_stage = update_stage
 
 
+def list_authorizers_as_aws():
+    """Answer API Gateway v2 GetAuthorizers, which moto 5 lacks.
+
+    GET /v2/apis/{apiId}/authorizers lists the API's authorizers, as API
+    Gateway does (moto has CreateAuthorizer, GetAuthorizer and the rest).
+    """
+    import json
+
+    from moto.apigatewayv2.responses import ApiGatewayV2Response
+
+    def get_authorizers(self):
+        api_id = self.path.rstrip("/").split("/")[-2]
+        api = self.apigatewayv2_backend.get_api(api_id)
+        return 200, {}, json.dumps({"items": [authorizer.to_json() for authorizer in api.authorizers.values()]})
+
+    ApiGatewayV2Response.get_authorizers = get_authorizers
+
+
 class OneRequestAtATime:
     """WSGI middleware: the whole request, body iteration included, runs under one lock.
 
@@ -241,6 +259,7 @@ def main() -> None:
     treat_requests_as_tls()
     number_versions_as_aws()
     update_stage_as_aws()
+    list_authorizers_as_aws()
     app = CborAsJson(OneRequestAtATime(DomainDispatcherApplication(create_backend_app)))
     server = make_server(
         args.host, args.port, app, threaded=True, request_handler=MotoRequestHandler

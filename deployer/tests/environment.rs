@@ -2350,25 +2350,25 @@ impl Account {
     /// bootstrap wrote it into IAM.
     async fn assert_deploy_policy_allows(&self, calls: &[(String, String)]) {
         let document = support::deploy_policy(&self.config).await;
-        let allowed = actions_with_effect(&document, "Allow");
-
-        let mut missing: Vec<String> = calls
-            .iter()
-            .filter_map(|(service, operation)| iam_action(service, operation))
-            .filter(|action| {
-                !allowed
-                    .iter()
-                    .any(|pattern| action_matches(pattern, action))
-            })
-            .collect();
-        missing.sort();
-        missing.dedup();
-        assert_eq!(
-            missing,
-            Vec::<String>::new(),
-            "the deploy policy lacks these actions"
-        );
+        assert_policy_allows(&document, calls, "the deploy policy");
     }
+}
+
+/// Every call in `calls` is allowed by the policy `document` (`what` names it).
+fn assert_policy_allows(document: &Value, calls: &[(String, String)], what: &str) {
+    let allowed = actions_with_effect(document, "Allow");
+    let mut missing: Vec<String> = calls
+        .iter()
+        .filter_map(|(service, operation)| iam_action(service, operation))
+        .filter(|action| {
+            !allowed
+                .iter()
+                .any(|pattern| action_matches(pattern, action))
+        })
+        .collect();
+    missing.sort();
+    missing.dedup();
+    assert_eq!(missing, Vec::<String>::new(), "{what} lacks these actions");
 }
 
 /// The plan role (bootstrap's, assumed by the deploy workflow's plan-prod job,
@@ -2424,23 +2424,8 @@ async fn the_plan_role_may_make_every_call_of_a_plan_and_only_reads() {
 
     let document =
         support::managed_policy(&account.config, "aimodelshare-github-actions-plan").await;
+    assert_policy_allows(&document, &calls, "the plan policy");
     let allowed = actions_with_effect(&document, "Allow");
-    let mut missing: Vec<String> = calls
-        .iter()
-        .filter_map(|(service, operation)| iam_action(service, operation))
-        .filter(|action| {
-            !allowed
-                .iter()
-                .any(|pattern| action_matches(pattern, action))
-        })
-        .collect();
-    missing.sort();
-    missing.dedup();
-    assert_eq!(
-        missing,
-        Vec::<String>::new(),
-        "the plan policy lacks these actions"
-    );
 
     let reads_configuration = |action: &str| {
         let (service, name) = action.split_once(':').expect("service:action");
@@ -3364,4 +3349,241 @@ fn filled_in(format: &str) -> String {
     }
     filled.push_str(rest);
     filled
+}
+
+#[tokio::test]
+async fn sign_in_puts_a_jwt_authorizer_on_the_writing_routes_and_takes_it_off_again() {
+    use aws_sdk_apigatewayv2::types::AuthorizationType;
+    let account = Account::new().await;
+    assert_exit(&account.apply_dev(), 0);
+    let api_id = account.api_id("dev").await.expect("api");
+    let issuer = "https://cognito-idp.us-east-1.amazonaws.com/us-east-1_Example";
+    let with = |extra: &[&str]| -> Vec<String> {
+        let mut args: Vec<String> = [
+            "--var",
+            &format!("auth_issuer={issuer}"),
+            "--var",
+            "auth_audiences=app-client-1",
+        ]
+        .iter()
+        .map(|arg| (*arg).to_owned())
+        .collect();
+        args.extend(extra.iter().map(|arg| (*arg).to_owned()));
+        args
+    };
+    let run = |args: &[String]| {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        account.deployer(&args)
+    };
+    let apply = |extra: &[String]| {
+        let mut args: Vec<String> = [
+            "apply",
+            "--env",
+            "dev",
+            "--auto-approve",
+            "--artifact",
+            "fn.zip",
+        ]
+        .iter()
+        .map(|arg| (*arg).to_owned())
+        .collect();
+        args.extend(extra.iter().cloned());
+        run(&args)
+    };
+    let apigateway = aws_sdk_apigatewayv2::Client::new(&account.config);
+    let routes = || async {
+        let mut routes: Vec<(String, bool)> = apigateway
+            .get_routes()
+            .api_id(&api_id)
+            .send()
+            .await
+            .expect("routes")
+            .items()
+            .iter()
+            .map(|route| {
+                (
+                    route.route_key().unwrap_or_default().to_owned(),
+                    route.authorization_type() == Some(&AuthorizationType::Jwt)
+                        && route.authorizer_id().is_some(),
+                )
+            })
+            .collect();
+        routes.sort();
+        routes
+    };
+    // What the release `live` points at runs with (a rollback to an earlier
+    // release reuses its version rather than publishing an equal one).
+    let environment = || async {
+        aws_sdk_lambda::Client::new(&account.config)
+            .get_function_configuration()
+            .function_name("aimodelshare-playground-dev-api")
+            .qualifier("live")
+            .send()
+            .await
+            .expect("the live release")
+            .environment()
+            .and_then(|environment| environment.variables())
+            .cloned()
+            .unwrap_or_default()
+    };
+
+    // Without sign-in, a plan says the API is open.
+    let open = account.deployer(&[
+        "plan",
+        "--env",
+        "dev",
+        "--artifact",
+        "fn.zip",
+        "--var",
+        "memory_mb=512",
+    ]);
+    assert!(text(&open).contains("The API is open"), "{}", text(&open));
+
+    // Turning it on is an in-place change of the API (its id kept) and the function.
+    let mut plan_args: Vec<String> = ["plan", "--env", "dev", "--artifact", "fn.zip"]
+        .iter()
+        .map(|arg| (*arg).to_owned())
+        .collect();
+    plan_args.extend(with(&[]));
+    let plan = run(&plan_args);
+    let shown = text(&plan);
+    assert!(shown.contains("~ apigatewayv2_api.http"), "{shown}");
+    assert!(!shown.contains("-/+"), "nothing replaced: {shown}");
+    assert!(
+        shown.contains("PUT /tables/{tableId}/users/{username} (JWT)"),
+        "{shown}"
+    );
+    assert!(
+        shown.contains(&format!("Sign-in: API Gateway verifies JWTs of {issuer}")),
+        "{shown}"
+    );
+    assert_exit(&apply(&with(&[])), 0);
+    assert_eq!(
+        account.api_id("dev").await.as_deref(),
+        Some(api_id.as_str())
+    );
+
+    let authorizers = apigateway
+        .get_authorizers()
+        .api_id(&api_id)
+        .send()
+        .await
+        .expect("authorizers");
+    let [authorizer] = authorizers.items() else {
+        panic!("one authorizer: {authorizers:?}");
+    };
+    assert_eq!(
+        authorizer.name(),
+        Some("aimodelshare-playground-dev-http-api-jwt")
+    );
+    assert_eq!(
+        authorizer.authorizer_type().map(|kind| kind.as_str()),
+        Some("JWT")
+    );
+    assert_eq!(
+        authorizer.identity_source(),
+        ["$request.header.Authorization"]
+    );
+    let jwt = authorizer.jwt_configuration().expect("JWT configuration");
+    assert_eq!(jwt.issuer(), Some(issuer));
+    assert_eq!(jwt.audience(), ["app-client-1"]);
+    let guarded: Vec<String> = routes()
+        .await
+        .into_iter()
+        .filter(|(_, jwt)| *jwt)
+        .map(|(key, _)| key)
+        .collect();
+    assert_eq!(
+        guarded,
+        [
+            "DELETE /tables/{tableId}",
+            "PATCH /tables/{tableId}",
+            "POST /tables",
+            "PUT /tables/{tableId}/users/{username}"
+        ]
+    );
+    let variables = environment().await;
+    assert_eq!(
+        variables.get("AUTH_ENABLED").map(String::as_str),
+        Some("true")
+    );
+    assert_eq!(
+        variables.get("AUTH_ADMIN_GROUP").map(String::as_str),
+        Some("admin")
+    );
+    assert_eq!(
+        variables.get("ALLOW_PUBLIC_READ").map(String::as_str),
+        Some("true")
+    );
+    emulator::clear_served_requests(account.emulator.endpoint());
+    assert_exit(&apply(&with(&[])), 0);
+    assert_eq!(account.mutating_requests(), Vec::<String>::new());
+
+    // Reads behind it too; /health, /openapi.json and $default stay open.
+    assert_exit(&apply(&with(&["--var", "allow_public_read=false"])), 0);
+    let open_routes: Vec<String> = routes()
+        .await
+        .into_iter()
+        .filter(|(_, jwt)| !*jwt)
+        .map(|(key, _)| key)
+        .collect();
+    assert_eq!(
+        open_routes,
+        ["$default", "GET /health", "GET /openapi.json"]
+    );
+    assert_eq!(
+        environment()
+            .await
+            .get("ALLOW_PUBLIC_READ")
+            .map(String::as_str),
+        Some("false")
+    );
+
+    // Off again: the authorizer goes, every route is open, the function too.
+    let off = apply(&[]);
+    assert_exit(&off, 0);
+    assert!(routes().await.iter().all(|(_, jwt)| !jwt));
+    let left = apigateway
+        .get_authorizers()
+        .api_id(&api_id)
+        .send()
+        .await
+        .expect("authorizers");
+    assert!(left.items().is_empty(), "{left:?}");
+    assert_eq!(
+        environment().await.get("AUTH_ENABLED"),
+        None,
+        "{}",
+        text(&off)
+    );
+
+    // Bad settings fail before any AWS call.
+    let plain = account.deployer(&[
+        "plan",
+        "--env",
+        "dev",
+        "--var",
+        "auth_issuer=http://issuer.example",
+        "--var",
+        "auth_audiences=a",
+    ]);
+    assert_exit(&plain, 1);
+    assert!(
+        text(&plain).contains("is not an https URL"),
+        "{}",
+        text(&plain)
+    );
+    let lonely = account.deployer(&[
+        "plan",
+        "--env",
+        "dev",
+        "--var",
+        &format!("auth_issuer={issuer}"),
+    ]);
+    assert_exit(&lonely, 1);
+    assert!(
+        text(&lonely).contains("auth_issuer needs auth_audiences"),
+        "{}",
+        text(&lonely)
+    );
 }

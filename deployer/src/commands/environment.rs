@@ -311,6 +311,23 @@ impl Stack for EnvironmentStack<'_> {
             .into_iter()
             .collect();
         notes.extend(index_notes(&self.names, prepared));
+        if prepared.plan.has_changes() {
+            notes.push(match &self.config.settings.auth_issuer {
+                None => "Sign-in: none. The API is open: whoever knows its URL may write any table \
+                         and any score (set auth_issuer and auth_audiences to require a verified JWT; \
+                         README, \"Who may write what\").\n"
+                    .to_owned(),
+                Some(issuer) => format!(
+                    "Sign-in: API Gateway verifies JWTs of {issuer} on every write{}; the function \
+                     applies the owner rules.\n",
+                    if self.config.settings.allow_public_read {
+                        " (reads stay open)"
+                    } else {
+                        " and every read"
+                    }
+                ),
+            });
+        }
         notes
     }
 }

@@ -173,6 +173,25 @@ fn check(settings: &Settings) -> Result<(), ConfigError> {
             )));
         }
     }
+    if let Some(issuer) = &settings.auth_issuer {
+        // API Gateway takes only https issuers; plain http on loopback is for a
+        // local identity provider in tests.
+        let loopback =
+            issuer.starts_with("http://127.0.0.1:") || issuer.starts_with("http://localhost:");
+        if !(issuer.starts_with("https://") || loopback) || issuer.len() < 10 {
+            return Err(invalid(format!(
+                "auth_issuer = {issuer:?} is not an https URL (for a Cognito user pool: https://cognito-idp.REGION.amazonaws.com/POOL_ID)"
+            )));
+        }
+        if settings.auth_audiences.is_empty() {
+            return Err(invalid(
+                "auth_issuer needs auth_audiences: the app client ids a token may be for".into(),
+            ));
+        }
+        if settings.auth_admin_group.trim().is_empty() {
+            return Err(invalid("auth_admin_group is empty".into()));
+        }
+    }
     if let Some(topic) = &settings.alarm_sns_topic_arn
         && !(topic.starts_with("arn:aws") && topic.contains(":sns:"))
     {

@@ -70,6 +70,15 @@ pub struct Settings {
     pub alarm_5xx_threshold: u32,
     /// SNS topic the alarms notify; `None`: they only change state.
     pub alarm_sns_topic_arn: Option<String>,
+    /// Sign-in: the JWT issuer API Gateway verifies tokens of (a Cognito user
+    /// pool's issuer URL, say). `None`: the API is open.
+    pub auth_issuer: Option<String>,
+    /// The audiences (app client ids) a token may be for.
+    pub auth_audiences: Vec<String>,
+    /// The `cognito:groups` group whose members are admins.
+    pub auth_admin_group: String,
+    /// With sign-in, whether reads stay open.
+    pub allow_public_read: bool,
     /// `owner/repo` whose workflows may assume the deploy role. No default:
     /// bootstrap refuses to run without it.
     pub github_repository: Option<String>,
@@ -118,6 +127,10 @@ impl Default for Settings {
             alarm_throttles_threshold: 1,
             alarm_5xx_threshold: 5,
             alarm_sns_topic_arn: None,
+            auth_issuer: None,
+            auth_audiences: Vec::new(),
+            auth_admin_group: "admin".into(),
+            allow_public_read: true,
             github_repository: None,
             github_subjects: Vec::new(),
             // GitHub's published intermediate thumbprint; AWS no longer checks it,
@@ -162,6 +175,10 @@ pub struct SettingsLayer {
     alarm_throttles_threshold: Option<u32>,
     alarm_5xx_threshold: Option<u32>,
     alarm_sns_topic_arn: Option<String>,
+    auth_issuer: Option<String>,
+    auth_audiences: Option<Vec<String>>,
+    auth_admin_group: Option<String>,
+    allow_public_read: Option<bool>,
     github_repository: Option<String>,
     github_subjects: Option<Vec<String>>,
     oidc_thumbprint: Option<String>,
@@ -200,6 +217,10 @@ pub const KNOWN_KEYS: &[&str] = &[
     "alarm_throttles_threshold",
     "alarm_5xx_threshold",
     "alarm_sns_topic_arn",
+    "auth_issuer",
+    "auth_audiences",
+    "auth_admin_group",
+    "allow_public_read",
     "github_repository",
     "github_subjects",
     "oidc_thumbprint",
@@ -240,10 +261,11 @@ impl Settings {
             cors_allow_origins, tags, use_layer, memory_mb, timeout_s, architecture,
             log_retention_days, keep_versions, reserved_concurrency, throttle_rate_limit,
             throttle_burst_limit, alarm_errors_threshold, alarm_throttles_threshold,
-            alarm_5xx_threshold, github_subjects, oidc_thumbprint,
+            alarm_5xx_threshold, auth_audiences, auth_admin_group, allow_public_read,
+            github_subjects, oidc_thumbprint,
             state_bucket, lock_table, deploy_role_name, deploy_policy_name,
             plan_role_name, plan_policy_name;
-            stage_name, layer_zip_path, github_repository, alarm_sns_topic_arn);
+            stage_name, layer_zip_path, github_repository, alarm_sns_topic_arn, auth_issuer);
     }
 }
 
@@ -327,7 +349,10 @@ pub fn vars_layer(vars: &[String]) -> Result<SettingsLayer, ConfigError> {
         let parsed = toml::from_str::<toml::Table>(&format!("v = {raw}"))
             .ok()
             .and_then(|mut parsed| parsed.remove("v"));
-        let is_list = matches!(key, "cors_allow_origins" | "github_subjects");
+        let is_list = matches!(
+            key,
+            "cors_allow_origins" | "github_subjects" | "auth_audiences"
+        );
         let value = match parsed {
             Some(value) if !(is_list && value.is_str()) => value,
             _ if is_list => toml::Value::Array(

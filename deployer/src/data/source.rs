@@ -67,6 +67,26 @@ pub struct Page {
     pub next: Option<Position>,
 }
 
+impl Page {
+    /// A page DynamoDB answered (scan or query), its read capacity spent
+    /// from `budget` (waiting when it is used up).
+    async fn read(
+        items: &[Item],
+        consumed: Option<&aws_sdk_dynamodb::types::ConsumedCapacity>,
+        last_key: Option<&std::collections::HashMap<String, AttributeValue>>,
+        budget: &Budget,
+    ) -> Self {
+        let units = consumed
+            .and_then(aws_sdk_dynamodb::types::ConsumedCapacity::capacity_units)
+            .unwrap_or_else(|| estimated_units(items));
+        budget.spend(units).await;
+        Self {
+            items: items.iter().cloned().map(Ok).collect(),
+            next: position_of(last_key),
+        }
+    }
+}
+
 /// A read-capacity budget: reads wait so the source spends at most `per_second`
 /// read capacity units per second on average, gentle on a live table.
 #[derive(Debug)]
@@ -173,16 +193,13 @@ impl Origin {
                             &error,
                         )
                     })?;
-                let items = output.items().to_vec();
-                let units = output
-                    .consumed_capacity()
-                    .and_then(|capacity| capacity.capacity_units())
-                    .unwrap_or_else(|| estimated_units(&items));
-                budget.spend(units).await;
-                Ok(Page {
-                    items: items.into_iter().map(Ok).collect(),
-                    next: position_of(output.last_evaluated_key()),
-                })
+                Ok(Page::read(
+                    output.items(),
+                    output.consumed_capacity(),
+                    output.last_evaluated_key(),
+                    budget,
+                )
+                .await)
             }
             (Self::Table { client, name }, Lane::Table(table_id)) => {
                 let output = client
@@ -202,16 +219,13 @@ impl Origin {
                             &error,
                         )
                     })?;
-                let items = output.items().to_vec();
-                let units = output
-                    .consumed_capacity()
-                    .and_then(|capacity| capacity.capacity_units())
-                    .unwrap_or_else(|| estimated_units(&items));
-                budget.spend(units).await;
-                Ok(Page {
-                    items: items.into_iter().map(Ok).collect(),
-                    next: position_of(output.last_evaluated_key()),
-                })
+                Ok(Page::read(
+                    output.items(),
+                    output.consumed_capacity(),
+                    output.last_evaluated_key(),
+                    budget,
+                )
+                .await)
             }
             (Self::Lines { lines, .. }, Lane::Lines) => {
                 let from = match after {

@@ -30,6 +30,7 @@ crate::attributes! {
         Cors cors: Value,
         Integration integration: Value,
         Routes routes: Vec<String> => Rule::Set,
+        Authorizer authorizer: Value,
         Stage stage: Value,
         Tags tags: Tags,
         Endpoint endpoint: Option<String>,
@@ -131,6 +132,39 @@ pub async fn find_api(clients: &Clients, name: &str) -> Result<Option<FoundApi>,
     }))
 }
 
+/// Sign-in at API Gateway: a JWT authorizer `<api>-jwt` (identity source the
+/// `Authorization` header) that verifies a token's signature, issuer, audience
+/// and expiry before the function runs, attached to every writing route, and to
+/// the reading ones when reads are not public. `GET /health`, `GET
+/// /openapi.json` and `$default` stay open.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Auth {
+    pub issuer: String,
+    pub audiences: Vec<String>,
+    pub protect_reads: bool,
+}
+
+const IDENTITY_SOURCE: &str = "$request.header.Authorization";
+/// How a route behind the authorizer shows in the plan's `routes`.
+const JWT_SUFFIX: &str = " (JWT)";
+const OPEN_ROUTES: [&str; 3] = ["GET /health", "GET /openapi.json", CATCH_ALL_ROUTE_KEY];
+
+impl Auth {
+    /// Whether the route `key` (`METHOD /path`) is behind the authorizer.
+    pub fn protects(&self, key: &str) -> bool {
+        !OPEN_ROUTES.contains(&key) && (self.protect_reads || !key.starts_with("GET "))
+    }
+
+    fn value(&self) -> Value {
+        json!({
+            "type": "JWT",
+            "issuer": self.issuer,
+            "audiences": self.audiences,
+            "identity_source": IDENTITY_SOURCE
+        })
+    }
+}
+
 /// The stage's default route throttling: every route of the API shares it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Throttle {
@@ -213,6 +247,8 @@ pub struct HttpApi {
     pub stage: String,
     pub throttle: Throttle,
     pub access_log: AccessLog,
+    /// `None`: the API is open (no sign-in).
+    pub auth: Option<Auth>,
     pub cors_allow_origins: Vec<String>,
     /// API Gateway route keys, e.g. `GET /tables/{tableId}`.
     pub route_keys: Vec<String>,
@@ -344,7 +380,17 @@ impl HttpApi {
         }
     }
 
-    async fn ensure_routes(&self, api_id: &str, integration_id: &str) -> Result<(), EngineError> {
+    async fn ensure_routes(
+        &self,
+        api_id: &str,
+        integration_id: &str,
+        authorizer_id: Option<&str>,
+    ) -> Result<(), EngineError> {
+        use aws_sdk_apigatewayv2::types::AuthorizationType;
+        let authorization = |key: &str| match authorizer_id {
+            Some(id) if self.protects(key) => (AuthorizationType::Jwt, Some(id.to_owned())),
+            _ => (AuthorizationType::None, None),
+        };
         let apigateway = &self.clients.apigateway;
         let target = format!("integrations/{integration_id}");
         let existing = apigateway
@@ -366,17 +412,31 @@ impl HttpApi {
                     .map_err(|error| {
                         EngineError::sdk(self.doing(&format!("deleting route {key} of")), &error)
                     })?;
-            } else if route.target() != Some(target.as_str()) {
-                apigateway
-                    .update_route()
-                    .api_id(api_id)
-                    .route_id(id)
-                    .target(&target)
-                    .send()
-                    .await
-                    .map_err(|error| {
-                        EngineError::sdk(self.doing(&format!("retargeting route {key} of")), &error)
-                    })?;
+            } else {
+                let (kind, authorizer) = authorization(key);
+                let same_auth = route
+                    .authorization_type()
+                    .unwrap_or(&AuthorizationType::None)
+                    == &kind
+                    && (kind == AuthorizationType::None
+                        || route.authorizer_id() == authorizer.as_deref());
+                if route.target() != Some(target.as_str()) || !same_auth {
+                    apigateway
+                        .update_route()
+                        .api_id(api_id)
+                        .route_id(id)
+                        .target(&target)
+                        .authorization_type(kind)
+                        .set_authorizer_id(authorizer)
+                        .send()
+                        .await
+                        .map_err(|error| {
+                            EngineError::sdk(
+                                self.doing(&format!("updating route {key} of")),
+                                &error,
+                            )
+                        })?;
+                }
             }
         }
         for key in &self.route_keys {
@@ -385,11 +445,14 @@ impl HttpApi {
                 .iter()
                 .any(|route| route.route_key() == Some(key.as_str()))
             {
+                let (kind, authorizer) = authorization(key);
                 apigateway
                     .create_route()
                     .api_id(api_id)
                     .route_key(key)
                     .target(&target)
+                    .authorization_type(kind)
+                    .set_authorizer_id(authorizer)
                     .send()
                     .await
                     .map_err(|error| {
@@ -455,8 +518,121 @@ impl HttpApi {
 
     async fn converge_children(&self, api_id: &str) -> Result<(), EngineError> {
         let integration_id = self.ensure_integration(api_id).await?;
-        self.ensure_routes(api_id, &integration_id).await?;
+        // The authorizer exists before routes name it, and goes after none does.
+        let authorizer_id = self.ensure_authorizer(api_id).await?;
+        self.ensure_routes(api_id, &integration_id, authorizer_id.as_deref())
+            .await?;
+        if self.auth.is_none() {
+            self.remove_authorizer(api_id).await?;
+        }
         self.ensure_stage(api_id).await
+    }
+
+    fn protects(&self, key: &str) -> bool {
+        self.auth.as_ref().is_some_and(|auth| auth.protects(key))
+    }
+
+    fn shown_route(&self, key: &str, jwt: bool) -> String {
+        if jwt {
+            format!("{key}{JWT_SUFFIX}")
+        } else {
+            key.to_owned()
+        }
+    }
+
+    fn authorizer_name(&self) -> String {
+        format!("{}-jwt", self.name)
+    }
+
+    /// The API's JWT authorizer `<api>-jwt`: its id and what the plan compares.
+    async fn find_authorizer(&self, api_id: &str) -> Result<Option<(String, Value)>, EngineError> {
+        let found = self
+            .clients
+            .apigateway
+            .get_authorizers()
+            .api_id(api_id)
+            .send()
+            .await
+            .map_err(|error| EngineError::sdk(self.doing("reading the authorizers of"), &error))?;
+        let name = self.authorizer_name();
+        Ok(found
+            .items()
+            .iter()
+            .find(|authorizer| authorizer.name() == Some(name.as_str()))
+            .map(|authorizer| {
+                let jwt = authorizer.jwt_configuration();
+                (
+                    authorizer.authorizer_id().unwrap_or_default().to_owned(),
+                    json!({
+                        "type": authorizer.authorizer_type().map(|kind| kind.as_str()),
+                        "issuer": jwt.and_then(|jwt| jwt.issuer()),
+                        "audiences": jwt.map(|jwt| jwt.audience()),
+                        "identity_source": authorizer.identity_source().first()
+                    }),
+                )
+            }))
+    }
+
+    /// Create or update the authorizer when sign-in is wanted; its id.
+    async fn ensure_authorizer(&self, api_id: &str) -> Result<Option<String>, EngineError> {
+        let Some(auth) = &self.auth else {
+            return Ok(None);
+        };
+        let apigateway = &self.clients.apigateway;
+        let jwt = aws_sdk_apigatewayv2::types::JwtConfiguration::builder()
+            .issuer(&auth.issuer)
+            .set_audience(Some(auth.audiences.clone()))
+            .build();
+        match self.find_authorizer(api_id).await? {
+            Some((id, current)) if current == auth.value() => Ok(Some(id)),
+            Some((id, _)) => {
+                apigateway
+                    .update_authorizer()
+                    .api_id(api_id)
+                    .authorizer_id(&id)
+                    .authorizer_type(aws_sdk_apigatewayv2::types::AuthorizerType::Jwt)
+                    .identity_source(IDENTITY_SOURCE)
+                    .jwt_configuration(jwt)
+                    .send()
+                    .await
+                    .map_err(|error| {
+                        EngineError::sdk(self.doing("updating the JWT authorizer of"), &error)
+                    })?;
+                Ok(Some(id))
+            }
+            None => {
+                let created = apigateway
+                    .create_authorizer()
+                    .api_id(api_id)
+                    .name(self.authorizer_name())
+                    .authorizer_type(aws_sdk_apigatewayv2::types::AuthorizerType::Jwt)
+                    .identity_source(IDENTITY_SOURCE)
+                    .jwt_configuration(jwt)
+                    .send()
+                    .await
+                    .map_err(|error| {
+                        EngineError::sdk(self.doing("creating the JWT authorizer of"), &error)
+                    })?;
+                Ok(Some(created.authorizer_id().unwrap_or_default().to_owned()))
+            }
+        }
+    }
+
+    /// Delete the authorizer once sign-in is no longer wanted.
+    async fn remove_authorizer(&self, api_id: &str) -> Result<(), EngineError> {
+        if let Some((id, _)) = self.find_authorizer(api_id).await? {
+            self.clients
+                .apigateway
+                .delete_authorizer()
+                .api_id(api_id)
+                .authorizer_id(&id)
+                .send()
+                .await
+                .map_err(|error| {
+                    EngineError::sdk(self.doing("deleting the JWT authorizer of"), &error)
+                })?;
+        }
+        Ok(())
     }
 
     fn api_arn(&self, api_id: &str) -> String {
@@ -540,7 +716,11 @@ impl Taggable for ApiTags<'_> {
 #[async_trait::async_trait]
 impl Resource for HttpApi {
     fn desired(&self) -> DesiredResource {
-        let mut routes = self.route_keys.clone();
+        let mut routes: Vec<String> = self
+            .route_keys
+            .iter()
+            .map(|key| self.shown_route(key, self.protects(key)))
+            .collect();
         routes.sort();
         DesiredResource::new(
             ADDRESS,
@@ -551,6 +731,7 @@ impl Resource for HttpApi {
                 cors: self.cors_value(),
                 integration: self.integration_value(),
                 routes,
+                authorizer: self.auth.as_ref().map_or(Value::Null, Auth::value),
                 stage: self.desired_stage(),
                 tags: self.tags.clone(),
                 endpoint: None,
@@ -592,9 +773,17 @@ impl Resource for HttpApi {
         let mut route_keys: Vec<String> = routes
             .items()
             .iter()
-            .filter_map(|r| r.route_key().map(str::to_owned))
+            .filter_map(|route| {
+                let jwt = route.authorization_type()
+                    == Some(&aws_sdk_apigatewayv2::types::AuthorizationType::Jwt);
+                route.route_key().map(|key| self.shown_route(key, jwt))
+            })
             .collect();
         route_keys.sort();
+        let authorizer = self
+            .find_authorizer(&found.id)
+            .await?
+            .map_or(Value::Null, |(_, value)| value);
         let stages = apigateway
             .get_stages()
             .api_id(&found.id)
@@ -618,6 +807,7 @@ impl Resource for HttpApi {
                 cors,
                 integration,
                 routes: route_keys,
+                authorizer,
                 stage,
                 tags,
                 endpoint: Some(found.endpoint),
@@ -679,6 +869,7 @@ impl Resource for HttpApi {
                 }
                 HttpApiAttribute::Integration
                 | HttpApiAttribute::Routes
+                | HttpApiAttribute::Authorizer
                 | HttpApiAttribute::Stage => {
                     children = true;
                 }
@@ -706,7 +897,28 @@ impl Resource for HttpApi {
 mod tests {
     use serde_json::json;
 
-    use super::{is_managed, takeover_hint};
+    use super::{Auth, is_managed, takeover_hint};
+
+    #[test]
+    fn the_authorizer_guards_writes_and_reads_only_when_asked() {
+        let auth = Auth {
+            issuer: "https://issuer.example".into(),
+            audiences: vec!["app".into()],
+            protect_reads: false,
+        };
+        assert!(auth.protects("PUT /tables/{tableId}/users/{username}"));
+        assert!(auth.protects("POST /tables"));
+        assert!(!auth.protects("GET /tables"));
+        for open in ["GET /health", "GET /openapi.json", "$default"] {
+            assert!(!auth.protects(open), "{open}");
+        }
+        let closed = Auth {
+            protect_reads: true,
+            ..auth
+        };
+        assert!(closed.protects("GET /tables"));
+        assert!(!closed.protects("GET /health"));
+    }
 
     #[test]
     fn only_the_deployers_tag_marks_an_api_as_managed() {

@@ -531,7 +531,8 @@ pub fn deploy_policy(settings: &Settings, clients: &Clients) -> Value {
                 "Resource": [
                     format!("{apis}/*/integrations"),
                     format!("{apis}/*/routes"),
-                    format!("{apis}/*/stages")
+                    format!("{apis}/*/stages"),
+                    format!("{apis}/*/authorizers")
                 ],
                 "Condition": {"StringEqualsIfExists": {"aws:ResourceTag/managed-by": "deployer"}}
             },
@@ -542,7 +543,8 @@ pub fn deploy_policy(settings: &Settings, clients: &Clients) -> Value {
                 "Resource": [
                     format!("{apis}/*/integrations/*"),
                     format!("{apis}/*/routes/*"),
-                    format!("{apis}/*/stages/*")
+                    format!("{apis}/*/stages/*"),
+                    format!("{apis}/*/authorizers/*")
                 ],
                 "Condition": {"StringEqualsIfExists": {"aws:ResourceTag/managed-by": "deployer"}}
             },
@@ -550,7 +552,7 @@ pub fn deploy_policy(settings: &Settings, clients: &Clients) -> Value {
                 "Sid": "HttpApiRoutesDelete",
                 "Effect": "Allow",
                 "Action": "apigateway:DELETE",
-                "Resource": format!("{apis}/*/routes/*"),
+                "Resource": [format!("{apis}/*/routes/*"), format!("{apis}/*/authorizers/*")],
                 "Condition": {"StringEqualsIfExists": {"aws:ResourceTag/managed-by": "deployer"}}
             },
             {

@@ -114,7 +114,30 @@ pub fn function_environment(
             settings.allow_table_delete.to_string(),
         ),
     ]
-    .into()
+    .into_iter()
+    // Sign-in: the function applies the owner rules to the claims API
+    // Gateway's authorizer verified (function/src/api/access.rs).
+    .chain(
+        settings
+            .auth_issuer
+            .is_some()
+            .then(|| {
+                [
+                    ("AUTH_ENABLED".to_owned(), "true".to_owned()),
+                    (
+                        "AUTH_ADMIN_GROUP".to_owned(),
+                        settings.auth_admin_group.clone(),
+                    ),
+                    (
+                        "ALLOW_PUBLIC_READ".to_owned(),
+                        settings.allow_public_read.to_string(),
+                    ),
+                ]
+            })
+            .into_iter()
+            .flatten(),
+    )
+    .collect()
 }
 
 /// What the stack needs beyond the settings: the packages to deploy and what
@@ -291,6 +314,11 @@ pub fn resources(
         access_log: http_api::AccessLog {
             destination_arn: access_log_arn,
         },
+        auth: settings.auth_issuer.as_ref().map(|issuer| http_api::Auth {
+            issuer: issuer.clone(),
+            audiences: settings.auth_audiences.clone(),
+            protect_reads: !settings.allow_public_read,
+        }),
         cors_allow_origins: settings.cors_allow_origins.clone(),
         route_keys: http_api::route_keys(ROUTES),
         tags: tags.clone(),
