@@ -615,3 +615,215 @@ async fn a_broken_release_is_refused_while_the_old_one_serves_and_rollback_moves
     assert!(text(&again).contains("No changes."), "{}", text(&again));
     assert_eq!(served(&cloud, &base).await, (200, "1".to_owned()));
 }
+
+/// `emulator/identity_provider.py`: a local OIDC issuer that signs tokens, for
+/// as long as the test holds it (it exits when its standard input closes).
+struct IdentityProvider {
+    child: std::process::Child,
+    issuer: String,
+}
+
+impl IdentityProvider {
+    fn start() -> Self {
+        use std::io::BufRead;
+        let root = emulator::workspace_root();
+        let python = root.join(".venv/bin/python");
+        assert!(
+            python.is_file(),
+            "{} is missing: run scripts/setup-emulator",
+            python.display()
+        );
+        let mut child = std::process::Command::new(python)
+            .arg(root.join("emulator/identity_provider.py"))
+            .args(["--port", "0", "--exit-with-stdin"])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("start the identity provider");
+        let mut line = String::new();
+        std::io::BufReader::new(child.stdout.take().expect("stdout"))
+            .read_line(&mut line)
+            .expect("READY line");
+        let issuer = line
+            .trim()
+            .strip_prefix("READY ")
+            .unwrap_or_else(|| panic!("not a READY line: {line:?}"))
+            .to_owned();
+        Self { child, issuer }
+    }
+
+    async fn token(&self, claims: Value, audience: &str, expires_in: i64, forged: bool) -> String {
+        let answer: Value = reqwest::Client::new()
+            .post(format!("{}/token", self.issuer))
+            .body(
+                json!({"claims": claims, "audience": audience, "expires_in": expires_in, "forged": forged})
+                    .to_string(),
+            )
+            .send()
+            .await
+            .expect("token")
+            .json()
+            .await
+            .expect("token JSON");
+        answer["token"].as_str().expect("a token").to_owned()
+    }
+}
+
+impl Drop for IdentityProvider {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[tokio::test]
+async fn sign_in_through_api_gateway_verifies_tokens_and_the_function_applies_the_owner_rules() {
+    let idp = IdentityProvider::start();
+    let cloud = Cloud::new().await;
+    let issuer = format!("auth_issuer={}", idp.issuer);
+    assert_exit(
+        &cloud.apply_dev(&["--var", &issuer, "--var", "auth_audiences=playground-app"]),
+        0,
+    );
+    let api_id = cloud.api_id().await.expect("the HTTP API");
+    let base = emulator::execute_api_url(cloud.emulator.endpoint(), &api_id, "dev");
+    let person = |sub: &str, name: &str, groups: Value| json!({"sub": sub, "cognito:username": name, "email": format!("{name}@example.org"), "cognito:groups": groups});
+    let teacher = idp
+        .token(
+            person("sub-teacher", "teacher", json!(["teachers"])),
+            "playground-app",
+            3600,
+            false,
+        )
+        .await;
+    let ana = idp
+        .token(
+            person("sub-ana", "ana", json!([])),
+            "playground-app",
+            3600,
+            false,
+        )
+        .await;
+    let bo = idp
+        .token(
+            person("sub-bo", "bo", json!([])),
+            "playground-app",
+            3600,
+            false,
+        )
+        .await;
+    let forged = idp
+        .token(
+            person("sub-teacher", "teacher", json!(["admin"])),
+            "playground-app",
+            3600,
+            true,
+        )
+        .await;
+    let elsewhere = idp
+        .token(
+            person("sub-teacher", "teacher", json!([])),
+            "another-app",
+            3600,
+            false,
+        )
+        .await;
+    let expired = idp
+        .token(
+            person("sub-teacher", "teacher", json!([])),
+            "playground-app",
+            -60,
+            false,
+        )
+        .await;
+    let bearer = |token: &str| format!("Bearer {token}");
+    let create = Some(r#"{"tableId":"class-1"}"#);
+
+    // Refused by API Gateway itself: its {"message"} answer, not the function's
+    // {"error"}, so the function never ran.
+    for (what, authorization) in [
+        ("no token", None),
+        ("a forged signature", Some(bearer(&forged))),
+        ("a wrong audience", Some(bearer(&elsewhere))),
+        ("an expired token", Some(bearer(&expired))),
+    ] {
+        let headers: Vec<(&str, &str)> = authorization
+            .as_deref()
+            .map(|value| vec![("authorization", value)])
+            .unwrap_or_default();
+        let (status, _, body) = cloud.call(&base, "POST", "/tables", create, &headers).await;
+        assert_eq!(status, 401, "{what}: {body}");
+        assert!(
+            body.get("error").is_none() && body.get("message").is_some(),
+            "{what}: {body}"
+        );
+    }
+
+    // A valid token: the teacher creates and owns the table.
+    let (status, _, body) = cloud
+        .call(
+            &base,
+            "POST",
+            "/tables",
+            create,
+            &[("authorization", &bearer(&teacher))],
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    // Reads stay public.
+    let (status, _, _) = cloud.call(&base, "GET", "/tables/class-1", None, &[]).await;
+    assert_eq!(status, 200);
+    // Scores: ana writes her own; bo may not write hers (the function's 403).
+    let scores = Some(r#"{"submissionCount": 4, "totalCount": 5}"#);
+    let (status, _, body) = cloud
+        .call(
+            &base,
+            "PUT",
+            "/tables/class-1/users/ana",
+            scores,
+            &[("authorization", &bearer(&ana))],
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let (status, _, body) = cloud
+        .call(
+            &base,
+            "PUT",
+            "/tables/class-1/users/ana",
+            scores,
+            &[("authorization", &bearer(&bo))],
+        )
+        .await;
+    assert_eq!(status, 403, "{body}");
+    assert!(
+        body["error"]
+            .as_str()
+            .is_some_and(|error| error.contains("signed in as bo")),
+        "{body}"
+    );
+    // Table changes: not bo, the teacher yes.
+    let rename = Some(r#"{"displayName": "Renamed"}"#);
+    let (status, _, _) = cloud
+        .call(
+            &base,
+            "PATCH",
+            "/tables/class-1",
+            rename,
+            &[("authorization", &bearer(&bo))],
+        )
+        .await;
+    assert_eq!(status, 403);
+    let (status, _, body) = cloud
+        .call(
+            &base,
+            "PATCH",
+            "/tables/class-1",
+            rename,
+            &[("authorization", &bearer(&teacher))],
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let (_, _, table) = cloud.call(&base, "GET", "/tables/class-1", None, &[]).await;
+    assert_eq!(table["displayName"], "Renamed");
+    assert_eq!(table["userCount"], 1);
+}
