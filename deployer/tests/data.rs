@@ -24,7 +24,7 @@ use support::{assert_exit, text};
 
 const LEGACY: &str = "PlaygroundScores";
 /// Users per class of the legacy table.
-const CLASSES: [(&str, usize); 3] = [("class-a", 900), ("class-b", 600), ("class-c", 400)];
+const CLASSES: [(&str, usize); 3] = [("class-a", 1000), ("class-b", 700), ("class-c", 400)];
 
 struct Account {
     emulator: Emulator,
@@ -342,11 +342,11 @@ async fn one_class_then_all_keeping_newer_items_recounting_and_verifying() {
     let one = account.migrate("dev", &["--tables", "class-a", "--json"]);
     assert_exit(&one, 0);
     let one = summary(&one);
-    assert_eq!(one["counts"]["copied"], 901, "{one}");
+    assert_eq!(one["counts"]["copied"], 1001, "{one}");
     assert_eq!(one["counts"]["refused"], 0);
     assert_eq!(one["recounted"], 1, "class-a's userCount was 5: {one}");
     assert_eq!(one["tables"][0]["table_id"], "class-a");
-    assert_eq!(one["tables"][0]["user_count"], 900);
+    assert_eq!(one["tables"][0]["user_count"], 1000);
     assert_eq!(one["tables"][0]["differences"], serde_json::json!([]));
     assert_eq!(
         one["tables"][0]["source_checksum"],
@@ -360,20 +360,20 @@ async fn one_class_then_all_keeping_newer_items_recounting_and_verifying() {
     assert_eq!(account.mutating_requests(), Vec::<String>::new());
     let dry = summary(&dry);
     // class-a as migrated and class-b's table (the same but for userCount).
-    assert_eq!(dry["counts"]["unchanged"], 901 + 1, "{dry}");
+    assert_eq!(dry["counts"]["unchanged"], 1001 + 1, "{dry}");
     assert_eq!(dry["counts"]["kept_newer"], 10, "{dry}");
     assert_eq!(dry["counts"]["replaced"], 10, "{dry}");
-    assert_eq!(dry["counts"]["copied"], 580 + 401, "{dry}");
+    assert_eq!(dry["counts"]["copied"], 680 + 401, "{dry}");
 
     // All of them.
     let all = account.migrate("dev", &["--all", "--json", "--parallel", "3"]);
     assert_exit(&all, 0);
     let all = summary(&all);
-    assert_eq!(all["counts"]["read"], 1 + 900 + 1 + 600 + 1 + 400, "{all}");
+    assert_eq!(all["counts"]["read"], 1 + 1000 + 1 + 700 + 1 + 400, "{all}");
     assert_eq!(all["counts"]["kept_newer"], 10);
     assert_eq!(all["counts"]["replaced"], 10);
-    assert_eq!(all["counts"]["copied"], 580 + 401);
-    assert_eq!(all["counts"]["unchanged"], 902);
+    assert_eq!(all["counts"]["copied"], 680 + 401);
+    assert_eq!(all["counts"]["unchanged"], 1002);
     assert_eq!(all["recounted"], 1, "class-b's userCount was 25: {all}");
     let checks = all["tables"].as_array().expect("tables");
     assert_eq!(checks.len(), 3, "{all}");
@@ -385,8 +385,8 @@ async fn one_class_then_all_keeping_newer_items_recounting_and_verifying() {
         .find(|check| check["table_id"] == "class-b")
         .expect("class-b");
     assert_eq!(b["newer_in_target"], 10);
-    assert_eq!(b["target_users"], 605);
-    assert_eq!(b["user_count"], 605);
+    assert_eq!(b["target_users"], 705);
+    assert_eq!(b["user_count"], 705);
 
     // Through the API: every class, newest first, exact counts, leaderboards
     // in contract order; the newer users kept, the older ones replaced.
@@ -397,7 +397,7 @@ async fn one_class_then_all_keeping_newer_items_recounting_and_verifying() {
         .filter_map(|t| t["tableId"].as_str())
         .collect();
     assert_eq!(ids, ["class-c", "class-b", "class-a"]);
-    for (id, users) in [("class-a", 900), ("class-b", 605), ("class-c", 400)] {
+    for (id, users) in [("class-a", 1000), ("class-b", 705), ("class-c", 400)] {
         let (one, leaderboard) = &each[id];
         assert_eq!(one["userCount"], users, "{id}");
         assert_eq!(leaderboard.len(), users, "{id}");
@@ -424,7 +424,7 @@ async fn one_class_then_all_keeping_newer_items_recounting_and_verifying() {
     assert_eq!(account.mutating_requests(), Vec::<String>::new());
     assert_eq!(
         summary(&again)["counts"]["unchanged"],
-        1 + 900 + 1 + 600 + 1 + 400 - 10
+        1 + 1000 + 1 + 700 + 1 + 400 - 10
     );
 
     // The text summary names every table and says it verified.
@@ -523,13 +523,13 @@ async fn ctrl_c_stops_a_migration_releasing_its_lock_and_the_rerun_resumes() {
     assert_exit(&stopped, 1);
     assert!(text(&stopped).contains("interrupted"), "{}", text(&stopped));
     assert!(
-        account.items(&table).await.len() < 1903,
+        account.items(&table).await.len() < 2103,
         "stopped before the end"
     );
     let resumed = account.migrate("stage", &["--all", "--parallel", "2", "--json"]);
     assert_exit(&resumed, 0);
     assert_eq!(summary(&resumed)["resumed"], true);
-    assert_eq!(account.items(&table).await.len(), 1903);
+    assert_eq!(account.items(&table).await.len(), 2103);
 }
 
 #[tokio::test]
@@ -555,7 +555,7 @@ async fn a_migration_killed_half_way_resumes_to_the_same_result() {
     emulator::clear_faults(account.emulator.endpoint());
     let written_before = account.items(&killed).await.len();
     assert!(
-        written_before > 0 && written_before < 1903,
+        written_before > 0 && written_before < 2103,
         "stopped half-way: {written_before} items ({printed:?})"
     );
 
@@ -621,7 +621,7 @@ async fn under_ten_percent_throttling_a_migration_still_finishes_exactly() {
         "throttling was injected: {injected:?}"
     );
     let throttled_items = account.items(&throttled).await;
-    assert_eq!(throttled_items.len(), 1903);
+    assert_eq!(throttled_items.len(), 2103);
     assert_eq!(throttled_items, account.items(&calm).await);
 }
 
@@ -637,7 +637,7 @@ async fn an_export_imported_into_another_environment_lists_the_same() {
     let lines = String::from_utf8(exported.stdout).expect("UTF-8");
     assert_eq!(
         lines.lines().count(),
-        1903,
+        2103,
         "3 tables and their users, no counters"
     );
     let first: Value = serde_json::from_str(lines.lines().next().expect("a line")).expect("JSON");
@@ -651,7 +651,7 @@ async fn an_export_imported_into_another_environment_lists_the_same() {
     let imported = account.deployer(&["import", "--env", "copy", "dev.jsonl", "--json"]);
     assert_exit(&imported, 0);
     let imported = summary(&imported);
-    assert_eq!(imported["counts"]["copied"], 1903, "{imported}");
+    assert_eq!(imported["counts"]["copied"], 2103, "{imported}");
     for check in imported["tables"].as_array().expect("tables") {
         assert_eq!(check["differences"], serde_json::json!([]), "{check}");
     }
