@@ -55,12 +55,21 @@ impl S3Store {
         environment: &str,
         name: &str,
     ) -> Result<Option<Vec<u8>>, StateError> {
-        let location = self.location_beside(environment, name);
+        let action = format!("reading {}", self.location_beside(environment, name));
+        Ok(self
+            .get(&beside_key(environment, name), &action)
+            .await?
+            .map(|(bytes, _)| bytes))
+    }
+
+    /// The object at `key` and its ETag; `None` when there is none. `action`
+    /// says what the read was for, in any error.
+    async fn get(&self, key: &str, action: &str) -> Result<Option<(Vec<u8>, String)>, StateError> {
         let output = match self
             .client
             .get_object()
             .bucket(&self.bucket)
-            .key(beside_key(environment, name))
+            .key(key)
             .send()
             .await
         {
@@ -72,18 +81,19 @@ impl S3Store {
             {
                 return Ok(None);
             }
-            Err(error) => return Err(StateError::aws(format!("reading {location}"), &error)),
+            Err(error) => return Err(StateError::aws(action, &error)),
         };
+        let etag = output.e_tag().unwrap_or_default().to_owned();
         let bytes = output
             .body
             .collect()
             .await
             .map_err(|error| StateError::Aws {
-                action: format!("reading {location}"),
+                action: action.to_owned(),
                 detail: crate::sdk_error::causes(&error),
             })?
             .into_bytes();
-        Ok(Some(bytes.to_vec()))
+        Ok(Some((bytes.to_vec(), etag)))
     }
 
     pub(crate) async fn write_beside(
@@ -136,34 +146,15 @@ impl S3Store {
         environment: &str,
     ) -> Result<Option<(StateDocument, String)>, StateError> {
         let location = self.location(environment);
-        let output = match self
-            .client
-            .get_object()
-            .bucket(&self.bucket)
-            .key(state_key(environment))
-            .send()
-            .await
-        {
-            Ok(output) => output,
-            Err(error)
-                if error
-                    .as_service_error()
-                    .is_some_and(|service| service.is_no_such_key()) =>
-            {
-                return Ok(None);
-            }
-            Err(error) => return Err(StateError::aws(format!("reading state {location}"), &error)),
+        let Some((bytes, etag)) = self
+            .get(
+                &state_key(environment),
+                &format!("reading state {location}"),
+            )
+            .await?
+        else {
+            return Ok(None);
         };
-        let etag = output.e_tag().unwrap_or_default().to_owned();
-        let bytes = output
-            .body
-            .collect()
-            .await
-            .map_err(|error| StateError::Aws {
-                action: format!("reading state {location}"),
-                detail: crate::sdk_error::causes(&error),
-            })?
-            .into_bytes();
         Ok(Some((StateDocument::from_json(&bytes, &location)?, etag)))
     }
 

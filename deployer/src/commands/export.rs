@@ -11,7 +11,7 @@ use aws_sdk_dynamodb::types::AttributeValue;
 
 use super::Outcome;
 use crate::config::{Config, validate_environment};
-use crate::data::shape::{Item, Kind, count, key_of, kind_of};
+use crate::data::shape::{Item, Kind, key_of, kind_of, reported_user_count};
 use crate::data::source::query_partition;
 use crate::data::target::Target;
 use crate::error::CliError;
@@ -66,11 +66,7 @@ async fn all_tables(
 
 /// One table's lines: its metadata with the reported `userCount`, then its users.
 fn lines_of(items: Vec<Item>) -> Result<Vec<String>, CliError> {
-    let user_count: u64 = items
-        .iter()
-        .filter(|item| key_of(item).is_ok_and(|(_, username)| kind_of(username) != Kind::User))
-        .map(|item| count(item, schema::USER_COUNT).unwrap_or(0))
-        .sum();
+    let user_count = reported_user_count(&items).unwrap_or(0);
     let mut metadata = Vec::new();
     let mut users = Vec::new();
     for mut item in items {

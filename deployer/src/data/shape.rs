@@ -90,6 +90,25 @@ pub fn count(item: &Item, attribute: &str) -> Result<u64, ShapeError> {
     })
 }
 
+/// The `userCount` the API reports for a table, from its items (a user is
+/// not counted, so all of a table's items may be given): its metadata's base
+/// plus every counter; `None` without a metadata item.
+pub fn reported_user_count(items: &[Item]) -> Option<u64> {
+    let kinds = || {
+        items.iter().filter_map(|item| {
+            key_of(item)
+                .ok()
+                .map(|(_, username)| (kind_of(username), item))
+        })
+    };
+    kinds().any(|(kind, _)| kind == Kind::Metadata).then(|| {
+        kinds()
+            .filter(|(kind, _)| *kind != Kind::User)
+            .map(|(_, item)| count(item, schema::USER_COUNT).unwrap_or(0))
+            .sum()
+    })
+}
+
 /// When the item was last written: a user's `lastUpdated`, a table's
 /// `updatedAt` (else `createdAt`). RFC 3339, with or without a zone (legacy
 /// writers left it out; it is UTC). `None` when absent or unreadable: older

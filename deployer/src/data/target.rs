@@ -247,17 +247,9 @@ impl Target {
     /// The `userCount` the API reports for `table_id`: the metadata's base plus
     /// every counter; `None` without a metadata item.
     pub async fn user_count(&self, table_id: &str) -> Result<Option<u64>, DataError> {
-        let items = self.count_items(table_id).await?;
-        let total = |items: &[Item]| {
-            items
-                .iter()
-                .map(|item| super::shape::count(item, schema::USER_COUNT).unwrap_or(0))
-                .sum::<u64>()
-        };
-        let has_table = items.iter().any(|item| {
-            key_of(item).is_ok_and(|(_, username)| kind_of(username) == Kind::Metadata)
-        });
-        Ok(has_table.then(|| total(&items)))
+        Ok(super::shape::reported_user_count(
+            &self.count_items(table_id).await?,
+        ))
     }
 
     /// Set `table_id`'s `userCount` to its users: the metadata's base to the
@@ -267,15 +259,9 @@ impl Target {
         for _ in 0..MAX_WRITE_ATTEMPTS {
             let items = self.count_items(table_id).await?;
             let users = self.count_users(table_id).await?;
-            if !items.iter().any(|item| {
-                key_of(item).is_ok_and(|(_, username)| kind_of(username) == Kind::Metadata)
-            }) {
+            let Some(counted) = super::shape::reported_user_count(&items) else {
                 return Ok(Recount::NoTable(users));
-            }
-            let counted: u64 = items
-                .iter()
-                .map(|item| super::shape::count(item, schema::USER_COUNT).unwrap_or(0))
-                .sum();
+            };
             if counted == users {
                 return Ok(Recount::Right(users));
             }
