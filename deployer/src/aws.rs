@@ -123,6 +123,7 @@ client!(cloudwatch, aws_sdk_cloudwatch);
 client!(lambda, aws_sdk_lambda);
 client!(apigateway, aws_sdk_apigatewayv2);
 client!(sts, aws_sdk_sts);
+client!(cognito, aws_sdk_cognitoidentityprovider);
 
 /// An S3 client; path-style addressing when a custom endpoint is set (emulators,
 /// VPC endpoints), virtual-hosted otherwise.

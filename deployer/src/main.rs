@@ -59,6 +59,7 @@ async fn run(cli: Cli) -> Result<Outcome, CliError> {
                 let options = DestroyEnvironmentOptions {
                     auto_approve: args.auto_approve,
                     skip_final_backup: args.skip_final_backup,
+                    delete_user_accounts: args.delete_user_accounts,
                     lock_timeout: args.lock_timeout,
                 };
                 commands::destroy::environment(&config, &aws, &backend, environment, options).await

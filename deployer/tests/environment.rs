@@ -2191,6 +2191,7 @@ fn iam_action(service: &str, operation: &str) -> Option<String> {
         "Lambda" => format!("lambda:{operation}"),
         "CloudWatch Logs" => format!("logs:{operation}"),
         "CloudWatch" => format!("cloudwatch:{operation}"),
+        "Cognito Identity Provider" => format!("cognito-idp:{operation}"),
         // API Gateway's IAM actions are the HTTP methods of its REST API.
         "ApiGatewayV2" => {
             let method = match operation {
@@ -2332,6 +2333,7 @@ async fn the_deploy_role_may_make_every_call_of_an_environments_life() {
             "--var",
             "log_retention_days=30",
         ],
+        &SIGN_IN_BY_OWN_POOL,
     ]
     .concat()));
     calls.extend(run(&["output", "--env", "dev"]));
@@ -2339,7 +2341,17 @@ async fn the_deploy_role_may_make_every_call_of_an_environments_life() {
     calls.extend(run(&["rollback", "--env", "dev"]));
     calls.extend(run(&["logs", "--env", "dev", "--since", "1h"]));
     calls.extend(run(&["state", "history", "--env", "dev"]));
-    calls.extend(run(&["destroy", "--env", "dev", "--auto-approve"]));
+    calls.extend(run(&[
+        &["destroy", "--env", "dev", "--auto-approve"][..],
+        &SIGN_IN_BY_OWN_POOL,
+    ]
+    .concat()));
+    assert!(
+        calls
+            .iter()
+            .any(|(_, operation)| operation == "DeleteUserPool"),
+        "the user pool's life is in the call log: {calls:?}"
+    );
     assert!(calls.len() > 50, "the call log works: {calls:?}");
 
     account.assert_deploy_policy_allows(&calls).await;
@@ -2353,6 +2365,14 @@ impl Account {
         assert_policy_allows(&document, calls, "the deploy policy");
     }
 }
+
+/// The settings of sign-in by the environment's own user pool.
+const SIGN_IN_BY_OWN_POOL: [&str; 4] = [
+    "--var",
+    "auth_create_user_pool=true",
+    "--var",
+    "auth_callback_urls=https://app.example/cb",
+];
 
 /// Every call in `calls` is allowed by the policy `document` (`what` names it).
 fn assert_policy_allows(document: &Value, calls: &[(String, String)], what: &str) {
@@ -2414,12 +2434,19 @@ async fn the_plan_role_may_make_every_call_of_a_plan_and_only_reads() {
                     "fn.zip",
                 ][..],
                 &layer,
+                &SIGN_IN_BY_OWN_POOL,
             ]
             .concat(),
         ),
         0,
     );
-    calls.extend(plan(&layer));
+    calls.extend(plan(&[&layer[..], &SIGN_IN_BY_OWN_POOL].concat()));
+    assert!(
+        calls
+            .iter()
+            .any(|(_, operation)| operation == "DescribeUserPoolClient"),
+        "the user pool is planned: {calls:?}"
+    );
     assert!(calls.len() > 20, "the call log works: {calls:?}");
 
     let document =
@@ -3586,4 +3613,301 @@ async fn sign_in_puts_a_jwt_authorizer_on_the_writing_routes_and_takes_it_off_ag
         "{}",
         text(&lonely)
     );
+}
+
+/// `auth_create_user_pool`: the environment's own Cognito user pool, with its
+/// app client (the authorizer's audience), admin group and sign-in domain.
+/// Created and read back, a rerun changes nothing, drift is repaired over what
+/// was set by hand, and destroy keeps a pool with accounts until told.
+#[tokio::test]
+async fn the_environments_own_user_pool_is_the_issuer_and_outlives_a_destroy_while_it_has_accounts()
+{
+    use aws_sdk_cognitoidentityprovider::types::{
+        DeletionProtectionType, PreventUserExistenceErrorTypes,
+    };
+    let account = Account::new().await;
+    let pool_vars = [
+        "--var",
+        "auth_create_user_pool=true",
+        "--var",
+        "auth_callback_urls=https://app.example/cb,http://localhost:8888/cb",
+        "--var",
+        "auth_logout_urls=https://app.example/",
+    ];
+    let with_pool = |args: &[&str]| account.deployer(&[args, &pool_vars[..]].concat());
+    let apply = || {
+        with_pool(&[
+            "apply",
+            "--env",
+            "dev",
+            "--auto-approve",
+            "--artifact",
+            "fn.zip",
+        ])
+    };
+    let cognito = aws_sdk_cognitoidentityprovider::Client::new(&account.config);
+    let pool_id = || async {
+        let pools = cognito
+            .list_user_pools()
+            .max_results(60)
+            .send()
+            .await
+            .expect("pools");
+        pools
+            .user_pools()
+            .iter()
+            .find(|pool| pool.name() == Some("aimodelshare-playground-dev-users"))
+            .and_then(|pool| pool.id().map(str::to_owned))
+    };
+
+    let plan = with_pool(&["plan", "--env", "dev", "--artifact", "fn.zip"]);
+    let shown = text(&plan);
+    assert_exit(&plan, 0);
+    assert!(shown.contains("+ cognito_user_pool.sign_in"), "{shown}");
+    assert!(shown.contains("13 to add"), "{shown}");
+    assert!(
+        shown.contains("the environment's own user pool aimodelshare-playground-dev-users"),
+        "{shown}"
+    );
+    assert_exit(&apply(), 0);
+
+    // Read back: the pool, its client, group and domain.
+    let id = pool_id().await.expect("the pool exists");
+    let pool = cognito
+        .describe_user_pool()
+        .user_pool_id(&id)
+        .send()
+        .await
+        .expect("pool")
+        .user_pool
+        .expect("described");
+    assert_eq!(
+        pool.deletion_protection(),
+        Some(&DeletionProtectionType::Active)
+    );
+    assert!(
+        pool.admin_create_user_config()
+            .is_some_and(|config| config.allow_admin_create_user_only()),
+        "only admins create accounts"
+    );
+    let password = pool
+        .policies()
+        .and_then(|policies| policies.password_policy())
+        .expect("password policy");
+    assert_eq!(password.minimum_length(), Some(12));
+    assert_eq!(
+        pool.user_pool_tags()
+            .and_then(|tags| tags.get("managed-by"))
+            .map(String::as_str),
+        Some("deployer")
+    );
+    assert_eq!(pool.domain(), Some("aimodelshare-playground-dev"));
+    let clients = cognito
+        .list_user_pool_clients()
+        .user_pool_id(&id)
+        .send()
+        .await
+        .expect("clients");
+    let [listed] = clients.user_pool_clients() else {
+        panic!("one client: {clients:?}");
+    };
+    let client_id = listed.client_id().expect("client id").to_owned();
+    let client = cognito
+        .describe_user_pool_client()
+        .user_pool_id(&id)
+        .client_id(&client_id)
+        .send()
+        .await
+        .expect("client")
+        .user_pool_client
+        .expect("described");
+    assert!(client.client_secret().is_none(), "a public client");
+    let mut callbacks = client.callback_urls().to_vec();
+    callbacks.sort();
+    assert_eq!(
+        callbacks,
+        ["http://localhost:8888/cb", "https://app.example/cb"]
+    );
+    assert_eq!(
+        client.prevent_user_existence_errors(),
+        Some(&PreventUserExistenceErrorTypes::Enabled)
+    );
+    cognito
+        .get_group()
+        .user_pool_id(&id)
+        .group_name("admin")
+        .send()
+        .await
+        .expect("the admin group exists");
+
+    // The API's authorizer trusts that pool, for that client.
+    let api_id = account.api_id("dev").await.expect("api");
+    let authorizers = aws_sdk_apigatewayv2::Client::new(&account.config)
+        .get_authorizers()
+        .api_id(&api_id)
+        .send()
+        .await
+        .expect("authorizers");
+    let [authorizer] = authorizers.items() else {
+        panic!("one authorizer: {authorizers:?}");
+    };
+    let jwt = authorizer.jwt_configuration().expect("jwt");
+    let issuer = format!("https://cognito-idp.us-east-1.amazonaws.com/{id}");
+    assert_eq!(jwt.issuer(), Some(issuer.as_str()));
+    assert_eq!(jwt.audience(), std::slice::from_ref(&client_id));
+    let variables = account
+        .function("dev")
+        .await
+        .configuration()
+        .and_then(|configuration| configuration.environment())
+        .and_then(|environment| environment.variables())
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(
+        variables.get("AUTH_ENABLED").map(String::as_str),
+        Some("true")
+    );
+
+    // The outputs a teaching app needs.
+    let output = account.deployer(&["output", "--env", "dev", "--json"]);
+    assert_exit(&output, 0);
+    let outputs: Value = serde_json::from_slice(&output.stdout).expect("json outputs");
+    assert_eq!(outputs["auth_client_id"], Value::from(client_id.clone()));
+    assert_eq!(outputs["auth_user_pool_id"], Value::from(id.clone()));
+    assert_eq!(outputs["auth_issuer"], Value::from(issuer));
+    let sign_in = outputs["auth_sign_in_url"].as_str().expect("sign-in url");
+    assert!(
+        sign_in.starts_with(
+            "https://aimodelshare-playground-dev.auth.us-east-1.amazoncognito.com/oauth2/authorize?"
+        ) && sign_in.contains(&format!("client_id={client_id}")),
+        "{sign_in}"
+    );
+
+    // A rerun changes nothing.
+    emulator::clear_served_requests(account.emulator.endpoint());
+    assert_exit(&apply(), 0);
+    assert_eq!(account.mutating_requests(), Vec::<String>::new());
+
+    // Drift by hand: a weaker password policy, another callback, no admin
+    // group; and a setting the deployer does not manage, which must survive.
+    cognito
+        .update_user_pool()
+        .user_pool_id(&id)
+        .deletion_protection(DeletionProtectionType::Active)
+        .email_verification_subject("Welcome to the class")
+        .policies(
+            aws_sdk_cognitoidentityprovider::types::UserPoolPolicyType::builder()
+                .password_policy(
+                    aws_sdk_cognitoidentityprovider::types::PasswordPolicyType::builder()
+                        .minimum_length(6)
+                        .build(),
+                )
+                .build(),
+        )
+        .set_user_pool_tags(pool.user_pool_tags().cloned())
+        .send()
+        .await
+        .expect("weaken the pool");
+    cognito
+        .update_user_pool_client()
+        .user_pool_id(&id)
+        .client_id(&client_id)
+        .callback_urls("https://elsewhere.example/cb")
+        .send()
+        .await
+        .expect("move the callback");
+    cognito
+        .delete_group()
+        .user_pool_id(&id)
+        .group_name("admin")
+        .send()
+        .await
+        .expect("delete the group");
+    let plan = with_pool(&["plan", "--env", "dev", "--artifact", "fn.zip"]);
+    let shown = text(&plan);
+    assert!(shown.contains("~ cognito_user_pool.sign_in"), "{shown}");
+    for changed in ["sign_up", "client", "admin_group"] {
+        assert!(shown.contains(changed), "{changed}: {shown}");
+    }
+    assert!(!shown.contains("-/+"), "never replaced: {shown}");
+    assert_exit(&apply(), 0);
+    let repaired = cognito
+        .describe_user_pool()
+        .user_pool_id(&id)
+        .send()
+        .await
+        .expect("pool")
+        .user_pool
+        .expect("described");
+    assert_eq!(
+        repaired
+            .policies()
+            .and_then(|policies| policies.password_policy())
+            .and_then(|policy| policy.minimum_length()),
+        Some(12)
+    );
+    assert_eq!(
+        repaired.email_verification_subject(),
+        Some("Welcome to the class"),
+        "what the deployer does not manage is kept"
+    );
+    cognito
+        .get_group()
+        .user_pool_id(&id)
+        .group_name("admin")
+        .send()
+        .await
+        .expect("the admin group is back");
+    let plan = with_pool(&[
+        "plan",
+        "--env",
+        "dev",
+        "--artifact",
+        "fn.zip",
+        "--detailed-exitcode",
+    ]);
+    assert_exit(&plan, 0);
+
+    // An account: destroy keeps the pool, and an apply adopts it again.
+    cognito
+        .admin_create_user()
+        .user_pool_id(&id)
+        .username("ada")
+        .send()
+        .await
+        .expect("an account");
+    let destroy = with_pool(&["destroy", "--env", "dev", "--auto-approve"]);
+    let shown = text(&destroy);
+    assert_exit(&destroy, 0);
+    assert!(shown.contains("12 destroyed"), "{shown}");
+    assert!(
+        shown.contains("Kept: the Cognito user pool aimodelshare-playground-dev-users")
+            && shown.contains("--delete-user-accounts"),
+        "{shown}"
+    );
+    assert_eq!(pool_id().await.as_deref(), Some(id.as_str()));
+    assert_eq!(account.api_id("dev").await, None);
+    assert_exit(&apply(), 0);
+    assert_eq!(
+        pool_id().await.as_deref(),
+        Some(id.as_str()),
+        "adopted, not duplicated"
+    );
+
+    // Told to, destroy deletes it with its accounts, after lifting its protection.
+    let destroy = with_pool(&[
+        "destroy",
+        "--env",
+        "dev",
+        "--auto-approve",
+        "--delete-user-accounts",
+    ]);
+    let shown = text(&destroy);
+    assert_exit(&destroy, 0);
+    assert!(shown.contains("13 destroyed"), "{shown}");
+    assert!(
+        shown.contains("its accounts (1, as Cognito estimates them)"),
+        "{shown}"
+    );
+    assert_eq!(pool_id().await, None);
 }

@@ -12,9 +12,10 @@ use super::Outcome;
 use super::stack_run::{self, Approval, Ending, Prepared, RunOptions, Stack};
 use crate::config::{BOOTSTRAP, Config, EnvironmentNames};
 use crate::engine::plan::destroy_plan;
-use crate::engine::{self, ObservedResource, Resources, progress::Progress};
+use crate::engine::{self, DesiredResource, ObservedResource, Resources, progress::Progress};
 use crate::error::CliError;
 use crate::resources::Clients;
+use crate::resources::cognito_user_pool;
 use crate::resources::dynamodb_scores_table::{self, ScoresTable};
 use crate::resources::lambda_function::Code;
 use crate::resources::s3_state_bucket::{self, StateBucket};
@@ -283,6 +284,10 @@ struct EnvironmentDestroy<'a> {
     names: EnvironmentNames,
     backend: &'a Backend,
     skip_final_backup: bool,
+    /// Delete the user pool even when it holds accounts.
+    delete_user_accounts: bool,
+    /// The user pool and its accounts, when this run keeps it.
+    kept_pool: std::sync::Mutex<Option<(String, i64)>>,
     /// The final backup taken by this run.
     backup: std::sync::Mutex<Option<String>>,
 }
@@ -304,6 +309,38 @@ impl EnvironmentDestroy<'_> {
             .resources
             .iter()
             .any(|planned| planned.address == dynamodb_scores_table::ADDRESS)
+    }
+
+    /// The user pool leaves the plan while it holds accounts, unless
+    /// `--delete-user-accounts`: no backup brings accounts back (Cognito
+    /// exports no passwords), and an apply adopts the pool again, by name.
+    fn keep_pool_with_accounts(
+        &self,
+        desired: &[DesiredResource],
+        mut observed: Vec<Option<ObservedResource>>,
+    ) -> Vec<Option<ObservedResource>> {
+        let slot = desired
+            .iter()
+            .position(|desired| desired.address == cognito_user_pool::ADDRESS)
+            .and_then(|index| observed.get_mut(index));
+        let accounts = |pool: &ObservedResource| {
+            pool.attributes
+                .get("accounts")
+                .and_then(Value::as_i64)
+                .unwrap_or(0)
+        };
+        if let Some(slot) = slot
+            && let Some(pool) = slot.as_ref()
+            && accounts(pool) > 0
+            && !self.delete_user_accounts
+        {
+            let kept = (pool.id.clone(), accounts(pool));
+            *slot = None;
+            if let Ok(mut note) = self.kept_pool.lock() {
+                *note = Some(kept);
+            }
+        }
+        observed
     }
 
     fn backup_name(&self) -> String {
@@ -351,6 +388,8 @@ impl Stack for EnvironmentDestroy<'_> {
                 releases: Vec::new(),
                 pre_traffic_check: false,
             },
+            // Always looked for: it may remain from when auth_create_user_pool was on.
+            user_pool: Some(crate::stacks::environment::UserPoolInputs::default()),
         };
         let resources = crate::stacks::environment::resources(
             &self.config.settings,
@@ -400,6 +439,7 @@ impl Stack for EnvironmentDestroy<'_> {
                 })
             })
             .collect();
+        let observed = self.keep_pool_with_accounts(&desired, observed);
         let plan = destroy_plan(&desired, &observed);
         Ok(Prepared {
             resources,
@@ -439,38 +479,9 @@ impl Stack for EnvironmentDestroy<'_> {
     }
 
     fn notes(&self, prepared: &Prepared) -> Vec<String> {
-        if !Self::deletes_table(prepared) {
-            return Vec::new();
-        }
-        let table = &self.names.table;
-        let items = prepared
-            .observed
-            .first()
-            .and_then(Option::as_ref)
-            .and_then(|table| table.attributes.get("item_count"))
-            .map_or_else(|| "?".to_owned(), Value::to_string);
-        let backup = if self.skip_final_backup {
-            format!(
-                "  1. no final backup (--skip-final-backup): its {items} items are lost, except \
-                 what point-in-time recovery keeps, when it is on, in the system backup AWS \
-                 retains for 35 days"
-            )
-        } else {
-            format!(
-                "  1. a final on-demand backup, {}-final-<time>, waited for until AVAILABLE; if it \
-                 fails, nothing is deleted. `deployer restore --env {} --backup <arn>` brings the \
-                 table back",
-                table, self.names.environment
-            )
-        };
-        vec![
-            format!(
-                "The table {table} holds {items} items (as DynamoDB last counted them). Before anything is deleted:"
-            ),
-            backup,
-            "  2. its deletion protection is turned off".to_owned(),
-            "  then the resources above are destroyed, the table last.\n".to_owned(),
-        ]
+        let mut notes = self.pool_notes(prepared);
+        notes.extend(self.table_notes(prepared));
+        notes
     }
 
     async fn before_apply(
@@ -510,6 +521,81 @@ impl Stack for EnvironmentDestroy<'_> {
     }
 }
 
+impl EnvironmentDestroy<'_> {
+    /// What happens to the user pool's accounts.
+    fn pool_notes(&self, prepared: &Prepared) -> Vec<String> {
+        let name = &self.names.user_pool;
+        if let Some((id, accounts)) = self.kept_pool.lock().ok().and_then(|kept| kept.clone()) {
+            return vec![format!(
+                "Kept: the Cognito user pool {name} ({id}) and its {accounts} accounts (as Cognito \
+                 estimates them), which no backup can bring back. `deployer apply --env {env}` \
+                 adopts it again; `deployer destroy --env {env} --delete-user-accounts` deletes it.\n",
+                env = self.names.environment
+            )];
+        }
+        let deleted = prepared
+            .plan
+            .resources
+            .iter()
+            .position(|planned| planned.address == cognito_user_pool::ADDRESS);
+        match deleted {
+            None => Vec::new(),
+            Some(_) => {
+                let accounts = prepared
+                    .resources
+                    .iter()
+                    .zip(&prepared.observed)
+                    .find(|(resource, _)| resource.desired().address == cognito_user_pool::ADDRESS)
+                    .and_then(|(_, observed)| observed.as_ref())
+                    .and_then(|pool| pool.attributes.get("accounts"))
+                    .map_or_else(|| "?".to_owned(), Value::to_string);
+                vec![format!(
+                    "The Cognito user pool {name} is deleted with its app client, its sign-in \
+                     domain and its accounts ({accounts}, as Cognito estimates them), which cannot \
+                     be restored; its deletion protection is lifted first.\n"
+                )]
+            }
+        }
+    }
+
+    /// What happens to the scores table's items.
+    fn table_notes(&self, prepared: &Prepared) -> Vec<String> {
+        if !Self::deletes_table(prepared) {
+            return Vec::new();
+        }
+
+        let table = &self.names.table;
+        let items = prepared
+            .observed
+            .first()
+            .and_then(Option::as_ref)
+            .and_then(|table| table.attributes.get("item_count"))
+            .map_or_else(|| "?".to_owned(), Value::to_string);
+        let backup = if self.skip_final_backup {
+            format!(
+                "  1. no final backup (--skip-final-backup): its {items} items are lost, except \
+                 what point-in-time recovery keeps, when it is on, in the system backup AWS \
+                 retains for 35 days"
+            )
+        } else {
+            format!(
+                "  1. a final on-demand backup, {}-final-<time>, waited for until AVAILABLE; if it \
+                 fails, nothing is deleted. `deployer restore --env {} --backup <arn>` brings the \
+                 table back",
+                table, self.names.environment
+            )
+        };
+        vec![
+            format!(
+                "The table {table} holds {items} items (as DynamoDB last counted them). Before anything is deleted:"
+            ),
+            backup,
+            "  2. its deletion protection is turned off".to_owned(),
+            "  then the resources above are destroyed, the table last.\n".to_owned(),
+        ]
+    }
+}
+
 /// `deployer destroy --env E`: everything its state records, in reverse
 /// dependency order (the permission before the function, policies detached
 /// before the role, the table last, after a final backup), then its state.
@@ -529,6 +615,8 @@ pub async fn environment(
         names,
         backend,
         skip_final_backup: options.skip_final_backup,
+        delete_user_accounts: options.delete_user_accounts,
+        kept_pool: std::sync::Mutex::new(None),
         backup: std::sync::Mutex::new(None),
     };
     let expected = if environment == "prod" { "prod" } else { "yes" };
@@ -568,5 +656,6 @@ pub async fn environment(
 pub struct DestroyEnvironmentOptions {
     pub auto_approve: bool,
     pub skip_final_backup: bool,
+    pub delete_user_accounts: bool,
     pub lock_timeout: std::time::Duration,
 }

@@ -15,6 +15,7 @@ use crate::config::{Architecture, Config, EnvironmentNames, validate_environment
 use crate::engine::{self, ObservedResource, Plan, Resources, progress::Progress, render::render};
 use crate::error::CliError;
 use crate::resources::Clients;
+use crate::resources::cognito_user_pool::{self, find_pool};
 use crate::resources::http_api::{self, find_api};
 use crate::resources::iam_managed_policy::ManagedPolicy;
 use crate::resources::lambda_alias::{self, Release};
@@ -104,6 +105,8 @@ struct EnvironmentStack<'a> {
     backend: Option<&'a Backend>,
     /// The note about a leftover layer is printed once per run.
     noted: std::sync::atomic::AtomicBool,
+    /// So is the one about a user pool left from `auth_create_user_pool`.
+    noted_pool: std::sync::atomic::AtomicBool,
     /// What the last planning decided for `live`, shown with the plan.
     release_note: std::sync::Mutex<Option<String>>,
 }
@@ -124,6 +127,7 @@ impl<'a> EnvironmentStack<'a> {
             options,
             backend,
             noted: std::sync::atomic::AtomicBool::new(false),
+            noted_pool: std::sync::atomic::AtomicBool::new(false),
             release_note: std::sync::Mutex::new(None),
         })
     }
@@ -160,6 +164,28 @@ impl EnvironmentStack<'_> {
             )));
         }
         let api_id = find_api(clients, &names.http_api).await?.map(|api| api.id);
+        let settings = &config.settings;
+        let user_pool = if settings.auth_create_user_pool {
+            Some(environment::UserPoolInputs {
+                found: find_pool(clients, &names.user_pool, &names.app_client).await?,
+            })
+        } else {
+            if !self
+                .noted_pool
+                .swap(true, std::sync::atomic::Ordering::SeqCst)
+                && let Some(left) = find_pool(clients, &names.user_pool, &names.app_client).await?
+            {
+                eprintln!(
+                    "note: the Cognito user pool {pool} ({id}) remains from when auth_create_user_pool was on; \
+                     the API no longer accepts its tokens once applied. Its accounts stay until \
+                     `deployer destroy --env {environment} --delete-user-accounts`",
+                    pool = names.user_pool,
+                    id = left.id,
+                    environment = names.environment,
+                );
+            }
+            None
+        };
         let layer = match &options.layer {
             None => {
                 // A layer left from when use_layer was on is not part of the stack:
@@ -213,6 +239,7 @@ impl EnvironmentStack<'_> {
                     releases: releases.clone(),
                     pre_traffic_check: options.pre_traffic_check,
                 },
+                user_pool: user_pool.clone(),
             };
             environment::resources(&config.settings, names, clients, inputs)
         };
@@ -281,7 +308,21 @@ impl Stack for EnvironmentStack<'_> {
         observed: &[Option<ObservedResource>],
     ) -> BTreeMap<String, Value> {
         let endpoint = observed_attribute(resources, observed, http_api::ADDRESS, "endpoint");
-        environment::outputs(&self.names, endpoint.as_deref())
+        let pool = |name| observed_attribute(resources, observed, cognito_user_pool::ADDRESS, name);
+        let sign_in = match (pool("issuer"), pool("client_id"), pool("domain")) {
+            (Some(issuer), Some(client_id), Some(domain)) => Some(environment::SignInOutputs {
+                issuer,
+                client_id,
+                domain,
+            }),
+            _ => None,
+        };
+        environment::outputs(
+            &self.config.settings,
+            &self.names,
+            endpoint.as_deref(),
+            sign_in,
+        )
     }
 
     async fn stored(&self, _prepared: &Prepared) -> Result<Option<Stored>, CliError> {
@@ -312,19 +353,26 @@ impl Stack for EnvironmentStack<'_> {
             .collect();
         notes.extend(index_notes(&self.names, prepared));
         if prepared.plan.has_changes() {
-            notes.push(match &self.config.settings.auth_issuer {
+            let settings = &self.config.settings;
+            let reads = if settings.allow_public_read {
+                " (reads stay open)"
+            } else {
+                " and every read"
+            };
+            notes.push(match &settings.auth_issuer {
+                None if settings.auth_create_user_pool => format!(
+                    "Sign-in: API Gateway verifies JWTs of the environment's own user pool {} on every \
+                     write{reads}; the function applies the owner rules. Accounts are created by \
+                     admins only (README, \"Who may write what\").\n",
+                    self.names.user_pool
+                ),
                 None => "Sign-in: none. The API is open: whoever knows its URL may write any table \
-                         and any score (set auth_issuer and auth_audiences to require a verified JWT; \
-                         README, \"Who may write what\").\n"
+                         and any score (set auth_issuer and auth_audiences, or auth_create_user_pool, \
+                         to require a verified JWT; README, \"Who may write what\").\n"
                     .to_owned(),
                 Some(issuer) => format!(
-                    "Sign-in: API Gateway verifies JWTs of {issuer} on every write{}; the function \
-                     applies the owner rules.\n",
-                    if self.config.settings.allow_public_read {
-                        " (reads stay open)"
-                    } else {
-                        " and every read"
-                    }
+                    "Sign-in: API Gateway verifies JWTs of {issuer} on every write{reads}; the function \
+                     applies the owner rules.\n"
                 ),
             });
         }

@@ -188,9 +188,44 @@ fn check(settings: &Settings) -> Result<(), ConfigError> {
                 "auth_issuer needs auth_audiences: the app client ids a token may be for".into(),
             ));
         }
-        if settings.auth_admin_group.trim().is_empty() {
-            return Err(invalid("auth_admin_group is empty".into()));
+    }
+    if settings.auth_create_user_pool {
+        if settings.auth_issuer.is_some() || !settings.auth_audiences.is_empty() {
+            return Err(invalid(
+                "auth_create_user_pool makes the environment's user pool the issuer and its app \
+                 client the audience: leave auth_issuer and auth_audiences unset"
+                    .into(),
+            ));
         }
+        if settings.auth_callback_urls.is_empty() {
+            return Err(invalid(
+                "auth_create_user_pool needs auth_callback_urls: where the hosted sign-in page \
+                 sends a signed-in student back to (the teaching app's URL)"
+                    .into(),
+            ));
+        }
+        for (key, url) in settings
+            .auth_callback_urls
+            .iter()
+            .map(|url| ("auth_callback_urls", url))
+            .chain(
+                settings
+                    .auth_logout_urls
+                    .iter()
+                    .map(|url| ("auth_logout_urls", url)),
+            )
+        {
+            // Cognito takes https, or plain http only for localhost.
+            let local = url.starts_with("http://localhost");
+            if !(url.starts_with("https://") || local) || url.contains('#') || url.len() < 9 {
+                return Err(invalid(format!(
+                    "{key}: {url:?} is not an https URL (or http://localhost) without a fragment"
+                )));
+            }
+        }
+    }
+    if settings.sign_in() && settings.auth_admin_group.trim().is_empty() {
+        return Err(invalid("auth_admin_group is empty".into()));
     }
     if let Some(topic) = &settings.alarm_sns_topic_arn
         && !(topic.starts_with("arn:aws") && topic.contains(":sns:"))
@@ -395,6 +430,52 @@ mod tests {
         assert!(resolve("", &["log_retention_days=13"], None).is_err());
         assert!(resolve("", &["github_repository=nobody"], None).is_err());
         assert!(resolve("", &["novalue"], None).is_err());
+    }
+
+    #[test]
+    fn the_environments_own_user_pool_is_checked_before_any_call() {
+        let pool = |vars: &[&str]| {
+            let mut all = vec!["auth_create_user_pool=true"];
+            all.extend_from_slice(vars);
+            resolve("", &all, None).map(|config| config.settings)
+        };
+        let settings = pool(&[
+            "auth_callback_urls=https://app.example/cb,http://localhost:8888/cb",
+            "auth_logout_urls=https://app.example/",
+        ])
+        .expect("valid");
+        assert!(settings.sign_in());
+        assert_eq!(settings.auth_callback_urls.len(), 2);
+        for (vars, named) in [
+            (&[][..], "auth_callback_urls"),
+            (&["auth_callback_urls=http://app.example/cb"][..], "https"),
+            (&["auth_callback_urls=https://a.example/#x"][..], "fragment"),
+            (
+                &[
+                    "auth_callback_urls=https://a.example/",
+                    "auth_logout_urls=ftp://a.example/",
+                ][..],
+                "auth_logout_urls",
+            ),
+            (
+                &[
+                    "auth_callback_urls=https://a.example/",
+                    "auth_issuer=https://issuer.example",
+                    "auth_audiences=x",
+                ][..],
+                "leave auth_issuer",
+            ),
+            (
+                &[
+                    "auth_callback_urls=https://a.example/",
+                    "auth_admin_group= ",
+                ][..],
+                "auth_admin_group",
+            ),
+        ] {
+            let error = pool(vars).expect_err(named).to_string();
+            assert!(error.contains(named), "{vars:?}: {error}");
+        }
     }
 
     #[test]

@@ -23,6 +23,11 @@ pub struct EnvironmentNames {
     pub stage: String,
     pub permission_statement: String,
     pub layer: String,
+    /// The Cognito user pool of `auth_create_user_pool`, its app client and
+    /// its hosted sign-in domain's prefix.
+    pub user_pool: String,
+    pub app_client: String,
+    pub sign_in_domain: String,
 }
 
 /// Limits AWS puts on each name, checked so a bad environment fails before any call.
@@ -35,6 +40,8 @@ const LIMITS: &[(&str, usize)] = &[
     ("HTTP API", 128),
     ("API stage", 128),
     ("Lambda layer", 64),
+    ("Cognito user pool", 128),
+    ("Cognito app client", 128),
 ];
 
 impl EnvironmentNames {
@@ -56,10 +63,13 @@ impl EnvironmentNames {
                 .unwrap_or_else(|| environment.to_owned()),
             permission_statement: "AllowInvokeFromHttpApi".into(),
             layer: format!("{prefix}-extra"),
+            user_pool: format!("{prefix}-users"),
+            app_client: format!("{prefix}-app"),
+            sign_in_domain: settings.auth_domain_prefix.clone().unwrap_or(prefix),
         }
     }
 
-    fn limited(&self) -> [(&str, &str); 9] {
+    fn limited(&self) -> [(&str, &str); 11] {
         [
             (&self.table, LIMITS[0].0),
             (&self.lambda_role, LIMITS[1].0),
@@ -70,6 +80,8 @@ impl EnvironmentNames {
             (&self.stage, LIMITS[6].0),
             (&self.layer, LIMITS[7].0),
             (&self.access_log_group, LIMITS[4].0),
+            (&self.user_pool, LIMITS[8].0),
+            (&self.app_client, LIMITS[9].0),
         ]
         .map(|(name, kind)| (name.as_str(), kind))
     }
@@ -116,7 +128,37 @@ pub fn validate_environment(
             )));
         }
     }
+    if settings.auth_create_user_pool {
+        check_sign_in_domain(&names.sign_in_domain).map_err(|reason| {
+            invalid(format!(
+                "the hosted sign-in domain prefix {:?} {reason}; set auth_domain_prefix",
+                names.sign_in_domain
+            ))
+        })?;
+    }
     Ok(names)
+}
+
+/// Cognito's rules for a domain prefix (`<prefix>.auth.<region>.amazoncognito.com`).
+fn check_sign_in_domain(prefix: &str) -> Result<(), &'static str> {
+    if prefix.is_empty() || prefix.len() > 63 {
+        return Err("must be 1 to 63 characters");
+    }
+    if !prefix
+        .bytes()
+        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        || prefix.starts_with('-')
+        || prefix.ends_with('-')
+    {
+        return Err("must be lowercase letters, digits and inner hyphens");
+    }
+    if ["aws", "amazon", "cognito"]
+        .iter()
+        .any(|reserved| prefix.contains(reserved))
+    {
+        return Err("may not contain aws, amazon or cognito");
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -142,6 +184,26 @@ mod tests {
         assert_eq!(names.stage, "dev");
         assert_eq!(names.permission_statement, "AllowInvokeFromHttpApi");
         assert_eq!(names.layer, "aimodelshare-playground-dev-extra");
+        assert_eq!(names.user_pool, "aimodelshare-playground-dev-users");
+        assert_eq!(names.app_client, "aimodelshare-playground-dev-app");
+        assert_eq!(names.sign_in_domain, "aimodelshare-playground-dev");
+    }
+
+    #[test]
+    fn the_sign_in_domain_follows_cognitos_rules() {
+        let mut settings = Settings {
+            auth_create_user_pool: true,
+            ..Settings::default()
+        };
+        assert!(validate_environment("dev", &settings).is_ok());
+        for bad in ["Class", "my-aws-class", "-class", "class-", &"c".repeat(64)] {
+            settings.auth_domain_prefix = Some(bad.to_owned());
+            let error = validate_environment("dev", &settings).expect_err(bad);
+            assert!(error.to_string().contains("auth_domain_prefix"), "{error}");
+        }
+        // Only checked when the environment creates its pool.
+        settings.auth_create_user_pool = false;
+        assert!(validate_environment("dev", &settings).is_ok());
     }
 
     #[test]

@@ -79,6 +79,19 @@ pub struct Settings {
     pub auth_admin_group: String,
     /// With sign-in, whether reads stay open.
     pub allow_public_read: bool,
+    /// Sign-in by the environment's own Cognito user pool (with its app
+    /// client, admin group and hosted sign-in domain), which then is the
+    /// issuer and its client the audience; instead of `auth_issuer`.
+    pub auth_create_user_pool: bool,
+    /// Where the hosted sign-in page may send a signed-in student back to (the
+    /// teaching app's callback URLs); needed with `auth_create_user_pool`.
+    pub auth_callback_urls: Vec<String>,
+    /// Where the hosted sign-out may send a student back to.
+    pub auth_logout_urls: Vec<String>,
+    /// The hosted sign-in domain's prefix
+    /// (`<prefix>.auth.<region>.amazoncognito.com`); `None`: the
+    /// environment's `<name_prefix>-<env>`.
+    pub auth_domain_prefix: Option<String>,
     /// `owner/repo` whose workflows may assume the deploy role. No default:
     /// bootstrap refuses to run without it.
     pub github_repository: Option<String>,
@@ -131,6 +144,10 @@ impl Default for Settings {
             auth_audiences: Vec::new(),
             auth_admin_group: "admin".into(),
             allow_public_read: true,
+            auth_create_user_pool: false,
+            auth_callback_urls: Vec::new(),
+            auth_logout_urls: Vec::new(),
+            auth_domain_prefix: None,
             github_repository: None,
             github_subjects: Vec::new(),
             // GitHub's published intermediate thumbprint; AWS no longer checks it,
@@ -179,6 +196,10 @@ pub struct SettingsLayer {
     auth_audiences: Option<Vec<String>>,
     auth_admin_group: Option<String>,
     allow_public_read: Option<bool>,
+    auth_create_user_pool: Option<bool>,
+    auth_callback_urls: Option<Vec<String>>,
+    auth_logout_urls: Option<Vec<String>>,
+    auth_domain_prefix: Option<String>,
     github_repository: Option<String>,
     github_subjects: Option<Vec<String>>,
     oidc_thumbprint: Option<String>,
@@ -221,6 +242,10 @@ pub const KNOWN_KEYS: &[&str] = &[
     "auth_audiences",
     "auth_admin_group",
     "allow_public_read",
+    "auth_create_user_pool",
+    "auth_callback_urls",
+    "auth_logout_urls",
+    "auth_domain_prefix",
     "github_repository",
     "github_subjects",
     "oidc_thumbprint",
@@ -253,6 +278,12 @@ impl Settings {
         format!("{}-execution-boundary", self.name_prefix)
     }
 
+    /// Whether requests are signed in: by a named issuer or the environment's
+    /// own user pool.
+    pub fn sign_in(&self) -> bool {
+        self.auth_issuer.is_some() || self.auth_create_user_pool
+    }
+
     /// Apply `layer` over these settings.
     pub fn apply(&mut self, layer: SettingsLayer) {
         apply_layer!(self, layer,
@@ -262,10 +293,11 @@ impl Settings {
             log_retention_days, keep_versions, reserved_concurrency, throttle_rate_limit,
             throttle_burst_limit, alarm_errors_threshold, alarm_throttles_threshold,
             alarm_5xx_threshold, auth_audiences, auth_admin_group, allow_public_read,
-            github_subjects, oidc_thumbprint,
+            auth_create_user_pool, auth_callback_urls, auth_logout_urls, github_subjects, oidc_thumbprint,
             state_bucket, lock_table, deploy_role_name, deploy_policy_name,
             plan_role_name, plan_policy_name;
-            stage_name, layer_zip_path, github_repository, alarm_sns_topic_arn, auth_issuer);
+            stage_name, layer_zip_path, github_repository, alarm_sns_topic_arn, auth_issuer,
+            auth_domain_prefix);
     }
 }
 
@@ -351,7 +383,11 @@ pub fn vars_layer(vars: &[String]) -> Result<SettingsLayer, ConfigError> {
             .and_then(|mut parsed| parsed.remove("v"));
         let is_list = matches!(
             key,
-            "cors_allow_origins" | "github_subjects" | "auth_audiences"
+            "cors_allow_origins"
+                | "github_subjects"
+                | "auth_audiences"
+                | "auth_callback_urls"
+                | "auth_logout_urls"
         );
         let value = match parsed {
             Some(value) if !(is_list && value.is_str()) => value,

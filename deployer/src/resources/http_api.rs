@@ -17,10 +17,11 @@ use aws_sdk_apigatewayv2::types::{Cors, IntegrationType, ProtocolType};
 use serde_json::{Value, json};
 
 use super::Clients;
+use super::cognito_user_pool;
 use super::tags::{self, Taggable};
 use crate::engine::{
-    AttributeChange, AttributeSet, DesiredResource, EngineError, ObservedResource, Resource, Rule,
-    Tags,
+    AttributeChange, AttributeSet, DesiredResource, EngineError, ObservedResource, Planned,
+    Resource, Rule, Tags,
 };
 
 crate::attributes! {
@@ -30,7 +31,7 @@ crate::attributes! {
         Cors cors: Value,
         Integration integration: Value,
         Routes routes: Vec<String> => Rule::Set,
-        Authorizer authorizer: Value,
+        Authorizer authorizer: Planned<Value>,
         Stage stage: Value,
         Tags tags: Tags,
         Endpoint endpoint: Option<String>,
@@ -139,9 +140,22 @@ pub async fn find_api(clients: &Clients, name: &str) -> Result<Option<FoundApi>,
 /// /openapi.json` and `$default` stay open.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Auth {
-    pub issuer: String,
-    pub audiences: Vec<String>,
+    pub issuer: Issuer,
     pub protect_reads: bool,
+}
+
+/// Whose tokens the authorizer accepts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Issuer {
+    /// An issuer the settings name, and the audiences a token may be for.
+    Named { url: String, audiences: Vec<String> },
+    /// The environment's own user pool and its app client (the audience),
+    /// found by name at apply when the plan cannot know them yet.
+    UserPool {
+        pool_name: String,
+        client_name: String,
+        planned: Option<cognito_user_pool::FoundPool>,
+    },
 }
 
 const IDENTITY_SOURCE: &str = "$request.header.Authorization";
@@ -155,13 +169,49 @@ impl Auth {
         !OPEN_ROUTES.contains(&key) && (self.protect_reads || !key.starts_with("GET "))
     }
 
-    fn value(&self) -> Value {
+    fn value(issuer: &str, audiences: &[String]) -> Value {
         json!({
             "type": "JWT",
-            "issuer": self.issuer,
-            "audiences": self.audiences,
+            "issuer": issuer,
+            "audiences": audiences,
             "identity_source": IDENTITY_SOURCE
         })
+    }
+
+    /// The issuer and audiences, when the plan knows them.
+    fn planned(&self) -> Option<(String, Vec<String>)> {
+        match &self.issuer {
+            Issuer::Named { url, audiences } => Some((url.clone(), audiences.clone())),
+            Issuer::UserPool { planned, .. } => planned
+                .as_ref()
+                .and_then(|pool| Some((pool.issuer.clone(), vec![pool.client_id.clone()?]))),
+        }
+    }
+
+    /// The issuer and audiences, looking the user pool up when needed.
+    async fn resolve(&self, clients: &Clients) -> Result<(String, Vec<String>), EngineError> {
+        if let Some(known) = self.planned() {
+            return Ok(known);
+        }
+        let (pool_name, client_name) = match &self.issuer {
+            Issuer::Named { url, audiences } => return Ok((url.clone(), audiences.clone())),
+            Issuer::UserPool {
+                pool_name,
+                client_name,
+                ..
+            } => (pool_name, client_name),
+        };
+        let missing = || {
+            EngineError::new(
+                format!("configuring the JWT authorizer for Cognito user pool {pool_name}"),
+                format!("the pool or its app client {client_name} does not exist"),
+            )
+        };
+        let pool = cognito_user_pool::find_pool(clients, pool_name, client_name)
+            .await?
+            .ok_or_else(missing)?;
+        let client_id = pool.client_id.ok_or_else(missing)?;
+        Ok((pool.issuer, vec![client_id]))
     }
 }
 
@@ -579,12 +629,14 @@ impl HttpApi {
             return Ok(None);
         };
         let apigateway = &self.clients.apigateway;
+        let (issuer, audiences) = auth.resolve(&self.clients).await?;
+        let wanted = Auth::value(&issuer, &audiences);
         let jwt = aws_sdk_apigatewayv2::types::JwtConfiguration::builder()
-            .issuer(&auth.issuer)
-            .set_audience(Some(auth.audiences.clone()))
+            .issuer(issuer)
+            .set_audience(Some(audiences))
             .build();
         match self.find_authorizer(api_id).await? {
-            Some((id, current)) if current == auth.value() => Ok(Some(id)),
+            Some((id, current)) if current == wanted => Ok(Some(id)),
             Some((id, _)) => {
                 apigateway
                     .update_authorizer()
@@ -731,7 +783,15 @@ impl Resource for HttpApi {
                 cors: self.cors_value(),
                 integration: self.integration_value(),
                 routes,
-                authorizer: self.auth.as_ref().map_or(Value::Null, Auth::value),
+                authorizer: self
+                    .auth
+                    .as_ref()
+                    .map_or(Planned::Known(Value::Null), |auth| {
+                        auth.planned()
+                            .map_or(Planned::Unknown, |(issuer, audiences)| {
+                                Planned::Known(Auth::value(&issuer, &audiences))
+                            })
+                    }),
                 stage: self.desired_stage(),
                 tags: self.tags.clone(),
                 endpoint: None,
@@ -807,7 +867,7 @@ impl Resource for HttpApi {
                 cors,
                 integration,
                 routes: route_keys,
-                authorizer,
+                authorizer: Planned::Known(authorizer),
                 stage,
                 tags,
                 endpoint: Some(found.endpoint),
@@ -897,13 +957,15 @@ impl Resource for HttpApi {
 mod tests {
     use serde_json::json;
 
-    use super::{Auth, is_managed, takeover_hint};
+    use super::{Auth, Issuer, is_managed, takeover_hint};
 
     #[test]
     fn the_authorizer_guards_writes_and_reads_only_when_asked() {
         let auth = Auth {
-            issuer: "https://issuer.example".into(),
-            audiences: vec!["app".into()],
+            issuer: Issuer::Named {
+                url: "https://issuer.example".into(),
+                audiences: vec!["app".into()],
+            },
             protect_reads: false,
         };
         assert!(auth.protects("PUT /tables/{tableId}/users/{username}"));

