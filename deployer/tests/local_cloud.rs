@@ -827,3 +827,172 @@ async fn sign_in_through_api_gateway_verifies_tokens_and_the_function_applies_th
     assert_eq!(table["displayName"], "Renamed");
     assert_eq!(table["userCount"], 1);
 }
+
+/// `auth_create_user_pool` end to end: the environment's own user pool signs
+/// students in (the SDK sign-in a notebook uses, with the client id from the
+/// outputs), API Gateway verifies its tokens, and the pool's admin group makes
+/// an admin. A token of another app client of the same pool is refused.
+#[tokio::test]
+async fn the_environments_own_user_pool_signs_students_in_through_api_gateway() {
+    use aws_sdk_cognitoidentityprovider::types::{AuthFlowType, MessageActionType};
+    let cloud = Cloud::new().await;
+    assert_exit(
+        &cloud.apply_dev(&[
+            "--var",
+            "auth_create_user_pool=true",
+            "--var",
+            "auth_callback_urls=http://localhost:8888/callback",
+        ]),
+        0,
+    );
+    let output = cloud.deployer(&["output", "--env", "dev", "--json"]);
+    assert_exit(&output, 0);
+    let outputs: Value = serde_json::from_slice(&output.stdout).expect("json outputs");
+    let pool_id = outputs["auth_user_pool_id"].as_str().expect("pool id");
+    let client_id = outputs["auth_client_id"].as_str().expect("client id");
+    let api_id = cloud.api_id().await.expect("the HTTP API");
+    let base = emulator::execute_api_url(cloud.emulator.endpoint(), &api_id, "dev");
+
+    // What a teacher does with admin credentials: accounts, and the admin group.
+    let cognito = aws_sdk_cognitoidentityprovider::Client::new(&cloud.config);
+    let password = "A long enough passphrase, 2!";
+    for name in ["teacher", "ana", "bo"] {
+        cognito
+            .admin_create_user()
+            .user_pool_id(pool_id)
+            .username(name)
+            .message_action(MessageActionType::Suppress)
+            .send()
+            .await
+            .unwrap_or_else(|error| panic!("create {name}: {error:?}"));
+        cognito
+            .admin_set_user_password()
+            .user_pool_id(pool_id)
+            .username(name)
+            .password(password)
+            .permanent(true)
+            .send()
+            .await
+            .unwrap_or_else(|error| panic!("password of {name}: {error:?}"));
+    }
+    cognito
+        .admin_add_user_to_group()
+        .user_pool_id(pool_id)
+        .username("teacher")
+        .group_name("admin")
+        .send()
+        .await
+        .expect("the teacher is an admin");
+    let sign_in = |name: &'static str, client: String| {
+        let cognito = cognito.clone();
+        async move {
+            let signed_in = cognito
+                .initiate_auth()
+                .client_id(client)
+                .auth_flow(AuthFlowType::UserPasswordAuth)
+                .auth_parameters("USERNAME", name)
+                .auth_parameters("PASSWORD", password)
+                .send()
+                .await
+                .unwrap_or_else(|error| panic!("sign in {name}: {error:?}"));
+            let token = signed_in
+                .authentication_result()
+                .and_then(|result| result.id_token())
+                .expect("an ID token");
+            format!("Bearer {token}")
+        }
+    };
+    let teacher = sign_in("teacher", client_id.to_owned()).await;
+    let ana = sign_in("ana", client_id.to_owned()).await;
+    let bo = sign_in("bo", client_id.to_owned()).await;
+    // Another app's client in the same pool: its tokens are for another audience.
+    let other_client = cognito
+        .create_user_pool_client()
+        .user_pool_id(pool_id)
+        .client_name("another-app")
+        .explicit_auth_flows(
+            aws_sdk_cognitoidentityprovider::types::ExplicitAuthFlowsType::AllowUserPasswordAuth,
+        )
+        .send()
+        .await
+        .expect("another client")
+        .user_pool_client
+        .and_then(|client| client.client_id)
+        .expect("its id");
+    let elsewhere = sign_in("ana", other_client).await;
+
+    let create = |id: &str| format!(r#"{{"tableId":"{id}"}}"#);
+    for (what, headers) in [
+        ("no token", vec![]),
+        (
+            "another client's token",
+            vec![("authorization", elsewhere.as_str())],
+        ),
+    ] {
+        let (status, _, body) = cloud
+            .call(&base, "POST", "/tables", Some(&create("class-1")), &headers)
+            .await;
+        assert_eq!(status, 401, "{what}: {body}");
+        assert!(
+            body.get("error").is_none(),
+            "API Gateway refused it: {body}"
+        );
+    }
+    // Ana's own table and scores; Bo may write neither.
+    let (status, _, body) = cloud
+        .call(
+            &base,
+            "POST",
+            "/tables",
+            Some(&create("class-1")),
+            &[("authorization", &ana)],
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    let scores = Some(r#"{"submissionCount": 2, "totalCount": 3}"#);
+    let (status, _, body) = cloud
+        .call(
+            &base,
+            "PUT",
+            "/tables/class-1/users/ana",
+            scores,
+            &[("authorization", &ana)],
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let (status, _, body) = cloud
+        .call(
+            &base,
+            "PUT",
+            "/tables/class-1/users/ana",
+            scores,
+            &[("authorization", &bo)],
+        )
+        .await;
+    assert_eq!(status, 403, "{body}");
+    let rename = Some(r#"{"displayName": "Period 2"}"#);
+    let (status, _, body) = cloud
+        .call(
+            &base,
+            "PATCH",
+            "/tables/class-1",
+            rename,
+            &[("authorization", &bo)],
+        )
+        .await;
+    assert_eq!(status, 403, "{body}");
+    // The pool's admin group makes the teacher an admin of every table.
+    let (status, _, body) = cloud
+        .call(
+            &base,
+            "PATCH",
+            "/tables/class-1",
+            rename,
+            &[("authorization", &teacher)],
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let (_, _, table) = cloud.call(&base, "GET", "/tables/class-1", None, &[]).await;
+    assert_eq!(table["displayName"], "Period 2");
+    assert_eq!(table["userCount"], 1);
+}

@@ -44,9 +44,13 @@ crate::attributes! {
     }
 }
 
-/// Passwords: length, not composition (NIST SP 800-63B), and the days an
-/// admin's temporary password stays valid.
+/// Passwords: at least 12 characters, with each of the four classes Cognito
+/// knows. (Every class is required explicitly: the SDK leaves a `false`
+/// requirement out of the request, and a missing one is read as false by some
+/// implementations and as true by others; a `true` is read alike by all.)
 const PASSWORD_MINIMUM_LENGTH: i32 = 12;
+const PASSWORD_CLASSES: [&str; 4] = ["lowercase", "uppercase", "numbers", "symbols"];
+/// The days an admin's temporary password stays valid.
 const TEMPORARY_PASSWORD_DAYS: i32 = 7;
 /// How a teaching app signs in: the hosted page (authorization code with
 /// PKCE, as a public client must) or the SDK, with SRP or the password sent
@@ -231,7 +235,7 @@ impl CognitoUserPool {
         Self::sign_up_value(
             true,
             Some(PASSWORD_MINIMUM_LENGTH),
-            &[],
+            &PASSWORD_CLASSES,
             Some(TEMPORARY_PASSWORD_DAYS),
             vec!["email".into()],
         )
@@ -313,10 +317,10 @@ impl CognitoUserPool {
             });
         policy = policy
             .minimum_length(PASSWORD_MINIMUM_LENGTH)
-            .require_lowercase(false)
-            .require_uppercase(false)
-            .require_numbers(false)
-            .require_symbols(false)
+            .require_lowercase(true)
+            .require_uppercase(true)
+            .require_numbers(true)
+            .require_symbols(true)
             .temporary_password_validity_days(TEMPORARY_PASSWORD_DAYS);
         UserPoolPolicyType::builder()
             .password_policy(policy.build())
