@@ -186,6 +186,11 @@ fn same(source: &Item, target: &Item) -> bool {
     without_count(source) == without_count(target)
 }
 
+/// The newer item wins. Items of the same time that differ are replaced: the
+/// API stamps every write it makes (`lastUpdated`, `updatedAt`), so a target
+/// item whose time did not move since is an earlier copy of the source (a
+/// legacy writer that changed a table's `displayName` without `updatedAt`,
+/// say), and the source is the later of the two.
 pub fn decide(source: &Item, target: Option<&Item>) -> Decision {
     let Some(target) = target else {
         return Decision::Copy;
@@ -195,7 +200,6 @@ pub fn decide(source: &Item, target: Option<&Item>) -> Decision {
     }
     match (time_of(source), time_of(target)) {
         (Some(source), Some(target)) if target > source => Decision::KeepNewer,
-        (Some(source), Some(target)) if target == source => Decision::Unchanged,
         (None, Some(_)) => Decision::KeepNewer,
         _ => Decision::Replace,
     }
@@ -336,6 +340,20 @@ mod tests {
             ])
         };
         assert_eq!(decide(&table("3"), Some(&table("7"))), Decision::Unchanged);
+        // Renamed by a legacy writer that stamped no updatedAt: the same time,
+        // another name. The target holds the earlier copy: replaced, not kept.
+        let named = |name: &str| {
+            item(&[
+                ("tableId", s("c")),
+                ("username", s("_metadata")),
+                ("createdAt", s("2024-03-01T10:00:00.000Z")),
+                ("displayName", s(name)),
+            ])
+        };
+        assert_eq!(
+            decide(&named("Period 2"), Some(&named("Period 1"))),
+            Decision::Replace
+        );
     }
 
     #[test]
