@@ -125,10 +125,7 @@ pub async fn run(
                     .map(|byte| format!("{byte:02x}"))
                     .collect::<String>()
             };
-            let origin = Origin::Lines {
-                path: format!("{} (sha256 {digest}…)", path.display()),
-                lines,
-            };
+            let origin = Origin::lines(format!("{} (sha256 {digest}…)", path.display()), lines);
             (
                 origin,
                 vec![Lane::Lines],

@@ -24,8 +24,13 @@ pub enum Origin {
         client: aws_sdk_dynamodb::Client,
         name: String,
     },
-    /// The lines of a JSON-lines file, read whole (an export of a class).
-    Lines { path: String, lines: Vec<String> },
+    /// The lines of a JSON-lines file, read whole (an export of a class),
+    /// and which lines hold each `tableId` (see [`Origin::lines`]).
+    Lines {
+        path: String,
+        lines: Vec<String>,
+        by_table: BTreeMap<String, Vec<usize>>,
+    },
 }
 
 /// One lane of reading.
@@ -161,6 +166,24 @@ fn estimated_units(items: &[Item]) -> f64 {
 }
 
 impl Origin {
+    /// The lines of a file named `path`, indexed once by `tableId`, so that
+    /// verifying each table reads its own lines only.
+    pub fn lines(path: String, lines: Vec<String>) -> Self {
+        let mut by_table: BTreeMap<String, Vec<usize>> = BTreeMap::new();
+        for (index, line) in lines.iter().enumerate() {
+            if let Ok(item) = super::json::from_line(line)
+                && let Ok((table_id, _)) = super::shape::key_of(&item)
+            {
+                by_table.entry(table_id.to_owned()).or_default().push(index);
+            }
+        }
+        Self::Lines {
+            path,
+            lines,
+            by_table,
+        }
+    }
+
     pub fn describe(&self) -> String {
         match self {
             Self::Table { name, .. } => format!("DynamoDB table {name}"),
@@ -258,10 +281,13 @@ impl Origin {
     pub async fn all_of(&self, table_id: &str) -> Result<Vec<Item>, DataError> {
         match self {
             Self::Table { client, name } => query_partition(client, name, table_id).await,
-            Self::Lines { lines, .. } => Ok(lines
-                .iter()
-                .filter_map(|line| super::json::from_line(line).ok())
-                .filter(|item| super::shape::key_of(item).is_ok_and(|(id, _)| id == table_id))
+            Self::Lines {
+                lines, by_table, ..
+            } => Ok(by_table
+                .get(table_id)
+                .into_iter()
+                .flatten()
+                .filter_map(|index| super::json::from_line(&lines[*index]).ok())
                 .collect()),
         }
     }
