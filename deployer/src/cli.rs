@@ -220,9 +220,9 @@ pub struct DestroyArgs {
     /// (its items are then lost)
     #[arg(long, conflicts_with = "bootstrap")]
     pub skip_final_backup: bool,
-    /// With --env: delete the environment's Cognito user pool even though it
-    /// holds accounts (without it the pool is kept, and a later apply adopts
-    /// it; accounts cannot be backed up or restored)
+    /// With --env: delete the environment's Cognito user pool and its accounts
+    /// too (without it the pool is kept, and a later apply adopts it; accounts
+    /// cannot be backed up or restored)
     #[arg(long, conflicts_with = "bootstrap")]
     pub delete_user_accounts: bool,
     /// How long to wait for a held lock, e.g. 30s or 5m

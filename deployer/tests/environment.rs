@@ -2342,7 +2342,13 @@ async fn the_deploy_role_may_make_every_call_of_an_environments_life() {
     calls.extend(run(&["logs", "--env", "dev", "--since", "1h"]));
     calls.extend(run(&["state", "history", "--env", "dev"]));
     calls.extend(run(&[
-        &["destroy", "--env", "dev", "--auto-approve"][..],
+        &[
+            "destroy",
+            "--env",
+            "dev",
+            "--auto-approve",
+            "--delete-user-accounts",
+        ][..],
         &SIGN_IN_BY_OWN_POOL,
     ]
     .concat()));
@@ -3630,7 +3636,8 @@ async fn the_environments_own_user_pool_is_the_issuer_and_outlives_a_destroy_whi
         "--var",
         "auth_create_user_pool=true",
         "--var",
-        "auth_callback_urls=https://app.example/cb,http://localhost:8888/cb",
+        // Listed twice: a set, so no perpetual diff.
+        "auth_callback_urls=https://app.example/cb,http://localhost:8888/cb,https://app.example/cb",
         "--var",
         "auth_logout_urls=https://app.example/",
     ];
@@ -3868,7 +3875,7 @@ async fn the_environments_own_user_pool_is_the_issuer_and_outlives_a_destroy_whi
     ]);
     assert_exit(&plan, 0);
 
-    // An account: destroy keeps the pool, and an apply adopts it again.
+    // Destroy keeps the pool and its account, and an apply adopts it again.
     cognito
         .admin_create_user()
         .user_pool_id(&id)

@@ -284,10 +284,11 @@ struct EnvironmentDestroy<'a> {
     names: EnvironmentNames,
     backend: &'a Backend,
     skip_final_backup: bool,
-    /// Delete the user pool even when it holds accounts.
+    /// Delete the user pool, and its accounts, too.
     delete_user_accounts: bool,
-    /// The user pool and its accounts, when this run keeps it.
-    kept_pool: std::sync::Mutex<Option<(String, i64)>>,
+    /// The user pool and how many accounts Cognito estimates it holds, when
+    /// this run keeps it.
+    kept_pool: std::sync::Mutex<Option<(String, String)>>,
     /// The final backup taken by this run.
     backup: std::sync::Mutex<Option<String>>,
 }
@@ -311,33 +312,31 @@ impl EnvironmentDestroy<'_> {
             .any(|planned| planned.address == dynamodb_scores_table::ADDRESS)
     }
 
-    /// The user pool leaves the plan while it holds accounts, unless
-    /// `--delete-user-accounts`: no backup brings accounts back (Cognito
-    /// exports no passwords), and an apply adopts the pool again, by name.
-    fn keep_pool_with_accounts(
+    /// The user pool leaves the plan unless `--delete-user-accounts`: its
+    /// accounts have no backup (Cognito exports no passwords), and how many
+    /// it holds is only Cognito's estimate, which the deploy role (no
+    /// ListUsers) cannot check. An apply adopts the pool again, by name.
+    fn keep_pool(
         &self,
         desired: &[DesiredResource],
         mut observed: Vec<Option<ObservedResource>>,
     ) -> Vec<Option<ObservedResource>> {
+        if self.delete_user_accounts {
+            return observed;
+        }
         let slot = desired
             .iter()
             .position(|desired| desired.address == cognito_user_pool::ADDRESS)
             .and_then(|index| observed.get_mut(index));
-        let accounts = |pool: &ObservedResource| {
-            pool.attributes
-                .get("accounts")
-                .and_then(Value::as_i64)
-                .unwrap_or(0)
-        };
         if let Some(slot) = slot
-            && let Some(pool) = slot.as_ref()
-            && accounts(pool) > 0
-            && !self.delete_user_accounts
+            && let Some(pool) = slot.take()
         {
-            let kept = (pool.id.clone(), accounts(pool));
-            *slot = None;
+            let accounts = pool
+                .attributes
+                .get("accounts")
+                .map_or_else(|| "?".to_owned(), Value::to_string);
             if let Ok(mut note) = self.kept_pool.lock() {
-                *note = Some(kept);
+                *note = Some((pool.id, accounts));
             }
         }
         observed
@@ -439,7 +438,7 @@ impl Stack for EnvironmentDestroy<'_> {
                 })
             })
             .collect();
-        let observed = self.keep_pool_with_accounts(&desired, observed);
+        let observed = self.keep_pool(&desired, observed);
         let plan = destroy_plan(&desired, &observed);
         Ok(Prepared {
             resources,
@@ -527,7 +526,7 @@ impl EnvironmentDestroy<'_> {
         let name = &self.names.user_pool;
         if let Some((id, accounts)) = self.kept_pool.lock().ok().and_then(|kept| kept.clone()) {
             return vec![format!(
-                "Kept: the Cognito user pool {name} ({id}) and its {accounts} accounts (as Cognito \
+                "Kept: the Cognito user pool {name} ({id}) and its accounts ({accounts}, as Cognito \
                  estimates them), which no backup can bring back. `deployer apply --env {env}` \
                  adopts it again; `deployer destroy --env {env} --delete-user-accounts` deletes it.\n",
                 env = self.names.environment

@@ -6,7 +6,7 @@
 //!
 //! The pool holds the students' accounts, which no backup can bring back
 //! (Cognito exports no passwords): it is deletion-protected like the scores
-//! table, never replaced, and `destroy` keeps it while it has accounts
+//! table, never replaced, and `destroy` keeps it unless told
 //! (`commands/destroy.rs`). Updates start from what Cognito describes, since
 //! `UpdateUserPool` and `UpdateUserPoolClient` reset every field they are not
 //! sent: Lambda triggers, e-mail settings or token lifetimes set by hand on an
@@ -15,12 +15,13 @@
 
 use aws_sdk_cognitoidentityprovider::error::ProvideErrorMetadata;
 use aws_sdk_cognitoidentityprovider::types::{
-    AdminCreateUserConfigType, DeletionProtectionType, ExplicitAuthFlowsType, OAuthFlowType,
-    PasswordPolicyType, PreventUserExistenceErrorTypes, UserPoolClientType, UserPoolPolicyType,
-    UserPoolType, UsernameConfigurationType, VerifiedAttributeType,
+    AdminCreateUserConfigType, DeletionProtectionType, ExplicitAuthFlowsType, IssuerType,
+    OAuthFlowType, PasswordPolicyType, PreventUserExistenceErrorTypes, UserPoolClientType,
+    UserPoolPolicyType, UserPoolType, UsernameConfigurationType, VerifiedAttributeType,
 };
 use serde_json::{Value, json};
 
+use super::tags::{MANAGED_BY_KEY, MANAGED_BY_VALUE};
 use super::{Clients, tags};
 use crate::engine::{
     AttributeChange, AttributeSet, DesiredResource, EngineError, ObservedResource, Resource, Tags,
@@ -52,8 +53,8 @@ const PASSWORD_MINIMUM_LENGTH: i32 = 12;
 const PASSWORD_CLASSES: [&str; 4] = ["lowercase", "uppercase", "numbers", "symbols"];
 /// The days an admin's temporary password stays valid.
 const TEMPORARY_PASSWORD_DAYS: i32 = 7;
-/// How a teaching app signs in: the hosted page (authorization code with
-/// PKCE, as a public client must) or the SDK, with SRP or the password sent
+/// How a teaching app signs in: the hosted page (authorization code, which a
+/// public client protects with PKCE) or the SDK, with SRP or the password sent
 /// to Cognito over TLS (what a notebook's `initiate_auth` does).
 const AUTH_FLOWS: [&str; 3] = [
     "ALLOW_REFRESH_TOKEN_AUTH",
@@ -61,6 +62,8 @@ const AUTH_FLOWS: [&str; 3] = [
     "ALLOW_USER_SRP_AUTH",
 ];
 const SCOPES: [&str; 3] = ["email", "openid", "profile"];
+/// Sign-in with the pool's own accounts.
+const COGNITO_PROVIDER: &str = "COGNITO";
 
 /// The user pool, its app client, admin group and domain.
 #[derive(Debug, Clone)]
@@ -85,9 +88,20 @@ pub struct FoundPool {
     pub client_id: Option<String>,
 }
 
-/// The issuer URL of pool `id` in `region`, as Cognito writes it into tokens.
-pub fn issuer_of(region: &str, id: &str) -> String {
-    format!("https://cognito-idp.{region}.amazonaws.com/{id}")
+/// The issuer URL Cognito writes into the pool's tokens: its `UPDATED` issuer
+/// configuration has its own host, the `ORIGINAL` one (and a pool that says
+/// neither) the regional endpoint.
+pub fn issuer_of(region: &str, pool: &UserPoolType) -> String {
+    let id = pool.id().unwrap_or_default();
+    let updated = pool
+        .issuer_configuration()
+        .and_then(|configuration| configuration.r#type())
+        == Some(&IssuerType::Updated);
+    if updated {
+        format!("https://issuer-cognito-idp.{region}.amazonaws.com/{id}")
+    } else {
+        format!("https://cognito-idp.{region}.amazonaws.com/{id}")
+    }
 }
 
 /// The hosted sign-in's base URL for domain prefix `domain`.
@@ -96,23 +110,48 @@ pub fn hosted_url(region: &str, domain: &str) -> String {
 }
 
 /// The pool named `name` and its client `client_name`, found by name
-/// (ListUserPools, ListUserPoolClients); an error when names collide.
+/// (ListUserPools, DescribeUserPool, ListUserPoolClients).
 pub async fn find_pool(
     clients: &Clients,
     name: &str,
     client_name: &str,
 ) -> Result<Option<FoundPool>, EngineError> {
-    let Some(id) = find_pool_id(clients, name).await? else {
+    let Some(pool) = find_described(clients, name).await? else {
         return Ok(None);
     };
+    let id = pool.id().unwrap_or_default().to_owned();
     Ok(Some(FoundPool {
-        issuer: issuer_of(&clients.region, &id),
+        issuer: issuer_of(&clients.region, &pool),
         client_id: find_client_id(clients, &id, client_name).await?,
         id,
     }))
 }
 
-async fn find_pool_id(clients: &Clients, name: &str) -> Result<Option<String>, EngineError> {
+async fn describe_pool(clients: &Clients, id: &str) -> Result<UserPoolType, EngineError> {
+    let action = format!("reading Cognito user pool {id}");
+    clients
+        .cognito
+        .describe_user_pool()
+        .user_pool_id(id)
+        .send()
+        .await
+        .map_err(|error| EngineError::sdk(action.clone(), &error))?
+        .user_pool
+        .ok_or_else(|| EngineError::new(action, "Cognito described no pool"))
+}
+
+fn is_managed(pool: &UserPoolType) -> bool {
+    pool.user_pool_tags()
+        .and_then(|tags| tags.get(MANAGED_BY_KEY))
+        .is_some_and(|value| value == MANAGED_BY_VALUE)
+}
+
+/// The pool named `name`, described. When names collide, the one tagged
+/// managed-by=deployer; an error when that does not tell.
+async fn find_described(
+    clients: &Clients,
+    name: &str,
+) -> Result<Option<UserPoolType>, EngineError> {
     let action = format!("finding the Cognito user pool {name}");
     let mut ids = Vec::new();
     let mut next_token = None;
@@ -136,14 +175,22 @@ async fn find_pool_id(clients: &Clients, name: &str) -> Result<Option<String>, E
             break;
         }
     }
-    match ids.len() {
-        0 => Ok(None),
-        1 => Ok(ids.pop()),
+    let mut pools = Vec::new();
+    for id in &ids {
+        pools.push(describe_pool(clients, id).await?);
+    }
+    if pools.len() > 1 {
+        pools.retain(is_managed);
+    }
+    match pools.len() {
+        0 if ids.is_empty() => Ok(None),
+        1 => Ok(pools.pop()),
         _ => Err(EngineError::new(
             action,
             format!(
-                "{} user pools have this name ({}); the deployer cannot tell which holds the \
-                 accounts: rename the extras (their accounts stay) and apply again",
+                "{} user pools have this name ({}) and the tag {MANAGED_BY_KEY}={MANAGED_BY_VALUE} \
+                 does not tell which is this environment's: tag the one to keep, or rename the \
+                 others (their accounts stay), and apply again",
                 ids.len(),
                 ids.join(", ")
             ),
@@ -203,9 +250,11 @@ impl ClientShape {
     }
 }
 
+/// A list as a set: sorted, each value once.
 fn sorted(values: impl IntoIterator<Item = impl Into<String>>) -> Vec<String> {
     let mut values: Vec<String> = values.into_iter().map(Into::into).collect();
     values.sort();
+    values.dedup();
     values
 }
 
@@ -308,22 +357,25 @@ impl CognitoUserPool {
     }
 
     /// The password policy, over what the pool has (its password history, say).
-    fn password_policy(current: Option<&PasswordPolicyType>) -> UserPoolPolicyType {
-        let mut policy = current
-            .cloned()
-            .map_or_else(PasswordPolicyType::builder, |current| {
-                PasswordPolicyType::builder()
-                    .set_password_history_size(current.password_history_size())
-            });
-        policy = policy
+    /// The password policy, over what the pool has (its password history
+    /// and its sign-in policy, the first factors it allows).
+    fn policies(current: Option<&UserPoolPolicyType>) -> UserPoolPolicyType {
+        let password = PasswordPolicyType::builder()
+            .set_password_history_size(
+                current
+                    .and_then(UserPoolPolicyType::password_policy)
+                    .and_then(PasswordPolicyType::password_history_size),
+            )
             .minimum_length(PASSWORD_MINIMUM_LENGTH)
             .require_lowercase(true)
             .require_uppercase(true)
             .require_numbers(true)
             .require_symbols(true)
-            .temporary_password_validity_days(TEMPORARY_PASSWORD_DAYS);
+            .temporary_password_validity_days(TEMPORARY_PASSWORD_DAYS)
+            .build();
         UserPoolPolicyType::builder()
-            .password_policy(policy.build())
+            .password_policy(password)
+            .set_sign_in_policy(current.and_then(|policies| policies.sign_in_policy().cloned()))
             .build()
     }
 
@@ -346,15 +398,7 @@ impl CognitoUserPool {
     }
 
     async fn describe(&self, pool_id: &str) -> Result<UserPoolType, EngineError> {
-        self.clients
-            .cognito
-            .describe_user_pool()
-            .user_pool_id(pool_id)
-            .send()
-            .await
-            .map_err(|error| EngineError::sdk(self.doing("reading"), &error))?
-            .user_pool
-            .ok_or_else(|| EngineError::new(self.doing("reading"), "Cognito described no pool"))
+        describe_pool(&self.clients, pool_id).await
     }
 
     /// UpdateUserPool with what the pool has, and ours over it: the sign-up
@@ -365,10 +409,7 @@ impl CognitoUserPool {
             .cognito
             .update_user_pool()
             .user_pool_id(pool_id)
-            .policies(Self::password_policy(
-                pool.policies()
-                    .and_then(UserPoolPolicyType::password_policy),
-            ))
+            .policies(Self::policies(pool.policies()))
             .deletion_protection(Self::protection(protect))
             .set_lambda_config(pool.lambda_config().cloned())
             .auto_verified_attributes(VerifiedAttributeType::Email)
@@ -386,6 +427,11 @@ impl CognitoUserPool {
             .admin_create_user_config(Self::admin_create_only(pool.admin_create_user_config()))
             .set_user_pool_add_ons(pool.user_pool_add_ons().cloned())
             .set_account_recovery_setting(pool.account_recovery_setting().cloned())
+            // Left out, the tier would fall back to ESSENTIALS and the issuer
+            // and key settings to their defaults.
+            .set_user_pool_tier(pool.user_pool_tier().cloned())
+            .set_key_configuration(pool.key_configuration().cloned())
+            .set_issuer_configuration(pool.issuer_configuration().cloned())
             .send()
             .await
             .map_err(|error| EngineError::sdk(self.doing("updating"), &error))?;
@@ -409,9 +455,9 @@ impl CognitoUserPool {
                 .allowed_o_auth_flows(OAuthFlowType::Code)
                 .set_allowed_o_auth_scopes(Some(scopes))
                 .allowed_o_auth_flows_user_pool_client(true)
-                .set_callback_urls(Some(self.callback_urls.clone()))
-                .set_logout_urls(Some(self.logout_urls.clone()))
-                .supported_identity_providers("COGNITO")
+                .set_callback_urls(Some(sorted(self.callback_urls.clone())))
+                .set_logout_urls(Some(sorted(self.logout_urls.clone())))
+                .supported_identity_providers(COGNITO_PROVIDER)
                 .prevent_user_existence_errors(PreventUserExistenceErrorTypes::Enabled)
                 .enable_token_revocation(true)
                 .send()
@@ -451,13 +497,30 @@ impl CognitoUserPool {
             )
             .set_analytics_configuration(current.analytics_configuration().cloned())
             .set_auth_session_validity(current.auth_session_validity())
+            // A default redirect set by hand stays while it is a callback URL.
+            .set_default_redirect_uri(
+                current
+                    .default_redirect_uri()
+                    .filter(|uri| self.callback_urls.iter().any(|url| url == uri))
+                    .map(str::to_owned),
+            )
+            .set_enable_propagate_additional_user_context_data(
+                current.enable_propagate_additional_user_context_data(),
+            )
             .set_explicit_auth_flows(Some(flows))
             .allowed_o_auth_flows(OAuthFlowType::Code)
             .set_allowed_o_auth_scopes(Some(scopes))
             .allowed_o_auth_flows_user_pool_client(true)
-            .set_callback_urls(Some(self.callback_urls.clone()))
-            .set_logout_urls(Some(self.logout_urls.clone()))
-            .supported_identity_providers("COGNITO")
+            .set_callback_urls(Some(sorted(self.callback_urls.clone())))
+            .set_logout_urls(Some(sorted(self.logout_urls.clone())))
+            // Identity providers federated by hand (a school's SAML, say) stay.
+            .set_supported_identity_providers(Some(sorted(
+                current
+                    .supported_identity_providers()
+                    .iter()
+                    .map(String::as_str)
+                    .chain([COGNITO_PROVIDER]),
+            )))
             .prevent_user_existence_errors(PreventUserExistenceErrorTypes::Enabled)
             .enable_token_revocation(true)
             .send()
@@ -527,7 +590,8 @@ impl CognitoUserPool {
                 );
                 if error.code() == Some("InvalidParameterException") {
                     failure.detail.push_str(
-                        "; domain prefixes are unique across AWS in a region: set auth_domain_prefix to another",
+                        "; if the prefix is taken (prefixes are unique across AWS in a region), \
+                         set auth_domain_prefix to another",
                     );
                 }
                 failure
@@ -587,10 +651,19 @@ impl Resource for CognitoUserPool {
     }
 
     async fn read(&self) -> Result<Option<ObservedResource>, EngineError> {
-        let Some(found) = find_pool(&self.clients, &self.name, &self.client_name).await? else {
+        let Some(pool) = find_described(&self.clients, &self.name).await? else {
             return Ok(None);
         };
-        let pool = self.describe(&found.id).await?;
+        let found = FoundPool {
+            id: pool.id().unwrap_or_default().to_owned(),
+            issuer: issuer_of(&self.clients.region, &pool),
+            client_id: find_client_id(
+                &self.clients,
+                pool.id().unwrap_or_default(),
+                &self.client_name,
+            )
+            .await?,
+        };
         let client = match &found.client_id {
             None => None,
             Some(client_id) => {
@@ -643,7 +716,7 @@ impl Resource for CognitoUserPool {
             .cognito
             .create_user_pool()
             .pool_name(&self.name)
-            .policies(Self::password_policy(None))
+            .policies(Self::policies(None))
             .deletion_protection(Self::protection(self.deletion_protection))
             .auto_verified_attributes(VerifiedAttributeType::Email)
             .admin_create_user_config(Self::admin_create_only(None))
@@ -715,5 +788,38 @@ impl Resource for CognitoUserPool {
             .await
             .map_err(|error| EngineError::sdk(self.doing("deleting"), &error))?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use aws_sdk_cognitoidentityprovider::types::{
+        IssuerConfigurationType, IssuerType, UserPoolType,
+    };
+
+    use super::issuer_of;
+
+    #[test]
+    fn the_issuer_follows_the_pools_issuer_configuration() {
+        let pool = |kind: Option<IssuerType>| {
+            UserPoolType::builder()
+                .id("eu-west-1_Pool")
+                .set_issuer_configuration(
+                    kind.map(|kind| IssuerConfigurationType::builder().r#type(kind).build()),
+                )
+                .build()
+        };
+        assert_eq!(
+            issuer_of("eu-west-1", &pool(None)),
+            "https://cognito-idp.eu-west-1.amazonaws.com/eu-west-1_Pool"
+        );
+        assert_eq!(
+            issuer_of("eu-west-1", &pool(Some(IssuerType::Original))),
+            "https://cognito-idp.eu-west-1.amazonaws.com/eu-west-1_Pool"
+        );
+        assert_eq!(
+            issuer_of("eu-west-1", &pool(Some(IssuerType::Updated))),
+            "https://issuer-cognito-idp.eu-west-1.amazonaws.com/eu-west-1_Pool"
+        );
     }
 }

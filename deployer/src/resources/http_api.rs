@@ -45,11 +45,7 @@ pub const ADDRESS: &str = "apigatewayv2_api.http";
 /// The route API Gateway takes for requests no other route matches.
 pub const CATCH_ALL_ROUTE_KEY: &str = "$default";
 const INTEGRATION_TIMEOUT_MS: i32 = 29_000;
-/// The tag that marks an HTTP API as the deployer's. The deploy role may change,
-/// tag and delete only APIs that carry it (the deploy policy's `HttpApi*`
-/// statements), and may never remove or change it.
-pub const MANAGED_BY_KEY: &str = "managed-by";
-pub const MANAGED_BY_VALUE: &str = "deployer";
+use super::tags::{MANAGED_BY_KEY, MANAGED_BY_VALUE};
 
 /// Whether observed `tags` mark the API as the deployer's.
 fn is_managed(tags: &Value) -> bool {

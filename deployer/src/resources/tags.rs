@@ -8,6 +8,13 @@ use serde_json::Value;
 
 use crate::engine::{EngineError, Tags};
 
+/// The tag that marks a resource as the deployer's. The deploy role may
+/// change, tag and delete only HTTP APIs and user pools that carry it (the
+/// deploy policy's `HttpApi*` and `UserPool*` statements), and may never
+/// remove or change it on an API.
+pub const MANAGED_BY_KEY: &str = "managed-by";
+pub const MANAGED_BY_VALUE: &str = "deployer";
+
 /// Tags read back from AWS, from any service's key/value pairs.
 pub fn observed<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> Tags {
     pairs

@@ -492,7 +492,7 @@ pub fn deploy_policy(settings: &Settings, clients: &Clients) -> Value {
                 // Then only pools tagged managed-by=deployer (aws:ResourceTag is
                 // documented for the userpool resource type): read and converge the
                 // pool, its app client, the admin group and the sign-in domain, and
-                // delete the pool (destroy keeps one that holds accounts unless told).
+                // delete the pool (destroy does only with --delete-user-accounts).
                 // No Admin* call and no ListUsers: the deploy role never reads,
                 // creates or signs in an account, nor joins anyone to the admin group.
                 "Sid": "UserPoolsOnlyTagged",
