@@ -938,60 +938,30 @@ async fn the_environments_own_user_pool_signs_students_in_through_api_gateway() 
             "API Gateway refused it: {body}"
         );
     }
-    // Ana's own table and scores; Bo may write neither.
-    let (status, _, body) = cloud
-        .call(
-            &base,
-            "POST",
-            "/tables",
-            Some(&create("class-1")),
-            &[("authorization", &ana)],
-        )
-        .await;
-    assert_eq!(status, 201, "{body}");
-    let scores = Some(r#"{"submissionCount": 2, "totalCount": 3}"#);
-    let (status, _, body) = cloud
-        .call(
-            &base,
-            "PUT",
-            "/tables/class-1/users/ana",
-            scores,
-            &[("authorization", &ana)],
-        )
-        .await;
-    assert_eq!(status, 200, "{body}");
-    let (status, _, body) = cloud
-        .call(
-            &base,
-            "PUT",
-            "/tables/class-1/users/ana",
-            scores,
-            &[("authorization", &bo)],
-        )
-        .await;
-    assert_eq!(status, 403, "{body}");
-    let rename = Some(r#"{"displayName": "Period 2"}"#);
-    let (status, _, body) = cloud
-        .call(
-            &base,
+    // Ana's own table and scores; Bo may write neither; the pool's admin group
+    // makes the teacher an admin of every table.
+    let scores = r#"{"submissionCount": 2, "totalCount": 3}"#;
+    let rename = r#"{"displayName": "Period 2"}"#;
+    let first_class = create("class-1");
+    for (who, token, method, path, body, expected) in [
+        ("ana", &ana, "POST", "/tables", first_class.as_str(), 201),
+        ("ana", &ana, "PUT", "/tables/class-1/users/ana", scores, 200),
+        ("bo", &bo, "PUT", "/tables/class-1/users/ana", scores, 403),
+        ("bo", &bo, "PATCH", "/tables/class-1", rename, 403),
+        (
+            "the teacher",
+            &teacher,
             "PATCH",
             "/tables/class-1",
             rename,
-            &[("authorization", &bo)],
-        )
-        .await;
-    assert_eq!(status, 403, "{body}");
-    // The pool's admin group makes the teacher an admin of every table.
-    let (status, _, body) = cloud
-        .call(
-            &base,
-            "PATCH",
-            "/tables/class-1",
-            rename,
-            &[("authorization", &teacher)],
-        )
-        .await;
-    assert_eq!(status, 200, "{body}");
+            200,
+        ),
+    ] {
+        let (status, _, answer) = cloud
+            .call(&base, method, path, Some(body), &[("authorization", token)])
+            .await;
+        assert_eq!(status, expected, "{who}: {method} {path}: {answer}");
+    }
     let (_, _, table) = cloud.call(&base, "GET", "/tables/class-1", None, &[]).await;
     assert_eq!(table["displayName"], "Period 2");
     assert_eq!(table["userCount"], 1);
