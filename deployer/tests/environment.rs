@@ -3911,3 +3911,95 @@ async fn the_environments_own_user_pool_is_the_issuer_and_outlives_a_destroy_whi
     );
     assert_eq!(pool_id().await, None);
 }
+
+/// Turning `auth_create_user_pool` off takes the authorizer off and leaves the
+/// pool, its accounts and its record alone; an environment that never had a
+/// pool makes no Cognito call (a deploy role bootstrapped before user pools
+/// existed plans and destroys it as before).
+#[tokio::test]
+async fn turning_the_own_pool_off_leaves_the_pool_and_its_accounts() {
+    let account = Account::new().await;
+    let cognito_calls = |output: &Output| -> Vec<String> {
+        logged_calls(output)
+            .into_iter()
+            .filter(|(service, _)| service == "Cognito Identity Provider")
+            .map(|(_, operation)| operation)
+            .collect()
+    };
+    let plain = account.deployer(&["-v", "plan", "--env", "dev", "--artifact", "fn.zip"]);
+    assert_exit(&plain, 0);
+    assert!(logged_calls(&plain).len() > 5, "the call log works");
+    assert_eq!(cognito_calls(&plain), Vec::<String>::new());
+
+    let on = [
+        &[
+            "apply",
+            "--env",
+            "dev",
+            "--auto-approve",
+            "--artifact",
+            "fn.zip",
+        ][..],
+        &SIGN_IN_BY_OWN_POOL,
+    ]
+    .concat();
+    assert_exit(&account.deployer(&on), 0);
+    let cognito = aws_sdk_cognitoidentityprovider::Client::new(&account.config);
+    let pools = || async {
+        cognito
+            .list_user_pools()
+            .max_results(60)
+            .send()
+            .await
+            .expect("pools")
+            .user_pools()
+            .iter()
+            .filter_map(|pool| pool.id().map(str::to_owned))
+            .collect::<Vec<_>>()
+    };
+    let [id] = &pools().await[..] else {
+        panic!("one pool");
+    };
+    cognito
+        .admin_create_user()
+        .user_pool_id(id)
+        .username("ada")
+        .send()
+        .await
+        .expect("an account");
+
+    let plan = account.deployer(&["plan", "--env", "dev", "--artifact", "fn.zip"]);
+    let shown = text(&plan);
+    assert_exit(&plan, 0);
+    assert!(
+        shown.contains(&format!(
+            "user pool aimodelshare-playground-dev-users ({id}) stays"
+        )),
+        "{shown}"
+    );
+    assert!(
+        !shown.contains("- cognito_user_pool"),
+        "not deleted: {shown}"
+    );
+    assert!(shown.contains("The API is open"), "{shown}");
+    assert_exit(&account.apply_dev(), 0);
+    let api_id = account.api_id("dev").await.expect("api");
+    let authorizers = aws_sdk_apigatewayv2::Client::new(&account.config)
+        .get_authorizers()
+        .api_id(&api_id)
+        .send()
+        .await
+        .expect("authorizers");
+    assert!(authorizers.items().is_empty(), "{authorizers:?}");
+    assert_eq!(&pools().await[..], std::slice::from_ref(id));
+
+    let destroy = account.deployer(&["destroy", "--env", "dev", "--auto-approve"]);
+    let shown = text(&destroy);
+    assert_exit(&destroy, 0);
+    assert!(shown.contains("Kept: the Cognito user pool"), "{shown}");
+    assert_eq!(
+        &pools().await[..],
+        std::slice::from_ref(id),
+        "the accounts stay"
+    );
+}

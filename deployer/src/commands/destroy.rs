@@ -387,8 +387,16 @@ impl Stack for EnvironmentDestroy<'_> {
                 releases: Vec::new(),
                 pre_traffic_check: false,
             },
-            // Always looked for: it may remain from when auth_create_user_pool was on.
-            user_pool: Some(crate::stacks::environment::UserPoolInputs::default()),
+            // Looked for when wanted or recorded (it may remain from when
+            // auth_create_user_pool was on); otherwise no call is made for it.
+            user_pool: (self.config.settings.auth_create_user_pool
+                || stored.as_ref().is_some_and(|stored| {
+                    stored
+                        .document
+                        .resources
+                        .contains_key(cognito_user_pool::ADDRESS)
+                }))
+            .then(crate::stacks::environment::UserPoolInputs::default),
         };
         let resources = crate::stacks::environment::resources(
             &self.config.settings,

@@ -170,17 +170,24 @@ impl EnvironmentStack<'_> {
                 found: find_pool(clients, &names.user_pool, &names.app_client).await?,
             })
         } else {
-            if !self
-                .noted_pool
-                .swap(true, std::sync::atomic::Ordering::SeqCst)
-                && let Some(left) = find_pool(clients, &names.user_pool, &names.app_client).await?
+            // A pool the state records, from when auth_create_user_pool was on,
+            // leaves the stack but not AWS, and stays recorded for destroy: say
+            // so. No call is made for it, so a deploy role bootstrapped before
+            // user pools existed plans as before.
+            let recorded =
+                stored.and_then(|stored| stored.document.resources.get(cognito_user_pool::ADDRESS));
+            if let Some(pool) = recorded
+                && !self
+                    .noted_pool
+                    .swap(true, std::sync::atomic::Ordering::SeqCst)
             {
                 eprintln!(
-                    "note: the Cognito user pool {pool} ({id}) remains from when auth_create_user_pool was on; \
-                     the API no longer accepts its tokens once applied. Its accounts stay until \
-                     `deployer destroy --env {environment} --delete-user-accounts`",
-                    pool = names.user_pool,
-                    id = left.id,
+                    "note: the Cognito user pool {name} ({id}) stays, with its accounts, while \
+                     auth_create_user_pool is off: once applied, the API no longer accepts its \
+                     tokens. Turning the setting on again manages it again; \
+                     `deployer destroy --env {environment} --delete-user-accounts` deletes it",
+                    name = names.user_pool,
+                    id = pool.id,
                     environment = names.environment,
                 );
             }
