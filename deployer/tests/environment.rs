@@ -3887,6 +3887,15 @@ async fn the_environments_own_user_pool_is_the_issuer_and_outlives_a_destroy_whi
     );
     assert_eq!(pool_id().await.as_deref(), Some(id.as_str()));
     assert_eq!(account.api_id("dev").await, None);
+    // Again: nothing else to destroy, and the pool is still kept and named.
+    let again = with_pool(&["destroy", "--env", "dev", "--auto-approve"]);
+    let shown = text(&again);
+    assert_exit(&again, 0);
+    assert!(
+        shown.contains("Nothing to destroy in dev but what is kept")
+            && shown.contains("Kept: the Cognito user pool"),
+        "{shown}"
+    );
     assert_exit(&apply(), 0);
     assert_eq!(
         pool_id().await.as_deref(),
@@ -4001,5 +4010,24 @@ async fn turning_the_own_pool_off_leaves_the_pool_and_its_accounts() {
         &pools().await[..],
         std::slice::from_ref(id),
         "the accounts stay"
+    );
+    // The state kept the pool's record, so a destroy told to finds it, with
+    // the setting still off.
+    let destroy = account.deployer(&[
+        "destroy",
+        "--env",
+        "dev",
+        "--auto-approve",
+        "--delete-user-accounts",
+    ]);
+    let shown = text(&destroy);
+    assert_exit(&destroy, 0);
+    assert!(shown.contains("1 destroyed"), "{shown}");
+    assert_eq!(pools().await, Vec::<String>::new());
+    let state = account.deployer(&["state", "list", "--env", "dev"]);
+    assert!(
+        !String::from_utf8_lossy(&state.stdout).contains("cognito_user_pool"),
+        "{}",
+        text(&state)
     );
 }

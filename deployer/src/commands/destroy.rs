@@ -482,7 +482,12 @@ impl Stack for EnvironmentDestroy<'_> {
     }
 
     fn ending(&self) -> Ending {
-        Ending::Remove
+        // A kept pool stays recorded: `--delete-user-accounts` later finds it.
+        if self.kept().is_some() {
+            Ending::RemoveAllBut(cognito_user_pool::ADDRESS)
+        } else {
+            Ending::Remove
+        }
     }
 
     fn notes(&self, prepared: &Prepared) -> Vec<String> {
@@ -530,15 +535,28 @@ impl Stack for EnvironmentDestroy<'_> {
 
 impl EnvironmentDestroy<'_> {
     /// What happens to the user pool's accounts.
+    /// The pool this run keeps and Cognito's estimate of its accounts.
+    fn kept(&self) -> Option<(String, String)> {
+        self.kept_pool.lock().ok().and_then(|kept| kept.clone())
+    }
+
+    /// What is said of a kept pool, below the plan and at the end.
+    fn kept_line(&self) -> Option<String> {
+        let (id, accounts) = self.kept()?;
+        Some(format!(
+            "Kept: the Cognito user pool {name} ({id}) and its accounts ({accounts}, as Cognito \
+             estimates them), which no backup can bring back; the state keeps its record. \
+             `deployer apply --env {env}` adopts it again; `deployer destroy --env {env} \
+             --delete-user-accounts` deletes it.",
+            name = self.names.user_pool,
+            env = self.names.environment
+        ))
+    }
+
     fn pool_notes(&self, prepared: &Prepared) -> Vec<String> {
         let name = &self.names.user_pool;
-        if let Some((id, accounts)) = self.kept_pool.lock().ok().and_then(|kept| kept.clone()) {
-            return vec![format!(
-                "Kept: the Cognito user pool {name} ({id}) and its accounts ({accounts}, as Cognito \
-                 estimates them), which no backup can bring back. `deployer apply --env {env}` \
-                 adopts it again; `deployer destroy --env {env} --delete-user-accounts` deletes it.\n",
-                env = self.names.environment
-            )];
+        if let Some(line) = self.kept_line() {
+            return vec![format!("{line}\n")];
         }
         let deleted = prepared
             .plan
@@ -646,9 +664,15 @@ pub async fn environment(
     let backup = stack.backup.lock().ok().and_then(|backup| backup.clone());
     let mut text = if ran.plan.has_changes() {
         format!("Destroy complete: {} destroyed.", ran.plan.destroy)
+    } else if stack.kept().is_some() {
+        format!("Nothing to destroy in {environment} but what is kept.")
     } else {
         format!("Nothing to destroy: no resource of {environment} exists.")
     };
+    if let Some(line) = stack.kept_line() {
+        text.push('\n');
+        text.push_str(&line);
+    }
     if let Some(arn) = backup {
         text.push_str(&format!(
             "\nFinal backup of {}: {arn}\nRestore it with: deployer restore --env {environment} --backup {arn}",

@@ -37,6 +37,10 @@ pub enum Ending {
     Record,
     /// Remove the state: the stack is gone.
     Remove,
+    /// Remove the state but for the record at this address, of what the
+    /// destroy kept (an environment's user pool, with its accounts), so that a
+    /// later destroy told to delete it still finds it.
+    RemoveAllBut(&'static str),
     /// The state went with what was destroyed (it was kept in it).
     Gone,
 }
@@ -192,6 +196,9 @@ fn nothing_to_do(stack: &dyn Stack, prepared: &Prepared, stored: Option<&Stored>
             &outputs,
         ),
         Ending::Remove => stored.is_none(),
+        Ending::RemoveAllBut(kept) => stored.is_some_and(|stored| {
+            stored.document.resources.keys().eq([kept]) && stored.document.outputs.is_empty()
+        }),
         Ending::Gone => true,
     };
     current.then(|| Ran {
@@ -252,7 +259,25 @@ async fn under_lock(stack: &dyn Stack, options: &RunOptions) -> Result<Ran, CliE
             outputs
         }
         Ending::Gone => BTreeMap::new(),
-        Ending::Remove => {
+        Ending::RemoveAllBut(kept)
+            if let Some(record) = stored
+                .as_ref()
+                .and_then(|stored| stored.document.resources.get(kept)) =>
+        {
+            // Against the state as it is now: `before_apply` may have written a
+            // revision since (a destroy's final backup), under this run's lock.
+            let latest = stack.stored(&prepared).await?;
+            recording::write(
+                &backend,
+                &options.environment,
+                latest.as_ref(),
+                BTreeMap::from([(kept.to_owned(), record.clone())]),
+                BTreeMap::new(),
+            )
+            .await?;
+            BTreeMap::new()
+        }
+        Ending::Remove | Ending::RemoveAllBut(_) => {
             backend
                 .remove(&options.environment)
                 .await

@@ -176,14 +176,82 @@ pub enum Decision {
 }
 
 /// Whether two items are the same, but for a table's `userCount`, which
-/// every migration recounts.
+/// every migration recounts, and as DynamoDB compares values: numbers by
+/// value (`1.0` is `1`, as DynamoDB reads it back), sets in any order.
 fn same(source: &Item, target: &Item) -> bool {
-    let without_count = |item: &Item| {
-        let mut item = item.clone();
-        item.remove(schema::USER_COUNT);
-        item
+    let normal = |item: &Item| -> Item {
+        item.iter()
+            .filter(|(name, _)| name.as_str() != schema::USER_COUNT)
+            .map(|(name, value)| (name.clone(), normal_value(value)))
+            .collect()
     };
-    without_count(source) == without_count(target)
+    normal(source) == normal(target)
+}
+
+/// `value` with its numbers in one spelling and its sets sorted.
+fn normal_value(value: &AttributeValue) -> AttributeValue {
+    let sorted = |mut values: Vec<String>| {
+        values.sort();
+        values.dedup();
+        values
+    };
+    match value {
+        AttributeValue::N(number) => AttributeValue::N(normal_number(number)),
+        AttributeValue::Ns(numbers) => {
+            AttributeValue::Ns(sorted(numbers.iter().map(|n| normal_number(n)).collect()))
+        }
+        AttributeValue::Ss(strings) => AttributeValue::Ss(sorted(strings.clone())),
+        AttributeValue::Bs(blobs) => {
+            let mut blobs = blobs.clone();
+            blobs.sort_by(|a, b| a.as_ref().cmp(b.as_ref()));
+            blobs.dedup();
+            AttributeValue::Bs(blobs)
+        }
+        AttributeValue::L(values) => AttributeValue::L(values.iter().map(normal_value).collect()),
+        AttributeValue::M(map) => AttributeValue::M(
+            map.iter()
+                .map(|(name, value)| (name.clone(), normal_value(value)))
+                .collect(),
+        ),
+        other => other.clone(),
+    }
+}
+
+/// A decimal number in one spelling: its significant digits and exponent
+/// (`-1.50e2` and `-150` are both `-15e1`); the text itself when it is not a
+/// number. (DynamoDB numbers have up to 38 digits, more than `f64` holds;
+/// this compares them exactly without a decimal crate for one comparison.)
+fn normal_number(text: &str) -> String {
+    let text = text.trim();
+    let (negative, unsigned) = match text.strip_prefix('-') {
+        Some(rest) => (true, rest),
+        None => (false, text.strip_prefix('+').unwrap_or(text)),
+    };
+    let (mantissa, exponent) = match unsigned.split_once(['e', 'E']) {
+        Some((mantissa, exponent)) => match exponent.parse::<i64>() {
+            Ok(exponent) => (mantissa, exponent),
+            Err(_) => return text.to_owned(),
+        },
+        None => (unsigned, 0),
+    };
+    let (whole, fraction) = mantissa.split_once('.').unwrap_or((mantissa, ""));
+    if whole.is_empty() && fraction.is_empty()
+        || !whole
+            .bytes()
+            .chain(fraction.bytes())
+            .all(|b| b.is_ascii_digit())
+    {
+        return text.to_owned();
+    }
+    let digits = format!("{whole}{fraction}");
+    let significant = digits.trim_start_matches('0');
+    let trimmed = significant.trim_end_matches('0');
+    if trimmed.is_empty() {
+        return "0".to_owned();
+    }
+    let exponent = exponent - i64::try_from(fraction.len()).unwrap_or(i64::MAX)
+        + i64::try_from(significant.len() - trimmed.len()).unwrap_or(0);
+    format!("{}{trimmed}e{exponent}", if negative { "-" } else { "" })
 }
 
 /// The newer item wins. Items of the same time that differ are replaced: the
@@ -354,6 +422,61 @@ mod tests {
             decide(&named("Period 2"), Some(&named("Period 1"))),
             Decision::Replace
         );
+        // The same values in other spellings are the same item: a rerun
+        // leaves it alone.
+        let spelled = |number: &str, tags: &[&str]| {
+            item(&[
+                ("tableId", s("c")),
+                ("username", s("_metadata")),
+                ("createdAt", s("2024-03-01T10:00:00.000Z")),
+                ("level", n(number)),
+                (
+                    "tags",
+                    AttributeValue::Ss(tags.iter().map(|tag| (*tag).to_owned()).collect()),
+                ),
+            ])
+        };
+        assert_eq!(
+            decide(
+                &spelled("1.50", &["b", "a"]),
+                Some(&spelled("1.5", &["a", "b"]))
+            ),
+            Decision::Unchanged
+        );
+        assert_eq!(
+            decide(&spelled("2", &["a"]), Some(&spelled("1.5", &["a"]))),
+            Decision::Replace
+        );
+    }
+
+    #[test]
+    fn numbers_compare_by_value_in_any_spelling() {
+        for (a, b) in [
+            ("1.0", "1"),
+            ("-1.50e2", "-150"),
+            ("0.000", "0"),
+            ("+7", "7"),
+            ("120", "1.2E2"),
+            ("00012.3400", "12.34"),
+            (
+                "12345678901234567890123456789012345678",
+                "1.2345678901234567890123456789012345678e37",
+            ),
+        ] {
+            assert_eq!(normal_number(a), normal_number(b), "{a} = {b}");
+        }
+        for (a, b) in [
+            ("1", "2"),
+            ("10", "1"),
+            ("-1", "1"),
+            (
+                "12345678901234567890123456789012345678",
+                "12345678901234567890123456789012345679",
+            ),
+        ] {
+            assert_ne!(normal_number(a), normal_number(b), "{a} != {b}");
+        }
+        assert_eq!(normal_number("abc"), "abc");
     }
 
     #[test]

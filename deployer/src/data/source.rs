@@ -30,6 +30,9 @@ pub enum Origin {
         path: String,
         lines: Vec<String>,
         by_table: BTreeMap<String, Vec<usize>>,
+        /// Lines that repeat an earlier line's key, and that line: refused,
+        /// since the file cannot say which of the two is the item.
+        repeats: BTreeMap<usize, usize>,
     },
 }
 
@@ -170,17 +173,31 @@ impl Origin {
     /// verifying each table reads its own lines only.
     pub fn lines(path: String, lines: Vec<String>) -> Self {
         let mut by_table: BTreeMap<String, Vec<usize>> = BTreeMap::new();
+        let mut first: std::collections::HashMap<(String, String), usize> =
+            std::collections::HashMap::new();
+        let mut repeats = BTreeMap::new();
         for (index, line) in lines.iter().enumerate() {
-            if let Ok(item) = super::json::from_line(line)
-                && let Ok((table_id, _)) = super::shape::key_of(&item)
-            {
-                by_table.entry(table_id.to_owned()).or_default().push(index);
+            let Ok(item) = super::json::from_line(line) else {
+                continue;
+            };
+            let Ok((table_id, username)) = super::shape::key_of(&item) else {
+                continue;
+            };
+            match first.entry((table_id.to_owned(), username.to_owned())) {
+                std::collections::hash_map::Entry::Occupied(earlier) => {
+                    repeats.insert(index, *earlier.get());
+                }
+                std::collections::hash_map::Entry::Vacant(slot) => {
+                    slot.insert(index);
+                    by_table.entry(table_id.to_owned()).or_default().push(index);
+                }
             }
         }
         Self::Lines {
             path,
             lines,
             by_table,
+            repeats,
         }
     }
 
@@ -250,7 +267,7 @@ impl Origin {
                 )
                 .await)
             }
-            (Self::Lines { lines, .. }, Lane::Lines) => {
+            (Self::Lines { lines, repeats, .. }, Lane::Lines) => {
                 let from = match after {
                     Some(Position::Line(line)) => *line,
                     _ => 0,
@@ -258,9 +275,13 @@ impl Origin {
                 let to = (from + PAGE).min(lines.len());
                 let items = (from..to)
                     .filter(|index| !lines[*index].trim().is_empty())
-                    .map(|index| {
-                        super::json::from_line(&lines[index])
-                            .map_err(|error| (index + 1, error.to_string()))
+                    .map(|index| match repeats.get(&index) {
+                        Some(earlier) => Err((
+                            index + 1,
+                            format!("repeats the key of line {}", earlier + 1),
+                        )),
+                        None => super::json::from_line(&lines[index])
+                            .map_err(|error| (index + 1, error.to_string())),
                     })
                     .collect();
                 Ok(Page {
@@ -323,5 +344,33 @@ pub async fn query_partition(
         if start.is_none() {
             return Ok(items);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Origin;
+
+    #[test]
+    fn a_files_lines_are_indexed_by_table_and_a_repeated_key_is_named() {
+        let lines: Vec<String> = [
+            r#"{"tableId":"c1","username":"ana"}"#,
+            r#"{"tableId":"c2","username":"bo"}"#,
+            "",
+            r#"{"tableId":"c1","username":"ana","submissionCount":2}"#,
+            "not json",
+            r#"{"tableId":"c1","username":"cy"}"#,
+        ]
+        .map(str::to_owned)
+        .to_vec();
+        let Origin::Lines {
+            by_table, repeats, ..
+        } = Origin::lines("f".into(), lines)
+        else {
+            panic!("lines");
+        };
+        assert_eq!(by_table["c1"], [0, 5]);
+        assert_eq!(by_table["c2"], [1]);
+        assert_eq!(repeats.into_iter().collect::<Vec<_>>(), [(3, 0)]);
     }
 }

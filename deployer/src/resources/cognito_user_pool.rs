@@ -177,7 +177,29 @@ async fn find_described(
     }
     let mut pools = Vec::new();
     for id in &ids {
-        pools.push(describe_pool(clients, id).await?);
+        let described = clients
+            .cognito
+            .describe_user_pool()
+            .user_pool_id(id)
+            .send()
+            .await;
+        match described {
+            Ok(output) => pools.extend(output.user_pool),
+            // The deploy and plan roles may describe only pools tagged
+            // managed-by=deployer: among namesakes, one they may not read is
+            // another's.
+            Err(error)
+                if ids.len() > 1
+                    && error.code().is_some_and(|code| {
+                        code == "AccessDeniedException" || code == "NotAuthorizedException"
+                    }) => {}
+            Err(error) => {
+                return Err(EngineError::sdk(
+                    format!("reading Cognito user pool {id}"),
+                    &error,
+                ));
+            }
+        }
     }
     if pools.len() > 1 {
         pools.retain(is_managed);

@@ -154,7 +154,7 @@ pub struct StackInputs {
     pub table: TableInputs,
     pub release: ReleaseInputs,
     /// The environment's own user pool, when it is part of the stack (with
-    /// `auth_create_user_pool`; destroy always looks for it).
+    /// `auth_create_user_pool`, or recorded in the state when destroying).
     pub user_pool: Option<UserPoolInputs>,
 }
 
