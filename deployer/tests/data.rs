@@ -705,6 +705,27 @@ async fn an_item_that_cannot_be_taken_is_refused_named_and_fails_the_run() {
     );
     let neither = account.deployer(&["migrate", "--env", "dev", "--from", LEGACY]);
     assert_exit(&neither, 2);
+
+    // A file that holds one key twice cannot say which line is the item.
+    std::fs::write(
+        account.dir.path().join("twice.jsonl"),
+        concat!(
+            r#"{"tableId":"class-z","username":"ana","submissionCount":1}"#,
+            "\n",
+            r#"{"tableId":"class-z","username":"bo","submissionCount":1}"#,
+            "\n",
+            r#"{"tableId":"class-z","username":"ana","submissionCount":3}"#,
+            "\n"
+        ),
+    )
+    .expect("write the file");
+    let twice = account.deployer(&["import", "--env", "dev", "twice.jsonl"]);
+    assert_exit(&twice, 1);
+    assert!(
+        text(&twice).contains("refused line 3: repeats the key of line 1"),
+        "{}",
+        text(&twice)
+    );
 }
 
 /// The API may write a user between the read of a page and the write of its
