@@ -272,6 +272,22 @@ impl ClientShape {
     }
 }
 
+/// The app client's settings, on CreateUserPoolClient and
+/// UpdateUserPoolClient alike: two builder types with the same methods.
+macro_rules! client_settings {
+    ($request:expr, $pool:expr) => {
+        $request
+            .set_explicit_auth_flows(Some(AUTH_FLOWS.map(ExplicitAuthFlowsType::from).to_vec()))
+            .allowed_o_auth_flows(OAuthFlowType::Code)
+            .set_allowed_o_auth_scopes(Some(SCOPES.map(str::to_owned).to_vec()))
+            .allowed_o_auth_flows_user_pool_client(true)
+            .set_callback_urls(Some(sorted($pool.callback_urls.clone())))
+            .set_logout_urls(Some(sorted($pool.logout_urls.clone())))
+            .prevent_user_existence_errors(PreventUserExistenceErrorTypes::Enabled)
+            .enable_token_revocation(true)
+    };
+}
+
 /// A list as a set: sorted, each value once.
 fn sorted(values: impl IntoIterator<Item = impl Into<String>>) -> Vec<String> {
     let mut values: Vec<String> = values.into_iter().map(Into::into).collect();
@@ -464,24 +480,15 @@ impl CognitoUserPool {
     /// attribute permissions).
     async fn ensure_client(&self, pool_id: &str) -> Result<(), EngineError> {
         let cognito = &self.clients.cognito;
-        let flows = AUTH_FLOWS.map(ExplicitAuthFlowsType::from).to_vec();
-        let scopes = SCOPES.map(str::to_owned).to_vec();
         let Some(client_id) = find_client_id(&self.clients, pool_id, &self.client_name).await?
         else {
-            cognito
+            let request = cognito
                 .create_user_pool_client()
                 .user_pool_id(pool_id)
                 .client_name(&self.client_name)
                 .generate_secret(false)
-                .set_explicit_auth_flows(Some(flows))
-                .allowed_o_auth_flows(OAuthFlowType::Code)
-                .set_allowed_o_auth_scopes(Some(scopes))
-                .allowed_o_auth_flows_user_pool_client(true)
-                .set_callback_urls(Some(sorted(self.callback_urls.clone())))
-                .set_logout_urls(Some(sorted(self.logout_urls.clone())))
-                .supported_identity_providers(COGNITO_PROVIDER)
-                .prevent_user_existence_errors(PreventUserExistenceErrorTypes::Enabled)
-                .enable_token_revocation(true)
+                .supported_identity_providers(COGNITO_PROVIDER);
+            client_settings!(request, self)
                 .send()
                 .await
                 .map_err(|error| {
@@ -502,7 +509,7 @@ impl CognitoUserPool {
             .map_err(|error| EngineError::sdk(doing.clone(), &error))?
             .user_pool_client
             .unwrap_or_else(|| UserPoolClientType::builder().build());
-        cognito
+        let request = cognito
             .update_user_pool_client()
             .user_pool_id(pool_id)
             .client_id(&client_id)
@@ -529,12 +536,6 @@ impl CognitoUserPool {
             .set_enable_propagate_additional_user_context_data(
                 current.enable_propagate_additional_user_context_data(),
             )
-            .set_explicit_auth_flows(Some(flows))
-            .allowed_o_auth_flows(OAuthFlowType::Code)
-            .set_allowed_o_auth_scopes(Some(scopes))
-            .allowed_o_auth_flows_user_pool_client(true)
-            .set_callback_urls(Some(sorted(self.callback_urls.clone())))
-            .set_logout_urls(Some(sorted(self.logout_urls.clone())))
             // Identity providers federated by hand (a school's SAML, say) stay.
             .set_supported_identity_providers(Some(sorted(
                 current
@@ -542,9 +543,8 @@ impl CognitoUserPool {
                     .iter()
                     .map(String::as_str)
                     .chain([COGNITO_PROVIDER]),
-            )))
-            .prevent_user_existence_errors(PreventUserExistenceErrorTypes::Enabled)
-            .enable_token_revocation(true)
+            )));
+        client_settings!(request, self)
             .send()
             .await
             .map_err(|error| EngineError::sdk(doing, &error))?;
