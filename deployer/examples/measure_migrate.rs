@@ -7,7 +7,7 @@
 //!
 //! Usage: measure_migrate DEPLOYER ITEMS PARALLEL...
 
-use aws_sdk_dynamodb::types::{AttributeValue, PutRequest, WriteRequest};
+use aws_sdk_dynamodb::types::AttributeValue;
 
 #[tokio::main]
 async fn main() {
@@ -45,27 +45,7 @@ async fn main() {
             ]));
         }
     }
-    for chunk in all.chunks(25) {
-        let requests = chunk
-            .iter()
-            .map(|item| {
-                WriteRequest::builder()
-                    .put_request(
-                        PutRequest::builder()
-                            .set_item(Some(item.clone()))
-                            .build()
-                            .expect("put"),
-                    )
-                    .build()
-            })
-            .collect();
-        client
-            .batch_write_item()
-            .request_items("PlaygroundScores", requests)
-            .send()
-            .await
-            .expect("batch write");
-    }
+    emulator::put_items(&client, "PlaygroundScores", all).await;
     let dir = tempfile::tempdir().expect("temp dir");
     std::fs::write(dir.path().join("deployer.toml"), "").expect("config");
     println!("| items | --parallel | seconds | items/s |");

@@ -17,7 +17,7 @@ use std::io::{BufRead, BufReader};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use aws_sdk_dynamodb::types::{AttributeValue, PutRequest, WriteRequest};
+use aws_sdk_dynamodb::types::AttributeValue;
 use emulator::Emulator;
 use serde_json::Value;
 use support::{assert_exit, text};
@@ -118,33 +118,7 @@ impl Account {
     }
 
     async fn put_all(&self, table: &str, items: Vec<Item>) {
-        for chunk in items.chunks(25) {
-            let requests = chunk
-                .iter()
-                .map(|item| {
-                    WriteRequest::builder()
-                        .put_request(
-                            PutRequest::builder()
-                                .set_item(Some(item.clone()))
-                                .build()
-                                .expect("put"),
-                        )
-                        .build()
-                })
-                .collect();
-            let output = self
-                .client
-                .batch_write_item()
-                .request_items(table, requests)
-                .send()
-                .await
-                .expect("batch write");
-            assert!(
-                output
-                    .unprocessed_items()
-                    .is_none_or(|left| left.is_empty())
-            );
-        }
+        emulator::put_items(&self.client, table, items).await;
     }
 
     /// An environment's table, created from the schema as `apply` creates it.

@@ -863,14 +863,13 @@ async fn destroy_without_state_refuses_and_names_what_it_found() {
     assert!(account.api_id("dev").await.is_some());
 }
 
-/// Write `count` user items with their index keys into `table`, 25 at a time.
+/// Write `count` user items with their index keys into `table`.
 async fn put_indexed_users(config: &aws_config::SdkConfig, table: &str, count: usize) {
-    use aws_sdk_dynamodb::types::{AttributeValue, PutRequest, WriteRequest};
-    let dynamodb = aws_sdk_dynamodb::Client::new(config);
-    let requests: Vec<WriteRequest> = (0..count)
+    use aws_sdk_dynamodb::types::AttributeValue;
+    let items = (0..count)
         .map(|index| {
             let name = format!("student-{index:05}");
-            let item = [
+            [
                 ("tableId", AttributeValue::S("class-1".into())),
                 ("username", AttributeValue::S(name.clone())),
                 ("submissionCount", AttributeValue::N("1".into())),
@@ -886,25 +885,10 @@ async fn put_indexed_users(config: &aws_config::SdkConfig, table: &str, count: u
             ]
             .into_iter()
             .map(|(key, value)| (key.to_owned(), value))
-            .collect();
-            WriteRequest::builder()
-                .put_request(
-                    PutRequest::builder()
-                        .set_item(Some(item))
-                        .build()
-                        .expect("put"),
-                )
-                .build()
+            .collect()
         })
         .collect();
-    for batch in requests.chunks(25) {
-        dynamodb
-            .batch_write_item()
-            .request_items(table, batch.to_vec())
-            .send()
-            .await
-            .expect("batch write");
-    }
+    emulator::put_items(&aws_sdk_dynamodb::Client::new(config), table, items).await;
 }
 
 /// The operations (service and name) `args` makes, in order.

@@ -257,6 +257,41 @@ pub fn unique_name(prefix: &str) -> String {
     format!("{prefix}-{}-{count}-{nanos:x}", std::process::id())
 }
 
+/// Write `items` into `table` straight through DynamoDB (BatchWriteItem, 25
+/// at a time), as tests seed a table behind the API's back; panics when the
+/// emulator refuses a batch or leaves an item unprocessed.
+pub async fn put_items(
+    client: &aws_sdk_dynamodb::Client,
+    table: &str,
+    items: Vec<std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue>>,
+) {
+    use aws_sdk_dynamodb::types::{PutRequest, WriteRequest};
+    for chunk in items.chunks(25) {
+        let requests = chunk
+            .iter()
+            .map(|item| {
+                let put = PutRequest::builder()
+                    .set_item(Some(item.clone()))
+                    .build()
+                    .expect("a put request");
+                WriteRequest::builder().put_request(put).build()
+            })
+            .collect();
+        let output = client
+            .batch_write_item()
+            .request_items(table, requests)
+            .send()
+            .await
+            .unwrap_or_else(|error| panic!("seeding {table}: {error:?}"));
+        assert!(
+            output
+                .unprocessed_items()
+                .is_none_or(|left| left.is_empty()),
+            "the emulator left items of {table} unprocessed"
+        );
+    }
+}
+
 /// One request the emulator served, from its request log.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ServedRequest {

@@ -217,48 +217,28 @@ impl TestApi {
     }
 
     /// Write `count` users (`user-0000`, …) straight into table `table_id`'s
-    /// partition, 25 at a time, without the API (and so without counting them).
+    /// partition, without the API (and so without counting them).
     pub async fn seed_users(&self, table_id: &str, count: usize) {
-        use aws_sdk_dynamodb::types::{AttributeValue, PutRequest, WriteRequest};
-        let names: Vec<String> = (0..count).map(|index| format!("user-{index:04}")).collect();
-        for chunk in names.chunks(25) {
-            let requests: Vec<WriteRequest> = chunk
-                .iter()
-                .map(|name| {
-                    let item = [
-                        ("tableId", AttributeValue::S(table_id.to_owned())),
-                        ("username", AttributeValue::S(name.clone())),
-                        ("submissionCount", AttributeValue::N("1".into())),
-                        ("totalCount", AttributeValue::N("2".into())),
-                        (
-                            "leaderboardKey",
-                            AttributeValue::S(playground_api::schema::leaderboard_key(1, name)),
-                        ),
-                    ]
-                    .into_iter()
-                    .map(|(name, value)| (name.to_owned(), value))
-                    .collect();
-                    let put = PutRequest::builder()
-                        .set_item(Some(item))
-                        .build()
-                        .expect("a put request");
-                    WriteRequest::builder().put_request(put).build()
-                })
-                .collect();
-            let output = self
-                .client
-                .batch_write_item()
-                .request_items(&self.table_name, requests)
-                .send()
-                .await
-                .expect("seeding users");
-            assert!(
-                output
-                    .unprocessed_items()
-                    .is_none_or(|left| left.is_empty()),
-                "the emulator left seeded users unprocessed"
-            );
-        }
+        use aws_sdk_dynamodb::types::AttributeValue;
+        let items = (0..count)
+            .map(|index| {
+                let name = format!("user-{index:04}");
+                [
+                    ("tableId", AttributeValue::S(table_id.to_owned())),
+                    (
+                        "leaderboardKey",
+                        AttributeValue::S(playground_api::schema::leaderboard_key(1, &name)),
+                    ),
+                    ("username", AttributeValue::S(name)),
+                    ("submissionCount", AttributeValue::N("1".into())),
+                    ("totalCount", AttributeValue::N("2".into())),
+                ]
+                .into_iter()
+                .map(|(name, value)| (name.to_owned(), value))
+                .collect()
+            })
+            .collect();
+        emulator::put_items(&self.client, &self.table_name, items).await;
     }
 
     /// How many items (metadata and users) table `table_id`'s partition holds,
