@@ -242,12 +242,7 @@ impl Origin {
                 .await)
             }
             (Self::Table { client, name }, Lane::Table(table_id)) => {
-                let output = client
-                    .query()
-                    .table_name(name)
-                    .key_condition_expression("#t = :t")
-                    .expression_attribute_names("#t", schema::TABLE_ID)
-                    .expression_attribute_values(":t", AttributeValue::S(table_id.clone()))
+                let output = partition_query(client, name, table_id)
                     .limit(i32::try_from(PAGE).unwrap_or(100))
                     .return_consumed_capacity(ReturnConsumedCapacity::Total)
                     .set_exclusive_start_key(start_key(after))
@@ -314,6 +309,20 @@ impl Origin {
     }
 }
 
+/// A query of one `tableId`'s partition of `table` (its key condition `#t = :t`).
+pub fn partition_query(
+    client: &aws_sdk_dynamodb::Client,
+    table: &str,
+    table_id: &str,
+) -> aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder {
+    client
+        .query()
+        .table_name(table)
+        .key_condition_expression("#t = :t")
+        .expression_attribute_names("#t", schema::TABLE_ID)
+        .expression_attribute_values(":t", AttributeValue::S(table_id.to_owned()))
+}
+
 /// Every item of one `tableId` in a table, strongly consistent.
 pub async fn query_partition(
     client: &aws_sdk_dynamodb::Client,
@@ -323,12 +332,7 @@ pub async fn query_partition(
     let mut items = Vec::new();
     let mut start = None;
     loop {
-        let page = client
-            .query()
-            .table_name(table)
-            .key_condition_expression("#t = :t")
-            .expression_attribute_names("#t", schema::TABLE_ID)
-            .expression_attribute_values(":t", AttributeValue::S(table_id.into()))
+        let page = partition_query(client, table, table_id)
             .consistent_read(true)
             .set_exclusive_start_key(start)
             .send()

@@ -182,15 +182,9 @@ impl Target {
         let mut users = 0u64;
         let mut start = None;
         loop {
-            let page = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .key_condition_expression("#t = :t")
+            let page = super::source::partition_query(&self.client, &self.table, table_id)
                 .filter_expression("NOT begins_with(#u, :m)")
-                .expression_attribute_names("#t", schema::TABLE_ID)
                 .expression_attribute_names("#u", schema::USERNAME)
-                .expression_attribute_values(":t", AttributeValue::S(table_id.into()))
                 .expression_attribute_values(
                     ":m",
                     AttributeValue::S(schema::METADATA_USERNAME.into()),
