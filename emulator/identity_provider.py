@@ -16,14 +16,13 @@ It prints "READY http://HOST:PORT" once listening; that URL is the issuer.
 import argparse
 import base64
 import json
-import os
-import sys
-import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
+
+from lifetime import end_with_stdin
 
 KID = "playground-test"
 
@@ -94,13 +93,7 @@ def main() -> None:
     server = ThreadingHTTPServer((args.host, args.port), Handler)
     state["issuer"] = f"http://{args.host}:{server.server_port}"
     if args.exit_with_stdin:
-
-        def watch_stdin():
-            while sys.stdin.buffer.read(4096):
-                pass
-            os._exit(0)
-
-        threading.Thread(target=watch_stdin, daemon=True).start()
+        end_with_stdin()
     print(f"READY {state['issuer']}", flush=True)
     server.serve_forever()
 

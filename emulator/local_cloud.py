@@ -33,11 +33,10 @@ import os
 import shutil
 import signal
 import socket
-import sys
 import tempfile
-import threading
 
 from request_log import LOG_PATH, RequestLog, describe
+from lifetime import end_with_stdin
 
 # The account moto uses too, so ARNs are the same on both emulators.
 ACCOUNT_ID = "123456789012"
@@ -141,13 +140,7 @@ def main():
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
     if args.exit_with_stdin:
-
-        def watch_stdin():
-            while sys.stdin.buffer.read(4096):
-                pass
-            stop()
-
-        threading.Thread(target=watch_stdin, daemon=True).start()
+        end_with_stdin(stop)
     if args.pid_file:
         with open(args.pid_file, "w", encoding="ascii") as handle:
             handle.write(f"{os.getpid()}\n")

@@ -21,7 +21,6 @@ import io
 import os
 import signal
 import socket
-import sys
 import threading
 import time
 
@@ -37,6 +36,7 @@ from werkzeug.serving import make_server  # noqa: E402
 
 from cbor_protocol import CborAsJson  # noqa: E402
 from faults import FAULTS_PATH, Faults  # noqa: E402
+from lifetime import end_with_stdin  # noqa: E402
 from request_log import LOG_PATH, RequestLog, describe  # noqa: E402
 
 
@@ -274,13 +274,7 @@ def main() -> None:
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
     if args.exit_with_stdin:
-
-        def watch_stdin():
-            while sys.stdin.buffer.read(4096):
-                pass
-            os._exit(0)
-
-        threading.Thread(target=watch_stdin, daemon=True).start()
+        end_with_stdin()
 
     print(f"READY http://{args.host}:{server.server_port}", flush=True)
     server.serve_forever()
