@@ -116,15 +116,24 @@ pub async fn find_pool(
     name: &str,
     client_name: &str,
 ) -> Result<Option<FoundPool>, EngineError> {
-    let Some(pool) = find_described(clients, name).await? else {
-        return Ok(None);
-    };
+    match find_described(clients, name).await? {
+        Some(pool) => Ok(Some(found_of(clients, &pool, client_name).await?)),
+        None => Ok(None),
+    }
+}
+
+/// What the authorizer and the outputs need of the described `pool`.
+async fn found_of(
+    clients: &Clients,
+    pool: &UserPoolType,
+    client_name: &str,
+) -> Result<FoundPool, EngineError> {
     let id = pool.id().unwrap_or_default().to_owned();
-    Ok(Some(FoundPool {
-        issuer: issuer_of(&clients.region, &pool),
+    Ok(FoundPool {
+        issuer: issuer_of(&clients.region, pool),
         client_id: find_client_id(clients, &id, client_name).await?,
         id,
-    }))
+    })
 }
 
 async fn describe_pool(clients: &Clients, id: &str) -> Result<UserPoolType, EngineError> {
@@ -491,23 +500,12 @@ impl CognitoUserPool {
             client_settings!(request, self)
                 .send()
                 .await
-                .map_err(|error| {
-                    EngineError::sdk(
-                        self.doing(&format!("creating the app client {} of", self.client_name)),
-                        &error,
-                    )
-                })?;
+                .map_err(|error| EngineError::sdk(self.client_doing("creating"), &error))?;
             return Ok(());
         };
-        let doing = self.doing(&format!("updating the app client {} of", self.client_name));
-        let current = cognito
-            .describe_user_pool_client()
-            .user_pool_id(pool_id)
-            .client_id(&client_id)
-            .send()
-            .await
-            .map_err(|error| EngineError::sdk(doing.clone(), &error))?
-            .user_pool_client
+        let current = self
+            .describe_client(pool_id, &client_id, "updating")
+            .await?
             .unwrap_or_else(|| UserPoolClientType::builder().build());
         let request = cognito
             .update_user_pool_client()
@@ -547,8 +545,32 @@ impl CognitoUserPool {
         client_settings!(request, self)
             .send()
             .await
-            .map_err(|error| EngineError::sdk(doing, &error))?;
+            .map_err(|error| EngineError::sdk(self.client_doing("updating"), &error))?;
         Ok(())
+    }
+
+    /// `what` (reading, updating) the app client, for messages.
+    fn client_doing(&self, what: &str) -> String {
+        self.doing(&format!("{what} the app client {} of", self.client_name))
+    }
+
+    /// The app client as Cognito describes it; `what` is the step it is for.
+    async fn describe_client(
+        &self,
+        pool_id: &str,
+        client_id: &str,
+        what: &str,
+    ) -> Result<Option<UserPoolClientType>, EngineError> {
+        Ok(self
+            .clients
+            .cognito
+            .describe_user_pool_client()
+            .user_pool_id(pool_id)
+            .client_id(client_id)
+            .send()
+            .await
+            .map_err(|error| EngineError::sdk(self.client_doing(what), &error))?
+            .user_pool_client)
     }
 
     /// Whether the group exists (GetGroup).
@@ -676,33 +698,12 @@ impl Resource for CognitoUserPool {
         let Some(pool) = find_described(&self.clients, &self.name).await? else {
             return Ok(None);
         };
-        let found = FoundPool {
-            id: pool.id().unwrap_or_default().to_owned(),
-            issuer: issuer_of(&self.clients.region, &pool),
-            client_id: find_client_id(
-                &self.clients,
-                pool.id().unwrap_or_default(),
-                &self.client_name,
-            )
-            .await?,
-        };
+        let found = found_of(&self.clients, &pool, &self.client_name).await?;
         let client = match &found.client_id {
             None => None,
             Some(client_id) => {
-                self.clients
-                    .cognito
-                    .describe_user_pool_client()
-                    .user_pool_id(&found.id)
-                    .client_id(client_id)
-                    .send()
-                    .await
-                    .map_err(|error| {
-                        EngineError::sdk(
-                            self.doing(&format!("reading the app client {} of", self.client_name)),
-                            &error,
-                        )
-                    })?
-                    .user_pool_client
+                self.describe_client(&found.id, client_id, "reading")
+                    .await?
             }
         };
         let tags = pool
