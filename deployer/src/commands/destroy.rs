@@ -331,15 +331,94 @@ impl EnvironmentDestroy<'_> {
         if let Some(slot) = slot
             && let Some(pool) = slot.take()
         {
-            let accounts = pool
-                .attributes
-                .get("accounts")
-                .map_or_else(|| "?".to_owned(), Value::to_string);
+            let accounts = estimated_accounts(&pool);
             if let Ok(mut note) = self.kept_pool.lock() {
                 *note = Some((pool.id, accounts));
             }
         }
         observed
+    }
+
+    /// The pool this run keeps and Cognito's estimate of its accounts.
+    fn kept(&self) -> Option<(String, String)> {
+        self.kept_pool.lock().ok().and_then(|kept| kept.clone())
+    }
+
+    /// What is said of a kept pool, below the plan and at the end.
+    fn kept_line(&self) -> Option<String> {
+        let (id, accounts) = self.kept()?;
+        Some(format!(
+            "Kept: the Cognito user pool {name} ({id}) and its accounts ({accounts}, as Cognito \
+             estimates them), which no backup can bring back; the state keeps its record. \
+             `deployer apply --env {env}` adopts it again; `deployer destroy --env {env} \
+             --delete-user-accounts` deletes it.",
+            name = self.names.user_pool,
+            env = self.names.environment
+        ))
+    }
+
+    /// What happens to the user pool's accounts.
+    fn pool_notes(&self, prepared: &Prepared) -> Vec<String> {
+        if let Some(line) = self.kept_line() {
+            return vec![format!("{line}\n")];
+        }
+        let deleted = prepared
+            .plan
+            .resources
+            .iter()
+            .any(|planned| planned.address == cognito_user_pool::ADDRESS);
+        let pool = prepared
+            .resources
+            .iter()
+            .zip(&prepared.observed)
+            .find(|(resource, _)| resource.desired().address == cognito_user_pool::ADDRESS)
+            .and_then(|(_, observed)| observed.as_ref());
+        match pool {
+            Some(pool) if deleted => vec![format!(
+                "The Cognito user pool {} is deleted with its app client, its sign-in \
+                 domain and its accounts ({}, as Cognito estimates them), which cannot \
+                 be restored; its deletion protection is lifted first.\n",
+                self.names.user_pool,
+                estimated_accounts(pool)
+            )],
+            _ => Vec::new(),
+        }
+    }
+
+    /// What happens to the scores table's items.
+    fn table_notes(&self, prepared: &Prepared) -> Vec<String> {
+        if !Self::deletes_table(prepared) {
+            return Vec::new();
+        }
+        let table = &self.names.table;
+        let items = prepared
+            .observed
+            .first()
+            .and_then(Option::as_ref)
+            .and_then(|table| table.attributes.get("item_count"))
+            .map_or_else(|| "?".to_owned(), Value::to_string);
+        let backup = if self.skip_final_backup {
+            format!(
+                "  1. no final backup (--skip-final-backup): its {items} items are lost, except \
+                 what point-in-time recovery keeps, when it is on, in the system backup AWS \
+                 retains for 35 days"
+            )
+        } else {
+            format!(
+                "  1. a final on-demand backup, {}-final-<time>, waited for until AVAILABLE; if it \
+                 fails, nothing is deleted. `deployer restore --env {} --backup <arn>` brings the \
+                 table back",
+                table, self.names.environment
+            )
+        };
+        vec![
+            format!(
+                "The table {table} holds {items} items (as DynamoDB last counted them). Before anything is deleted:"
+            ),
+            backup,
+            "  2. its deletion protection is turned off".to_owned(),
+            "  then the resources above are destroyed, the table last.\n".to_owned(),
+        ]
     }
 
     fn backup_name(&self) -> String {
@@ -533,92 +612,12 @@ impl Stack for EnvironmentDestroy<'_> {
     }
 }
 
-impl EnvironmentDestroy<'_> {
-    /// What happens to the user pool's accounts.
-    /// The pool this run keeps and Cognito's estimate of its accounts.
-    fn kept(&self) -> Option<(String, String)> {
-        self.kept_pool.lock().ok().and_then(|kept| kept.clone())
-    }
-
-    /// What is said of a kept pool, below the plan and at the end.
-    fn kept_line(&self) -> Option<String> {
-        let (id, accounts) = self.kept()?;
-        Some(format!(
-            "Kept: the Cognito user pool {name} ({id}) and its accounts ({accounts}, as Cognito \
-             estimates them), which no backup can bring back; the state keeps its record. \
-             `deployer apply --env {env}` adopts it again; `deployer destroy --env {env} \
-             --delete-user-accounts` deletes it.",
-            name = self.names.user_pool,
-            env = self.names.environment
-        ))
-    }
-
-    fn pool_notes(&self, prepared: &Prepared) -> Vec<String> {
-        let name = &self.names.user_pool;
-        if let Some(line) = self.kept_line() {
-            return vec![format!("{line}\n")];
-        }
-        let deleted = prepared
-            .plan
-            .resources
-            .iter()
-            .position(|planned| planned.address == cognito_user_pool::ADDRESS);
-        match deleted {
-            None => Vec::new(),
-            Some(_) => {
-                let accounts = prepared
-                    .resources
-                    .iter()
-                    .zip(&prepared.observed)
-                    .find(|(resource, _)| resource.desired().address == cognito_user_pool::ADDRESS)
-                    .and_then(|(_, observed)| observed.as_ref())
-                    .and_then(|pool| pool.attributes.get("accounts"))
-                    .map_or_else(|| "?".to_owned(), Value::to_string);
-                vec![format!(
-                    "The Cognito user pool {name} is deleted with its app client, its sign-in \
-                     domain and its accounts ({accounts}, as Cognito estimates them), which cannot \
-                     be restored; its deletion protection is lifted first.\n"
-                )]
-            }
-        }
-    }
-
-    /// What happens to the scores table's items.
-    fn table_notes(&self, prepared: &Prepared) -> Vec<String> {
-        if !Self::deletes_table(prepared) {
-            return Vec::new();
-        }
-
-        let table = &self.names.table;
-        let items = prepared
-            .observed
-            .first()
-            .and_then(Option::as_ref)
-            .and_then(|table| table.attributes.get("item_count"))
-            .map_or_else(|| "?".to_owned(), Value::to_string);
-        let backup = if self.skip_final_backup {
-            format!(
-                "  1. no final backup (--skip-final-backup): its {items} items are lost, except \
-                 what point-in-time recovery keeps, when it is on, in the system backup AWS \
-                 retains for 35 days"
-            )
-        } else {
-            format!(
-                "  1. a final on-demand backup, {}-final-<time>, waited for until AVAILABLE; if it \
-                 fails, nothing is deleted. `deployer restore --env {} --backup <arn>` brings the \
-                 table back",
-                table, self.names.environment
-            )
-        };
-        vec![
-            format!(
-                "The table {table} holds {items} items (as DynamoDB last counted them). Before anything is deleted:"
-            ),
-            backup,
-            "  2. its deletion protection is turned off".to_owned(),
-            "  then the resources above are destroyed, the table last.\n".to_owned(),
-        ]
-    }
+/// Cognito's estimate of how many accounts the observed pool holds, as the
+/// notes show it.
+fn estimated_accounts(pool: &ObservedResource) -> String {
+    pool.attributes
+        .get("accounts")
+        .map_or_else(|| "?".to_owned(), Value::to_string)
 }
 
 /// `deployer destroy --env E`: everything its state records, in reverse
