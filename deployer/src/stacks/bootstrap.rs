@@ -25,6 +25,7 @@ use crate::resources::iam_managed_policy::ManagedPolicy;
 use crate::resources::iam_role::Role;
 use crate::resources::oidc_provider::{self, OidcProvider};
 use crate::resources::s3_state_bucket::StateBucket;
+use crate::resources::tags::{MANAGED_BY_KEY, MANAGED_BY_VALUE};
 use crate::stacks::environment;
 
 pub const DEPLOY_POLICY_ADDRESS: &str = "iam_policy.deploy";
@@ -47,7 +48,7 @@ pub fn tags(settings: &Settings) -> BTreeMap<String, String> {
     let mut tags = settings.tags.clone();
     tags.insert("project".into(), "aimodelshare".into());
     tags.insert("workspace".into(), "bootstrap".into());
-    tags.insert("managed-by".into(), "deployer".into());
+    tags.insert(MANAGED_BY_KEY.into(), MANAGED_BY_VALUE.into());
     tags
 }
 

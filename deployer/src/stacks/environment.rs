@@ -22,6 +22,7 @@ use crate::resources::lambda_function::{self, Code, FunctionLayer, LambdaFunctio
 use crate::resources::lambda_layer::{self, LambdaLayer};
 use crate::resources::lambda_permission::InvokePermission;
 use crate::resources::log_group::{self, LogGroup};
+use crate::resources::tags::{MANAGED_BY_KEY, MANAGED_BY_VALUE};
 
 pub const TABLE_POLICY_ADDRESS: &str = "iam_policy.table_access";
 pub const EXECUTION_ROLE_ADDRESS: &str = "iam_role.lambda";
@@ -37,7 +38,7 @@ pub fn tags(settings: &Settings, names: &EnvironmentNames) -> BTreeMap<String, S
     let mut tags = settings.tags.clone();
     tags.insert("project".into(), "aimodelshare".into());
     tags.insert("workspace".into(), names.environment.clone());
-    tags.insert("managed-by".into(), "deployer".into());
+    tags.insert(MANAGED_BY_KEY.into(), MANAGED_BY_VALUE.into());
     tags
 }
 
