@@ -444,14 +444,10 @@ impl CognitoUserPool {
         }
     }
 
-    async fn describe(&self, pool_id: &str) -> Result<UserPoolType, EngineError> {
-        describe_pool(&self.clients, pool_id).await
-    }
-
     /// UpdateUserPool with what the pool has, and ours over it: the sign-up
     /// rules, deletion protection `protect` and the tags.
     async fn update_pool(&self, pool_id: &str, protect: bool) -> Result<(), EngineError> {
-        let pool = self.describe(pool_id).await?;
+        let pool = describe_pool(&self.clients, pool_id).await?;
         self.clients
             .cognito
             .update_user_pool()
