@@ -114,7 +114,7 @@ impl<T: AttributeValue> AttributeValue for Planned<T> {
 /// What [`attributes!`] implements for a resource kind's attribute struct.
 pub trait AttributeSet: Sized {
     /// The enum naming each attribute.
-    type Name: Copy + std::fmt::Debug + 'static;
+    type Name: Copy + PartialEq + std::fmt::Debug + 'static;
     /// Every attribute's name and its rule, in declaration order.
     const NAMES: &'static [(Self::Name, &'static str, Rule)];
     /// The attributes that have a value, by name.
@@ -138,6 +138,14 @@ pub trait AttributeSet: Sized {
             .filter(|(_, _, rule)| *rule != Rule::InPlace)
             .map(|(_, name, rule)| (*name, *rule))
             .collect()
+    }
+
+    /// The name of `attribute`, as plans show it.
+    fn name(attribute: Self::Name) -> &'static str {
+        Self::NAMES
+            .iter()
+            .find(|(variant, _, _)| *variant == attribute)
+            .map_or("", |(_, name, _)| *name)
     }
 
     /// Which attribute `change` is about. Only a plan made for another kind
@@ -280,6 +288,7 @@ mod tests {
             Example::name_of(&change("optional")).expect("declared"),
             ExampleAttribute::Optional
         );
+        assert_eq!(Example::name(ExampleAttribute::Members), "members");
         let error = Example::name_of(&change("typo")).expect_err("not declared");
         assert!(error.to_string().contains("typo"), "{error}");
     }

@@ -44,6 +44,21 @@ pub struct DesiredResource {
     pub depends_on: Vec<String>,
     /// Why this resource must never be replaced implicitly (tables hold data).
     pub never_replace: Option<&'static str>,
+    /// Attributes changed in place only from one value (a setting that is
+    /// off); a change from any other value is refused ([`Refusal`]).
+    pub refusals: Vec<Refusal>,
+}
+
+/// An attribute the deployer changes in place only from `only_from` (the
+/// value that means "not set"): from anything else, the plan is refused with
+/// `reason`, which explains the choice and what to do. For a setting that is
+/// someone's decision once made, and costly to switch (DynamoDB Time to Live
+/// on another attribute).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Refusal {
+    pub attribute: &'static str,
+    pub only_from: Value,
+    pub reason: String,
 }
 
 impl DesiredResource {
@@ -63,6 +78,7 @@ impl DesiredResource {
             attributes: attributes.into_planned(),
             depends_on: Vec::new(),
             never_replace: None,
+            refusals: Vec::new(),
         }
     }
 
@@ -75,6 +91,22 @@ impl DesiredResource {
     /// Refuse to replace this resource, for `reason`.
     pub fn never_replaced(mut self, reason: &'static str) -> Self {
         self.never_replace = Some(reason);
+        self
+    }
+
+    /// Change `attribute` in place only from `only_from`; from any other
+    /// observed value, refuse the plan for `reason`.
+    pub fn changed_only_from(
+        mut self,
+        attribute: &'static str,
+        only_from: impl Into<Value>,
+        reason: impl Into<String>,
+    ) -> Self {
+        self.refusals.push(Refusal {
+            attribute,
+            only_from: only_from.into(),
+            reason: reason.into(),
+        });
         self
     }
 }
@@ -154,6 +186,19 @@ pub enum PlanError {
         attributes: String,
         reason: &'static str,
     },
+    #[error(
+        "{address} ({name}) has {attribute} = {old}, and the configuration wants {new}. The \
+         deployer changes {attribute} only from {only_from}, never from another value: {reason}"
+    )]
+    ChangeRefused {
+        address: String,
+        name: String,
+        attribute: String,
+        old: Value,
+        new: Value,
+        only_from: Value,
+        reason: String,
+    },
 }
 
 fn rule_of(resource: &DesiredResource, attribute: &str) -> Rule {
@@ -217,6 +262,31 @@ pub fn diff(desired: &DesiredResource, observed: &ObservedResource) -> Vec<Attri
         .collect()
 }
 
+/// The first change of `changes` that `desired` refuses to make (see [`Refusal`]).
+fn refuse(desired: &DesiredResource, changes: &[AttributeChange]) -> Result<(), PlanError> {
+    for change in changes {
+        let Some(refusal) = desired
+            .refusals
+            .iter()
+            .find(|refusal| refusal.attribute == change.name)
+        else {
+            continue;
+        };
+        if change.old != refusal.only_from {
+            return Err(PlanError::ChangeRefused {
+                address: desired.address.clone(),
+                name: desired.name.clone(),
+                attribute: change.name.clone(),
+                old: change.old.clone(),
+                new: serde_json::to_value(&change.new).unwrap_or(Value::Null),
+                only_from: refusal.only_from.clone(),
+                reason: refusal.reason.clone(),
+            });
+        }
+    }
+    Ok(())
+}
+
 /// Plan `desired` against `observed` (same order; `None` where nothing exists).
 pub fn plan(
     desired: &[DesiredResource],
@@ -245,6 +315,7 @@ pub fn plan(
             }
             Some(have) => {
                 let changes = diff(want, have);
+                refuse(want, &changes)?;
                 if changes.is_empty() {
                     Action::NoOp
                 } else if changes.iter().any(|change| change.forces_replacement) {
@@ -342,6 +413,7 @@ mod tests {
             .into(),
             depends_on: Vec::new(),
             never_replace: None,
+            refusals: Vec::new(),
         }
     }
 
@@ -419,6 +491,58 @@ mod tests {
             error.to_string().contains("never does that implicitly"),
             "{error}"
         );
+    }
+
+    #[test]
+    fn an_attribute_changed_only_from_its_unset_value_refuses_any_other_switch() {
+        let want = desired(json!({"ttl": "ttl", "pitr": true})).changed_only_from(
+            "ttl",
+            "disabled",
+            "switching costs an hour",
+        );
+        // From the unset value: an ordinary in-place change.
+        let from_unset = plan(
+            std::slice::from_ref(&want),
+            &[observed(json!({"ttl": "disabled", "pitr": true}))],
+        )
+        .expect("plan");
+        assert_eq!(
+            from_unset.resources[0].action,
+            Action::Update(vec![AttributeChange {
+                name: "ttl".into(),
+                old: json!("disabled"),
+                new: Planned::Known(json!("ttl")),
+                forces_replacement: false
+            }])
+        );
+        // Already what is wanted: nothing to do, nothing refused.
+        let same = plan(
+            std::slice::from_ref(&want),
+            &[observed(json!({"ttl": "ttl", "pitr": false}))],
+        )
+        .expect("plan");
+        assert!(
+            matches!(same.resources[0].action, Action::Update(ref changes) if changes.len() == 1 && changes[0].name == "pitr")
+        );
+        // From another value: refused, naming both values and the reason.
+        let error = plan(
+            std::slice::from_ref(&want),
+            &[observed(json!({"ttl": "expiresAt", "pitr": true}))],
+        )
+        .expect_err("refused");
+        let message = error.to_string();
+        for part in [
+            "dynamodb_table.locks (locks)",
+            r#"ttl = "expiresAt""#,
+            r#"wants "ttl""#,
+            r#"only from "disabled""#,
+            "switching costs an hour",
+        ] {
+            assert!(message.contains(part), "{part}: {message}");
+        }
+        // Creating is not switching: a new resource gets the value.
+        let created = plan(&[want], &[None]).expect("plan");
+        assert!(matches!(created.resources[0].action, Action::Create(_)));
     }
 
     #[test]
