@@ -7,6 +7,11 @@ pub const DEFAULT_TABLE_NAME: &str = "PlaygroundScores";
 /// The local HTTP port used when `PORT` is unset.
 pub const DEFAULT_PORT: u16 = 3000;
 
+use crate::schema::function_env::SESSION_TTL_SECONDS;
+
+/// The longest session lifetime accepted: a year.
+pub const MAX_SESSION_LIFETIME_S: i64 = 31_536_000;
+
 /// A setting that could not be understood.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -36,6 +41,9 @@ pub struct Config {
     pub cors_allow_origins: Vec<String>,
     /// `PORT` (local mode only, default 3000; 0 picks a free port).
     pub port: u16,
+    /// `SESSION_TTL_SECONDS` (default 720,000): how long a sign-in session
+    /// lives at most; its token's own `exp` can end it sooner.
+    pub session_lifetime_s: i64,
 }
 
 /// A boolean variable: true/1/yes or false/0/no (any case), `default` when
@@ -101,7 +109,21 @@ impl Config {
                 expected: "a TCP port number from 0 to 65535",
             })?,
         };
+        let session_lifetime_s = match lookup(SESSION_TTL_SECONDS).filter(|v| !v.trim().is_empty()) {
+            None => crate::store::DEFAULT_SESSION_LIFETIME_S,
+            Some(raw) => raw
+                .trim()
+                .parse::<i64>()
+                .ok()
+                .filter(|seconds| (1..=MAX_SESSION_LIFETIME_S).contains(seconds))
+                .ok_or(ConfigError::Invalid {
+                    name: SESSION_TTL_SECONDS,
+                    value: raw,
+                    expected: "a whole number of seconds from 1 to 31536000 (a year)",
+                })?,
+        };
         Ok(Self {
+            session_lifetime_s,
             table_name,
             new_user_write,
             allow_table_delete,
@@ -165,6 +187,21 @@ mod tests {
         );
         assert_eq!(config.cors_allow_origins, ["*"]);
         assert_eq!(config.port, 3000);
+        assert_eq!(config.session_lifetime_s, 720_000);
+    }
+
+    #[test]
+    fn the_session_lifetime_is_whole_seconds_up_to_a_year() {
+        assert_eq!(
+            config(&[("SESSION_TTL_SECONDS", " 60 ")])
+                .expect("valid")
+                .session_lifetime_s,
+            60
+        );
+        for bad in ["0", "-5", "1.5", "31536001", "soon"] {
+            let error = config(&[("SESSION_TTL_SECONDS", bad)]).expect_err(bad);
+            assert!(error.to_string().contains("SESSION_TTL_SECONDS"), "{error}");
+        }
     }
 
     #[test]

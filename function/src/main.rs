@@ -36,6 +36,8 @@ ENVIRONMENT:
                         JWT authorizer, and follow the owner rules; false (default)
     AUTH_ADMIN_GROUP    the cognito:groups group of admins (default admin)
     ALLOW_PUBLIC_READ   true (default): reads need no sign-in
+    SESSION_TTL_SECONDS how long a sign-in session lives at most (default
+                        720000); a token's own exp can end it sooner
     CORS_ALLOW_ORIGINS  (local mode only) comma-separated origins, or * (default);
                         on Lambda, API Gateway's CORS configuration answers
     PORT                local HTTP port (default 3000; 0 picks a free one)
@@ -110,7 +112,8 @@ async fn run(arguments: Arguments, on_lambda: bool) -> Result<(), String> {
         );
     }
     let store = Store::new(client, config.table_name.clone(), config.new_user_write)
-        .allowing_table_delete(config.allow_table_delete);
+        .allowing_table_delete(config.allow_table_delete)
+        .with_session_lifetime(config.session_lifetime_s);
     if on_lambda {
         runtime::lambda::run(router_with(store, config.access.clone()))
             .await

@@ -11,7 +11,7 @@ use playground_api::store::NewUserWrite;
 use serde_json::{Value, json};
 use support::TestApi;
 
-fn claims(sub: &str, username: &str, groups: &str) -> Value {
+fn claims(sub: &str, username: &str, groups: &[&str]) -> Value {
     json!({"sub": sub, "cognito:username": username, "email": format!("{username}@example.org"), "cognito:groups": groups})
 }
 
@@ -30,10 +30,10 @@ async fn signed_in(public_read: bool) -> TestApi {
 #[tokio::test]
 async fn owners_self_and_admins_write_what_the_rules_allow() {
     let api = signed_in(true).await;
-    let teacher = claims("sub-teacher", "teacher", "[teachers]");
-    let ana = claims("sub-ana", "ana", "[]");
-    let bo = claims("sub-bo", "bo", "[]");
-    let admin = claims("sub-root", "root", "[admin]");
+    let teacher = claims("sub-teacher", "teacher", &["teachers"]);
+    let ana = claims("sub-ana", "ana", &[]);
+    let bo = claims("sub-bo", "bo", &[]);
+    let admin = claims("sub-root", "root", &["admin"]);
     let scores = Some(r#"{"submissionCount": 3, "totalCount": 4}"#);
 
     let anonymous = api
@@ -171,7 +171,7 @@ async fn owners_self_and_admins_write_what_the_rules_allow() {
 #[tokio::test]
 async fn with_public_reads_off_reads_need_sign_in_too() {
     let api = signed_in(false).await;
-    let teacher = claims("sub-teacher", "teacher", "[]");
+    let teacher = claims("sub-teacher", "teacher", &[]);
     assert_eq!(
         api.send_as(
             Some(&teacher),
@@ -207,7 +207,7 @@ async fn without_sign_in_nothing_changes() {
         .send_as(None, "POST", "/tables", Some(r#"{"tableId":"open"}"#))
         .await;
     assert_eq!(created.status, StatusCode::CREATED);
-    let stranger = claims("sub-x", "x", "[]");
+    let stranger = claims("sub-x", "x", &[]);
     assert_eq!(
         api.send_as(
             Some(&stranger),

@@ -18,6 +18,26 @@
 //!   `0..`[`USER_COUNT_SHARDS`], and `userCount`. A table's `userCount` is its
 //!   metadata's `userCount` plus its counters' (see [`USER_COUNT_SHARDS`]).
 
+/// The attribute DynamoDB Time to Live reads (epoch seconds): items past it
+/// are swept. Only sign-in sessions carry it. `ttl`, as the legacy deployment
+/// named it, so a table whose TTL was turned on by hand is adopted as it is.
+pub const TIME_TO_LIVE: &str = "ttl";
+
+/// The partition key of a sign-in session is this prefix and the session's id.
+/// `#` is not allowed in a table id, so no session shares a partition with a
+/// playground table, and none appears among tables or users.
+pub const SESSION_PARTITION_PREFIX: &str = "session#";
+/// The sort key of a sign-in session's item.
+pub const SESSION_SORT_KEY: &str = "_session";
+
+/// The names of the function's environment variables that the deployer sets,
+/// written once for both sides.
+pub mod function_env {
+    /// Seconds a sign-in session lives at most (default 720,000, the legacy
+    /// handler's); a token's own `exp` can end it sooner.
+    pub const SESSION_TTL_SECONDS: &str = "SESSION_TTL_SECONDS";
+}
+
 /// Partition key of the table: the playground table's id.
 pub const TABLE_ID: &str = "tableId";
 /// Sort key of the table: a user name, or [`METADATA_USERNAME`].
@@ -40,6 +60,11 @@ pub fn counter_username(shard: u8) -> String {
     format!("{METADATA_USERNAME}#count{shard}")
 }
 
+/// Set (`true`) on a table's counters by `DELETE /tables/{tableId}` before it
+/// deletes any user: a closed counter takes no increment, so no user can be
+/// created in a table being deleted, and none outlives its delete.
+pub const COUNTER_CLOSED: &str = "closed";
+
 /// Above every counter's sort key and below every username that starts with
 /// `_metadata` (whose next character is `-`, `_` or alphanumeric, all above
 /// `#`): `username BETWEEN "_metadata" AND METADATA_RANGE_END` selects exactly
@@ -58,6 +83,11 @@ pub const LAST_UPDATED: &str = "lastUpdated";
 pub const OWNER_SUB: &str = "ownerSub";
 pub const OWNER_PRINCIPAL: &str = "ownerPrincipal";
 pub const OWNER_EMAIL: &str = "ownerEmail";
+/// The playground a table was created for (`POST /tables` with `playgroundUrl`).
+pub const PLAYGROUND_URL: &str = "playgroundUrl";
+pub const PLAYGROUND_ID: &str = "playgroundId";
+/// A user's team (`PUT .../users/{username}` with `teamName`).
+pub const TEAM_NAME: &str = "teamName";
 
 /// Attribute set on metadata items only (always [`TABLES_PARTITION_VALUE`]), the
 /// partition key of [`BY_CREATED_AT`]: every playground table in one ordered list.
@@ -173,6 +203,15 @@ impl TableSchema {
         }
         attributes
     }
+}
+
+/// Whether `id` is a valid table id, username or session id:
+/// `^[A-Za-z0-9_-]{1,64}$`, as the legacy handler checked them.
+pub fn is_valid_id(id: &str) -> bool {
+    (1..=64).contains(&id.len())
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
 }
 
 /// A count as written: a whole number, or an integral decimal such as `5.0`

@@ -18,6 +18,11 @@ const fn route(method: &'static str, path: &'static str) -> Route {
     Route { method, path }
 }
 
+/// The route by which an app fetches a stored sign-in session: open even where
+/// sign-in is required (the session id is the capability), so API Gateway
+/// throttles it on its own, to keep guessing ids slow.
+pub const READ_SESSION_ROUTE: Route = route("GET", "/sessions/{sessionId}");
+
 /// Every route the function's router serves (CORS preflights are API
 /// Gateway's: see [`crate::cors`]). The deployer registers exactly these, plus
 /// API Gateway's `$default` route to the same function, so that unknown paths
@@ -32,6 +37,9 @@ pub const ROUTES: &[Route] = &[
     route("GET", "/tables/{tableId}/users"),
     route("GET", "/tables/{tableId}/users/{username}"),
     route("PUT", "/tables/{tableId}/users/{username}"),
+    route("POST", "/sessions"),
+    route("GET", "/sessions/{sessionId}"),
+    route("PATCH", "/sessions/{sessionId}"),
     route("GET", "/health"),
     route("GET", "/openapi.json"),
 ];

@@ -92,6 +92,12 @@ pub fn render(summary: &Summary, verb: &str) -> String {
         counts.counters_skipped,
         counts.refused,
     ));
+    if counts.sessions_skipped > 0 {
+        text.push_str(&format!(
+            "  {} sign-in sessions left behind (short-lived, never a class's data)\n",
+            counts.sessions_skipped
+        ));
+    }
     if !summary.dry_run {
         text.push_str(&format!("  {} userCounts recounted\n", summary.recounted));
     }

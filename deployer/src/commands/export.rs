@@ -74,7 +74,7 @@ fn lines_of(items: Vec<Item>) -> Result<Vec<String>, CliError> {
             continue;
         };
         match kind_of(username) {
-            Kind::Counter => {}
+            Kind::Counter | Kind::Session => {}
             Kind::Metadata => {
                 item.insert(
                     schema::USER_COUNT.to_owned(),

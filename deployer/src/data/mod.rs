@@ -75,6 +75,9 @@ pub struct Counts {
     pub unchanged: u64,
     /// Source counters: the target's `userCount` is recounted instead.
     pub counters_skipped: u64,
+    /// Sign-in sessions: short-lived, and never a class's data.
+    #[serde(default)]
+    pub sessions_skipped: u64,
     pub refused: u64,
 }
 
@@ -456,6 +459,7 @@ fn merge(total: &mut Counts, page: &Counts) {
     total.kept_newer += page.kept_newer;
     total.unchanged += page.unchanged;
     total.counters_skipped += page.counters_skipped;
+    total.sessions_skipped += page.sessions_skipped;
     total.refused += page.refused;
 }
 
@@ -522,9 +526,16 @@ async fn process_page(
             }
         };
         touched.insert(table_id.clone());
-        if kind_of(&username) == Kind::Counter {
-            counts.counters_skipped += 1;
-            continue;
+        match kind_of(&username) {
+            Kind::Counter => {
+                counts.counters_skipped += 1;
+                continue;
+            }
+            Kind::Session => {
+                counts.sessions_skipped += 1;
+                continue;
+            }
+            Kind::Metadata | Kind::User => {}
         }
         match shape::shape(&item) {
             Ok(item) => shaped.push(((table_id, username), item)),

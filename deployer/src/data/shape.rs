@@ -18,6 +18,10 @@ pub enum Kind {
     Metadata,
     /// `_metadata#N`: one of the table's `userCount` counters.
     Counter,
+    /// `_session`: a sign-in session (in its own `session#<id>` partition, or
+    /// where the legacy handler put it, in a partition named by its id). Never
+    /// a class's data: the data commands leave sessions behind.
+    Session,
     /// Anything else: a user with scores.
     User,
 }
@@ -66,6 +70,7 @@ pub fn kind_of(username: &str) -> Kind {
     match username.strip_prefix(schema::METADATA_USERNAME) {
         Some("") => Kind::Metadata,
         Some(rest) if rest.starts_with('#') => Kind::Counter,
+        _ if username == schema::SESSION_SORT_KEY => Kind::Session,
         _ => Kind::User,
     }
 }
@@ -103,7 +108,7 @@ pub fn reported_user_count(items: &[Item]) -> Option<u64> {
     };
     kinds().any(|(kind, _)| kind == Kind::Metadata).then(|| {
         kinds()
-            .filter(|(kind, _)| *kind != Kind::User)
+            .filter(|(kind, _)| matches!(kind, Kind::Metadata | Kind::Counter))
             .map(|(_, item)| count(item, schema::USER_COUNT).unwrap_or(0))
             .sum()
     })
@@ -156,7 +161,7 @@ pub fn shape(item: &Item) -> Result<Item, ShapeError> {
                 AttributeValue::S(schema::leaderboard_key(submissions, username)),
             );
         }
-        Kind::Counter => {}
+        Kind::Counter | Kind::Session => {}
     }
     Ok(shaped)
 }
@@ -326,6 +331,8 @@ mod tests {
         assert_eq!(kind_of("_metadata#3"), Kind::Counter);
         assert_eq!(kind_of("alice"), Kind::User);
         assert_eq!(kind_of("_metadataX"), Kind::User);
+        assert_eq!(kind_of("_session"), Kind::Session);
+        assert_eq!(kind_of("_sessions"), Kind::User);
     }
 
     #[test]

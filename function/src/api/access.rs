@@ -31,8 +31,18 @@ pub struct Caller {
 }
 
 impl Caller {
-    /// The caller the claims name; `None` without a `sub`.
-    pub fn from_claims(claims: &HashMap<String, String>) -> Option<Self> {
+    /// The caller the authorizer's claims name; `None` without a `sub`.
+    ///
+    /// Groups are a list, and API Gateway flattens a list claim to text
+    /// (`[admin staff]`), which cannot tell the group `x admin` from the groups
+    /// `x` and `admin`. So groups are read from `token`, the claims of the very
+    /// bearer token the authorizer verified (same `sub`), as the list they are,
+    /// and compared as whole names. Without that token only a claim written as
+    /// a JSON list is read; flattened text gives no group (fail closed).
+    pub fn from_claims(
+        claims: &HashMap<String, String>,
+        token: Option<&serde_json::Map<String, serde_json::Value>>,
+    ) -> Option<Self> {
         let claim = |name: &str| {
             claims
                 .get(name)
@@ -44,16 +54,23 @@ impl Caller {
         let principal = claim("cognito:username")
             .or_else(|| email.clone())
             .unwrap_or_else(|| sub.clone());
-        // API Gateway passes a list claim as text: `[admin users]` or `["admin","users"]`.
-        let groups = claim("cognito:groups")
-            .map(|text| {
-                text.trim_matches(|c| c == '[' || c == ']')
-                    .split([',', ' '])
-                    .map(|group| group.trim().trim_matches('"').to_owned())
-                    .filter(|group| !group.is_empty())
-                    .collect()
-            })
-            .unwrap_or_default();
+        let verified_token = token.filter(|token| {
+            token.get("sub").and_then(serde_json::Value::as_str) == Some(sub.as_str())
+        });
+        let groups = match verified_token {
+            Some(token) => match token.get(GROUPS_CLAIM) {
+                Some(serde_json::Value::Array(groups)) => groups
+                    .iter()
+                    .filter_map(serde_json::Value::as_str)
+                    .map(str::to_owned)
+                    .collect(),
+                Some(serde_json::Value::String(group)) => vec![group.clone()],
+                _ => Vec::new(),
+            },
+            None => claim(GROUPS_CLAIM)
+                .and_then(|text| serde_json::from_str::<Vec<String>>(&text).ok())
+                .unwrap_or_default(),
+        };
         Some(Self {
             sub,
             principal,
@@ -70,6 +87,9 @@ impl Caller {
         }
     }
 }
+
+/// The claim listing a Cognito user's groups.
+const GROUPS_CLAIM: &str = "cognito:groups";
 
 /// A table's owner, as its metadata records it.
 pub use crate::store::TableOwner as Owner;
@@ -176,12 +196,13 @@ impl<S: Send + Sync> FromRequestParts<S> for MaybeCaller {
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
         use lambda_http::request::RequestContext;
+        let token = super::jwt::bearer_token(&parts.headers).and_then(super::jwt::claims_of);
         let caller = match parts.extensions.get::<RequestContext>() {
             Some(RequestContext::ApiGatewayV2(context)) => context
                 .authorizer
                 .as_ref()
                 .and_then(|authorizer| authorizer.jwt.as_ref())
-                .and_then(|jwt| Caller::from_claims(&jwt.claims)),
+                .and_then(|jwt| Caller::from_claims(&jwt.claims, token.as_ref())),
             _ => None,
         };
         Ok(Self(caller))
@@ -306,36 +327,83 @@ mod tests {
     }
 
     #[test]
-    fn claims_name_the_principal_and_groups() {
+    fn claims_name_the_principal_and_groups_are_whole_names_from_the_verified_token() {
         let claims = |pairs: &[(&str, &str)]| -> HashMap<String, String> {
             pairs
                 .iter()
                 .map(|(name, value)| ((*name).to_owned(), (*value).to_owned()))
                 .collect()
         };
-        let full = Caller::from_claims(&claims(&[
-            ("sub", "abc"),
-            ("cognito:username", "ana"),
-            ("email", "ana@example.org"),
-            ("cognito:groups", "[admin users]"),
-        ]))
+        let token = |value: serde_json::Value| match value {
+            serde_json::Value::Object(object) => object,
+            _ => serde_json::Map::new(),
+        };
+        let full = Caller::from_claims(
+            &claims(&[
+                ("sub", "abc"),
+                ("cognito:username", "ana"),
+                ("email", "ana@example.org"),
+                ("cognito:groups", "[admin users]"),
+            ]),
+            Some(&token(serde_json::json!({"sub": "abc", "cognito:groups": ["admin", "users"]}))),
+        )
         .expect("a caller");
         assert_eq!(full.principal, "ana");
         assert_eq!(full.groups, ["admin", "users"]);
-        let by_email = Caller::from_claims(&claims(&[("sub", "abc"), ("email", "bo@example.org")]))
-            .expect("a caller");
+        let by_email = Caller::from_claims(
+            &claims(&[("sub", "abc"), ("email", "bo@example.org")]),
+            None,
+        )
+        .expect("a caller");
         assert_eq!(by_email.principal, "bo@example.org");
-        let by_sub = Caller::from_claims(&claims(&[
-            ("sub", "abc"),
-            ("cognito:groups", r#"["teachers","admin"]"#),
-        ]))
+        let by_sub = Caller::from_claims(
+            &claims(&[("sub", "abc"), ("cognito:groups", r#"["teachers","admin"]"#)]),
+            None,
+        )
         .expect("a caller");
         assert_eq!(by_sub.principal, "abc");
         assert_eq!(by_sub.groups, ["teachers", "admin"]);
         assert_eq!(
-            Caller::from_claims(&claims(&[("email", "x@example.org")])),
+            Caller::from_claims(&claims(&[("email", "x@example.org")]), None),
             None
         );
+        // Group names holding a comma or a space are whole names, never admin.
+        let on = Policy {
+            enabled: true,
+            ..Policy::default()
+        };
+        for tricky in [
+            vec!["teachers,admin"],
+            vec!["x admin"],
+            vec!["[admin]"],
+            vec!["admin "],
+        ] {
+            let flattened = format!("[{}]", tricky.join(" "));
+            let verified = token(serde_json::json!({"sub": "abc", "cognito:groups": tricky}));
+            let caller = Caller::from_claims(
+                &claims(&[("sub", "abc"), ("cognito:groups", &flattened)]),
+                Some(&verified),
+            )
+            .expect("a caller");
+            assert_eq!(caller.groups, tricky, "{flattened}");
+            assert_eq!(
+                decide(&on, Some(&caller), Action::ChangeTable, None).status(),
+                403,
+                "{tricky:?}"
+            );
+            // Without the verified token, flattened text gives no group at all.
+            let unverified =
+                Caller::from_claims(&claims(&[("sub", "abc"), ("cognito:groups", &flattened)]), None)
+                    .expect("a caller");
+            assert!(unverified.groups.is_empty(), "{flattened}");
+        }
+        // A token of another subject is not this caller's.
+        let other = Caller::from_claims(
+            &claims(&[("sub", "abc")]),
+            Some(&token(serde_json::json!({"sub": "mallory", "cognito:groups": ["admin"]}))),
+        )
+        .expect("a caller");
+        assert!(other.groups.is_empty());
     }
 
     #[test]

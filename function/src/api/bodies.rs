@@ -26,6 +26,12 @@ pub struct CreateTableRequest {
     /// Defaults to `tableId`.
     #[schema(min_length = 1, max_length = 256, pattern = r"\S", nullable = true)]
     pub display_name: Option<String>,
+    /// The playground this table serves (stored). Its `playgroundId` is the
+    /// path segment after `playground/` or `playgrounds/` when there is one,
+    /// else the last path segment, and must be an id (`^[A-Za-z0-9_-]{1,64}$`),
+    /// as the legacy handler derived it; otherwise 400.
+    #[schema(format = "playground-url", max_length = 2048, nullable = true)]
+    pub playground_url: Option<String>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -34,17 +40,69 @@ pub struct CreateTableResponse {
     pub table_id: String,
     pub display_name: String,
     pub message: String,
+    /// With sign-in on: the creator, now the table's owner.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub owner_principal: Option<String>,
+    /// With `playgroundUrl`: the playground's id derived from it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub playground_id: Option<String>,
 }
 
 /// `PATCH /tables/{tableId}`: at least one of the two.
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Debug, Deserialize)]
 #[allow(dead_code)]
 #[serde(rename_all = "camelCase")]
 pub struct PatchTableRequest {
-    #[schema(min_length = 1, max_length = 256, pattern = r"\S")]
     pub display_name: Option<String>,
     pub is_archived: Option<bool>,
 }
+
+// Written out: "at least one of the two, not null" is an `anyOf` of two
+// required properties, which utoipa's derive cannot say.
+impl utoipa::PartialSchema for PatchTableRequest {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{
+            AllOfBuilder, AnyOfBuilder, ObjectBuilder, SchemaType, Type,
+        };
+        let display_name = || {
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .min_length(Some(1))
+                .max_length(Some(256))
+                .pattern(Some(r"\S"))
+        };
+        let fields = ObjectBuilder::new()
+            .property(
+                "displayName",
+                display_name()
+                    .schema_type(SchemaType::from_iter([Type::String, Type::Null]))
+                    .description(Some("The new display name; null is the same as leaving it out")),
+            )
+            .property(
+                "isArchived",
+                ObjectBuilder::new()
+                    .schema_type(SchemaType::from_iter([Type::Boolean, Type::Null]))
+                    .description(Some("Archive or unarchive; null is the same as leaving it out")),
+            );
+        let given = |name: &str, value: ObjectBuilder| {
+            ObjectBuilder::new().property(name, value).required(name)
+        };
+        AllOfBuilder::new()
+            .item(fields)
+            .item(
+                AnyOfBuilder::new()
+                    .item(given("displayName", display_name()))
+                    .item(given(
+                        "isArchived",
+                        ObjectBuilder::new().schema_type(Type::Boolean),
+                    ))
+                    .description(Some("At least one of the two, not null")),
+            )
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for PatchTableRequest {}
 
 /// A count as a client may send it: a whole number, or (as legacy clients
 /// send them) a string of digits, or an integral decimal such as `5.0`.
@@ -70,10 +128,10 @@ impl utoipa::PartialSchema for Count {
             .item(
                 ObjectBuilder::new()
                     .schema_type(Type::String)
-                    .pattern(Some("^[0-9]{1,16}$")),
+                    .pattern(Some("^[0-9]{1,15}$")),
             )
             .description(Some(
-                "A non-negative whole number (at most 2^53 - 1); legacy clients may send it as a string of digits",
+                "A non-negative whole number (at most 2^53 - 1); legacy clients may send it as a string of up to 15 digits",
             ))
             .into()
     }
@@ -88,6 +146,10 @@ impl ToSchema for Count {}
 pub struct PutUserRequest {
     pub submission_count: Count,
     pub total_count: Count,
+    /// The user's team: stored (trimmed) when it holds a non-blank name and
+    /// kept when left out; `null` or a blank name leave the stored team as it is.
+    #[schema(max_length = 128, nullable = true)]
+    pub team_name: Option<String>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -101,6 +163,9 @@ pub struct PutUserResponse {
     pub message: String,
     /// Whether this PUT created the user (and counted it in `userCount`).
     pub created_new: bool,
+    /// The team this PUT stored, if it named one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub team_name: Option<String>,
 }
 
 /// A page of the table listing.
@@ -152,6 +217,8 @@ pub struct Health {
     /// The Lambda version answering, on Lambda only.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub release: Option<String>,
+    /// When the check ran: RFC 3339, UTC.
+    pub timestamp: String,
     /// Why it is unavailable (503 only).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
@@ -190,9 +257,11 @@ pub struct PageQuery {
     /// Items per page, 1 to 500 (default 50).
     #[param(minimum = 1, maximum = 500)]
     pub limit: Option<u16>,
-    /// The `lastKey` of the previous page, as it was given (opaque); omit it
-    /// for the first page.
-    #[param(rename = "lastKey", min_length = 1)]
+    /// The `lastKey` of the previous page, as it was given (opaque) or
+    /// JSON-encoded as a string; omit it (or send it empty) for the first
+    /// page. Every string is taken: see the API's description for the legacy
+    /// forms, and a `lastKey` that cannot be read is the first page.
+    #[param(rename = "lastKey")]
     #[serde(rename = "lastKey")]
     pub last_key: Option<String>,
 }

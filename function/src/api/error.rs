@@ -41,10 +41,12 @@ impl IntoResponse for ApiError {
             Self::Unauthenticated(_) => StatusCode::UNAUTHORIZED,
             Self::Forbidden(_) => StatusCode::FORBIDDEN,
             Self::Store(store) => match store {
-                StoreError::TableNotFound | StoreError::UserNotFound => StatusCode::NOT_FOUND,
+                StoreError::TableNotFound
+                | StoreError::UserNotFound
+                | StoreError::SessionNotFound => StatusCode::NOT_FOUND,
+                StoreError::SessionTaken => StatusCode::CONFLICT,
                 StoreError::TableDeleteNotAllowed => StatusCode::FORBIDDEN,
                 StoreError::TableAlreadyExists { .. } => StatusCode::CONFLICT,
-                StoreError::InvalidCursor { .. } => StatusCode::BAD_REQUEST,
                 StoreError::Contended { .. } | StoreError::Unprocessed { .. } => {
                     StatusCode::SERVICE_UNAVAILABLE
                 }

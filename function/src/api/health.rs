@@ -42,6 +42,7 @@ pub async fn check(State(state): State<Arc<AppState>>) -> Response {
         safe_concurrency,
         allow_table_delete,
         release: release().map(str::to_owned),
+        timestamp: crate::now(),
         error,
     };
     match state.store.health().await {

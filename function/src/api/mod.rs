@@ -7,8 +7,10 @@ mod cors;
 mod error;
 mod health;
 pub mod input;
+pub mod jwt;
 pub mod openapi;
 mod responses;
+pub mod sessions;
 mod tables;
 mod users;
 
@@ -77,6 +79,11 @@ pub fn router_with(store: Store, access: access::Policy) -> Router {
         .route(
             "/tables/{tableId}/users/{username}",
             get(users::get).put(users::put),
+        )
+        .route("/sessions", axum::routing::post(sessions::create))
+        .route(
+            "/sessions/{sessionId}",
+            get(sessions::get).patch(sessions::refresh),
         )
         .route("/health", get(health::check))
         .route("/openapi.json", get(openapi::serve))

@@ -10,19 +10,21 @@ use utoipa::openapi::link::LinkBuilder;
 use utoipa::openapi::{OpenApi as Document, RefOr};
 use utoipa::{Modify, OpenApi};
 
-use super::{health, tables, users};
+use super::{health, sessions, tables, users};
 
 const DESCRIPTION: &str = "Tables of users with scores, for ML teaching games.
 
 Every error is `{\"error\": \"...\"}`. Every path and method reaches the API: an unknown path answers 404 `Route not found`, a method a known path does not serve 405 `Method not allowed` with `Allow`. A body over 64 KiB answers 413.
 
-Listings are paged: pass the `lastKey` of a page to get the next one (it is opaque: send it back as it was given); a page without `lastKey` is the last. Tables list newest first; a leaderboard by `submissionCount` descending, then `username`, across pages too.
+Listings are paged: pass the `lastKey` of a page to get the next one; a page without `lastKey` is the last. `lastKey` is opaque: send it back as it was given, or JSON-encoded as a string (as the `aimodelshare` client does). As the legacy API did, a JSON `{\"tableId\", \"username\"}` key or a bare id continues after that table (tables) or user (users), and a `lastKey` that cannot be read (or names an item that no longer exists, or belongs to another listing or table) starts from the first page. Tables list newest first; a leaderboard by `submissionCount` descending, then `username`, across pages too.
 
 `userCount` is exact under any concurrency: a user's first PUT counts it once.
 
 Counts may be sent as whole numbers, integral decimals (`5.0`) or strings of digits (`\"5\"`), as legacy clients send them; they are always answered as integers.
 
 Sign-in, where the environment requires it: send `Authorization: Bearer <token>` (a JWT of the environment's issuer, verified by API Gateway). A table's creator owns it; `PATCH` and `DELETE` of a table need its owner or an admin, a `PUT` of scores that user, the owner or an admin. 401: no valid token; 403: signed in, not allowed. Without sign-in the API is open.
+
+Sign-in sessions: a website stores a student's ID token (a JWT that has not expired) under an unguessable session id with `POST /sessions`; an app opened with `?sessionid=` reads it with `GET /sessions/{sessionId}` until it expires (the earlier of the environment's session lifetime and the token's `exp`), then 404. Where sign-in is required, POST and PATCH need the token's owner, with the same token as bearer. Sessions are never tables or users.
 
 CORS is answered by API Gateway from the deployment's allowed origins: a preflight (`OPTIONS` with `Origin` and `Access-Control-Request-Method`) is a 204 with `Access-Control-Allow-Origin`, `-Allow-Methods`, `-Allow-Headers` and `-Max-Age`; other answers to an allowed `Origin` carry `Access-Control-Allow-Origin`.";
 
@@ -31,11 +33,13 @@ CORS is answered by API Gateway from the deployment's allowed origins: a preflig
     info(title = "AI Model Share playground API", version = "1", description = DESCRIPTION),
     paths(
         tables::create, tables::list, tables::get, tables::patch, tables::delete,
-        users::list, users::get, users::put, health::check,
+        users::list, users::get, users::put,
+        sessions::create, sessions::get, sessions::refresh, health::check,
     ),
     tags(
         (name = "tables", description = "Tables (classes): create, list, read, rename, archive, delete"),
         (name = "users", description = "Users' scores and the leaderboard"),
+        (name = "sessions", description = "Sign-in sessions: a website stores a student's ID token under a session id; an app opened with ?sessionid= reads it back"),
         (name = "health", description = "Whether the API's table is reachable"),
     ),
     modifiers(&Links)
@@ -43,35 +47,50 @@ CORS is answered by API Gateway from the deployment's allowed origins: a preflig
 struct ApiDoc;
 
 /// The links a stateful client (or fuzzer) follows: from a created table to
-/// its reads, changes and users.
+/// its reads, changes and users, and from a stored session to its read and refresh.
 struct Links;
 
 impl Modify for Links {
     fn modify(&self, document: &mut Document) {
-        let Some(item) = document.paths.paths.get_mut("/tables") else {
-            return;
-        };
-        let Some(create) = item.post.as_mut() else {
-            return;
-        };
-        let Some(RefOr::T(created)) = create.responses.responses.get_mut("201") else {
-            return;
-        };
-        for (name, operation) in [
-            ("GetTable", "getTable"),
-            ("UpdateTable", "updateTable"),
-            ("DeleteTable", "deleteTable"),
-            ("ListUsers", "listUsers"),
-            ("PutUser", "putUser"),
-            ("GetUser", "getUser"),
-        ] {
-            let link = LinkBuilder::new()
-                .operation_id(operation)
-                .parameter("tableId", "$response.body#/tableId")
-                .description(format!("The created table, by {operation}"))
-                .build();
-            created.links.insert(name.to_owned(), RefOr::T(link));
-        }
+        link(
+            document,
+            ("/tables", "tableId"),
+            &[
+                ("GetTable", "getTable"),
+                ("UpdateTable", "updateTable"),
+                ("DeleteTable", "deleteTable"),
+                ("ListUsers", "listUsers"),
+                ("PutUser", "putUser"),
+                ("GetUser", "getUser"),
+            ],
+        );
+        link(
+            document,
+            ("/sessions", "sessionId"),
+            &[("GetSession", "getSession"), ("RefreshSession", "refreshSession")],
+        );
+    }
+}
+
+/// Link the 201 of `POST path` to `operations`, passing the created
+/// resource's `parameter` from the response body.
+fn link(document: &mut Document, (path, parameter): (&str, &str), operations: &[(&str, &str)]) {
+    let Some(item) = document.paths.paths.get_mut(path) else {
+        return;
+    };
+    let Some(create) = item.post.as_mut() else {
+        return;
+    };
+    let Some(RefOr::T(created)) = create.responses.responses.get_mut("201") else {
+        return;
+    };
+    for (name, operation) in operations {
+        let link = LinkBuilder::new()
+            .operation_id(*operation)
+            .parameter(parameter, format!("$response.body#/{parameter}"))
+            .description(format!("The created resource, by {operation}"))
+            .build();
+        created.links.insert((*name).to_owned(), RefOr::T(link));
     }
 }
 

@@ -10,7 +10,7 @@ use super::bodies::{
     PatchTableRequest, TablePath, TablesPage,
 };
 use super::{ApiError, AppState, input};
-use crate::store::TableRecord;
+use crate::store::{NewTableExtras, TableRecord};
 use crate::store::{StoreError, TablePatch};
 use axum::Json;
 use axum::body::Bytes;
@@ -45,13 +45,25 @@ pub async fn create(
         None => return Err(ApiError::bad_request("tableId is required")),
     };
     let display_name = input::display_name(&object)?.unwrap_or_else(|| table_id.clone());
+    let playground = input::playground(&object)?;
     let owner = caller
         .as_ref()
         .filter(|_| state.access.enabled)
         .map(super::access::Caller::owner);
+    let playground_id = playground.as_ref().map(|(_, id)| id.clone());
     state
         .store
-        .create_owned_table(&table_id, &display_name, &crate::now(), owner.as_ref())
+        .create_owned_table(
+            &table_id,
+            &display_name,
+            &crate::now(),
+            &NewTableExtras {
+                owner: owner.as_ref(),
+                playground: playground
+                    .as_ref()
+                    .map(|(url, id)| (url.as_str(), id.as_str())),
+            },
+        )
         .await?;
     Ok((
         StatusCode::CREATED,
@@ -59,6 +71,8 @@ pub async fn create(
             table_id,
             display_name,
             message: "Table created".into(),
+            owner_principal: owner.map(|owner| owner.principal),
+            playground_id,
         }),
     )
         .into_response())
@@ -69,7 +83,7 @@ pub async fn create(
     params(PageQuery),
     responses(
         (status = 200, description = "A page of tables, newest first", body = TablesPage),
-        (status = 400, description = "A bad limit or lastKey", body = ErrorBody),
+        (status = 400, description = "A bad limit", body = ErrorBody),
         (status = 401, description = "Sign-in required (where the environment requires it) and no valid token", body = ErrorBody),
         (status = 503, description = "The table is busy; retry", body = ErrorBody),
     )
@@ -81,8 +95,8 @@ pub async fn list(
 ) -> Result<Response, ApiError> {
     state.authorize(caller.as_ref(), Action::Read, "").await?;
     let limit = input::limit(query.get("limit").map(String::as_str))?;
-    let cursor = input::last_key(query.get("lastKey").map(String::as_str))?;
-    let page = state.store.list_tables(limit, cursor).await?;
+    let start_after = input::last_key(query.get("lastKey").map(String::as_str));
+    let page = state.store.list_tables(limit, &start_after).await?;
     Ok(Json(TablesPage {
         tables: page.items,
         last_key: page.next_cursor,
@@ -143,6 +157,7 @@ pub async fn patch(
     let object = input::json_object(&body)?;
     let is_archived = match object.get("isArchived") {
         None => None,
+        Some(serde_json::Value::Null) => None,
         Some(serde_json::Value::Bool(flag)) => Some(*flag),
         Some(_) => return Err(ApiError::bad_request("isArchived must be a boolean")),
     };

@@ -19,7 +19,7 @@ use axum::response::{IntoResponse, Response};
     params(TablePath, PageQuery),
     responses(
         (status = 200, description = "A page of the leaderboard", body = UsersPage),
-        (status = 400, description = "A bad tableId, limit or lastKey", body = ErrorBody),
+        (status = 400, description = "A bad tableId or limit", body = ErrorBody),
         (status = 401, description = "Sign-in required (where the environment requires it) and no valid token", body = ErrorBody),
         (status = 404, description = "Table not found", body = ErrorBody),
         (status = 503, description = "The table is busy; retry", body = ErrorBody),
@@ -36,8 +36,8 @@ pub async fn list(
         .authorize(caller.as_ref(), Action::Read, table_id)
         .await?;
     let limit = input::limit(query.get("limit").map(String::as_str))?;
-    let cursor = input::last_key(query.get("lastKey").map(String::as_str))?;
-    let page = state.store.list_users(table_id, limit, cursor).await?;
+    let start_after = input::last_key(query.get("lastKey").map(String::as_str));
+    let page = state.store.list_users(table_id, limit, &start_after).await?;
     Ok(Json(UsersPage {
         users: page.items,
         last_key: page.next_cursor,
@@ -100,9 +100,10 @@ pub async fn put(
         submission_count: input::count(&object, "submissionCount")?,
         total_count: input::count(&object, "totalCount")?,
     };
+    let team_name = input::team_name(&object)?;
     let outcome = state
         .store
-        .put_user(table_id, username, counts, &crate::now())
+        .put_user(table_id, username, counts, team_name.as_deref(), &crate::now())
         .await?;
     Ok(Json(PutUserResponse {
         username: username.to_owned(),
@@ -115,6 +116,7 @@ pub async fn put(
         }
         .into(),
         created_new: outcome.created_new,
+        team_name,
     })
     .into_response())
 }

@@ -24,12 +24,26 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use aws_sdk_dynamodb::types::{KeysAndAttributes, Put, Update};
+use aws_sdk_dynamodb::types::{
+    AttributeValue, ConditionCheck, KeysAndAttributes, Put, TransactWriteItem, Update,
+};
 
 use super::item::{Item, number_value, string_value};
-use super::{Store, StoreError, back_off};
+use super::{Conflicts, Store, StoreError, back_off};
+
+/// What an increment found when its condition failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum CounterState {
+    /// It takes increments (a concurrent change made the condition fail).
+    Open,
+    /// Its table is being deleted: no new user.
+    Closed,
+    /// It does not exist: its table is gone, or predates counters.
+    Missing,
+}
+use super::tables::metadata_key;
 use crate::schema::{
-    METADATA_RANGE_END, METADATA_USERNAME, TABLE_ID, USER_COUNT, USER_COUNT_SHARDS, USERNAME,
+    COUNTER_CLOSED, METADATA_RANGE_END, METADATA_USERNAME, TABLE_ID, USER_COUNT, USER_COUNT_SHARDS, USERNAME,
     counter_username,
 };
 
@@ -70,17 +84,22 @@ pub(crate) fn new_counter(table_name: &str, table_id: &str, shard: u8) -> Result
         .map_err(|error| StoreError::dynamodb(format!("creating table {table_id}"), error))
 }
 
-/// The increment of counter `shard` in a new user's transaction. Its condition
-/// (the counter exists) fails when the table is gone, or when it was written
-/// before counters existed and nobody has picked this counter yet.
+/// The condition of every increment: the counter exists and is open. It fails
+/// when the table is gone, is being deleted (its counters are closed), or was
+/// written before counters existed and nobody has picked this counter yet.
+pub(crate) const OPEN_COUNTER: &str = "attribute_exists(#id) AND attribute_not_exists(#closed)";
+
+/// The increment of counter `shard` in a new user's transaction, on
+/// [`OPEN_COUNTER`].
 pub(crate) fn increment(table_name: &str, table_id: &str, shard: u8) -> Result<Update, StoreError> {
     Update::builder()
         .table_name(table_name)
         .set_key(Some(counter_key(table_id, shard)))
         .update_expression("ADD #count :one")
-        .condition_expression("attribute_exists(#id)")
+        .condition_expression(OPEN_COUNTER)
         .expression_attribute_names("#count", USER_COUNT)
         .expression_attribute_names("#id", TABLE_ID)
+        .expression_attribute_names("#closed", COUNTER_CLOSED)
         .expression_attribute_values(":one", number_value(1))
         .build()
         .map_err(|error| {
@@ -205,36 +224,138 @@ impl Store {
         })
     }
 
+    /// Why counter `shard` of `table_id` refused an increment (one strongly
+    /// consistent read, on that failure path only).
+    pub(crate) async fn counter_state(
+        &self,
+        table_id: &str,
+        shard: u8,
+    ) -> Result<CounterState, StoreError> {
+        let output = self
+            .client
+            .get_item()
+            .table_name(&self.table_name)
+            .set_key(Some(counter_key(table_id, shard)))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|error| {
+                StoreError::dynamodb(format!("reading a user counter of table {table_id}"), error)
+            })?;
+        Ok(match output.item() {
+            None => CounterState::Missing,
+            Some(item) if item.contains_key(COUNTER_CLOSED) => CounterState::Closed,
+            Some(_) => CounterState::Open,
+        })
+    }
+
     /// Create counter `shard` of a table written before counters existed (or
-    /// whose counter is missing): a put only if absent, so that a concurrent
-    /// creation of the same counter, or its increment, is never overwritten.
+    /// whose counter is missing), in one transaction with a check that the
+    /// table still exists ([`StoreError::TableNotFound`] otherwise), so a
+    /// counter is never created for a deleted table: a put only if absent, so
+    /// that a concurrent creation of the same counter, or its increment, is
+    /// never overwritten.
     pub(crate) async fn create_counter(&self, table_id: &str, shard: u8) -> Result<(), StoreError> {
+        let action = || format!("creating a user counter of table {table_id}");
         let mut item = counter_key(table_id, shard);
         item.insert(USER_COUNT.to_owned(), number_value(0));
-        let result = self
-            .client
-            .put_item()
+        let table_exists = ConditionCheck::builder()
+            .table_name(&self.table_name)
+            .set_key(Some(metadata_key(table_id)))
+            .condition_expression("attribute_exists(#id)")
+            .expression_attribute_names("#id", TABLE_ID)
+            .build()
+            .map_err(|error| StoreError::dynamodb(action(), error))?;
+        let put = Put::builder()
             .table_name(&self.table_name)
             .set_item(Some(item))
             .condition_expression("attribute_not_exists(#id)")
             .expression_attribute_names("#id", TABLE_ID)
+            .build()
+            .map_err(|error| StoreError::dynamodb(action(), error))?;
+        let result = self
+            .client
+            .transact_write_items()
+            .transact_items(
+                TransactWriteItem::builder()
+                    .condition_check(table_exists)
+                    .build(),
+            )
+            .transact_items(TransactWriteItem::builder().put(put).build())
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(()),
-            Err(error)
-                if error.as_service_error().is_some_and(|service| {
-                    service.is_conditional_check_failed_exception()
-                        || service.is_transaction_conflict_exception()
-                }) =>
+        let error = match result {
+            Ok(_) => return Ok(()),
+            Err(error) => error,
+        };
+        let reasons = cancellation_codes(&error);
+        match reasons.as_slice() {
+            [Some("ConditionalCheckFailed"), ..] => Err(StoreError::TableNotFound),
+            // Someone else created it, or is incrementing it: it exists (or is
+            // about to), and the caller's retry finds out which.
+            reasons if reasons.iter().any(|code| {
+                matches!(code, Some("ConditionalCheckFailed" | "TransactionConflict"))
+            }) =>
             {
-                // Someone else created it, or is incrementing it: it exists.
                 Ok(())
             }
-            Err(error) => Err(StoreError::dynamodb(
-                format!("creating a user counter of table {table_id}"),
-                error,
-            )),
+            _ => Err(StoreError::dynamodb(action(), error)),
         }
+    }
+
+    /// Close every counter of `table_id` (creating those a table written
+    /// before counters lacks), so that no user can be created in it from now
+    /// on: the first step of deleting it. A counter a concurrent transaction
+    /// holds is retried.
+    pub(crate) async fn close_counters(&self, table_id: &str) -> Result<(), StoreError> {
+        for shard in 0..USER_COUNT_SHARDS {
+            let action = || format!("closing the user counters of table {table_id}");
+            let mut conflicts = Conflicts::new();
+            loop {
+                let result = self
+                    .client
+                    .update_item()
+                    .table_name(&self.table_name)
+                    .set_key(Some(counter_key(table_id, shard)))
+                    .update_expression("SET #closed = :closed")
+                    .expression_attribute_names("#closed", COUNTER_CLOSED)
+                    .expression_attribute_values(":closed", AttributeValue::Bool(true))
+                    .send()
+                    .await;
+                match result {
+                    Ok(_) => break,
+                    Err(error)
+                        if error.as_service_error().is_some_and(|service| {
+                            service.is_transaction_conflict_exception()
+                        }) =>
+                    {
+                        if !conflicts.pause().await {
+                            return Err(conflicts.give_up(action()));
+                        }
+                    }
+                    Err(error) => return Err(StoreError::dynamodb(action(), error)),
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The cancellation reason codes of a cancelled transaction, in item order
+/// (`None` for an item that was not the cause); empty for any other error.
+pub(crate) fn cancellation_codes<R>(
+    error: &aws_sdk_dynamodb::error::SdkError<
+        aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError,
+        R,
+    >,
+) -> Vec<Option<&str>> {
+    use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+    match error.as_service_error() {
+        Some(TransactWriteItemsError::TransactionCanceledException(canceled)) => canceled
+            .cancellation_reasons()
+            .iter()
+            .map(|reason| reason.code().filter(|code| *code != "None"))
+            .collect(),
+        _ => Vec::new(),
     }
 }

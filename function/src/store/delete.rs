@@ -1,5 +1,18 @@
-//! Deleting a playground table: its users in pages, then its metadata and
-//! its counters.
+//! Deleting a playground table: close its counters, delete its users in
+//! pages, then its metadata and its counters.
+//!
+//! Nothing outlives a delete, whatever races with it. Its first step closes
+//! the table's counters ([`crate::schema::COUNTER_CLOSED`]), and every new
+//! user's write increments a counter on the condition that it is open (in the
+//! same transaction as the user's put with `SAFE_CONCURRENCY=true`; right
+//! after a conditional put, which is taken back when refused, with `false`).
+//! So from that step on no user can be created in the table, and every user
+//! that exists is in its partition when the delete reads it (strongly
+//! consistent, after the close): each is deleted. A write of an existing user
+//! either lands before the delete removes it (and is removed with it: the
+//! write came first) or finds it gone (its update's condition fails) and
+//! tries to create it, which the closed counter refuses: 404. A table
+//! re-created afterwards starts with no user and new, open counters.
 //!
 //! The table's items are read from its own partition (`tableId`, never a scan),
 //! keys only, a bounded page at a time, and deleted with BatchWriteItem, 25
@@ -13,10 +26,10 @@
 //! several requests, each bounded, each continuing where the last stopped
 //! (the items already deleted are simply no longer there).
 //!
-//! Not atomic: a user written while the delete runs, after its page was read,
-//! survives it. Such a user is still in the table's partition, so a repeated
-//! DELETE removes it; only when the partition holds nothing at all is the
-//! table not found.
+//! Not atomic: while it runs (and between the requests of a large table),
+//! the table and its users not yet deleted are still there and readable, and
+//! their updates succeed; no new user is taken. Only when the partition holds
+//! nothing at all is the table not found.
 
 use std::time::Duration;
 
@@ -60,6 +73,10 @@ impl Store {
     pub async fn delete_table(&self, table_id: &str) -> Result<TableDeletion, StoreError> {
         if !self.allow_table_delete {
             return Err(StoreError::TableDeleteNotAllowed);
+        }
+        // No user can be created from here on (see the module's doc).
+        if self.table_exists(table_id).await? {
+            self.close_counters(table_id).await?;
         }
         let mut start: Option<Item> = None;
         let mut deleted_users = 0_u64;

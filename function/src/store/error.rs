@@ -14,8 +14,10 @@ pub enum StoreError {
     TableDeleteNotAllowed,
     #[error("Table '{table_id}' already exists")]
     TableAlreadyExists { table_id: String },
-    #[error("Invalid lastKey: {reason}")]
-    InvalidCursor { reason: String },
+    #[error("Session not found or expired")]
+    SessionNotFound,
+    #[error("This session id is in use by another user's live session; pick another id")]
+    SessionTaken,
     #[error("item {key} in DynamoDB table {table} is malformed: {problem}")]
     MalformedItem {
         table: String,

@@ -62,6 +62,19 @@ impl ItemReader<'_> {
         }
     }
 
+    /// A whole number of seconds since the epoch (a Time to Live), required.
+    pub fn epoch(&self, name: &str) -> Result<i64, StoreError> {
+        match self.item.get(name) {
+            Some(AttributeValue::N(text)) => text.parse().map_err(|_| {
+                self.malformed(format!("attribute {name} = {text} is not whole epoch seconds"))
+            }),
+            None | Some(AttributeValue::Null(_)) => {
+                Err(self.malformed(format!("attribute {name} is missing")))
+            }
+            Some(_) => Err(self.malformed(format!("attribute {name} is not a number"))),
+        }
+    }
+
     /// A boolean; a missing attribute reads as `false`.
     pub fn flag(&self, name: &str) -> Result<bool, StoreError> {
         match self.item.get(name) {

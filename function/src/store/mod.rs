@@ -7,6 +7,7 @@ mod delete;
 mod error;
 mod item;
 mod provision;
+mod sessions;
 mod tables;
 mod users;
 
@@ -14,10 +15,12 @@ use std::time::{Duration, Instant};
 
 use aws_sdk_dynamodb::Client;
 
+pub use cursor::StartAfter;
 pub use delete::TableDeletion;
 pub use error::StoreError;
 pub use provision::{create_table_if_missing, table_status};
-pub use tables::{TableOwner, TablePatch, TableRecord};
+pub use sessions::{SessionWriter, StoredSession};
+pub use tables::{NewTableExtras, TableOwner, TablePatch, TableRecord};
 pub use users::{PutUserOutcome, UserCounts, UserRecord};
 
 /// One page of a listing, with the cursor of the next page when there is one.
@@ -46,7 +49,12 @@ pub struct Store {
     table_name: String,
     new_user_write: NewUserWrite,
     allow_table_delete: bool,
+    session_lifetime_s: i64,
 }
+
+/// How long a sign-in session lives at most, in seconds, unless configured
+/// (`SESSION_TTL_SECONDS`): the legacy handler's 720,000 (about 8 days).
+pub const DEFAULT_SESSION_LIFETIME_S: i64 = 720_000;
 
 impl Store {
     pub fn new(
@@ -59,7 +67,20 @@ impl Store {
             table_name: table_name.into(),
             new_user_write,
             allow_table_delete: false,
+            session_lifetime_s: DEFAULT_SESSION_LIFETIME_S,
         }
+    }
+
+    /// The same store, keeping sign-in sessions at most `seconds`.
+    #[must_use]
+    pub fn with_session_lifetime(mut self, seconds: i64) -> Self {
+        self.session_lifetime_s = seconds;
+        self
+    }
+
+    /// How long a sign-in session lives at most, in seconds.
+    pub fn session_lifetime_s(&self) -> i64 {
+        self.session_lifetime_s
     }
 
     /// The same store, allowed (or not: the default) to delete playground

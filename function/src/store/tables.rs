@@ -7,10 +7,11 @@ use serde::Serialize;
 
 use super::counter::new_counter;
 use super::item::{Item, number_value, string_value};
-use super::{Conflicts, Page, Store, StoreError, cursor};
+use super::cursor::{self, StartAfter};
+use super::{Conflicts, Page, Store, StoreError};
 use crate::schema::{
     BY_CREATED_AT, CREATED_AT, DISPLAY_NAME, IS_ARCHIVED, METADATA_USERNAME, OWNER_EMAIL,
-    OWNER_PRINCIPAL, OWNER_SUB, TABLE_ID, TABLES_PARTITION, TABLES_PARTITION_VALUE, UPDATED_AT,
+    OWNER_PRINCIPAL, OWNER_SUB, PLAYGROUND_ID, PLAYGROUND_URL, TABLE_ID, TABLES_PARTITION, TABLES_PARTITION_VALUE, UPDATED_AT,
     USER_COUNT, USER_COUNT_SHARDS, USERNAME,
 };
 
@@ -33,6 +34,15 @@ pub struct TableOwner {
     pub sub: String,
     pub principal: String,
     pub email: Option<String>,
+}
+
+/// What a new table may record besides its name.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NewTableExtras<'a> {
+    /// Its creator, with sign-in on.
+    pub owner: Option<&'a TableOwner>,
+    /// The `playgroundUrl` it was created for, and the id derived from it.
+    pub playground: Option<(&'a str, &'a str)>,
 }
 
 /// The fields a PATCH may change; at least one is set.
@@ -77,20 +87,21 @@ impl Store {
         display_name: &str,
         now: &str,
     ) -> Result<(), StoreError> {
-        self.create_owned_table(table_id, display_name, now, None)
+        self.create_owned_table(table_id, display_name, now, &NewTableExtras::default())
             .await
     }
 
-    /// [`Store::create_table`], recording `owner` on the metadata when given.
+    /// [`Store::create_table`], recording what `extras` gives on the metadata.
     pub async fn create_owned_table(
         &self,
         table_id: &str,
         display_name: &str,
         now: &str,
-        owner: Option<&TableOwner>,
+        extras: &NewTableExtras<'_>,
     ) -> Result<(), StoreError> {
         let action = || format!("creating playground table {table_id}");
-        let owner_attributes: Vec<(String, AttributeValue)> = owner
+        let mut owner_attributes: Vec<(String, AttributeValue)> = extras
+            .owner
             .map(|owner| {
                 [
                     (OWNER_SUB, Some(&owner.sub)),
@@ -104,6 +115,10 @@ impl Store {
                 .collect()
             })
             .unwrap_or_default();
+        if let Some((url, id)) = extras.playground {
+            owner_attributes.push((PLAYGROUND_URL.to_owned(), string_value(url)));
+            owner_attributes.push((PLAYGROUND_ID.to_owned(), string_value(id)));
+        }
         let metadata = Put::builder()
             .table_name(&self.table_name)
             .set_item(Some(
@@ -210,24 +225,24 @@ impl Store {
     pub async fn list_tables(
         &self,
         limit: u16,
-        cursor: Option<&str>,
+        start_after: &StartAfter,
     ) -> Result<Page<TableRecord>, StoreError> {
-        let start = cursor
-            .map(|cursor| {
-                cursor::decode(cursor, &[TABLE_ID, USERNAME, TABLES_PARTITION, CREATED_AT])
-            })
-            .transpose()?;
-        if let Some(start) = &start
-            && start
-                .get(TABLES_PARTITION)
-                .and_then(|value| value.as_s().ok())
-                .map(String::as_str)
-                != Some(TABLES_PARTITION_VALUE)
-        {
-            return Err(StoreError::InvalidCursor {
-                reason: "it belongs to a different listing".into(),
-            });
-        }
+        let start = match start_after {
+            StartAfter::First | StartAfter::LegacyKey { table_id: None, .. } => None,
+            StartAfter::Cursor(cursor) => cursor::decode(
+                cursor,
+                &[TABLE_ID, USERNAME, TABLES_PARTITION, CREATED_AT],
+                |key| {
+                    cursor::holds(key, TABLES_PARTITION, TABLES_PARTITION_VALUE)
+                        && cursor::holds(key, USERNAME, METADATA_USERNAME)
+                },
+            ),
+            StartAfter::LegacyKey {
+                table_id: Some(table_id),
+                ..
+            }
+            | StartAfter::Id(table_id) => self.listing_position_of_table(table_id).await?,
+        };
         let output = self
             .client
             .query()
@@ -264,6 +279,42 @@ impl Store {
             items,
             next_cursor: output.last_evaluated_key().and_then(cursor::encode),
         })
+    }
+
+    /// Where table `table_id` sits in the `byCreatedAt` listing, as an
+    /// `ExclusiveStartKey` (one read of its metadata); `None` (the first page,
+    /// as the legacy handler had it) when there is no such table.
+    async fn listing_position_of_table(
+        &self,
+        table_id: &str,
+    ) -> Result<Option<Item>, StoreError> {
+        let output = self
+            .client
+            .get_item()
+            .table_name(&self.table_name)
+            .set_key(Some(metadata_key(table_id)))
+            .projection_expression("#p, #c")
+            .expression_attribute_names("#p", TABLES_PARTITION)
+            .expression_attribute_names("#c", CREATED_AT)
+            .send()
+            .await
+            .map_err(|error| {
+                StoreError::dynamodb(format!("finding table {table_id} in the listing"), error)
+            })?;
+        let Some(item) = output.item() else {
+            return Ok(None);
+        };
+        let reader = self.reader(item);
+        let (Some(partition), Some(created_at)) = (
+            reader.optional_string(TABLES_PARTITION)?,
+            reader.optional_string(CREATED_AT)?,
+        ) else {
+            return Ok(None);
+        };
+        let mut key = metadata_key(table_id);
+        key.insert(TABLES_PARTITION.to_owned(), string_value(partition));
+        key.insert(CREATED_AT.to_owned(), string_value(created_at));
+        Ok(Some(key))
     }
 
     /// Change a table's display name and/or archived flag and set `updatedAt`.

@@ -4,11 +4,12 @@ use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{Put, TransactWriteItem};
 use serde::Serialize;
 
-use super::counter::{self, counter_key, pick_shard};
+use super::counter::{self, CounterState, counter_key, pick_shard};
 use super::item::{Item, number_value, string_value};
-use super::{Conflicts, NewUserWrite, Page, Store, StoreError, cursor};
+use super::cursor::{self, StartAfter};
+use super::{Conflicts, NewUserWrite, Page, Store, StoreError};
 use crate::schema::{
-    BY_LEADERBOARD, LAST_UPDATED, LEADERBOARD_KEY, SUBMISSION_COUNT, TABLE_ID, TOTAL_COUNT,
+    BY_LEADERBOARD, COUNTER_CLOSED, LAST_UPDATED, LEADERBOARD_KEY, SUBMISSION_COUNT, TABLE_ID, TEAM_NAME, TOTAL_COUNT,
     USER_COUNT, USERNAME, leaderboard_key,
 };
 
@@ -20,6 +21,9 @@ pub struct UserRecord {
     pub submission_count: u64,
     pub total_count: u64,
     pub last_updated: Option<String>,
+    /// The user's team, where one was written.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub team_name: Option<String>,
 }
 
 /// The counts a PUT writes.
@@ -55,8 +59,17 @@ fn user_key(table_id: &str, username: &str) -> Item {
     .into()
 }
 
-fn user_item(table_id: &str, username: &str, counts: UserCounts, now: &str) -> Item {
+fn user_item(
+    table_id: &str,
+    username: &str,
+    counts: UserCounts,
+    team_name: Option<&str>,
+    now: &str,
+) -> Item {
     let mut item = user_key(table_id, username);
+    if let Some(team) = team_name {
+        item.insert(TEAM_NAME.to_owned(), string_value(team));
+    }
     item.extend([
         (
             SUBMISSION_COUNT.to_owned(),
@@ -89,6 +102,7 @@ impl Store {
             submission_count: reader.count(SUBMISSION_COUNT)?,
             total_count: reader.count(TOTAL_COUNT)?,
             last_updated: reader.optional_string(LAST_UPDATED)?,
+            team_name: reader.optional_string(TEAM_NAME)?,
         })
     }
 
@@ -122,22 +136,28 @@ impl Store {
         &self,
         table_id: &str,
         limit: u16,
-        cursor: Option<&str>,
+        start_after: &StartAfter,
     ) -> Result<Page<UserRecord>, StoreError> {
-        let start = cursor
-            .map(|cursor| cursor::decode(cursor, &[TABLE_ID, USERNAME, LEADERBOARD_KEY]))
-            .transpose()?;
-        if let Some(start) = &start
-            && start
-                .get(TABLE_ID)
-                .and_then(|value| value.as_s().ok())
-                .map(String::as_str)
-                != Some(table_id)
-        {
-            return Err(StoreError::InvalidCursor {
-                reason: "it belongs to a different table".into(),
-            });
-        }
+        let start = match start_after {
+            StartAfter::First | StartAfter::LegacyKey { username: None, .. } => None,
+            StartAfter::Cursor(cursor) => {
+                cursor::decode(cursor, &[TABLE_ID, USERNAME, LEADERBOARD_KEY], |key| {
+                    cursor::holds(key, TABLE_ID, table_id)
+                })
+            }
+            // A key of another table: the first page of this one.
+            StartAfter::LegacyKey {
+                table_id: Some(other),
+                ..
+            } if other != table_id => None,
+            StartAfter::LegacyKey {
+                username: Some(username),
+                ..
+            }
+            | StartAfter::Id(username) => {
+                self.leaderboard_position_of(table_id, username).await?
+            }
+        };
         if !self.table_exists(table_id).await? {
             return Err(StoreError::TableNotFound);
         }
@@ -168,6 +188,42 @@ impl Store {
         })
     }
 
+    /// Where `username` sits on its table's leaderboard, as an
+    /// `ExclusiveStartKey` (one read of the user); `None` (the first page, as
+    /// the legacy handler had it) when there is no such user.
+    async fn leaderboard_position_of(
+        &self,
+        table_id: &str,
+        username: &str,
+    ) -> Result<Option<Item>, StoreError> {
+        let output = self
+            .client
+            .get_item()
+            .table_name(&self.table_name)
+            .set_key(Some(user_key(table_id, username)))
+            .projection_expression("#r")
+            .expression_attribute_names("#r", LEADERBOARD_KEY)
+            .send()
+            .await
+            .map_err(|error| {
+                StoreError::dynamodb(
+                    format!("finding user {username} on the leaderboard of table {table_id}"),
+                    error,
+                )
+            })?;
+        let Some(position) = output
+            .item()
+            .map(|item| self.reader(item).optional_string(LEADERBOARD_KEY))
+            .transpose()?
+            .flatten()
+        else {
+            return Ok(None);
+        };
+        let mut key = user_key(table_id, username);
+        key.insert(LEADERBOARD_KEY.to_owned(), string_value(position));
+        Ok(Some(key))
+    }
+
     /// Create or update a user. An existing user costs one conditional update;
     /// a new user is written together with an increment of one of the table's
     /// counters (see [`NewUserWrite`] and [`super::counter`]), so the count stays
@@ -178,24 +234,34 @@ impl Store {
         table_id: &str,
         username: &str,
         counts: UserCounts,
+        team_name: Option<&str>,
         now: &str,
     ) -> Result<PutUserOutcome, StoreError> {
         let mut conflicts = Conflicts::new();
         loop {
             let attempt = match self
-                .update_existing_user(table_id, username, counts, now)
+                .update_existing_user(table_id, username, counts, team_name, now)
                 .await?
             {
                 Attempt::Done => return Ok(PutUserOutcome { created_new: false }),
                 Attempt::Retry => Attempt::Retry,
                 Attempt::Other => match self.new_user_write {
                     NewUserWrite::Transaction => {
-                        self.create_user_in_transaction(table_id, username, counts, now)
-                            .await?
+                        self.create_user_in_transaction(
+                            table_id, username, counts, team_name, now,
+                        )
+                        .await?
                     }
                     NewUserWrite::ConditionalPut => {
-                        self.create_user_then_count(table_id, username, counts, now, &mut conflicts)
-                            .await?
+                        self.create_user_then_count(
+                            table_id,
+                            username,
+                            counts,
+                            team_name,
+                            now,
+                            &mut conflicts,
+                        )
+                        .await?
                     }
                 },
             };
@@ -220,14 +286,21 @@ impl Store {
         table_id: &str,
         username: &str,
         counts: UserCounts,
+        team_name: Option<&str>,
         now: &str,
     ) -> Result<Attempt, StoreError> {
-        let result = self
-            .client
-            .update_item()
+        let mut request = self.client.update_item();
+        let mut sets = "SET #s = :s, #t = :t, #u = :u, #r = :r".to_owned();
+        if let Some(team) = team_name {
+            sets.push_str(", #team = :team");
+            request = request
+                .expression_attribute_names("#team", TEAM_NAME)
+                .expression_attribute_values(":team", string_value(team));
+        }
+        let result = request
             .table_name(&self.table_name)
             .set_key(Some(user_key(table_id, username)))
-            .update_expression("SET #s = :s, #t = :t, #u = :u, #r = :r")
+            .update_expression(sets)
             .condition_expression("attribute_exists(#name)")
             .expression_attribute_names("#s", SUBMISSION_COUNT)
             .expression_attribute_names("#t", TOTAL_COUNT)
@@ -266,13 +339,14 @@ impl Store {
         table_id: &str,
         username: &str,
         counts: UserCounts,
+        team_name: Option<&str>,
         now: &str,
     ) -> Result<Attempt, StoreError> {
         let action = || format!("creating user {username} of table {table_id}");
         let shard = pick_shard();
         let put = Put::builder()
             .table_name(&self.table_name)
-            .set_item(Some(user_item(table_id, username, counts, now)))
+            .set_item(Some(user_item(table_id, username, counts, team_name, now)))
             .condition_expression("attribute_not_exists(#name)")
             .expression_attribute_names("#name", USERNAME)
             .build()
@@ -306,12 +380,7 @@ impl Store {
             return Ok(Attempt::Other);
         }
         if code(1) == "ConditionalCheckFailed" {
-            // No such counter: the table is gone, or predates counters.
-            if !self.table_exists(table_id).await? {
-                return Err(StoreError::TableNotFound);
-            }
-            self.create_counter(table_id, shard).await?;
-            return Ok(Attempt::Retry);
+            return self.counter_refused(table_id, shard).await;
         }
         if canceled
             .cancellation_reasons()
@@ -333,6 +402,7 @@ impl Store {
         table_id: &str,
         username: &str,
         counts: UserCounts,
+        team_name: Option<&str>,
         now: &str,
         conflicts: &mut Conflicts,
     ) -> Result<Attempt, StoreError> {
@@ -343,7 +413,7 @@ impl Store {
             .client
             .put_item()
             .table_name(&self.table_name)
-            .set_item(Some(user_item(table_id, username, counts, now)))
+            .set_item(Some(user_item(table_id, username, counts, team_name, now)))
             .condition_expression("attribute_not_exists(#name)")
             .expression_attribute_names("#name", USERNAME)
             .send()
@@ -362,29 +432,78 @@ impl Store {
         }
         let action = || format!("counting new user {username} of table {table_id}");
         loop {
+            let shard = pick_shard();
             let result = self
                 .client
                 .update_item()
                 .table_name(&self.table_name)
-                .set_key(Some(counter_key(table_id, pick_shard())))
+                .set_key(Some(counter_key(table_id, shard)))
                 .update_expression("ADD #count :one")
+                .condition_expression(counter::OPEN_COUNTER)
                 .expression_attribute_names("#count", USER_COUNT)
+                .expression_attribute_names("#id", TABLE_ID)
+                .expression_attribute_names("#closed", COUNTER_CLOSED)
                 .expression_attribute_values(":one", number_value(1))
                 .send()
                 .await;
-            match result {
+            let error = match result {
                 Ok(_) => return Ok(Attempt::Done),
-                Err(error)
-                    if error
-                        .as_service_error()
-                        .is_some_and(|service| service.is_transaction_conflict_exception()) =>
-                {
-                    if !conflicts.pause().await {
-                        return Err(conflicts.give_up(action()));
+                Err(error) => error,
+            };
+            let refused = match error.as_service_error() {
+                Some(service) if service.is_transaction_conflict_exception() => Attempt::Retry,
+                Some(service) if service.is_conditional_check_failed_exception() => {
+                    match self.counter_refused(table_id, shard).await {
+                        Ok(attempt) => attempt,
+                        Err(StoreError::TableNotFound) => {
+                            // The table was deleted (or is being deleted)
+                            // since it was checked: take the user back out, so
+                            // none outlives the delete.
+                            self.remove_uncounted_user(table_id, username).await?;
+                            return Err(StoreError::TableNotFound);
+                        }
+                        Err(other) => return Err(other),
                     }
                 }
-                Err(error) => return Err(StoreError::dynamodb(action(), error)),
+                _ => return Err(StoreError::dynamodb(action(), error)),
+            };
+            if matches!(refused, Attempt::Retry) && !conflicts.pause().await {
+                return Err(conflicts.give_up(action()));
             }
         }
+    }
+
+    /// What to do when counter `shard` refused a new user's increment: retry
+    /// when it is open again or was missing and is now created;
+    /// [`StoreError::TableNotFound`] when the table is gone or being deleted.
+    async fn counter_refused(&self, table_id: &str, shard: u8) -> Result<Attempt, StoreError> {
+        match self.counter_state(table_id, shard).await? {
+            CounterState::Open => Ok(Attempt::Retry),
+            CounterState::Closed => Err(StoreError::TableNotFound),
+            // The table is gone, or predates counters: create it only if the
+            // table exists (one transaction).
+            CounterState::Missing => {
+                self.create_counter(table_id, shard).await?;
+                Ok(Attempt::Retry)
+            }
+        }
+    }
+
+    /// Delete a user just put whose count was refused because its table is
+    /// gone or being deleted.
+    async fn remove_uncounted_user(&self, table_id: &str, username: &str) -> Result<(), StoreError> {
+        self.client
+            .delete_item()
+            .table_name(&self.table_name)
+            .set_key(Some(user_key(table_id, username)))
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|error| {
+                StoreError::dynamodb(
+                    format!("removing user {username} of deleted table {table_id}"),
+                    error,
+                )
+            })
     }
 }

@@ -86,6 +86,11 @@ impl TestApi {
         Self::with_client(client, mode, router).await
     }
 
+    /// The router `build` makes of a store over a new table.
+    pub async fn built(mode: NewUserWrite, build: impl FnOnce(Store) -> Router) -> Self {
+        Self::over_new_table(mode, build).await
+    }
+
     async fn over_new_table(mode: NewUserWrite, build: impl FnOnce(Store) -> Router) -> Self {
         Self::with_client(client().await, mode, build).await
     }
@@ -135,10 +140,17 @@ impl TestApi {
         path_and_query: &str,
         body: Option<&str>,
     ) -> Reply {
-        let mut json = event_json(self.stage, method, path_and_query, body, &[]);
+        let token = claims.map(unsigned_token);
+        let authorization = token.as_ref().map(|token| format!("Bearer {token}"));
+        let headers: Vec<(&str, &str)> = authorization
+            .as_deref()
+            .map(|value| ("authorization", value))
+            .into_iter()
+            .collect();
+        let mut json = event_json(self.stage, method, path_and_query, body, &headers);
         if let Some(claims) = claims {
             json["requestContext"]["authorizer"] =
-                serde_json::json!({"jwt": {"claims": claims, "scopes": null}});
+                serde_json::json!({"jwt": {"claims": flattened_claims(claims), "scopes": null}});
         }
         self.answer(
             lambda_http::request::from_str(&json.to_string())
@@ -293,6 +305,46 @@ pub fn event(
 }
 
 /// [`event`] as the JSON Lambda delivers.
+/// A token carrying `claims` (JSON, lists as lists), as a signed-in client
+/// sends it; its signature is not checked by the function (API Gateway's
+/// authorizer did), so none is made.
+pub fn unsigned_token(claims: &Value) -> String {
+    use base64::Engine;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    format!(
+        "{}.{}.c2lnbmF0dXJl",
+        URL_SAFE_NO_PAD.encode(r#"{"alg":"RS256","kid":"test"}"#),
+        URL_SAFE_NO_PAD.encode(claims.to_string())
+    )
+}
+
+/// `claims` as API Gateway passes them to the function: every value a
+/// string, a list space-joined inside brackets (`[admin staff]`).
+pub fn flattened_claims(claims: &Value) -> Value {
+    let Some(object) = claims.as_object() else {
+        return claims.clone();
+    };
+    object
+        .iter()
+        .map(|(name, value)| {
+            let text = match value {
+                Value::String(text) => text.clone(),
+                Value::Array(items) => format!(
+                    "[{}]",
+                    items
+                        .iter()
+                        .map(|item| item.as_str().map_or_else(|| item.to_string(), str::to_owned))
+                        .collect::<Vec<_>>()
+                        .join(" ")
+                ),
+                other => other.to_string(),
+            };
+            (name.clone(), Value::String(text))
+        })
+        .collect::<serde_json::Map<_, _>>()
+        .into()
+}
+
 pub fn event_json(
     stage: Stage,
     method: &str,
