@@ -3,7 +3,10 @@
 //! tables (they leave nothing behind) and where it does not (they are refused
 //! without --allow-writes, and archive with it); `smoke --read-only`, which
 //! must write nothing; and the scenarios against routers that misbehave,
-//! which must fail them.
+//! which must fail them. `real_client`: the API's real Python client against
+//! the same router.
+
+mod real_client;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
