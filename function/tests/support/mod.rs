@@ -86,6 +86,14 @@ impl TestApi {
         Self::with_client(client, mode, router).await
     }
 
+    /// [`TestApi::on`], allowed to delete tables.
+    pub async fn on_deleting(client: aws_sdk_dynamodb::Client, mode: NewUserWrite) -> Self {
+        Self::with_client(client, mode, |store| {
+            router(store.allowing_table_delete(true))
+        })
+        .await
+    }
+
     /// The router `build` makes of a store over a new table.
     pub async fn built(mode: NewUserWrite, build: impl FnOnce(Store) -> Router) -> Self {
         Self::over_new_table(mode, build).await
