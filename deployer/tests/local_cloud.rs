@@ -828,87 +828,125 @@ async fn sign_in_through_api_gateway_verifies_tokens_and_the_function_applies_th
     assert_eq!(table["userCount"], 1);
 }
 
+/// An environment deployed with its own user pool (`auth_create_user_pool`),
+/// and the accounts a teacher made in it with admin credentials.
+struct PoolEnvironment {
+    cloud: Cloud,
+    base: String,
+    pool_id: String,
+    client_id: String,
+    cognito: aws_sdk_cognitoidentityprovider::Client,
+}
+
+impl PoolEnvironment {
+    const PASSWORD: &'static str = "A long enough passphrase, 2!";
+
+    /// Deploy with the pool, and make `students` (the first one an admin when
+    /// `first_is_admin`).
+    async fn new(students: &[&str], first_is_admin: bool) -> Self {
+        use aws_sdk_cognitoidentityprovider::types::MessageActionType;
+        let cloud = Cloud::new().await;
+        assert_exit(
+            &cloud.apply_dev(&[
+                "--var",
+                "auth_create_user_pool=true",
+                "--var",
+                "auth_callback_urls=http://localhost:8888/callback",
+            ]),
+            0,
+        );
+        let output = cloud.deployer(&["output", "--env", "dev", "--json"]);
+        assert_exit(&output, 0);
+        let outputs: Value = serde_json::from_slice(&output.stdout).expect("json outputs");
+        let pool_id = outputs["auth_user_pool_id"]
+            .as_str()
+            .expect("pool id")
+            .to_owned();
+        let client_id = outputs["auth_client_id"]
+            .as_str()
+            .expect("client id")
+            .to_owned();
+        let api_id = cloud.api_id().await.expect("the HTTP API");
+        let base = emulator::execute_api_url(cloud.emulator.endpoint(), &api_id, "dev");
+
+        // What a teacher does with admin credentials: accounts, and the admin group.
+        let cognito = aws_sdk_cognitoidentityprovider::Client::new(&cloud.config);
+        for name in students {
+            cognito
+                .admin_create_user()
+                .user_pool_id(&pool_id)
+                .username(*name)
+                .message_action(MessageActionType::Suppress)
+                .send()
+                .await
+                .unwrap_or_else(|error| panic!("create {name}: {error:?}"));
+            cognito
+                .admin_set_user_password()
+                .user_pool_id(&pool_id)
+                .username(*name)
+                .password(Self::PASSWORD)
+                .permanent(true)
+                .send()
+                .await
+                .unwrap_or_else(|error| panic!("password of {name}: {error:?}"));
+        }
+        if let (true, Some(admin)) = (first_is_admin, students.first()) {
+            cognito
+                .admin_add_user_to_group()
+                .user_pool_id(&pool_id)
+                .username(*admin)
+                .group_name("admin")
+                .send()
+                .await
+                .expect("the first one is an admin");
+        }
+        Self {
+            cloud,
+            base,
+            pool_id,
+            client_id,
+            cognito,
+        }
+    }
+
+    /// `name`'s ID token from signing in as a notebook does, through `client`
+    /// (the environment's app client unless another is given).
+    async fn id_token(&self, name: &str, client: Option<&str>) -> String {
+        use aws_sdk_cognitoidentityprovider::types::AuthFlowType;
+        let signed_in = self
+            .cognito
+            .initiate_auth()
+            .client_id(client.unwrap_or(&self.client_id))
+            .auth_flow(AuthFlowType::UserPasswordAuth)
+            .auth_parameters("USERNAME", name)
+            .auth_parameters("PASSWORD", Self::PASSWORD)
+            .send()
+            .await
+            .unwrap_or_else(|error| panic!("sign in {name}: {error:?}"));
+        signed_in
+            .authentication_result()
+            .and_then(|result| result.id_token())
+            .expect("an ID token")
+            .to_owned()
+    }
+}
+
 /// `auth_create_user_pool` end to end: the environment's own user pool signs
 /// students in (the SDK sign-in a notebook uses, with the client id from the
 /// outputs), API Gateway verifies its tokens, and the pool's admin group makes
 /// an admin. A token of another app client of the same pool is refused.
 #[tokio::test]
 async fn the_environments_own_user_pool_signs_students_in_through_api_gateway() {
-    use aws_sdk_cognitoidentityprovider::types::{AuthFlowType, MessageActionType};
-    let cloud = Cloud::new().await;
-    assert_exit(
-        &cloud.apply_dev(&[
-            "--var",
-            "auth_create_user_pool=true",
-            "--var",
-            "auth_callback_urls=http://localhost:8888/callback",
-        ]),
-        0,
-    );
-    let output = cloud.deployer(&["output", "--env", "dev", "--json"]);
-    assert_exit(&output, 0);
-    let outputs: Value = serde_json::from_slice(&output.stdout).expect("json outputs");
-    let pool_id = outputs["auth_user_pool_id"].as_str().expect("pool id");
-    let client_id = outputs["auth_client_id"].as_str().expect("client id");
-    let api_id = cloud.api_id().await.expect("the HTTP API");
-    let base = emulator::execute_api_url(cloud.emulator.endpoint(), &api_id, "dev");
-
-    // What a teacher does with admin credentials: accounts, and the admin group.
-    let cognito = aws_sdk_cognitoidentityprovider::Client::new(&cloud.config);
-    let password = "A long enough passphrase, 2!";
-    for name in ["teacher", "ana", "bo"] {
-        cognito
-            .admin_create_user()
-            .user_pool_id(pool_id)
-            .username(name)
-            .message_action(MessageActionType::Suppress)
-            .send()
-            .await
-            .unwrap_or_else(|error| panic!("create {name}: {error:?}"));
-        cognito
-            .admin_set_user_password()
-            .user_pool_id(pool_id)
-            .username(name)
-            .password(password)
-            .permanent(true)
-            .send()
-            .await
-            .unwrap_or_else(|error| panic!("password of {name}: {error:?}"));
-    }
-    cognito
-        .admin_add_user_to_group()
-        .user_pool_id(pool_id)
-        .username("teacher")
-        .group_name("admin")
-        .send()
-        .await
-        .expect("the teacher is an admin");
-    let sign_in = |name: &'static str, client: String| {
-        let cognito = cognito.clone();
-        async move {
-            let signed_in = cognito
-                .initiate_auth()
-                .client_id(client)
-                .auth_flow(AuthFlowType::UserPasswordAuth)
-                .auth_parameters("USERNAME", name)
-                .auth_parameters("PASSWORD", password)
-                .send()
-                .await
-                .unwrap_or_else(|error| panic!("sign in {name}: {error:?}"));
-            let token = signed_in
-                .authentication_result()
-                .and_then(|result| result.id_token())
-                .expect("an ID token");
-            format!("Bearer {token}")
-        }
-    };
-    let teacher = sign_in("teacher", client_id.to_owned()).await;
-    let ana = sign_in("ana", client_id.to_owned()).await;
-    let bo = sign_in("bo", client_id.to_owned()).await;
+    let pool = PoolEnvironment::new(&["teacher", "ana", "bo"], true).await;
+    let (cloud, base, cognito) = (&pool.cloud, pool.base.clone(), &pool.cognito);
+    let bearer = |token: String| format!("Bearer {token}");
+    let teacher = bearer(pool.id_token("teacher", None).await);
+    let ana = bearer(pool.id_token("ana", None).await);
+    let bo = bearer(pool.id_token("bo", None).await);
     // Another app's client in the same pool: its tokens are for another audience.
     let other_client = cognito
         .create_user_pool_client()
-        .user_pool_id(pool_id)
+        .user_pool_id(&pool.pool_id)
         .client_name("another-app")
         .explicit_auth_flows(
             aws_sdk_cognitoidentityprovider::types::ExplicitAuthFlowsType::AllowUserPasswordAuth,
@@ -919,7 +957,7 @@ async fn the_environments_own_user_pool_signs_students_in_through_api_gateway() 
         .user_pool_client
         .and_then(|client| client.client_id)
         .expect("its id");
-    let elsewhere = sign_in("ana", other_client).await;
+    let elsewhere = bearer(pool.id_token("ana", Some(&other_client)).await);
 
     let create = |id: &str| format!(r#"{{"tableId":"{id}"}}"#);
     for (what, headers) in [
@@ -965,4 +1003,149 @@ async fn the_environments_own_user_pool_signs_students_in_through_api_gateway() 
     let (_, _, table) = cloud.call(&base, "GET", "/tables/class-1", None, &[]).await;
     assert_eq!(table["displayName"], "Period 2");
     assert_eq!(table["userCount"], 1);
+}
+
+/// Run the API's real Python client (`loadtest/real_client/drive.py`, the
+/// `aimodelshare` package in `.venv-client/`) against `base` (off the async
+/// runtime).
+async fn drive_real_client(
+    driver: loadtest::real_client::Driver,
+    base: &str,
+    args: &[&str],
+) -> loadtest::real_client::Outcome {
+    let base = base.to_owned();
+    let args: Vec<String> = args.iter().map(|arg| (*arg).to_owned()).collect();
+    tokio::task::spawn_blocking(move || {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        driver.run(&base, &args)
+    })
+    .await
+    .expect("the driver ran")
+}
+
+/// The real client, as the teaching apps use it, through API Gateway into the
+/// zip `apply` uploaded, sign-in off: a session stored and fetched back by
+/// `get_token_from_session`, tables and users paged with the client's
+/// iterators, reads and writes, and the session's expiry.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_real_python_client_drives_the_api_through_api_gateway() {
+    // Before anything is deployed: without the client's venv this fails here,
+    // saying how to install it.
+    let driver = loadtest::real_client::Driver::new().unwrap_or_else(|error| panic!("{error}"));
+    let cloud = Cloud::new().await;
+    assert_exit(&cloud.apply_dev(&[]), 0);
+    let api_id = cloud.api_id().await.expect("the HTTP API exists");
+    let base = emulator::execute_api_url(cloud.emulator.endpoint(), &api_id, "dev");
+    let outcome = drive_real_client(driver, &base, &["--session-seconds", "10"]).await;
+    assert!(outcome.success, "{outcome}");
+    let summary = outcome.summary();
+    eprintln!("{summary}");
+    assert!(summary.contains("expired session 404"), "{summary}");
+}
+
+/// Sessions where sign-in is on (the environment's own user pool): storing or
+/// changing one needs a token API Gateway verified, and the body's token must
+/// be that very token; reading one stays open (its id is what an app is
+/// opened with). Then the real client runs on a student's token.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sessions_with_sign_in_take_only_the_callers_own_token() {
+    let driver = loadtest::real_client::Driver::new().unwrap_or_else(|error| panic!("{error}"));
+    let pool = PoolEnvironment::new(&["ana", "bo"], false).await;
+    let (cloud, base) = (&pool.cloud, pool.base.clone());
+    let ana = pool.id_token("ana", None).await;
+    let bo = pool.id_token("bo", None).await;
+    let (ana_bearer, bo_bearer) = (format!("Bearer {ana}"), format!("Bearer {bo}"));
+    let store = |token: &str| json!({"sessionId": "ana-session", "token": token}).to_string();
+    let change = |token: &str| json!({"token": token}).to_string();
+
+    // No token: API Gateway's own 401 (its {"message"}), the function never ran.
+    for (method, path, body) in [
+        ("POST", "/sessions", store(&ana)),
+        ("PATCH", "/sessions/ana-session", change(&ana)),
+    ] {
+        let (status, _, answer) = cloud.call(&base, method, path, Some(&body), &[]).await;
+        assert_eq!(status, 401, "{method} {path} without a token: {answer}");
+        assert!(
+            answer.get("error").is_none() && answer.get("message").is_some(),
+            "API Gateway refused it: {answer}"
+        );
+    }
+    // Signed in as ana, storing bo's token: the function's 403.
+    let (status, _, answer) = cloud
+        .call(
+            &base,
+            "POST",
+            "/sessions",
+            Some(&store(&bo)),
+            &[("authorization", &ana_bearer)],
+        )
+        .await;
+    assert_eq!(status, 403, "another's token in the body: {answer}");
+    assert!(answer["error"].is_string(), "{answer}");
+    let (status, _, answer) = cloud
+        .call(&base, "GET", "/sessions/ana-session", None, &[])
+        .await;
+    assert_eq!(status, 404, "the refused session was not stored: {answer}");
+
+    // Her own token: stored, and anyone reads it back.
+    let (status, _, answer) = cloud
+        .call(
+            &base,
+            "POST",
+            "/sessions",
+            Some(&store(&ana)),
+            &[("authorization", &ana_bearer)],
+        )
+        .await;
+    assert_eq!(status, 201, "{answer}");
+    assert_eq!(answer["sessionId"], "ana-session", "{answer}");
+    for (who, headers) in [
+        ("anyone", vec![]),
+        ("bo", vec![("authorization", bo_bearer.as_str())]),
+    ] {
+        let (status, _, answer) = cloud
+            .call(&base, "GET", "/sessions/ana-session", None, &headers)
+            .await;
+        assert_eq!(status, 200, "{who} reads the session: {answer}");
+        assert_eq!(
+            answer,
+            json!({"sessionId": "ana-session", "token": ana}),
+            "{who}"
+        );
+    }
+    // Changing it: its owner may; bo, with his own token, may not: to him it
+    // is a session that is not there (404), so none is taken over.
+    let (status, _, answer) = cloud
+        .call(
+            &base,
+            "PATCH",
+            "/sessions/ana-session",
+            Some(&change(&ana)),
+            &[("authorization", &ana_bearer)],
+        )
+        .await;
+    assert_eq!(status, 200, "ana changes her session: {answer}");
+    let (status, _, answer) = cloud
+        .call(
+            &base,
+            "PATCH",
+            "/sessions/ana-session",
+            Some(&change(&bo)),
+            &[("authorization", &bo_bearer)],
+        )
+        .await;
+    assert_eq!(status, 404, "bo changes ana's session: {answer}");
+    assert!(
+        answer["error"].is_string(),
+        "the function's answer: {answer}"
+    );
+    let (_, _, answer) = cloud
+        .call(&base, "GET", "/sessions/ana-session", None, &[])
+        .await;
+    assert_eq!(answer["token"], json!(ana), "still ana's: {answer}");
+
+    // The real client on ana's token: her session, her table, her class's users.
+    let outcome = drive_real_client(driver, &base, &["--token", &ana]).await;
+    assert!(outcome.success, "{outcome}");
+    eprintln!("{}", outcome.summary());
 }
