@@ -44,6 +44,9 @@ pub struct Config {
     /// `SESSION_TTL_SECONDS` (default 720,000): how long a sign-in session
     /// lives at most; its token's own `exp` can end it sooner.
     pub session_lifetime_s: i64,
+    /// `REQUEST_TIMEOUT_MS` (local mode only, default 10,000): each request's
+    /// time to answer, as Lambda's timeout gives it on Lambda.
+    pub request_timeout: std::time::Duration,
 }
 
 /// A boolean variable: true/1/yes or false/0/no (any case), `default` when
@@ -122,7 +125,22 @@ impl Config {
                     expected: "a whole number of seconds from 1 to 31536000 (a year)",
                 })?,
         };
+        let request_timeout = match lookup("REQUEST_TIMEOUT_MS").filter(|v| !v.trim().is_empty()) {
+            None => crate::api::deadline::DEFAULT_REQUEST_TIMEOUT,
+            Some(raw) => raw
+                .trim()
+                .parse::<u64>()
+                .ok()
+                .filter(|ms| (1_000..=900_000).contains(ms))
+                .map(std::time::Duration::from_millis)
+                .ok_or(ConfigError::Invalid {
+                    name: "REQUEST_TIMEOUT_MS",
+                    value: raw,
+                    expected: "milliseconds from 1000 to 900000 (Lambda's longest timeout)",
+                })?,
+        };
         Ok(Self {
+            request_timeout,
             session_lifetime_s,
             table_name,
             new_user_write,
@@ -188,6 +206,14 @@ mod tests {
         assert_eq!(config.cors_allow_origins, ["*"]);
         assert_eq!(config.port, 3000);
         assert_eq!(config.session_lifetime_s, 720_000);
+        assert_eq!(config.request_timeout, std::time::Duration::from_secs(10));
+        assert_eq!(
+            super::Config::from_lookup(|name| (name == "REQUEST_TIMEOUT_MS").then(|| "2500".into()))
+                .expect("valid")
+                .request_timeout,
+            std::time::Duration::from_millis(2_500)
+        );
+        assert!(super::Config::from_lookup(|name| (name == "REQUEST_TIMEOUT_MS").then(|| "10".into())).is_err());
     }
 
     #[test]

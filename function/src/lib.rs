@@ -8,6 +8,7 @@
 
 pub mod api;
 pub mod config;
+pub mod deadline;
 pub mod runtime;
 pub use ::schema;
 pub mod store;

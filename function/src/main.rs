@@ -40,6 +40,8 @@ ENVIRONMENT:
                         720000); a token's own exp can end it sooner
     CORS_ALLOW_ORIGINS  (local mode only) comma-separated origins, or * (default);
                         on Lambda, API Gateway's CORS configuration answers
+    REQUEST_TIMEOUT_MS  (local mode only) each request's time to answer (default
+                        10000); on Lambda, the invocation's deadline
     PORT                local HTTP port (default 3000; 0 picks a free one)
     AWS_REGION, AWS_ENDPOINT_URL, AWS_PROFILE and the usual AWS credentials
     RUST_LOG            log filter (default info)
@@ -113,7 +115,8 @@ async fn run(arguments: Arguments, on_lambda: bool) -> Result<(), String> {
     }
     let store = Store::new(client, config.table_name.clone(), config.new_user_write)
         .allowing_table_delete(config.allow_table_delete)
-        .with_session_lifetime(config.session_lifetime_s);
+        .with_session_lifetime(config.session_lifetime_s)
+        .with_request_timeout(config.request_timeout);
     if on_lambda {
         runtime::lambda::run(router_with(store, config.access.clone()))
             .await

@@ -220,3 +220,37 @@ async fn without_sign_in_nothing_changes() {
         StatusCode::OK
     );
 }
+
+#[tokio::test]
+async fn group_names_are_whole_names_never_split_on_commas_or_spaces() {
+    let api = signed_in(true).await;
+    let teacher = claims("sub-teacher", "teacher", &[]);
+    let created = api
+        .send_as(
+            Some(&teacher),
+            "POST",
+            "/tables",
+            Some(r#"{"tableId":"guarded"}"#),
+        )
+        .await;
+    assert_eq!(created.status, StatusCode::CREATED);
+    let rename = Some(r#"{"displayName":"Taken over"}"#);
+    for groups in [
+        &["teachers,admin"][..],
+        &["x admin"],
+        &["admin staff"],
+        &["[admin]"],
+        &["Admin"],
+    ] {
+        let pretender = claims("sub-p", "pretender", groups);
+        let reply = api
+            .send_as(Some(&pretender), "PATCH", "/tables/guarded", rename)
+            .await;
+        assert_eq!(reply.status, StatusCode::FORBIDDEN, "{groups:?}");
+    }
+    let admin = claims("sub-root", "root", &["teachers", "admin"]);
+    let reply = api
+        .send_as(Some(&admin), "PATCH", "/tables/guarded", rename)
+        .await;
+    assert_eq!(reply.status, StatusCode::OK, "{:?}", reply.body);
+}

@@ -923,3 +923,43 @@ async fn a_table_written_before_counters_keeps_its_count_and_grows_it() {
         assert_eq!(api.items_of("legacy").await, 0, "the counters went too");
     }
 }
+
+#[tokio::test]
+async fn numbers_are_taken_exactly_whatever_their_spelling() {
+    let api = TestApi::new(NewUserWrite::Transaction).await;
+    api.create_table("exact").await;
+    for (spelling, stored) in [
+        ("9007199254740991.0", 9_007_199_254_740_991_u64),
+        ("9007199254740991e0", 9_007_199_254_740_991),
+        ("9.007199254740991e15", 9_007_199_254_740_991),
+        ("9007199254740990.000", 9_007_199_254_740_990),
+        ("5E2", 500),
+        ("-0", 0),
+    ] {
+        let body = format!(r#"{{"submissionCount": {spelling}, "totalCount": 1}}"#);
+        let reply = api.put("/tables/exact/users/ann", &body).await;
+        assert_eq!(reply.status, StatusCode::OK, "{spelling}: {:?}", reply.body);
+        assert_eq!(reply.body["submissionCount"], stored, "{spelling}");
+        let read = api.get("/tables/exact/users/ann").await;
+        assert_eq!(read.body["submissionCount"], stored, "{spelling}");
+    }
+    for spelling in [
+        "9007199254740991.5",
+        "9007199254740992",
+        "9007199254740992.0",
+        "1e16",
+        "1e400",
+        "0.5",
+        "-1",
+        "1e-400",
+    ] {
+        let body = format!(r#"{{"submissionCount": {spelling}, "totalCount": 1}}"#);
+        let reply = api.put("/tables/exact/users/ann", &body).await;
+        assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{spelling}: {:?}", reply.body);
+        assert!(
+            reply.error().contains("submissionCount"),
+            "{spelling}: the error names the field: {:?}",
+            reply.body
+        );
+    }
+}

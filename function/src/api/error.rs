@@ -47,12 +47,11 @@ impl IntoResponse for ApiError {
                 StoreError::SessionTaken => StatusCode::CONFLICT,
                 StoreError::TableDeleteNotAllowed => StatusCode::FORBIDDEN,
                 StoreError::TableAlreadyExists { .. } => StatusCode::CONFLICT,
-                StoreError::Contended { .. } | StoreError::Unprocessed { .. } => {
-                    StatusCode::SERVICE_UNAVAILABLE
-                }
-                StoreError::MalformedItem { .. } | StoreError::DynamoDb { .. } => {
-                    StatusCode::INTERNAL_SERVER_ERROR
-                }
+                store if store.is_transient() => StatusCode::SERVICE_UNAVAILABLE,
+                StoreError::Contended { .. }
+                | StoreError::Unprocessed { .. }
+                | StoreError::MalformedItem { .. }
+                | StoreError::DynamoDb { .. } => StatusCode::INTERNAL_SERVER_ERROR,
             },
         };
         let message = if status.is_server_error() {
@@ -64,11 +63,18 @@ impl IntoResponse for ApiError {
                 Self::Store(StoreError::Unprocessed { .. }) => {
                     "The table is busy; retry".to_owned()
                 }
+                Self::Store(store) if store.is_transient() => {
+                    "DynamoDB is busy or slow; retry".to_owned()
+                }
                 _ => "Internal server error".to_owned(),
             }
         } else {
             self.to_string()
         };
-        error_response(status, &message)
+        let mut response = error_response(status, &message);
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            super::deadline::retry_after(&mut response);
+        }
+        response
     }
 }

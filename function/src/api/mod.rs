@@ -4,6 +4,7 @@
 pub mod access;
 mod bodies;
 mod cors;
+pub mod deadline;
 mod error;
 mod health;
 pub mod input;
@@ -68,6 +69,7 @@ pub fn router(store: Store) -> Router {
 
 /// [`router`] with the environment's sign-in rules.
 pub fn router_with(store: Store, access: access::Policy) -> Router {
+    let budget = deadline::Budget(store.request_timeout());
     let state = Arc::new(AppState { store, access });
     Router::new()
         .route("/tables", get(tables::list).post(tables::create))
@@ -88,6 +90,10 @@ pub fn router_with(store: Store, access: access::Policy) -> Router {
         .route("/health", get(health::check))
         .route("/openapi.json", get(openapi::serve))
         .fallback(responses::route_not_found)
+        .layer(axum::middleware::from_fn_with_state(
+            budget,
+            deadline::enforce,
+        ))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(axum::middleware::map_response(responses::json_errors))
         .with_state(state)

@@ -81,7 +81,7 @@ pub(crate) fn new_counter(table_name: &str, table_id: &str, shard: u8) -> Result
         .table_name(table_name)
         .set_item(Some(item))
         .build()
-        .map_err(|error| StoreError::dynamodb(format!("creating table {table_id}"), error))
+        .map_err(|error| StoreError::build(format!("creating table {table_id}"), error))
 }
 
 /// The condition of every increment: the counter exists and is open. It fails
@@ -103,7 +103,7 @@ pub(crate) fn increment(table_name: &str, table_id: &str, shard: u8) -> Result<U
         .expression_attribute_values(":one", number_value(1))
         .build()
         .map_err(|error| {
-            StoreError::dynamodb(format!("counting a user of table {table_id}"), error)
+            StoreError::build(format!("counting a user of table {table_id}"), error)
         })
 }
 
@@ -115,7 +115,7 @@ impl Store {
         table_id: &str,
     ) -> Result<Option<(Item, u64)>, StoreError> {
         let output = self
-            .client
+            .client()
             .query()
             .table_name(&self.table_name)
             .key_condition_expression("#id = :id AND #name BETWEEN :metadata AND :end")
@@ -193,9 +193,9 @@ impl Store {
                 .expression_attribute_names("#name", USERNAME)
                 .expression_attribute_names("#count", USER_COUNT)
                 .build()
-                .map_err(|error| StoreError::dynamodb(action(), error))?;
+                .map_err(|error| StoreError::build(action(), error))?;
             let mut output = self
-                .client
+                .client()
                 .batch_get_item()
                 .request_items(&self.table_name, request)
                 .send()
@@ -232,7 +232,7 @@ impl Store {
         shard: u8,
     ) -> Result<CounterState, StoreError> {
         let output = self
-            .client
+            .client()
             .get_item()
             .table_name(&self.table_name)
             .set_key(Some(counter_key(table_id, shard)))
@@ -265,16 +265,16 @@ impl Store {
             .condition_expression("attribute_exists(#id)")
             .expression_attribute_names("#id", TABLE_ID)
             .build()
-            .map_err(|error| StoreError::dynamodb(action(), error))?;
+            .map_err(|error| StoreError::build(action(), error))?;
         let put = Put::builder()
             .table_name(&self.table_name)
             .set_item(Some(item))
             .condition_expression("attribute_not_exists(#id)")
             .expression_attribute_names("#id", TABLE_ID)
             .build()
-            .map_err(|error| StoreError::dynamodb(action(), error))?;
+            .map_err(|error| StoreError::build(action(), error))?;
         let result = self
-            .client
+            .client()
             .transact_write_items()
             .transact_items(
                 TransactWriteItem::builder()
@@ -313,7 +313,7 @@ impl Store {
             let mut conflicts = Conflicts::new();
             loop {
                 let result = self
-                    .client
+                    .client()
                     .update_item()
                     .table_name(&self.table_name)
                     .set_key(Some(counter_key(table_id, shard)))

@@ -85,7 +85,7 @@ impl Store {
         let mut last = Vec::new();
         for _ in 0..MAX_PAGES {
             let output = self
-                .client
+                .client()
                 .query()
                 .table_name(&self.table_name)
                 .key_condition_expression("#id = :id")
@@ -147,7 +147,7 @@ impl Store {
                     .map(|delete| WriteRequest::builder().delete_request(delete).build())
             })
             .collect::<Result<Vec<_>, _>>()
-            .map_err(|error| StoreError::dynamodb(action(), error))?;
+            .map_err(|error| StoreError::build(action(), error))?;
         for attempt in 0..MAX_BATCH_ATTEMPTS {
             if attempt > 0 {
                 back_off(
@@ -158,7 +158,7 @@ impl Store {
                 .await;
             }
             let output = self
-                .client
+                .client()
                 .batch_write_item()
                 .request_items(&self.table_name, pending)
                 .send()

@@ -11,9 +11,11 @@ mod sessions;
 mod tables;
 mod users;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use aws_sdk_dynamodb::Client;
+
+use crate::deadline::Deadline;
 
 pub use cursor::StartAfter;
 pub use delete::TableDeletion;
@@ -50,6 +52,7 @@ pub struct Store {
     new_user_write: NewUserWrite,
     allow_table_delete: bool,
     session_lifetime_s: i64,
+    request_timeout: Duration,
 }
 
 /// How long a sign-in session lives at most, in seconds, unless configured
@@ -68,7 +71,49 @@ impl Store {
             new_user_write,
             allow_table_delete: false,
             session_lifetime_s: DEFAULT_SESSION_LIFETIME_S,
+            request_timeout: crate::api::deadline::DEFAULT_REQUEST_TIMEOUT,
         }
+    }
+
+    /// The same store, for an API whose requests have `timeout` each where no
+    /// Lambda deadline applies (`REQUEST_TIMEOUT_MS`, locally).
+    #[must_use]
+    pub fn with_request_timeout(mut self, timeout: Duration) -> Self {
+        self.request_timeout = timeout;
+        self
+    }
+
+    /// A request's budget where no Lambda deadline applies.
+    pub fn request_timeout(&self) -> Duration {
+        self.request_timeout
+    }
+
+    /// The client for the next DynamoDB call: within a request, one whose
+    /// operation timeout is what is left of the request's [`Deadline`] (less
+    /// the margin to answer), each attempt at most half of that (and 4 s), so
+    /// that a slow or silent DynamoDB becomes a timeout the API answers as a
+    /// 503 in time; outside a request, the client as configured.
+    fn client(&self) -> std::borrow::Cow<'_, Client> {
+        use aws_config::timeout::TimeoutConfig;
+        let Some(deadline) = Deadline::current() else {
+            return std::borrow::Cow::Borrowed(&self.client);
+        };
+        let left = deadline.left_for_calls().max(Duration::from_millis(1));
+        let attempt = (left / 2)
+            .clamp(Duration::from_millis(100), Duration::from_secs(4))
+            .min(left);
+        let timeouts = TimeoutConfig::builder()
+            .connect_timeout(attempt.min(Duration::from_secs(3)))
+            .operation_attempt_timeout(attempt)
+            .operation_timeout(left)
+            .build();
+        std::borrow::Cow::Owned(Client::from_conf(
+            self.client
+                .config()
+                .to_builder()
+                .timeout_config(timeouts)
+                .build(),
+        ))
     }
 
     /// The same store, keeping sign-in sessions at most `seconds`.
@@ -128,33 +173,43 @@ async fn back_off(attempt: u32, min: Duration, max: Duration) {
     tokio::time::sleep(pause).await;
 }
 
-/// How long one request keeps retrying writes that conflicted with a
-/// concurrent transaction, in all: well inside the function's timeout (the
-/// deployer's `timeout_s`, 10 s by default), so that a request that gives up
-/// still answers (503) before Lambda ends it.
-pub const CONFLICT_BUDGET: Duration = Duration::from_secs(5);
+/// How many times one write is retried after conflicting with a concurrent
+/// transaction: with pauses of 5 ms doubling to 250 ms, about 4 s at most.
+/// The budget counts conflicts, not time: slow calls do not spend it. A
+/// request's deadline still bounds it (see [`Conflicts::exhausted`]).
+pub const MAX_CONFLICT_RETRIES: u32 = 24;
 
 /// The retries of one write that DynamoDB cancelled because a concurrent
 /// transaction held one of its items (`TransactionConflict`): a jittered pause
-/// of 5 ms doubling to 250 ms before each, for at most [`CONFLICT_BUDGET`].
+/// of 5 ms doubling to 250 ms before each, at most [`MAX_CONFLICT_RETRIES`]
+/// times, and never past the request's deadline.
 ///
 /// A conflict means the write was not applied, so retrying it is always safe.
 struct Conflicts {
-    started: Instant,
     attempts: u32,
 }
 
 impl Conflicts {
     fn new() -> Self {
-        Self {
-            started: Instant::now(),
-            attempts: 1,
-        }
+        Self { attempts: 1 }
     }
 
-    /// Whether the budget is spent.
+    /// Whether the budget is spent: the retries used up, or too little of the
+    /// request's time left for another attempt.
     fn exhausted(&self) -> bool {
-        self.started.elapsed() >= CONFLICT_BUDGET
+        self.attempts > MAX_CONFLICT_RETRIES
+            || Deadline::current()
+                .is_some_and(|deadline| deadline.left_for_calls() < Duration::from_millis(300))
+    }
+
+    /// Count an attempt that needs no pause (the write raced with another
+    /// and should try the other way at once); `false` when the budget is spent.
+    fn count(&mut self) -> bool {
+        if self.exhausted() {
+            return false;
+        }
+        self.attempts += 1;
+        true
     }
 
     /// Pause before the next attempt; `false` (at once) when the budget is spent.
@@ -195,7 +250,7 @@ pub enum Unhealthy {
 impl Store {
     /// Whether the table exists and is `ACTIVE` (one DescribeTable call).
     pub async fn health(&self) -> Result<(), Unhealthy> {
-        match table_status(&self.client, &self.table_name).await {
+        match table_status(&self.client(), &self.table_name).await {
             Ok(Some(aws_sdk_dynamodb::types::TableStatus::Active)) => Ok(()),
             Ok(Some(status)) => Err(Unhealthy::NotActive(status.as_str().to_owned())),
             Ok(None) => Err(Unhealthy::Missing),

@@ -34,7 +34,7 @@ pub async fn create_table_if_missing(client: &Client, table: &str) -> Result<boo
     }
     let indexes: Vec<_> = TABLE_SCHEMA.global_secondary_indexes.iter().collect();
     let request = schema::create_table(client, table, &indexes).map_err(|error| {
-        StoreError::dynamodb(format!("describing DynamoDB table {table}"), error)
+        StoreError::build(format!("describing DynamoDB table {table}"), error)
     })?;
     match request.send().await {
         Ok(_) => {}
@@ -59,7 +59,7 @@ pub async fn create_table_if_missing(client: &Client, table: &str) -> Result<boo
         .wait(std::time::Duration::from_secs(120))
         .await
         .map_err(|error| {
-            StoreError::dynamodb(
+            StoreError::waiting(
                 format!("waiting for DynamoDB table {table} to become active"),
                 error,
             )

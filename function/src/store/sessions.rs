@@ -73,7 +73,7 @@ impl Store {
             (TIME_TO_LIVE.to_owned(), epoch_value(expires_at)),
             (UPDATED_AT.to_owned(), string_value(now_text)),
         ]);
-        let mut request = self.client.put_item().table_name(&self.table_name);
+        let mut request = self.client().put_item().table_name(&self.table_name);
         if let SessionWriter::Owner(sub) = writer {
             item.insert(OWNER_SUB.to_owned(), string_value(sub));
             request = request
@@ -110,7 +110,7 @@ impl Store {
         now: i64,
     ) -> Result<Option<StoredSession>, StoreError> {
         let output = self
-            .client
+            .client()
             .get_item()
             .table_name(&self.table_name)
             .set_key(Some(session_key(session_id)))
@@ -148,7 +148,7 @@ impl Store {
     ) -> Result<(), StoreError> {
         let mut condition = "attribute_exists(#id) AND #ttl > :now".to_owned();
         let mut request = self
-            .client
+            .client()
             .update_item()
             .table_name(&self.table_name)
             .set_key(Some(session_key(session_id)))

@@ -140,7 +140,7 @@ impl Store {
             .condition_expression("attribute_not_exists(#id)")
             .expression_attribute_names("#id", TABLE_ID)
             .build()
-            .map_err(|error| StoreError::dynamodb(action(), error))?;
+            .map_err(|error| StoreError::build(action(), error))?;
         let mut items = vec![TransactWriteItem::builder().put(metadata).build()];
         for shard in 0..USER_COUNT_SHARDS {
             let counter = new_counter(&self.table_name, table_id, shard)?;
@@ -149,7 +149,7 @@ impl Store {
         let mut conflicts = Conflicts::new();
         loop {
             let result = self
-                .client
+                .client()
                 .transact_write_items()
                 .set_transact_items(Some(items.clone()))
                 .send()
@@ -186,7 +186,7 @@ impl Store {
     /// when there is no such table.
     pub async fn table_owner(&self, table_id: &str) -> Result<Option<TableOwner>, StoreError> {
         let output = self
-            .client
+            .client()
             .get_item()
             .table_name(&self.table_name)
             .set_key(Some(metadata_key(table_id)))
@@ -244,7 +244,7 @@ impl Store {
             | StartAfter::Id(table_id) => self.listing_position_of_table(table_id).await?,
         };
         let output = self
-            .client
+            .client()
             .query()
             .table_name(&self.table_name)
             .index_name(BY_CREATED_AT)
@@ -289,7 +289,7 @@ impl Store {
         table_id: &str,
     ) -> Result<Option<Item>, StoreError> {
         let output = self
-            .client
+            .client()
             .get_item()
             .table_name(&self.table_name)
             .set_key(Some(metadata_key(table_id)))
@@ -326,7 +326,7 @@ impl Store {
     ) -> Result<(), StoreError> {
         let mut sets = vec!["#updatedAt = :updatedAt"];
         let mut request = self
-            .client
+            .client()
             .update_item()
             .table_name(&self.table_name)
             .set_key(Some(metadata_key(table_id)))
@@ -372,7 +372,7 @@ impl Store {
     /// Whether the table's metadata exists (strongly consistent).
     pub(crate) async fn table_exists(&self, table_id: &str) -> Result<bool, StoreError> {
         let output = self
-            .client
+            .client()
             .get_item()
             .table_name(&self.table_name)
             .set_key(Some(metadata_key(table_id)))

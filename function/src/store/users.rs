@@ -110,7 +110,7 @@ impl Store {
     /// missing table from a missing user.
     pub async fn get_user(&self, table_id: &str, username: &str) -> Result<UserRecord, StoreError> {
         let output = self
-            .client
+            .client()
             .get_item()
             .table_name(&self.table_name)
             .set_key(Some(user_key(table_id, username)))
@@ -162,7 +162,7 @@ impl Store {
             return Err(StoreError::TableNotFound);
         }
         let output = self
-            .client
+            .client()
             .query()
             .table_name(&self.table_name)
             .index_name(BY_LEADERBOARD)
@@ -197,7 +197,7 @@ impl Store {
         username: &str,
     ) -> Result<Option<Item>, StoreError> {
         let output = self
-            .client
+            .client()
             .get_item()
             .table_name(&self.table_name)
             .set_key(Some(user_key(table_id, username)))
@@ -228,7 +228,7 @@ impl Store {
     /// a new user is written together with an increment of one of the table's
     /// counters (see [`NewUserWrite`] and [`super::counter`]), so the count stays
     /// exact under any concurrency. Writes that a concurrent transaction held
-    /// are retried, with backoff, for up to [`super::CONFLICT_BUDGET`].
+    /// are retried, with backoff, at most [`super::MAX_CONFLICT_RETRIES`] times.
     pub async fn put_user(
         &self,
         table_id: &str,
@@ -269,7 +269,7 @@ impl Store {
                 Attempt::Done => return Ok(PutUserOutcome { created_new: true }),
                 // Created by someone else meanwhile: update it (the loop's
                 // first step), unless the budget is spent.
-                Attempt::Other if !conflicts.exhausted() => {}
+                Attempt::Other if conflicts.count() => {}
                 Attempt::Retry if conflicts.pause().await => {}
                 Attempt::Other | Attempt::Retry => {
                     return Err(
@@ -289,7 +289,7 @@ impl Store {
         team_name: Option<&str>,
         now: &str,
     ) -> Result<Attempt, StoreError> {
-        let mut request = self.client.update_item();
+        let mut request = self.client().update_item();
         let mut sets = "SET #s = :s, #t = :t, #u = :u, #r = :r".to_owned();
         if let Some(team) = team_name {
             sets.push_str(", #team = :team");
@@ -350,10 +350,10 @@ impl Store {
             .condition_expression("attribute_not_exists(#name)")
             .expression_attribute_names("#name", USERNAME)
             .build()
-            .map_err(|error| StoreError::dynamodb(action(), error))?;
+            .map_err(|error| StoreError::build(action(), error))?;
         let increment = counter::increment(&self.table_name, table_id, shard)?;
         let result = self
-            .client
+            .client()
             .transact_write_items()
             .transact_items(TransactWriteItem::builder().put(put).build())
             .transact_items(TransactWriteItem::builder().update(increment).build())
@@ -410,7 +410,7 @@ impl Store {
             return Err(StoreError::TableNotFound);
         }
         let put = self
-            .client
+            .client()
             .put_item()
             .table_name(&self.table_name)
             .set_item(Some(user_item(table_id, username, counts, team_name, now)))
@@ -434,7 +434,7 @@ impl Store {
         loop {
             let shard = pick_shard();
             let result = self
-                .client
+                .client()
                 .update_item()
                 .table_name(&self.table_name)
                 .set_key(Some(counter_key(table_id, shard)))
@@ -492,7 +492,7 @@ impl Store {
     /// Delete a user just put whose count was refused because its table is
     /// gone or being deleted.
     async fn remove_uncounted_user(&self, table_id: &str, username: &str) -> Result<(), StoreError> {
-        self.client
+        self.client()
             .delete_item()
             .table_name(&self.table_name)
             .set_key(Some(user_key(table_id, username)))
