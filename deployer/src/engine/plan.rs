@@ -186,19 +186,24 @@ pub enum PlanError {
         attributes: String,
         reason: &'static str,
     },
-    #[error(
-        "{address} ({name}) has {attribute} = {old}, and the configuration wants {new}. The \
-         deployer changes {attribute} only from {only_from}, never from another value: {reason}"
-    )]
-    ChangeRefused {
-        address: String,
-        name: String,
-        attribute: String,
-        old: Value,
-        new: Value,
-        only_from: Value,
-        reason: String,
-    },
+    #[error(transparent)]
+    ChangeRefused(Box<ChangeRefusal>),
+}
+
+/// A change a [`Refusal`] stops: from `old`, which is not `only_from`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "{address} ({name}) has {attribute} = {old}, and the configuration wants {new}. The \
+     deployer changes {attribute} only from {only_from}, never from another value: {reason}"
+)]
+pub struct ChangeRefusal {
+    pub address: String,
+    pub name: String,
+    pub attribute: String,
+    pub old: Value,
+    pub new: Value,
+    pub only_from: Value,
+    pub reason: String,
 }
 
 fn rule_of(resource: &DesiredResource, attribute: &str) -> Rule {
@@ -273,7 +278,7 @@ fn refuse(desired: &DesiredResource, changes: &[AttributeChange]) -> Result<(), 
             continue;
         };
         if change.old != refusal.only_from {
-            return Err(PlanError::ChangeRefused {
+            return Err(PlanError::ChangeRefused(Box::new(ChangeRefusal {
                 address: desired.address.clone(),
                 name: desired.name.clone(),
                 attribute: change.name.clone(),
@@ -281,7 +286,7 @@ fn refuse(desired: &DesiredResource, changes: &[AttributeChange]) -> Result<(), 
                 new: serde_json::to_value(&change.new).unwrap_or(Value::Null),
                 only_from: refusal.only_from.clone(),
                 reason: refusal.reason.clone(),
-            });
+            })));
         }
     }
     Ok(())

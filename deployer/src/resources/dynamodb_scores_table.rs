@@ -2,6 +2,10 @@
 //! function's one schema definition. Missing indexes are added in place, one at
 //! a time (DynamoDB allows one index creation per update), waiting until each is
 //! active. The table is never replaced: a key change is refused by the planner.
+//! Time to Live is turned on on [`schema::TIME_TO_LIVE`] (sign-in sessions
+//! expire by it), on created and adopted tables alike; a table whose Time to
+//! Live is on another attribute is not switched (the plan is refused, saying
+//! why and what to do).
 
 use std::time::Duration;
 
@@ -9,7 +13,7 @@ use aws_sdk_dynamodb::client::Waiters;
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, AttributeValue, CreateGlobalSecondaryIndexAction,
     DeleteGlobalSecondaryIndexAction, GlobalSecondaryIndexUpdate, IndexStatus, KeySchemaElement,
-    KeyType, Tag,
+    KeyType, Tag, TimeToLiveDescription, TimeToLiveSpecification, TimeToLiveStatus,
 };
 use schema::TABLE_SCHEMA;
 
@@ -30,6 +34,7 @@ crate::attributes! {
         GlobalSecondaryIndexes global_secondary_indexes: Vec<String> => Rule::Set,
         PointInTimeRecovery point_in_time_recovery: bool,
         DeletionProtection deletion_protection: bool,
+        TimeToLive time_to_live: String,
         Tags tags: Tags,
         ItemsMissingIndexKeys items_missing_index_keys: i64,
         ItemCount item_count: Option<i64>,
@@ -41,6 +46,40 @@ crate::attributes! {
 pub const INDEX_KEYS_BACKFILLED: &str = "index_keys_backfilled";
 
 pub const ADDRESS: &str = "dynamodb_table.scores";
+
+/// `time_to_live` of a table whose Time to Live is off.
+pub const TIME_TO_LIVE_DISABLED: &str = "disabled";
+
+/// A table's Time to Live as the plan compares it (from DescribeTimeToLive):
+/// the attribute when on or turning on, [`TIME_TO_LIVE_DISABLED`] when off,
+/// `disabling (<attribute>)` while it turns off.
+pub fn time_to_live_value(description: Option<&TimeToLiveDescription>) -> String {
+    let attribute = description
+        .and_then(TimeToLiveDescription::attribute_name)
+        .unwrap_or("?");
+    match description.and_then(TimeToLiveDescription::time_to_live_status) {
+        Some(TimeToLiveStatus::Enabled | TimeToLiveStatus::Enabling) => attribute.to_owned(),
+        None | Some(TimeToLiveStatus::Disabled) => TIME_TO_LIVE_DISABLED.to_owned(),
+        Some(other) => format!("{} ({attribute})", other.as_str().to_lowercase()),
+    }
+}
+
+/// Why the plan does not switch a table's Time to Live from another attribute
+/// (or while it turns off) to [`schema::TIME_TO_LIVE`], and what to do.
+pub fn time_to_live_refusal(table: &str) -> String {
+    format!(
+        "sign-in sessions expire by Time to Live on `{ttl}`, and a table has Time to Live on \
+         one attribute at most. Switching is left to you: DynamoDB allows one Time to Live \
+         change per table per hour, so turning it off and on again on `{ttl}` takes an hour or \
+         more, during which no item expires, and afterwards items marked only by the other \
+         attribute never expire. If nothing relies on the other attribute, turn Time to Live \
+         off yourself (`aws dynamodb update-time-to-live --table-name {table} \
+         --time-to-live-specification Enabled=false,AttributeName=<the attribute above>`), \
+         wait until `aws dynamodb describe-time-to-live --table-name {table}` says DISABLED, \
+         and apply again",
+        ttl = schema::TIME_TO_LIVE
+    )
+}
 
 /// Items written before the ordering indexes existed: metadata without
 /// `tablesPartition`, users without `leaderboardKey`.
@@ -378,6 +417,43 @@ impl ScoresTable {
         self.wait_until_active().await
     }
 
+    /// The table's Time to Live, as [`time_to_live_value`] shows it.
+    async fn time_to_live(&self) -> Result<String, EngineError> {
+        let described = self
+            .clients
+            .dynamodb
+            .describe_time_to_live()
+            .table_name(&self.name)
+            .send()
+            .await
+            .map_err(|error| EngineError::sdk(self.doing("reading Time to Live of"), &error))?;
+        Ok(time_to_live_value(described.time_to_live_description()))
+    }
+
+    /// Turn Time to Live on, on [`schema::TIME_TO_LIVE`]. (DynamoDB refuses
+    /// it while Time to Live is on another attribute or changed within the
+    /// hour; the planner refuses the first, and AWS's error says the second.)
+    async fn enable_time_to_live(&self) -> Result<(), EngineError> {
+        let action = self.doing(&format!(
+            "turning on Time to Live (attribute {}) of",
+            schema::TIME_TO_LIVE
+        ));
+        let specification = TimeToLiveSpecification::builder()
+            .enabled(true)
+            .attribute_name(schema::TIME_TO_LIVE)
+            .build()
+            .map_err(|error| EngineError::new(action.clone(), error.to_string()))?;
+        self.clients
+            .dynamodb
+            .update_time_to_live()
+            .table_name(&self.name)
+            .time_to_live_specification(specification)
+            .send()
+            .await
+            .map_err(|error| EngineError::sdk(action.clone(), &error))?;
+        Ok(())
+    }
+
     /// Take an on-demand backup named `backup_name` and wait (bounded by the
     /// table's size) until it is AVAILABLE; its ARN.
     pub async fn final_backup(&self, backup_name: &str) -> Result<String, EngineError> {
@@ -450,6 +526,7 @@ impl Resource for ScoresTable {
                 global_secondary_indexes: indexes,
                 point_in_time_recovery: self.enable_pitr,
                 deletion_protection: self.deletion_protection,
+                time_to_live: schema::TIME_TO_LIVE.to_owned(),
                 tags: self.tags.clone(),
                 items_missing_index_keys: 0,
                 item_count: None,
@@ -457,6 +534,11 @@ impl Resource for ScoresTable {
             },
         )
         .never_replaced("it holds the playground's tables and scores")
+        .changed_only_from(
+            ScoresTableAttributes::name(ScoresTableAttribute::TimeToLive),
+            TIME_TO_LIVE_DISABLED,
+            time_to_live_refusal(&self.name),
+        )
     }
 
     async fn read(&self) -> Result<Option<ObservedResource>, EngineError> {
@@ -521,6 +603,7 @@ impl Resource for ScoresTable {
         let pitr = dynamodb_settings::point_in_time_recovery(dynamodb, &self.name).await?;
         let arn = table.table_arn().map_or_else(|| self.arn(), str::to_owned);
         let tags = dynamodb_settings::tags(dynamodb, &self.name, &arn).await?;
+        let time_to_live = self.time_to_live().await?;
         Ok(Some(ObservedResource {
             id: self.name.clone(),
             arn: Some(arn),
@@ -530,6 +613,7 @@ impl Resource for ScoresTable {
                 global_secondary_indexes: indexes,
                 point_in_time_recovery: pitr,
                 deletion_protection: table.deletion_protection_enabled().unwrap_or(false),
+                time_to_live,
                 tags,
                 items_missing_index_keys: if self.index_keys_backfilled {
                     0
@@ -574,7 +658,7 @@ impl Resource for ScoresTable {
         if self.enable_pitr {
             dynamodb_settings::set_point_in_time_recovery(dynamodb, &self.name, true).await?;
         }
-        Ok(())
+        self.enable_time_to_live().await
     }
 
     async fn update(
@@ -639,6 +723,8 @@ impl Resource for ScoresTable {
                     self.set_deletion_protection(self.deletion_protection)
                         .await?;
                 }
+                // Only from off: the planner refuses a switch from another attribute.
+                ScoresTableAttribute::TimeToLive => self.enable_time_to_live().await?,
                 ScoresTableAttribute::Tags => {
                     let table = TableTags {
                         client: &self.clients.dynamodb,
@@ -685,5 +771,122 @@ impl Resource for ScoresTable {
                 EngineError::sdk(format!("deleting DynamoDB table {}", self.name), &error)
             })?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use aws_sdk_dynamodb::types::{TimeToLiveDescription, TimeToLiveStatus};
+    use serde_json::{Value, json};
+
+    use super::*;
+    use crate::engine::{Action, PlanError, plan::plan, render::render};
+
+    fn table() -> ScoresTable {
+        ScoresTable {
+            clients: Clients::offline("us-east-1"),
+            name: "PlaygroundScores-dev".into(),
+            enable_pitr: true,
+            deletion_protection: true,
+            enable_gsi_by_user: true,
+            prune_indexes: false,
+            index_keys_backfilled: true,
+            tags: [("project".to_owned(), "aimodelshare".to_owned())].into(),
+        }
+    }
+
+    /// The table as desired, except its Time to Live, which is `time_to_live`.
+    fn observed(time_to_live: &str) -> Option<ObservedResource> {
+        let mut attributes: std::collections::BTreeMap<String, Value> = table()
+            .desired()
+            .attributes
+            .into_iter()
+            .filter_map(|(name, value)| value.known().cloned().map(|value| (name, value)))
+            .collect();
+        attributes.insert("time_to_live".into(), json!(time_to_live));
+        Some(ObservedResource {
+            id: "PlaygroundScores-dev".into(),
+            arn: None,
+            attributes,
+        })
+    }
+
+    #[test]
+    fn time_to_live_is_read_as_its_attribute_or_disabled() {
+        let described = |status: TimeToLiveStatus, attribute: Option<&str>| {
+            TimeToLiveDescription::builder()
+                .time_to_live_status(status)
+                .set_attribute_name(attribute.map(str::to_owned))
+                .build()
+        };
+        for (status, attribute, shown) in [
+            (TimeToLiveStatus::Enabled, Some("ttl"), "ttl"),
+            // Turning on counts as on: a rerun right after apply plans nothing.
+            (TimeToLiveStatus::Enabling, Some("ttl"), "ttl"),
+            (TimeToLiveStatus::Enabled, Some("expiresAt"), "expiresAt"),
+            (TimeToLiveStatus::Disabled, None, "disabled"),
+            (TimeToLiveStatus::Disabled, Some("ttl"), "disabled"),
+            (TimeToLiveStatus::Disabling, Some("ttl"), "disabling (ttl)"),
+        ] {
+            assert_eq!(
+                time_to_live_value(Some(&described(status.clone(), attribute))),
+                shown,
+                "{status:?} {attribute:?}"
+            );
+        }
+        assert_eq!(time_to_live_value(None), "disabled");
+    }
+
+    #[test]
+    fn time_to_live_is_turned_on_in_place_where_it_is_off_and_nothing_where_it_is_on() {
+        let desired = [table().desired()];
+        assert_eq!(
+            desired[0].attributes["time_to_live"],
+            crate::engine::Planned::Known(json!(schema::TIME_TO_LIVE))
+        );
+        let adopted = plan(&desired, &[observed("disabled")]).expect("plan");
+        let Action::Update(changes) = &adopted.resources[0].action else {
+            panic!("an in-place update: {:?}", adopted.resources[0].action);
+        };
+        assert_eq!(changes.len(), 1, "{changes:?}");
+        assert_eq!(changes[0].name, "time_to_live");
+        assert!(
+            render(&adopted).contains(r#"~ time_to_live = "disabled" -> "ttl""#),
+            "{}",
+            render(&adopted)
+        );
+        let on = plan(&desired, &[observed("ttl")]).expect("plan");
+        assert_eq!(on.resources[0].action, Action::NoOp);
+        let created = plan(&desired, &[None]).expect("plan");
+        let Action::Create(attributes) = &created.resources[0].action else {
+            panic!("created: {:?}", created.resources[0].action);
+        };
+        assert!(
+            attributes.iter().any(|change| change.name == "time_to_live"
+                && change.new == crate::engine::Planned::Known(json!("ttl"))),
+            "{attributes:?}"
+        );
+    }
+
+    #[test]
+    fn time_to_live_on_another_attribute_or_turning_off_is_never_switched() {
+        let desired = [table().desired()];
+        for (observed_value, shown) in [
+            ("expiresAt", r#"time_to_live = "expiresAt""#),
+            ("disabling (ttl)", r#"time_to_live = "disabling (ttl)""#),
+        ] {
+            let error = plan(&desired, &[observed(observed_value)]).expect_err("refused");
+            assert!(matches!(error, PlanError::ChangeRefused(_)), "{error:?}");
+            let message = error.to_string();
+            for part in [
+                "dynamodb_table.scores (PlaygroundScores-dev)",
+                shown,
+                "one Time to Live change per table per hour",
+                "aws dynamodb update-time-to-live --table-name PlaygroundScores-dev",
+                "says DISABLED, and apply again",
+            ] {
+                assert!(message.contains(part), "{part}: {message}");
+            }
+        }
     }
 }

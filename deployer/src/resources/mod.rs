@@ -75,3 +75,26 @@ impl Clients {
         })
     }
 }
+
+#[cfg(test)]
+impl Clients {
+    /// Clients that are never called, for testing what resources desire.
+    pub fn offline(region: &str) -> Self {
+        let config = aws_config::SdkConfig::builder()
+            .behavior_version(aws_config::BehaviorVersion::latest())
+            .region(aws_config::Region::new(region.to_owned()))
+            .build();
+        Self {
+            s3: crate::aws::s3(&config),
+            dynamodb: crate::aws::dynamodb(&config),
+            iam: crate::aws::iam(&config),
+            logs: crate::aws::logs(&config),
+            cloudwatch: crate::aws::cloudwatch(&config),
+            lambda: crate::aws::lambda(&config),
+            apigateway: crate::aws::apigateway(&config),
+            cognito: crate::aws::cognito(&config),
+            region: region.to_owned(),
+            account_id: "123456789012".to_owned(),
+        }
+    }
+}

@@ -232,14 +232,15 @@ pub fn deploy_policy(settings: &Settings, clients: &Clients) -> Value {
             },
             {
                 // The environment tables PlaygroundScores-<env> and their indexes: create,
-                // converge (PITR, indexes, tags), count items before destroy, backfill
-                // index attributes on adopted legacy tables, delete on destroy.
+                // converge (PITR, Time to Live on `ttl`, indexes, tags), count items before
+                // destroy, backfill index attributes on adopted legacy tables, delete on destroy.
                 "Sid": "EnvironmentTables",
                 "Effect": "Allow",
                 "Action": [
                     "dynamodb:CreateTable", "dynamodb:DescribeTable", "dynamodb:UpdateTable",
                     "dynamodb:DeleteTable", "dynamodb:DescribeContinuousBackups",
-                    "dynamodb:UpdateContinuousBackups", "dynamodb:TagResource",
+                    "dynamodb:UpdateContinuousBackups", "dynamodb:DescribeTimeToLive",
+                    "dynamodb:UpdateTimeToLive", "dynamodb:TagResource",
                     "dynamodb:UntagResource", "dynamodb:ListTagsOfResource",
                     "dynamodb:Scan", "dynamodb:UpdateItem",
                     // destroy --env takes a final backup before deleting a table.
@@ -664,12 +665,13 @@ pub fn plan_policy(settings: &Settings, clients: &Clients) -> Value {
                 "Resource": format!("arn:aws:s3:::{bucket}/{}*", state::KEY_PREFIX)
             },
             {
-                // The tables' settings (keys, indexes, PITR, tags), never their items.
+                // The tables' settings (keys, indexes, PITR, Time to Live, tags), never
+                // their items.
                 "Sid": "EnvironmentTablesDescribe",
                 "Effect": "Allow",
                 "Action": [
                     "dynamodb:DescribeTable", "dynamodb:DescribeContinuousBackups",
-                    "dynamodb:ListTagsOfResource"
+                    "dynamodb:DescribeTimeToLive", "dynamodb:ListTagsOfResource"
                 ],
                 "Resource": format!("arn:aws:dynamodb:{region}:{account}:table/{table_prefix}-*")
             },
