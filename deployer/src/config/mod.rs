@@ -117,6 +117,9 @@ impl Config {
     }
 }
 
+/// How long a sign-in session may live, in seconds: a minute to a year.
+pub const SESSION_LIFETIME_S: std::ops::RangeInclusive<u32> = 60..=31_536_000;
+
 /// Value checks AWS would otherwise make halfway through an apply.
 fn check(settings: &Settings) -> Result<(), ConfigError> {
     let invalid = |detail: String| ConfigError::Invalid {
@@ -157,6 +160,27 @@ fn check(settings: &Settings) -> Result<(), ConfigError> {
         return Err(invalid(format!(
             "throttle_burst_limit = {} must be from 1 to 5000 requests (API Gateway's account quota)",
             settings.throttle_burst_limit
+        )));
+    }
+    if !(1..=10_000).contains(&settings.session_read_rate_limit) {
+        return Err(invalid(format!(
+            "session_read_rate_limit = {} must be from 1 to 10000 requests per second (API Gateway's account quota)",
+            settings.session_read_rate_limit
+        )));
+    }
+    if !(1..=5_000).contains(&settings.session_read_burst_limit) {
+        return Err(invalid(format!(
+            "session_read_burst_limit = {} must be from 1 to 5000 requests (API Gateway's account quota)",
+            settings.session_read_burst_limit
+        )));
+    }
+    if !SESSION_LIFETIME_S.contains(&settings.session_lifetime_s) {
+        return Err(invalid(format!(
+            "session_lifetime_s = {} must be from {} (a minute) to {} seconds (a year): how long a \
+             sign-in session lives at most",
+            settings.session_lifetime_s,
+            SESSION_LIFETIME_S.start(),
+            SESSION_LIFETIME_S.end()
         )));
     }
     for (key, threshold) in [
@@ -430,6 +454,57 @@ mod tests {
         assert!(resolve("", &["log_retention_days=13"], None).is_err());
         assert!(resolve("", &["github_repository=nobody"], None).is_err());
         assert!(resolve("", &["novalue"], None).is_err());
+    }
+
+    #[test]
+    fn sessions_settings_default_and_are_checked_before_any_call() {
+        let settings = resolve("", &[], Some("dev")).expect("defaults").settings;
+        assert_eq!(settings.session_lifetime_s, 720_000);
+        assert_eq!(settings.session_read_rate_limit, 10);
+        assert_eq!(settings.session_read_burst_limit, 20);
+        let settings = resolve(
+            "session_lifetime_s = 3600\n[env.dev]\nsession_read_rate_limit = 5\n",
+            &["session_read_burst_limit=7"],
+            Some("dev"),
+        )
+        .expect("valid")
+        .settings;
+        assert_eq!(
+            (
+                settings.session_lifetime_s,
+                settings.session_read_rate_limit,
+                settings.session_read_burst_limit
+            ),
+            (3600, 5, 7)
+        );
+        for edge in ["session_lifetime_s=60", "session_lifetime_s=31536000"] {
+            assert!(resolve("", &[edge], None).is_ok(), "{edge}");
+        }
+        for (var, message) in [
+            (
+                "session_lifetime_s=59",
+                "session_lifetime_s = 59 must be from 60 (a minute) to 31536000 seconds (a year)",
+            ),
+            (
+                "session_lifetime_s=31536001",
+                "session_lifetime_s = 31536001",
+            ),
+            (
+                "session_read_rate_limit=0",
+                "session_read_rate_limit = 0 must be from 1 to 10000",
+            ),
+            (
+                "session_read_burst_limit=0",
+                "session_read_burst_limit = 0 must be from 1 to 5000",
+            ),
+            (
+                "session_read_burst_limit=5001",
+                "session_read_burst_limit = 5001",
+            ),
+        ] {
+            let error = resolve("", &[var], None).expect_err(var).to_string();
+            assert!(error.contains(message), "{var}: {error}");
+        }
     }
 
     #[test]

@@ -63,6 +63,14 @@ pub struct Settings {
     pub throttle_rate_limit: u32,
     /// Requests API Gateway lets through the stage at once (its token bucket).
     pub throttle_burst_limit: u32,
+    /// `GET /sessions/{sessionId}`'s own throttling (requests per second, and
+    /// at once): that route stays open even where sign-in is required (the
+    /// session id is the capability), so guessing ids is kept slow.
+    pub session_read_rate_limit: u32,
+    pub session_read_burst_limit: u32,
+    /// Seconds a sign-in session lives at most (the function's
+    /// `SESSION_TTL_SECONDS`); DynamoDB Time to Live then sweeps it.
+    pub session_lifetime_s: u32,
     /// Alarm thresholds: sums over 5 minutes of the function's `Errors` and
     /// `Throttles` and of the API's `5xx` answers.
     pub alarm_errors_threshold: u32,
@@ -136,6 +144,12 @@ impl Default for Settings {
             reserved_concurrency: 100,
             throttle_rate_limit: 100,
             throttle_burst_limit: 300,
+            // An app reads its session once per page load; a class of 100
+            // loading at once is the burst, well under what guessing needs.
+            session_read_rate_limit: 10,
+            session_read_burst_limit: 20,
+            // 200 hours, the legacy handler's lifetime.
+            session_lifetime_s: 720_000,
             alarm_errors_threshold: 5,
             alarm_throttles_threshold: 1,
             alarm_5xx_threshold: 5,
@@ -188,6 +202,9 @@ pub struct SettingsLayer {
     reserved_concurrency: Option<u32>,
     throttle_rate_limit: Option<u32>,
     throttle_burst_limit: Option<u32>,
+    session_read_rate_limit: Option<u32>,
+    session_read_burst_limit: Option<u32>,
+    session_lifetime_s: Option<u32>,
     alarm_errors_threshold: Option<u32>,
     alarm_throttles_threshold: Option<u32>,
     alarm_5xx_threshold: Option<u32>,
@@ -234,6 +251,9 @@ pub const KNOWN_KEYS: &[&str] = &[
     "reserved_concurrency",
     "throttle_rate_limit",
     "throttle_burst_limit",
+    "session_read_rate_limit",
+    "session_read_burst_limit",
+    "session_lifetime_s",
     "alarm_errors_threshold",
     "alarm_throttles_threshold",
     "alarm_5xx_threshold",
@@ -291,7 +311,8 @@ impl Settings {
             safe_concurrency, allow_table_delete,
             cors_allow_origins, tags, use_layer, memory_mb, timeout_s, architecture,
             log_retention_days, keep_versions, reserved_concurrency, throttle_rate_limit,
-            throttle_burst_limit, alarm_errors_threshold, alarm_throttles_threshold,
+            throttle_burst_limit, session_read_rate_limit, session_read_burst_limit,
+            session_lifetime_s, alarm_errors_threshold, alarm_throttles_threshold,
             alarm_5xx_threshold, auth_audiences, auth_admin_group, allow_public_read,
             auth_create_user_pool, auth_callback_urls, auth_logout_urls, github_subjects, oidc_thumbprint,
             state_bucket, lock_table, deploy_role_name, deploy_policy_name,

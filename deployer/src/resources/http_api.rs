@@ -39,7 +39,7 @@ crate::attributes! {
 }
 
 use schema::cors::{ALLOW_HEADERS, ALLOW_METHODS, MAX_AGE_SECONDS};
-use schema::routes::Route;
+use schema::routes::{READ_SESSION_ROUTE, Route};
 
 pub const ADDRESS: &str = "apigatewayv2_api.http";
 /// The route API Gateway takes for requests no other route matches.
@@ -133,7 +133,10 @@ pub async fn find_api(clients: &Clients, name: &str) -> Result<Option<FoundApi>,
 /// `Authorization` header) that verifies a token's signature, issuer, audience
 /// and expiry before the function runs, attached to every writing route, and to
 /// the reading ones when reads are not public. `GET /health`, `GET
-/// /openapi.json` and `$default` stay open.
+/// /openapi.json`, `$default` and [`READ_SESSION_ROUTE`] stay open: an app
+/// fetches a stored sign-in session before it has a token, and the session's
+/// id is the capability (the route has a throttle of its own, see
+/// [`HttpApi::route_throttles`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Auth {
     pub issuer: Issuer,
@@ -157,12 +160,25 @@ pub enum Issuer {
 const IDENTITY_SOURCE: &str = "$request.header.Authorization";
 /// How a route behind the authorizer shows in the plan's `routes`.
 const JWT_SUFFIX: &str = " (JWT)";
-const OPEN_ROUTES: [&str; 3] = ["GET /health", "GET /openapi.json", CATCH_ALL_ROUTE_KEY];
+/// The routes (besides `$default`) that are never behind the authorizer.
+const OPEN_ROUTES: [Route; 3] = [
+    Route {
+        method: "GET",
+        path: "/health",
+    },
+    Route {
+        method: "GET",
+        path: "/openapi.json",
+    },
+    READ_SESSION_ROUTE,
+];
 
 impl Auth {
     /// Whether the route `key` (`METHOD /path`) is behind the authorizer.
     pub fn protects(&self, key: &str) -> bool {
-        !OPEN_ROUTES.contains(&key) && (self.protect_reads || !key.starts_with("GET "))
+        let open =
+            key == CATCH_ALL_ROUTE_KEY || OPEN_ROUTES.iter().any(|route| route.route_key() == key);
+        !open && (self.protect_reads || !key.starts_with("GET "))
     }
 
     fn value(issuer: &str, audiences: &[String]) -> Value {
@@ -211,7 +227,9 @@ impl Auth {
     }
 }
 
-/// The stage's default route throttling: every route of the API shares it.
+/// Route throttling: the stage's default, which every route shares, or one
+/// route's own ([`HttpApi::route_throttles`]), which replaces the default for
+/// that route.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Throttle {
     /// Requests per second in the steady state.
@@ -224,9 +242,22 @@ impl Throttle {
     fn route_settings(self) -> aws_sdk_apigatewayv2::types::RouteSettings {
         aws_sdk_apigatewayv2::types::RouteSettings::builder()
             .throttling_rate_limit(f64::from(self.rate_limit))
-            .throttling_burst_limit(i32::try_from(self.burst_limit).unwrap_or(i32::MAX))
+            .throttling_burst_limit(self.burst())
             .build()
     }
+
+    fn burst(self) -> i32 {
+        i32::try_from(self.burst_limit).unwrap_or(i32::MAX)
+    }
+
+    /// A route's throttling as the plan compares it.
+    fn value(self) -> Value {
+        throttle_value(Some(f64::from(self.rate_limit)), Some(self.burst()))
+    }
+}
+
+fn throttle_value(rate_limit: Option<f64>, burst_limit: Option<i32>) -> Value {
+    json!({"rate_limit": rate_limit, "burst_limit": burst_limit})
 }
 
 /// The stage's access log: one JSON object per request, written by API
@@ -267,12 +298,14 @@ impl AccessLog {
     }
 }
 
-/// The stage as the plan compares it.
+/// The stage as the plan compares it. `route_throttles`: the throttling of
+/// each route that has its own, by route key (`null` where it has none).
 fn stage_value(
     name: &str,
     auto_deploy: bool,
     rate_limit: Option<f64>,
     burst_limit: Option<i32>,
+    route_throttles: serde_json::Map<String, Value>,
     access_log: Option<&aws_sdk_apigatewayv2::types::AccessLogSettings>,
 ) -> Value {
     json!({
@@ -280,6 +313,7 @@ fn stage_value(
         "auto_deploy": auto_deploy,
         "throttle_rate_limit": rate_limit,
         "throttle_burst_limit": burst_limit,
+        "route_throttles": route_throttles,
         "access_log_destination": access_log.and_then(|log| log.destination_arn()),
         "access_log_format": access_log.and_then(|log| log.format()),
     })
@@ -292,6 +326,10 @@ pub struct HttpApi {
     pub function_name: String,
     pub stage: String,
     pub throttle: Throttle,
+    /// Routes throttled on their own, by route key (the stage's
+    /// `RouteSettings`): [`READ_SESSION_ROUTE`], so that guessing session ids
+    /// stays slow. Other routes' settings are left as they are.
+    pub route_throttles: std::collections::BTreeMap<String, Throttle>,
     pub access_log: AccessLog,
     /// `None`: the API is open (no sign-in).
     pub auth: Option<Auth>,
@@ -302,14 +340,33 @@ pub struct HttpApi {
     pub depends_on: Vec<String>,
 }
 
-/// What a stage read back is, in the plan's terms.
-fn observed_stage(name: &str, stage: &aws_sdk_apigatewayv2::types::Stage) -> Value {
+/// What a stage read back is, in the plan's terms: the throttling of the
+/// routes in `throttled` among its route settings.
+fn observed_stage<'a>(
+    name: &str,
+    stage: &aws_sdk_apigatewayv2::types::Stage,
+    throttled: impl Iterator<Item = &'a String>,
+) -> Value {
+    use aws_sdk_apigatewayv2::types::RouteSettings;
     let settings = stage.default_route_settings();
+    let route_throttles = throttled
+        .map(|key| {
+            let settings = stage.route_settings().and_then(|routes| routes.get(key));
+            let throttle = settings.map_or(Value::Null, |settings| {
+                throttle_value(
+                    settings.throttling_rate_limit(),
+                    settings.throttling_burst_limit(),
+                )
+            });
+            (key.clone(), throttle)
+        })
+        .collect();
     stage_value(
         name,
         stage.auto_deploy().unwrap_or(false),
-        settings.and_then(aws_sdk_apigatewayv2::types::RouteSettings::throttling_rate_limit),
-        settings.and_then(aws_sdk_apigatewayv2::types::RouteSettings::throttling_burst_limit),
+        settings.and_then(RouteSettings::throttling_rate_limit),
+        settings.and_then(RouteSettings::throttling_burst_limit),
+        route_throttles,
         stage.access_log_settings(),
     )
 }
@@ -320,9 +377,29 @@ impl HttpApi {
             &self.stage,
             true,
             Some(f64::from(self.throttle.rate_limit)),
-            Some(i32::try_from(self.throttle.burst_limit).unwrap_or(i32::MAX)),
+            Some(self.throttle.burst()),
+            self.route_throttles
+                .iter()
+                .map(|(key, throttle)| (key.clone(), throttle.value()))
+                .collect(),
             Some(&self.access_log.settings()),
         )
+    }
+
+    /// The stage's route settings: each throttled route's own.
+    fn route_settings(
+        &self,
+    ) -> Option<std::collections::HashMap<String, aws_sdk_apigatewayv2::types::RouteSettings>> {
+        (!self.route_throttles.is_empty()).then(|| {
+            self.route_throttles
+                .iter()
+                .map(|(key, throttle)| (key.clone(), throttle.route_settings()))
+                .collect()
+        })
+    }
+
+    fn observed_stage(&self, stage: &aws_sdk_apigatewayv2::types::Stage) -> Value {
+        observed_stage(&self.stage, stage, self.route_throttles.keys())
     }
 
     fn doing(&self, what: &str) -> String {
@@ -522,21 +599,25 @@ impl HttpApi {
             .iter()
             .find(|stage| stage.stage_name() == Some(self.stage.as_str()))
         {
-            Some(stage) if observed_stage(&self.stage, stage) == self.desired_stage() => Ok(()),
+            Some(stage) if self.observed_stage(stage) == self.desired_stage() => Ok(()),
             Some(_) => {
+                // Routes are converged first: API Gateway refuses route
+                // settings that name a route the API does not have.
                 apigateway
                     .update_stage()
                     .api_id(api_id)
                     .stage_name(&self.stage)
                     .auto_deploy(true)
                     .default_route_settings(self.throttle.route_settings())
+                    .set_route_settings(self.route_settings())
                     .access_log_settings(self.access_log.settings())
                     .send()
                     .await
                     .map_err(|error| {
                         EngineError::sdk(
                             self.doing(
-                                "setting auto-deploy, throttling and access logs on the stage of",
+                                "setting auto-deploy, throttling (default and per route) and \
+                                 access logs on the stage of",
                             ),
                             &error,
                         )
@@ -550,6 +631,7 @@ impl HttpApi {
                     .stage_name(&self.stage)
                     .auto_deploy(true)
                     .default_route_settings(self.throttle.route_settings())
+                    .set_route_settings(self.route_settings())
                     .access_log_settings(self.access_log.settings())
                     .set_tags(Some(self.tags.clone().into_iter().collect()))
                     .send()
@@ -850,7 +932,7 @@ impl Resource for HttpApi {
             .items()
             .iter()
             .find(|stage| stage.stage_name() == Some(self.stage.as_str()))
-            .map_or(Value::Null, |stage| observed_stage(&self.stage, stage));
+            .map_or(Value::Null, |stage| self.observed_stage(stage));
         let tags = api
             .tags()
             .map(|tags| tags::observed(tags.iter().map(|(k, v)| (k.as_str(), v.as_str()))))
@@ -953,7 +1035,10 @@ impl Resource for HttpApi {
 mod tests {
     use serde_json::json;
 
-    use super::{Auth, Issuer, is_managed, takeover_hint};
+    use super::{
+        Auth, Issuer, READ_SESSION_ROUTE, Throttle, is_managed, observed_stage, stage_value,
+        takeover_hint,
+    };
 
     #[test]
     fn the_authorizer_guards_writes_and_reads_only_when_asked() {
@@ -967,15 +1052,93 @@ mod tests {
         assert!(auth.protects("PUT /tables/{tableId}/users/{username}"));
         assert!(auth.protects("POST /tables"));
         assert!(!auth.protects("GET /tables"));
-        for open in ["GET /health", "GET /openapi.json", "$default"] {
+        for open in [
+            "GET /health",
+            "GET /openapi.json",
+            "$default",
+            "GET /sessions/{sessionId}",
+        ] {
             assert!(!auth.protects(open), "{open}");
         }
+        // Starting and ending a session are writes.
+        assert!(auth.protects("POST /sessions"));
+        assert!(auth.protects("PATCH /sessions/{sessionId}"));
         let closed = Auth {
             protect_reads: true,
             ..auth
         };
         assert!(closed.protects("GET /tables"));
+        assert!(closed.protects("GET /tables/{tableId}/users/{username}"));
         assert!(!closed.protects("GET /health"));
+        // The session id is the capability: its read stays open.
+        assert!(!closed.protects(&READ_SESSION_ROUTE.route_key()));
+        assert!(closed.protects("POST /sessions"));
+        assert!(closed.protects("PATCH /sessions/{sessionId}"));
+    }
+
+    #[test]
+    fn a_routes_own_throttle_is_compared_with_what_the_stage_holds_for_it() {
+        use aws_sdk_apigatewayv2::types::{RouteSettings, Stage};
+        let key = READ_SESSION_ROUTE.route_key();
+        let throttled = [(
+            key.clone(),
+            Throttle {
+                rate_limit: 10,
+                burst_limit: 20,
+            },
+        )];
+        let wanted = stage_value(
+            "dev",
+            true,
+            Some(100.0),
+            Some(300),
+            throttled
+                .iter()
+                .map(|(key, throttle)| (key.clone(), throttle.value()))
+                .collect(),
+            None,
+        );
+        let stage = |route: Option<(f64, i32)>| {
+            let builder = Stage::builder()
+                .stage_name("dev")
+                .auto_deploy(true)
+                .default_route_settings(
+                    RouteSettings::builder()
+                        .throttling_rate_limit(100.0)
+                        .throttling_burst_limit(300)
+                        .build(),
+                )
+                // Another route's settings are not the deployer's.
+                .route_settings(
+                    "GET /tables",
+                    RouteSettings::builder().throttling_rate_limit(1.0).build(),
+                );
+            let builder = match route {
+                Some((rate, burst)) => builder.route_settings(
+                    key.clone(),
+                    RouteSettings::builder()
+                        .throttling_rate_limit(rate)
+                        .throttling_burst_limit(burst)
+                        .build(),
+                ),
+                None => builder,
+            };
+            builder.build()
+        };
+        let keys = || throttled.iter().map(|(key, _)| key);
+        assert_eq!(
+            observed_stage("dev", &stage(Some((10.0, 20))), keys()),
+            wanted
+        );
+        let missing = observed_stage("dev", &stage(None), keys());
+        assert_ne!(missing, wanted);
+        assert_eq!(missing["route_throttles"][&key], json!(null));
+        let drifted = observed_stage("dev", &stage(Some((50.0, 20))), keys());
+        assert_ne!(drifted, wanted);
+        assert_eq!(
+            drifted["route_throttles"][&key],
+            json!({"rate_limit": 50.0, "burst_limit": 20})
+        );
     }
 
     #[test]

@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use schema::routes::ROUTES;
+use schema::routes::{READ_SESSION_ROUTE, ROUTES};
 use serde_json::{Value, json};
 
 use crate::config::{EnvironmentNames, Settings};
@@ -114,6 +114,10 @@ pub fn function_environment(
         (
             "ALLOW_TABLE_DELETE".to_owned(),
             settings.allow_table_delete.to_string(),
+        ),
+        (
+            schema::function_env::SESSION_TTL_SECONDS.to_owned(),
+            settings.session_lifetime_s.to_string(),
         ),
     ]
     .into_iter()
@@ -367,6 +371,14 @@ pub fn resources(
             rate_limit: settings.throttle_rate_limit,
             burst_limit: settings.throttle_burst_limit,
         },
+        route_throttles: [(
+            READ_SESSION_ROUTE.route_key(),
+            http_api::Throttle {
+                rate_limit: settings.session_read_rate_limit,
+                burst_limit: settings.session_read_burst_limit,
+            },
+        )]
+        .into(),
         access_log: http_api::AccessLog {
             destination_arn: access_log_arn,
         },
