@@ -20,6 +20,13 @@ DynamoDB operation (conditional writes and transactions included) runs to
 completion before the next begins. The function's concurrency tests, run
 against this launcher, hold their exact counts.
 
+Shims (local_cloud_shims.py) add what ministack lacks of AWS's behaviour,
+each named and documented there: `runtime_api_tcp_nodelay` (the Runtime API
+hands out events without Nagle's delay) and `logs_without_fixed_wait` (a
+function's output is collected without a fixed wait after each invocation).
+LOCAL_CLOUD_WITHOUT_SHIMS=NAME[,NAME] leaves some out, to measure them; GET
+/_emulator/shims reports what they did.
+
 The function processes are children of this launcher, in its own process
 group; on SIGTERM, SIGINT, or (with --exit-with-stdin) end of standard input,
 the whole group is ended, so no bootstrap outlives the emulator.
@@ -37,6 +44,7 @@ import tempfile
 
 from request_log import LOG_PATH, RequestLog, describe
 from lifetime import end_with_stdin
+import local_cloud_shims
 
 # The account moto uses too, so ARNs are the same on both emulators.
 ACCOUNT_ID = "123456789012"
@@ -67,8 +75,8 @@ def with_request_log(app, log):
         if scope["type"] != "http":
             return await app(scope, receive, send)
         path = scope.get("path", "")
-        if path == LOG_PATH:
-            payload = log.answer(scope["method"])
+        if path in (LOG_PATH, local_cloud_shims.SHIMS_PATH):
+            payload = log.answer(scope["method"]) if path == LOG_PATH else local_cloud_shims.report()
             await send(
                 {
                     "type": "http.response.start",
@@ -129,6 +137,9 @@ def main():
     from hypercorn.asyncio import serve
     from hypercorn.config import Config
     from ministack.app import app as ministack_app
+
+    without = [name for name in os.environ.get("LOCAL_CLOUD_WITHOUT_SHIMS", "").split(",") if name]
+    local_cloud_shims.install(without)
 
     def stop(*_):
         shutil.rmtree(scratch, ignore_errors=True)
