@@ -1649,10 +1649,16 @@ async fn a_legacy_terraform_deployment_is_taken_over_in_place() {
         table,
         playground_api::store::NewUserWrite::Transaction,
     );
-    let tables = store.list_tables(50, &playground_api::store::StartAfter::First).await.expect("tables");
+    let tables = store
+        .list_tables(50, &playground_api::store::StartAfter::First)
+        .await
+        .expect("tables");
     let ids: Vec<&str> = tables.items.iter().map(|t| t.table_id.as_str()).collect();
     assert_eq!(ids, ["t-new", "t-old"]);
-    let users = store.list_users("t-old", 50, &playground_api::store::StartAfter::First).await.expect("users");
+    let users = store
+        .list_users("t-old", 50, &playground_api::store::StartAfter::First)
+        .await
+        .expect("users");
     let names: Vec<&str> = users.items.iter().map(|u| u.username.as_str()).collect();
     assert_eq!(names, ["bob", "alice"]);
     assert_eq!(tables.items[1].user_count, 2);

@@ -112,7 +112,8 @@ impl Config {
                 expected: "a TCP port number from 0 to 65535",
             })?,
         };
-        let session_lifetime_s = match lookup(SESSION_TTL_SECONDS).filter(|v| !v.trim().is_empty()) {
+        let session_lifetime_s = match lookup(SESSION_TTL_SECONDS).filter(|v| !v.trim().is_empty())
+        {
             None => crate::store::DEFAULT_SESSION_LIFETIME_S,
             Some(raw) => raw
                 .trim()
@@ -213,7 +214,10 @@ mod tests {
                 .request_timeout,
             std::time::Duration::from_millis(2_500)
         );
-        assert!(super::Config::from_lookup(|name| (name == "REQUEST_TIMEOUT_MS").then(|| "10".into())).is_err());
+        assert!(
+            super::Config::from_lookup(|name| (name == "REQUEST_TIMEOUT_MS").then(|| "10".into()))
+                .is_err()
+        );
     }
 
     #[test]

@@ -36,4 +36,3 @@ impl Deadline {
             .saturating_sub(ANSWER_MARGIN)
     }
 }
-

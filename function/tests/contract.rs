@@ -392,10 +392,18 @@ async fn bad_limits_are_400_and_unreadable_or_foreign_cursors_the_first_page() {
     ] {
         let users = api.get(&format!("/tables/c1/users?{query}")).await;
         assert_eq!(users.status, StatusCode::OK, "{query}: {:?}", users.body);
-        assert_eq!(first_of(&users, "users", "username").as_deref(), Some("a"), "{query}");
+        assert_eq!(
+            first_of(&users, "users", "username").as_deref(),
+            Some("a"),
+            "{query}"
+        );
         let tables = api.get(&format!("/tables?{query}")).await;
         assert_eq!(tables.status, StatusCode::OK, "{query}: {:?}", tables.body);
-        assert_eq!(first_of(&tables, "tables", "tableId").as_deref(), Some("c2"), "{query}");
+        assert_eq!(
+            first_of(&tables, "tables", "tableId").as_deref(),
+            Some("c2"),
+            "{query}"
+        );
     }
     // A cursor of one listing or class is the first page of another: it
     // never reaches another class's users.
@@ -405,7 +413,10 @@ async fn bad_limits_are_400_and_unreadable_or_foreign_cursors_the_first_page() {
         .expect("more users")
         .to_owned();
     let tables = api.get(&format!("/tables?lastKey={cursor}")).await;
-    assert_eq!(first_of(&tables, "tables", "tableId").as_deref(), Some("c2"));
+    assert_eq!(
+        first_of(&tables, "tables", "tableId").as_deref(),
+        Some("c2")
+    );
     let other = api.get(&format!("/tables/c2/users?lastKey={cursor}")).await;
     assert_eq!(other.status, StatusCode::OK);
     let names: Vec<&str> = other.body["users"]
@@ -428,7 +439,10 @@ async fn health_reports_the_table() {
         .as_str()
         .expect("a timestamp, as the client's tests read it");
     let when = chrono::DateTime::parse_from_rfc3339(timestamp).expect("RFC 3339");
-    assert!((chrono::Utc::now() - when.to_utc()).num_seconds().abs() < 60, "{timestamp}");
+    assert!(
+        (chrono::Utc::now() - when.to_utc()).num_seconds().abs() < 60,
+        "{timestamp}"
+    );
     if let Some(body) = reply.body.as_object_mut() {
         body.remove("timestamp");
     }
@@ -955,7 +969,12 @@ async fn numbers_are_taken_exactly_whatever_their_spelling() {
     ] {
         let body = format!(r#"{{"submissionCount": {spelling}, "totalCount": 1}}"#);
         let reply = api.put("/tables/exact/users/ann", &body).await;
-        assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{spelling}: {:?}", reply.body);
+        assert_eq!(
+            reply.status,
+            StatusCode::BAD_REQUEST,
+            "{spelling}: {:?}",
+            reply.body
+        );
         assert!(
             reply.error().contains("submissionCount"),
             "{spelling}: the error names the field: {:?}",

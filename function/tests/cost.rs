@@ -195,7 +195,11 @@ async fn delete_costs_a_query_per_100_items_a_batch_write_per_25_users_and_one_f
     api.seed_users("many", 250).await;
     trips.take();
     assert_eq!(api.delete("/tables/many").await.status, StatusCode::OK);
-    assert_eq!(trips.take(), close + 3 + 11 + 1, "DELETE of a table of 250 users");
+    assert_eq!(
+        trips.take(),
+        close + 3 + 11 + 1,
+        "DELETE of a table of 250 users"
+    );
 
     // The bound: one request reads at most 10 pages (999 users and the
     // metadata) and writes at most 40 batches; the rest takes another request.
@@ -206,8 +210,16 @@ async fn delete_costs_a_query_per_100_items_a_batch_write_per_25_users_and_one_f
         api.delete("/tables/large").await.status,
         StatusCode::ACCEPTED
     );
-    assert_eq!(trips.take(), close + 10 + 40, "the first DELETE of 1,100 users");
+    assert_eq!(
+        trips.take(),
+        close + 10 + 40,
+        "the first DELETE of 1,100 users"
+    );
     assert_eq!(api.delete("/tables/large").await.status, StatusCode::OK);
     // 102 items left: two pages (99 and 2 users), 4 + 1 batch writes, the metadata.
-    assert_eq!(trips.take(), close + 2 + 5 + 1, "the second DELETE of 1,100 users");
+    assert_eq!(
+        trips.take(),
+        close + 2 + 5 + 1,
+        "the second DELETE of 1,100 users"
+    );
 }

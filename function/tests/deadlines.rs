@@ -26,7 +26,11 @@ async fn function_client(endpoint: &str) -> aws_sdk_dynamodb::Client {
         .endpoint_url(endpoint)
         .region(aws_config::Region::new(emulator::REGION))
         .credentials_provider(emulator::credentials());
-    aws_sdk_dynamodb::Client::new(&playground_api::with_retries_and_timeouts(loader).load().await)
+    aws_sdk_dynamodb::Client::new(
+        &playground_api::with_retries_and_timeouts(loader)
+            .load()
+            .await,
+    )
 }
 
 fn router_over(client: aws_sdk_dynamodb::Client, budget: Duration) -> axum::Router {
@@ -69,7 +73,10 @@ async fn a_silent_dynamodb_is_a_503_before_the_deadline() {
         assert!(took < budget, "{method} {path} answered after {took:?}");
         if path != "/health" {
             assert_eq!(
-                reply.headers.get("retry-after").and_then(|v| v.to_str().ok()),
+                reply
+                    .headers
+                    .get("retry-after")
+                    .and_then(|v| v.to_str().ok()),
                 Some("1"),
                 "{method} {path}"
             );
@@ -81,13 +88,7 @@ async fn a_silent_dynamodb_is_a_503_before_the_deadline() {
 
     // On Lambda, the invocation's deadline is the one that counts.
     let lambda_deadline = Duration::from_millis(1_500);
-    let mut request = support::event(
-        support::Stage::Named,
-        "GET",
-        "/tables/t1",
-        None,
-        &[],
-    );
+    let mut request = support::event(support::Stage::Named, "GET", "/tables/t1", None, &[]);
     let deadline_ms = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .expect("after the epoch")
@@ -165,7 +166,12 @@ async fn a_slow_dynamodb_under_load_gives_no_500_and_every_retry_reconciles() {
         created += usize::from(reply.body["createdNew"] == true);
     }
     let table = api.get("/tables/slow").await;
-    assert_eq!(table.body["userCount"], USERS, "{} failed answers", failed.len());
+    assert_eq!(
+        table.body["userCount"],
+        USERS,
+        "{} failed answers",
+        failed.len()
+    );
     println!(
         "slow DynamoDB: {} of {USERS} first answers were 503; {created} answers said createdNew",
         failed.len()

@@ -52,7 +52,7 @@ async fn no_user_outlives_a_delete_that_races_with_writes() {
                     while !stop.load(Ordering::Relaxed) {
                         step += 1;
                         // Half existing users, half new ones.
-                        let name = if step % 2 == 0 {
+                        let name = if step.is_multiple_of(2) {
                             format!("user-{:04}", (writer * 37 + step) % CLASS)
                         } else {
                             format!("new-{writer}-{step}")
@@ -75,7 +75,10 @@ async fn no_user_outlives_a_delete_that_races_with_writes() {
                 match reply.status {
                     StatusCode::OK => break,
                     StatusCode::ACCEPTED => {}
-                    other => panic!("{mode:?} {class}: DELETE answered {other}: {:?}", reply.body),
+                    other => panic!(
+                        "{mode:?} {class}: DELETE answered {other}: {:?}",
+                        reply.body
+                    ),
                 }
                 assert!(deletes < 20, "{mode:?} {class}: the DELETE never finished");
             }

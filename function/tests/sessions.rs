@@ -102,7 +102,10 @@ async fn tokens_that_are_not_unexpired_jwts_and_bad_ids_are_refused() {
         (json!({"sessionId": "a b", "token": good}), "sessionId"),
         (json!({"sessionId": "s"}), "token is required"),
         (json!({"token": good}), "sessionId is required"),
-        (json!({"sessionId": 5, "token": good}), "sessionId must be a string"),
+        (
+            json!({"sessionId": 5, "token": good}),
+            "sessionId must be a string",
+        ),
     ] {
         let reply = api.post("/sessions", &body.to_string()).await;
         assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{body}");
@@ -272,5 +275,9 @@ async fn signed_in_only_the_callers_own_token_is_stored() {
     let again = api
         .send_as(Some(&ana), "POST", "/sessions", Some(&body(&ana_token)))
         .await;
-    assert_eq!(again.status, StatusCode::CREATED, "its owner may replace it");
+    assert_eq!(
+        again.status,
+        StatusCode::CREATED,
+        "its owner may replace it"
+    );
 }

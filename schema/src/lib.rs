@@ -88,6 +88,18 @@ pub const PLAYGROUND_URL: &str = "playgroundUrl";
 pub const PLAYGROUND_ID: &str = "playgroundId";
 /// A user's team (`PUT .../users/{username}` with `teamName`).
 pub const TEAM_NAME: &str = "teamName";
+/// A user's moral-compass progress (`PUT .../users/{username}/moral-compass`):
+/// the model's metrics (a map of numbers), the one that counts, the four
+/// progress counts, and the score computed from them.
+pub const METRICS: &str = "metrics";
+pub const PRIMARY_METRIC: &str = "primaryMetric";
+pub const TASKS_COMPLETED: &str = "tasksCompleted";
+pub const TOTAL_TASKS: &str = "totalTasks";
+pub const QUESTIONS_CORRECT: &str = "questionsCorrect";
+pub const TOTAL_QUESTIONS: &str = "totalQuestions";
+pub const MORAL_COMPASS_SCORE: &str = "moralCompassScore";
+/// The ids (`t<n>`) of the tasks a user completed: a string set.
+pub const COMPLETED_TASK_IDS: &str = "completedTaskIds";
 
 /// Attribute set on metadata items only (always [`TABLES_PARTITION_VALUE`]), the
 /// partition key of [`BY_CREATED_AT`]: every playground table in one ordered list.
@@ -212,6 +224,25 @@ pub fn is_valid_id(id: &str) -> bool {
         && id
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+}
+
+/// Whether `id` is a task id: `t` and digits (`^t\d+$`), as the legacy
+/// handler checked them.
+pub fn is_task_id(id: &str) -> bool {
+    id.strip_prefix('t')
+        .is_some_and(|digits| !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()))
+}
+
+/// Task ids each once, sorted by their number (`t2` before `t10`).
+pub fn sorted_task_ids(ids: impl IntoIterator<Item = String>) -> Vec<String> {
+    let mut ids: Vec<String> = ids.into_iter().collect();
+    let number = |id: &String| {
+        let digits = id.trim_start_matches('t').trim_start_matches('0');
+        (digits.len(), digits.to_owned(), id.clone())
+    };
+    ids.sort_by_key(number);
+    ids.dedup();
+    ids
 }
 
 /// A count as written: a whole number, or an integral decimal such as `5.0`

@@ -345,7 +345,9 @@ mod tests {
                 ("email", "ana@example.org"),
                 ("cognito:groups", "[admin users]"),
             ]),
-            Some(&token(serde_json::json!({"sub": "abc", "cognito:groups": ["admin", "users"]}))),
+            Some(&token(
+                serde_json::json!({"sub": "abc", "cognito:groups": ["admin", "users"]}),
+            )),
         )
         .expect("a caller");
         assert_eq!(full.principal, "ana");
@@ -357,7 +359,10 @@ mod tests {
         .expect("a caller");
         assert_eq!(by_email.principal, "bo@example.org");
         let by_sub = Caller::from_claims(
-            &claims(&[("sub", "abc"), ("cognito:groups", r#"["teachers","admin"]"#)]),
+            &claims(&[
+                ("sub", "abc"),
+                ("cognito:groups", r#"["teachers","admin"]"#),
+            ]),
             None,
         )
         .expect("a caller");
@@ -392,15 +397,19 @@ mod tests {
                 "{tricky:?}"
             );
             // Without the verified token, flattened text gives no group at all.
-            let unverified =
-                Caller::from_claims(&claims(&[("sub", "abc"), ("cognito:groups", &flattened)]), None)
-                    .expect("a caller");
+            let unverified = Caller::from_claims(
+                &claims(&[("sub", "abc"), ("cognito:groups", &flattened)]),
+                None,
+            )
+            .expect("a caller");
             assert!(unverified.groups.is_empty(), "{flattened}");
         }
         // A token of another subject is not this caller's.
         let other = Caller::from_claims(
             &claims(&[("sub", "abc")]),
-            Some(&token(serde_json::json!({"sub": "mallory", "cognito:groups": ["admin"]}))),
+            Some(&token(
+                serde_json::json!({"sub": "mallory", "cognito:groups": ["admin"]}),
+            )),
         )
         .expect("a caller");
         assert!(other.groups.is_empty());

@@ -76,13 +76,17 @@ impl utoipa::PartialSchema for PatchTableRequest {
                 "displayName",
                 display_name()
                     .schema_type(SchemaType::from_iter([Type::String, Type::Null]))
-                    .description(Some("The new display name; null is the same as leaving it out")),
+                    .description(Some(
+                        "The new display name; null is the same as leaving it out",
+                    )),
             )
             .property(
                 "isArchived",
                 ObjectBuilder::new()
                     .schema_type(SchemaType::from_iter([Type::Boolean, Type::Null]))
-                    .description(Some("Archive or unarchive; null is the same as leaving it out")),
+                    .description(Some(
+                        "Archive or unarchive; null is the same as leaving it out",
+                    )),
             );
         let given = |name: &str, value: ObjectBuilder| {
             ObjectBuilder::new().property(name, value).required(name)

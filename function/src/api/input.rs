@@ -3,8 +3,8 @@
 use serde_json::{Map, Value};
 
 use super::ApiError;
-use crate::store::StartAfter;
 use crate::schema::{MAX_COUNT, METADATA_USERNAME};
+use crate::store::StartAfter;
 
 /// Largest page size a client may ask for.
 pub const MAX_LIMIT: u16 = 500;
@@ -74,7 +74,12 @@ pub fn json_object(body: &[u8]) -> Result<Body, ApiError> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Err(not_an_object());
     }
-    let malformed = |error: serde_json::Error| ApiError::bad_request(format!("Malformed JSON: {error}"));
+    let malformed = |error: serde_json::Error| match field_at(body, error.line(), error.column()) {
+        Some(field) => ApiError::bad_request(format!(
+            "{field} cannot be read (JSON has no NaN or Infinity; a number must be finite): {error}"
+        )),
+        None => ApiError::bad_request(format!("Malformed JSON: {error}")),
+    };
     let whole: Box<RawValue> = serde_json::from_slice(body).map_err(malformed)?;
     if !whole.get().trim_start().starts_with('{') {
         return Err(not_an_object());
@@ -83,12 +88,63 @@ pub fn json_object(body: &[u8]) -> Result<Body, ApiError> {
         serde_json::from_str(whole.get()).map_err(malformed)?;
     let mut object = Map::new();
     for (name, text) in &raw {
-        let value = serde_json::from_str(text.get()).map_err(|error| {
-            ApiError::bad_request(format!("{name} cannot be read: {error}"))
-        })?;
+        let value = serde_json::from_str(text.get())
+            .map_err(|error| ApiError::bad_request(format!("{name} cannot be read: {error}")))?;
         object.insert(name.clone(), value);
     }
     Ok(Body { object, raw })
+}
+
+/// The field (`metrics.accuracy`) whose value JSON text `body` holds at
+/// `line`:`column` (1-based, as `serde_json` reports errors), so that a value
+/// JSON cannot hold (`NaN`, `Infinity`, as Python writes them) is named.
+pub fn field_at(body: &[u8], line: usize, column: usize) -> Option<String> {
+    let mut offset = 0;
+    for _ in 1..line {
+        offset += body[offset..].iter().position(|b| *b == b'\n')? + 1;
+    }
+    let end = (offset + column.saturating_sub(1)).min(body.len());
+    // One entry per open container: whether it is an object, and the key
+    // being read in it.
+    let mut path: Vec<(bool, Option<String>)> = Vec::new();
+    let mut expecting_key = false;
+    let mut index = 0;
+    while index < end {
+        match body[index] {
+            b'{' => {
+                path.push((true, None));
+                expecting_key = true;
+            }
+            b'[' => {
+                path.push((false, None));
+                expecting_key = false;
+            }
+            b'}' | b']' => {
+                path.pop();
+                expecting_key = false;
+            }
+            b',' => expecting_key = matches!(path.last(), Some((true, _))),
+            b'"' => {
+                let start = index + 1;
+                index += 1;
+                while index < body.len() && body[index] != b'"' {
+                    index += if body[index] == b'\\' { 2 } else { 1 };
+                }
+                if expecting_key {
+                    let key =
+                        String::from_utf8_lossy(&body[start..index.min(body.len())]).into_owned();
+                    if let Some((_, last)) = path.last_mut() {
+                        *last = Some(key);
+                    }
+                    expecting_key = false;
+                }
+            }
+            _ => {}
+        }
+        index += 1;
+    }
+    let names: Vec<String> = path.into_iter().filter_map(|(_, key)| key).collect();
+    (!names.is_empty()).then(|| names.join("."))
 }
 
 /// The whole number a JSON number's text spells, exactly, whatever its
@@ -104,7 +160,12 @@ pub fn exact_whole_number(text: &str, max: u64) -> Option<u64> {
         None => (text, 0),
     };
     let (whole, fraction) = mantissa.split_once('.').unwrap_or((mantissa, ""));
-    if whole.is_empty() || !whole.bytes().chain(fraction.bytes()).all(|b| b.is_ascii_digit()) {
+    if whole.is_empty()
+        || !whole
+            .bytes()
+            .chain(fraction.bytes())
+            .all(|b| b.is_ascii_digit())
+    {
         return None;
     }
     // digits × 10^(exponent - fraction digits), digits without leading zeros.
@@ -242,7 +303,9 @@ pub fn playground_id(url: &str) -> Option<&str> {
         }
         _ => without_query
             .strip_prefix("//")
-            .map_or(without_query, |rest| rest.split_once('/').map_or("", |(_, path)| path)),
+            .map_or(without_query, |rest| {
+                rest.split_once('/').map_or("", |(_, path)| path)
+            }),
     };
     let segments: Vec<&str> = path.split('/').filter(|part| !part.is_empty()).collect();
     let after_playground = segments.iter().enumerate().find_map(|(index, part)| {
@@ -340,14 +403,32 @@ mod tests {
         ] {
             assert_eq!(exact_whole_number(text, max), value, "{text}");
         }
-        let parsed = json_object(br#"{"submissionCount": 9007199254740991.0, "totalCount": 9007199254740991.5}"#)
-            .expect("an object");
+        let parsed = json_object(
+            br#"{"submissionCount": 9007199254740991.0, "totalCount": 9007199254740991.5}"#,
+        )
+        .expect("an object");
         assert_eq!(count(&parsed, "submissionCount").ok(), Some(max));
         assert!(count(&parsed, "totalCount").is_err());
         let Err(ApiError::BadRequest(message)) = json_object(br#"{"totalCount": 1e400}"#) else {
             panic!("a number beyond f64 is a 400");
         };
         assert!(message.contains("totalCount"), "{message}");
+        for (body, field) in [
+            (
+                &br#"{"metrics": {"accuracy": NaN}, "x": 1}"#[..],
+                "metrics.accuracy",
+            ),
+            (
+                br#"{"a": 1, "metrics": {"f1": 0.5, "loss": Infinity}}"#,
+                "metrics.loss",
+            ),
+            (b"{\n \"totalCount\":\n -Infinity}", "totalCount"),
+        ] {
+            let Err(ApiError::BadRequest(message)) = json_object(body) else {
+                panic!("{body:?} is a 400");
+            };
+            assert!(message.contains(field), "{message}");
+        }
     }
 
     #[test]
@@ -382,7 +463,10 @@ mod tests {
     fn playground_ids_are_derived_as_the_legacy_handler_did() {
         for (url, id) in [
             ("https://example.com/playground/my-pg", Some("my-pg")),
-            ("https://example.com/Playgrounds/pg_1/leaderboard?x=1#y", Some("pg_1")),
+            (
+                "https://example.com/Playgrounds/pg_1/leaderboard?x=1#y",
+                Some("pg_1"),
+            ),
             ("https://example.com/apps/my-pg/", Some("my-pg")),
             ("https://example.com/apps/my-pg?playground=x", Some("my-pg")),
             ("my-pg", Some("my-pg")),
@@ -401,7 +485,8 @@ mod tests {
 
     #[test]
     fn team_names_are_trimmed_and_blank_ones_ignored() {
-        let body = object(json!({"a": " Red ", "b": "  ", "c": 5, "d": null, "e": "x".repeat(129)}));
+        let body =
+            object(json!({"a": " Red ", "b": "  ", "c": 5, "d": null, "e": "x".repeat(129)}));
         let team = |field: &str| {
             let mut one = Map::new();
             if let Some(value) = body.get(field) {

@@ -85,7 +85,10 @@ mod tests {
         assert_eq!(bearer_token(&headers), None);
         headers.insert(header::AUTHORIZATION, "Bearer abc".parse().expect("header"));
         assert_eq!(bearer_token(&headers), Some("abc"));
-        headers.insert(header::AUTHORIZATION, "bearer  abc ".parse().expect("header"));
+        headers.insert(
+            header::AUTHORIZATION,
+            "bearer  abc ".parse().expect("header"),
+        );
         assert_eq!(bearer_token(&headers), Some("abc"));
         headers.insert(header::AUTHORIZATION, "abc".parse().expect("header"));
         assert_eq!(bearer_token(&headers), Some("abc"));

@@ -9,10 +9,12 @@ mod error;
 mod health;
 pub mod input;
 pub mod jwt;
+pub mod moral_compass;
 pub mod openapi;
 mod responses;
 pub mod sessions;
 mod tables;
+mod tasks;
 mod users;
 
 use std::sync::Arc;
@@ -81,6 +83,18 @@ pub fn router_with(store: Store, access: access::Policy) -> Router {
         .route(
             "/tables/{tableId}/users/{username}",
             get(users::get).put(users::put),
+        )
+        .route(
+            "/tables/{tableId}/users/{username}/moral-compass",
+            axum::routing::put(moral_compass::put),
+        )
+        .route(
+            "/tables/{tableId}/users/{username}/moralcompass",
+            axum::routing::put(moral_compass::put_legacy),
+        )
+        .route(
+            "/tables/{tableId}/users/{username}/tasks",
+            axum::routing::patch(tasks::patch).delete(tasks::clear),
         )
         .route("/sessions", axum::routing::post(sessions::create))
         .route(

@@ -10,7 +10,7 @@ use utoipa::openapi::link::LinkBuilder;
 use utoipa::openapi::{OpenApi as Document, RefOr};
 use utoipa::{Modify, OpenApi};
 
-use super::{health, sessions, tables, users};
+use super::{health, moral_compass, sessions, tables, tasks, users};
 
 const DESCRIPTION: &str = "Tables of users with scores, for ML teaching games.
 
@@ -34,6 +34,7 @@ CORS is answered by API Gateway from the deployment's allowed origins: a preflig
     paths(
         tables::create, tables::list, tables::get, tables::patch, tables::delete,
         users::list, users::get, users::put,
+        moral_compass::put, moral_compass::put_legacy, tasks::patch, tasks::clear,
         sessions::create, sessions::get, sessions::refresh, health::check,
     ),
     tags(
@@ -67,7 +68,10 @@ impl Modify for Links {
         link(
             document,
             ("/sessions", "sessionId"),
-            &[("GetSession", "getSession"), ("RefreshSession", "refreshSession")],
+            &[
+                ("GetSession", "getSession"),
+                ("RefreshSession", "refreshSession"),
+            ],
         );
     }
 }

@@ -8,7 +8,7 @@ use super::bodies::{
     ErrorBody, PageQuery, PutUserRequest, PutUserResponse, TablePath, UserPath, UsersPage,
 };
 use super::{ApiError, AppState, input};
-use crate::store::{UserCounts, UserRecord};
+use crate::store::{UserCounts, UserRecord, UserWrite};
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
@@ -37,7 +37,10 @@ pub async fn list(
         .await?;
     let limit = input::limit(query.get("limit").map(String::as_str))?;
     let start_after = input::last_key(query.get("lastKey").map(String::as_str));
-    let page = state.store.list_users(table_id, limit, &start_after).await?;
+    let page = state
+        .store
+        .list_users(table_id, limit, &start_after)
+        .await?;
     Ok(Json(UsersPage {
         users: page.items,
         last_key: page.next_cursor,
@@ -103,7 +106,12 @@ pub async fn put(
     let team_name = input::team_name(&object)?;
     let outcome = state
         .store
-        .put_user(table_id, username, counts, team_name.as_deref(), &crate::now())
+        .put_user(
+            table_id,
+            username,
+            &UserWrite::scores(counts, team_name.as_deref()),
+            &crate::now(),
+        )
         .await?;
     Ok(Json(PutUserResponse {
         username: username.to_owned(),

@@ -43,8 +43,8 @@ pub(crate) enum CounterState {
 }
 use super::tables::metadata_key;
 use crate::schema::{
-    COUNTER_CLOSED, METADATA_RANGE_END, METADATA_USERNAME, TABLE_ID, USER_COUNT, USER_COUNT_SHARDS, USERNAME,
-    counter_username,
+    COUNTER_CLOSED, METADATA_RANGE_END, METADATA_USERNAME, TABLE_ID, USER_COUNT, USER_COUNT_SHARDS,
+    USERNAME, counter_username,
 };
 
 /// BatchGetItem's limit of keys per call.
@@ -102,9 +102,7 @@ pub(crate) fn increment(table_name: &str, table_id: &str, shard: u8) -> Result<U
         .expression_attribute_names("#closed", COUNTER_CLOSED)
         .expression_attribute_values(":one", number_value(1))
         .build()
-        .map_err(|error| {
-            StoreError::build(format!("counting a user of table {table_id}"), error)
-        })
+        .map_err(|error| StoreError::build(format!("counting a user of table {table_id}"), error))
 }
 
 impl Store {
@@ -293,9 +291,10 @@ impl Store {
             [Some("ConditionalCheckFailed"), ..] => Err(StoreError::TableNotFound),
             // Someone else created it, or is incrementing it: it exists (or is
             // about to), and the caller's retry finds out which.
-            reasons if reasons.iter().any(|code| {
-                matches!(code, Some("ConditionalCheckFailed" | "TransactionConflict"))
-            }) =>
+            reasons
+                if reasons.iter().any(|code| {
+                    matches!(code, Some("ConditionalCheckFailed" | "TransactionConflict"))
+                }) =>
             {
                 Ok(())
             }
@@ -325,9 +324,9 @@ impl Store {
                 match result {
                     Ok(_) => break,
                     Err(error)
-                        if error.as_service_error().is_some_and(|service| {
-                            service.is_transaction_conflict_exception()
-                        }) =>
+                        if error
+                            .as_service_error()
+                            .is_some_and(|service| service.is_transaction_conflict_exception()) =>
                     {
                         if !conflicts.pause().await {
                             return Err(conflicts.give_up(action()));

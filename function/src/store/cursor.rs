@@ -14,7 +14,6 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
-
 /// Longest cursor accepted, far above any real key (ids are at most 64 characters).
 const MAX_CURSOR_LEN: usize = 1024;
 
@@ -163,12 +162,36 @@ mod tests {
         let cursor = encode(&key(&[("tableId", "t1"), ("username", "ann")])).expect("encodes");
         let any = |_: &HashMap<String, AttributeValue>| true;
         assert!(decode(&cursor, &["tableId", "username", "rank"], any).is_none());
-        assert!(decode(&cursor, &["tableId", "username"], |key| holds(key, "tableId", "t2")).is_none());
-        assert!(decode(&cursor, &["tableId", "username"], |key| holds(key, "tableId", "t1")).is_some());
+        assert!(
+            decode(&cursor, &["tableId", "username"], |key| holds(
+                key, "tableId", "t2"
+            ))
+            .is_none()
+        );
+        assert!(
+            decode(&cursor, &["tableId", "username"], |key| holds(
+                key, "tableId", "t1"
+            ))
+            .is_some()
+        );
         assert!(decode("not base64!", &["tableId"], any).is_none());
         assert!(decode(&URL_SAFE_NO_PAD.encode("[1,2]"), &["tableId"], any).is_none());
-        assert!(decode(&URL_SAFE_NO_PAD.encode(r#"{"tableId":5}"#), &["tableId"], any).is_none());
-        assert!(decode(&URL_SAFE_NO_PAD.encode(r#"{"tableId":""}"#), &["tableId"], any).is_none());
+        assert!(
+            decode(
+                &URL_SAFE_NO_PAD.encode(r#"{"tableId":5}"#),
+                &["tableId"],
+                any
+            )
+            .is_none()
+        );
+        assert!(
+            decode(
+                &URL_SAFE_NO_PAD.encode(r#"{"tableId":""}"#),
+                &["tableId"],
+                any
+            )
+            .is_none()
+        );
         assert!(decode(&"A".repeat(2000), &["tableId"], any).is_none());
     }
 
@@ -176,7 +199,10 @@ mod tests {
     fn whatever_a_client_sends_back_is_read() {
         let cursor = encode(&key(&[("tableId", "t1"), ("username", "ann")])).expect("encodes");
         let quoted = serde_json::to_string(&cursor).expect("a JSON string");
-        assert_eq!(StartAfter::parse(Some(&cursor)), StartAfter::Cursor(cursor.clone()));
+        assert_eq!(
+            StartAfter::parse(Some(&cursor)),
+            StartAfter::Cursor(cursor.clone())
+        );
         assert_eq!(StartAfter::parse(Some(&quoted)), StartAfter::Cursor(cursor));
         assert_eq!(
             StartAfter::parse(Some(r#"{"tableId":"t1","username":"ann"}"#)),
@@ -192,8 +218,14 @@ mod tests {
                 username: None
             }
         );
-        assert_eq!(StartAfter::parse(Some("class-7")), StartAfter::Id("class-7".into()));
-        assert_eq!(StartAfter::parse(Some(r#""class-7""#)), StartAfter::Id("class-7".into()));
+        assert_eq!(
+            StartAfter::parse(Some("class-7")),
+            StartAfter::Id("class-7".into())
+        );
+        assert_eq!(
+            StartAfter::parse(Some(r#""class-7""#)),
+            StartAfter::Id("class-7".into())
+        );
         for ignored in [
             None,
             Some(""),

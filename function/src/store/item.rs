@@ -66,12 +66,78 @@ impl ItemReader<'_> {
     pub fn epoch(&self, name: &str) -> Result<i64, StoreError> {
         match self.item.get(name) {
             Some(AttributeValue::N(text)) => text.parse().map_err(|_| {
-                self.malformed(format!("attribute {name} = {text} is not whole epoch seconds"))
+                self.malformed(format!(
+                    "attribute {name} = {text} is not whole epoch seconds"
+                ))
             }),
             None | Some(AttributeValue::Null(_)) => {
                 Err(self.malformed(format!("attribute {name} is missing")))
             }
             Some(_) => Err(self.malformed(format!("attribute {name} is not a number"))),
+        }
+    }
+
+    /// A count that may be absent (`None`).
+    pub fn optional_count(&self, name: &str) -> Result<Option<u64>, StoreError> {
+        match self.item.get(name) {
+            None | Some(AttributeValue::Null(_)) => Ok(None),
+            Some(_) => self.count(name).map(Some),
+        }
+    }
+
+    /// A number that may be absent, as the nearest double (what JSON carries).
+    pub fn optional_number(&self, name: &str) -> Result<Option<f64>, StoreError> {
+        match self.item.get(name) {
+            None | Some(AttributeValue::Null(_)) => Ok(None),
+            Some(AttributeValue::N(text)) => text
+                .parse()
+                .map(Some)
+                .map_err(|_| self.malformed(format!("attribute {name} = {text} is not a number"))),
+            Some(_) => Err(self.malformed(format!("attribute {name} is not a number"))),
+        }
+    }
+
+    /// A map of numbers that may be absent (moral-compass metrics).
+    pub fn optional_number_map(
+        &self,
+        name: &str,
+    ) -> Result<Option<std::collections::BTreeMap<String, f64>>, StoreError> {
+        match self.item.get(name) {
+            None | Some(AttributeValue::Null(_)) => Ok(None),
+            Some(AttributeValue::M(map)) => map
+                .iter()
+                .map(|(key, value)| match value {
+                    AttributeValue::N(text) => text
+                        .parse::<f64>()
+                        .map(|number| (key.clone(), number))
+                        .map_err(|_| {
+                            self.malformed(format!("{name}.{key} = {text} is not a number"))
+                        }),
+                    _ => Err(self.malformed(format!("{name}.{key} is not a number"))),
+                })
+                .collect::<Result<_, _>>()
+                .map(Some),
+            Some(_) => Err(self.malformed(format!("attribute {name} is not a map"))),
+        }
+    }
+
+    /// Strings that may be absent: a string set, or (as the legacy handler
+    /// wrote them) a list of strings.
+    pub fn optional_strings(&self, name: &str) -> Result<Option<Vec<String>>, StoreError> {
+        match self.item.get(name) {
+            None | Some(AttributeValue::Null(_)) => Ok(None),
+            Some(AttributeValue::Ss(values)) => Ok(Some(values.clone())),
+            Some(AttributeValue::L(values)) => values
+                .iter()
+                .map(|value| {
+                    value
+                        .as_s()
+                        .cloned()
+                        .map_err(|_| self.malformed(format!("attribute {name} holds a non-string")))
+                })
+                .collect::<Result<_, _>>()
+                .map(Some),
+            Some(_) => Err(self.malformed(format!("attribute {name} is not a list of strings"))),
         }
     }
 

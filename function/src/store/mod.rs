@@ -9,6 +9,7 @@ mod item;
 mod provision;
 mod sessions;
 mod tables;
+mod tasks;
 mod users;
 
 use std::time::Duration;
@@ -23,7 +24,8 @@ pub use error::StoreError;
 pub use provision::{create_table_if_missing, table_status};
 pub use sessions::{SessionWriter, StoredSession};
 pub use tables::{NewTableExtras, TableOwner, TablePatch, TableRecord};
-pub use users::{PutUserOutcome, UserCounts, UserRecord};
+pub use tasks::TaskChange;
+pub use users::{PutUserOutcome, UserCounts, UserRecord, UserWrite};
 
 /// One page of a listing, with the cursor of the next page when there is one.
 #[derive(Debug, Clone, PartialEq)]

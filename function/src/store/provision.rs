@@ -33,9 +33,8 @@ pub async fn create_table_if_missing(client: &Client, table: &str) -> Result<boo
         return Ok(false);
     }
     let indexes: Vec<_> = TABLE_SCHEMA.global_secondary_indexes.iter().collect();
-    let request = schema::create_table(client, table, &indexes).map_err(|error| {
-        StoreError::build(format!("describing DynamoDB table {table}"), error)
-    })?;
+    let request = schema::create_table(client, table, &indexes)
+        .map_err(|error| StoreError::build(format!("describing DynamoDB table {table}"), error))?;
     match request.send().await {
         Ok(_) => {}
         // Created concurrently by someone else: that is the outcome we wanted.

@@ -6,13 +6,13 @@ use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem};
 use serde::Serialize;
 
 use super::counter::new_counter;
-use super::item::{Item, number_value, string_value};
 use super::cursor::{self, StartAfter};
+use super::item::{Item, number_value, string_value};
 use super::{Conflicts, Page, Store, StoreError};
 use crate::schema::{
     BY_CREATED_AT, CREATED_AT, DISPLAY_NAME, IS_ARCHIVED, METADATA_USERNAME, OWNER_EMAIL,
-    OWNER_PRINCIPAL, OWNER_SUB, PLAYGROUND_ID, PLAYGROUND_URL, TABLE_ID, TABLES_PARTITION, TABLES_PARTITION_VALUE, UPDATED_AT,
-    USER_COUNT, USER_COUNT_SHARDS, USERNAME,
+    OWNER_PRINCIPAL, OWNER_SUB, PLAYGROUND_ID, PLAYGROUND_URL, TABLE_ID, TABLES_PARTITION,
+    TABLES_PARTITION_VALUE, UPDATED_AT, USER_COUNT, USER_COUNT_SHARDS, USERNAME,
 };
 
 /// A playground table as the API returns it.
@@ -284,10 +284,7 @@ impl Store {
     /// Where table `table_id` sits in the `byCreatedAt` listing, as an
     /// `ExclusiveStartKey` (one read of its metadata); `None` (the first page,
     /// as the legacy handler had it) when there is no such table.
-    async fn listing_position_of_table(
-        &self,
-        table_id: &str,
-    ) -> Result<Option<Item>, StoreError> {
+    async fn listing_position_of_table(&self, table_id: &str) -> Result<Option<Item>, StoreError> {
         let output = self
             .client()
             .get_item()

@@ -1,20 +1,23 @@
 //! Users of a playground table and the table's exact `userCount`.
 
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
-use aws_sdk_dynamodb::types::{Put, TransactWriteItem};
+use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem};
 use serde::Serialize;
 
 use super::counter::{self, CounterState, counter_key, pick_shard};
-use super::item::{Item, number_value, string_value};
 use super::cursor::{self, StartAfter};
+use super::item::{Item, number_value, string_value};
 use super::{Conflicts, NewUserWrite, Page, Store, StoreError};
 use crate::schema::{
-    BY_LEADERBOARD, COUNTER_CLOSED, LAST_UPDATED, LEADERBOARD_KEY, SUBMISSION_COUNT, TABLE_ID, TEAM_NAME, TOTAL_COUNT,
-    USER_COUNT, USERNAME, leaderboard_key,
+    BY_LEADERBOARD, COMPLETED_TASK_IDS, COUNTER_CLOSED, LAST_UPDATED, LEADERBOARD_KEY, METRICS,
+    MORAL_COMPASS_SCORE, PRIMARY_METRIC, QUESTIONS_CORRECT, SUBMISSION_COUNT, TABLE_ID,
+    TASKS_COMPLETED, TEAM_NAME, TOTAL_COUNT, TOTAL_QUESTIONS, TOTAL_TASKS, USER_COUNT, USERNAME,
+    leaderboard_key,
 };
 
-/// A user's scores as the API returns them.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+/// A user's scores as the API returns them: the moral-compass fields and the
+/// team wherever they were written (items without them still read).
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct UserRecord {
     pub username: String,
@@ -24,6 +27,28 @@ pub struct UserRecord {
     /// The user's team, where one was written.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub team_name: Option<String>,
+    /// The primary metric weighted by the share of tasks and questions done.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub moral_compass_score: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub metrics: Option<std::collections::BTreeMap<String, f64>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub primary_metric: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(minimum = 0, maximum = 9_007_199_254_740_991_i64)]
+    pub tasks_completed: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(minimum = 0, maximum = 9_007_199_254_740_991_i64)]
+    pub total_tasks: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(minimum = 0, maximum = 9_007_199_254_740_991_i64)]
+    pub questions_correct: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(minimum = 0, maximum = 9_007_199_254_740_991_i64)]
+    pub total_questions: Option<u64>,
+    /// Sorted by number (`t1`, `t2`, `t10`), each once.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub completed_task_ids: Option<Vec<String>>,
 }
 
 /// The counts a PUT writes.
@@ -31,6 +56,36 @@ pub struct UserRecord {
 pub struct UserCounts {
     pub submission_count: u64,
     pub total_count: u64,
+}
+
+/// What one write of a user sets, and only that: a plain score PUT and a
+/// moral-compass PUT each keep what the other wrote.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct UserWrite {
+    /// Attributes set (besides `lastUpdated`, always set).
+    pub sets: Vec<(&'static str, AttributeValue)>,
+    /// Attributes removed (an emptied task list).
+    pub removes: Vec<&'static str>,
+    /// The `submissionCount` written, if any: the leaderboard key follows it.
+    pub submission_count: Option<u64>,
+}
+
+impl UserWrite {
+    /// A plain score PUT: the two counts, and the team when named.
+    pub fn scores(counts: UserCounts, team_name: Option<&str>) -> Self {
+        let mut sets = vec![
+            (SUBMISSION_COUNT, number_value(counts.submission_count)),
+            (TOTAL_COUNT, number_value(counts.total_count)),
+        ];
+        if let Some(team) = team_name {
+            sets.push((TEAM_NAME, string_value(team)));
+        }
+        Self {
+            sets,
+            removes: Vec::new(),
+            submission_count: Some(counts.submission_count),
+        }
+    }
 }
 
 /// What a PUT did.
@@ -59,29 +114,23 @@ fn user_key(table_id: &str, username: &str) -> Item {
     .into()
 }
 
-fn user_item(
-    table_id: &str,
-    username: &str,
-    counts: UserCounts,
-    team_name: Option<&str>,
-    now: &str,
-) -> Item {
+/// A new user as `write` creates it: what it sets, counts of 0 where it
+/// sets none, and its leaderboard key.
+fn user_item(table_id: &str, username: &str, write: &UserWrite, now: &str) -> Item {
     let mut item = user_key(table_id, username);
-    if let Some(team) = team_name {
-        item.insert(TEAM_NAME.to_owned(), string_value(team));
+    item.insert(SUBMISSION_COUNT.to_owned(), number_value(0));
+    item.insert(TOTAL_COUNT.to_owned(), number_value(0));
+    for (name, value) in &write.sets {
+        item.insert((*name).to_owned(), value.clone());
     }
-    item.extend([
-        (
-            SUBMISSION_COUNT.to_owned(),
-            number_value(counts.submission_count),
-        ),
-        (TOTAL_COUNT.to_owned(), number_value(counts.total_count)),
-        (LAST_UPDATED.to_owned(), string_value(now)),
-        (
-            LEADERBOARD_KEY.to_owned(),
-            string_value(leaderboard_key(counts.submission_count, username)),
-        ),
-    ]);
+    item.insert(LAST_UPDATED.to_owned(), string_value(now));
+    item.insert(
+        LEADERBOARD_KEY.to_owned(),
+        string_value(leaderboard_key(
+            write.submission_count.unwrap_or(0),
+            username,
+        )),
+    );
     item
 }
 
@@ -103,6 +152,16 @@ impl Store {
             total_count: reader.count(TOTAL_COUNT)?,
             last_updated: reader.optional_string(LAST_UPDATED)?,
             team_name: reader.optional_string(TEAM_NAME)?,
+            moral_compass_score: reader.optional_number(MORAL_COMPASS_SCORE)?,
+            metrics: reader.optional_number_map(METRICS)?,
+            primary_metric: reader.optional_string(PRIMARY_METRIC)?,
+            tasks_completed: reader.optional_count(TASKS_COMPLETED)?,
+            total_tasks: reader.optional_count(TOTAL_TASKS)?,
+            questions_correct: reader.optional_count(QUESTIONS_CORRECT)?,
+            total_questions: reader.optional_count(TOTAL_QUESTIONS)?,
+            completed_task_ids: reader
+                .optional_strings(COMPLETED_TASK_IDS)?
+                .map(crate::schema::sorted_task_ids),
         })
     }
 
@@ -154,9 +213,7 @@ impl Store {
                 username: Some(username),
                 ..
             }
-            | StartAfter::Id(username) => {
-                self.leaderboard_position_of(table_id, username).await?
-            }
+            | StartAfter::Id(username) => self.leaderboard_position_of(table_id, username).await?,
         };
         if !self.table_exists(table_id).await? {
             return Err(StoreError::TableNotFound);
@@ -233,35 +290,25 @@ impl Store {
         &self,
         table_id: &str,
         username: &str,
-        counts: UserCounts,
-        team_name: Option<&str>,
+        write: &UserWrite,
         now: &str,
     ) -> Result<PutUserOutcome, StoreError> {
         let mut conflicts = Conflicts::new();
         loop {
             let attempt = match self
-                .update_existing_user(table_id, username, counts, team_name, now)
+                .update_existing_user(table_id, username, write, now)
                 .await?
             {
                 Attempt::Done => return Ok(PutUserOutcome { created_new: false }),
                 Attempt::Retry => Attempt::Retry,
                 Attempt::Other => match self.new_user_write {
                     NewUserWrite::Transaction => {
-                        self.create_user_in_transaction(
-                            table_id, username, counts, team_name, now,
-                        )
-                        .await?
+                        self.create_user_in_transaction(table_id, username, write, now)
+                            .await?
                     }
                     NewUserWrite::ConditionalPut => {
-                        self.create_user_then_count(
-                            table_id,
-                            username,
-                            counts,
-                            team_name,
-                            now,
-                            &mut conflicts,
-                        )
-                        .await?
+                        self.create_user_then_count(table_id, username, write, now, &mut conflicts)
+                            .await?
                     }
                 },
             };
@@ -285,35 +332,44 @@ impl Store {
         &self,
         table_id: &str,
         username: &str,
-        counts: UserCounts,
-        team_name: Option<&str>,
+        write: &UserWrite,
         now: &str,
     ) -> Result<Attempt, StoreError> {
         let mut request = self.client().update_item();
-        let mut sets = "SET #s = :s, #t = :t, #u = :u, #r = :r".to_owned();
-        if let Some(team) = team_name {
-            sets.push_str(", #team = :team");
+        let mut sets = vec!["#u = :u".to_owned()];
+        for (index, (name, value)) in write.sets.iter().enumerate() {
+            sets.push(format!("#s{index} = :s{index}"));
             request = request
-                .expression_attribute_names("#team", TEAM_NAME)
-                .expression_attribute_values(":team", string_value(team));
+                .expression_attribute_names(format!("#s{index}"), *name)
+                .expression_attribute_values(format!(":s{index}"), value.clone());
+        }
+        if let Some(submissions) = write.submission_count {
+            sets.push("#r = :r".to_owned());
+            request = request
+                .expression_attribute_names("#r", LEADERBOARD_KEY)
+                .expression_attribute_values(
+                    ":r",
+                    string_value(leaderboard_key(submissions, username)),
+                );
+        }
+        let mut expression = format!("SET {}", sets.join(", "));
+        if !write.removes.is_empty() {
+            let removes: Vec<String> = (0..write.removes.len())
+                .map(|index| format!("#x{index}"))
+                .collect();
+            expression.push_str(&format!(" REMOVE {}", removes.join(", ")));
+            for (index, name) in write.removes.iter().enumerate() {
+                request = request.expression_attribute_names(format!("#x{index}"), *name);
+            }
         }
         let result = request
             .table_name(&self.table_name)
             .set_key(Some(user_key(table_id, username)))
-            .update_expression(sets)
+            .update_expression(expression)
             .condition_expression("attribute_exists(#name)")
-            .expression_attribute_names("#s", SUBMISSION_COUNT)
-            .expression_attribute_names("#t", TOTAL_COUNT)
             .expression_attribute_names("#u", LAST_UPDATED)
-            .expression_attribute_names("#r", LEADERBOARD_KEY)
             .expression_attribute_names("#name", USERNAME)
-            .expression_attribute_values(":s", number_value(counts.submission_count))
-            .expression_attribute_values(":t", number_value(counts.total_count))
             .expression_attribute_values(":u", string_value(now))
-            .expression_attribute_values(
-                ":r",
-                string_value(leaderboard_key(counts.submission_count, username)),
-            )
             .send()
             .await;
         match result {
@@ -338,15 +394,14 @@ impl Store {
         &self,
         table_id: &str,
         username: &str,
-        counts: UserCounts,
-        team_name: Option<&str>,
+        write: &UserWrite,
         now: &str,
     ) -> Result<Attempt, StoreError> {
         let action = || format!("creating user {username} of table {table_id}");
         let shard = pick_shard();
         let put = Put::builder()
             .table_name(&self.table_name)
-            .set_item(Some(user_item(table_id, username, counts, team_name, now)))
+            .set_item(Some(user_item(table_id, username, write, now)))
             .condition_expression("attribute_not_exists(#name)")
             .expression_attribute_names("#name", USERNAME)
             .build()
@@ -401,8 +456,7 @@ impl Store {
         &self,
         table_id: &str,
         username: &str,
-        counts: UserCounts,
-        team_name: Option<&str>,
+        write: &UserWrite,
         now: &str,
         conflicts: &mut Conflicts,
     ) -> Result<Attempt, StoreError> {
@@ -413,7 +467,7 @@ impl Store {
             .client()
             .put_item()
             .table_name(&self.table_name)
-            .set_item(Some(user_item(table_id, username, counts, team_name, now)))
+            .set_item(Some(user_item(table_id, username, write, now)))
             .condition_expression("attribute_not_exists(#name)")
             .expression_attribute_names("#name", USERNAME)
             .send()
@@ -491,7 +545,11 @@ impl Store {
 
     /// Delete a user just put whose count was refused because its table is
     /// gone or being deleted.
-    async fn remove_uncounted_user(&self, table_id: &str, username: &str) -> Result<(), StoreError> {
+    async fn remove_uncounted_user(
+        &self,
+        table_id: &str,
+        username: &str,
+    ) -> Result<(), StoreError> {
         self.client()
             .delete_item()
             .table_name(&self.table_name)

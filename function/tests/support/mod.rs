@@ -341,7 +341,9 @@ pub fn flattened_claims(claims: &Value) -> Value {
                     "[{}]",
                     items
                         .iter()
-                        .map(|item| item.as_str().map_or_else(|| item.to_string(), str::to_owned))
+                        .map(|item| item
+                            .as_str()
+                            .map_or_else(|| item.to_string(), str::to_owned))
                         .collect::<Vec<_>>()
                         .join(" ")
                 ),
