@@ -188,3 +188,83 @@ fn help_explains_the_environment() {
         assert!(help.contains(setting), "{setting} missing from --help");
     }
 }
+
+/// No token reaches a log: sessions stored, read, refreshed and refused with
+/// the function logging at `debug` (more than it does deployed), every line
+/// it wrote is searched for the token and for its claims.
+#[test]
+fn no_session_token_is_ever_logged() {
+    use base64::Engine;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let table = emulator::unique_name("PlaygroundScores-tokens");
+    let mut command = command(&table);
+    command.env("RUST_LOG", "debug").arg("--create-table");
+    let mut server = Server {
+        child: command.spawn().expect("spawn playground-api"),
+    };
+    let stdout = server.child.stdout.take().expect("stdout");
+    let stderr = server.child.stderr.take().expect("stderr");
+    let (sender, receiver) = mpsc::channel();
+    for stream in [Box::new(stdout) as Box<dyn Read + Send>, Box::new(stderr)] {
+        let sender = sender.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stream).lines().map_while(Result::ok) {
+                if sender.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+    }
+    let url = loop {
+        let line = receiver
+            .recv_timeout(Duration::from_secs(60))
+            .expect("a 'Listening on' line");
+        if let Some(url) = line.split("Listening on ").nth(1) {
+            break url.trim().to_owned();
+        }
+    };
+    let secret_claims = URL_SAFE_NO_PAD.encode(r#"{"sub":"secret-student-7","exp":4102444800}"#);
+    let token = format!(
+        "{}.{secret_claims}.c2VjcmV0LXNpZ25hdHVyZQ",
+        URL_SAFE_NO_PAD.encode(r#"{"alg":"RS256"}"#)
+    );
+    let expired = format!(
+        "{}.{}.c2VjcmV0LXNpZ25hdHVyZQ",
+        URL_SAFE_NO_PAD.encode(r#"{"alg":"RS256"}"#),
+        URL_SAFE_NO_PAD.encode(r#"{"sub":"secret-student-7","exp":1}"#)
+    );
+    let store = format!(r#"{{"sessionId":"link-1","token":"{token}"}}"#);
+    assert_eq!(http(&url, "POST", "/sessions", &store).0, 201);
+    let (status, body) = http(&url, "GET", "/sessions/link-1", "");
+    assert_eq!(status, 200);
+    assert!(body.contains(&token), "the client gets its token back");
+    let refresh = format!(r#"{{"token":"{token}"}}"#);
+    assert_eq!(http(&url, "PATCH", "/sessions/link-1", &refresh).0, 200);
+    let refused = format!(r#"{{"sessionId":"link-2","token":"{expired}"}}"#);
+    assert_eq!(http(&url, "POST", "/sessions", &refused).0, 400);
+    assert_eq!(http(&url, "POST", "/sessions", "{\"token\": 5").0, 400);
+
+    let killed = Command::new("kill")
+        .args(["-TERM", &server.child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(killed.success());
+    let _ = server.child.wait();
+    drop(sender);
+    let logged: Vec<String> = receiver.iter().collect();
+    assert!(
+        logged.iter().any(|line| line.contains("Stopped")),
+        "the log was read to its end: {logged:?}"
+    );
+    for line in &logged {
+        for secret in [
+            token.as_str(),
+            expired.as_str(),
+            secret_claims.as_str(),
+            "secret-student-7",
+            "c2VjcmV0LXNpZ25hdHVyZQ",
+        ] {
+            assert!(!line.contains(secret), "a token reached the log: {line}");
+        }
+    }
+}
