@@ -34,18 +34,24 @@ def check(*flags: str) -> tuple[int, dict, dict]:
 # The queries about the boundary design (IAM, state), as against those about the
 # tag scoping of HTTP APIs and the Lambda/Logs fixes that came after it.
 BOUNDARY_SERVICES = ("iam:", "s3:", "dynamodb:")
+# Actions the deployer took up after the pre-boundary policy was saved (Time to
+# Live, for sign-in sessions): that policy never had them, so their queries say
+# nothing of the boundary and are left out of its tests.
+NEWER_THAN_THE_FIXTURE = ("dynamodb:UpdateTimeToLive", "dynamodb:DescribeTimeToLive")
 
 
 def failed_queries(verdict: dict, services=BOUNDARY_SERVICES) -> set:
     return {(q["action"], q["resource"].rsplit("/", 1)[-1], json.dumps(q["conditions"], sort_keys=True))
-            for q in verdict["queries"] if not q["ok"] and q["action"].startswith(services)}
+            for q in verdict["queries"]
+            if not q["ok"] and q["action"].startswith(services) and q["action"] not in NEWER_THAN_THE_FIXTURE}
 
 
 def boundary_queries_file(directory: str) -> str:
     """fixtures/queries.json without the queries the boundary model does not model."""
     queries = json.loads((HERE / "fixtures/queries.json").read_text())
     path = Path(directory) / "boundary-queries.json"
-    path.write_text(json.dumps([q for q in queries if q["action"].startswith(BOUNDARY_SERVICES)]))
+    path.write_text(json.dumps([q for q in queries if q["action"].startswith(BOUNDARY_SERVICES)
+                                and q["action"] not in NEWER_THAN_THE_FIXTURE]))
     return str(path)
 
 

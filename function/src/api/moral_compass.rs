@@ -27,7 +27,7 @@ use serde_json::Value;
 use serde_json::value::RawValue;
 use utoipa::ToSchema;
 
-use super::access::{Action, MaybeCaller};
+use super::access::MaybeCaller;
 use super::bodies::{Count, ErrorBody, UserPath};
 use super::input::{self, Body};
 use super::{ApiError, AppState};
@@ -264,11 +264,8 @@ pub async fn put(
     Path((table_id, username)): Path<(String, String)>,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    let table_id = input::table_id(&table_id)?;
-    let username = input::username(&username)?;
-    state
-        .authorize(caller.as_ref(), Action::WriteScores { username }, table_id)
-        .await?;
+    let (table_id, username) =
+        super::users::writable_user(&state, caller.as_ref(), &table_id, &username).await?;
     let body = input::json_object(&body)?;
     let metrics = metrics(&body)?;
     let primary_metric = match body.get(PRIMARY_METRIC) {

@@ -172,6 +172,19 @@ fn expiry(state: &AppState, token: &str, now: i64) -> Result<i64, ApiError> {
     Ok(token_expiry(token, now)?.map_or(lifetime_end, |exp| exp.min(lifetime_end)))
 }
 
+/// What storing `token` takes: now (epoch seconds), until when it lives, and
+/// who writes it; or why it is refused.
+fn accept<'a>(
+    state: &AppState,
+    caller: Option<&'a Caller>,
+    headers: &HeaderMap,
+    token: &str,
+) -> Result<(i64, i64, SessionWriter<'a>), ApiError> {
+    let now = epoch_now();
+    let expires_at = expiry(state, token, now)?;
+    Ok((now, expires_at, writer(state, caller, headers, token)?))
+}
+
 fn epoch_now() -> i64 {
     chrono::Utc::now().timestamp()
 }
@@ -198,9 +211,7 @@ pub async fn create(
     let object = input::json_object(&body)?;
     let session_id = session_id(string_field(&object, "sessionId")?)?;
     let token = string_field(&object, "token")?;
-    let now = epoch_now();
-    let expires_at = expiry(&state, token, now)?;
-    let writer = writer(&state, caller.as_ref(), &headers, token)?;
+    let (now, expires_at, writer) = accept(&state, caller.as_ref(), &headers, token)?;
     state
         .store
         .put_session(session_id, token, expires_at, writer, now, &crate::now())
@@ -267,9 +278,7 @@ pub async fn refresh(
     let session_id = session_id(&id)?;
     let object = input::json_object(&body)?;
     let token = string_field(&object, "token")?;
-    let now = epoch_now();
-    let expires_at = expiry(&state, token, now)?;
-    let writer = writer(&state, caller.as_ref(), &headers, token)?;
+    let (now, expires_at, writer) = accept(&state, caller.as_ref(), &headers, token)?;
     state
         .store
         .refresh_session(session_id, token, expires_at, writer, now, &crate::now())

@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::ToSchema;
 
-use super::access::{Action, MaybeCaller};
+use super::access::MaybeCaller;
 use super::bodies::{ErrorBody, UserPath};
 use super::moral_compass::{TaskId, task_ids};
 use super::{ApiError, AppState, input};
@@ -69,11 +69,8 @@ pub async fn patch(
     Path((table_id, username)): Path<(String, String)>,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    let table_id = input::table_id(&table_id)?;
-    let username = input::username(&username)?;
-    state
-        .authorize(caller.as_ref(), Action::WriteScores { username }, table_id)
-        .await?;
+    let (table_id, username) =
+        super::users::writable_user(&state, caller.as_ref(), &table_id, &username).await?;
     let body = input::json_object(&body)?;
     let ids = task_ids(&body, "taskIds")?.unwrap_or_default();
     let (change, op) = match body.get("op") {
@@ -115,11 +112,8 @@ pub async fn clear(
     MaybeCaller(caller): MaybeCaller,
     Path((table_id, username)): Path<(String, String)>,
 ) -> Result<Response, ApiError> {
-    let table_id = input::table_id(&table_id)?;
-    let username = input::username(&username)?;
-    state
-        .authorize(caller.as_ref(), Action::WriteScores { username }, table_id)
-        .await?;
+    let (table_id, username) =
+        super::users::writable_user(&state, caller.as_ref(), &table_id, &username).await?;
     let completed_task_ids = state
         .store
         .change_tasks(

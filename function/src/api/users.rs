@@ -93,11 +93,7 @@ pub async fn put(
     Path((table_id, username)): Path<(String, String)>,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    let table_id = input::table_id(&table_id)?;
-    let username = input::username(&username)?;
-    state
-        .authorize(caller.as_ref(), Action::WriteScores { username }, table_id)
-        .await?;
+    let (table_id, username) = writable_user(&state, caller.as_ref(), &table_id, &username).await?;
     let object = input::json_object(&body)?;
     let counts = UserCounts {
         submission_count: input::count(&object, "submissionCount")?,
@@ -127,4 +123,20 @@ pub async fn put(
         team_name,
     })
     .into_response())
+}
+
+/// The table and user a write of a user's data names (scores, moral compass,
+/// tasks), once both ids are valid and the caller may write that user.
+pub(super) async fn writable_user<'a>(
+    state: &AppState,
+    caller: Option<&super::access::Caller>,
+    table_id: &'a str,
+    username: &'a str,
+) -> Result<(&'a str, &'a str), ApiError> {
+    let table_id = input::table_id(table_id)?;
+    let username = input::username(username)?;
+    state
+        .authorize(caller, Action::WriteScores { username }, table_id)
+        .await?;
+    Ok((table_id, username))
 }
