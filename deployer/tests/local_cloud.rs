@@ -1149,3 +1149,369 @@ async fn sessions_with_sign_in_take_only_the_callers_own_token() {
     assert!(outcome.success, "{outcome}");
     eprintln!("{}", outcome.summary());
 }
+
+// ---------------------------------------------------------------------------
+// The local loop (issue #30): the local cloud's latency shims, and
+// `scripts/dev --watch` releasing saved changes. Kept together in this
+// section; see README "Quick start" and "The local AWS emulators".
+// ---------------------------------------------------------------------------
+
+/// The launcher's shims (`emulator/local_cloud_shims.py`) as its
+/// `GET /_emulator/shims` reports them: observed on ministack's own code paths
+/// whether or not a shim is on, so each check fails when its shim is left out.
+async fn shims_report(cloud: &Cloud) -> Value {
+    let (status, _, report) = cloud
+        .call(
+            cloud.emulator.endpoint(),
+            "GET",
+            "/_emulator/shims",
+            None,
+            &[],
+        )
+        .await;
+    assert_eq!(status, 200, "GET /_emulator/shims: {report}");
+    report
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_runtime_api_sets_tcp_nodelay_and_logs_are_kept_without_a_wait() {
+    let cloud = Cloud::new().await;
+    assert_exit(&cloud.apply_dev(&[]), 0);
+    let api_id = cloud.api_id().await.expect("the HTTP API exists");
+    let base = emulator::execute_api_url(cloud.emulator.endpoint(), &api_id, "dev");
+    for _ in 0..5 {
+        assert_eq!(served(&cloud, &base).await, (200, "1".to_owned()));
+    }
+
+    let report = shims_report(&cloud).await;
+    eprintln!("the shims' report: {report}");
+    assert_eq!(
+        report["active"],
+        json!(["runtime_api_tcp_nodelay", "logs_without_fixed_wait"]),
+        "{report}"
+    );
+    // TCP_NODELAY as read back from each Runtime API connection's socket.
+    assert!(
+        report["runtime_api_connections"].as_u64() > Some(0),
+        "{report}"
+    );
+    assert_eq!(
+        report["runtime_api_connections_without_nodelay"],
+        json!(0),
+        "every Runtime API connection has TCP_NODELAY: {report}"
+    );
+    // One drain of the function's output per invocation (pre-traffic check
+    // and the calls above), none of which slept.
+    assert!(report["log_drains"].as_u64() >= Some(7), "{report}");
+    assert_eq!(
+        report["sleeps_while_draining_logs"],
+        json!(0),
+        "no fixed wait for log lines: {report}"
+    );
+
+    // The lines the function wrote still reach its log group.
+    let logs = cloud.deployer(&["logs", "--env", "dev", "--since", "10m"]);
+    assert_exit(&logs, 0);
+    let shown = text(&logs);
+    assert!(shown.contains("Using DynamoDB table"), "{shown}");
+}
+
+/// `scripts/dev --watch`, run on a copy of this workspace (edits never touch
+/// the real one), building into a target directory of its own (the copy's
+/// binaries must not replace this run's), with its process group ended when
+/// dropped, however the test ends.
+struct DevWatch {
+    child: std::process::Child,
+    lines: std::sync::mpsc::Receiver<String>,
+    seen: Vec<String>,
+    workspace: tempfile::TempDir,
+    state: tempfile::TempDir,
+}
+
+impl DevWatch {
+    fn start() -> Self {
+        use std::io::BufRead;
+        use std::os::unix::process::CommandExt;
+        let root = emulator::workspace_root();
+        let workspace = tempfile::tempdir().expect("temp dir");
+        copy_sources(&root, workspace.path());
+        std::os::unix::fs::symlink(root.join(".venv"), workspace.path().join(".venv"))
+            .expect("link .venv");
+        let state = tempfile::tempdir().expect("temp dir");
+        let target = std::env::var_os("CARGO_TARGET_DIR")
+            .map_or_else(|| root.join("target"), PathBuf::from)
+            .join("dev-watch");
+        let mut child = std::process::Command::new(workspace.path().join("scripts/dev"))
+            .arg("--watch")
+            .env("CARGO_TARGET_DIR", &target)
+            .env("DEPLOYER", env!("CARGO_BIN_EXE_deployer"))
+            .env("EMULATOR_PORT", "0")
+            .env("EMULATOR_STATE_DIR", state.path())
+            .env_remove("DEPLOYER_ENV")
+            .env_remove("DEPLOYER_STATE")
+            .env_remove("LOCAL_CLOUD_WITHOUT_SHIMS")
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .process_group(0)
+            .spawn()
+            .expect("start scripts/dev --watch");
+        let (send, lines) = std::sync::mpsc::channel();
+        let stdout = child.stdout.take().expect("stdout");
+        let stderr = child.stderr.take().expect("stderr");
+        for stream in [
+            Box::new(stdout) as Box<dyn std::io::Read + Send>,
+            Box::new(stderr),
+        ] {
+            let send = send.clone();
+            std::thread::spawn(move || {
+                for line in std::io::BufReader::new(stream)
+                    .lines()
+                    .map_while(Result::ok)
+                {
+                    if send.send(line).is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+        Self {
+            child,
+            lines,
+            seen: Vec::new(),
+            workspace,
+            state,
+        }
+    }
+
+    /// The first line from now on that contains `wanted`, within `limit`.
+    fn wait_for(&mut self, wanted: &str, limit: Duration) -> String {
+        let deadline = std::time::Instant::now() + limit;
+        loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) => {
+                    eprintln!("dev: {line}");
+                    self.seen.push(line.clone());
+                    if line.contains(wanted) {
+                        return line;
+                    }
+                }
+                Err(_) => panic!(
+                    "scripts/dev --watch did not say {wanted:?} within {limit:?}; it said:\n{}",
+                    self.seen.join("\n")
+                ),
+            }
+        }
+    }
+
+    /// What the loop made of the last save: its next `watch:` line that is
+    /// not the save itself (a release, a failed build, a refused release).
+    fn outcome(&mut self, limit: Duration) -> String {
+        loop {
+            let line = self.wait_for("watch: ", limit);
+            if !line.starts_with("watch: saved") {
+                return line;
+            }
+        }
+    }
+
+    /// Replace each `old` (which must be there) by its `new` in the copy's
+    /// `path`, and save once, as an editor does.
+    fn edit(&self, path: &str, changes: &[(&str, &str)]) {
+        let file = self.workspace.path().join(path);
+        let mut source = std::fs::read_to_string(&file).expect("read the copy's file");
+        for (old, new) in changes {
+            assert!(source.contains(old), "{path} has no {old:?}");
+            source = source.replacen(old, new, 1);
+        }
+        std::fs::write(&file, source).expect("save");
+    }
+}
+
+impl DevWatch {
+    /// Ctrl-C (SIGINT to its process group), as a developer stops it; what
+    /// still runs from the copy once scripts/dev has exited (or 20 s passed).
+    fn interrupt(&mut self) -> Vec<String> {
+        let _ = std::process::Command::new("kill")
+            .args(["-INT", "--", &format!("-{}", self.child.id())])
+            .status();
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        while std::time::Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        std::thread::sleep(Duration::from_millis(200));
+        processes_naming(self.workspace.path())
+    }
+}
+
+impl Drop for DevWatch {
+    fn drop(&mut self) {
+        let group = format!("-{}", self.child.id());
+        let _ = std::process::Command::new("kill")
+            .args(["-TERM", "--", &group])
+            .stderr(std::process::Stdio::null())
+            .status();
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        while std::time::Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = std::process::Command::new("kill")
+            .args(["-KILL", "--", &group])
+            .stderr(std::process::Stdio::null())
+            .status();
+        let _ = self.child.wait();
+        // The local cloud runs in a process group of its own: end it by its pid
+        // if scripts/dev could not.
+        if let Ok(pid) = std::fs::read_to_string(self.state.path().join("local-cloud.pid")) {
+            let _ = std::process::Command::new("kill")
+                .arg(pid.trim())
+                .stderr(std::process::Stdio::null())
+                .status();
+        }
+    }
+}
+
+/// The workspace's sources, without its hidden folders (.git, venvs, state)
+/// and build output.
+fn copy_sources(from: &Path, to: &Path) {
+    for entry in std::fs::read_dir(from).expect("read the workspace") {
+        let entry = entry.expect("entry");
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        if name.starts_with('.') || name == "target" {
+            continue;
+        }
+        let kind = entry.file_type().expect("file type");
+        let destination = to.join(&*name);
+        if kind.is_dir() {
+            std::fs::create_dir_all(&destination).expect("create folder");
+            copy_sources(&entry.path(), &destination);
+        } else if kind.is_file() {
+            std::fs::copy(entry.path(), &destination).expect("copy file");
+        }
+    }
+}
+
+/// Processes whose command line names `path` (none must outlive the test).
+fn processes_naming(path: &Path) -> Vec<String> {
+    let needle = path.to_string_lossy().into_owned();
+    std::fs::read_dir("/proc")
+        .expect("/proc")
+        .filter_map(Result::ok)
+        .filter(|entry| entry.file_name().to_string_lossy().parse::<u32>().is_ok())
+        .filter_map(|entry| std::fs::read(entry.path().join("cmdline")).ok())
+        .map(|cmdline| String::from_utf8_lossy(&cmdline).replace('\0', " "))
+        .filter(|cmdline| cmdline.contains(&needle))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scripts_dev_watch_releases_a_saved_change_and_a_broken_one_leaves_live_serving() {
+    // The first build of the copy compiles the function's dependencies into
+    // its own target directory (kept for the next run); later ones are incremental.
+    const FIRST_BUILD: Duration = Duration::from_secs(30 * 60);
+    const CHANGE: Duration = Duration::from_secs(10 * 60);
+    let http = reqwest::Client::new();
+    let health = |base: String| {
+        let http = http.clone();
+        async move {
+            let answer = http
+                .get(format!("{base}/health"))
+                .send()
+                .await
+                .expect("GET /health");
+            let status = answer.status().as_u16();
+            let body: Value = answer.json().await.unwrap_or(Value::Null);
+            (status, body)
+        }
+    };
+    let mut dev = DevWatch::start();
+    let workspace = dev.workspace.path().to_path_buf();
+    let url = dev.wait_for("/_aws/execute-api/", FIRST_BUILD);
+    let base = url
+        .split_whitespace()
+        .next()
+        .expect("the API's URL")
+        .to_owned();
+    dev.wait_for("watch: watching", CHANGE);
+    let (status, body) = health(base.clone()).await;
+    assert_eq!((status, &body["release"]), (200, &json!("1")), "{body}");
+
+    // A change to a response: rebuilt, released through the deployer, served.
+    let marker = "saved while scripts/dev --watch ran";
+    let changed = format!(r#"Json(health("ok", Some("{marker}".to_owned())))"#);
+    dev.edit(
+        "function/src/api/health.rs",
+        &[(r#"Json(health("ok", None))"#, &changed)],
+    );
+    let released = dev.outcome(CHANGE);
+    assert!(
+        released.contains("version 2 is live") && released.contains("s from save to live"),
+        "{released}"
+    );
+    let (status, body) = health(base.clone()).await;
+    assert_eq!(
+        (status, &body["release"], &body["error"]),
+        (200, &json!("2"), &json!(marker)),
+        "{body}"
+    );
+
+    // A change to deployer.toml: planned and applied the same way.
+    dev.edit("deployer.toml", &[("timeout_s = 10\n", "timeout_s = 12\n")]);
+    let released = dev.outcome(CHANGE);
+    assert!(released.contains("version 3 is live"), "{released}");
+
+    // A change that does not build: reported, and version 3 keeps serving.
+    dev.edit(
+        "function/src/api/health.rs",
+        &[(
+            "pub async fn check(",
+            "fn does_not_build( {}\npub async fn check(",
+        )],
+    );
+    let failed = dev.outcome(CHANGE);
+    assert!(
+        failed.contains("the build failed") && failed.contains("live stays at version 3"),
+        "{failed}"
+    );
+    let (status, body) = health(base.clone()).await;
+    assert_eq!((status, &body["release"]), (200, &json!("3")), "{body}");
+
+    // A change that builds but fails the pre-traffic check (GET /health must
+    // say "ok"): the deployer refuses it, and version 3 keeps serving.
+    dev.edit(
+        "function/src/api/health.rs",
+        &[
+            ("fn does_not_build( {}\n", ""),
+            (
+                r#"Json(health("ok", Some("#,
+                r#"Json(health("broken", Some("#,
+            ),
+        ],
+    );
+    let refused = dev.outcome(CHANGE);
+    assert!(
+        refused.contains("the release was refused") && refused.contains("live stays at version 3"),
+        "{refused}"
+    );
+    let (status, body) = health(base.clone()).await;
+    assert_eq!(
+        (status, &body["release"], &body["status"]),
+        (200, &json!("3"), &json!("ok")),
+        "{body}"
+    );
+
+    // Ctrl-C ends it all: the watchers, and the local cloud (which ends its functions).
+    let left = dev.interrupt();
+    drop(dev);
+    assert!(left.is_empty(), "left running after Ctrl-C: {left:?}");
+    let left = processes_naming(&workspace);
+    assert!(left.is_empty(), "left running: {left:?}");
+}
