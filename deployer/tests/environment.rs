@@ -3520,11 +3520,15 @@ async fn sign_in_puts_a_jwt_authorizer_on_the_writing_routes_and_takes_it_off_ag
         guarded,
         [
             "DELETE /tables/{tableId}",
+            "DELETE /tables/{tableId}/users/{username}/tasks",
             "PATCH /sessions/{sessionId}",
             "PATCH /tables/{tableId}",
+            "PATCH /tables/{tableId}/users/{username}/tasks",
             "POST /sessions",
             "POST /tables",
-            "PUT /tables/{tableId}/users/{username}"
+            "PUT /tables/{tableId}/users/{username}",
+            "PUT /tables/{tableId}/users/{username}/moral-compass",
+            "PUT /tables/{tableId}/users/{username}/moralcompass"
         ]
     );
     let variables = environment().await;
