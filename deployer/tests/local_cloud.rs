@@ -197,7 +197,6 @@ async fn check_contract(cloud: &Cloud, base: &str) {
         ("POST", "/tables".to_owned(), Some(r#"{"tableId":5}"#)),
         ("GET", "/tables?limit=0".to_owned(), None),
         ("GET", "/tables?limit=501".to_owned(), None),
-        ("GET", "/tables?lastKey=garbage".to_owned(), None),
         (
             "PATCH",
             format!("/tables/{table}"),
@@ -230,6 +229,12 @@ async fn check_contract(cloud: &Cloud, base: &str) {
         assert_eq!(status, 400, "{method} {path} {body:?}: {reply}");
         assert!(reply["error"].is_string(), "{method} {path}: {reply}");
     }
+    // A lastKey that cannot be read is the first page, as the legacy handler had it.
+    let (status, _, reply) = cloud
+        .call(base, "GET", "/tables?lastKey=garbage", None, &[])
+        .await;
+    assert_eq!(status, 200, "{reply}");
+    assert!(reply["tables"].is_array(), "{reply}");
 
     // The happy path, read back through the API.
     for (user, submissions) in [("alice", 3), ("bob", 5)] {
@@ -410,8 +415,15 @@ async fn an_environment_on_the_local_cloud_serves_the_contract_through_api_gatew
     let api_id = cloud.api_id().await.expect("the HTTP API exists");
     let base = emulator::execute_api_url(cloud.emulator.endpoint(), &api_id, "dev");
 
-    let (status, _, body) = cloud.call(&base, "GET", "/health", None, &[]).await;
+    let (status, _, mut body) = cloud.call(&base, "GET", "/health", None, &[]).await;
     assert_eq!(status, 200, "{body}");
+    let timestamp = body
+        .as_object_mut()
+        .and_then(|health| health.remove("timestamp"));
+    assert!(
+        timestamp.as_ref().is_some_and(Value::is_string),
+        "{timestamp:?}"
+    );
     assert_eq!(
         body,
         json!({
