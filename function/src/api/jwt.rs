@@ -50,17 +50,22 @@ pub fn bearer_token(headers: &HeaderMap) -> Option<&str> {
     (!token.is_empty()).then_some(token)
 }
 
+/// A compact JWT carrying `claims` (JSON text), its signature not a real one:
+/// what the tests feed the parts of the API that never verify a token.
+#[cfg(test)]
+pub(crate) fn unsigned(claims: &str) -> String {
+    format!(
+        "{}.{}.c2ln",
+        URL_SAFE_NO_PAD.encode(r#"{"alg":"RS256"}"#),
+        URL_SAFE_NO_PAD.encode(claims)
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn jwt(claims: &str) -> String {
-        format!(
-            "{}.{}.c2ln",
-            URL_SAFE_NO_PAD.encode(r#"{"alg":"RS256"}"#),
-            URL_SAFE_NO_PAD.encode(claims)
-        )
-    }
+    use super::unsigned as jwt;
 
     #[test]
     fn only_compact_jwts_with_json_parts_have_claims() {

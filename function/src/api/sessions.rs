@@ -293,18 +293,9 @@ pub async fn refresh(
 
 #[cfg(test)]
 mod tests {
-    use base64::Engine;
-    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-
     use super::*;
 
-    fn jwt(claims: &str) -> String {
-        format!(
-            "{}.{}.c2ln",
-            URL_SAFE_NO_PAD.encode(r#"{"alg":"RS256"}"#),
-            URL_SAFE_NO_PAD.encode(claims)
-        )
-    }
+    use super::jwt::unsigned as jwt;
 
     #[test]
     fn tokens_must_be_unexpired_jwts() {

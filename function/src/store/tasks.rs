@@ -7,9 +7,10 @@
 use aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
 
-use super::item::{Item, string_value};
+use super::item::string_value;
+use super::users::user_key;
 use super::{Conflicts, Store, StoreError};
-use crate::schema::{COMPLETED_TASK_IDS, LAST_UPDATED, TABLE_ID, USERNAME, sorted_task_ids};
+use crate::schema::{COMPLETED_TASK_IDS, LAST_UPDATED, USERNAME, sorted_task_ids};
 
 /// What a change of the task list does.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -35,14 +36,6 @@ impl TaskChange {
     }
 }
 
-fn key(table_id: &str, username: &str) -> Item {
-    [
-        (TABLE_ID.to_owned(), string_value(table_id)),
-        (USERNAME.to_owned(), string_value(username)),
-    ]
-    .into()
-}
-
 impl Store {
     /// Change `username`'s completed tasks; the set as it is afterwards,
     /// sorted by number. [`StoreError::UserNotFound`] or
@@ -58,7 +51,7 @@ impl Store {
         let base = |request: UpdateItemFluentBuilder| {
             request
                 .table_name(&self.table_name)
-                .set_key(Some(key(table_id, username)))
+                .set_key(Some(user_key(table_id, username)))
                 .expression_attribute_names("#ids", COMPLETED_TASK_IDS)
                 .expression_attribute_names("#u", LAST_UPDATED)
                 .expression_attribute_names("#name", USERNAME)
@@ -130,7 +123,7 @@ impl Store {
                 .client()
                 .get_item()
                 .table_name(&self.table_name)
-                .set_key(Some(key(table_id, username)))
+                .set_key(Some(user_key(table_id, username)))
                 .consistent_read(true)
                 .send()
                 .await
@@ -148,7 +141,7 @@ impl Store {
                 .client()
                 .update_item()
                 .table_name(&self.table_name)
-                .set_key(Some(key(table_id, username)))
+                .set_key(Some(user_key(table_id, username)))
                 .expression_attribute_names("#ids", COMPLETED_TASK_IDS)
                 .expression_attribute_names("#u", LAST_UPDATED)
                 .expression_attribute_values(":u", string_value(now));

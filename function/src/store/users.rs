@@ -106,7 +106,7 @@ enum Attempt {
     Retry,
 }
 
-fn user_key(table_id: &str, username: &str) -> Item {
+pub(super) fn user_key(table_id: &str, username: &str) -> Item {
     [
         (TABLE_ID.to_owned(), string_value(table_id)),
         (USERNAME.to_owned(), string_value(username)),
@@ -184,8 +184,7 @@ impl Store {
             })?;
         match output.item() {
             Some(item) => self.user_record(item),
-            None if self.table_exists(table_id).await? => Err(StoreError::UserNotFound),
-            None => Err(StoreError::TableNotFound),
+            None => Err(self.missing_user(table_id).await?),
         }
     }
 
