@@ -78,24 +78,67 @@ async fn steady_state_requests_cost_the_documented_round_trips() {
         assert_eq!(api.get("/tables/cost").await.status, StatusCode::OK);
         assert_eq!(trips.take(), 1, "GET /tables/{{id}}");
 
-        // A new user: one failed conditional update, then the create.
+        // A new user: one failed conditional update, the lookup of its rank
+        // bucket, then the create (with its rank and count).
         assert_eq!(api.put_user("cost", "ann", 1).await.status, StatusCode::OK);
         let new_user = trips.take();
         match mode {
-            NewUserWrite::Transaction => assert_eq!(new_user, 2, "PUT new user (transaction)"),
+            NewUserWrite::Transaction => assert_eq!(new_user, 3, "PUT new user (transaction)"),
+            // The count after the transaction (which checks a counter is open).
             NewUserWrite::ConditionalPut => {
                 assert_eq!(new_user, 4, "PUT new user (conditional put)")
             }
         }
 
+        // The update, then (its place moved) the buckets of its old and new
+        // places and the transaction that moves it.
         assert_eq!(api.put_user("cost", "ann", 2).await.status, StatusCode::OK);
-        assert_eq!(trips.take(), 1, "PUT existing user");
+        assert_eq!(trips.take(), 4, "PUT existing user, place changed");
+        // Nothing that ranks it changed: the update alone.
+        let same = api
+            .put(
+                "/tables/cost/users/ann",
+                r#"{"submissionCount":2,"totalCount":9}"#,
+            )
+            .await;
+        assert_eq!(same.status, StatusCode::OK);
+        assert_eq!(trips.take(), 1, "PUT existing user, same place");
 
         assert_eq!(
             api.get("/tables/cost/users/ann").await.status,
             StatusCode::OK
         );
         assert_eq!(trips.take(), 1, "GET user");
+        assert_eq!(
+            api.get("/tables/cost/users/ann?withRank=true").await.body["rank"],
+            1
+        );
+        assert_eq!(
+            trips.take(),
+            3,
+            "GET user with its rank: the user, the buckets up to it, a count within its bucket"
+        );
+        assert_eq!(
+            api.put(
+                "/tables/cost/users/ann",
+                r#"{"submissionCount":2,"totalCount":9,"teamName":"red"}"#
+            )
+            .await
+            .status,
+            StatusCode::OK
+        );
+        trips.take();
+        assert_eq!(
+            api.get("/tables/cost/users/ann?withRank=true").await.body["teamRank"],
+            1
+        );
+        assert_eq!(
+            trips.take(),
+            4,
+            "GET user with ranks, in a team: and the teams"
+        );
+        assert_eq!(api.get("/tables/cost/teams").await.status, StatusCode::OK);
+        assert_eq!(trips.take(), 2, "GET teams: table check + the teams");
 
         assert_eq!(
             api.patch("/tables/cost", r#"{"isArchived":true}"#)
@@ -172,32 +215,43 @@ async fn delete_costs_a_query_per_100_items_a_batch_write_per_25_users_and_one_f
     assert_eq!(trips.take(), 0, "DELETE with a bad id");
 
     // Every DELETE of a table that exists first checks it and closes its
-    // counters: 1 + 4 calls.
+    // counters: 1 + 4 calls. Its last request reads what a write may have
+    // left of the class's ranks (2 queries) before the metadata goes.
     let close = 1 + usize::from(USER_COUNT_SHARDS);
+    let last = 2 + 1;
     // An empty table: closing, the query, then the metadata.
     api.create_table("empty").await;
     trips.take();
     assert_eq!(api.delete("/tables/empty").await.status, StatusCode::OK);
-    assert_eq!(trips.take(), close + 2, "DELETE of a table without users");
+    assert_eq!(
+        trips.take(),
+        close + 1 + last,
+        "DELETE of a table without users"
+    );
 
-    // 30 users: one query, batches of 25 and 5, the metadata.
+    // 30 users and their 30 rank entries and 8 bucket shards, after the
+    // metadata and counters: one page, 68 items in 3 batch writes.
     api.create_table("thirty").await;
     api.seed_users("thirty", 30).await;
     trips.take();
     let reply = api.delete("/tables/thirty").await;
     assert_eq!(reply.status, StatusCode::OK);
     assert_eq!(reply.body["deletedUsers"], 30);
-    assert_eq!(trips.take(), close + 4, "DELETE of a table of 30 users");
+    assert_eq!(
+        trips.take(),
+        close + 1 + 3 + last,
+        "DELETE of a table of 30 users"
+    );
 
-    // 250 users: 251 items are three pages; 99 + 100 + 51 users are 4 + 4 + 3
-    // batch writes; the metadata.
+    // 250 users: 5 + 250 + 250 + 16 items are six pages; 95 + 100 × 4 + 21
+    // deleted items are 4 + 4 × 4 + 1 batch writes.
     api.create_table("many").await;
     api.seed_users("many", 250).await;
     trips.take();
     assert_eq!(api.delete("/tables/many").await.status, StatusCode::OK);
     assert_eq!(
         trips.take(),
-        close + 3 + 11 + 1,
+        close + 6 + 21 + last,
         "DELETE of a table of 250 users"
     );
 
@@ -215,11 +269,21 @@ async fn delete_costs_a_query_per_100_items_a_batch_write_per_25_users_and_one_f
         close + 10 + 40,
         "the first DELETE of 1,100 users"
     );
-    assert_eq!(api.delete("/tables/large").await.status, StatusCode::OK);
-    // 102 items left: two pages (99 and 2 users), 4 + 1 batch writes, the metadata.
+    // 5 + 1,100 + 1,100 + 72 items: the second request reads the next 10
+    // pages (995 deleted items), the third the 5 kept and the last 287.
+    assert_eq!(
+        api.delete("/tables/large").await.status,
+        StatusCode::ACCEPTED
+    );
     assert_eq!(
         trips.take(),
-        close + 2 + 5 + 1,
+        close + 10 + 40,
         "the second DELETE of 1,100 users"
+    );
+    assert_eq!(api.delete("/tables/large").await.status, StatusCode::OK);
+    assert_eq!(
+        trips.take(),
+        close + 3 + 12 + last,
+        "the third DELETE of 1,100 users"
     );
 }

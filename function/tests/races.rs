@@ -99,7 +99,7 @@ async fn no_user_outlives_a_delete_that_races_with_writes() {
             );
 
             assert_eq!(
-                api.items_of(&class).await,
+                api.all_items_of(&class).await,
                 0,
                 "{mode:?} {class}: items outlived the DELETE"
             );
@@ -116,7 +116,7 @@ async fn no_user_outlives_a_delete_that_races_with_writes() {
                     "{mode:?} {path}: a write after the delete"
                 );
             }
-            assert_eq!(api.items_of(&class).await, 0, "{mode:?} {class}");
+            assert_eq!(api.all_items_of(&class).await, 0, "{mode:?} {class}");
 
             // Created again, it starts empty and counts exactly what it holds.
             api.create_table(&class).await;

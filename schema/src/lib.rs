@@ -16,7 +16,10 @@
 //!   and [`LEADERBOARD_KEY`] so the user appears in the [`BY_LEADERBOARD`] index;
 //! - a user counter: `tableId`, `username =` [`counter_username`]`(i)` for `i` in
 //!   `0..`[`USER_COUNT_SHARDS`], and `userCount`. A table's `userCount` is its
-//!   metadata's `userCount` plus its counters' (see [`USER_COUNT_SHARDS`]).
+//!   metadata's `userCount` plus its counters' (see [`USER_COUNT_SHARDS`]);
+//! - what ranks and team standings are kept in: [`ranking::RANK_KEY`] and
+//!   [`ranking::RANK_TEAM`] on each ranked user (so it appears in [`BY_RANK`]),
+//!   and the class's rank entries, rank buckets and teams (see [`ranking`]).
 
 /// The attribute DynamoDB Time to Live reads (epoch seconds): items past it
 /// are swept. Only sign-in sessions carry it. `ttl`, as the legacy deployment
@@ -114,11 +117,18 @@ pub const LEADERBOARD_KEY: &str = "leaderboardKey";
 pub const BY_USER: &str = "byUser";
 /// GSI: all playground tables, newest first with `ScanIndexForward = false`.
 pub const BY_CREATED_AT: &str = "byCreatedAt";
-/// GSI: a playground table's users in leaderboard order.
+/// GSI: a playground table's users by `submissionCount` descending, then
+/// `username` (the order before moral-compass scores). Still written, so a
+/// release rolled back to one that lists by it lists correctly.
 pub const BY_LEADERBOARD: &str = "byLeaderboard";
+/// GSI: a playground table's users in leaderboard order: `moralCompassScore`
+/// descending, then `submissionCount` descending, then `username`
+/// ([`ranking::rank_key`]). Only ranked users carry its key.
+pub const BY_RANK: &str = "byRank";
 
 pub mod cors;
 mod create_table;
+pub mod ranking;
 pub mod routes;
 
 pub use create_table::{
@@ -189,6 +199,12 @@ pub const TABLE_SCHEMA: TableSchema = TableSchema {
             name: BY_LEADERBOARD,
             partition_key: string_key(TABLE_ID),
             sort_key: string_key(LEADERBOARD_KEY),
+            required_by_api: true,
+        },
+        GlobalSecondaryIndex {
+            name: BY_RANK,
+            partition_key: string_key(TABLE_ID),
+            sort_key: string_key(ranking::RANK_KEY),
             required_by_api: true,
         },
     ],
@@ -303,7 +319,8 @@ mod tests {
                 USERNAME,
                 TABLES_PARTITION,
                 CREATED_AT,
-                LEADERBOARD_KEY
+                LEADERBOARD_KEY,
+                ranking::RANK_KEY
             ]
         );
     }

@@ -35,6 +35,7 @@ pub const ROUTES: &[Route] = &[
     route("PATCH", "/tables/{tableId}"),
     route("DELETE", "/tables/{tableId}"),
     route("GET", "/tables/{tableId}/users"),
+    route("GET", "/tables/{tableId}/teams"),
     route("GET", "/tables/{tableId}/users/{username}"),
     route("PUT", "/tables/{tableId}/users/{username}"),
     route("PUT", "/tables/{tableId}/users/{username}/moral-compass"),

@@ -187,7 +187,8 @@ pub struct TablesPage {
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct UsersPage {
-    /// By `submissionCount` descending, then `username`.
+    /// In leaderboard order: `moralCompassScore` descending (a user without
+    /// one counts as 0), then `submissionCount` descending, then `username`.
     pub users: Vec<crate::store::UserRecord>,
     /// Present when there are more: pass it as `lastKey` for the next page.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -267,6 +268,29 @@ pub struct PageQuery {
     /// forms, and a `lastKey` that cannot be read is the first page.
     #[param(rename = "lastKey")]
     #[serde(rename = "lastKey")]
+    pub last_key: Option<String>,
+}
+
+/// A user's read, with or without its ranks.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)]
+pub struct RankQuery {
+    /// `true` adds the user's `rank` in the class and, in a team, its team's
+    /// `teamRank`. Costs a few reads, never the whole class.
+    #[param(rename = "withRank")]
+    #[serde(rename = "withRank")]
+    pub with_rank: Option<bool>,
+}
+
+/// A page of the team leaderboard.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TeamsPage {
+    /// By average score descending, then more members, then the name.
+    pub teams: Vec<crate::store::TeamRecord>,
+    /// Present when there are more: pass it as `lastKey` for the next page.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub last_key: Option<String>,
 }
 

@@ -334,6 +334,18 @@ pub fn limit(raw: Option<&str>) -> Result<u16, ApiError> {
     }
 }
 
+/// A boolean query parameter (`withRank`): `true` or `false` (also `1` and
+/// `0`, in any case); absent is `false`.
+pub fn flag(raw: Option<&str>, name: &str) -> Result<bool, ApiError> {
+    match raw.map(str::to_ascii_lowercase).as_deref() {
+        None | Some("false" | "0" | "") => Ok(false),
+        Some("true" | "1") => Ok(true),
+        Some(_) => Err(ApiError::bad_request(format!(
+            "{name} must be true or false"
+        ))),
+    }
+}
+
 /// The `lastKey` query parameter, in any form a client sends back (see
 /// [`StartAfter`]): never refused here.
 pub fn last_key(raw: Option<&str>) -> StartAfter {

@@ -15,6 +15,7 @@ mod responses;
 pub mod sessions;
 mod tables;
 mod tasks;
+mod teams;
 mod users;
 
 use std::sync::Arc;
@@ -80,6 +81,7 @@ pub fn router_with(store: Store, access: access::Policy) -> Router {
             get(tables::get).patch(tables::patch).delete(tables::delete),
         )
         .route("/tables/{tableId}/users", get(users::list))
+        .route("/tables/{tableId}/teams", get(teams::list))
         .route(
             "/tables/{tableId}/users/{username}",
             get(users::get).put(users::put),

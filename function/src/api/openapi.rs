@@ -10,7 +10,7 @@ use utoipa::openapi::link::LinkBuilder;
 use utoipa::openapi::{OpenApi as Document, RefOr};
 use utoipa::{Modify, OpenApi};
 
-use super::{health, moral_compass, sessions, tables, tasks, users};
+use super::{health, moral_compass, sessions, tables, tasks, teams, users};
 
 const DESCRIPTION: &str = "Tables of users with scores, for ML teaching games.
 
@@ -33,7 +33,7 @@ CORS is answered by API Gateway from the deployment's allowed origins: a preflig
     info(title = "AI Model Share playground API", version = "1", description = DESCRIPTION),
     paths(
         tables::create, tables::list, tables::get, tables::patch, tables::delete,
-        users::list, users::get, users::put,
+        users::list, users::get, users::put, teams::list,
         moral_compass::put, moral_compass::put_legacy, tasks::patch, tasks::clear,
         sessions::create, sessions::get, sessions::refresh, health::check,
     ),
@@ -63,6 +63,7 @@ impl Modify for Links {
                 ("ListUsers", "listUsers"),
                 ("PutUser", "putUser"),
                 ("GetUser", "getUser"),
+                ("ListTeams", "listTeams"),
             ],
         );
         link(

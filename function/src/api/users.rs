@@ -5,7 +5,8 @@ use std::sync::Arc;
 
 use super::access::{Action, MaybeCaller};
 use super::bodies::{
-    ErrorBody, PageQuery, PutUserRequest, PutUserResponse, TablePath, UserPath, UsersPage,
+    ErrorBody, PageQuery, PutUserRequest, PutUserResponse, RankQuery, TablePath, UserPath,
+    UsersPage,
 };
 use super::{ApiError, AppState, input};
 use crate::store::{UserCounts, UserRecord, UserWrite};
@@ -50,10 +51,10 @@ pub async fn list(
 
 #[utoipa::path(
     get, path = "/tables/{tableId}/users/{username}", operation_id = "getUser", tag = "users",
-    params(UserPath),
+    params(UserPath, RankQuery),
     responses(
-        (status = 200, description = "The user's scores", body = UserRecord),
-        (status = 400, description = "A bad tableId or username", body = ErrorBody),
+        (status = 200, description = "The user's scores; with withRank=true, its rank and its team's", body = UserRecord),
+        (status = 400, description = "A bad tableId, username or withRank", body = ErrorBody),
         (status = 401, description = "Sign-in required (where the environment requires it) and no valid token", body = ErrorBody),
         (status = 404, description = "Table not found, or User not found in table", body = ErrorBody),
         (status = 503, description = "The table is busy; retry", body = ErrorBody),
@@ -63,13 +64,18 @@ pub async fn get(
     State(state): State<Arc<AppState>>,
     MaybeCaller(caller): MaybeCaller,
     Path((table_id, username)): Path<(String, String)>,
+    Query(query): Query<HashMap<String, String>>,
 ) -> Result<Response, ApiError> {
     let table_id = input::table_id(&table_id)?;
     let username = input::username(&username)?;
+    let with_rank = input::flag(query.get("withRank").map(String::as_str), "withRank")?;
     state
         .authorize(caller.as_ref(), Action::Read, table_id)
         .await?;
-    let user = state.store.get_user(table_id, username).await?;
+    let mut user = state.store.get_user(table_id, username).await?;
+    if with_rank {
+        state.store.add_ranks(table_id, &mut user).await?;
+    }
     Ok(Json(user).into_response())
 }
 

@@ -105,6 +105,26 @@ pub(crate) fn increment(table_name: &str, table_id: &str, shard: u8) -> Result<U
         .map_err(|error| StoreError::build(format!("counting a user of table {table_id}"), error))
 }
 
+/// A check, in a new user's transaction, that counter `shard` is
+/// [`OPEN_COUNTER`] (`SAFE_CONCURRENCY=false`, which counts the user after
+/// the transaction): no user is created in a table being deleted.
+pub(crate) fn open_check(
+    table_name: &str,
+    table_id: &str,
+    shard: u8,
+) -> Result<ConditionCheck, StoreError> {
+    ConditionCheck::builder()
+        .table_name(table_name)
+        .set_key(Some(counter_key(table_id, shard)))
+        .condition_expression(OPEN_COUNTER)
+        .expression_attribute_names("#id", TABLE_ID)
+        .expression_attribute_names("#closed", COUNTER_CLOSED)
+        .build()
+        .map_err(|error| {
+            StoreError::build(format!("checking a counter of table {table_id}"), error)
+        })
+}
+
 impl Store {
     /// The metadata item and the counters of one table (strongly consistent,
     /// one query); `None` when the table does not exist.

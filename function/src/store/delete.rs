@@ -38,7 +38,7 @@ use aws_sdk_dynamodb::types::{DeleteRequest, WriteRequest};
 use super::counter::is_counter;
 use super::item::{Item, string_value};
 use super::{Store, StoreError, back_off};
-use crate::schema::{METADATA_USERNAME, TABLE_ID, USERNAME};
+use crate::schema::{METADATA_USERNAME, TABLE_ID, USERNAME, ranking};
 
 /// Keys one query page reads.
 pub const PAGE_ITEMS: usize = 100;
@@ -111,12 +111,28 @@ impl Store {
             last.extend(kept);
             for batch in users.chunks(BATCH_ITEMS) {
                 self.delete_keys(table_id, batch).await?;
-                deleted_users += batch.len() as u64;
+                deleted_users += batch
+                    .iter()
+                    .filter(|item| {
+                        !item
+                            .get(USERNAME)
+                            .and_then(|name| name.as_s().ok())
+                            .is_some_and(|name| ranking::is_derived(name))
+                    })
+                    .count() as u64;
             }
             match output.last_evaluated_key() {
                 Some(key) => start = Some(key.clone()),
                 None if !found_any => return Err(StoreError::TableNotFound),
                 None => {
+                    // A write of a user that landed before the user was
+                    // deleted may have put rank items where the pages had
+                    // already passed; no write can now (every user is gone,
+                    // no new one is taken).
+                    let leftovers = self.derived_items(table_id).await?;
+                    for batch in leftovers.chunks(BATCH_ITEMS) {
+                        self.delete_keys(table_id, batch).await?;
+                    }
                     for batch in last.chunks(BATCH_ITEMS) {
                         self.delete_keys(table_id, batch).await?;
                     }
@@ -131,6 +147,44 @@ impl Store {
             deleted_users,
             complete: false,
         })
+    }
+
+    /// The keys of the table's rank entries, rank buckets and teams
+    /// (strongly consistent).
+    async fn derived_items(&self, table_id: &str) -> Result<Vec<Item>, StoreError> {
+        let mut keys = Vec::new();
+        for (from, to) in ranking::DERIVED_RANGES {
+            let mut start = None;
+            loop {
+                let output = self
+                    .client()
+                    .query()
+                    .table_name(&self.table_name)
+                    .key_condition_expression("#id = :id AND #name BETWEEN :from AND :to")
+                    .projection_expression("#id, #name")
+                    .expression_attribute_names("#id", TABLE_ID)
+                    .expression_attribute_names("#name", USERNAME)
+                    .expression_attribute_values(":id", string_value(table_id))
+                    .expression_attribute_values(":from", string_value(from))
+                    .expression_attribute_values(":to", string_value(to))
+                    .consistent_read(true)
+                    .set_exclusive_start_key(start)
+                    .send()
+                    .await
+                    .map_err(|error| {
+                        StoreError::dynamodb(
+                            format!("reading the rank items of table {table_id}"),
+                            error,
+                        )
+                    })?;
+                keys.extend(output.items().iter().cloned());
+                start = output.last_evaluated_key().cloned();
+                if start.is_none() {
+                    break;
+                }
+            }
+        }
+        Ok(keys)
     }
 
     /// Delete `keys` (at most [`BATCH_ITEMS`]) with BatchWriteItem, sending

@@ -10,6 +10,7 @@ mod provision;
 mod sessions;
 mod tables;
 mod tasks;
+mod teams;
 mod users;
 
 use std::time::Duration;
@@ -25,6 +26,7 @@ pub use provision::{create_table_if_missing, table_status};
 pub use sessions::{SessionWriter, StoredSession};
 pub use tables::{NewTableExtras, TableOwner, TablePatch, TableRecord};
 pub use tasks::TaskChange;
+pub use teams::TeamRecord;
 pub use users::{PutUserOutcome, UserCounts, UserRecord, UserWrite};
 
 /// One page of a listing, with the cursor of the next page when there is one.
@@ -202,16 +204,6 @@ impl Conflicts {
         self.attempts > MAX_CONFLICT_RETRIES
             || Deadline::current()
                 .is_some_and(|deadline| deadline.left_for_calls() < Duration::from_millis(300))
-    }
-
-    /// Count an attempt that needs no pause (the write raced with another
-    /// and should try the other way at once); `false` when the budget is spent.
-    fn count(&mut self) -> bool {
-        if self.exhausted() {
-            return false;
-        }
-        self.attempts += 1;
-        true
     }
 
     /// Pause before the next attempt; `false` (at once) when the budget is spent.

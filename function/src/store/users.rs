@@ -1,7 +1,11 @@
 //! Users of a playground table and the table's exact `userCount`.
 
+use aws_sdk_dynamodb::error::BuildError;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
-use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem};
+use aws_sdk_dynamodb::types::{
+    AttributeValue, Put, ReturnValue, ReturnValuesOnConditionCheckFailure, TransactWriteItem,
+    Update,
+};
 use serde::Serialize;
 
 use super::counter::{self, CounterState, counter_key, pick_shard};
@@ -9,10 +13,11 @@ use super::cursor::{self, StartAfter};
 use super::item::{Item, number_value, string_value};
 use super::{Conflicts, NewUserWrite, Page, Store, StoreError};
 use crate::schema::{
-    BY_LEADERBOARD, COMPLETED_TASK_IDS, COUNTER_CLOSED, LAST_UPDATED, LEADERBOARD_KEY, METRICS,
+    BY_RANK, COMPLETED_TASK_IDS, COUNTER_CLOSED, LAST_UPDATED, LEADERBOARD_KEY, METRICS,
     MORAL_COMPASS_SCORE, PRIMARY_METRIC, QUESTIONS_CORRECT, SUBMISSION_COUNT, TABLE_ID,
     TASKS_COMPLETED, TEAM_NAME, TOTAL_COUNT, TOTAL_QUESTIONS, TOTAL_TASKS, USER_COUNT, USERNAME,
     leaderboard_key,
+    ranking::{self, Membership, RANK_KEY, RANK_TEAM},
 };
 
 /// A user's scores as the API returns them: the moral-compass fields and the
@@ -49,6 +54,20 @@ pub struct UserRecord {
     /// Sorted by number (`t1`, `t2`, `t10`), each once.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub completed_task_ids: Option<Vec<String>>,
+    /// The user's 1-based place on the class's leaderboard (asked for with
+    /// `withRank=true`): `moralCompassScore` descending (none counts as 0),
+    /// then `submissionCount` descending, then `username`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(minimum = 1)]
+    pub rank: Option<u64>,
+    /// The 1-based place of the user's team on the team leaderboard
+    /// (`withRank=true`, a user in a team).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(minimum = 1)]
+    pub team_rank: Option<u64>,
+    /// Where the ranks count the user (its place, its team): not sent.
+    #[serde(skip)]
+    pub(crate) counted_as: Option<(String, Option<String>)>,
 }
 
 /// The counts a PUT writes.
@@ -98,9 +117,11 @@ pub struct PutUserOutcome {
 /// What one attempt at a write did.
 enum Attempt {
     /// Written.
-    Done,
-    /// The user exists (for a create) or does not (for an update): try the other.
-    Other,
+    Done(Written),
+    /// The user is not as read (another write changed, created or deleted
+    /// it): try again from the user as it is, returned here when DynamoDB
+    /// returned it.
+    Other(Option<Item>),
     /// A concurrent transaction held one of the items, or the counter picked
     /// did not exist yet (and now does): nothing was written; try again.
     Retry,
@@ -134,6 +155,51 @@ fn user_item(table_id: &str, username: &str, write: &UserWrite, now: &str) -> It
     item
 }
 
+/// What the update of a user found.
+enum Updated {
+    /// Updated: the user as it now is.
+    Now(Item),
+    /// There is no such user.
+    Missing,
+    /// A transaction held the user: nothing was written.
+    Held,
+}
+
+/// A write that went through.
+#[derive(Default)]
+struct Written {
+    /// The place of the user, when its bucket is now over
+    /// [`ranking::SPLIT_ABOVE`] entries.
+    full_bucket: Option<String>,
+}
+
+/// What each item of a user's write transaction is, to read its
+/// cancellation reasons by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Part {
+    User,
+    Entry,
+    Bucket,
+    Team,
+    /// The increment of this counter shard.
+    Counter(u8),
+}
+
+/// The items of a user's write transaction and what each is.
+#[derive(Default)]
+struct RankMoves {
+    items: Vec<TransactWriteItem>,
+    parts: Vec<Part>,
+    written: Written,
+}
+
+impl RankMoves {
+    fn push(&mut self, part: Part, item: TransactWriteItem) {
+        self.parts.push(part);
+        self.items.push(item);
+    }
+}
+
 /// A `ClientRequestToken` for one transaction: the SDK sends the same one
 /// when it retries the call (after a timeout, say), and DynamoDB then answers
 /// the transaction's first outcome instead of applying it twice.
@@ -162,6 +228,12 @@ impl Store {
             completed_task_ids: reader
                 .optional_strings(COMPLETED_TASK_IDS)?
                 .map(crate::schema::sorted_task_ids),
+            rank: None,
+            team_rank: None,
+            counted_as: reader
+                .optional_string(RANK_KEY)?
+                .map(|key| Ok::<_, StoreError>((key, reader.optional_string(RANK_TEAM)?)))
+                .transpose()?,
         })
     }
 
@@ -188,8 +260,9 @@ impl Store {
         }
     }
 
-    /// A page of a table's leaderboard: `submissionCount` descending, then
-    /// `username`, from the `byLeaderboard` index.
+    /// A page of a table's leaderboard, from the `byRank` index:
+    /// `moralCompassScore` descending (none counts as 0), then
+    /// `submissionCount` descending, then `username`.
     pub async fn list_users(
         &self,
         table_id: &str,
@@ -199,7 +272,7 @@ impl Store {
         let start = match start_after {
             StartAfter::First | StartAfter::LegacyKey { username: None, .. } => None,
             StartAfter::Cursor(cursor) => {
-                cursor::decode(cursor, &[TABLE_ID, USERNAME, LEADERBOARD_KEY], |key| {
+                cursor::decode(cursor, &[TABLE_ID, USERNAME, RANK_KEY], |key| {
                     cursor::holds(key, TABLE_ID, table_id)
                 })
             }
@@ -221,7 +294,7 @@ impl Store {
             .client()
             .query()
             .table_name(&self.table_name)
-            .index_name(BY_LEADERBOARD)
+            .index_name(BY_RANK)
             .key_condition_expression("#id = :id")
             .expression_attribute_names("#id", TABLE_ID)
             .expression_attribute_values(":id", string_value(table_id))
@@ -258,7 +331,7 @@ impl Store {
             .table_name(&self.table_name)
             .set_key(Some(user_key(table_id, username)))
             .projection_expression("#r")
-            .expression_attribute_names("#r", LEADERBOARD_KEY)
+            .expression_attribute_names("#r", RANK_KEY)
             .send()
             .await
             .map_err(|error| {
@@ -269,22 +342,29 @@ impl Store {
             })?;
         let Some(position) = output
             .item()
-            .map(|item| self.reader(item).optional_string(LEADERBOARD_KEY))
+            .map(|item| self.reader(item).optional_string(RANK_KEY))
             .transpose()?
             .flatten()
         else {
             return Ok(None);
         };
         let mut key = user_key(table_id, username);
-        key.insert(LEADERBOARD_KEY.to_owned(), string_value(position));
+        key.insert(RANK_KEY.to_owned(), string_value(position));
         Ok(Some(key))
     }
 
-    /// Create or update a user. An existing user costs one conditional update;
-    /// a new user is written together with an increment of one of the table's
-    /// counters (see [`NewUserWrite`] and [`super::counter`]), so the count stays
-    /// exact under any concurrency. Writes that a concurrent transaction held
-    /// are retried, with backoff, at most [`super::MAX_CONFLICT_RETRIES`] times.
+    /// Create or update a user, and keep its class's ranks and team standings
+    /// exact (see [`crate::schema::ranking`]).
+    ///
+    /// An existing user costs one update of what `write` sets (no read: two
+    /// writes of one user never conflict), which returns the user as it now
+    /// is; when its place or team changed, one more transaction moves its
+    /// entry, buckets and team ([`Store::rerank`]). A new user is one
+    /// transaction: the user, its entry, bucket and team, and, with
+    /// `SAFE_CONCURRENCY=true`, one of the table's counters (see
+    /// [`NewUserWrite`] and [`super::counter`]), so the count stays exact under
+    /// any concurrency. Writes that a concurrent transaction held are retried,
+    /// with backoff, at most [`super::MAX_CONFLICT_RETRIES`] times.
     pub async fn put_user(
         &self,
         table_id: &str,
@@ -294,30 +374,37 @@ impl Store {
     ) -> Result<PutUserOutcome, StoreError> {
         let mut conflicts = Conflicts::new();
         loop {
-            let attempt = match self
+            match self
                 .update_existing_user(table_id, username, write, now)
                 .await?
             {
-                Attempt::Done => return Ok(PutUserOutcome { created_new: false }),
-                Attempt::Retry => Attempt::Retry,
-                Attempt::Other => match self.new_user_write {
-                    NewUserWrite::Transaction => {
-                        self.create_user_in_transaction(table_id, username, write, now)
-                            .await?
+                Updated::Now(item) => {
+                    self.rerank(table_id, username, item, &mut conflicts)
+                        .await?;
+                    return Ok(PutUserOutcome { created_new: false });
+                }
+                Updated::Held if conflicts.pause().await => continue,
+                Updated::Held => {
+                    return Err(
+                        conflicts.give_up(format!("writing user {username} of table {table_id}"))
+                    );
+                }
+                Updated::Missing => {}
+            }
+            match self.create_user(table_id, username, write, now).await? {
+                Attempt::Done(written) => {
+                    self.split_if_full(table_id, &written).await;
+                    if self.new_user_write == NewUserWrite::ConditionalPut {
+                        self.count_new_user(table_id, username, &mut conflicts)
+                            .await?;
                     }
-                    NewUserWrite::ConditionalPut => {
-                        self.create_user_then_count(table_id, username, write, now, &mut conflicts)
-                            .await?
-                    }
-                },
-            };
-            match attempt {
-                Attempt::Done => return Ok(PutUserOutcome { created_new: true }),
-                // Created by someone else meanwhile: update it (the loop's
+                    return Ok(PutUserOutcome { created_new: true });
+                }
+                // Created by another write meanwhile: update it (the loop's
                 // first step), unless the budget is spent.
-                Attempt::Other if conflicts.count() => {}
+                Attempt::Other(_) if conflicts.pause().await => {}
                 Attempt::Retry if conflicts.pause().await => {}
-                Attempt::Other | Attempt::Retry => {
+                Attempt::Other(_) | Attempt::Retry => {
                     return Err(
                         conflicts.give_up(format!("writing user {username} of table {table_id}"))
                     );
@@ -326,14 +413,14 @@ impl Store {
         }
     }
 
-    /// Update the user if it exists ([`Attempt::Other`] when it does not).
+    /// Update the user if it exists.
     async fn update_existing_user(
         &self,
         table_id: &str,
         username: &str,
         write: &UserWrite,
         now: &str,
-    ) -> Result<Attempt, StoreError> {
+    ) -> Result<Updated, StoreError> {
         let mut request = self.client().update_item();
         let mut sets = vec!["#u = :u".to_owned()];
         for (index, (name, value)) in write.sets.iter().enumerate() {
@@ -369,16 +456,19 @@ impl Store {
             .expression_attribute_names("#u", LAST_UPDATED)
             .expression_attribute_names("#name", USERNAME)
             .expression_attribute_values(":u", string_value(now))
+            .return_values(ReturnValue::AllNew)
             .send()
             .await;
         match result {
-            Ok(_) => Ok(Attempt::Done),
+            Ok(output) => Ok(Updated::Now(
+                output.attributes().cloned().unwrap_or_default(),
+            )),
             Err(error) => match error.as_service_error() {
                 Some(service) if service.is_conditional_check_failed_exception() => {
-                    Ok(Attempt::Other)
+                    Ok(Updated::Missing)
                 }
-                // The user's creating transaction is still in flight.
-                Some(service) if service.is_transaction_conflict_exception() => Ok(Attempt::Retry),
+                // A transaction holds the user (its creation, or a rerank).
+                Some(service) if service.is_transaction_conflict_exception() => Ok(Updated::Held),
                 _ => Err(StoreError::dynamodb(
                     format!("updating user {username} of table {table_id}"),
                     error,
@@ -387,9 +477,142 @@ impl Store {
         }
     }
 
-    /// `SAFE_CONCURRENCY=true`: the new user and the increment of a counter
-    /// picked at random, in one transaction.
-    async fn create_user_in_transaction(
+    /// Bring the ranks to `item` (the user as a write left it): when its place
+    /// or team is not the one counted, move its entry, buckets and team in one
+    /// transaction, on the condition that the user is still as read. A user
+    /// changed meanwhile is ranked as it then is; when another write's rerank
+    /// already counted it so, there is nothing left to do.
+    async fn rerank(
+        &self,
+        table_id: &str,
+        username: &str,
+        mut item: Item,
+        conflicts: &mut Conflicts,
+    ) -> Result<(), StoreError> {
+        loop {
+            match self.rerank_once(table_id, username, &item).await? {
+                Attempt::Done(written) => {
+                    self.split_if_full(table_id, &written).await;
+                    return Ok(());
+                }
+                Attempt::Other(found) if conflicts.pause().await => {
+                    item = match found {
+                        Some(found) => found,
+                        None => match self.user_item(table_id, username).await? {
+                            Some(found) => found,
+                            // Deleted meanwhile (with its table): nothing to rank.
+                            None => return Ok(()),
+                        },
+                    };
+                }
+                Attempt::Retry if conflicts.pause().await => {}
+                Attempt::Other(_) | Attempt::Retry => {
+                    return Err(
+                        conflicts.give_up(format!("ranking user {username} of table {table_id}"))
+                    );
+                }
+            }
+        }
+    }
+
+    /// The user's item as it is now (strongly consistent), if it exists.
+    async fn user_item(&self, table_id: &str, username: &str) -> Result<Option<Item>, StoreError> {
+        let output = self
+            .client()
+            .get_item()
+            .table_name(&self.table_name)
+            .set_key(Some(user_key(table_id, username)))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|error| {
+                StoreError::dynamodb(
+                    format!("reading user {username} of table {table_id} to rank it"),
+                    error,
+                )
+            })?;
+        Ok(output.item().cloned())
+    }
+
+    /// One attempt at moving `item`'s counted place and team to those its
+    /// attributes give.
+    async fn rerank_once(
+        &self,
+        table_id: &str,
+        username: &str,
+        item: &Item,
+    ) -> Result<Attempt, StoreError> {
+        let action = || format!("ranking user {username} of table {table_id}");
+        let build = |error| StoreError::build(action(), error);
+        let (new_key, new_team) = ranking::placing(item)
+            .ok_or_else(|| StoreError::build(action(), BuildError::other("no username")))?;
+        let old_key = item.get(RANK_KEY).and_then(|key| key.as_s().ok());
+        let old_team = item.get(RANK_TEAM).and_then(|team| team.as_s().ok());
+        if old_key == Some(&new_key)
+            && old_team.map(String::as_str) == new_team.map(|team| team.team)
+        {
+            return Ok(Attempt::Done(Written::default()));
+        }
+        let mut user = Update::builder()
+            .table_name(&self.table_name)
+            .set_key(Some(user_key(table_id, username)))
+            .expression_attribute_names("#rank", RANK_KEY)
+            .expression_attribute_names("#team", RANK_TEAM)
+            .expression_attribute_values(":rank", string_value(&new_key))
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld);
+        user = match new_team {
+            Some(team) => user
+                .update_expression("SET #rank = :rank, #team = :team")
+                .expression_attribute_values(":team", string_value(team.team)),
+            None => user.update_expression("SET #rank = :rank REMOVE #team"),
+        };
+        // Still as read: what was counted, and what the place is computed from.
+        let mut conditions = Vec::new();
+        for (index, name) in [
+            RANK_KEY,
+            RANK_TEAM,
+            MORAL_COMPASS_SCORE,
+            SUBMISSION_COUNT,
+            TEAM_NAME,
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            user = user.expression_attribute_names(format!("#c{index}"), name);
+            match item.get(name) {
+                Some(value) => {
+                    conditions.push(format!("#c{index} = :c{index}"));
+                    user = user.expression_attribute_values(format!(":c{index}"), value.clone());
+                }
+                None => conditions.push(format!("attribute_not_exists(#c{index})")),
+            }
+        }
+        let user = user
+            .condition_expression(conditions.join(" AND "))
+            .build()
+            .map_err(build)?;
+        let old = (
+            old_key.map(String::as_str),
+            old_team.map(|team| Membership {
+                team,
+                score: old_key
+                    .and_then(|key| ranking::score_of(key))
+                    .unwrap_or(0.0),
+            }),
+        );
+        let Some(mut moves) = self.rank_moves(table_id, old, (&new_key, new_team)).await? else {
+            return Ok(Attempt::Retry);
+        };
+        moves
+            .items
+            .insert(0, TransactWriteItem::builder().update(user).build());
+        moves.parts.insert(0, Part::User);
+        self.transact_ranked(table_id, moves, action).await
+    }
+
+    /// A new user, in one transaction with its entry, bucket and team (and,
+    /// with `SAFE_CONCURRENCY=true`, one of the table's counters).
+    async fn create_user(
         &self,
         table_id: &str,
         username: &str,
@@ -397,25 +620,138 @@ impl Store {
         now: &str,
     ) -> Result<Attempt, StoreError> {
         let action = || format!("creating user {username} of table {table_id}");
-        let shard = pick_shard();
+        let build = |error| StoreError::build(action(), error);
+        let mut item = user_item(table_id, username, write, now);
+        let (new_key, new_team) = ranking::placing(&item)
+            .map(|(key, team)| (key, team.map(|team| (team.team.to_owned(), team.score))))
+            .ok_or_else(|| StoreError::build(action(), BuildError::other("no username")))?;
+        item.insert(RANK_KEY.to_owned(), string_value(&new_key));
+        if let Some((team, _)) = &new_team {
+            item.insert(RANK_TEAM.to_owned(), string_value(team));
+        }
         let put = Put::builder()
             .table_name(&self.table_name)
-            .set_item(Some(user_item(table_id, username, write, now)))
+            .set_item(Some(item))
             .condition_expression("attribute_not_exists(#name)")
             .expression_attribute_names("#name", USERNAME)
             .build()
-            .map_err(|error| StoreError::build(action(), error))?;
-        let increment = counter::increment(&self.table_name, table_id, shard)?;
+            .map_err(build)?;
+        let new_team = new_team.as_ref().map(|(team, score)| Membership {
+            team,
+            score: *score,
+        });
+        let Some(mut moves) = self
+            .rank_moves(table_id, (None, None), (&new_key, new_team))
+            .await?
+        else {
+            return Ok(Attempt::Retry);
+        };
+        moves
+            .items
+            .insert(0, TransactWriteItem::builder().put(put).build());
+        moves.parts.insert(0, Part::User);
+        // The count: with `SAFE_CONCURRENCY=true` here, else after (on the
+        // condition here that the table is not being deleted).
+        let shard = pick_shard();
+        let counted = match self.new_user_write {
+            NewUserWrite::Transaction => TransactWriteItem::builder()
+                .update(counter::increment(&self.table_name, table_id, shard)?)
+                .build(),
+            NewUserWrite::ConditionalPut => TransactWriteItem::builder()
+                .condition_check(counter::open_check(&self.table_name, table_id, shard)?)
+                .build(),
+        };
+        moves.push(Part::Counter(shard), counted);
+        self.transact_ranked(table_id, moves, action).await
+    }
+
+    /// The entry, bucket and team changes that move a user counted at `old`
+    /// (place, team) to `new`; `None` when the old place's bucket is there
+    /// and the new one's is not: the table is being deleted, bucket by bucket.
+    async fn rank_moves(
+        &self,
+        table_id: &str,
+        old: (Option<&str>, Option<Membership<'_>>),
+        new: (&str, Option<Membership<'_>>),
+    ) -> Result<Option<RankMoves>, StoreError> {
+        let table = self.table_name.as_str();
+        let build = |error| StoreError::build(format!("ranking a user of table {table_id}"), error);
+        let now_ms = chrono::Utc::now().timestamp_millis();
+        let mut moves = RankMoves::default();
+        let (old_key, new_key) = (old.0, new.0);
+        if old_key != Some(new_key) {
+            let new_bucket = self.bucket_of(table_id, new_key).await?;
+            let old_bucket = match old_key {
+                Some(old_key) => {
+                    moves.push(
+                        Part::Entry,
+                        ranking::entry_delete(table, table_id, old_key).map_err(build)?,
+                    );
+                    self.bucket_of(table_id, old_key).await?
+                }
+                None => None,
+            };
+            moves.push(
+                Part::Entry,
+                ranking::entry_put(table, table_id, new_key).map_err(build)?,
+            );
+            if old_bucket.is_some() && new_bucket.is_none() {
+                return Ok(None);
+            }
+            let same_bucket =
+                matches!((&old_bucket, &new_bucket), (Some(old), Some(new)) if old.lo == new.lo);
+            if same_bucket {
+                // It moves within one bucket: the bucket must not be split meanwhile.
+                for item in ranking::count_in(table, table_id, new_bucket.as_ref(), 0, now_ms)
+                    .map_err(build)?
+                {
+                    moves.push(Part::Bucket, item);
+                }
+            } else {
+                if let Some(old_bucket) = &old_bucket {
+                    for item in ranking::count_in(table, table_id, Some(old_bucket), -1, now_ms)
+                        .map_err(build)?
+                    {
+                        moves.push(Part::Bucket, item);
+                    }
+                }
+                for item in ranking::count_in(table, table_id, new_bucket.as_ref(), 1, now_ms)
+                    .map_err(build)?
+                {
+                    moves.push(Part::Bucket, item);
+                }
+                moves.written.full_bucket = new_bucket
+                    .filter(|bucket| bucket.entries.wrapping_add(1) > ranking::SPLIT_ABOVE)
+                    .map(|_| new_key.to_owned());
+            }
+        }
+        for change in ranking::team_changes(table, table_id, old.1, new.1).map_err(build)? {
+            moves.push(Part::Team, change);
+        }
+        Ok(Some(moves))
+    }
+
+    /// Send a user's write transaction; what its cancellation means.
+    async fn transact_ranked(
+        &self,
+        table_id: &str,
+        moves: RankMoves,
+        action: impl Fn() -> String,
+    ) -> Result<Attempt, StoreError> {
+        let RankMoves {
+            items,
+            parts,
+            written,
+        } = moves;
         let result = self
             .client()
             .transact_write_items()
-            .transact_items(TransactWriteItem::builder().put(put).build())
-            .transact_items(TransactWriteItem::builder().update(increment).build())
+            .set_transact_items(Some(items))
             .client_request_token(request_token())
             .send()
             .await;
         let error = match result {
-            Ok(_) => return Ok(Attempt::Done),
+            Ok(_) => return Ok(Attempt::Done(written)),
             Err(error) => error,
         };
         let Some(TransactWriteItemsError::TransactionCanceledException(canceled)) =
@@ -423,66 +759,80 @@ impl Store {
         else {
             return Err(StoreError::dynamodb(action(), error));
         };
-        let code = |index: usize| {
-            canceled
-                .cancellation_reasons()
-                .get(index)
-                .and_then(|reason| reason.code())
-                .unwrap_or("None")
+        let reasons = canceled.cancellation_reasons();
+        let refused = |reason: &aws_sdk_dynamodb::types::CancellationReason| {
+            reason.code() == Some("ConditionalCheckFailed")
         };
-        if code(0) == "ConditionalCheckFailed" {
-            return Ok(Attempt::Other);
+        for (part, reason) in parts.iter().zip(reasons) {
+            match part {
+                Part::User if refused(reason) => {
+                    let found = reason.item().filter(|item| !item.is_empty()).cloned();
+                    return Ok(Attempt::Other(found));
+                }
+                Part::Counter(shard) if refused(reason) => {
+                    return self.counter_refused(table_id, *shard).await;
+                }
+                _ => {}
+            }
         }
-        if code(1) == "ConditionalCheckFailed" {
-            return self.counter_refused(table_id, shard).await;
-        }
-        if canceled
-            .cancellation_reasons()
+        if parts
             .iter()
-            .any(|reason| reason.code() == Some("TransactionConflict"))
+            .zip(reasons)
+            .any(|(part, reason)| *part == Part::Bucket && refused(reason))
+            || reasons
+                .iter()
+                .any(|reason| reason.code() == Some("TransactionConflict"))
         {
+            // A bucket being split (or just split), or an item another
+            // transaction held: nothing was written; try again.
             return Ok(Attempt::Retry);
         }
         Err(StoreError::dynamodb(action(), error))
     }
 
-    /// `SAFE_CONCURRENCY=false`: check the table, put the user only if absent,
-    /// and only then increment a counter picked at random (creating it if
-    /// missing). Neither write is a transaction, so neither conflicts with
-    /// another writer of this mode; an increment that a transaction of the
-    /// other mode holds is retried within the budget.
-    async fn create_user_then_count(
+    /// The rank bucket covering `rank_key` (strongly consistent).
+    async fn bucket_of(
+        &self,
+        table_id: &str,
+        rank_key: &str,
+    ) -> Result<Option<ranking::Bucket>, StoreError> {
+        ranking::bucket_of(&self.client(), &self.table_name, table_id, rank_key)
+            .await
+            .map_err(|error| {
+                StoreError::dynamodb(
+                    format!("finding the rank bucket of a user of table {table_id}"),
+                    error,
+                )
+            })
+    }
+
+    /// Split the bucket a write filled past [`ranking::SPLIT_ABOVE`]. The write
+    /// is done whatever happens here: a split that fails is logged and left to
+    /// the next write that finds the bucket full.
+    async fn split_if_full(&self, table_id: &str, written: &Written) {
+        let Some(rank_key) = &written.full_bucket else {
+            return;
+        };
+        let now_ms = chrono::Utc::now().timestamp_millis();
+        if let Err(error) =
+            ranking::split_if_full(&self.client(), &self.table_name, table_id, rank_key, now_ms)
+                .await
+        {
+            tracing::warn!(%error, table_id, "a full rank bucket was not split");
+        }
+    }
+
+    /// `SAFE_CONCURRENCY=false`: count a user just created by a transaction
+    /// without a counter, in a counter picked at random (creating it if
+    /// missing). An increment that a concurrent transaction holds is retried
+    /// within the budget; when the table was deleted meanwhile, the user is
+    /// taken back out, so none outlives the delete.
+    async fn count_new_user(
         &self,
         table_id: &str,
         username: &str,
-        write: &UserWrite,
-        now: &str,
         conflicts: &mut Conflicts,
-    ) -> Result<Attempt, StoreError> {
-        if !self.table_exists(table_id).await? {
-            return Err(StoreError::TableNotFound);
-        }
-        let put = self
-            .client()
-            .put_item()
-            .table_name(&self.table_name)
-            .set_item(Some(user_item(table_id, username, write, now)))
-            .condition_expression("attribute_not_exists(#name)")
-            .expression_attribute_names("#name", USERNAME)
-            .send()
-            .await;
-        if let Err(error) = put {
-            return match error.as_service_error() {
-                Some(service) if service.is_conditional_check_failed_exception() => {
-                    Ok(Attempt::Other)
-                }
-                Some(service) if service.is_transaction_conflict_exception() => Ok(Attempt::Retry),
-                _ => Err(StoreError::dynamodb(
-                    format!("creating user {username} of table {table_id}"),
-                    error,
-                )),
-            };
-        }
+    ) -> Result<(), StoreError> {
         let action = || format!("counting new user {username} of table {table_id}");
         loop {
             let shard = pick_shard();
@@ -500,7 +850,7 @@ impl Store {
                 .send()
                 .await;
             let error = match result {
-                Ok(_) => return Ok(Attempt::Done),
+                Ok(_) => return Ok(()),
                 Err(error) => error,
             };
             let refused = match error.as_service_error() {
@@ -509,9 +859,6 @@ impl Store {
                     match self.counter_refused(table_id, shard).await {
                         Ok(attempt) => attempt,
                         Err(StoreError::TableNotFound) => {
-                            // The table was deleted (or is being deleted)
-                            // since it was checked: take the user back out, so
-                            // none outlives the delete.
                             self.remove_uncounted_user(table_id, username).await?;
                             return Err(StoreError::TableNotFound);
                         }
@@ -543,12 +890,22 @@ impl Store {
     }
 
     /// Delete a user just put whose count was refused because its table is
-    /// gone or being deleted.
+    /// gone or being deleted, taking it out of the ranks first.
     async fn remove_uncounted_user(
         &self,
         table_id: &str,
         username: &str,
     ) -> Result<(), StoreError> {
+        let now_ms = chrono::Utc::now().timestamp_millis();
+        ranking::unrank_user(&self.client(), &self.table_name, table_id, username, now_ms)
+            .await
+            .map_err(|error| StoreError::DynamoDb {
+                action: format!(
+                    "taking user {username} of deleted table {table_id} out of the ranks"
+                ),
+                detail: error.to_string(),
+                transient: true,
+            })?;
         self.client()
             .delete_item()
             .table_name(&self.table_name)

@@ -237,10 +237,11 @@ impl TestApi {
     }
 
     /// Write `count` users (`user-0000`, …) straight into table `table_id`'s
-    /// partition, without the API (and so without counting them).
+    /// partition, without the API (and so without counting them), ranked as
+    /// the deployer's backfill leaves users written before ranks existed.
     pub async fn seed_users(&self, table_id: &str, count: usize) {
         use aws_sdk_dynamodb::types::AttributeValue;
-        let items = (0..count)
+        let users = (0..count)
             .map(|index| {
                 let name = format!("user-{index:04}");
                 [
@@ -258,26 +259,54 @@ impl TestApi {
                 .collect()
             })
             .collect();
+        let items = playground_api::schema::ranking::ranked_class(table_id, users);
         emulator::put_items(&self.client, &self.table_name, items).await;
     }
 
-    /// How many items (metadata and users) table `table_id`'s partition holds,
-    /// read from DynamoDB directly.
+    /// How many items (metadata, counters and users) table `table_id`'s
+    /// partition holds, read from DynamoDB directly: not its rank entries,
+    /// buckets and teams.
     pub async fn items_of(&self, table_id: &str) -> i32 {
-        self.client
-            .query()
-            .table_name(&self.table_name)
-            .key_condition_expression("tableId = :id")
-            .expression_attribute_values(
-                ":id",
-                aws_sdk_dynamodb::types::AttributeValue::S(table_id.to_owned()),
-            )
-            .consistent_read(true)
-            .select(aws_sdk_dynamodb::types::Select::Count)
-            .send()
-            .await
-            .expect("counting a partition")
-            .count()
+        self.count_items(table_id, true).await
+    }
+
+    async fn count_items(&self, table_id: &str, without_derived: bool) -> i32 {
+        use aws_sdk_dynamodb::types::AttributeValue;
+        let mut count = 0;
+        let mut start = None;
+        loop {
+            let mut query = self
+                .client
+                .query()
+                .table_name(&self.table_name)
+                .key_condition_expression("tableId = :id")
+                .expression_attribute_values(":id", AttributeValue::S(table_id.to_owned()));
+            if without_derived {
+                query = query
+                    .filter_expression(
+                        "NOT begins_with(username, :rank) AND NOT begins_with(username, :team)",
+                    )
+                    .expression_attribute_values(":rank", AttributeValue::S("_rank#".into()))
+                    .expression_attribute_values(":team", AttributeValue::S("_team#".into()));
+            }
+            let output = query
+                .consistent_read(true)
+                .select(aws_sdk_dynamodb::types::Select::Count)
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .expect("counting a partition");
+            count += output.count();
+            start = output.last_evaluated_key().cloned();
+            if start.is_none() {
+                return count;
+            }
+        }
+    }
+
+    /// Every item of table `table_id`'s partition, derived ones included.
+    pub async fn all_items_of(&self, table_id: &str) -> i32 {
+        self.count_items(table_id, false).await
     }
 
     pub async fn create_table(&self, table_id: &str) {
