@@ -232,6 +232,74 @@ class OneRequestAtATime:
         return [fixed]
 
 
+def cheap_transaction_backups():
+    """Back up only what a DynamoDB transaction can change, not whole tables.
+
+    moto deep-copies every table a TransactWriteItems names before applying it,
+    to roll back when one of its items is refused: the cost of each transaction
+    grows with the table (a class of 600 users takes tens of milliseconds a
+    transaction, and the copies swell the process). Requests here run one at a
+    time, so the backup need only keep the items the transaction names: each
+    table's item index is copied shallowly (pointers), and those items deeply.
+    The rollback restores exactly what moto's did.
+    """
+    import copy
+    from collections import defaultdict
+
+    from moto.dynamodb.models import DynamoDBBackend
+    from moto.dynamodb.models.dynamo_type import DynamoType
+
+    original = DynamoDBBackend.transact_write_items
+
+    def transact_write_items(self, transact_items):
+        touched = {}
+        for entry in transact_items:
+            if len(entry) != 1:
+                continue
+            _, op = next(iter(entry.items()))
+            table = self.tables.get(op.get("TableName"))
+            if table is None:
+                continue
+            key = op.get("Key") or op.get("Item") or {}
+            if table.hash_key_attr not in key:
+                continue
+            hash_value = DynamoType(key[table.hash_key_attr])
+            range_value = (
+                DynamoType(key[table.range_key_attr])
+                if table.range_key_attr and table.range_key_attr in key
+                else None
+            )
+            touched.setdefault(op["TableName"], []).append((hash_value, range_value))
+
+        real_deepcopy = copy.deepcopy
+
+        def backup(table, memo=None):
+            name = getattr(table, "name", None)
+            if name is None or self.tables.get(name) is not table:
+                return real_deepcopy(table, memo)
+            saved = copy.copy(table)
+            if table.has_range_key:
+                saved.items = defaultdict(dict, {h: dict(r) for h, r in table.items.items()})
+            else:
+                saved.items = defaultdict(dict, dict(table.items))
+            for hash_value, range_value in touched.get(table.name, []):
+                if table.has_range_key:
+                    item = table.items.get(hash_value, {}).get(range_value)
+                    if item is not None:
+                        saved.items[hash_value][range_value] = real_deepcopy(item)
+                elif hash_value in table.items:
+                    saved.items[hash_value] = real_deepcopy(table.items[hash_value])
+            return saved
+
+        copy.deepcopy = backup
+        try:
+            return original(self, transact_items)
+        finally:
+            copy.deepcopy = real_deepcopy
+
+    DynamoDBBackend.transact_write_items = transact_write_items
+
+
 def compatible(environ, payload):
     """Fix moto responses that strict AWS SDKs (the Rust SDK) cannot parse.
 
@@ -260,6 +328,7 @@ def main() -> None:
     number_versions_as_aws()
     update_stage_as_aws()
     list_authorizers_as_aws()
+    cheap_transaction_backups()
     app = CborAsJson(OneRequestAtATime(DomainDispatcherApplication(create_backend_app)))
     server = make_server(
         args.host, args.port, app, threaded=True, request_handler=MotoRequestHandler

@@ -680,17 +680,20 @@ impl Store {
         let mut moves = RankMoves::default();
         let (old_key, new_key) = (old.0, new.0);
         if old_key != Some(new_key) {
-            let new_bucket = self.bucket_of(table_id, new_key).await?;
-            let old_bucket = match old_key {
-                Some(old_key) => {
-                    moves.push(
-                        Part::Entry,
-                        ranking::entry_delete(table, table_id, old_key).map_err(build)?,
-                    );
-                    self.bucket_of(table_id, old_key).await?
-                }
-                None => None,
-            };
+            // Both buckets at once (two queries in parallel).
+            let (new_bucket, old_bucket) =
+                tokio::try_join!(self.bucket_of(table_id, new_key), async {
+                    match old_key {
+                        Some(old_key) => self.bucket_of(table_id, old_key).await,
+                        None => Ok(None),
+                    }
+                })?;
+            if let Some(old_key) = old_key {
+                moves.push(
+                    Part::Entry,
+                    ranking::entry_delete(table, table_id, old_key).map_err(build)?,
+                );
+            }
             moves.push(
                 Part::Entry,
                 ranking::entry_put(table, table_id, new_key).map_err(build)?,
