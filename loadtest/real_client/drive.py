@@ -10,7 +10,9 @@ back with `aimodelshare.aws.get_token_from_session`, as an app opened with
 creates tables, writes users and pages through them with its own iterators
 (`iter_tables`, `iter_users`, which send each page's `lastKey` back as
 `json.dumps(lastKey)`), then reads and writes (get_user, put_user, get_table,
-patch_table).
+patch_table). With --class-size, a moral-compass class as the teaching apps
+drive it (update_moral_compass, get_user, list_users(limit=500) and their own
+rank computation), whose ranks must equal the server's.
 
 It asserts that every user is seen exactly once across the pages, that no
 session shows as a table or as a user, and that a session is a 404 once its
@@ -340,6 +342,10 @@ def drive(options: argparse.Namespace) -> str:
             check(fetch_session(base_url, session_id) == token,
                   "the session still answers before it expires")
 
+    classroom = ""
+    if options.class_size:
+        classroom = "; " + moral_compass_class(base_url, run, options)
+
     if options.token:
         expiry = "expiry not waited for (a signed-in token lives an hour)"
     else:
@@ -366,7 +372,101 @@ def drive(options: argparse.Namespace) -> str:
             f"get_token_from_session and patched; {options.users} users seen once over "
             f"{pages} pages (limit {options.page_size}); {len(listed)} tables over "
             f"{table_pages} pages (limit {options.table_page_size}), no session among "
-            f"tables or users; reads and writes checked; {expiry}")
+            f"tables or users; reads and writes checked{classroom}; {expiry}")
+
+
+def apps_ranks(users, username, team_name):
+    """What the teaching apps compute from a list of users (their
+    `get_leaderboard_data`, bias_detective_en.py): the user's place after a
+    stable sort by score descending, and its team's place by average score;
+    0 where not found."""
+    users_sorted = sorted(users, key=lambda x: float(x.get("moralCompassScore", 0) or 0),
+                          reverse=True)
+    mine = next((u for u in users_sorted if u.get("username") == username), None)
+    rank = users_sorted.index(mine) + 1 if mine else 0
+    team_map = {}
+    for user in users:
+        team = user.get("teamName")
+        if team:
+            entry = team_map.setdefault(team, {"sum": 0, "count": 0})
+            entry["sum"] += float(user.get("moralCompassScore", 0) or 0)
+            entry["count"] += 1
+    teams_sorted = sorted(({"team": t, "avg": d["sum"] / d["count"]} for t, d in team_map.items()),
+                          key=lambda x: x["avg"], reverse=True)
+    mine = next((t for t in teams_sorted if t["team"] == team_name), None)
+    return rank, (teams_sorted.index(mine) + 1 if mine else 0)
+
+
+def moral_compass_class(base_url: str, run: str, options: argparse.Namespace) -> str:
+    """A class of --class-size students in teams, through the apps' calls:
+    update_moral_compass, get_user, list_users(limit=500) and the apps' own
+    rank computation, compared with the ranks the server computes
+    (`?withRank=true`, GET /tables/{id}/teams). Past 500 students the apps'
+    one-page computation is wrong; over every page it matches the server."""
+    client = (MoralcompassApiClient(api_base_url=base_url, auth_token=options.token,
+                                    timeout=options.timeout)
+              if options.token else
+              MoralcompassApiClient(api_base_url=base_url, timeout=options.timeout))
+    table_id = f"mc-{run}"
+    size = options.class_size
+    with step("moral compass: create the class"):
+        client.create_table(table_id, display_name=f"Moral compass {run}")
+    students = [f"pupil{index:04d}" for index in range(size)]
+    team_of = {name: f"team{index % 7}" for index, name in enumerate(students)}
+    with step("moral compass: update_moral_compass"):
+        for index, name in enumerate(students):
+            answer = client.update_moral_compass(
+                table_id, name, metrics={"accuracy": round(0.5 + (index * 37 % 50) / 100, 2)},
+                tasks_completed=index % 4, total_tasks=3, questions_correct=index % 3,
+                total_questions=2, team_name=team_of[name],
+                completed_task_ids=[f"t{task}" for task in range(1, index % 4 + 1)])
+            check("moralCompassScore" in answer and answer.get("username", name) == name,
+                  "update_moral_compass answers the score", str(answer))
+    with step("moral compass: get_user"):
+        fetched = client.get_user(table_id, students[3])
+        check(fetched.completed_task_ids == ["t1", "t2", "t3"],
+              "get_user returns completedTaskIds", str(fetched.completed_task_ids))
+        raw = client._request("GET", f"/tables/{table_id}/users/{students[3]}").json()
+        check(raw.get("teamName") == team_of[students[3]], "get_user returns teamName", str(raw))
+    with step("moral compass: list_users(limit=500), as the apps call it"):
+        one_page = client.list_users(table_id, limit=500)["users"]
+    with step("moral compass: every page"):
+        everyone, last_key = [], None
+        while True:
+            page = client.list_users(table_id, limit=500, last_key=last_key)
+            everyone.extend(page["users"])
+            last_key = page.get("lastKey")
+            if not last_key:
+                break
+        check(sorted(u["username"] for u in everyone) == sorted(students),
+              "every student is listed once across pages", f"{len(everyone)} listed")
+    with step("moral compass: the server's ranks"):
+        served_teams = client._request("GET", f"/tables/{table_id}/teams?limit=500").json()["teams"]
+        team_rank = {team["teamName"]: team["rank"] for team in served_teams}
+        # Every 4th student, and each one the apps' one-page read ranks wrong.
+        one_page_wrong = {name for name in students
+                          if apps_ranks(one_page, name, team_of[name])[0]
+                          != apps_ranks(everyone, name, team_of[name])[0]}
+        for name in [name for index, name in enumerate(students)
+                     if index % 4 == 0 or name in one_page_wrong]:
+            server = client._request(
+                "GET", f"/tables/{table_id}/users/{name}?withRank=true").json()
+            full_rank, full_team_rank = apps_ranks(everyone, name, team_of[name])
+            check((server.get("rank"), server.get("teamRank")) == (full_rank, full_team_rank),
+                  "the server's rank and teamRank are the apps' own, computed over the "
+                  "whole class", f"{name}: server {server.get('rank')}/{server.get('teamRank')}, "
+                  f"apps over every page {full_rank}/{full_team_rank}")
+            check(team_rank.get(team_of[name]) == full_team_rank,
+                  "GET /teams ranks each team as the apps do over the whole class",
+                  f"{team_of[name]}: {team_rank.get(team_of[name])} vs {full_team_rank}")
+        wrong_on_one_page = len(one_page_wrong)
+        if size > 500:
+            check(wrong_on_one_page > 0,
+                  "past 500 students the apps' one-page ranks are wrong (what the server fixes)",
+                  "every one-page rank was right")
+    return (f"a class of {size} in {len(served_teams)} teams: the server's rank, teamRank "
+            f"and teams equal the apps' computation over every page "
+            f"(over one page of 500, {wrong_on_one_page} students' ranks were wrong)")
 
 
 def iterate_until_complete(client, method, iterate, expected, wanted=None, bound=1000):
@@ -411,6 +511,9 @@ def main() -> int:
                         help="the made-up token's lifetime, waited for at the end (default 8)")
     parser.add_argument("--token", help="a token API Gateway verifies (sign-in on)")
     parser.add_argument("--timeout", type=int, default=30, help="seconds per request")
+    parser.add_argument("--class-size", type=int, default=0,
+                        help="students of a moral-compass class, whose ranks the apps' own "
+                             "computation checks against the server's (default 0: none)")
     options = parser.parse_args()
     try:
         print(drive(options))

@@ -206,6 +206,17 @@ impl Conflicts {
                 .is_some_and(|deadline| deadline.left_for_calls() < Duration::from_millis(300))
     }
 
+    /// Count an attempt that needs no pause (the write lost a race to a write
+    /// that made progress, and goes on from what that left); `false` when the
+    /// budget is spent.
+    fn count(&mut self) -> bool {
+        if self.exhausted() {
+            return false;
+        }
+        self.attempts += 1;
+        true
+    }
+
     /// Pause before the next attempt; `false` (at once) when the budget is spent.
     async fn pause(&mut self) -> bool {
         if self.exhausted() {

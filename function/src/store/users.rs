@@ -401,8 +401,8 @@ impl Store {
                     return Ok(PutUserOutcome { created_new: true });
                 }
                 // Created by another write meanwhile: update it (the loop's
-                // first step), unless the budget is spent.
-                Attempt::Other(_) if conflicts.pause().await => {}
+                // first step) at once, unless the budget is spent.
+                Attempt::Other(_) if conflicts.count() => {}
                 Attempt::Retry if conflicts.pause().await => {}
                 Attempt::Other(_) | Attempt::Retry => {
                     return Err(
@@ -495,6 +495,10 @@ impl Store {
                     self.split_if_full(table_id, &written).await;
                     return Ok(());
                 }
+                // Another write changed the user and made progress: go on at
+                // once from the user as it is, as DynamoDB returned it (else
+                // after a pause, read again).
+                Attempt::Other(Some(found)) if conflicts.count() => item = found,
                 Attempt::Other(found) if conflicts.pause().await => {
                     item = match found {
                         Some(found) => found,

@@ -83,6 +83,72 @@ async fn the_real_python_client_signs_in_by_session_pages_reads_and_writes() {
     }
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_apps_ranks_over_every_page_are_the_servers_for_a_class_past_one_page() {
+    let url = serve(Playground::new(false).await.router).await;
+    let outcome = drive(
+        &url,
+        &[
+            "--users",
+            "3",
+            "--session-seconds",
+            SESSION_SECONDS,
+            "--class-size",
+            "520",
+        ],
+    )
+    .await;
+    assert!(outcome.success, "{outcome}");
+    let summary = outcome.summary();
+    eprintln!("{summary}");
+    assert!(
+        summary.contains("a class of 520 in 7 teams: the server's rank, teamRank and teams equal the apps' computation over every page"),
+        "{summary}"
+    );
+    // The apps' own one-page computation misses the students past 500.
+    assert!(!summary.contains("(over one page of 500, 0 students"), "{summary}");
+}
+
+/// Every rank a user read carries is one place off.
+async fn ranks_one_off(request: Request, next: Next) -> Response {
+    let ranked = request
+        .uri()
+        .query()
+        .unwrap_or_default()
+        .contains("withRank=true");
+    let response = next.run(request).await;
+    if !ranked || response.status() != StatusCode::OK {
+        return response;
+    }
+    rewrite_json(response, |json| {
+        if let Some(rank) = json["rank"].as_u64() {
+            json["rank"] = Value::from(rank + 1);
+        }
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_real_client_run_fails_where_a_rank_is_off() {
+    let router = Playground::new(false)
+        .await
+        .router
+        .layer(middleware::from_fn(ranks_one_off));
+    let outcome = drive(
+        &serve(router).await,
+        &["--users", "3", "--session-seconds", SESSION_SECONDS, "--class-size", "12"],
+    )
+    .await;
+    assert!(!outcome.success, "{outcome}");
+    let failure = outcome
+        .failure()
+        .unwrap_or_else(|| panic!("no FAIL line: {outcome}"));
+    assert!(
+        failure.contains("the server's rank and teamRank are the apps' own"),
+        "{outcome}"
+    );
+}
+
 /// `response` with its JSON body rewritten by `change`.
 async fn rewrite_json(response: Response, change: impl FnOnce(&mut Value)) -> Response {
     let (mut parts, body) = response.into_parts();
