@@ -322,6 +322,47 @@ pub async fn bucket_of(
     Ok(buckets.pop())
 }
 
+/// Every item of `table_id`'s partition whose sort key lies in `[from, to]`
+/// (strongly consistent, every page), with only `attributes` when any are
+/// named: how every range of a class's derived items is read.
+pub async fn items_between(
+    client: &Client,
+    table: &str,
+    table_id: &str,
+    (from, to): (&str, &str),
+    attributes: &[&str],
+) -> Result<Vec<HashMap<String, AttributeValue>>, SdkError<QueryError>> {
+    let mut items = Vec::new();
+    let mut start = None;
+    loop {
+        let mut query = client
+            .query()
+            .table_name(table)
+            .key_condition_expression("#id = :id AND #name BETWEEN :from AND :to")
+            .expression_attribute_names("#id", TABLE_ID)
+            .expression_attribute_names("#name", USERNAME)
+            .expression_attribute_values(":id", string(table_id))
+            .expression_attribute_values(":from", string(from))
+            .expression_attribute_values(":to", string(to))
+            .consistent_read(true)
+            .set_exclusive_start_key(start);
+        if !attributes.is_empty() {
+            let mut projection = Vec::new();
+            for (index, attribute) in attributes.iter().enumerate() {
+                projection.push(format!("#p{index}"));
+                query = query.expression_attribute_names(format!("#p{index}"), *attribute);
+            }
+            query = query.projection_expression(projection.join(", "));
+        }
+        let output = query.send().await?;
+        items.extend(output.items().iter().cloned());
+        start = output.last_evaluated_key().cloned();
+        if start.is_none() {
+            return Ok(items);
+        }
+    }
+}
+
 /// Every bucket up to the one covering `rank_key`, in order (strongly
 /// consistent; [`BUCKET_SHARDS`] small items per bucket, a page per 1 MB).
 pub async fn buckets_up_to(
@@ -330,31 +371,15 @@ pub async fn buckets_up_to(
     table_id: &str,
     rank_key: &str,
 ) -> Result<Vec<Bucket>, SdkError<QueryError>> {
-    let mut items = Vec::new();
-    let mut start = None;
-    loop {
-        let output = client
-            .query()
-            .table_name(table)
-            .key_condition_expression("#id = :id AND #name BETWEEN :lo AND :key")
-            .projection_expression("#name, #entries, #hi")
-            .expression_attribute_names("#id", TABLE_ID)
-            .expression_attribute_names("#name", USERNAME)
-            .expression_attribute_names("#entries", ENTRIES)
-            .expression_attribute_names("#hi", BUCKET_HI)
-            .expression_attribute_values(":id", string(table_id))
-            .expression_attribute_values(":lo", string(BUCKET_PREFIX))
-            .expression_attribute_values(":key", string(bucket_end(rank_key)))
-            .consistent_read(true)
-            .set_exclusive_start_key(start)
-            .send()
-            .await?;
-        items.extend(output.items().iter().cloned());
-        start = output.last_evaluated_key().cloned();
-        if start.is_none() {
-            return Ok(buckets_from(&items));
-        }
-    }
+    let items = items_between(
+        client,
+        table,
+        table_id,
+        (BUCKET_PREFIX, &bucket_end(rank_key)),
+        &[USERNAME, ENTRIES, BUCKET_HI],
+    )
+    .await?;
+    Ok(buckets_from(&items))
 }
 
 /// How many entries lie in `[from, to]` (strongly consistent count; within
@@ -594,48 +619,29 @@ pub async fn teams(
     table_id: &str,
 ) -> Result<Vec<TeamStanding>, SdkError<QueryError>> {
     let mut teams = Vec::new();
-    let mut start = None;
-    loop {
-        let output = client
-            .query()
-            .table_name(table)
-            .key_condition_expression("#id = :id AND #name BETWEEN :from AND :to")
-            .expression_attribute_names("#id", TABLE_ID)
-            .expression_attribute_names("#name", USERNAME)
-            .expression_attribute_values(":id", string(table_id))
-            .expression_attribute_values(":from", string(TEAM_PREFIX))
-            .expression_attribute_values(":to", string(TEAM_END))
-            .consistent_read(true)
-            .set_exclusive_start_key(start)
-            .send()
-            .await?;
-        for item in output.items() {
-            let Some(name) = item
-                .get(USERNAME)
-                .and_then(|name| name.as_s().ok())
-                .and_then(|name| name.strip_prefix(TEAM_PREFIX))
-            else {
-                continue;
-            };
-            let members = item
-                .get(MEMBERS)
-                .and_then(|count| count.as_n().ok())
-                .and_then(|count| count.parse::<i64>().ok())
-                .unwrap_or(0);
-            if members > 0 {
-                teams.push(TeamStanding {
-                    name: name.to_owned(),
-                    members: members as u64,
-                    score_sum: team_score_sum(item),
-                });
-            }
-        }
-        start = output.last_evaluated_key().cloned();
-        if start.is_none() {
-            teams.sort_by(TeamStanding::order);
-            return Ok(teams);
+    for item in items_between(client, table, table_id, (TEAM_PREFIX, TEAM_END), &[]).await? {
+        let Some(name) = item
+            .get(USERNAME)
+            .and_then(|name| name.as_s().ok())
+            .and_then(|name| name.strip_prefix(TEAM_PREFIX))
+        else {
+            continue;
+        };
+        let members = item
+            .get(MEMBERS)
+            .and_then(|count| count.as_n().ok())
+            .and_then(|count| count.parse::<i64>().ok())
+            .unwrap_or(0);
+        if members > 0 {
+            teams.push(TeamStanding {
+                name: name.to_owned(),
+                members: members as u64,
+                score_sum: team_score_sum(&item),
+            });
         }
     }
+    teams.sort_by(TeamStanding::order);
+    Ok(teams)
 }
 
 /// Why a ranking call failed.
@@ -728,38 +734,21 @@ pub async fn split_if_full(
         .hi
         .as_deref()
         .map_or_else(|| ENTRY_END.to_owned(), entry_username);
-    let mut keys = Vec::new();
-    let mut start = None;
-    loop {
-        let output = client
-            .query()
-            .table_name(table)
-            .key_condition_expression("#id = :id AND #name BETWEEN :from AND :to")
-            .projection_expression("#name")
-            .expression_attribute_names("#id", TABLE_ID)
-            .expression_attribute_names("#name", USERNAME)
-            .expression_attribute_values(":id", string(table_id))
-            .expression_attribute_values(":from", string(entry_username(&bucket.lo)))
-            .expression_attribute_values(":to", string(upper.clone()))
-            .consistent_read(true)
-            .set_exclusive_start_key(start)
-            .send()
-            .await
-            .map_err(aws(&action))?;
-        keys.extend(
-            output
-                .items()
-                .iter()
-                .filter_map(|item| item.get(USERNAME)?.as_s().ok())
-                .filter_map(|name| name.strip_prefix(ENTRY_PREFIX))
-                .filter(|name| Some(*name) != bucket.hi.as_deref())
-                .map(str::to_owned),
-        );
-        start = output.last_evaluated_key().cloned();
-        if start.is_none() {
-            break;
-        }
-    }
+    let keys: Vec<String> = items_between(
+        client,
+        table,
+        table_id,
+        (&entry_username(&bucket.lo), &upper),
+        &[USERNAME],
+    )
+    .await
+    .map_err(aws(&action))?
+    .iter()
+    .filter_map(|item| item.get(USERNAME)?.as_s().ok())
+    .filter_map(|name| name.strip_prefix(ENTRY_PREFIX))
+    .filter(|name| Some(*name) != bucket.hi.as_deref())
+    .map(str::to_owned)
+    .collect();
     let half = keys.len() / 2;
     let median = keys
         .get(half)

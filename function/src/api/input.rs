@@ -334,6 +334,17 @@ pub fn limit(raw: Option<&str>) -> Result<u16, ApiError> {
     }
 }
 
+/// A listing's `limit` and `lastKey` query parameters (see [`limit`] and
+/// [`last_key`]).
+pub fn paging(
+    query: &std::collections::HashMap<String, String>,
+) -> Result<(u16, StartAfter), ApiError> {
+    Ok((
+        limit(query.get("limit").map(String::as_str))?,
+        last_key(query.get("lastKey").map(String::as_str)),
+    ))
+}
+
 /// A boolean query parameter (`withRank`): `true` or `false` (also `1` and
 /// `0`, in any case); absent is `false`.
 pub fn flag(raw: Option<&str>, name: &str) -> Result<bool, ApiError> {

@@ -94,8 +94,7 @@ pub async fn list(
     Query(query): Query<HashMap<String, String>>,
 ) -> Result<Response, ApiError> {
     state.authorize(caller.as_ref(), Action::Read, "").await?;
-    let limit = input::limit(query.get("limit").map(String::as_str))?;
-    let start_after = input::last_key(query.get("lastKey").map(String::as_str));
+    let (limit, start_after) = input::paging(&query)?;
     let page = state.store.list_tables(limit, &start_after).await?;
     Ok(Json(TablesPage {
         tables: page.items,

@@ -36,8 +36,7 @@ pub async fn list(
     state
         .authorize(caller.as_ref(), Action::Read, table_id)
         .await?;
-    let limit = input::limit(query.get("limit").map(String::as_str))?;
-    let start_after = input::last_key(query.get("lastKey").map(String::as_str));
+    let (limit, start_after) = input::paging(&query)?;
     let page = state
         .store
         .list_users(table_id, limit, &start_after)

@@ -153,36 +153,23 @@ impl Store {
     /// (strongly consistent).
     async fn derived_items(&self, table_id: &str) -> Result<Vec<Item>, StoreError> {
         let mut keys = Vec::new();
-        for (from, to) in ranking::DERIVED_RANGES {
-            let mut start = None;
-            loop {
-                let output = self
-                    .client()
-                    .query()
-                    .table_name(&self.table_name)
-                    .key_condition_expression("#id = :id AND #name BETWEEN :from AND :to")
-                    .projection_expression("#id, #name")
-                    .expression_attribute_names("#id", TABLE_ID)
-                    .expression_attribute_names("#name", USERNAME)
-                    .expression_attribute_values(":id", string_value(table_id))
-                    .expression_attribute_values(":from", string_value(from))
-                    .expression_attribute_values(":to", string_value(to))
-                    .consistent_read(true)
-                    .set_exclusive_start_key(start)
-                    .send()
-                    .await
-                    .map_err(|error| {
-                        StoreError::dynamodb(
-                            format!("reading the rank items of table {table_id}"),
-                            error,
-                        )
-                    })?;
-                keys.extend(output.items().iter().cloned());
-                start = output.last_evaluated_key().cloned();
-                if start.is_none() {
-                    break;
-                }
-            }
+        for range in ranking::DERIVED_RANGES {
+            keys.extend(
+                ranking::items_between(
+                    &self.client(),
+                    &self.table_name,
+                    table_id,
+                    range,
+                    &[TABLE_ID, USERNAME],
+                )
+                .await
+                .map_err(|error| {
+                    StoreError::dynamodb(
+                        format!("reading the rank items of table {table_id}"),
+                        error,
+                    )
+                })?,
+            );
         }
         Ok(keys)
     }
