@@ -11,8 +11,8 @@ creates tables, writes users and pages through them with its own iterators
 (`iter_tables`, `iter_users`, which send each page's `lastKey` back as
 `json.dumps(lastKey)`), then reads and writes (get_user, put_user, get_table,
 patch_table). With --class-size, a moral-compass class as the teaching apps
-drive it (update_moral_compass, get_user, list_users(limit=500) and their own
-rank computation), whose ranks must equal the server's.
+drive it (update_moral_compass, get_user, the task calls, list_users(limit=500)
+and their own rank computation), whose ranks must equal the server's.
 
 It asserts that every user is seen exactly once across the pages, that no
 session shows as a table or as a user, and that a session is a 404 once its
@@ -428,6 +428,19 @@ def moral_compass_class(base_url: str, run: str, options: argparse.Namespace) ->
               "get_user returns completedTaskIds", str(fetched.completed_task_ids))
         raw = client._request("GET", f"/tables/{table_id}/users/{students[3]}").json()
         check(raw.get("teamName") == team_of[students[3]], "get_user returns teamName", str(raw))
+    with step("moral compass: the client's task calls"):
+        name = students[1]
+        added = client.add_tasks(table_id, name, ["t10", "t2"])
+        check(added.get("completedTaskIds") == ["t1", "t2", "t10"],
+              "add_tasks keeps a sorted, duplicate-free list", str(added))
+        removed = client.remove_tasks(table_id, name, ["t1"])
+        check(removed.get("completedTaskIds") == ["t2", "t10"], "remove_tasks", str(removed))
+        reset = client.reset_tasks(table_id, name, ["t3"])
+        check(reset.get("completedTaskIds") == ["t3"], "reset_tasks", str(reset))
+        cleared = client.clear_tasks(table_id, name)
+        check(cleared.get("completedTaskIds") == [], "clear_tasks", str(cleared))
+        expect_status(404, "a task change of a user who does not exist is a 404",
+                      lambda: client.add_tasks(table_id, f"nobody-{run}", ["t1"]))
     with step("moral compass: list_users(limit=500), as the apps call it"):
         one_page = client.list_users(table_id, limit=500)["users"]
     with step("moral compass: every page"):
