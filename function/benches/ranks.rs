@@ -1,6 +1,6 @@
 //! What ranks cost in DynamoDB at class sizes of 30 to 100,000: for each read
-//! of the API that serves ranks, and for moral-compass writes that move a
-//! user, the DynamoDB round trips (counted by an SDK interceptor on the
+//! of the API that serves ranks, and for moral-compass writes (a user that
+//! moves, one that also changes team, a new user), the DynamoDB round trips (counted by an SDK interceptor on the
 //! client the router uses) and the capacity units, computed by DynamoDB's
 //! rules from the items each call read or wrote (sized as DynamoDB sizes
 //! items). Ranks served are checked against the seeded order on the side: the
@@ -12,7 +12,8 @@
 //! cargo bench -p function --bench ranks -- 30 500      # sizes as arguments
 //! ```
 //!
-//! `EMULATOR_PID` (optional): the emulator's process id, whose resident
+//! Without `EMULATOR_ENDPOINT` it exits (status 2) saying how to start the
+//! emulator. `EMULATOR_PID` (optional): the emulator's process id, whose resident
 //! memory is then printed after each class is seeded.
 //!
 //! Nothing here is a time: the emulator (moto) scans a table for every query
