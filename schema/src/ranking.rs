@@ -1,5 +1,5 @@
-//! Ranks computed exactly for a class of any size while reading a bounded part
-//! of it, and team totals kept exact in the same write as a member's score.
+//! Ranks computed exactly for a class of any size without reading its users,
+//! and team totals kept exact in the same write as a member's score.
 //! The function keeps them on every write of a user; the deployer's backfill
 //! ranks users written before ranks existed; its data commands leave these
 //! derived items behind (the target ranks its own users).
@@ -32,9 +32,10 @@
 //! bucket covering it, and, when it has [`RANK_TEAM`], one member and its
 //! score (the one [`RANK_KEY`] encodes) are counted in that team.
 //!
-//! **What a rank costs** (see the README's cost table): one query of the
-//! buckets up to the user's (one item per 128 to 256 users), one count of at
-//! most [`SPLIT_ABOVE`] entries, and one query of the teams.
+//! **What a rank costs** (measured in `docs/ranks.md`): one query of the
+//! bucket shards up to the user's ([`BUCKET_SHARDS`] items per bucket of 128
+//! to 256 users: about 1 RCU per 500 users ahead), one count of at most
+//! [`SPLIT_ABOVE`] entries, and one query of the teams (every team).
 
 use std::cmp::Ordering;
 use std::collections::HashMap;
