@@ -1048,11 +1048,22 @@ async fn the_real_python_client_drives_the_api_through_api_gateway() {
     assert_exit(&cloud.apply_dev(&[]), 0);
     let api_id = cloud.api_id().await.expect("the HTTP API exists");
     let base = emulator::execute_api_url(cloud.emulator.endpoint(), &api_id, "dev");
-    let outcome = drive_real_client(driver, &base, &["--session-seconds", "10"]).await;
+    // And a moral-compass class, as the apps drive it: every new route
+    // (moral-compass, tasks, withRank, teams) through API Gateway.
+    let outcome = drive_real_client(
+        driver,
+        &base,
+        &["--session-seconds", "10", "--class-size", "12"],
+    )
+    .await;
     assert!(outcome.success, "{outcome}");
     let summary = outcome.summary();
     eprintln!("{summary}");
     assert!(summary.contains("expired session 404"), "{summary}");
+    assert!(
+        summary.contains("a class of 12 in 7 teams: the server's rank, teamRank and teams"),
+        "{summary}"
+    );
 }
 
 /// Sessions where sign-in is on (the environment's own user pool): storing or
@@ -1157,9 +1168,20 @@ async fn sessions_with_sign_in_take_only_the_callers_own_token() {
     assert_eq!(answer["token"], json!(ana), "still ana's: {answer}");
 
     // The real client on ana's token: her session, her table, her class's users.
-    let outcome = drive_real_client(driver, &base, &["--token", &ana]).await;
+    // The moral-compass class too, its table owned by the token's student.
+    let outcome = drive_real_client(
+        driver,
+        &base,
+        &["--token", &ana, "--class-size", "12"],
+    )
+    .await;
     assert!(outcome.success, "{outcome}");
-    eprintln!("{}", outcome.summary());
+    let summary = outcome.summary();
+    eprintln!("{summary}");
+    assert!(
+        summary.contains("a class of 12 in 7 teams: the server's rank, teamRank and teams"),
+        "{summary}"
+    );
 }
 
 // ---------------------------------------------------------------------------
