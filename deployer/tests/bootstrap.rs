@@ -263,6 +263,9 @@ async fn assert_converged(account: &Account) {
             "dynamodb:GetItem",
             "dynamodb:PutItem",
             "dynamodb:UpdateItem",
+            // A user's old rank entry; a transaction's check that a table exists.
+            "dynamodb:DeleteItem",
+            "dynamodb:ConditionCheckItem",
             "dynamodb:DescribeTable",
             "dynamodb:Query",
             "dynamodb:BatchGetItem",

@@ -233,7 +233,7 @@ pub fn deploy_policy(settings: &Settings, clients: &Clients) -> Value {
             {
                 // The environment tables PlaygroundScores-<env> and their indexes: create,
                 // converge (PITR, Time to Live on `ttl`, indexes, tags), count items before
-                // destroy, backfill index attributes on adopted legacy tables, delete on destroy.
+                // destroy, delete on destroy.
                 "Sid": "EnvironmentTables",
                 "Effect": "Allow",
                 "Action": [
@@ -242,7 +242,6 @@ pub fn deploy_policy(settings: &Settings, clients: &Clients) -> Value {
                     "dynamodb:UpdateContinuousBackups", "dynamodb:DescribeTimeToLive",
                     "dynamodb:UpdateTimeToLive", "dynamodb:TagResource",
                     "dynamodb:UntagResource", "dynamodb:ListTagsOfResource",
-                    "dynamodb:Scan", "dynamodb:UpdateItem",
                     // destroy --env takes a final backup before deleting a table.
                     "dynamodb:CreateBackup", "dynamodb:DescribeBackup"
                 ],
@@ -251,6 +250,24 @@ pub fn deploy_policy(settings: &Settings, clients: &Clients) -> Value {
                     format!("arn:aws:dynamodb:{region}:{account}:table/{table_prefix}-*/index/*"),
                     format!("arn:aws:dynamodb:{region}:{account}:table/{table_prefix}-*/backup/*")
                 ]
+            },
+            {
+                // The index-key backfill of items written before an index existed, on the
+                // tables themselves (no index): Scan finds them; UpdateItem gives a table
+                // tablesPartition and a user leaderboardKey; ranking a user
+                // (schema::ranking::rank_unranked_user) reads it again (GetItem), finds its
+                // rank bucket (Query) and, in one TransactWriteItems (authorized as its
+                // parts), updates the user, puts its rank entry (and a class's first
+                // bucket) and updates its bucket and team; splitting a full bucket queries
+                // its entries, then updates it and puts the next. Nothing here deletes an
+                // item (no DeleteItem).
+                "Sid": "EnvironmentTablesIndexKeyBackfill",
+                "Effect": "Allow",
+                "Action": [
+                    "dynamodb:Scan", "dynamodb:Query", "dynamodb:GetItem",
+                    "dynamodb:PutItem", "dynamodb:UpdateItem"
+                ],
+                "Resource": format!("arn:aws:dynamodb:{region}:{account}:table/{table_prefix}-*")
             },
             {
                 // The Lambda execution roles aimodelshare-playground-<env>-lambda-role:

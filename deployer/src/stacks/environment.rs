@@ -42,22 +42,33 @@ pub fn tags(settings: &Settings, names: &EnvironmentNames) -> BTreeMap<String, S
     tags
 }
 
-/// The item operations the function performs on its table. (Its transactions
-/// need PutItem and UpdateItem on the items they write; a page of the table
-/// listing reads its tables' user counters with BatchGetItem; deleting a table
-/// reads its partition with Query on the table itself and deletes with
-/// BatchWriteItem, which the function refuses to do unless `allow_table_delete`.)
-/// The execution boundary allows no more than these.
+/// The item operations the function performs on its table. TransactWriteItems
+/// has no IAM action of its own: each part of a transaction is authorized as
+/// its item operation (a Put as PutItem, an Update as UpdateItem, a Delete as
+/// DeleteItem, a ConditionCheck as ConditionCheckItem). So: a user's write
+/// puts or updates the user, its counter, its rank entry, bucket and team,
+/// and deletes its old rank entry (DeleteItem); a new counter of a legacy
+/// table is put with a check that the table exists (ConditionCheckItem); a
+/// rank reads buckets and counts entries with Query on the table itself; a
+/// page of the table listing reads its tables' user counters with
+/// BatchGetItem; deleting a table reads its partition with Query and deletes
+/// with BatchWriteItem, which the function refuses to do unless
+/// `allow_table_delete` (a user written while its table was being deleted is
+/// deleted again, with DeleteItem). The execution boundary allows no more
+/// than these.
 pub const FUNCTION_TABLE_ACTIONS: &[&str] = &[
     "dynamodb:GetItem",
     "dynamodb:PutItem",
     "dynamodb:UpdateItem",
+    "dynamodb:DeleteItem",
+    "dynamodb:ConditionCheckItem",
     "dynamodb:DescribeTable",
     "dynamodb:Query",
     "dynamodb:BatchGetItem",
     "dynamodb:BatchWriteItem",
 ];
-/// What the function does with its table's indexes.
+/// What the function does with its table's indexes (byRank lists a class's
+/// users, byCreatedAt the tables; byLeaderboard is only written).
 pub const FUNCTION_INDEX_ACTIONS: &[&str] = &["dynamodb:Query"];
 
 /// Exactly the item operations the function performs, on its table and indexes.
