@@ -13,6 +13,7 @@ pub mod error;
 pub mod health_check;
 pub mod layer_zip;
 pub mod pre_traffic;
+pub mod ranking;
 pub mod resources;
 pub mod stacks;
 pub mod state_backend;

@@ -8,7 +8,7 @@ use std::process::Output;
 
 use emulator::Emulator;
 use serde_json::Value;
-use support::{assert_exit, text};
+use support::{RankedUser, assert_exit, assert_ranked_exactly, text};
 
 struct Account {
     emulator: Emulator,
@@ -129,7 +129,10 @@ async fn apply_from_empty_creates_every_resource_and_a_rerun_changes_nothing() {
         .filter_map(|i| i.index_name())
         .collect();
     indexes.sort_unstable();
-    assert_eq!(indexes, ["byCreatedAt", "byLeaderboard", "byUser"]);
+    assert_eq!(
+        indexes,
+        ["byCreatedAt", "byLeaderboard", "byRank", "byUser"]
+    );
     let pitr = dynamodb
         .describe_continuous_backups()
         .table_name("PlaygroundScores-dev")
@@ -202,10 +205,21 @@ async fn apply_from_empty_creates_every_resource_and_a_rerun_changes_nothing() {
         "no wildcard resource: {document_text}"
     );
     // Deleting a table reads its partition and deletes in batches: never a
-    // scan, and no single-item delete.
+    // scan. (Single items are deleted: a user's old rank entry.)
+    assert!(!document_text.contains("Scan"), "{document_text}");
+    for action in [
+        "dynamodb:Query",
+        "dynamodb:GetItem",
+        "dynamodb:PutItem",
+        "dynamodb:UpdateItem",
+        "dynamodb:DeleteItem",
+        "dynamodb:ConditionCheckItem",
+    ] {
+        assert!(document_text.contains(action), "{action}: {document_text}");
+    }
     assert!(
-        !document_text.contains("DeleteItem") && !document_text.contains("Scan"),
-        "{document_text}"
+        document_text.contains("table/PlaygroundScores-dev/index/*"),
+        "its indexes, byRank among them: {document_text}"
     );
 
     // Log group with retention.
@@ -746,11 +760,38 @@ async fn destroy_takes_a_final_backup_first_and_restore_then_apply_brings_every_
         Some(true),
         "apply converges the restored table"
     );
-    assert_eq!(
-        item_count(config, "PlaygroundScores-dev").await,
-        30,
-        "every item is back"
-    );
+    // Every item is back; the users (put behind the function's back, so
+    // without index keys) were given theirs by the backfill: ranked, with
+    // their rank entries and buckets beside them.
+    let items = dynamodb
+        .scan()
+        .table_name("PlaygroundScores-dev")
+        .consistent_read(true)
+        .send()
+        .await
+        .expect("scan");
+    let users = items
+        .items()
+        .iter()
+        .filter(|item| {
+            item.get("username")
+                .and_then(|name| name.as_s().ok())
+                .is_some_and(|name| !schema::ranking::is_derived(name))
+        })
+        .count();
+    assert_eq!(users, 30, "every item is back");
+    let ranked: Vec<RankedUser> = (0..30)
+        .map(|index| {
+            RankedUser::new(
+                "class-1",
+                &format!("student-{index:03}"),
+                0.0,
+                index,
+                None,
+            )
+        })
+        .collect();
+    assert_ranked_exactly(&dynamodb, "PlaygroundScores-dev", &ranked).await;
     assert!(account.api_id("dev").await.is_some());
     assert_exit(
         &account.deployer(&[
@@ -863,7 +904,8 @@ async fn destroy_without_state_refuses_and_names_what_it_found() {
     assert!(account.api_id("dev").await.is_some());
 }
 
-/// Write `count` user items with their index keys into `table`.
+/// Write `count` user items with their `leaderboardKey` into `table` (not
+/// ranked: a no-op plan reads no item, which is what they are for).
 async fn put_indexed_users(config: &aws_config::SdkConfig, table: &str, count: usize) {
     use aws_sdk_dynamodb::types::AttributeValue;
     let items = (0..count)
@@ -1028,23 +1070,27 @@ async fn an_index_rebuild_is_shown_as_destroy_and_create_and_an_unknown_index_is
                 .expect("add index");
         }
     };
-    // Someone rebuilds byLeaderboard on other keys, and adds an index of their own.
-    dynamodb
-        .update_table()
-        .table_name(table)
-        .global_secondary_index_updates(
-            GlobalSecondaryIndexUpdate::builder()
-                .delete(
-                    DeleteGlobalSecondaryIndexAction::builder()
-                        .index_name("byLeaderboard")
-                        .build()
-                        .expect("delete"),
-                )
-                .build(),
-        )
-        .send()
-        .await
-        .expect("drop byLeaderboard");
+    // Someone rebuilds byRank and byLeaderboard on other keys, and adds an
+    // index of their own.
+    for index in ["byRank", "byLeaderboard"] {
+        dynamodb
+            .update_table()
+            .table_name(table)
+            .global_secondary_index_updates(
+                GlobalSecondaryIndexUpdate::builder()
+                    .delete(
+                        DeleteGlobalSecondaryIndexAction::builder()
+                            .index_name(index)
+                            .build()
+                            .expect("delete"),
+                    )
+                    .build(),
+            )
+            .send()
+            .await
+            .expect("drop the index");
+    }
+    add("byRank", "tableId", "lastUpdated", ScalarAttributeType::S).await;
     add(
         "byLeaderboard",
         "tableId",
@@ -1069,9 +1115,17 @@ async fn an_index_rebuild_is_shown_as_destroy_and_create_and_an_unknown_index_is
         "a rebuild is a destroy and a create of the index: {shown}"
     );
     assert!(
-        shown.contains("byLeaderboard of PlaygroundScores-dev is destroyed and created again")
-            && shown.contains("GET /tables/{tableId}/users fails"),
-        "with the window during which listings fail: {shown}"
+        shown.contains("- \"byRank: tableId (S) / lastUpdated (S)\"")
+            && shown.contains("+ \"byRank: tableId (S) / rankKey (S)\""),
+        "{shown}"
+    );
+    assert!(
+        shown.contains("Index byRank of PlaygroundScores-dev is destroyed and created again (its keys change): until the new one is ACTIVE, GET /tables/{tableId}/users fails"),
+        "with the window during which the listing fails: {shown}"
+    );
+    assert!(
+        shown.contains("Index byLeaderboard of PlaygroundScores-dev is destroyed and created again (its keys change); the API reads no listing from it now, but a release rolled back to one from before byRank lists GET /tables/{tableId}/users from it"),
+        "byLeaderboard serves only a rollback: {shown}"
     );
     assert!(
         shown.contains("Kept: index teacherIndex") && !shown.contains("- \"teacherIndex"),
@@ -1140,7 +1194,7 @@ async fn an_index_rebuild_is_shown_as_destroy_and_create_and_an_unknown_index_is
     );
     assert_eq!(
         index_names().await,
-        ["byCreatedAt", "byLeaderboard", "byUser"]
+        ["byCreatedAt", "byLeaderboard", "byRank", "byUser"]
     );
 }
 
@@ -1348,7 +1402,7 @@ async fn a_legacy_terraform_deployment_is_taken_over_in_place() {
             ("displayName", s("Old class")),
             ("createdAt", s("2024-01-01T00:00:00")),
             ("isArchived", AttributeValue::Bool(false)),
-            ("userCount", n("2")),
+            ("userCount", n("6")),
         ],
         vec![
             ("tableId", s("t-old")),
@@ -1379,6 +1433,66 @@ async fn a_legacy_terraform_deployment_is_taken_over_in_place() {
             ("totalCount", n("4")),
             ("lastUpdated", s("2024-06-02T00:00:00")),
         ],
+        // Users of the moral-compass apps, written before ranks existed: a
+        // score, a team, both, or (alice above, bob) neither.
+        vec![
+            ("tableId", s("t-old")),
+            ("username", s("dave")),
+            ("submissionCount", n("1")),
+            ("totalCount", n("1")),
+            ("moralCompassScore", n("0.1")),
+            ("teamName", s("red")),
+            ("lastUpdated", s("2024-01-04T00:00:00")),
+        ],
+        vec![
+            ("tableId", s("t-old")),
+            ("username", s("erin")),
+            ("submissionCount", n("2")),
+            ("totalCount", n("2")),
+            ("moralCompassScore", n("0.2")),
+            ("teamName", s("red")),
+            ("lastUpdated", s("2024-01-05T00:00:00")),
+        ],
+        vec![
+            ("tableId", s("t-old")),
+            ("username", s("frank")),
+            ("submissionCount", n("4")),
+            ("totalCount", n("4")),
+            ("moralCompassScore", n("0.25")),
+            ("teamName", s("blue")),
+            ("lastUpdated", s("2024-01-06T00:00:00")),
+        ],
+        vec![
+            ("tableId", s("t-old")),
+            ("username", s("gina")),
+            ("submissionCount", n("2")),
+            ("totalCount", n("3")),
+            ("teamName", s("blue")),
+            ("lastUpdated", s("2024-01-07T00:00:00")),
+        ],
+        // Not users, so never given index keys or ranked: a counter and a
+        // sign-in session.
+        vec![
+            ("tableId", s("t-new")),
+            ("username", s("_metadata#count0")),
+            ("userCount", n("0")),
+        ],
+        vec![
+            ("tableId", s("session#abc")),
+            ("username", s("_session")),
+            ("token", s("a.b.c")),
+            ("ttl", n("4102444800")),
+        ],
+    ];
+    // Each class's users, as they should be ranked.
+    let legacy_users = [
+        RankedUser::new("t-old", "alice", 0.0, 5, None),
+        RankedUser::new("t-old", "bob", 0.0, 9, None),
+        RankedUser::new("t-new", "carol", 0.0, 3, None),
+        RankedUser::new("t-old", "dave", 0.1, 1, Some("red")),
+        RankedUser::new("t-old", "erin", 0.2, 2, Some("red")),
+        RankedUser::new("t-old", "frank", 0.25, 4, Some("blue")),
+        RankedUser::new("t-old", "gina", 0.0, 2, Some("blue")),
     ];
     for item in &legacy_items {
         dynamodb
@@ -1513,8 +1627,23 @@ async fn a_legacy_terraform_deployment_is_taken_over_in_place() {
         shown.contains("\"app.handler\" -> \"bootstrap\""),
         "{shown}"
     );
+    // Two tables and seven users lack index keys (the counter and the
+    // session are neither); byRank is added in place and the users ranked.
     assert!(
-        shown.contains("~ items_missing_index_keys = 5 -> 0"),
+        shown.contains("~ items_missing_index_keys = 9 -> 0"),
+        "{shown}"
+    );
+    assert!(
+        shown.contains("+ \"byRank: tableId (S) / rankKey (S)\""),
+        "{shown}"
+    );
+    assert!(
+        shown.contains("Index byRank is added to PlaygroundScores-dev in place: no item is replaced; GET /tables/{tableId}/users lists from it"),
+        "{shown}"
+    );
+    assert!(
+        shown.contains("Backfill: 9 items of PlaygroundScores-dev lack index keys")
+            && shown.contains("ranks each such user"),
         "{shown}"
     );
     assert!(
@@ -1541,6 +1670,12 @@ async fn a_legacy_terraform_deployment_is_taken_over_in_place() {
         "fn.zip",
     ]);
     assert_exit(&output, 0);
+    assert!(
+        text(&output)
+            .contains("dynamodb_table.scores: index keys backfilled: 9 items, 7 users ranked"),
+        "{}",
+        text(&output)
+    );
     // Adding indexes and backfilling their keys is within the deploy role's rights.
     account
         .assert_deploy_policy_allows(&logged_calls(&output))
@@ -1635,13 +1770,36 @@ async fn a_legacy_terraform_deployment_is_taken_over_in_place() {
             assert_eq!(stored.get(*name), Some(value), "{name} unchanged");
         }
     }
-    let count = dynamodb
+    // No other item but the derived rank items: each user's rank entry, the
+    // classes' buckets and teams.
+    let all = dynamodb
         .scan()
         .table_name(table)
-        .select(aws_sdk_dynamodb::types::Select::Count)
+        .consistent_read(true)
         .send()
-        .await;
-    assert_eq!(count.expect("scan").count(), 5);
+        .await
+        .expect("scan");
+    let (derived, others): (Vec<_>, Vec<_>) = all.items().iter().partition(|item| {
+        item.get("username")
+            .and_then(|name| name.as_s().ok())
+            .is_some_and(|name| schema::ranking::is_derived(name))
+    });
+    assert_eq!(others.len(), legacy_items.len(), "{others:?}");
+    assert!(!derived.is_empty());
+    // The counter and the session were left as they were.
+    for (table_id, username) in [("t-new", "_metadata#count0"), ("session#abc", "_session")] {
+        let item = others
+            .iter()
+            .find(|item| {
+                item["tableId"].as_s().is_ok_and(|id| id == table_id)
+                    && item["username"].as_s().is_ok_and(|name| name == username)
+            })
+            .expect("kept");
+        for attribute in ["leaderboardKey", "rankKey", "rankTeam"] {
+            assert!(!item.contains_key(attribute), "{username}: {item:?}");
+        }
+    }
+    assert_ranked_exactly(&dynamodb, table, &legacy_users).await;
 
     // The API over the adopted table lists the legacy data in the contract's order.
     let store = playground_api::store::Store::new(
@@ -1660,9 +1818,10 @@ async fn a_legacy_terraform_deployment_is_taken_over_in_place() {
         .await
         .expect("users");
     let names: Vec<&str> = users.items.iter().map(|u| u.username.as_str()).collect();
-    assert_eq!(names, ["bob", "alice"]);
-    assert_eq!(tables.items[1].user_count, 2);
+    assert_eq!(names, ["frank", "erin", "dave", "bob", "alice", "gina"]);
+    assert_eq!(tables.items[1].user_count, 6);
 
+    // A rerun plans nothing, and applying it writes nothing.
     assert_exit(
         &account.deployer(&[
             "plan",
@@ -1674,6 +1833,12 @@ async fn a_legacy_terraform_deployment_is_taken_over_in_place() {
         ]),
         0,
     );
+    emulator::clear_served_requests(account.emulator.endpoint());
+    let again = account.apply_dev();
+    assert_exit(&again, 0);
+    assert!(text(&again).contains("No changes."), "{}", text(&again));
+    assert_eq!(account.mutating_requests(), Vec::<String>::new());
+    assert_ranked_exactly(&dynamodb, table, &legacy_users).await;
 }
 
 /// Run `deployer args` on a pseudo-terminal (util-linux `script`), typing `answer`.
@@ -2166,6 +2331,22 @@ async fn apply_without_an_artifact_builds_the_function_and_an_unchanged_build_ch
     assert_eq!(account.mutating_requests(), Vec::<String>::new());
 }
 
+/// The IAM actions an SDK call needs (none for GetCallerIdentity).
+/// DynamoDB's TransactWriteItems has no action of its own: each part is
+/// authorized as its item operation. The call log does not show the parts;
+/// the deployer's transactions (ranking a user in the index-key backfill,
+/// splitting a full rank bucket) put and update items, and none deletes one
+/// or checks a condition alone.
+fn iam_actions(service: &str, operation: &str) -> Vec<String> {
+    if (service, operation) == ("DynamoDB", "TransactWriteItems") {
+        return vec![
+            "dynamodb:PutItem".to_owned(),
+            "dynamodb:UpdateItem".to_owned(),
+        ];
+    }
+    iam_action(service, operation).into_iter().collect()
+}
+
 /// The IAM action an SDK call needs (`None`: none, e.g. GetCallerIdentity).
 fn iam_action(service: &str, operation: &str) -> Option<String> {
     let action = match service {
@@ -2257,6 +2438,10 @@ fn the_action_mapping_and_matching_are_right() {
         Some("apigateway:PATCH")
     );
     assert_eq!(iam_action("STS", "GetCallerIdentity"), None);
+    assert_eq!(
+        iam_actions("DynamoDB", "TransactWriteItems"),
+        ["dynamodb:PutItem", "dynamodb:UpdateItem"]
+    );
     assert!(action_matches("lambda:Get*", "lambda:GetFunction"));
     assert!(action_matches("S3:putobject", "s3:PutObject"));
     assert!(!action_matches("lambda:Get*", "lambda:UpdateFunctionCode"));
@@ -2375,7 +2560,7 @@ fn assert_policy_allows(document: &Value, calls: &[(String, String)], what: &str
     let allowed = actions_with_effect(document, "Allow");
     let mut missing: Vec<String> = calls
         .iter()
-        .filter_map(|(service, operation)| iam_action(service, operation))
+        .flat_map(|(service, operation)| iam_actions(service, operation))
         .filter(|action| {
             !allowed
                 .iter()

@@ -217,19 +217,20 @@ impl EnvironmentStack<'_> {
         };
         let table = environment::TableInputs {
             prune_indexes: options.prune_indexes,
-            index_keys_backfilled: stored
-                .and_then(|stored| {
-                    stored
-                        .document
-                        .resources
-                        .get(dynamodb_scores_table::ADDRESS)
-                })
-                .and_then(|table| {
-                    table
-                        .attributes
-                        .get(dynamodb_scores_table::INDEX_KEYS_BACKFILLED)
-                })
-                == Some(&Value::Bool(true)),
+            index_keys_backfilled: dynamodb_scores_table::backfill_recorded(
+                stored
+                    .and_then(|stored| {
+                        stored
+                            .document
+                            .resources
+                            .get(dynamodb_scores_table::ADDRESS)
+                    })
+                    .and_then(|table| {
+                        table
+                            .attributes
+                            .get(dynamodb_scores_table::INDEX_KEYS_BACKFILLED)
+                    }),
+            ),
         };
         let releases = stored
             .and_then(|stored| stored.document.resources.get(lambda_alias::ADDRESS))
@@ -446,18 +447,26 @@ fn index_notes(names: &EnvironmentNames, prepared: &Prepared) -> Vec<String> {
             if kept_shape {
                 continue;
             }
-            let listing = match name.as_str() {
-                schema::BY_CREATED_AT => Some("GET /tables"),
-                schema::BY_LEADERBOARD => Some("GET /tables/{tableId}/users"),
-                _ => None,
-            };
-            let effect = match (rebuilt, listing) {
-                (true, Some(listing)) => format!(
+            let effect = match (rebuilt, listing_of(name)) {
+                (true, Listing::Serves(listing)) => format!(
                     "destroyed and created again (its keys change): until the new one is ACTIVE, {listing} fails"
                 ),
-                (true, None) => "destroyed and created again (its keys change); the API reads no listing from it".to_owned(),
-                (false, Some(listing)) => format!("destroyed: {listing} fails from then on"),
-                (false, None) => "destroyed; the API reads no listing from it".to_owned(),
+                (false, Listing::Serves(listing)) => {
+                    format!("destroyed: {listing} fails from then on")
+                }
+                (true, Listing::RollbackOnly(listing)) => format!(
+                    "destroyed and created again (its keys change); the API reads no listing from it now, \
+                     but a release rolled back to one from before {} lists {listing} from it, and fails \
+                     until the new one is ACTIVE",
+                    schema::BY_RANK
+                ),
+                (false, Listing::RollbackOnly(listing)) => format!(
+                    "destroyed; the API reads no listing from it now, but a release rolled back to one \
+                     from before {} lists {listing} from it, and fails",
+                    schema::BY_RANK
+                ),
+                (true, Listing::None) => "destroyed and created again (its keys change); the API reads no listing from it".to_owned(),
+                (false, Listing::None) => "destroyed; the API reads no listing from it".to_owned(),
             };
             notes.push(format!(
                 "Index {name} of {} is {effect}. Building an index backfills all {items} items; \
@@ -465,6 +474,41 @@ fn index_notes(names: &EnvironmentNames, prepared: &Prepared) -> Vec<String> {
                 names.table
             ));
         }
+        for name in after.iter().filter(|name| !before.contains(name)) {
+            let serves = match listing_of(name) {
+                Listing::Serves(listing) => format!(
+                    "; {listing} lists from it once it is ACTIVE (apply waits for it, and moves \
+                     the function's release after it)"
+                ),
+                Listing::RollbackOnly(_) | Listing::None => String::new(),
+            };
+            notes.push(format!(
+                "Index {name} is added to {} in place: no item is replaced{serves}. Building it \
+                 reads all {items} items; apply waits for it (10 min plus 1 s per 1,000 items at most).",
+                names.table
+            ));
+        }
+    }
+    if let Some(engine::plan::PlannedResource {
+        action: engine::Action::Update(changes),
+        ..
+    }) = prepared.plan.resources.get(index)
+        && let Some(change) = changes
+            .iter()
+            .find(|change| change.name == "items_missing_index_keys")
+    {
+        let missing = change.old.as_i64().unwrap_or(0);
+        notes.push(format!(
+            "Backfill: {missing} items of {} lack index keys (tables without {}, users without {} \
+             or {}). Apply gives each what it lacks, never changing an attribute that exists, and \
+             ranks each such user (its {} with its rank entry, bucket and team), one user at a time. \
+             No item is replaced.",
+            names.table,
+            schema::TABLES_PARTITION,
+            schema::LEADERBOARD_KEY,
+            schema::ranking::RANK_KEY,
+            schema::ranking::RANK_KEY,
+        ));
     }
     if let Some(unknown) = observed
         .and_then(|table| table.attributes.get("unknown_indexes"))
@@ -478,6 +522,26 @@ fn index_notes(names: &EnvironmentNames, prepared: &Prepared) -> Vec<String> {
         }
     }
     notes
+}
+
+/// Which listing of the API an index serves.
+enum Listing {
+    /// The function lists this from it.
+    Serves(&'static str),
+    /// Still written, so that a release rolled back to one from before
+    /// [`schema::BY_RANK`] lists this from it; the function lists nothing
+    /// from it now.
+    RollbackOnly(&'static str),
+    None,
+}
+
+fn listing_of(index: &str) -> Listing {
+    match index {
+        schema::BY_CREATED_AT => Listing::Serves("GET /tables"),
+        schema::BY_RANK => Listing::Serves("GET /tables/{tableId}/users"),
+        schema::BY_LEADERBOARD => Listing::RollbackOnly("GET /tables/{tableId}/users"),
+        _ => Listing::None,
+    }
 }
 
 /// An observed attribute of the resource at `address`, as text.

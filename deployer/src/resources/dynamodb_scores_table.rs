@@ -6,8 +6,15 @@
 //! expire by it), on created and adopted tables alike; a table whose Time to
 //! Live is on another attribute is not switched (the plan is refused, saying
 //! why and what to do).
+//!
+//! Items written before an index existed lack the attribute it is keyed on;
+//! the plan counts them (`items_missing_index_keys`) and apply backfills them,
+//! never changing an attribute that exists: a table's `tablesPartition`, a
+//! user's `leaderboardKey`, and a user's rank (`rankKey`, with its rank entry,
+//! bucket and team, by [`schema::ranking::rank_unranked_user`], one user at a
+//! time). No item is replaced.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use aws_sdk_dynamodb::client::Waiters;
 use aws_sdk_dynamodb::types::{
@@ -19,6 +26,7 @@ use schema::TABLE_SCHEMA;
 
 use super::dynamodb_settings::{self, TableTags};
 use super::{Clients, tags};
+use crate::engine::progress::Progress;
 use crate::engine::{
     AttributeChange, AttributeSet, DesiredResource, EngineError, ObservedResource, Resource, Rule,
     Tags,
@@ -42,8 +50,28 @@ crate::attributes! {
     }
 }
 
-/// What the state records of a scores table once every item has its index keys.
+/// What the state records of a scores table once every item has its index
+/// keys: the list [`BACKFILLED_INDEX_KEYS`]. (A state written before ranks
+/// recorded `true`, for the first two only: its table is counted again.)
 pub const INDEX_KEYS_BACKFILLED: &str = "index_keys_backfilled";
+
+/// The attributes the backfill gives every item that needs them.
+pub const BACKFILLED_INDEX_KEYS: [&str; 3] = [
+    schema::TABLES_PARTITION,
+    schema::LEADERBOARD_KEY,
+    schema::ranking::RANK_KEY,
+];
+
+/// Whether `recorded` (the state's [`INDEX_KEYS_BACKFILLED`]) says every
+/// item has all of [`BACKFILLED_INDEX_KEYS`].
+pub fn backfill_recorded(recorded: Option<&serde_json::Value>) -> bool {
+    let Some(serde_json::Value::Array(keys)) = recorded else {
+        return false;
+    };
+    BACKFILLED_INDEX_KEYS
+        .iter()
+        .all(|wanted| keys.iter().any(|key| key.as_str() == Some(wanted)))
+}
 
 pub const ADDRESS: &str = "dynamodb_table.scores";
 
@@ -82,9 +110,56 @@ pub fn time_to_live_refusal(table: &str) -> String {
 }
 
 /// Items written before the ordering indexes existed: metadata without
-/// `tablesPartition`, users without `leaderboardKey`.
-const MISSING_INDEX_KEYS: &str =
-    "(#u = :meta AND attribute_not_exists(#p)) OR (#u <> :meta AND attribute_not_exists(#r))";
+/// `tablesPartition`, users without `leaderboardKey` or without `rankKey`.
+/// Not users: counters (`_metadata#…`), sign-in sessions (their partitions
+/// are `session#<id>`) and the derived rank entries, buckets and teams.
+const MISSING_INDEX_KEYS: &str = "(#u = :meta AND attribute_not_exists(#p)) OR \
+     (#u <> :meta AND NOT begins_with(#u, :counter) AND NOT begins_with(#t, :session) \
+     AND NOT begins_with(#u, :rank) AND NOT begins_with(#u, :team) \
+     AND (attribute_not_exists(#r) OR attribute_not_exists(#k)))";
+
+/// A scan of `table` for the items [`MISSING_INDEX_KEYS`] selects.
+fn missing_index_keys_scan(
+    dynamodb: &aws_sdk_dynamodb::Client,
+    table: &str,
+) -> aws_sdk_dynamodb::operation::scan::builders::ScanFluentBuilder {
+    let [rank, team] = crate::ranking::DERIVED_PREFIXES;
+    dynamodb
+        .scan()
+        .table_name(table)
+        .filter_expression(MISSING_INDEX_KEYS)
+        .expression_attribute_names("#u", schema::USERNAME)
+        .expression_attribute_names("#t", schema::TABLE_ID)
+        .expression_attribute_names("#p", schema::TABLES_PARTITION)
+        .expression_attribute_names("#r", schema::LEADERBOARD_KEY)
+        .expression_attribute_names("#k", schema::ranking::RANK_KEY)
+        .expression_attribute_values(":meta", AttributeValue::S(schema::METADATA_USERNAME.into()))
+        .expression_attribute_values(":counter", AttributeValue::S(counter_prefix()))
+        .expression_attribute_values(
+            ":session",
+            AttributeValue::S(schema::SESSION_PARTITION_PREFIX.into()),
+        )
+        .expression_attribute_values(":rank", AttributeValue::S(rank.into()))
+        .expression_attribute_values(":team", AttributeValue::S(team.into()))
+}
+
+/// Whether an item the scan found is one the backfill gives keys to (the
+/// filter's rule, checked again with the schema's own functions): a table's
+/// metadata, or a user.
+fn backfilled(table_id: &str, username: &str) -> bool {
+    username == schema::METADATA_USERNAME
+        || !(username.starts_with(&counter_prefix())
+            || table_id.starts_with(schema::SESSION_PARTITION_PREFIX)
+            || schema::ranking::is_derived(username))
+}
+
+/// What every counter's sort key starts with (`_metadata#`).
+fn counter_prefix() -> String {
+    format!("{}#", schema::METADATA_USERNAME)
+}
+
+/// A long backfill says how far it got this often.
+const PROGRESS_EVERY: Duration = Duration::from_secs(10);
 
 #[derive(Debug, Clone)]
 pub struct ScoresTable {
@@ -260,34 +335,33 @@ impl ScoresTable {
         self.wait_until_active().await
     }
 
-    /// How many items lack the attribute their ordering index needs: metadata
-    /// items without `tablesPartition`, users without `leaderboardKey` (items
-    /// written before those indexes existed). One counting scan.
+    /// How many items lack an attribute their ordering index needs
+    /// ([`MISSING_INDEX_KEYS`]: tables without `tablesPartition`, users
+    /// without `leaderboardKey` or `rankKey`, written before those indexes
+    /// existed). One scan, returning keys only.
     async fn items_missing_index_keys(&self) -> Result<u64, EngineError> {
         let mut missing = 0u64;
         let mut start = None;
         loop {
-            let page = self
-                .clients
-                .dynamodb
-                .scan()
-                .table_name(&self.name)
-                .filter_expression(MISSING_INDEX_KEYS)
-                .expression_attribute_names("#u", schema::USERNAME)
-                .expression_attribute_names("#p", schema::TABLES_PARTITION)
-                .expression_attribute_names("#r", schema::LEADERBOARD_KEY)
-                .expression_attribute_values(
-                    ":meta",
-                    AttributeValue::S(schema::METADATA_USERNAME.into()),
-                )
-                .projection_expression("#u")
+            let page = missing_index_keys_scan(&self.clients.dynamodb, &self.name)
+                .projection_expression("#t, #u")
                 .set_exclusive_start_key(start)
                 .send()
                 .await
                 .map_err(|error| {
                     EngineError::sdk(self.doing("counting items without index keys in"), &error)
                 })?;
-            missing += page.items().len() as u64;
+            missing += page
+                .items()
+                .iter()
+                .filter(|item| {
+                    matches!(
+                        (item.get(schema::TABLE_ID), item.get(schema::USERNAME)),
+                        (Some(AttributeValue::S(table_id)), Some(AttributeValue::S(username)))
+                            if backfilled(table_id, username)
+                    )
+                })
+                .count() as u64;
             start = page.last_evaluated_key().cloned();
             if start.is_none() {
                 return Ok(missing);
@@ -296,23 +370,20 @@ impl ScoresTable {
     }
 
     /// Add the missing index attributes to legacy items, never changing an
-    /// attribute that exists (each write is conditioned on its absence).
-    async fn backfill_index_keys(&self) -> Result<(), EngineError> {
+    /// attribute that exists (each write is conditioned on its absence, and
+    /// on the item still existing): a table's `tablesPartition`, a user's
+    /// `leaderboardKey`, then its rank. `expected` is the plan's count, for
+    /// the progress lines.
+    async fn backfill_index_keys(&self, expected: u64) -> Result<(), EngineError> {
         let dynamodb = &self.clients.dynamodb;
         let action = self.doing("adding index attributes to the items of");
+        let progress = Progress::new();
+        let started = Instant::now();
+        let mut noted = Instant::now();
+        let (mut items, mut ranked) = (0u64, 0u64);
         let mut start = None;
         loop {
-            let page = dynamodb
-                .scan()
-                .table_name(&self.name)
-                .filter_expression(MISSING_INDEX_KEYS)
-                .expression_attribute_names("#u", schema::USERNAME)
-                .expression_attribute_names("#p", schema::TABLES_PARTITION)
-                .expression_attribute_names("#r", schema::LEADERBOARD_KEY)
-                .expression_attribute_values(
-                    ":meta",
-                    AttributeValue::S(schema::METADATA_USERNAME.into()),
-                )
+            let page = missing_index_keys_scan(dynamodb, &self.name)
                 .set_exclusive_start_key(start)
                 .send()
                 .await
@@ -323,6 +394,9 @@ impl ScoresTable {
                 else {
                     continue;
                 };
+                if !backfilled(table_id, username) {
+                    continue;
+                }
                 let key = [
                     (
                         schema::TABLE_ID.to_owned(),
@@ -336,22 +410,29 @@ impl ScoresTable {
                 let request = dynamodb
                     .update_item()
                     .table_name(&self.name)
-                    .set_key(Some(key.into()));
+                    .set_key(Some(key.into()))
+                    .expression_attribute_names("#u", schema::USERNAME);
                 let request = if username == schema::METADATA_USERNAME {
                     // Tables without createdAt sort as the oldest.
-                    request
-                        .update_expression("SET #p = :p, #c = if_not_exists(#c, :epoch)")
-                        .condition_expression("attribute_not_exists(#p)")
-                        .expression_attribute_names("#p", schema::TABLES_PARTITION)
-                        .expression_attribute_names("#c", schema::CREATED_AT)
-                        .expression_attribute_values(
-                            ":p",
-                            AttributeValue::S(schema::TABLES_PARTITION_VALUE.into()),
-                        )
-                        .expression_attribute_values(
-                            ":epoch",
-                            AttributeValue::S("1970-01-01T00:00:00.000Z".into()),
-                        )
+                    Some(
+                        request
+                            .update_expression("SET #p = :p, #c = if_not_exists(#c, :epoch)")
+                            .condition_expression(
+                                "attribute_exists(#u) AND attribute_not_exists(#p)",
+                            )
+                            .expression_attribute_names("#p", schema::TABLES_PARTITION)
+                            .expression_attribute_names("#c", schema::CREATED_AT)
+                            .expression_attribute_values(
+                                ":p",
+                                AttributeValue::S(schema::TABLES_PARTITION_VALUE.into()),
+                            )
+                            .expression_attribute_values(
+                                ":epoch",
+                                AttributeValue::S("1970-01-01T00:00:00.000Z".into()),
+                            ),
+                    )
+                } else if item.contains_key(schema::LEADERBOARD_KEY) {
+                    None
                 } else {
                     let submissions = match item.get(schema::SUBMISSION_COUNT) {
                         Some(AttributeValue::N(number)) => number
@@ -366,30 +447,101 @@ impl ScoresTable {
                             .unwrap_or(0),
                         _ => 0,
                     };
-                    request
-                        .update_expression("SET #r = :r")
-                        .condition_expression("attribute_not_exists(#r)")
-                        .expression_attribute_names("#r", schema::LEADERBOARD_KEY)
-                        .expression_attribute_values(
-                            ":r",
-                            AttributeValue::S(schema::leaderboard_key(submissions, username)),
-                        )
+                    Some(
+                        request
+                            .update_expression("SET #r = :r")
+                            .condition_expression(
+                                "attribute_exists(#u) AND attribute_not_exists(#r)",
+                            )
+                            .expression_attribute_names("#r", schema::LEADERBOARD_KEY)
+                            .expression_attribute_values(
+                                ":r",
+                                AttributeValue::S(schema::leaderboard_key(submissions, username)),
+                            ),
+                    )
                 };
-                match request.send().await {
-                    Ok(_) => {}
-                    // Someone (the function) wrote it meanwhile: theirs is kept.
-                    Err(error)
-                        if error.as_service_error().is_some_and(|service| {
-                            service.is_conditional_check_failed_exception()
-                        }) => {}
-                    Err(error) => return Err(EngineError::sdk(action.clone(), &error)),
+                if let Some(request) = request {
+                    match request.send().await {
+                        Ok(_) => {}
+                        // Someone (the function) wrote it meanwhile, or deleted it: theirs is kept.
+                        Err(error)
+                            if error.as_service_error().is_some_and(|service| {
+                                service.is_conditional_check_failed_exception()
+                            }) => {}
+                        Err(error) => return Err(EngineError::sdk(action.clone(), &error)),
+                    }
+                }
+                if username != schema::METADATA_USERNAME
+                    && !item.contains_key(schema::ranking::RANK_KEY)
+                    && self.rank_user(table_id, username).await?
+                {
+                    ranked += 1;
+                }
+                items += 1;
+                if noted.elapsed() >= PROGRESS_EVERY {
+                    progress.note(
+                        ADDRESS,
+                        &format!(
+                            "backfilling index keys: {items} of ~{expected} items, {ranked} users \
+                             ranked, after {:.0}s",
+                            started.elapsed().as_secs_f64()
+                        ),
+                    );
+                    noted = Instant::now();
                 }
             }
             start = page.last_evaluated_key().cloned();
             if start.is_none() {
+                progress.note(
+                    ADDRESS,
+                    &format!(
+                        "index keys backfilled: {items} items, {ranked} users ranked, in {:.1}s",
+                        started.elapsed().as_secs_f64()
+                    ),
+                );
                 return Ok(());
             }
         }
+    }
+
+    /// Rank one user written before ranks existed, from its item as it is now
+    /// (read again, strongly consistent: a page of the scan may be minutes
+    /// old by then). `false` when it is gone or was ranked meanwhile (by the
+    /// function, or by an earlier attempt).
+    async fn rank_user(&self, table_id: &str, username: &str) -> Result<bool, EngineError> {
+        let read = self
+            .clients
+            .dynamodb
+            .get_item()
+            .table_name(&self.name)
+            .key(schema::TABLE_ID, AttributeValue::S(table_id.to_owned()))
+            .key(schema::USERNAME, AttributeValue::S(username.to_owned()))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|error| {
+                EngineError::sdk(
+                    self.doing(&format!("reading user {username} of table {table_id} in")),
+                    &error,
+                )
+            })?;
+        let Some(item) = read.item() else {
+            return Ok(false);
+        };
+        if item.contains_key(schema::ranking::RANK_KEY) {
+            return Ok(false);
+        }
+        schema::ranking::rank_unranked_user(
+            &self.clients.dynamodb,
+            &self.name,
+            item,
+            crate::ranking::now_ms(),
+        )
+        .await
+        .map_err(|error| {
+            let (what, detail) = crate::ranking::failure(&error);
+            EngineError::new(format!("{what} in DynamoDB table {}", self.name), detail)
+        })
     }
 
     fn arn(&self) -> String {
@@ -710,7 +862,10 @@ impl Resource for ScoresTable {
                         }
                     }
                 }
-                ScoresTableAttribute::ItemsMissingIndexKeys => self.backfill_index_keys().await?,
+                ScoresTableAttribute::ItemsMissingIndexKeys => {
+                    let expected = change.old.as_u64().unwrap_or(0);
+                    self.backfill_index_keys(expected).await?;
+                }
                 ScoresTableAttribute::PointInTimeRecovery => {
                     dynamodb_settings::set_point_in_time_recovery(
                         &self.clients.dynamodb,
@@ -752,7 +907,7 @@ impl Resource for ScoresTable {
         if done {
             [(
                 INDEX_KEYS_BACKFILLED.to_owned(),
-                serde_json::Value::Bool(true),
+                serde_json::json!(BACKFILLED_INDEX_KEYS),
             )]
             .into()
         } else {
@@ -809,6 +964,81 @@ mod tests {
             arn: None,
             attributes,
         })
+    }
+
+    #[test]
+    fn the_backfill_is_recorded_as_the_keys_it_gave_and_an_older_record_counts_again() {
+        assert!(!backfill_recorded(None));
+        // Recorded before ranks existed: tablesPartition and leaderboardKey only.
+        assert!(!backfill_recorded(Some(&json!(true))));
+        assert!(!backfill_recorded(Some(&json!([
+            "tablesPartition",
+            "leaderboardKey"
+        ]))));
+        assert!(backfill_recorded(Some(&json!([
+            "leaderboardKey",
+            "rankKey",
+            "tablesPartition"
+        ]))));
+        let mut observed = observed("ttl").expect("observed");
+        let recorded = table().recorded_attributes(&observed);
+        assert_eq!(
+            recorded[INDEX_KEYS_BACKFILLED],
+            json!(["tablesPartition", "leaderboardKey", "rankKey"])
+        );
+        assert!(backfill_recorded(recorded.get(INDEX_KEYS_BACKFILLED)));
+        observed
+            .attributes
+            .insert("items_missing_index_keys".into(), json!(3));
+        assert!(table().recorded_attributes(&observed).is_empty());
+    }
+
+    #[test]
+    fn the_backfill_gives_keys_to_tables_and_users_only() {
+        assert!(backfilled("class-1", "_metadata"));
+        assert!(backfilled("class-1", "ann"));
+        assert!(backfilled("class-1", "_metadataX"));
+        assert!(!backfilled("class-1", &schema::counter_username(0)));
+        assert!(!backfilled("session#abc", schema::SESSION_SORT_KEY));
+        assert!(!backfilled(
+            "class-1",
+            &schema::ranking::entry_username("00ff")
+        ));
+        assert!(!backfilled(
+            "class-1",
+            &schema::ranking::bucket_username("")
+        ));
+        assert!(!backfilled(
+            "class-1",
+            &schema::ranking::team_username("red")
+        ));
+    }
+
+    #[test]
+    fn users_without_rank_keys_are_a_backfill_in_place() {
+        let desired = [table().desired()];
+        let mut legacy = observed("ttl").expect("observed");
+        legacy
+            .attributes
+            .insert("items_missing_index_keys".into(), json!(7));
+        let planned = plan(&desired, &[Some(legacy)]).expect("plan");
+        let Action::Update(changes) = &planned.resources[0].action else {
+            panic!("in place: {:?}", planned.resources[0].action);
+        };
+        assert_eq!(changes.len(), 1, "{changes:?}");
+        assert!(
+            render(&planned).contains("~ items_missing_index_keys = 7 -> 0"),
+            "{}",
+            render(&planned)
+        );
+        // And the schema's byRank is among the indexes the table should have.
+        assert!(
+            table()
+                .wanted_indexes()
+                .iter()
+                .any(|index| index.name == schema::BY_RANK
+                    && index.sort_key.name == schema::ranking::RANK_KEY)
+        );
     }
 
     #[test]

@@ -130,3 +130,185 @@ pub async fn managed_policy(config: &aws_config::SdkConfig, name: &str) -> serde
     deployer::engine::policy::decode(text)
         .unwrap_or_else(|| panic!("not a policy document: {text}"))
 }
+
+/// A user as its class's ranks should count it.
+#[derive(Debug, Clone)]
+pub struct RankedUser {
+    pub table_id: String,
+    pub username: String,
+    /// Its `moralCompassScore` (0 when it has none).
+    pub score: f64,
+    pub submissions: u64,
+    pub team: Option<String>,
+}
+
+impl RankedUser {
+    pub fn new(
+        table_id: &str,
+        username: &str,
+        score: f64,
+        submissions: u64,
+        team: Option<&str>,
+    ) -> Self {
+        Self {
+            table_id: table_id.to_owned(),
+            username: username.to_owned(),
+            score,
+            submissions,
+            team: team.map(str::to_owned),
+        }
+    }
+
+    pub fn rank_key(&self) -> String {
+        schema::ranking::rank_key(self.score, self.submissions, &self.username)
+    }
+}
+
+/// Every one of `users` is ranked in `table` exactly, and nothing else is:
+/// each has the `rankKey` its attributes give (and `rankTeam` its team) and
+/// its rank entry; each class has exactly one entry per user and its rank
+/// buckets count exactly its users; each user's rank
+/// (`schema::ranking::rank_of`) is its place in the class's order; and each
+/// team (`schema::ranking::teams`) counts exactly its members and the exact
+/// decimal sum of their scores.
+pub async fn assert_ranked_exactly(
+    dynamodb: &aws_sdk_dynamodb::Client,
+    table: &str,
+    users: &[RankedUser],
+) {
+    use aws_sdk_dynamodb::types::{AttributeValue, Select};
+    use schema::ranking;
+    let get = |table_id: &str, username: &str| {
+        let request = dynamodb
+            .get_item()
+            .table_name(table)
+            .key("tableId", AttributeValue::S(table_id.to_owned()))
+            .key("username", AttributeValue::S(username.to_owned()))
+            .consistent_read(true);
+        async move { request.send().await.expect("get").item }
+    };
+    let mut classes: Vec<&str> = users.iter().map(|user| user.table_id.as_str()).collect();
+    classes.sort_unstable();
+    classes.dedup();
+    for class in classes {
+        let mut members: Vec<&RankedUser> =
+            users.iter().filter(|user| user.table_id == class).collect();
+        members.sort_by_key(|user| user.rank_key());
+        // Above every rank key (16 hexadecimal digits first).
+        let everything = "z";
+        let buckets = ranking::buckets_up_to(dynamodb, table, class, everything)
+            .await
+            .expect("buckets");
+        assert_eq!(
+            buckets.iter().map(|bucket| bucket.entries).sum::<u64>(),
+            members.len() as u64,
+            "{class}: the buckets count every user once: {buckets:?}"
+        );
+        let mut entries = 0;
+        let mut start = None;
+        loop {
+            let page = dynamodb
+                .query()
+                .table_name(table)
+                .key_condition_expression("tableId = :t AND begins_with(username, :e)")
+                .expression_attribute_values(":t", AttributeValue::S(class.to_owned()))
+                .expression_attribute_values(":e", AttributeValue::S(ranking::entry_username("")))
+                .select(Select::Count)
+                .consistent_read(true)
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .expect("entries");
+            entries += page.count();
+            start = page.last_evaluated_key().cloned();
+            if start.is_none() {
+                break;
+            }
+        }
+        assert_eq!(
+            entries as usize,
+            members.len(),
+            "{class}: one entry per user"
+        );
+        for (place, user) in members.iter().enumerate() {
+            let name = &user.username;
+            let item = get(class, name).await.expect("the user");
+            let key = user.rank_key();
+            assert_eq!(
+                item.get(ranking::RANK_KEY),
+                Some(&AttributeValue::S(key.clone())),
+                "{class}/{name}"
+            );
+            assert_eq!(
+                item.get(ranking::RANK_TEAM)
+                    .and_then(|team| team.as_s().ok()),
+                user.team.as_ref(),
+                "{class}/{name}"
+            );
+            assert!(
+                get(class, &ranking::entry_username(&key)).await.is_some(),
+                "{class}/{name}: its rank entry"
+            );
+            assert_eq!(
+                ranking::rank_of(dynamodb, table, class, &key)
+                    .await
+                    .expect("rank"),
+                place as u64 + 1,
+                "{class}/{name}"
+            );
+        }
+        let teams = ranking::teams(dynamodb, table, class).await.expect("teams");
+        let mut names: Vec<&str> = members
+            .iter()
+            .filter_map(|member| member.team.as_deref())
+            .collect();
+        names.sort_unstable();
+        names.dedup();
+        let mut found: Vec<&str> = teams.iter().map(|team| team.name.as_str()).collect();
+        found.sort_unstable();
+        assert_eq!(found, names, "{class}: {teams:?}");
+        for standing in &teams {
+            let scores: Vec<f64> = members
+                .iter()
+                .filter(|member| member.team.as_deref() == Some(standing.name.as_str()))
+                .map(|member| member.score)
+                .collect();
+            assert_eq!(standing.members, scores.len() as u64, "{standing:?}");
+            // The decimal sum of the scores as stored: 0.1 + 0.2 is 0.3.
+            assert_eq!(
+                standing.score_sum.normalized().to_string(),
+                decimal_sum(&scores),
+                "{class}: team {}",
+                standing.name
+            );
+        }
+    }
+}
+
+/// The exact decimal sum of `scores`, each read as the text it is stored as
+/// (`schema::ranking::score_text`: 0.1 + 0.2 is "0.3"), without trailing
+/// zeros. Every score must be a whole multiple of 10^-18.
+pub fn decimal_sum(scores: &[f64]) -> String {
+    let scale = 10_i128.pow(18);
+    let scaled: i128 = scores
+        .iter()
+        .map(|score| {
+            let text = schema::ranking::score_text(*score);
+            let (whole, fraction) = text.split_once('.').unwrap_or((&text, ""));
+            assert!(
+                fraction.len() <= 18 && !text.contains('e') && !text.starts_with('-'),
+                "{text}"
+            );
+            format!("{whole}{fraction:0<18}")
+                .parse::<i128>()
+                .expect("digits")
+        })
+        .sum();
+    let fraction = format!("{:018}", scaled % scale);
+    let fraction = fraction.trim_end_matches('0');
+    if fraction.is_empty() {
+        (scaled / scale).to_string()
+    } else {
+        format!("{}.{fraction}", scaled / scale)
+    }
+}
