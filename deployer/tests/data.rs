@@ -5,7 +5,9 @@
 //! leaderboard in contract order with exact counts. A rerun writes nothing, a
 //! run killed half-way resumes to the same result, 10 % injected throttling
 //! changes nothing of the result, and an export imported into another
-//! environment lists the same.
+//! environment lists the same. Ranks and team standings are the target's own:
+//! a ranked class exported and imported (over older ranked copies of some of
+//! its users) is ranked exactly, and no derived rank item is exported.
 //!
 //! No bootstrap: the environments' tables are created from the schema, and
 //! the state (lock and checkpoint) is local.
@@ -20,11 +22,16 @@ use std::time::{Duration, Instant};
 use aws_sdk_dynamodb::types::AttributeValue;
 use emulator::Emulator;
 use serde_json::Value;
-use support::{assert_exit, text};
+use support::{RankedUser, assert_exit, assert_ranked_exactly, text};
 
 const LEGACY: &str = "PlaygroundScores";
 /// Users per class of the legacy table.
-const CLASSES: [(&str, usize); 3] = [("class-a", 1000), ("class-b", 700), ("class-c", 400)];
+/// (Every user copied is ranked in the target, a few requests each, which the
+/// emulator answers in time proportional to the class's partition: hence
+/// classes of hundreds, not thousands.)
+const CLASSES: [(&str, usize); 3] = [("class-a", 500), ("class-b", 350), ("class-c", 200)];
+/// The legacy table's items: each class's users and its metadata.
+const ITEMS: usize = 500 + 350 + 200 + 3;
 
 struct Account {
     emulator: Emulator,
@@ -175,6 +182,15 @@ impl Account {
         }
     }
 
+    /// Every item of a table that is a class's data (its derived rank
+    /// entries, buckets and teams left out: which shard of a bucket counted
+    /// a user is random), by key. Users keep their rank attributes.
+    async fn class_items(&self, table: &str) -> BTreeMap<(String, String), Item> {
+        let mut items = self.items(table).await;
+        items.retain(|(_, username), _| !schema::ranking::is_derived(username));
+        items
+    }
+
     /// The API served over loopback on `table`, as a client sees it.
     async fn api(&self, table: &str) -> Api {
         let store = playground_api::store::Store::new(
@@ -316,11 +332,12 @@ async fn one_class_then_all_keeping_newer_items_recounting_and_verifying() {
     let one = account.migrate("dev", &["--tables", "class-a", "--json"]);
     assert_exit(&one, 0);
     let one = summary(&one);
-    assert_eq!(one["counts"]["copied"], 1001, "{one}");
+    assert_eq!(one["counts"]["copied"], 501, "{one}");
+    assert_eq!(one["ranked"], 500, "every user copied is ranked: {one}");
     assert_eq!(one["counts"]["refused"], 0);
     assert_eq!(one["recounted"], 1, "class-a's userCount was 5: {one}");
     assert_eq!(one["tables"][0]["table_id"], "class-a");
-    assert_eq!(one["tables"][0]["user_count"], 1000);
+    assert_eq!(one["tables"][0]["user_count"], 500);
     assert_eq!(one["tables"][0]["differences"], serde_json::json!([]));
     assert_eq!(
         one["tables"][0]["source_checksum"],
@@ -334,20 +351,24 @@ async fn one_class_then_all_keeping_newer_items_recounting_and_verifying() {
     assert_eq!(account.mutating_requests(), Vec::<String>::new());
     let dry = summary(&dry);
     // class-a as migrated and class-b's table (the same but for userCount).
-    assert_eq!(dry["counts"]["unchanged"], 1001 + 1, "{dry}");
+    assert_eq!(dry["counts"]["unchanged"], 501 + 1, "{dry}");
     assert_eq!(dry["counts"]["kept_newer"], 10, "{dry}");
     assert_eq!(dry["counts"]["replaced"], 10, "{dry}");
-    assert_eq!(dry["counts"]["copied"], 680 + 401, "{dry}");
+    assert_eq!(dry["counts"]["copied"], 330 + 201, "{dry}");
 
     // All of them.
     let all = account.migrate("dev", &["--all", "--json", "--parallel", "3"]);
     assert_exit(&all, 0);
     let all = summary(&all);
-    assert_eq!(all["counts"]["read"], 1 + 1000 + 1 + 700 + 1 + 400, "{all}");
+    assert_eq!(all["counts"]["read"], 1 + 500 + 1 + 350 + 1 + 200, "{all}");
     assert_eq!(all["counts"]["kept_newer"], 10);
     assert_eq!(all["counts"]["replaced"], 10);
-    assert_eq!(all["counts"]["copied"], 680 + 401);
-    assert_eq!(all["counts"]["unchanged"], 1002);
+    assert_eq!(all["counts"]["copied"], 330 + 201);
+    assert_eq!(all["counts"]["unchanged"], 502);
+    // The copied users, and class-b's 5 own users (written there before
+    // ranks existed); the replaced ones, whose older copies were unranked
+    // first; the newer ones kept were never ranked here either.
+    assert_eq!(all["ranked"], 330 + 200 + 5 + 10 + 10, "{all}");
     assert_eq!(all["recounted"], 1, "class-b's userCount was 25: {all}");
     let checks = all["tables"].as_array().expect("tables");
     assert_eq!(checks.len(), 3, "{all}");
@@ -359,8 +380,8 @@ async fn one_class_then_all_keeping_newer_items_recounting_and_verifying() {
         .find(|check| check["table_id"] == "class-b")
         .expect("class-b");
     assert_eq!(b["newer_in_target"], 10);
-    assert_eq!(b["target_users"], 705);
-    assert_eq!(b["user_count"], 705);
+    assert_eq!(b["target_users"], 355);
+    assert_eq!(b["user_count"], 355);
 
     // Through the API: every class, newest first, exact counts, leaderboards
     // in contract order; the newer users kept, the older ones replaced.
@@ -371,7 +392,7 @@ async fn one_class_then_all_keeping_newer_items_recounting_and_verifying() {
         .filter_map(|t| t["tableId"].as_str())
         .collect();
     assert_eq!(ids, ["class-c", "class-b", "class-a"]);
-    for (id, users) in [("class-a", 1000), ("class-b", 705), ("class-c", 400)] {
+    for (id, users) in [("class-a", 500), ("class-b", 355), ("class-c", 200)] {
         let (one, leaderboard) = &each[id];
         assert_eq!(one["userCount"], users, "{id}");
         assert_eq!(leaderboard.len(), users, "{id}");
@@ -398,14 +419,14 @@ async fn one_class_then_all_keeping_newer_items_recounting_and_verifying() {
     assert_eq!(account.mutating_requests(), Vec::<String>::new());
     assert_eq!(
         summary(&again)["counts"]["unchanged"],
-        1 + 1000 + 1 + 700 + 1 + 400 - 10
+        1 + 500 + 1 + 350 + 1 + 200 - 10
     );
 
     // The text summary names every table and says it verified.
     let shown = account.migrate("dev", &["--tables", "class-c"]);
     assert_exit(&shown, 0);
     assert!(
-        text(&shown).contains("class-c | 400 | 400 | 0 | 400"),
+        text(&shown).contains("class-c | 200 | 200 | 0 | 200"),
         "{}",
         text(&shown)
     );
@@ -497,13 +518,13 @@ async fn ctrl_c_stops_a_migration_releasing_its_lock_and_the_rerun_resumes() {
     assert_exit(&stopped, 1);
     assert!(text(&stopped).contains("interrupted"), "{}", text(&stopped));
     assert!(
-        account.items(&table).await.len() < 2103,
+        account.class_items(&table).await.len() < ITEMS,
         "stopped before the end"
     );
     let resumed = account.migrate("stage", &["--all", "--parallel", "2", "--json"]);
     assert_exit(&resumed, 0);
     assert_eq!(summary(&resumed)["resumed"], true);
-    assert_eq!(account.items(&table).await.len(), 2103);
+    assert_eq!(account.class_items(&table).await.len(), ITEMS);
 }
 
 #[tokio::test]
@@ -527,9 +548,9 @@ async fn a_migration_killed_half_way_resumes_to_the_same_result() {
         .map(|r| r.lines().map_while(Result::ok).collect())
         .unwrap_or_default();
     emulator::clear_faults(account.emulator.endpoint());
-    let written_before = account.items(&killed).await.len();
+    let written_before = account.class_items(&killed).await.len();
     assert!(
-        written_before > 0 && written_before < 2103,
+        written_before > 0 && written_before < ITEMS,
         "stopped half-way: {written_before} items ({printed:?})"
     );
 
@@ -550,8 +571,8 @@ async fn a_migration_killed_half_way_resumes_to_the_same_result() {
         items.into_iter().collect()
     };
     assert_eq!(
-        strip(account.items(&killed).await),
-        strip(account.items(&whole).await)
+        strip(account.class_items(&killed).await),
+        strip(account.class_items(&whole).await)
     );
 
     // Resuming with other options is refused, saying how to go on.
@@ -594,9 +615,9 @@ async fn under_ten_percent_throttling_a_migration_still_finishes_exactly() {
         injected.values().sum::<u64>() > 50,
         "throttling was injected: {injected:?}"
     );
-    let throttled_items = account.items(&throttled).await;
-    assert_eq!(throttled_items.len(), 2103);
-    assert_eq!(throttled_items, account.items(&calm).await);
+    let throttled_items = account.class_items(&throttled).await;
+    assert_eq!(throttled_items.len(), ITEMS);
+    assert_eq!(throttled_items, account.class_items(&calm).await);
 }
 
 #[tokio::test]
@@ -611,8 +632,8 @@ async fn an_export_imported_into_another_environment_lists_the_same() {
     let lines = String::from_utf8(exported.stdout).expect("UTF-8");
     assert_eq!(
         lines.lines().count(),
-        2103,
-        "3 tables and their users, no counters"
+        ITEMS,
+        "3 tables and their users, no counters, nothing derived"
     );
     let first: Value = serde_json::from_str(lines.lines().next().expect("a line")).expect("JSON");
     assert_eq!(
@@ -625,7 +646,7 @@ async fn an_export_imported_into_another_environment_lists_the_same() {
     let imported = account.deployer(&["import", "--env", "copy", "dev.jsonl", "--json"]);
     assert_exit(&imported, 0);
     let imported = summary(&imported);
-    assert_eq!(imported["counts"]["copied"], 2103, "{imported}");
+    assert_eq!(imported["counts"]["copied"], ITEMS, "{imported}");
     for check in imported["tables"].as_array().expect("tables") {
         assert_eq!(check["differences"], serde_json::json!([]), "{check}");
     }
@@ -635,7 +656,7 @@ async fn an_export_imported_into_another_environment_lists_the_same() {
     // One class only, into a third environment.
     let one = account.deployer(&["export", "--env", "dev", "--tables", "class-c"]);
     assert_exit(&one, 0);
-    assert_eq!(String::from_utf8_lossy(&one.stdout).lines().count(), 401);
+    assert_eq!(String::from_utf8_lossy(&one.stdout).lines().count(), 201);
     emulator::clear_served_requests(account.emulator.endpoint());
     let again = account.deployer(&["import", "--env", "copy", "dev.jsonl"]);
     assert_exit(&again, 0);
@@ -644,6 +665,162 @@ async fn an_export_imported_into_another_environment_lists_the_same() {
         Vec::<String>::new(),
         "a rerun writes nothing"
     );
+}
+
+/// Class `class-m` of the moral-compass apps: 300 users (over a rank
+/// bucket's 256, so buckets split), most with a score and a team.
+fn moral_compass_class() -> Vec<RankedUser> {
+    (0..300)
+        .map(|index: usize| {
+            let score = if index.is_multiple_of(5) {
+                0.0
+            } else {
+                (index % 7) as f64 / 10.0 + 0.05
+            };
+            let team = (!index.is_multiple_of(4)).then(|| ["red", "blue", "green"][index % 3]);
+            RankedUser::new(
+                "class-m",
+                &format!("pupil-{index:03}"),
+                score,
+                (index % 11) as u64,
+                team,
+            )
+        })
+        .collect()
+}
+
+fn item_of(user: &RankedUser, time: &str) -> Item {
+    let mut item: Item = [
+        ("tableId", s(&user.table_id)),
+        ("username", s(&user.username)),
+        ("submissionCount", n(user.submissions)),
+        ("totalCount", n(user.submissions)),
+        ("lastUpdated", s(time)),
+    ]
+    .into_iter()
+    .map(|(name, value)| (name.to_owned(), value))
+    .collect();
+    if user.score != 0.0 {
+        item.insert(
+            "moralCompassScore".into(),
+            n(schema::ranking::score_text(user.score)),
+        );
+    }
+    if let Some(team) = &user.team {
+        item.insert("teamName".into(), s(team));
+    }
+    item
+}
+
+/// A ranked class moves with its users, never with its ranks: migrated, its
+/// users are ranked in the target; exported, the file holds no rank entry,
+/// bucket or team and no user's rank attributes; imported where older,
+/// ranked copies of some of its users (on other scores and teams) are
+/// replaced, the old copies' counts are taken out first, so every rank and
+/// team total is exact; and a rerun writes nothing.
+#[tokio::test]
+async fn a_ranked_class_moves_without_its_ranks_and_the_target_ranks_it_exactly() {
+    let account = Account::new().await;
+    let dev = account.environment_table("dev").await;
+    let copy = account.environment_table("copy").await;
+    let class = moral_compass_class();
+    let mut legacy = vec![metadata("class-m", 300, "2024-09-01T09:00:00.000Z")];
+    legacy.extend(
+        class
+            .iter()
+            .map(|user| item_of(user, "2024-09-02T10:00:00.000Z")),
+    );
+    account.put_all(LEGACY, legacy).await;
+
+    // Migrated: copied, then ranked in dev.
+    let migrated = account.migrate("dev", &["--tables", "class-m", "--json"]);
+    assert_exit(&migrated, 0);
+    let migrated = summary(&migrated);
+    assert_eq!(migrated["counts"]["copied"], 301, "{migrated}");
+    assert_eq!(migrated["ranked"], 300, "{migrated}");
+    assert_ranked_exactly(&account.client, &dev, &class).await;
+
+    // Exported: the users and their table, nothing derived.
+    let exported = account.deployer(&["export", "--env", "dev", "--tables", "class-m"]);
+    assert_exit(&exported, 0);
+    let lines = String::from_utf8(exported.stdout).expect("UTF-8");
+    assert_eq!(lines.lines().count(), 301, "the table and its users");
+    for line in lines.lines() {
+        let item: Value = serde_json::from_str(line).expect("JSON");
+        let username = item["username"].as_str().expect("username");
+        assert!(!schema::ranking::is_derived(username), "{line}");
+        assert!(
+            item.get("rankKey").is_none() && item.get("rankTeam").is_none(),
+            "{line}"
+        );
+    }
+    assert!(
+        account
+            .items(&dev)
+            .await
+            .keys()
+            .any(|(_, username)| schema::ranking::is_derived(username)),
+        "dev holds derived items, which were left out"
+    );
+    std::fs::write(account.dir.path().join("class-m.jsonl"), &lines).expect("write");
+
+    // The target already holds 30 of these users, older, on other scores
+    // and teams, ranked there (and counted in teams that then lose them).
+    let mut older = vec![{
+        let mut table = metadata("class-m", 30, "2024-09-01T09:00:00.000Z");
+        table.insert("tablesPartition".into(), s("TABLES"));
+        table
+    }];
+    let stale: Vec<RankedUser> = class
+        .iter()
+        .take(30)
+        .map(|user| RankedUser {
+            score: 0.9,
+            submissions: 1,
+            team: Some("purple".to_owned()),
+            ..user.clone()
+        })
+        .collect();
+    for user in &stale {
+        let mut item = item_of(user, "2024-01-01T00:00:00.000Z");
+        item.insert(
+            "leaderboardKey".into(),
+            s(&schema::leaderboard_key(user.submissions, &user.username)),
+        );
+        older.push(item);
+    }
+    account.put_all(&copy, older).await;
+    for user in &stale {
+        let item =
+            account.items(&copy).await[&(user.table_id.clone(), user.username.clone())].clone();
+        assert!(
+            schema::ranking::rank_unranked_user(&account.client, &copy, &item, 0)
+                .await
+                .expect("ranked")
+        );
+    }
+    assert_ranked_exactly(&account.client, &copy, &stale).await;
+
+    let imported = account.deployer(&["import", "--env", "copy", "class-m.jsonl", "--json"]);
+    assert_exit(&imported, 0);
+    let imported = summary(&imported);
+    assert_eq!(imported["counts"]["replaced"], 30, "{imported}");
+    assert_eq!(imported["counts"]["copied"], 270, "{imported}");
+    assert_eq!(imported["ranked"], 300, "{imported}");
+    assert_eq!(
+        imported["tables"][0]["differences"],
+        serde_json::json!([]),
+        "{imported}"
+    );
+    // Exact: no count of the replaced copies is left (purple is gone).
+    assert_ranked_exactly(&account.client, &copy, &class).await;
+
+    // A rerun decides every item unchanged and writes nothing.
+    emulator::clear_served_requests(account.emulator.endpoint());
+    let again = account.deployer(&["import", "--env", "copy", "class-m.jsonl", "--json"]);
+    assert_exit(&again, 0);
+    assert_eq!(summary(&again)["counts"]["unchanged"], 301);
+    assert_eq!(account.mutating_requests(), Vec::<String>::new());
 }
 
 #[tokio::test]

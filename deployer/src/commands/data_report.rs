@@ -98,7 +98,14 @@ pub fn render(summary: &Summary, verb: &str) -> String {
             counts.sessions_skipped
         ));
     }
+    if counts.derived_skipped > 0 {
+        text.push_str(&format!(
+            "  {} rank entries, rank buckets and teams left behind (the target keeps its own)\n",
+            counts.derived_skipped
+        ));
+    }
     if !summary.dry_run {
+        text.push_str(&format!("  {} users ranked\n", summary.ranked));
         text.push_str(&format!("  {} userCounts recounted\n", summary.recounted));
     }
     for refusal in &summary.refused {

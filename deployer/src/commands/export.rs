@@ -1,8 +1,10 @@
 //! `deployer export --env E [--tables ID,…] > FILE.jsonl`: every table (class)
 //! of the environment, or the ones named, as JSON lines of plain JSON items on
 //! stdout: per table its metadata item (with the `userCount` the API reports)
-//! then its users by name. Counters are left out: `import` recounts. Reads
-//! only, so it takes no lock.
+//! then its users by name. Counters are left out: `import` recounts. So are
+//! the derived rank entries, rank buckets and teams, and a user's own rank
+//! attributes: the importing table ranks its users itself. Reads only, so it
+//! takes no lock.
 
 use std::io::Write;
 
@@ -11,7 +13,9 @@ use aws_sdk_dynamodb::types::AttributeValue;
 
 use super::Outcome;
 use crate::config::{Config, validate_environment};
-use crate::data::shape::{Item, Kind, key_of, kind_of, reported_user_count};
+use crate::data::shape::{
+    Item, Kind, key_of, kind_of, reported_user_count, without_derived_attributes,
+};
 use crate::data::source::query_partition;
 use crate::data::target::Target;
 use crate::error::CliError;
@@ -64,7 +68,8 @@ async fn all_tables(
     }
 }
 
-/// One table's lines: its metadata with the reported `userCount`, then its users.
+/// One table's lines: its metadata with the reported `userCount`, then its
+/// users without their rank attributes.
 fn lines_of(items: Vec<Item>) -> Result<Vec<String>, CliError> {
     let user_count = reported_user_count(&items).unwrap_or(0);
     let mut metadata = Vec::new();
@@ -74,7 +79,7 @@ fn lines_of(items: Vec<Item>) -> Result<Vec<String>, CliError> {
             continue;
         };
         match kind_of(username) {
-            Kind::Counter | Kind::Session => {}
+            Kind::Counter | Kind::Session | Kind::Derived => {}
             Kind::Metadata => {
                 item.insert(
                     schema::USER_COUNT.to_owned(),
@@ -82,7 +87,7 @@ fn lines_of(items: Vec<Item>) -> Result<Vec<String>, CliError> {
                 );
                 metadata.push(item);
             }
-            Kind::User => users.push(item),
+            Kind::User => users.push(without_derived_attributes(item)),
         }
     }
     metadata

@@ -12,9 +12,12 @@
 //!    what was read ([`target::Target::write`]);
 //! 5. after every page the lane's position is kept in a checkpoint beside the
 //!    environment's state, so a run that stops resumes there;
-//! 6. each table touched gets its `userCount` recounted from its users, and
-//!    then every table is verified: per `tableId`, the source's users against
-//!    the target's, with checksums of their keys and counts.
+//! 6. each table touched gets its unranked users ranked
+//!    ([`target::Target::rank_unranked`]: the target keeps its own ranks and
+//!    team standings, and the source's derived rank items and attributes are
+//!    never copied) and its `userCount` recounted from its users, and then
+//!    every table is verified: per `tableId`, the source's users against the
+//!    target's, with checksums of their keys and counts.
 //!
 //! A rerun of a finished run decides every item "unchanged" and writes nothing.
 
@@ -78,6 +81,9 @@ pub struct Counts {
     /// Sign-in sessions: short-lived, and never a class's data.
     #[serde(default)]
     pub sessions_skipped: u64,
+    /// Rank entries, rank buckets and teams: the target keeps its own.
+    #[serde(default)]
+    pub derived_skipped: u64,
     pub refused: u64,
 }
 
@@ -225,6 +231,8 @@ pub struct Summary {
     pub refused: Vec<String>,
     /// `userCount`s set to the users counted (none on a dry run).
     pub recounted: u64,
+    /// Users ranked in the target after the writes (none on a dry run).
+    pub ranked: u64,
     pub seconds: f64,
     pub items_per_second: f64,
     pub tables: Vec<TableCheck>,
@@ -397,15 +405,23 @@ pub async fn copy(
 
     let checkpoint = lock(&shared).clone();
     let touched: Vec<String> = checkpoint.touched.iter().cloned().collect();
-    let mut recounted = 0;
+    let (mut recounted, mut ranked) = (0, 0);
     if !options.dry_run {
+        // Every table touched: its users that are not ranked (those written
+        // above) are ranked, and its userCount recounted. A resumed run does
+        // this for the tables of the runs it resumes too.
         for result in for_each(&touched, options.parallel, |table_id| {
             let target = target.clone();
-            async move { target.recount(&table_id).await }
+            async move {
+                let ranked = target.rank_unranked(&table_id).await?;
+                Ok((ranked, target.recount(&table_id).await?))
+            }
         })
         .await
         {
-            if matches!(result?, Recount::Fixed { .. }) {
+            let (ranked_here, recount) = result?;
+            ranked += ranked_here;
+            if matches!(recount, Recount::Fixed { .. }) {
                 recounted += 1;
             }
         }
@@ -441,6 +457,7 @@ pub async fn copy(
         counts: checkpoint.counts,
         refused: checkpoint.refused,
         recounted,
+        ranked,
         seconds,
         tables,
     })
@@ -460,6 +477,7 @@ fn merge(total: &mut Counts, page: &Counts) {
     total.unchanged += page.unchanged;
     total.counters_skipped += page.counters_skipped;
     total.sessions_skipped += page.sessions_skipped;
+    total.derived_skipped += page.derived_skipped;
     total.refused += page.refused;
 }
 
@@ -533,6 +551,10 @@ async fn process_page(
             }
             Kind::Session => {
                 counts.sessions_skipped += 1;
+                continue;
+            }
+            Kind::Derived => {
+                counts.derived_skipped += 1;
                 continue;
             }
             Kind::Metadata | Kind::User => {}

@@ -22,6 +22,11 @@ pub enum Kind {
     /// where the legacy handler put it, in a partition named by its id). Never
     /// a class's data: the data commands leave sessions behind.
     Session,
+    /// `_rank#…` and `_team#…` ([`schema::ranking::is_derived`]): a class's
+    /// rank entries, rank buckets and teams, kept by the function from its
+    /// users. Never a class's data: the data commands leave them behind, and
+    /// the target ranks the users it takes ([`schema::ranking`]).
+    Derived,
     /// Anything else: a user with scores.
     User,
 }
@@ -71,8 +76,22 @@ pub fn kind_of(username: &str) -> Kind {
         Some("") => Kind::Metadata,
         Some(rest) if rest.starts_with('#') => Kind::Counter,
         _ if username == schema::SESSION_SORT_KEY => Kind::Session,
+        _ if schema::ranking::is_derived(username) => Kind::Derived,
         _ => Kind::User,
     }
+}
+
+/// The attributes a user carries only because the target ranked it
+/// ([`schema::ranking::RANK_KEY`], [`schema::ranking::RANK_TEAM`]): never
+/// copied (the target ranks its own users) and never compared.
+pub const DERIVED_ATTRIBUTES: [&str; 2] = [schema::ranking::RANK_KEY, schema::ranking::RANK_TEAM];
+
+/// `item` without [`DERIVED_ATTRIBUTES`].
+pub fn without_derived_attributes(mut item: Item) -> Item {
+    for attribute in DERIVED_ATTRIBUTES {
+        item.remove(attribute);
+    }
+    item
 }
 
 /// A count as the API reads it: a number or (as legacy writers sometimes
@@ -132,12 +151,17 @@ pub fn time_of(item: &Item) -> Option<SystemTime> {
 /// The item as an environment's table keeps it: counts as whole numbers, and
 /// the index attributes the function writes (a table's `tablesPartition` and,
 /// when missing, `createdAt` at the epoch, so it lists as the oldest; a user's
-/// `leaderboardKey` from its `submissionCount`). Everything else is kept as it
-/// is. Counters are not shaped: the target's are recounted.
+/// `leaderboardKey` from its `submissionCount`). A user's rank attributes are
+/// left out ([`DERIVED_ATTRIBUTES`]): the target ranks it once it is written.
+/// Everything else is kept as it is. Counters are not shaped: the target's
+/// are recounted.
 pub fn shape(item: &Item) -> Result<Item, ShapeError> {
     let (_, username) = key_of(item)?;
     let kind = kind_of(username);
-    let mut shaped = item.clone();
+    let mut shaped = match kind {
+        Kind::User => without_derived_attributes(item.clone()),
+        _ => item.clone(),
+    };
     for attribute in COUNT_ATTRIBUTES {
         if item.contains_key(attribute) {
             let value = count(item, attribute)?;
@@ -161,7 +185,7 @@ pub fn shape(item: &Item) -> Result<Item, ShapeError> {
                 AttributeValue::S(schema::leaderboard_key(submissions, username)),
             );
         }
-        Kind::Counter | Kind::Session => {}
+        Kind::Counter | Kind::Session | Kind::Derived => {}
     }
     Ok(shaped)
 }
@@ -181,12 +205,15 @@ pub enum Decision {
 }
 
 /// Whether two items are the same, but for a table's `userCount`, which
-/// every migration recounts, and as DynamoDB compares values: numbers by
-/// value (`1.0` is `1`, as DynamoDB reads it back), sets in any order.
+/// every migration recounts, and a user's rank attributes, which the target
+/// computes ([`DERIVED_ATTRIBUTES`]), and as DynamoDB compares values: numbers
+/// by value (`1.0` is `1`, as DynamoDB reads it back), sets in any order.
 fn same(source: &Item, target: &Item) -> bool {
     let normal = |item: &Item| -> Item {
         item.iter()
-            .filter(|(name, _)| name.as_str() != schema::USER_COUNT)
+            .filter(|(name, _)| {
+                name.as_str() != schema::USER_COUNT && !DERIVED_ATTRIBUTES.contains(&name.as_str())
+            })
             .map(|(name, value)| (name.clone(), normal_value(value)))
             .collect()
     };
@@ -333,6 +360,44 @@ mod tests {
         assert_eq!(kind_of("_metadataX"), Kind::User);
         assert_eq!(kind_of("_session"), Kind::Session);
         assert_eq!(kind_of("_sessions"), Kind::User);
+        assert_eq!(
+            kind_of(&schema::ranking::entry_username("00ff")),
+            Kind::Derived
+        );
+        assert_eq!(
+            kind_of(&schema::ranking::bucket_username("")),
+            Kind::Derived
+        );
+        assert_eq!(
+            kind_of(&schema::ranking::team_username("red")),
+            Kind::Derived
+        );
+        assert_eq!(kind_of("_rank"), Kind::User);
+    }
+
+    #[test]
+    fn a_users_rank_is_the_targets_to_compute() {
+        let ranked = item(&[
+            ("tableId", s("c")),
+            ("username", s("ann")),
+            ("submissionCount", n("3")),
+            ("teamName", s("red")),
+            ("moralCompassScore", n("0.5")),
+            ("lastUpdated", s("2024-01-01T00:00:00.000Z")),
+            ("leaderboardKey", s(&schema::leaderboard_key(3, "ann"))),
+            ("rankKey", s(&schema::ranking::rank_key(0.5, 3, "ann"))),
+            ("rankTeam", s("red")),
+        ]);
+        let shaped = shape(&ranked).expect("shaped");
+        assert!(!shaped.contains_key("rankKey") && !shaped.contains_key("rankTeam"));
+        assert_eq!(shaped["teamName"], s("red"));
+        assert_eq!(shaped["moralCompassScore"], n("0.5"));
+        // The target's ranked copy of the same user is the same user: a
+        // rerun leaves it alone.
+        assert_eq!(decide(&shaped, Some(&ranked)), Decision::Unchanged);
+        let mut rescored = ranked.clone();
+        rescored.insert("moralCompassScore".into(), n("0.25"));
+        assert_eq!(decide(&shaped, Some(&rescored)), Decision::Replace);
     }
 
     #[test]

@@ -1,7 +1,9 @@
 //! The environment's table as the data commands write it: read a page's keys
 //! back, write what won with a condition on what was read (so an item the API
 //! wrote in between is never overwritten blindly: it is read again and decided
-//! again), and recount each table's `userCount` from its users.
+//! again), rank the users written (the target keeps its own ranks and team
+//! standings, `schema::ranking`), and recount each table's `userCount` from
+//! its users.
 //!
 //! Writes are conditional PutItems, not BatchWriteItem: a batch write cannot
 //! carry a condition, so it would overwrite a student's score written by the
@@ -119,6 +121,11 @@ impl Target {
     /// Write `item` as `decision` says, on the condition that the target's
     /// item is still `observed`. When the API wrote it in between, it is read
     /// and decided again. Returns the decision that held.
+    ///
+    /// A user the target ranked is taken out of the ranks before it is
+    /// replaced ([`schema::ranking::unrank_user`]), and the replacement is
+    /// written only while it is still unranked, so no rank count is left
+    /// behind for it; the copy is ranked afterwards ([`Self::rank_unranked`]).
     pub async fn write(
         &self,
         item: &Item,
@@ -127,13 +134,29 @@ impl Target {
     ) -> Result<Decision, DataError> {
         let (table_id, username) =
             key_of(item).map_err(|error| DataError::Invalid(error.to_string()))?;
-        let time_attribute = match kind_of(username) {
-            Kind::User => schema::LAST_UPDATED,
-            _ => schema::UPDATED_AT,
+        let user = kind_of(username) == Kind::User;
+        let time_attribute = if user {
+            schema::LAST_UPDATED
+        } else {
+            schema::UPDATED_AT
         };
         for _ in 0..MAX_WRITE_ATTEMPTS {
             if !matches!(decision, Decision::Copy | Decision::Replace) {
                 return Ok(decision);
+            }
+            let ranked = observed
+                .as_ref()
+                .is_some_and(|target| target.contains_key(schema::ranking::RANK_KEY));
+            if user && ranked {
+                schema::ranking::unrank_user(
+                    &self.client,
+                    &self.table,
+                    table_id,
+                    username,
+                    crate::ranking::now_ms(),
+                )
+                .await
+                .map_err(|error| self.ranking_error(&error))?;
             }
             let request = self
                 .client
@@ -141,14 +164,27 @@ impl Target {
                 .table_name(&self.table)
                 .set_item(Some(item.clone()))
                 .expression_attribute_names("#u", schema::USERNAME);
+            // A replaced user must still be out of the ranks.
+            let unranked = if user && observed.is_some() {
+                " AND attribute_not_exists(#rank)"
+            } else {
+                ""
+            };
+            let request = if unranked.is_empty() {
+                request
+            } else {
+                request.expression_attribute_names("#rank", schema::ranking::RANK_KEY)
+            };
             let request = match observed.as_ref().map(|target| target.get(time_attribute)) {
                 None => request.condition_expression("attribute_not_exists(#u)"),
                 Some(Some(time)) => request
-                    .condition_expression("attribute_exists(#u) AND #t = :t")
+                    .condition_expression(format!("attribute_exists(#u) AND #t = :t{unranked}"))
                     .expression_attribute_names("#t", time_attribute)
                     .expression_attribute_values(":t", time.clone()),
                 Some(None) => request
-                    .condition_expression("attribute_exists(#u) AND attribute_not_exists(#t)")
+                    .condition_expression(format!(
+                        "attribute_exists(#u) AND attribute_not_exists(#t){unranked}"
+                    ))
                     .expression_attribute_names("#t", time_attribute),
             };
             match request.send().await {
@@ -176,21 +212,93 @@ impl Target {
         )))
     }
 
+    /// A ranking call's failure, saying what it was doing and where.
+    fn ranking_error(&self, error: &schema::ranking::RankingError) -> DataError {
+        let (action, detail) = crate::ranking::failure(error);
+        DataError::Aws {
+            action: format!("{action} in DynamoDB table {}", self.table),
+            detail,
+        }
+    }
+
+    /// A query of `table_id`'s partition for its users, the metadata,
+    /// counters and derived rank items left out (by `filter`, and then
+    /// these).
+    fn users_query(
+        &self,
+        table_id: &str,
+        filter: &str,
+    ) -> aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder {
+        let [rank, team] = crate::ranking::DERIVED_PREFIXES;
+        super::source::partition_query(&self.client, &self.table, table_id)
+            .filter_expression(format!(
+                "NOT begins_with(#u, :m) AND NOT begins_with(#u, :rank) \
+                 AND NOT begins_with(#u, :team){filter}"
+            ))
+            .expression_attribute_names("#u", schema::USERNAME)
+            .expression_attribute_values(":m", AttributeValue::S(schema::METADATA_USERNAME.into()))
+            .expression_attribute_values(":rank", AttributeValue::S(rank.into()))
+            .expression_attribute_values(":team", AttributeValue::S(team.into()))
+            .consistent_read(true)
+    }
+
+    /// Rank every user of `table_id` in the target that is not ranked (those
+    /// a copy wrote, and any other written before ranks existed), each from
+    /// its item as a strongly consistent read found it, with
+    /// [`schema::ranking::rank_unranked_user`] (a user the API ranked
+    /// meanwhile is left as it is). Returns how many it ranked.
+    pub async fn rank_unranked(&self, table_id: &str) -> Result<u64, DataError> {
+        let mut ranked = 0u64;
+        let mut start = None;
+        loop {
+            let page = self
+                .users_query(table_id, " AND attribute_not_exists(#k)")
+                .expression_attribute_names("#k", schema::ranking::RANK_KEY)
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(|error| {
+                    DataError::aws(
+                        self.doing(&format!("finding the unranked users of {table_id}")),
+                        &error,
+                    )
+                })?;
+            for item in page.items() {
+                let Ok((_, username)) = key_of(item) else {
+                    continue;
+                };
+                if kind_of(username) != Kind::User {
+                    continue;
+                }
+                if schema::ranking::rank_unranked_user(
+                    &self.client,
+                    &self.table,
+                    item,
+                    crate::ranking::now_ms(),
+                )
+                .await
+                .map_err(|error| self.ranking_error(&error))?
+                {
+                    ranked += 1;
+                }
+            }
+            start = page.last_evaluated_key().cloned();
+            if start.is_none() {
+                return Ok(ranked);
+            }
+        }
+    }
+
     /// How many users `table_id` has in the target (a strongly consistent
-    /// counting query of its partition, the metadata and counters left out).
+    /// counting query of its partition, the metadata, counters and derived
+    /// rank items left out).
     pub async fn count_users(&self, table_id: &str) -> Result<u64, DataError> {
         let mut users = 0u64;
         let mut start = None;
         loop {
-            let page = super::source::partition_query(&self.client, &self.table, table_id)
-                .filter_expression("NOT begins_with(#u, :m)")
-                .expression_attribute_names("#u", schema::USERNAME)
-                .expression_attribute_values(
-                    ":m",
-                    AttributeValue::S(schema::METADATA_USERNAME.into()),
-                )
+            let page = self
+                .users_query(table_id, "")
                 .select(Select::Count)
-                .consistent_read(true)
                 .set_exclusive_start_key(start)
                 .send()
                 .await
