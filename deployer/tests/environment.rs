@@ -781,15 +781,7 @@ async fn destroy_takes_a_final_backup_first_and_restore_then_apply_brings_every_
         .count();
     assert_eq!(users, 30, "every item is back");
     let ranked: Vec<RankedUser> = (0..30)
-        .map(|index| {
-            RankedUser::new(
-                "class-1",
-                &format!("student-{index:03}"),
-                0.0,
-                index,
-                None,
-            )
-        })
+        .map(|index| RankedUser::new("class-1", &format!("student-{index:03}"), 0.0, index, None))
         .collect();
     assert_ranked_exactly(&dynamodb, "PlaygroundScores-dev", &ranked).await;
     assert!(account.api_id("dev").await.is_some());

@@ -1169,12 +1169,7 @@ async fn sessions_with_sign_in_take_only_the_callers_own_token() {
 
     // The real client on ana's token: her session, her table, her class's users.
     // The moral-compass class too, its table owned by the token's student.
-    let outcome = drive_real_client(
-        driver,
-        &base,
-        &["--token", &ana, "--class-size", "12"],
-    )
-    .await;
+    let outcome = drive_real_client(driver, &base, &["--token", &ana, "--class-size", "12"]).await;
     assert!(outcome.success, "{outcome}");
     let summary = outcome.summary();
     eprintln!("{summary}");
