@@ -106,7 +106,10 @@ async fn the_apps_ranks_over_every_page_are_the_servers_for_a_class_past_one_pag
         "{summary}"
     );
     // The apps' own one-page computation misses the students past 500.
-    assert!(!summary.contains("(over one page of 500, 0 students"), "{summary}");
+    assert!(
+        !summary.contains("(over one page of 500, 0 students"),
+        "{summary}"
+    );
 }
 
 /// Every rank a user read carries is one place off.
@@ -136,7 +139,14 @@ async fn the_real_client_run_fails_where_a_rank_is_off() {
         .layer(middleware::from_fn(ranks_one_off));
     let outcome = drive(
         &serve(router).await,
-        &["--users", "3", "--session-seconds", SESSION_SECONDS, "--class-size", "12"],
+        &[
+            "--users",
+            "3",
+            "--session-seconds",
+            SESSION_SECONDS,
+            "--class-size",
+            "12",
+        ],
     )
     .await;
     assert!(!outcome.success, "{outcome}");
