@@ -19,21 +19,9 @@ use axum::http::StatusCode;
 use emulator::Emulator;
 use playground_api::store::NewUserWrite;
 use serde_json::json;
-use support::{Reply, TestApi};
+use support::{Reply, TestApi, function_client};
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
-
-/// The function's own SDK configuration (retries, timeouts), pointed at `endpoint`.
-async fn function_client(endpoint: &str) -> aws_sdk_dynamodb::Client {
-    let loader = aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .endpoint_url(endpoint)
-        .region(aws_config::Region::new(emulator::REGION))
-        .credentials_provider(emulator::credentials());
-    let config = playground_api::with_retries_and_timeouts(loader)
-        .load()
-        .await;
-    aws_sdk_dynamodb::Client::new(&config)
-}
 
 fn faults(seed: u64) -> serde_json::Value {
     json!({

@@ -6,29 +6,7 @@ use std::collections::HashSet;
 
 use axum::http::StatusCode;
 use playground_api::store::NewUserWrite;
-use support::TestApi;
-
-/// Follow `lastKey` from the first page to the last; returns every item.
-async fn walk(api: &TestApi, path: &str, field: &str, limit: u16) -> Vec<serde_json::Value> {
-    let mut items = Vec::new();
-    let mut cursor: Option<String> = None;
-    for _ in 0..1000 {
-        let url = match &cursor {
-            Some(cursor) => format!("{path}?limit={limit}&lastKey={cursor}"),
-            None => format!("{path}?limit={limit}"),
-        };
-        let reply = api.get(&url).await;
-        assert_eq!(reply.status, StatusCode::OK, "{url}: {:?}", reply.body);
-        let page = reply.body[field].as_array().cloned().unwrap_or_default();
-        assert!(page.len() <= usize::from(limit));
-        items.extend(page);
-        match reply.body.get("lastKey").and_then(|key| key.as_str()) {
-            Some(next) => cursor = Some(next.to_owned()),
-            None => return items,
-        }
-    }
-    panic!("{path}: pagination did not end");
-}
+use support::{TestApi, walk};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn users_pages_hold_the_global_leaderboard_order() {

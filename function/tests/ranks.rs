@@ -16,47 +16,13 @@ use emulator::Emulator;
 use playground_api::schema::ranking;
 use playground_api::store::NewUserWrite;
 use serde_json::{Value, json};
-use support::TestApi;
+use support::{TestApi, function_client, walk};
 use tokio::sync::Semaphore;
 
 /// Requests in flight at once: the emulator serves one at a time, and drops
 /// connections past a few dozen waiting (a Lambda per request has no such
 /// limit, DynamoDB's model is what is tested).
 const IN_FLIGHT: usize = 25;
-
-/// The function's own SDK configuration (retries, timeouts), pointed at `endpoint`.
-async fn function_client(endpoint: &str) -> aws_sdk_dynamodb::Client {
-    let loader = aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .endpoint_url(endpoint)
-        .region(aws_config::Region::new(emulator::REGION))
-        .credentials_provider(emulator::credentials());
-    let config = playground_api::with_retries_and_timeouts(loader)
-        .load()
-        .await;
-    aws_sdk_dynamodb::Client::new(&config)
-}
-
-/// Follow `lastKey` from the first page to the last; every item.
-async fn walk(api: &TestApi, path: &str, field: &str, limit: u16) -> Vec<Value> {
-    let mut items = Vec::new();
-    let mut cursor: Option<String> = None;
-    for _ in 0..10_000 {
-        let url = match &cursor {
-            Some(cursor) => format!("{path}?limit={limit}&lastKey={cursor}"),
-            None => format!("{path}?limit={limit}"),
-        };
-        let reply = api.get(&url).await;
-        assert_eq!(reply.status, StatusCode::OK, "{url}: {:?}", reply.body);
-        let page = reply.body[field].as_array().cloned().unwrap_or_default();
-        assert!(page.len() <= usize::from(limit));
-        items.extend(page);
-        match reply.body.get("lastKey").and_then(Value::as_str) {
-            Some(next) => cursor = Some(next.to_owned()),
-            None => return items,
-        }
-    }
-    panic!("{path}: pagination did not end");
-}
 
 /// A moral-compass body: `accuracy` weighted by `done` of 4 tasks.
 fn progress(accuracy: f64, done: u64, team: Option<&str>) -> String {

@@ -119,18 +119,10 @@ impl Store {
         let action = || format!("converting the task list of user {username} of table {table_id}");
         let mut conflicts = Conflicts::new();
         loop {
-            let read = self
-                .client()
-                .get_item()
-                .table_name(&self.table_name)
-                .set_key(Some(user_key(table_id, username)))
-                .consistent_read(true)
-                .send()
-                .await
-                .map_err(|error| StoreError::dynamodb(action(), error))?;
-            let Some(item) = read.item() else {
+            let Some(item) = self.user_item(table_id, username).await? else {
                 return Err(self.missing_user(table_id).await?);
             };
+            let item = &item;
             let old = item.get(COMPLETED_TASK_IDS).cloned();
             let current = self
                 .reader(item)

@@ -240,22 +240,8 @@ impl Store {
     /// One user (strongly consistent). A miss costs a second read to tell a
     /// missing table from a missing user.
     pub async fn get_user(&self, table_id: &str, username: &str) -> Result<UserRecord, StoreError> {
-        let output = self
-            .client()
-            .get_item()
-            .table_name(&self.table_name)
-            .set_key(Some(user_key(table_id, username)))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|error| {
-                StoreError::dynamodb(
-                    format!("reading user {username} of table {table_id}"),
-                    error,
-                )
-            })?;
-        match output.item() {
-            Some(item) => self.user_record(item),
+        match self.user_item(table_id, username).await? {
+            Some(item) => self.user_record(&item),
             None => Err(self.missing_user(table_id).await?),
         }
     }
@@ -520,7 +506,11 @@ impl Store {
     }
 
     /// The user's item as it is now (strongly consistent), if it exists.
-    async fn user_item(&self, table_id: &str, username: &str) -> Result<Option<Item>, StoreError> {
+    pub(super) async fn user_item(
+        &self,
+        table_id: &str,
+        username: &str,
+    ) -> Result<Option<Item>, StoreError> {
         let output = self
             .client()
             .get_item()
@@ -531,7 +521,7 @@ impl Store {
             .await
             .map_err(|error| {
                 StoreError::dynamodb(
-                    format!("reading user {username} of table {table_id} to rank it"),
+                    format!("reading user {username} of table {table_id}"),
                     error,
                 )
             })?;

@@ -441,3 +441,38 @@ pub fn event_json(
     }
     event
 }
+
+/// The function's own SDK configuration (retries, timeouts), pointed at `endpoint`.
+pub async fn function_client(endpoint: &str) -> aws_sdk_dynamodb::Client {
+    let loader = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .endpoint_url(endpoint)
+        .region(aws_config::Region::new(emulator::REGION))
+        .credentials_provider(emulator::credentials());
+    let config = playground_api::with_retries_and_timeouts(loader)
+        .load()
+        .await;
+    aws_sdk_dynamodb::Client::new(&config)
+}
+
+/// Follow `lastKey` from the first page of `path` to the last, `limit` a
+/// page; every item of the pages' `field`.
+pub async fn walk(api: &TestApi, path: &str, field: &str, limit: u16) -> Vec<serde_json::Value> {
+    let mut items = Vec::new();
+    let mut cursor: Option<String> = None;
+    for _ in 0..1000 {
+        let url = match &cursor {
+            Some(cursor) => format!("{path}?limit={limit}&lastKey={cursor}"),
+            None => format!("{path}?limit={limit}"),
+        };
+        let reply = api.get(&url).await;
+        assert_eq!(reply.status, StatusCode::OK, "{url}: {:?}", reply.body);
+        let page = reply.body[field].as_array().cloned().unwrap_or_default();
+        assert!(page.len() <= usize::from(limit));
+        items.extend(page);
+        match reply.body.get("lastKey").and_then(|key| key.as_str()) {
+            Some(next) => cursor = Some(next.to_owned()),
+            None => return items,
+        }
+    }
+    panic!("{path}: pagination did not end");
+}
