@@ -16,8 +16,10 @@ SIGKILL) never leaves an emulator behind.
 """
 
 import argparse
+import hashlib
 import http
 import io
+import json
 import os
 import signal
 import socket
@@ -165,6 +167,7 @@ class OneRequestAtATime:
         self.lock = threading.Lock()
         self.log = RequestLog()
         self.faults = Faults()
+        self.tokens = RequestTokens()
 
     def __call__(self, environ, start_response):
         length = int(environ.get("CONTENT_LENGTH") or 0)
@@ -206,6 +209,11 @@ class OneRequestAtATime:
                 fault_headers = fault_headers + [("Content-Length", str(len(payload)))]
                 start_response(f"{status} {http.HTTPStatus(status).phrase}", fault_headers)
                 return [payload]
+            replayed = self.tokens.replay(headers, body)
+            if replayed is not None:
+                status, replay_headers, payload = replayed
+                start_response(f"{status} {http.HTTPStatus(status).phrase}", replay_headers)
+                return [payload]
             captured = {}
 
             def capture(status, headers, exc_info=None):
@@ -221,6 +229,7 @@ class OneRequestAtATime:
                     close()
             status = int(captured["status"].split(" ", 1)[0])
             payload = self.faults.observe(request, body, status, payload)
+            self.tokens.remember(headers, body, status, captured["headers"], payload)
         fixed = compatible(environ, payload)
         headers = captured["headers"]
         if fixed is not payload or any(
@@ -230,6 +239,51 @@ class OneRequestAtATime:
             headers.append(("Content-Length", str(len(fixed))))
         start_response(captured["status"], headers)
         return [fixed]
+
+
+class RequestTokens:
+    """DynamoDB's idempotent transactions, which moto lacks: a TransactWriteItems
+    sent again with the ClientRequestToken of one that succeeded within the last
+    10 minutes answers as that one did and changes nothing (an SDK's retry of an
+    attempt that timed out after it was applied); the same token with another
+    request is refused with IdempotentParameterMismatchException.
+    """
+
+    LIFETIME_S = 600
+
+    def __init__(self):
+        self.seen = {}
+
+    @staticmethod
+    def token(headers, body):
+        if not headers.get("x-amz-target", "").endswith(".TransactWriteItems"):
+            return None
+        try:
+            return json.loads(body).get("ClientRequestToken")
+        except (ValueError, AttributeError):
+            return None
+
+    def replay(self, headers, body):
+        token = self.token(headers, body)
+        if token is None:
+            return None
+        now = time.monotonic()
+        self.seen = {key: value for key, value in self.seen.items() if now - value[0] < self.LIFETIME_S}
+        if token not in self.seen:
+            return None
+        _, digest, answer = self.seen[token]
+        if digest != hashlib.sha256(body).hexdigest():
+            payload = json.dumps({
+                "__type": "com.amazonaws.dynamodb.v20120810#IdempotentParameterMismatchException",
+                "message": "The request uses the same client token as a previous, but non-identical request.",
+            }).encode()
+            return 400, [("Content-Type", "application/x-amz-json-1.0"), ("Content-Length", str(len(payload)))], payload
+        return answer
+
+    def remember(self, headers, body, status, response_headers, payload):
+        token = self.token(headers, body)
+        if token is not None and status == 200:
+            self.seen[token] = (time.monotonic(), hashlib.sha256(body).hexdigest(), (status, response_headers, payload))
 
 
 def cheap_transaction_backups():

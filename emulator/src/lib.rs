@@ -635,6 +635,86 @@ mod tests {
         assert!(injected_faults(emulator.endpoint()).is_empty());
     }
 
+    #[tokio::test]
+    async fn a_transaction_sent_again_with_its_token_is_applied_once() {
+        use aws_sdk_dynamodb::types::{
+            AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType,
+            ScalarAttributeType, TransactWriteItem, Update,
+        };
+        let emulator = Emulator::start().unwrap_or_else(|error| panic!("{error}"));
+        let config = aws_config::defaults(BehaviorVersion::latest())
+            .endpoint_url(emulator.endpoint())
+            .region(Region::new(REGION))
+            .credentials_provider(credentials())
+            .load()
+            .await;
+        let dynamodb = aws_sdk_dynamodb::Client::new(&config);
+        dynamodb
+            .create_table()
+            .table_name("tokens")
+            .billing_mode(BillingMode::PayPerRequest)
+            .key_schema(
+                KeySchemaElement::builder()
+                    .attribute_name("k")
+                    .key_type(KeyType::Hash)
+                    .build()
+                    .expect("key"),
+            )
+            .attribute_definitions(
+                AttributeDefinition::builder()
+                    .attribute_name("k")
+                    .attribute_type(ScalarAttributeType::S)
+                    .build()
+                    .expect("definition"),
+            )
+            .send()
+            .await
+            .expect("table");
+        let add = |by: &str, token: &str| {
+            dynamodb
+                .transact_write_items()
+                .transact_items(
+                    TransactWriteItem::builder()
+                        .update(
+                            Update::builder()
+                                .table_name("tokens")
+                                .key("k", AttributeValue::S("count".into()))
+                                .update_expression("ADD n :by")
+                                .expression_attribute_values(":by", AttributeValue::N(by.into()))
+                                .build()
+                                .expect("update"),
+                        )
+                        .build(),
+                )
+                .client_request_token(token)
+                .send()
+        };
+        add("1", "first").await.expect("applied");
+        add("1", "first").await.expect("answered as the first was");
+        add("1", "second").await.expect("another token: applied");
+        let mismatch = add("5", "first").await.expect_err("same token, other request");
+        assert_eq!(
+            mismatch
+                .as_service_error()
+                .and_then(|e| aws_sdk_dynamodb::error::ProvideErrorMetadata::code(e)),
+            Some("IdempotentParameterMismatchException"),
+            "{mismatch:?}"
+        );
+        let item = dynamodb
+            .get_item()
+            .table_name("tokens")
+            .key("k", AttributeValue::S("count".into()))
+            .consistent_read(true)
+            .send()
+            .await
+            .expect("read");
+        assert_eq!(
+            item.item().and_then(|item| item.get("n")),
+            Some(&AttributeValue::N("2".into())),
+            "each token applied once"
+        );
+    }
+
     #[test]
     fn unique_names_differ() {
         assert_ne!(unique_name("t"), unique_name("t"));
