@@ -78,15 +78,16 @@ async fn steady_state_requests_cost_the_documented_round_trips() {
         assert_eq!(api.get("/tables/cost").await.status, StatusCode::OK);
         assert_eq!(trips.take(), 1, "GET /tables/{{id}}");
 
-        // A new user: one failed conditional update, the lookup of its rank
-        // bucket, then the create (with its rank and count).
+        // A new user: one failed conditional update, the lookups of its rank
+        // bucket and group (in parallel), then the create (with its rank and
+        // count).
         assert_eq!(api.put_user("cost", "ann", 1).await.status, StatusCode::OK);
         let new_user = trips.take();
         match mode {
-            NewUserWrite::Transaction => assert_eq!(new_user, 3, "PUT new user (transaction)"),
+            NewUserWrite::Transaction => assert_eq!(new_user, 4, "PUT new user (transaction)"),
             // The count after the transaction (which checks a counter is open).
             NewUserWrite::ConditionalPut => {
-                assert_eq!(new_user, 4, "PUT new user (conditional put)")
+                assert_eq!(new_user, 5, "PUT new user (conditional put)")
             }
         }
 
@@ -115,8 +116,9 @@ async fn steady_state_requests_cost_the_documented_round_trips() {
         );
         assert_eq!(
             trips.take(),
-            3,
-            "GET user with its rank: the user, the buckets up to it, a count within its bucket"
+            4,
+            "GET user with its rank: the user, the groups up to its own, the buckets within its \
+             group up to its own, a count within its bucket"
         );
         assert_eq!(
             api.put(
@@ -134,7 +136,7 @@ async fn steady_state_requests_cost_the_documented_round_trips() {
         );
         assert_eq!(
             trips.take(),
-            4,
+            5,
             "GET user with ranks, in a team: and the teams"
         );
         assert_eq!(api.get("/tables/cost/teams").await.status, StatusCode::OK);
@@ -229,8 +231,8 @@ async fn delete_costs_a_query_per_100_items_a_batch_write_per_25_users_and_one_f
         "DELETE of a table without users"
     );
 
-    // 30 users and their 30 rank entries and 8 bucket shards, after the
-    // metadata and counters: one page, 68 items in 3 batch writes.
+    // 30 users and their 30 rank entries, 8 bucket shards and 8 group shards,
+    // after the metadata and counters: one page, 76 items in 4 batch writes.
     api.create_table("thirty").await;
     api.seed_users("thirty", 30).await;
     trips.take();
@@ -239,19 +241,19 @@ async fn delete_costs_a_query_per_100_items_a_batch_write_per_25_users_and_one_f
     assert_eq!(reply.body["deletedUsers"], 30);
     assert_eq!(
         trips.take(),
-        close + 1 + 3 + last,
+        close + 1 + 4 + last,
         "DELETE of a table of 30 users"
     );
 
-    // 250 users: 5 + 250 + 250 + 16 items are six pages; 95 + 100 × 4 + 21
-    // deleted items are 4 + 4 × 4 + 1 batch writes.
+    // 250 users: 5 + 250 + 250 + 16 + 8 items are six pages; 95 + 100 × 4 +
+    // 29 deleted items are 4 + 4 × 4 + 2 batch writes.
     api.create_table("many").await;
     api.seed_users("many", 250).await;
     trips.take();
     assert_eq!(api.delete("/tables/many").await.status, StatusCode::OK);
     assert_eq!(
         trips.take(),
-        close + 6 + 21 + last,
+        close + 6 + 22 + last,
         "DELETE of a table of 250 users"
     );
 

@@ -143,26 +143,48 @@ async fn disagreements(api: &TestApi, class: &str, step: usize) -> Vec<String> {
     problems
 }
 
+/// The class's derived items whose sort keys start with `prefix`
+/// (strongly consistent, every page).
+async fn derived(
+    api: &TestApi,
+    class: &str,
+    prefix: &str,
+) -> Vec<HashMap<String, aws_sdk_dynamodb::types::AttributeValue>> {
+    ranking::items_between(
+        &api.client,
+        &api.table_name,
+        class,
+        (prefix, &format!("{prefix}~")),
+        &[],
+    )
+    .await
+    .expect("reading derived items")
+}
+
 /// How many rank buckets the class has (each kept on BUCKET_SHARDS items).
 async fn buckets_of(api: &TestApi, class: &str) -> usize {
-    let output = api
-        .client
-        .query()
+    derived(api, class, "_rank#b#").await.len() / usize::from(ranking::BUCKET_SHARDS)
+}
+
+/// How many rank groups the class has (each kept on BUCKET_SHARDS items).
+async fn groups_of(api: &TestApi, class: &str) -> usize {
+    derived(api, class, "_rank#g#").await.len() / usize::from(ranking::BUCKET_SHARDS)
+}
+
+/// Add `by` to number `attribute` of the class's item `username`.
+async fn add_to(api: &TestApi, class: &str, username: &str, attribute: &str, by: i64) {
+    use aws_sdk_dynamodb::types::AttributeValue;
+    api.client
+        .update_item()
         .table_name(&api.table_name)
-        .key_condition_expression("tableId = :id AND begins_with(username, :bucket)")
-        .expression_attribute_values(
-            ":id",
-            aws_sdk_dynamodb::types::AttributeValue::S(class.into()),
-        )
-        .expression_attribute_values(
-            ":bucket",
-            aws_sdk_dynamodb::types::AttributeValue::S("_rank#b#".into()),
-        )
-        .consistent_read(true)
+        .key("tableId", AttributeValue::S(class.into()))
+        .key("username", AttributeValue::S(username.into()))
+        .update_expression("ADD #a :by")
+        .expression_attribute_names("#a", attribute)
+        .expression_attribute_values(":by", AttributeValue::N(by.to_string()))
         .send()
         .await
-        .expect("reading the buckets");
-    output.items().len() / usize::from(ranking::BUCKET_SHARDS)
+        .expect("changing a count");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -290,52 +312,19 @@ async fn ranks_and_teams_match_a_full_read_across_bucket_splits_and_moves() {
     );
 
     // The check can fail: a bucket miscounted by one, a team by one member.
-    let bucket = api
-        .client
-        .query()
-        .table_name(&api.table_name)
-        .key_condition_expression("tableId = :id AND begins_with(username, :bucket)")
-        .expression_attribute_values(
-            ":id",
-            aws_sdk_dynamodb::types::AttributeValue::S("big".into()),
-        )
-        .expression_attribute_values(
-            ":bucket",
-            aws_sdk_dynamodb::types::AttributeValue::S("_rank#b#".into()),
-        )
-        .limit(1)
-        .send()
-        .await
-        .expect("a bucket")
-        .items()[0]
+    let first_bucket = derived(&api, "big", "_rank#b#").await[0]["username"]
+        .as_s()
+        .expect("a sort key")
         .clone();
-    let bump = |username: &str, attribute: &str| {
-        api.client
-            .update_item()
-            .table_name(&api.table_name)
-            .key(
-                "tableId",
-                aws_sdk_dynamodb::types::AttributeValue::S("big".into()),
-            )
-            .key(
-                "username",
-                aws_sdk_dynamodb::types::AttributeValue::S(username.into()),
-            )
-            .update_expression("ADD #a :one")
-            .expression_attribute_names("#a", attribute)
-            .expression_attribute_values(
-                ":one",
-                aws_sdk_dynamodb::types::AttributeValue::N("1".into()),
-            )
-            .send()
-    };
-    let first_bucket = bucket["username"].as_s().expect("a sort key").clone();
-    bump(&first_bucket, ranking::ENTRIES)
-        .await
-        .expect("miscount a bucket");
-    bump(&ranking::team_username("red"), ranking::MEMBERS)
-        .await
-        .expect("miscount a team");
+    add_to(&api, "big", &first_bucket, ranking::ENTRIES, 1).await;
+    add_to(
+        &api,
+        "big",
+        &ranking::team_username("red"),
+        ranking::MEMBERS,
+        1,
+    )
+    .await;
     let problems = disagreements(&api, "big", 7).await;
     assert!(
         problems.iter().any(|problem| problem.contains(": rank "))
@@ -485,4 +474,113 @@ async fn a_user_written_before_ranks_is_ranked_by_its_next_write_or_the_backfill
     let blue = &api.get("/tables/old/teams").await.body["teams"][0];
     assert_eq!(blue["memberCount"], 2, "{blue}");
     assert_eq!(blue["averageScore"], 0.5, "{blue}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn ranks_stay_exact_across_a_group_split_and_in_a_class_ranked_before_groups() {
+    use aws_sdk_dynamodb::types::AttributeValue;
+    let api = TestApi::new(NewUserWrite::Transaction).await;
+    api.create_table("huge").await;
+    // A class one group holds, 8 short of its split: seeded ranked (in
+    // groups of half the split), then its groups folded into the first.
+    let seeded = (ranking::GROUP_SPLIT_ABOVE - 8) as usize;
+    api.seed_users("huge", seeded).await;
+    for item in derived(&api, "huge", "_rank#g#").await {
+        let name = item["username"].as_s().expect("a sort key").clone();
+        let first = name.strip_prefix("_rank#g##").is_some();
+        let request = api
+            .client
+            .update_item()
+            .table_name(&api.table_name)
+            .key("tableId", AttributeValue::S("huge".into()))
+            .key("username", AttributeValue::S(name.clone()));
+        if !first {
+            api.client
+                .delete_item()
+                .table_name(&api.table_name)
+                .key("tableId", AttributeValue::S("huge".into()))
+                .key("username", AttributeValue::S(name))
+                .send()
+                .await
+                .expect("folding a group");
+            continue;
+        }
+        let entries = if name == "_rank#g##0" { seeded } else { 0 };
+        request
+            .update_expression("SET #e = :e REMOVE #hi")
+            .expression_attribute_names("#e", ranking::ENTRIES)
+            .expression_attribute_names("#hi", ranking::BUCKET_HI)
+            .expression_attribute_values(":e", AttributeValue::N(entries.to_string()))
+            .send()
+            .await
+            .expect("folding the first group");
+    }
+    assert_eq!(groups_of(&api, "huge").await, 1);
+    assert!(buckets_of(&api, "huge").await >= 32);
+
+    // New users at the top fill the group past its split.
+    for index in 0..16_u64 {
+        let reply = api
+            .put(
+                &format!("/tables/huge/users/top{index:02}/moral-compass"),
+                &progress(
+                    0.9 + index as f64 / 1000.0,
+                    4,
+                    Some(["red", "blue"][index as usize % 2]),
+                ),
+            )
+            .await;
+        assert_eq!(reply.status, StatusCode::OK, "{:?}", reply.body);
+    }
+    assert_eq!(
+        groups_of(&api, "huge").await,
+        2,
+        "{} entries split the group (over {})",
+        seeded + 16,
+        ranking::GROUP_SPLIT_ABOVE
+    );
+    assert_eq!(disagreements(&api, "huge", 101).await, Vec::<String>::new());
+
+    // The check can fail: the first group miscounted by one puts every user
+    // of the second one place off.
+    add_to(&api, "huge", "_rank#g##0", ranking::ENTRIES, 1).await;
+    let problems = disagreements(&api, "huge", 101).await;
+    assert!(
+        problems.iter().any(|problem| problem.contains(": rank ")),
+        "a miscounted group is seen: {problems:?}"
+    );
+    add_to(&api, "huge", "_rank#g##0", ranking::ENTRIES, -1).await;
+
+    // A class ranked before groups existed: its ranks are read from its
+    // buckets, and its next write counts its first group from them.
+    for item in derived(&api, "huge", "_rank#g#").await {
+        api.client
+            .delete_item()
+            .table_name(&api.table_name)
+            .key("tableId", AttributeValue::S("huge".into()))
+            .key("username", item["username"].clone())
+            .send()
+            .await
+            .expect("removing the groups");
+    }
+    assert_eq!(disagreements(&api, "huge", 101).await, Vec::<String>::new());
+    let reply = api
+        .put(
+            "/tables/huge/users/latecomer/moral-compass",
+            &progress(0.5, 2, None),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::OK, "{:?}", reply.body);
+    assert_eq!(groups_of(&api, "huge").await, 1);
+    let held: i64 = derived(&api, "huge", "_rank#g#")
+        .await
+        .iter()
+        .filter_map(|item| item.get(ranking::ENTRIES)?.as_n().ok()?.parse::<i64>().ok())
+        .sum();
+    assert_eq!(
+        held,
+        (seeded + 17) as i64,
+        "the first group holds every entry"
+    );
+    assert_eq!(disagreements(&api, "huge", 101).await, Vec::<String>::new());
 }

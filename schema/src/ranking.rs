@@ -23,19 +23,27 @@
 //!   bucket over [`SPLIT_ABOVE`] entries is split in two at its median,
 //!   recounted exactly from its entries while writers of it wait
 //!   ([`SPLITTING`]);
+//! - *groups*, kept like buckets on items `_rank#g#<lo>#<shard>`: how many
+//!   entries lie in a run of whole buckets. A group over
+//!   [`GROUP_SPLIT_ABOVE`] entries is split at the bucket edge nearest its
+//!   median, recounted from its buckets while every writer that would change
+//!   a bucket of it waits, and while no bucket split of it may finish;
 //! - *teams* `_team#<name>`: [`MEMBERS`] and the sum of their scores, kept
 //!   exact with `ADD` of whole numbers in bands of 19 digits ([`score_bands`]),
 //!   whatever the scores' magnitudes.
 //!
 //! **Invariant**, kept by every write in one transaction: a user has
 //! [`RANK_KEY`] if and only if its entry exists and is counted once in the
-//! bucket covering it, and, when it has [`RANK_TEAM`], one member and its
+//! bucket covering it and once in the group covering that bucket (a class
+//! ranked before groups existed has none until its next write, which counts
+//! its first group from its buckets), and, when it has [`RANK_TEAM`], one member and its
 //! score (the one [`RANK_KEY`] encodes) are counted in that team.
 //!
 //! **What a rank costs** (measured in `docs/ranks.md`): one query of the
-//! bucket shards up to the user's ([`BUCKET_SHARDS`] items per bucket of 128
-//! to 256 users: about 1 RCU per 500 users ahead), one count of at most
-//! [`SPLIT_ABOVE`] entries, and one query of the teams (every team).
+//! group shards up to the user's ([`BUCKET_SHARDS`] items per 2,048 to 4,096
+//! users ahead), one of the bucket shards within its group (at most 32
+//! buckets), one count of at most [`SPLIT_ABOVE`] entries, and, for a team's
+//! rank, one query of the teams (every team).
 
 use std::cmp::Ordering;
 use std::collections::HashMap;
@@ -44,8 +52,10 @@ use std::str::FromStr;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::{BuildError, SdkError};
 use aws_sdk_dynamodb::operation::query::QueryError;
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{
-    AttributeValue, Delete, Put, ReturnValuesOnConditionCheckFailure, TransactWriteItem, Update,
+    AttributeValue, ConditionCheck, Delete, Put, ReturnValuesOnConditionCheckFailure,
+    TransactWriteItem, Update,
 };
 use bigdecimal::BigDecimal;
 use bigdecimal::num_bigint::{BigInt, Sign};
@@ -66,6 +76,11 @@ pub const SPLITTING: &str = "splitting";
 pub const MEMBERS: &str = "members";
 /// A bucket with more entries than this is split in two.
 pub const SPLIT_ABOVE: u64 = 256;
+/// A group with more entries than this is split in two, at a bucket's edge:
+/// a group holds 8 to 32 buckets (of 128 to 256 entries), so a rank reads at
+/// most 32 buckets' shards within the user's group, and one group's shards
+/// per 2,048 to 4,096 users ahead of it.
+pub const GROUP_SPLIT_ABOVE: u64 = 4_096;
 /// How many items a bucket's count is spread over. Every write that moves a
 /// user touches one, picked at random, so that a class submitting at once
 /// conflicts on its first bucket this many times less (DynamoDB cancels
@@ -79,6 +94,9 @@ const ENTRY_PREFIX: &str = "_rank#e#";
 /// Above every entry's sort key (`$` follows `#`).
 const ENTRY_END: &str = "_rank#e$";
 const BUCKET_PREFIX: &str = "_rank#b#";
+const GROUP_PREFIX: &str = "_rank#g#";
+/// Above every rank key (which is hexadecimal digits, then a username).
+pub const LAST_KEY: &str = "~";
 const TEAM_PREFIX: &str = "_team#";
 /// Above every team's sort key.
 const TEAM_END: &str = "_team$";
@@ -229,12 +247,61 @@ fn band_changes(old: Option<f64>, new: Option<f64>) -> Vec<(String, String)> {
     bands_of(&(decimal(new) - decimal(old)))
 }
 
-/// A bucket as a write or a rank found it.
+/// The two levels of counts over a class's entries. Buckets count entries;
+/// groups count the entries of a run of whole buckets, so that a rank reads
+/// the groups ahead of the user, the buckets ahead of it within its group and
+/// the entries ahead of it within its bucket, never every bucket of the class.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Level {
+    Bucket,
+    Group,
+}
+
+impl Level {
+    fn prefix(self) -> &'static str {
+        match self {
+            Level::Bucket => BUCKET_PREFIX,
+            Level::Group => GROUP_PREFIX,
+        }
+    }
+
+    /// A range of this level holding more entries than this is split in two.
+    pub fn split_above(self) -> u64 {
+        match self {
+            Level::Bucket => SPLIT_ABOVE,
+            Level::Group => GROUP_SPLIT_ABOVE,
+        }
+    }
+
+    fn noun(self) -> &'static str {
+        match self {
+            Level::Bucket => "bucket",
+            Level::Group => "group",
+        }
+    }
+
+    /// The sort key of this level's range starting at `lo`.
+    fn username(self, lo: &str) -> String {
+        format!("{}{lo}", self.prefix())
+    }
+
+    /// Above every shard item of this level's range starting at `lo`.
+    fn end(self, lo: &str) -> String {
+        format!("{}#~", self.username(lo))
+    }
+
+    fn shard_key(self, table_id: &str, lo: &str, shard: u8) -> HashMap<String, AttributeValue> {
+        key(table_id, format!("{}#{shard}", self.username(lo)))
+    }
+}
+
+/// A bucket or a group as a write or a rank found it: a range of places and
+/// how many entries lie in it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Bucket {
-    /// Its first key (`""` for the first bucket).
+    /// Its first key (`""` for the first of its level).
     pub lo: String,
-    /// The next bucket's first key; `None` for the last.
+    /// The next range's first key; `None` for the last.
     pub hi: Option<String>,
     /// How many entries it covers.
     pub entries: u64,
@@ -256,51 +323,51 @@ fn key(table_id: &str, username: String) -> HashMap<String, AttributeValue> {
     .into()
 }
 
-/// One shard item of a bucket: its bucket's `lo`, shard and what it holds.
-fn shard_from(item: &HashMap<String, AttributeValue>) -> Option<(String, Bucket)> {
+/// One shard item of a range of `level`: what it holds.
+fn shard_from(level: Level, item: &HashMap<String, AttributeValue>) -> Option<Bucket> {
     let username = item.get(USERNAME)?.as_s().ok()?;
-    let (lo, _shard) = username.strip_prefix(BUCKET_PREFIX)?.rsplit_once('#')?;
-    Some((
-        lo.to_owned(),
-        Bucket {
-            lo: lo.to_owned(),
-            hi: item.get(BUCKET_HI).and_then(|hi| hi.as_s().ok()).cloned(),
-            entries: item
-                .get(ENTRIES)
-                .and_then(|count| count.as_n().ok())
-                .and_then(|count| count.parse::<i64>().ok())
-                .unwrap_or(0) as u64,
-        },
-    ))
+    let (lo, _shard) = username.strip_prefix(level.prefix())?.rsplit_once('#')?;
+    Some(Bucket {
+        lo: lo.to_owned(),
+        hi: item.get(BUCKET_HI).and_then(|hi| hi.as_s().ok()).cloned(),
+        entries: item
+            .get(ENTRIES)
+            .and_then(|count| count.as_n().ok())
+            .and_then(|count| count.parse::<i64>().ok())
+            .unwrap_or(0) as u64,
+    })
 }
 
-/// Buckets from their shard items, in the order read (each bucket's shards
+/// Ranges from their shard items, in the order read (each range's shards
 /// are adjacent): the entries summed (wrapping: a shard may be below 0 when
 /// a user left through another shard than it came by).
-fn buckets_from(items: &[HashMap<String, AttributeValue>]) -> Vec<Bucket> {
-    let mut buckets: Vec<Bucket> = Vec::new();
-    for (lo, shard) in items.iter().filter_map(shard_from) {
-        match buckets.last_mut() {
-            Some(last) if last.lo == lo => {
+fn ranges_from(level: Level, items: &[HashMap<String, AttributeValue>]) -> Vec<Bucket> {
+    let mut ranges: Vec<Bucket> = Vec::new();
+    for shard in items.iter().filter_map(|item| shard_from(level, item)) {
+        match ranges.last_mut() {
+            Some(last) if last.lo == shard.lo => {
                 last.entries = last.entries.wrapping_add(shard.entries);
             }
-            _ => buckets.push(shard),
+            _ => ranges.push(shard),
         }
     }
-    buckets
+    ranges
 }
 
-/// Above every shard item of the bucket starting at `lo`.
-fn bucket_end(lo: &str) -> String {
-    format!("{}#~", bucket_username(lo))
+/// The sum of `ranges`' entries (wrapping, as a shard's may).
+fn total(ranges: &[Bucket]) -> u64 {
+    ranges
+        .iter()
+        .fold(0_u64, |sum, range| sum.wrapping_add(range.entries))
 }
 
-/// The bucket covering `rank_key` (strongly consistent; one query of its
-/// shards), `None` when the class has no bucket yet.
-pub async fn bucket_of(
+/// The range of `level` covering `rank_key` (strongly consistent; one query
+/// of its shards), `None` when the class has none yet.
+pub async fn range_of(
     client: &Client,
     table: &str,
     table_id: &str,
+    level: Level,
     rank_key: &str,
 ) -> Result<Option<Bucket>, SdkError<QueryError>> {
     let output = client
@@ -310,8 +377,8 @@ pub async fn bucket_of(
         .expression_attribute_names("#id", TABLE_ID)
         .expression_attribute_names("#name", USERNAME)
         .expression_attribute_values(":id", string(table_id))
-        .expression_attribute_values(":lo", string(BUCKET_PREFIX))
-        .expression_attribute_values(":key", string(bucket_end(rank_key)))
+        .expression_attribute_values(":lo", string(level.prefix()))
+        .expression_attribute_values(":key", string(level.end(rank_key)))
         .scan_index_forward(false)
         .limit(i32::from(BUCKET_SHARDS))
         .consistent_read(true)
@@ -319,8 +386,17 @@ pub async fn bucket_of(
         .await?;
     let mut items = output.items().to_vec();
     items.reverse();
-    let mut buckets = buckets_from(&items);
-    Ok(buckets.pop())
+    Ok(ranges_from(level, &items).pop())
+}
+
+/// The bucket covering `rank_key`, `None` when the class has none yet.
+pub async fn bucket_of(
+    client: &Client,
+    table: &str,
+    table_id: &str,
+    rank_key: &str,
+) -> Result<Option<Bucket>, SdkError<QueryError>> {
+    range_of(client, table, table_id, Level::Bucket, rank_key).await
 }
 
 /// Every item of `table_id`'s partition whose sort key lies in `[from, to]`
@@ -364,23 +440,47 @@ pub async fn items_between(
     }
 }
 
-/// Every bucket up to the one covering `rank_key`, in order (strongly
-/// consistent; [`BUCKET_SHARDS`] small items per bucket, a page per 1 MB).
-pub async fn buckets_up_to(
+/// The ranges of `level` from the one starting at `from_lo` up to the one
+/// covering `rank_key`, in order (strongly consistent; [`BUCKET_SHARDS`]
+/// small items per range, a page per 1 MB).
+pub async fn ranges_between(
     client: &Client,
     table: &str,
     table_id: &str,
+    level: Level,
+    from_lo: &str,
     rank_key: &str,
 ) -> Result<Vec<Bucket>, SdkError<QueryError>> {
     let items = items_between(
         client,
         table,
         table_id,
-        (BUCKET_PREFIX, &bucket_end(rank_key)),
+        (&level.username(from_lo), &level.end(rank_key)),
         &[USERNAME, ENTRIES, BUCKET_HI],
     )
     .await?;
-    Ok(buckets_from(&items))
+    Ok(ranges_from(level, &items))
+}
+
+/// Every bucket up to the one covering `rank_key`, in order: every bucket of
+/// the class when `rank_key` is [`LAST_KEY`].
+pub async fn buckets_up_to(
+    client: &Client,
+    table: &str,
+    table_id: &str,
+    rank_key: &str,
+) -> Result<Vec<Bucket>, SdkError<QueryError>> {
+    ranges_between(client, table, table_id, Level::Bucket, "", rank_key).await
+}
+
+/// Every group up to the one covering `rank_key`, in order.
+pub async fn groups_up_to(
+    client: &Client,
+    table: &str,
+    table_id: &str,
+    rank_key: &str,
+) -> Result<Vec<Bucket>, SdkError<QueryError>> {
+    ranges_between(client, table, table_id, Level::Group, "", rank_key).await
 }
 
 /// How many entries lie in `[from, to]` (strongly consistent count; within
@@ -417,43 +517,46 @@ pub async fn entries_between(
     }
 }
 
-/// A user's 1-based place: the entries of every bucket before its own, and
-/// those of its own up to its key.
+/// A user's 1-based place: the entries of every group before its own, of
+/// every bucket of its own group before its own bucket, and those of its own
+/// bucket up to its key. A class ranked before groups existed (none yet, its
+/// next write creates them) is counted from all its buckets.
 pub async fn rank_of(
     client: &Client,
     table: &str,
     table_id: &str,
     rank_key: &str,
 ) -> Result<u64, SdkError<QueryError>> {
-    let buckets = buckets_up_to(client, table, table_id, rank_key).await?;
+    let groups = groups_up_to(client, table, table_id, rank_key).await?;
+    let (mut ahead, from_lo) = match groups.split_last() {
+        Some((own, before)) => (total(before), own.lo.clone()),
+        None => (0, String::new()),
+    };
+    let buckets =
+        ranges_between(client, table, table_id, Level::Bucket, &from_lo, rank_key).await?;
     let Some((own, before)) = buckets.split_last() else {
         return Ok(0);
     };
-    let ahead = before
-        .iter()
-        .fold(0_u64, |sum, bucket| sum.wrapping_add(bucket.entries));
+    ahead = ahead.wrapping_add(total(before));
     Ok(ahead + entries_between(client, table, table_id, &own.lo, rank_key).await?)
 }
 
-fn shard_key(table_id: &str, lo: &str, shard: u8) -> HashMap<String, AttributeValue> {
-    key(table_id, format!("{}#{shard}", bucket_username(lo)))
-}
-
-/// Where a change of a user's place leaves the buckets: `delta` on one shard
-/// of the bucket found, picked at random, on the condition that the bucket
-/// still covers what it covered and is not being split; or, when the class
-/// has no bucket yet, its first bucket's shards, created.
+/// Where a change of a user's place leaves a range of `level`: `delta` on
+/// one of its shards, picked at random, on the condition that it still covers
+/// what it covered and is not being split; or, when the class has no range
+/// of this level yet, its first range's shards, created holding `delta`.
 pub fn count_in(
     table: &str,
     table_id: &str,
-    bucket: Option<&Bucket>,
+    level: Level,
+    range: Option<&Bucket>,
     delta: i64,
     now_ms: i64,
 ) -> Result<Vec<TransactWriteItem>, BuildError> {
-    let Some(bucket) = bucket else {
+    let Some(range) = range else {
         return (0..BUCKET_SHARDS)
             .map(|shard| {
-                let mut item = shard_key(table_id, "", shard);
+                let mut item = level.shard_key(table_id, "", shard);
                 item.insert(
                     ENTRIES.to_owned(),
                     number(if shard == 0 { delta.max(0) } else { 0 }),
@@ -471,7 +574,7 @@ pub fn count_in(
     let shard = fastrand::u8(..BUCKET_SHARDS);
     let mut update = Update::builder()
         .table_name(table)
-        .set_key(Some(shard_key(table_id, &bucket.lo, shard)))
+        .set_key(Some(level.shard_key(table_id, &range.lo, shard)))
         .update_expression("ADD #entries :delta REMOVE #splitting")
         .expression_attribute_names("#entries", ENTRIES)
         .expression_attribute_names("#splitting", SPLITTING)
@@ -479,7 +582,7 @@ pub fn count_in(
         .expression_attribute_values(":delta", number(delta))
         .expression_attribute_values(":stale", number(now_ms - SPLIT_LEASE_MS))
         .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::None);
-    let covers = match &bucket.hi {
+    let covers = match &range.hi {
         Some(hi) => {
             update = update.expression_attribute_values(":hi", string(hi.clone()));
             "#hi = :hi"
@@ -493,6 +596,193 @@ pub fn count_in(
         ))
         .build()?;
     Ok(vec![TransactWriteItem::builder().update(update).build()])
+}
+
+/// What moving a user's entry does to the counts: the bucket and group items
+/// of its transaction (a refusal of any of them means the ranges changed
+/// meanwhile: look them up again), and the ranges it filled past their
+/// [`Level::split_above`], as `(level, the user's place)`, to split after.
+#[derive(Debug, Default)]
+pub struct CountChanges {
+    pub items: Vec<TransactWriteItem>,
+    pub full: Vec<(Level, String)>,
+}
+
+/// The counts' side of moving a user's entry from `old` to `new` (`None`:
+/// not ranked before, or not after). Looks up the ranges covering both places
+/// (in parallel, strongly consistent). `Ok(None)` when a range covering `old`
+/// is there and none covers `new`: the class is being deleted, range by range.
+///
+/// Buckets: a move within one bucket changes no count (its bucket is only
+/// checked not to be split meanwhile); otherwise −1 on the old bucket and +1
+/// on the new. Groups likewise, but only when the buckets differ; a move
+/// between two buckets of one group checks the group is not being split, so
+/// that a group split, which recounts from the buckets, sees every bucket
+/// still. A class that has buckets but no group (ranked before groups
+/// existed) gets its first group here, holding every bucket's entries.
+pub async fn count_changes(
+    client: &Client,
+    table: &str,
+    table_id: &str,
+    old: Option<&str>,
+    new: Option<&str>,
+    now_ms: i64,
+) -> Result<Option<CountChanges>, RankingError> {
+    let action = format!("finding the rank buckets of a user of table {table_id}");
+    let lookup = |level, place: Option<&str>| {
+        let place = place.map(str::to_owned);
+        async move {
+            match place {
+                Some(place) => range_of(client, table, table_id, level, &place).await,
+                None => Ok(None),
+            }
+        }
+    };
+    // A user that only moves needs its groups only when it leaves its bucket:
+    // look them up then; a user that arrives or leaves needs them always:
+    // look them up with its bucket.
+    let (old_bucket, new_bucket, groups) = if old.is_none() || new.is_none() {
+        let (old_bucket, new_bucket, old_group, new_group) = futures_util::future::try_join4(
+            lookup(Level::Bucket, old),
+            lookup(Level::Bucket, new),
+            lookup(Level::Group, old),
+            lookup(Level::Group, new),
+        )
+        .await
+        .map_err(aws(&action))?;
+        (old_bucket, new_bucket, Some((old_group, new_group)))
+    } else {
+        let (old_bucket, new_bucket) =
+            futures_util::future::try_join(lookup(Level::Bucket, old), lookup(Level::Bucket, new))
+                .await
+                .map_err(aws(&action))?;
+        (old_bucket, new_bucket, None)
+    };
+    let gone = |old_range: &Option<Bucket>, new_range: &Option<Bucket>| {
+        new.is_some() && old_range.is_some() && new_range.is_none()
+    };
+    if gone(&old_bucket, &new_bucket) {
+        return Ok(None);
+    }
+    let build = |error| RankingError::Build {
+        action: action.clone(),
+        source: error,
+    };
+    let mut changes = CountChanges::default();
+    let same = |a: &Option<Bucket>, b: &Option<Bucket>| matches!((a, b), (Some(a), Some(b)) if a.lo == b.lo);
+    let (old_delta, new_delta) = (-i64::from(old.is_some()), i64::from(new.is_some()));
+    if same(&old_bucket, &new_bucket) {
+        changes.items.extend(
+            count_in(
+                table,
+                table_id,
+                Level::Bucket,
+                new_bucket.as_ref(),
+                0,
+                now_ms,
+            )
+            .map_err(build)?,
+        );
+        return Ok(Some(changes));
+    }
+    let (old_group, new_group) = match groups {
+        Some(groups) => groups,
+        None => {
+            futures_util::future::try_join(lookup(Level::Group, old), lookup(Level::Group, new))
+                .await
+                .map_err(aws(&action))?
+        }
+    };
+    if gone(&old_group, &new_group) {
+        return Ok(None);
+    }
+    if old_bucket.is_some() {
+        changes.items.extend(
+            count_in(
+                table,
+                table_id,
+                Level::Bucket,
+                old_bucket.as_ref(),
+                old_delta,
+                now_ms,
+            )
+            .map_err(build)?,
+        );
+    }
+    if let Some(place) = new {
+        changes.items.extend(
+            count_in(
+                table,
+                table_id,
+                Level::Bucket,
+                new_bucket.as_ref(),
+                new_delta,
+                now_ms,
+            )
+            .map_err(build)?,
+        );
+        if new_bucket
+            .as_ref()
+            .is_some_and(|bucket| bucket.entries.wrapping_add(1) > Level::Bucket.split_above())
+        {
+            changes.full.push((Level::Bucket, place.to_owned()));
+        }
+    }
+    if old_group.is_none() && new_group.is_none() {
+        // No group yet: the class's first, holding what its buckets hold
+        // (none, when no bucket covers the new place: the class has none).
+        let held = if new.is_some() && new_bucket.is_none() {
+            0
+        } else {
+            total(
+                &buckets_up_to(client, table, table_id, LAST_KEY)
+                    .await
+                    .map_err(aws(&action))?,
+            )
+        };
+        let entries = (held as i64).wrapping_add(old_delta + new_delta);
+        changes
+            .items
+            .extend(count_in(table, table_id, Level::Group, None, entries, now_ms).map_err(build)?);
+        return Ok(Some(changes));
+    }
+    if same(&old_group, &new_group) {
+        changes.items.extend(
+            count_in(table, table_id, Level::Group, new_group.as_ref(), 0, now_ms)
+                .map_err(build)?,
+        );
+        return Ok(Some(changes));
+    }
+    if old_group.is_some() {
+        changes.items.extend(
+            count_in(
+                table,
+                table_id,
+                Level::Group,
+                old_group.as_ref(),
+                old_delta,
+                now_ms,
+            )
+            .map_err(build)?,
+        );
+    }
+    if let (Some(place), Some(group)) = (new, &new_group) {
+        changes.items.extend(
+            count_in(
+                table,
+                table_id,
+                Level::Group,
+                Some(group),
+                new_delta,
+                now_ms,
+            )
+            .map_err(build)?,
+        );
+        if group.entries.wrapping_add(1) > Level::Group.split_above() {
+            changes.full.push((Level::Group, place.to_owned()));
+        }
+    }
+    Ok(Some(changes))
 }
 
 /// The entry of a user placed at `rank_key`, put.
@@ -674,37 +964,43 @@ where
     }
 }
 
-/// Split the bucket covering `rank_key` in two if it holds more than
-/// [`SPLIT_ABOVE`] entries: mark its shards as splitting (writers of it then
-/// wait), read its entries (strongly consistent), and in one transaction end
-/// it at its median, recounted, and start the next bucket there. `Ok(false)`
-/// when there was nothing to split or another process got there first.
+/// Split the range of `level` covering `rank_key` when it holds more than
+/// [`Level::split_above`] entries: mark its shards (writers of it wait: their
+/// transactions are conditioned on no mark), recount it from what it holds
+/// (a bucket from its entries, a group from its buckets), and in one
+/// transaction give the left half its count and put the right half's shards.
+/// A split that finds the range already marked, or loses a race, does
+/// nothing (`Ok(false)`): the next write that fills the range tries again.
+///
+/// A bucket's split finishes only while its group is not being split, so a
+/// group split, which sums its buckets, never sees a bucket half split.
 pub async fn split_if_full(
     client: &Client,
     table: &str,
     table_id: &str,
+    level: Level,
     rank_key: &str,
     now_ms: i64,
 ) -> Result<bool, RankingError> {
-    let action = format!("splitting a rank bucket of table {table_id}");
+    let action = format!("splitting a rank {} of table {table_id}", level.noun());
     let build = |error| RankingError::Build {
         action: action.clone(),
         source: error,
     };
-    let Some(bucket) = bucket_of(client, table, table_id, rank_key)
+    let Some(range) = range_of(client, table, table_id, level, rank_key)
         .await
         .map_err(aws(&action))?
     else {
         return Ok(false);
     };
-    if bucket.entries <= SPLIT_ABOVE || bucket.entries > i64::MAX as u64 {
+    if range.entries <= level.split_above() || range.entries > i64::MAX as u64 {
         return Ok(false);
     }
     let mut mark = client.transact_write_items();
     for shard in 0..BUCKET_SHARDS {
         let update = Update::builder()
             .table_name(table)
-            .set_key(Some(shard_key(table_id, &bucket.lo, shard)))
+            .set_key(Some(level.shard_key(table_id, &range.lo, shard)))
             .update_expression("SET #splitting = :now")
             .condition_expression(
                 "attribute_exists(#entries) AND \
@@ -720,57 +1016,68 @@ pub async fn split_if_full(
     }
     match mark.send().await {
         Ok(_) => {}
-        // Being split by another process, or a writer held a shard.
-        Err(error)
-            if error
-                .as_service_error()
-                .is_some_and(|service| service.is_transaction_canceled_exception()) =>
-        {
-            return Ok(false);
-        }
+        Err(error) if is_canceled(&error) => return Ok(false),
         Err(error) => return Err(aws(&action)(error)),
     }
-    // Every entry of [lo, hi), in order; nobody moves one in or out meanwhile.
-    let upper = bucket
-        .hi
-        .as_deref()
-        .map_or_else(|| ENTRY_END.to_owned(), entry_username);
-    let keys: Vec<String> = items_between(
-        client,
-        table,
-        table_id,
-        (&entry_username(&bucket.lo), &upper),
-        &[USERNAME],
-    )
-    .await
-    .map_err(aws(&action))?
-    .iter()
-    .filter_map(|item| item.get(USERNAME)?.as_s().ok())
-    .filter_map(|name| name.strip_prefix(ENTRY_PREFIX))
-    .filter(|name| Some(*name) != bucket.hi.as_deref())
-    .map(str::to_owned)
-    .collect();
-    let half = keys.len() / 2;
-    let median = keys
-        .get(half)
-        .filter(|median| half > 0 && **median != bucket.lo)
-        .cloned();
-    // The left part (the whole bucket, recounted, when there is nothing to
-    // split at), with the mark taken off on the condition that it is ours.
+    // What the range holds, in order: (first key, entries) of each child.
+    let children: Vec<(String, u64)> = match level {
+        Level::Bucket => {
+            let upper = range
+                .hi
+                .as_deref()
+                .map_or_else(|| ENTRY_END.to_owned(), entry_username);
+            items_between(
+                client,
+                table,
+                table_id,
+                (&entry_username(&range.lo), &upper),
+                &[USERNAME],
+            )
+            .await
+            .map_err(aws(&action))?
+            .iter()
+            .filter_map(|item| item.get(USERNAME)?.as_s().ok())
+            .filter_map(|name| name.strip_prefix(ENTRY_PREFIX))
+            .filter(|name| Some(*name) != range.hi.as_deref())
+            .map(|name| (name.to_owned(), 1))
+            .collect()
+        }
+        Level::Group => {
+            let upper = range.hi.as_deref().unwrap_or(LAST_KEY);
+            ranges_between(client, table, table_id, Level::Bucket, &range.lo, upper)
+                .await
+                .map_err(aws(&action))?
+                .into_iter()
+                .filter(|bucket| Some(bucket.lo.as_str()) != range.hi.as_deref())
+                .map(|bucket| (bucket.lo, bucket.entries))
+                .collect()
+        }
+    };
+    let all = children
+        .iter()
+        .fold(0_u64, |sum, (_, entries)| sum.wrapping_add(*entries));
+    // The first child at which the left half reaches half of the entries.
+    let mut left = 0_u64;
+    let mut median = None;
+    for (index, (first, entries)) in children.iter().enumerate() {
+        if index > 0 && left >= all / 2 && *first != range.lo {
+            median = Some(first.clone());
+            break;
+        }
+        left = left.wrapping_add(*entries);
+    }
+    if median.is_none() {
+        left = all;
+    }
     let mut finish = client.transact_write_items();
     for shard in 0..BUCKET_SHARDS {
-        let left = if shard == 0 {
-            if median.is_some() { half } else { keys.len() }
-        } else {
-            0
-        };
         let mut update = Update::builder()
             .table_name(table)
-            .set_key(Some(shard_key(table_id, &bucket.lo, shard)))
+            .set_key(Some(level.shard_key(table_id, &range.lo, shard)))
             .condition_expression("#splitting = :now")
             .expression_attribute_names("#entries", ENTRIES)
             .expression_attribute_names("#splitting", SPLITTING)
-            .expression_attribute_values(":left", number(left))
+            .expression_attribute_values(":left", number(if shard == 0 { left } else { 0 }))
             .expression_attribute_values(":now", number(now_ms));
         update = match &median {
             Some(median) => update
@@ -787,10 +1094,14 @@ pub async fn split_if_full(
     }
     if let Some(median) = &median {
         for shard in 0..BUCKET_SHARDS {
-            let mut right = shard_key(table_id, median, shard);
-            let entries = if shard == 0 { keys.len() - half } else { 0 };
+            let mut right = level.shard_key(table_id, median, shard);
+            let entries = if shard == 0 {
+                all.wrapping_sub(left)
+            } else {
+                0
+            };
             right.insert(ENTRIES.to_owned(), number(entries));
-            if let Some(hi) = &bucket.hi {
+            if let Some(hi) = &range.hi {
                 right.insert(BUCKET_HI.to_owned(), string(hi.clone()));
             }
             let put = Put::builder()
@@ -803,19 +1114,103 @@ pub async fn split_if_full(
             finish = finish.transact_items(TransactWriteItem::builder().put(put).build());
         }
     }
+    if level == Level::Bucket
+        && let Some(group) = range_of(client, table, table_id, Level::Group, &range.lo)
+            .await
+            .map_err(aws(&action))?
+    {
+        let check = ConditionCheck::builder()
+            .table_name(table)
+            .set_key(Some(Level::Group.shard_key(table_id, &group.lo, 0)))
+            .condition_expression("attribute_not_exists(#splitting) OR #splitting < :stale")
+            .expression_attribute_names("#splitting", SPLITTING)
+            .expression_attribute_values(":stale", number(now_ms - SPLIT_LEASE_MS))
+            .build()
+            .map_err(build)?;
+        finish = finish.transact_items(TransactWriteItem::builder().condition_check(check).build());
+    }
     match finish.send().await {
         Ok(_) => Ok(median.is_some()),
-        // A writer took the split for abandoned, or a transaction held a
-        // shard: the next write that finds the bucket full splits it.
-        Err(error)
-            if error
-                .as_service_error()
-                .is_some_and(|service| service.is_transaction_canceled_exception()) =>
-        {
+        Err(error) if is_canceled(&error) => {
+            release_split(client, table, table_id, level, &range.lo, now_ms).await;
             Ok(false)
         }
         Err(error) => Err(aws(&action)(error)),
     }
+}
+
+/// Send one transaction of a ranking write.
+async fn transact(
+    client: &Client,
+    items: Vec<TransactWriteItem>,
+) -> Result<(), SdkError<TransactWriteItemsError>> {
+    client
+        .transact_write_items()
+        .set_transact_items(Some(items))
+        .send()
+        .await
+        .map(|_| ())
+}
+
+/// For a cancelled transaction, whether its first item (the user) was
+/// refused; `None` for any other error.
+fn first_refused(error: &SdkError<TransactWriteItemsError>) -> Option<bool> {
+    match error.as_service_error()? {
+        TransactWriteItemsError::TransactionCanceledException(canceled) => Some(
+            canceled
+                .cancellation_reasons()
+                .first()
+                .and_then(|reason| reason.code())
+                == Some("ConditionalCheckFailed"),
+        ),
+        _ => None,
+    }
+}
+
+/// Split every range a write filled (buckets first: a group splits at a
+/// bucket's edge).
+pub async fn split_full(
+    client: &Client,
+    table: &str,
+    table_id: &str,
+    full: &[(Level, String)],
+    now_ms: i64,
+) -> Result<(), RankingError> {
+    for (level, place) in full {
+        split_if_full(client, table, table_id, *level, place, now_ms).await?;
+    }
+    Ok(())
+}
+
+/// Take a split's mark off a range it could not finish (its group was being
+/// split), so that its writers need not wait for the lease to run out. A
+/// mark that cannot be taken off runs out with its lease.
+async fn release_split(
+    client: &Client,
+    table: &str,
+    table_id: &str,
+    level: Level,
+    lo: &str,
+    now_ms: i64,
+) {
+    for shard in 0..BUCKET_SHARDS {
+        let _released = client
+            .update_item()
+            .table_name(table)
+            .set_key(Some(level.shard_key(table_id, lo, shard)))
+            .update_expression("REMOVE #splitting")
+            .condition_expression("#splitting = :now")
+            .expression_attribute_names("#splitting", SPLITTING)
+            .expression_attribute_values(":now", number(now_ms))
+            .send()
+            .await;
+    }
+}
+
+fn is_canceled(error: &SdkError<TransactWriteItemsError>) -> bool {
+    error
+        .as_service_error()
+        .is_some_and(|service| service.is_transaction_canceled_exception())
 }
 
 /// A user's place and counted membership, from its item's own attributes.
@@ -866,9 +1261,11 @@ pub async fn rank_unranked_user(
         source: error,
     };
     for _ in 0..RANKING_ATTEMPTS {
-        let bucket = bucket_of(client, table, table_id, &key_text)
-            .await
-            .map_err(aws(&action))?;
+        let Some(counts) =
+            count_changes(client, table, table_id, None, Some(&key_text), now_ms).await?
+        else {
+            return Ok(false);
+        };
         let mut user = Update::builder()
             .table_name(table)
             .set_key(Some(key(table_id, username.clone())))
@@ -889,37 +1286,21 @@ pub async fn rank_unranked_user(
                 .build(),
             entry_put(table, table_id, &key_text).map_err(build)?,
         ];
-        items.extend(count_in(table, table_id, bucket.as_ref(), 1, now_ms).map_err(build)?);
+        items.extend(counts.items);
         items.extend(team_changes(table, table_id, None, team).map_err(build)?);
-        let request = client
-            .transact_write_items()
-            .set_transact_items(Some(items));
-        match request.send().await {
-            Ok(_) => {
-                split_if_full(client, table, table_id, &key_text, now_ms).await?;
+        match transact(client, items).await {
+            Ok(()) => {
+                split_full(client, table, table_id, &counts.full, now_ms).await?;
                 return Ok(true);
             }
-            Err(error) => {
-                let Some(canceled) = error
-                    .as_service_error()
-                    .and_then(|service| match service {
-                        aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError::TransactionCanceledException(canceled) => Some(canceled),
-                        _ => None,
-                    })
-                else {
-                    return Err(aws(&action)(error));
-                };
-                let user_refused = canceled
-                    .cancellation_reasons()
-                    .first()
-                    .and_then(|reason| reason.code())
-                    == Some("ConditionalCheckFailed");
-                if user_refused {
-                    return Ok(false);
-                }
-                // The bucket was split meanwhile, or a transaction held an
-                // item: look the bucket up again.
-            }
+            Err(error) => match first_refused(&error) {
+                // The user was ranked (or deleted) meanwhile.
+                Some(true) => return Ok(false),
+                // A range split meanwhile, or a transaction held an item:
+                // look the ranges up again.
+                Some(false) => {}
+                None => return Err(aws(&action)(error)),
+            },
         }
     }
     Err(RankingError::Contended { action })
@@ -962,9 +1343,11 @@ pub async fn unrank_user(
                 team,
                 score: score_of(key_text).unwrap_or(0.0),
             });
-        let bucket = bucket_of(client, table, table_id, key_text)
-            .await
-            .map_err(aws(&action))?;
+        let Some(counts) =
+            count_changes(client, table, table_id, Some(key_text), None, now_ms).await?
+        else {
+            return Ok(false);
+        };
         let user = Update::builder()
             .table_name(table)
             .set_key(Some(key(table_id, username.to_owned())))
@@ -979,17 +1362,11 @@ pub async fn unrank_user(
             TransactWriteItem::builder().update(user).build(),
             entry_delete(table, table_id, key_text).map_err(build)?,
         ];
-        items.extend(count_in(table, table_id, bucket.as_ref(), -1, now_ms).map_err(build)?);
+        items.extend(counts.items);
         items.extend(team_changes(table, table_id, team, None).map_err(build)?);
-        let request = client
-            .transact_write_items()
-            .set_transact_items(Some(items));
-        match request.send().await {
-            Ok(_) => return Ok(true),
-            Err(error)
-                if error
-                    .as_service_error()
-                    .is_some_and(|service| service.is_transaction_canceled_exception()) => {}
+        match transact(client, items).await {
+            Ok(()) => return Ok(true),
+            Err(error) if first_refused(&error).is_some() => {}
             Err(error) => return Err(aws(&action)(error)),
         }
     }
@@ -1030,19 +1407,41 @@ pub fn ranked_class(
             entry.1 += score;
         }
     }
-    let chunks: Vec<&[(String, HashMap<String, AttributeValue>)]> =
-        placed.chunks((SPLIT_ABOVE / 2) as usize).collect();
-    for (index, chunk) in chunks.iter().enumerate() {
-        let lo = if index == 0 { "" } else { chunk[0].0.as_str() };
-        let hi = chunks.get(index + 1).map(|next| next[0].0.clone());
-        for shard in 0..BUCKET_SHARDS {
-            let mut bucket = shard_key(table_id, lo, shard);
-            let entries = if shard == 0 { chunk.len() } else { 0 };
-            bucket.insert(ENTRIES.to_owned(), number(entries));
-            if let Some(hi) = &hi {
-                bucket.insert(BUCKET_HI.to_owned(), string(hi.clone()));
+    // Buckets of half SPLIT_ABOVE entries, groups of half GROUP_SPLIT_ABOVE.
+    let per_group = (GROUP_SPLIT_ABOVE / SPLIT_ABOVE) as usize;
+    let keys: Vec<&str> = placed.iter().map(|(key, _)| key.as_str()).collect();
+    let buckets: Vec<&[&str]> = keys.chunks((SPLIT_ABOVE / 2) as usize).collect();
+    let groups: Vec<&[&[&str]]> = buckets.chunks(per_group).collect();
+    for (level, ranges) in [
+        (
+            Level::Bucket,
+            buckets
+                .iter()
+                .map(|keys| (keys[0], keys.len()))
+                .collect::<Vec<_>>(),
+        ),
+        (
+            Level::Group,
+            groups
+                .iter()
+                .map(|buckets| (buckets[0][0], buckets.iter().map(|keys| keys.len()).sum()))
+                .collect(),
+        ),
+    ] {
+        for (index, (first, entries)) in ranges.iter().enumerate() {
+            let lo = if index == 0 { "" } else { *first };
+            let hi = ranges.get(index + 1).map(|(next, _)| *next);
+            for shard in 0..BUCKET_SHARDS {
+                let mut range = level.shard_key(table_id, lo, shard);
+                range.insert(
+                    ENTRIES.to_owned(),
+                    number(if shard == 0 { *entries } else { 0 }),
+                );
+                if let Some(hi) = hi {
+                    range.insert(BUCKET_HI.to_owned(), string(hi));
+                }
+                items.push(range);
             }
-            items.push(bucket);
         }
     }
     for (team, (members, sum)) in teams {

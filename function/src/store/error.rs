@@ -2,6 +2,7 @@
 //! raw SDK dump to a client (the full context goes to the log).
 
 use aws_sdk_dynamodb::error::{BuildError, DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use schema::ranking::RankingError;
 
 /// What went wrong talking to the playground table.
 #[derive(Debug, thiserror::Error)]
@@ -65,6 +66,23 @@ impl StoreError {
             action: action.into(),
             detail: DisplayErrorContext(error).to_string(),
             transient: false,
+        }
+    }
+
+    /// A ranking step of `schema::ranking` that failed, transient as the
+    /// DynamoDB error under it was.
+    pub(crate) fn ranking(action: impl Into<String>, error: RankingError) -> Self {
+        let transient = match &error {
+            RankingError::Aws { source, .. } => source
+                .code()
+                .is_none_or(|code| TRANSIENT_CODES.contains(&code)),
+            RankingError::Build { .. } => false,
+            RankingError::Contended { .. } => true,
+        };
+        Self::DynamoDb {
+            action: action.into(),
+            detail: DisplayErrorContext(error).to_string(),
+            transient,
         }
     }
 

@@ -8,15 +8,14 @@ use aws_sdk_dynamodb::types::{
 };
 use serde::Serialize;
 
-use super::counter::{self, CounterState, counter_key, pick_shard};
+use super::counter::{self, CounterState, pick_shard};
 use super::cursor::{self, StartAfter};
 use super::item::{Item, number_value, string_value};
 use super::{Conflicts, NewUserWrite, Page, Store, StoreError};
 use crate::schema::{
-    BY_RANK, COMPLETED_TASK_IDS, COUNTER_CLOSED, LAST_UPDATED, LEADERBOARD_KEY, METRICS,
-    MORAL_COMPASS_SCORE, PRIMARY_METRIC, QUESTIONS_CORRECT, SUBMISSION_COUNT, TABLE_ID,
-    TASKS_COMPLETED, TEAM_NAME, TOTAL_COUNT, TOTAL_QUESTIONS, TOTAL_TASKS, USER_COUNT, USERNAME,
-    leaderboard_key,
+    BY_RANK, COMPLETED_TASK_IDS, LAST_UPDATED, LEADERBOARD_KEY, METRICS, MORAL_COMPASS_SCORE,
+    PRIMARY_METRIC, QUESTIONS_CORRECT, SUBMISSION_COUNT, TABLE_ID, TASKS_COMPLETED, TEAM_NAME,
+    TOTAL_COUNT, TOTAL_QUESTIONS, TOTAL_TASKS, USERNAME, leaderboard_key,
     ranking::{self, Membership, RANK_KEY, RANK_TEAM},
 };
 
@@ -168,9 +167,9 @@ enum Updated {
 /// A write that went through.
 #[derive(Default)]
 struct Written {
-    /// The place of the user, when its bucket is now over
-    /// [`ranking::SPLIT_ABOVE`] entries.
-    full_bucket: Option<String>,
+    /// The ranges the write filled past their [`ranking::Level::split_above`],
+    /// with the user's place.
+    full: Vec<(ranking::Level, String)>,
 }
 
 /// What each item of a user's write transaction is, to read its
@@ -674,14 +673,21 @@ impl Store {
         let mut moves = RankMoves::default();
         let (old_key, new_key) = (old.0, new.0);
         if old_key != Some(new_key) {
-            // Both buckets at once (two queries in parallel).
-            let (new_bucket, old_bucket) =
-                tokio::try_join!(self.bucket_of(table_id, new_key), async {
-                    match old_key {
-                        Some(old_key) => self.bucket_of(table_id, old_key).await,
-                        None => Ok(None),
-                    }
-                })?;
+            let Some(counts) = ranking::count_changes(
+                &self.client(),
+                table,
+                table_id,
+                old_key,
+                Some(new_key),
+                now_ms,
+            )
+            .await
+            .map_err(|error| {
+                StoreError::ranking(format!("ranking a user of table {table_id}"), error)
+            })?
+            else {
+                return Ok(None);
+            };
             if let Some(old_key) = old_key {
                 moves.push(
                     Part::Entry,
@@ -692,35 +698,10 @@ impl Store {
                 Part::Entry,
                 ranking::entry_put(table, table_id, new_key).map_err(build)?,
             );
-            if old_bucket.is_some() && new_bucket.is_none() {
-                return Ok(None);
+            for item in counts.items {
+                moves.push(Part::Bucket, item);
             }
-            let same_bucket =
-                matches!((&old_bucket, &new_bucket), (Some(old), Some(new)) if old.lo == new.lo);
-            if same_bucket {
-                // It moves within one bucket: the bucket must not be split meanwhile.
-                for item in ranking::count_in(table, table_id, new_bucket.as_ref(), 0, now_ms)
-                    .map_err(build)?
-                {
-                    moves.push(Part::Bucket, item);
-                }
-            } else {
-                if let Some(old_bucket) = &old_bucket {
-                    for item in ranking::count_in(table, table_id, Some(old_bucket), -1, now_ms)
-                        .map_err(build)?
-                    {
-                        moves.push(Part::Bucket, item);
-                    }
-                }
-                for item in ranking::count_in(table, table_id, new_bucket.as_ref(), 1, now_ms)
-                    .map_err(build)?
-                {
-                    moves.push(Part::Bucket, item);
-                }
-                moves.written.full_bucket = new_bucket
-                    .filter(|bucket| bucket.entries.wrapping_add(1) > ranking::SPLIT_ABOVE)
-                    .map(|_| new_key.to_owned());
-            }
+            moves.written.full = counts.full;
         }
         for change in ranking::team_changes(table, table_id, old.1, new.1).map_err(build)? {
             moves.push(Part::Team, change);
@@ -787,35 +768,25 @@ impl Store {
         Err(StoreError::dynamodb(action(), error))
     }
 
-    /// The rank bucket covering `rank_key` (strongly consistent).
-    async fn bucket_of(
-        &self,
-        table_id: &str,
-        rank_key: &str,
-    ) -> Result<Option<ranking::Bucket>, StoreError> {
-        ranking::bucket_of(&self.client(), &self.table_name, table_id, rank_key)
-            .await
-            .map_err(|error| {
-                StoreError::dynamodb(
-                    format!("finding the rank bucket of a user of table {table_id}"),
-                    error,
-                )
-            })
-    }
-
-    /// Split the bucket a write filled past [`ranking::SPLIT_ABOVE`]. The write
-    /// is done whatever happens here: a split that fails is logged and left to
-    /// the next write that finds the bucket full.
+    /// Split the buckets and groups a write filled past their
+    /// [`ranking::Level::split_above`]. The write is done whatever happens
+    /// here: a split that fails is logged and left to the next write that
+    /// finds the range full.
     async fn split_if_full(&self, table_id: &str, written: &Written) {
-        let Some(rank_key) = &written.full_bucket else {
+        if written.full.is_empty() {
             return;
-        };
+        }
         let now_ms = chrono::Utc::now().timestamp_millis();
-        if let Err(error) =
-            ranking::split_if_full(&self.client(), &self.table_name, table_id, rank_key, now_ms)
-                .await
+        if let Err(error) = ranking::split_full(
+            &self.client(),
+            &self.table_name,
+            table_id,
+            &written.full,
+            now_ms,
+        )
+        .await
         {
-            tracing::warn!(%error, table_id, "a full rank bucket was not split");
+            tracing::warn!(%error, table_id, "a full rank bucket or group was not split");
         }
     }
 
@@ -832,27 +803,36 @@ impl Store {
     ) -> Result<(), StoreError> {
         let action = || format!("counting new user {username} of table {table_id}");
         loop {
+            // One item, yet a transaction: its token makes the SDK's own
+            // retry of an attempt that timed out after DynamoDB applied it
+            // a no-op, where a plain `ADD` would count the user twice.
             let shard = pick_shard();
             let result = self
                 .client()
-                .update_item()
-                .table_name(&self.table_name)
-                .set_key(Some(counter_key(table_id, shard)))
-                .update_expression("ADD #count :one")
-                .condition_expression(counter::OPEN_COUNTER)
-                .expression_attribute_names("#count", USER_COUNT)
-                .expression_attribute_names("#id", TABLE_ID)
-                .expression_attribute_names("#closed", COUNTER_CLOSED)
-                .expression_attribute_values(":one", number_value(1))
+                .transact_write_items()
+                .transact_items(
+                    TransactWriteItem::builder()
+                        .update(counter::increment(&self.table_name, table_id, shard)?)
+                        .build(),
+                )
+                .client_request_token(request_token())
                 .send()
                 .await;
             let error = match result {
                 Ok(_) => return Ok(()),
                 Err(error) => error,
             };
-            let refused = match error.as_service_error() {
-                Some(service) if service.is_transaction_conflict_exception() => Attempt::Retry,
-                Some(service) if service.is_conditional_check_failed_exception() => {
+            let reason = match error.as_service_error() {
+                Some(TransactWriteItemsError::TransactionCanceledException(canceled)) => canceled
+                    .cancellation_reasons()
+                    .first()
+                    .and_then(|reason| reason.code())
+                    .map(str::to_owned),
+                _ => None,
+            };
+            let refused = match reason.as_deref() {
+                Some("TransactionConflict") => Attempt::Retry,
+                Some("ConditionalCheckFailed") => {
                     match self.counter_refused(table_id, shard).await {
                         Ok(attempt) => attempt,
                         Err(StoreError::TableNotFound) => {
@@ -896,12 +876,11 @@ impl Store {
         let now_ms = chrono::Utc::now().timestamp_millis();
         ranking::unrank_user(&self.client(), &self.table_name, table_id, username, now_ms)
             .await
-            .map_err(|error| StoreError::DynamoDb {
-                action: format!(
-                    "taking user {username} of deleted table {table_id} out of the ranks"
-                ),
-                detail: error.to_string(),
-                transient: true,
+            .map_err(|error| {
+                StoreError::ranking(
+                    format!("taking user {username} of deleted table {table_id} out of the ranks"),
+                    error,
+                )
             })?;
         self.client()
             .delete_item()
