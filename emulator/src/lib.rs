@@ -692,7 +692,9 @@ mod tests {
         add("1", "first").await.expect("applied");
         add("1", "first").await.expect("answered as the first was");
         add("1", "second").await.expect("another token: applied");
-        let mismatch = add("5", "first").await.expect_err("same token, other request");
+        let mismatch = add("5", "first")
+            .await
+            .expect_err("same token, other request");
         assert_eq!(
             mismatch
                 .as_service_error()
