@@ -47,6 +47,15 @@ pub enum StateChoice {
     S3,
 }
 
+impl From<StateChoice> for crate::state_backend::Location {
+    fn from(choice: StateChoice) -> Self {
+        match choice {
+            StateChoice::Local => Self::Local,
+            StateChoice::S3 => Self::S3,
+        }
+    }
+}
+
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Create or converge the shared pieces: state bucket, lock table, GitHub OIDC

@@ -30,7 +30,7 @@ pub enum CliError {
     )]
     ApiNotServing {
         #[source]
-        source: crate::health_check::HealthCheckError,
+        source: crate::commands::environment::health_check::HealthCheckError,
         log_group: String,
     },
 }

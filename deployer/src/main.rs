@@ -253,13 +253,13 @@ async fn run(cli: Cli) -> Result<Outcome, CliError> {
         }
         Command::State(StateCommand::List(args)) => {
             let (environment, backend) = open_state(&cli, &sources, &args.env.environment).await?;
-            commands::state::list(&backend, &environment, args.json)
+            commands::state_cmd::list(&backend, &environment, args.json)
                 .await
                 .map(Outcome::from)
         }
         Command::State(StateCommand::History(args)) => {
             let (environment, backend) = open_state(&cli, &sources, &args.env.environment).await?;
-            commands::state::history(&backend, &environment, args.json)
+            commands::state_cmd::history(&backend, &environment, args.json)
                 .await
                 .map(Outcome::from)
         }
@@ -283,7 +283,7 @@ async fn connect(
     config: &Config,
 ) -> Result<(aws_config::SdkConfig, state::Backend), CliError> {
     let aws = aws::load(&config.settings.region).await;
-    let backend = state_backend::open(cli.state, config, &aws).await?;
+    let backend = state_backend::open(cli.state.map(Into::into), config, &aws).await?;
     Ok((aws, backend))
 }
 

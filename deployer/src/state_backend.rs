@@ -3,13 +3,21 @@
 use aws_config::SdkConfig;
 use state::{Backend, DynamoDbLock, LocalBackend, S3Store};
 
-use crate::cli::StateChoice;
 use crate::config::Config;
 use crate::error::CliError;
 
+/// Where the caller wants state kept; `None` in [`open`] asks AWS.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Location {
+    /// `.deployer/<env>.json` beside the config, with a lock file.
+    Local,
+    /// `s3://<state_bucket>/deployer/<env>/state.json`, locked in `<lock_table>`.
+    S3,
+}
+
 /// Open the backend for this run and say which one on stderr (once).
 pub async fn open(
-    choice: Option<StateChoice>,
+    choice: Option<Location>,
     config: &Config,
     aws: &SdkConfig,
 ) -> Result<Backend, CliError> {
@@ -20,8 +28,8 @@ pub async fn open(
     };
     let local = || Backend::Local(LocalBackend::new(config.dir.join(".deployer")));
     let (backend, why) = match choice {
-        Some(StateChoice::S3) => (remote(), "--state s3"),
-        Some(StateChoice::Local) => (local(), "--state local"),
+        Some(Location::S3) => (remote(), "--state s3"),
+        Some(Location::Local) => (local(), "--state local"),
         None => {
             let head = crate::aws::s3(aws)
                 .head_bucket()

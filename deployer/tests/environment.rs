@@ -48,7 +48,7 @@ impl Account {
     }
 
     fn write_artifact(&self, name: &str, executable: &[u8]) {
-        let artifact = deployer::artifact::package(executable, name).expect("package");
+        let artifact = deployer::package::artifact::package(executable, name).expect("package");
         std::fs::write(self.dir.path().join(name), artifact.bytes).expect("write artifact");
     }
 
@@ -277,7 +277,7 @@ async fn apply_from_empty_creates_every_resource_and_a_rerun_changes_nothing() {
     let artifact = std::fs::read(account.dir.path().join("fn.zip")).expect("artifact");
     assert_eq!(
         configuration.code_sha256(),
-        Some(deployer::artifact::code_sha256(&artifact).as_str())
+        Some(deployer::package::code_sha256(&artifact).as_str())
     );
 
     // HTTP API: routes, CORS, integration, stage, permission.
@@ -579,7 +579,7 @@ async fn changes_update_only_what_changed() {
             .await
             .configuration()
             .and_then(|c| c.code_sha256()),
-        Some(deployer::artifact::code_sha256(&fn2).as_str())
+        Some(deployer::package::code_sha256(&fn2).as_str())
     );
 
     let origins = "cors_allow_origins=https://class.example";
@@ -2137,7 +2137,7 @@ async fn the_optional_layer_is_published_attached_republished_and_destroyed() {
         published
             .content()
             .and_then(|content| content.code_sha256()),
-        Some(deployer::artifact::code_sha256(&zip_v1).as_str())
+        Some(deployer::package::code_sha256(&zip_v1).as_str())
     );
     assert_eq!(
         published
@@ -2305,7 +2305,7 @@ async fn apply_without_an_artifact_builds_the_function_and_an_unchanged_build_ch
         text(&output)
     );
     let binary = std::fs::read(target.path().join("release/playground-api")).expect("built");
-    let expected = deployer::artifact::package(&binary, "built").expect("package");
+    let expected = deployer::package::artifact::package(&binary, "built").expect("package");
     let deployed = account.function("dev").await;
     assert_eq!(
         deployed
@@ -3075,7 +3075,7 @@ async fn a_saved_plan_is_applied_exactly_or_refused_when_stale() {
     assert_exit(&account.apply_dev(), 0);
     account.write_artifact("fn2.zip", &executable(62, b"v2"));
     let fn2 = std::fs::read(account.dir.path().join("fn2.zip")).expect("fn2");
-    let fn2_sha = deployer::artifact::code_sha256(&fn2);
+    let fn2_sha = deployer::package::code_sha256(&fn2);
 
     let json = account.deployer(&["plan", "--env", "dev", "--artifact", "fn2.zip", "--json"]);
     assert_exit(&json, 0);

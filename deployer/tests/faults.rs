@@ -38,7 +38,7 @@ impl Account {
         let config = emulator::sdk_config_for(emulator.endpoint()).await;
         let dir = tempfile::tempdir().expect("temp dir");
         support::write_config(dir.path());
-        let artifact = deployer::artifact::package(&executable(b"v1"), "fn").expect("zip");
+        let artifact = deployer::package::artifact::package(&executable(b"v1"), "fn").expect("zip");
         std::fs::write(dir.path().join("fn.zip"), artifact.bytes).expect("fn.zip");
         Self {
             emulator,

@@ -94,7 +94,8 @@ impl Cloud {
         let config = emulator::sdk_config_for(emulator.endpoint()).await;
         let dir = tempfile::tempdir().expect("temp dir");
         let executable = std::fs::read(function_binary()).expect("read playground-api");
-        let artifact = deployer::artifact::package(&executable, "playground-api").expect("zip");
+        let artifact =
+            deployer::package::artifact::package(&executable, "playground-api").expect("zip");
         std::fs::write(dir.path().join("fn.zip"), artifact.bytes).expect("write fn.zip");
         support::write_config(dir.path());
         let cloud = Self {
@@ -561,7 +562,7 @@ async fn a_broken_release_is_refused_while_the_old_one_serves_and_rollback_moves
 
     // A release whose /health panics: clients keep getting version 1 throughout.
     let broken = std::fs::read(broken_release_binary()).expect("read broken_release");
-    let artifact = deployer::artifact::package(&broken, "broken_release").expect("zip");
+    let artifact = deployer::package::artifact::package(&broken, "broken_release").expect("zip");
     std::fs::write(cloud.dir.path().join("broken.zip"), artifact.bytes).expect("write broken.zip");
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let watcher = {

@@ -14,10 +14,10 @@ use crate::config::{BOOTSTRAP, Config, EnvironmentNames};
 use crate::engine::plan::destroy_plan;
 use crate::engine::{self, DesiredResource, ObservedResource, Resources, progress::Progress};
 use crate::error::CliError;
+use crate::package::Code;
 use crate::resources::Clients;
 use crate::resources::cognito_user_pool;
 use crate::resources::dynamodb_scores_table::{self, ScoresTable};
-use crate::resources::lambda_function::Code;
 use crate::resources::s3_state_bucket::{self, StateBucket};
 use crate::stacks::bootstrap;
 use crate::stacks::environment::{LayerInput, StackInputs};
@@ -444,10 +444,7 @@ impl Stack for EnvironmentDestroy<'_> {
         let api_id = crate::resources::http_api::find_api(&self.clients, &self.names.http_api)
             .await?
             .map(|api| api.id);
-        let nothing = || Code {
-            zip: Vec::new(),
-            sha256: None,
-        };
+        let nothing = Code::none;
         // The layer is always looked for: it may remain from when use_layer was on.
         let inputs = StackInputs {
             code: nothing(),

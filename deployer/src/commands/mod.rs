@@ -15,7 +15,7 @@ pub mod restore;
 pub mod rollback;
 pub mod saved_plan;
 pub mod stack_run;
-pub mod state;
+pub mod state_cmd;
 
 use crate::config::{BOOTSTRAP, Settings, validate_environment};
 use crate::error::CliError;

@@ -9,23 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use super::ConfigError;
 
-/// Lambda CPU architecture.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Architecture {
-    X86_64,
-    Arm64,
-}
-
-impl Architecture {
-    /// The name Lambda uses.
-    pub fn as_lambda(self) -> &'static str {
-        match self {
-            Self::X86_64 => "x86_64",
-            Self::Arm64 => "arm64",
-        }
-    }
-}
+pub use crate::package::Architecture;
 
 /// Every setting, resolved for one environment.
 #[derive(Debug, Clone, PartialEq, Serialize)]

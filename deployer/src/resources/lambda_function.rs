@@ -18,24 +18,16 @@ use crate::engine::{
     AttributeChange, AttributeSet, DesiredResource, EngineError, ObservedResource, Planned,
     Resource, Tags,
 };
+use crate::package::{Architecture, Code, RUNTIME};
 use aws_sdk_lambda::client::Waiters;
 use aws_sdk_lambda::primitives::Blob;
-use aws_sdk_lambda::types::{Architecture, Environment, FunctionCode, Runtime};
+use aws_sdk_lambda::types::{Environment, FunctionCode, Runtime};
 use serde_json::{Value, json};
 
 pub const ADDRESS: &str = "lambda_function.api";
-pub const RUNTIME: &str = "provided.al2023";
 pub const HANDLER: &str = "bootstrap";
 /// How long a new execution role may take to become assumable by Lambda.
 const ROLE_PROPAGATION_ATTEMPTS: u32 = 12;
-
-/// The deployment package: zip bytes and Lambda's `CodeSha256` of them
-/// (`None`: no package given, so the code is not compared).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Code {
-    pub zip: Vec<u8>,
-    pub sha256: Option<String>,
-}
 
 crate::attributes! {
     /// What is managed of a Lambda function.
@@ -59,7 +51,7 @@ pub struct LambdaFunction {
     pub clients: Clients,
     pub name: String,
     pub role_name: String,
-    pub architecture: &'static str,
+    pub architecture: Architecture,
     pub memory_mb: u32,
     pub timeout_s: u32,
     pub environment: BTreeMap<String, String>,
@@ -215,7 +207,7 @@ impl LambdaFunction {
         FunctionAttributes {
             runtime: Some(RUNTIME.to_owned()),
             handler: Some(HANDLER.to_owned()),
-            architecture: Some(self.architecture.to_owned()),
+            architecture: Some(self.architecture.lambda_name().to_owned()),
             memory_mb: Some(i32::try_from(self.memory_mb).unwrap_or(i32::MAX)),
             timeout_s: Some(i32::try_from(self.timeout_s).unwrap_or(i32::MAX)),
             role: Some(self.role_arn()),
@@ -246,8 +238,8 @@ impl LambdaFunction {
         format!("{what} Lambda function {}", self.name)
     }
 
-    fn lambda_architecture(&self) -> Architecture {
-        Architecture::from(self.architecture)
+    fn lambda_architecture(&self) -> aws_sdk_lambda::types::Architecture {
+        self.architecture.into()
     }
 
     /// The `layers` attribute: the layer version ARN, known after apply when

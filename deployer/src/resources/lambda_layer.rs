@@ -5,12 +5,12 @@
 //! in place until the environment is destroyed, which deletes every version.
 
 use super::Clients;
-use super::lambda_function::{Code, RUNTIME};
 use crate::engine::{
     AttributeChange, AttributeSet, DesiredResource, EngineError, ObservedResource, Resource,
 };
+use crate::package::{Architecture, Code, RUNTIME};
 use aws_sdk_lambda::primitives::Blob;
-use aws_sdk_lambda::types::{Architecture, LayerVersionContentInput, Runtime};
+use aws_sdk_lambda::types::{LayerVersionContentInput, Runtime};
 
 crate::attributes! {
     /// What is managed of the layer's latest version; its number is only observed.
@@ -30,7 +30,7 @@ pub struct LambdaLayer {
     pub name: String,
     /// The zip to publish (empty when the layer is only observed, for destroy).
     pub content: Code,
-    pub architecture: &'static str,
+    pub architecture: Architecture,
 }
 
 /// One published version of a layer, as Lambda reports it.
@@ -117,7 +117,7 @@ impl LambdaLayer {
                     .build(),
             )
             .compatible_runtimes(Runtime::from(RUNTIME))
-            .compatible_architectures(Architecture::from(self.architecture))
+            .compatible_architectures(self.architecture.into())
             .send()
             .await
             .map_err(|error| {
@@ -136,7 +136,7 @@ impl Resource for LambdaLayer {
             &self.name,
             LayerAttributes {
                 code_sha256: self.content.sha256.clone(),
-                compatible_architectures: vec![self.architecture.to_owned()],
+                compatible_architectures: vec![self.architecture.lambda_name().to_owned()],
                 compatible_runtimes: vec![RUNTIME.to_owned()],
                 version: None,
             },

@@ -10,6 +10,7 @@ use serde_json::{Value, json};
 
 use crate::config::{EnvironmentNames, Settings};
 use crate::engine::Resources;
+use crate::package::Code;
 use crate::resources::Clients;
 use crate::resources::cloudwatch_alarm::{Alarm, DimensionValue};
 use crate::resources::cognito_user_pool::{self, CognitoUserPool, FoundPool};
@@ -18,7 +19,7 @@ use crate::resources::http_api::{self, HttpApi};
 use crate::resources::iam_managed_policy::ManagedPolicy;
 use crate::resources::iam_role::Role;
 use crate::resources::lambda_alias::{self, LambdaAlias, Release, ReleaseRecord};
-use crate::resources::lambda_function::{self, Code, FunctionLayer, LambdaFunction};
+use crate::resources::lambda_function::{self, FunctionLayer, LambdaFunction};
 use crate::resources::lambda_layer::{self, LambdaLayer};
 use crate::resources::lambda_permission::InvokePermission;
 use crate::resources::log_group::{self, LogGroup};
@@ -258,7 +259,7 @@ pub fn resources(
 ) -> Resources {
     let tags = tags(settings, names);
     let policy_arn = ManagedPolicy::arn_of(clients, &names.dynamodb_policy);
-    let architecture = settings.architecture.as_lambda();
+    let architecture = settings.architecture;
     let mut resources: Resources = vec![
         Arc::new(scores_table(settings, names, clients, inputs.table)),
         Arc::new(ManagedPolicy {

@@ -1,5 +1,7 @@
 //! `deployer plan --env E` and `deployer apply --env E`: one environment's stack.
 
+pub mod health_check;
+
 use std::path::Path;
 
 use std::collections::BTreeMap;
@@ -10,16 +12,15 @@ use state::{Backend, Stored};
 
 use super::Outcome;
 use super::stack_run::{self, Approval, Ending, Prepared, RunOptions, Stack};
-use crate::artifact::{self, Machine};
-use crate::config::{Architecture, Config, EnvironmentNames, validate_environment};
+use crate::config::{Config, EnvironmentNames, validate_environment};
 use crate::engine::{self, ObservedResource, Plan, Resources, progress::Progress, render::render};
 use crate::error::CliError;
+use crate::package::{self, Code};
 use crate::resources::Clients;
 use crate::resources::cognito_user_pool::{self, find_pool};
 use crate::resources::http_api::{self, find_api};
 use crate::resources::iam_managed_policy::ManagedPolicy;
 use crate::resources::lambda_alias::{self, Release};
-use crate::resources::lambda_function::Code;
 use crate::resources::{dynamodb_scores_table, lambda_function, lambda_layer};
 use crate::stacks::environment::{self, LayerInput, ReleaseInputs, StackInputs};
 
@@ -50,38 +51,19 @@ pub struct EnvironmentOptions {
     pub saved: Option<super::saved_plan::Expected>,
 }
 
-fn machine(architecture: Architecture) -> Machine {
-    match architecture {
-        Architecture::X86_64 => Machine::X86_64,
-        Architecture::Arm64 => Machine::Arm64,
-    }
-}
-
 /// The function's code: the validated `--artifact`, or for a plan without one,
 /// a hash shown as known after apply.
 pub fn code(config: &Config, artifact: Option<&Path>, for_apply: bool) -> Result<Code, CliError> {
-    let machine = machine(config.settings.architecture);
+    let architecture = config.settings.architecture;
     match artifact {
-        Some(path) => {
-            let artifact = artifact::load(path, machine)
-                .map_err(|error| CliError::Usage(error.to_string()))?;
-            Ok(Code {
-                zip: artifact.bytes,
-                sha256: Some(artifact.code_sha256),
-            })
-        }
-        None if for_apply => {
-            let artifact = crate::build::build_function(&config.dir, machine)?;
-            Ok(Code {
-                zip: artifact.bytes,
-                sha256: Some(artifact.code_sha256),
-            })
-        }
+        Some(path) => package::artifact::load(path, architecture)
+            .map(Code::from)
+            .map_err(|error| CliError::Usage(error.to_string())),
+        None if for_apply => package::from_source::build_function(&config.dir, architecture)
+            .map(Code::from)
+            .map_err(|error| CliError::Usage(error.to_string())),
         // Not compared: plan without an artifact shows everything but the code.
-        None => Ok(Code {
-            zip: Vec::new(),
-            sha256: None,
-        }),
+        None => Ok(Code::none()),
     }
 }
 
@@ -89,7 +71,7 @@ pub fn code(config: &Config, artifact: Option<&Path>, for_apply: bool) -> Result
 /// config file's folder, read and checked.
 pub fn layer(config: &Config) -> Result<Option<Code>, CliError> {
     match (&config.settings.layer_zip_path, config.settings.use_layer) {
-        (Some(path), true) => crate::layer_zip::load(&config.dir.join(path))
+        (Some(path), true) => package::layer::load(&config.dir.join(path))
             .map(Some)
             .map_err(|error| CliError::Usage(error.to_string())),
         _ => Ok(None),
@@ -689,7 +671,7 @@ async fn check_health(
     let url = format!("{}/health", base.trim_end_matches('/'));
     let progress = Progress::new();
     let started = progress.start("api", &format!("calling GET {url}"));
-    match crate::health_check::wait_until_healthy(&url, timeout, |last| {
+    match health_check::wait_until_healthy(&url, timeout, |last| {
         progress.note("api", &format!("not serving yet ({last})"));
     })
     .await

@@ -13,20 +13,16 @@ use std::fmt;
 use std::io::{Cursor, Read, Write};
 use std::path::{Path, PathBuf};
 
-use base64::Engine as _;
-use sha2::{Digest as _, Sha256};
 use zip::write::SimpleFileOptions;
 use zip::{CompressionMethod, DateTime, System, ZipArchive, ZipWriter};
+
+use super::{Architecture, MAX_UNZIPPED_BYTES, code_sha256};
 
 /// The entry Lambda's `provided.al2023` runtime runs: `bootstrap`, at the root.
 pub const BOOTSTRAP_ENTRY_NAME: &str = "bootstrap";
 
 /// The unix mode [`package`] gives `bootstrap`: rwxr-xr-x.
 pub const BOOTSTRAP_PERMISSIONS: u32 = 0o755;
-
-/// Lambda's limit on a function's unzipped size (250 MB); a larger `bootstrap`
-/// is refused without being decompressed further.
-pub const MAX_UNZIPPED_BOOTSTRAP_BYTES: u64 = 262_144_000;
 
 /// The newest glibc that `provided.al2023` ships.
 pub const NEWEST_SUPPORTED_GLIBC: GlibcVersion = GlibcVersion {
@@ -69,42 +65,13 @@ const EM_RISCV: u16 = 243;
 /// against glibc names it in its version needs.
 const GLIBC_2_PREFIX: &str = "GLIBC_2.";
 
-/// Lambda CPU architecture of the function the artifact is for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Machine {
-    X86_64,
-    Arm64,
-}
-
-impl Machine {
-    /// The name Lambda uses: `x86_64` or `arm64`.
-    pub fn lambda_name(self) -> &'static str {
-        match self {
-            Self::X86_64 => "x86_64",
-            Self::Arm64 => "arm64",
-        }
-    }
-
+impl Architecture {
     /// The ELF `e_machine` value of an executable for this architecture.
     pub fn elf_machine(self) -> u16 {
         match self {
             Self::X86_64 => EM_X86_64,
             Self::Arm64 => EM_AARCH64,
         }
-    }
-
-    /// The command that builds a correct artifact for this architecture.
-    pub fn build_command(self) -> &'static str {
-        match self {
-            Self::X86_64 => "cargo lambda build --release --x86-64 --output-format zip",
-            Self::Arm64 => "cargo lambda build --release --arm64 --output-format zip",
-        }
-    }
-}
-
-impl fmt::Display for Machine {
-    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
-        formatter.write_str(self.lambda_name())
     }
 }
 
@@ -170,7 +137,10 @@ pub enum ArtifactError {
          (it writes target/lambda/<binary>/bootstrap.zip) and pass that path",
         .expected.build_command()
     )]
-    Missing { path: PathBuf, expected: Machine },
+    Missing {
+        path: PathBuf,
+        expected: Architecture,
+    },
 
     #[error(
         "cannot read the Lambda artifact {path}: {source}; build it again with `{}`",
@@ -180,7 +150,7 @@ pub enum ArtifactError {
         path: PathBuf,
         #[source]
         source: std::io::Error,
-        expected: Machine,
+        expected: Architecture,
     },
 
     #[error(
@@ -191,7 +161,7 @@ pub enum ArtifactError {
     NotAZip {
         artifact: String,
         reason: String,
-        expected: Machine,
+        expected: Architecture,
     },
 
     #[error(
@@ -203,7 +173,7 @@ pub enum ArtifactError {
         artifact: String,
         /// Up to 10 entry names, or "no entries".
         entries: String,
-        expected: Machine,
+        expected: Architecture,
     },
 
     #[error(
@@ -213,7 +183,7 @@ pub enum ArtifactError {
     BootstrapUnreadable {
         artifact: String,
         reason: String,
-        expected: Machine,
+        expected: Architecture,
     },
 
     #[error(
@@ -224,7 +194,7 @@ pub enum ArtifactError {
     BootstrapTooLarge {
         artifact: String,
         limit_bytes: u64,
-        expected: Machine,
+        expected: Architecture,
     },
 
     #[error(
@@ -235,7 +205,7 @@ pub enum ArtifactError {
     BootstrapNotExecutable {
         artifact: String,
         mode: u32,
-        expected: Machine,
+        expected: Architecture,
     },
 
     #[error(
@@ -247,7 +217,7 @@ pub enum ArtifactError {
         artifact: String,
         /// What the file looks like instead.
         found: String,
-        expected: Machine,
+        expected: Architecture,
     },
 
     #[error(
@@ -258,7 +228,7 @@ pub enum ArtifactError {
     Not64Bit {
         artifact: String,
         found: String,
-        expected: Machine,
+        expected: Architecture,
     },
 
     #[error(
@@ -269,7 +239,7 @@ pub enum ArtifactError {
     NotLittleEndian {
         artifact: String,
         found: String,
-        expected: Machine,
+        expected: Architecture,
     },
 
     #[error(
@@ -280,7 +250,7 @@ pub enum ArtifactError {
     NotAnExecutable {
         artifact: String,
         found: String,
-        expected: Machine,
+        expected: Architecture,
     },
 
     #[error(
@@ -291,7 +261,7 @@ pub enum ArtifactError {
     WrongArchitecture {
         artifact: String,
         found: String,
-        expected: Machine,
+        expected: Architecture,
     },
 
     #[error(
@@ -304,7 +274,7 @@ pub enum ArtifactError {
     GlibcTooNew {
         artifact: String,
         found: GlibcVersion,
-        expected: Machine,
+        expected: Architecture,
     },
 
     #[error(
@@ -312,11 +282,6 @@ pub enum ArtifactError {
          `cargo lambda build --release --arm64 --output-format zip` (or `--x86-64`) instead"
     )]
     PackagingFailed { artifact: String, reason: String },
-}
-
-/// Base64 of the SHA-256 of `bytes`: the format of Lambda's `CodeSha256`.
-pub fn code_sha256(bytes: &[u8]) -> String {
-    base64::engine::general_purpose::STANDARD.encode(Sha256::digest(bytes))
 }
 
 /// Pack a compiled `bootstrap` executable into a deterministic zip: a single
@@ -338,7 +303,7 @@ pub fn package(executable: &[u8], source: &str) -> Result<Artifact, ArtifactErro
 
 /// Read a zip file from disk and validate it (see [`validate`]); the path is
 /// the artifact's source in messages.
-pub fn load(path: &Path, machine: Machine) -> Result<Artifact, ArtifactError> {
+pub fn load(path: &Path, machine: Architecture) -> Result<Artifact, ArtifactError> {
     let bytes = std::fs::read(path).map_err(|error| read_error(path, error, machine))?;
     validate(bytes, &path.display().to_string(), machine)
 }
@@ -354,12 +319,16 @@ pub fn load(path: &Path, machine: Machine) -> Result<Artifact, ArtifactError> {
 /// - if it references glibc symbol versions (`GLIBC_2.N`), none may be newer
 ///   than [`NEWEST_SUPPORTED_GLIBC`]. A static executable references none and
 ///   is accepted.
-pub fn validate(bytes: Vec<u8>, source: &str, machine: Machine) -> Result<Artifact, ArtifactError> {
+pub fn validate(
+    bytes: Vec<u8>,
+    source: &str,
+    machine: Architecture,
+) -> Result<Artifact, ArtifactError> {
     let checking = Checking {
         artifact: source,
         expected: machine,
     };
-    let bootstrap = read_bootstrap_entry(&bytes, &checking, MAX_UNZIPPED_BOOTSTRAP_BYTES)?;
+    let bootstrap = read_bootstrap_entry(&bytes, &checking, MAX_UNZIPPED_BYTES)?;
     check_owner_can_execute(bootstrap.recorded_mode, &checking)?;
     check_elf_executable(&bootstrap.contents, &checking)?;
     check_glibc_requirement(&bootstrap.contents, &checking)?;
@@ -369,7 +338,7 @@ pub fn validate(bytes: Vec<u8>, source: &str, machine: Machine) -> Result<Artifa
 /// What a validation error names: the artifact and the architecture expected.
 struct Checking<'a> {
     artifact: &'a str,
-    expected: Machine,
+    expected: Architecture,
 }
 
 impl Checking<'_> {
@@ -402,7 +371,7 @@ fn write_bootstrap_zip(executable: &[u8]) -> zip::result::ZipResult<Vec<u8>> {
     Ok(writer.finish()?.into_inner())
 }
 
-fn read_error(path: &Path, error: std::io::Error, machine: Machine) -> ArtifactError {
+fn read_error(path: &Path, error: std::io::Error, machine: Architecture) -> ArtifactError {
     if error.kind() == std::io::ErrorKind::NotFound {
         ArtifactError::Missing {
             path: path.to_path_buf(),
@@ -595,8 +564,8 @@ fn read_u16_le(contents: &[u8], offset: usize) -> Option<u16> {
 
 fn describe_elf_machine(elf_machine: u16) -> String {
     match elf_machine {
-        EM_X86_64 => Machine::X86_64.lambda_name().to_owned(),
-        EM_AARCH64 => Machine::Arm64.lambda_name().to_owned(),
+        EM_X86_64 => Architecture::X86_64.lambda_name().to_owned(),
+        EM_AARCH64 => Architecture::Arm64.lambda_name().to_owned(),
         EM_386 => "32-bit x86 (i386)".to_owned(),
         EM_ARM => "32-bit ARM".to_owned(),
         EM_RISCV => "RISC-V".to_owned(),
@@ -712,6 +681,9 @@ fn parse_glibc_2_version(after_prefix: &str) -> Option<GlibcVersion> {
 
 #[cfg(test)]
 mod tests {
+    use base64::Engine as _;
+    use sha2::{Digest as _, Sha256};
+
     use super::*;
 
     /// A 64-byte ELF64 header with the given fields, followed by `tail`.
@@ -728,7 +700,7 @@ mod tests {
     }
 
     /// A correct 64-bit little-endian position-independent executable.
-    fn executable_for(machine: Machine, tail: &[u8]) -> Vec<u8> {
+    fn executable_for(machine: Architecture, tail: &[u8]) -> Vec<u8> {
         elf_with(ELFCLASS64, ELFDATA2LSB, ET_DYN, machine.elf_machine(), tail)
     }
 
@@ -736,7 +708,7 @@ mod tests {
     /// ELF header, `.dynstr`, one Verneed entry with a Vernaux per version, and
     /// the section headers (null, `.dynstr`, `.gnu.version_r`), laid out as a
     /// linker lays them out.
-    fn executable_needing(machine: Machine, versions: &[&str]) -> Vec<u8> {
+    fn executable_needing(machine: Architecture, versions: &[&str]) -> Vec<u8> {
         const SHT_STRTAB: u32 = 3;
         const SHT_GNU_VERNEED: u32 = 0x6fff_fffe;
         let push16 = |out: &mut Vec<u8>, value: u16| out.extend_from_slice(&value.to_le_bytes());
@@ -818,24 +790,24 @@ mod tests {
         writer.finish().expect("finish zip").into_inner()
     }
 
-    fn rejection(bytes: Vec<u8>, machine: Machine) -> ArtifactError {
+    fn rejection(bytes: Vec<u8>, machine: Architecture) -> ArtifactError {
         validate(bytes, "test.zip", machine).expect_err("the artifact is refused")
     }
 
     #[test]
     fn package_is_deterministic() {
-        let executable = executable_for(Machine::Arm64, b"some code GLIBC_2.28\0");
+        let executable = executable_for(Architecture::Arm64, b"some code GLIBC_2.28\0");
         let first = package(&executable, "first").expect("first packaging");
         let second = package(&executable, "second").expect("second packaging");
         assert_eq!(first.bytes, second.bytes);
         assert_eq!(first.code_sha256, second.code_sha256);
-        let other = package(&executable_for(Machine::X86_64, b""), "other").expect("other");
+        let other = package(&executable_for(Architecture::X86_64, b""), "other").expect("other");
         assert_ne!(first.code_sha256, other.code_sha256);
     }
 
     #[test]
     fn package_writes_one_executable_bootstrap_entry() {
-        let executable = executable_for(Machine::X86_64, &[0xAB; 4096]);
+        let executable = executable_for(Architecture::X86_64, &[0xAB; 4096]);
         let bytes = packaged(&executable);
         let mut archive = ZipArchive::new(Cursor::new(bytes)).expect("a zip");
         assert_eq!(archive.len(), 1);
@@ -863,7 +835,7 @@ mod tests {
 
     #[test]
     fn code_sha256_is_base64_of_the_zip_sha256() {
-        let artifact = package(&executable_for(Machine::Arm64, b""), "exe").expect("package");
+        let artifact = package(&executable_for(Architecture::Arm64, b""), "exe").expect("package");
         let digest = Sha256::digest(&artifact.bytes);
         let expected = base64::engine::general_purpose::STANDARD.encode(digest);
         assert_eq!(artifact.code_sha256, expected);
@@ -877,7 +849,7 @@ mod tests {
 
     #[test]
     fn validate_accepts_correct_artifacts_for_both_architectures() {
-        for machine in [Machine::X86_64, Machine::Arm64] {
+        for machine in [Architecture::X86_64, Architecture::Arm64] {
             let bytes = packaged(&executable_for(machine, b"GLIBC_2.17\0GLIBC_2.28\0"));
             let artifact = validate(bytes.clone(), "build.zip", machine).expect("accepted");
             assert_eq!(artifact.bytes, bytes);
@@ -889,13 +861,13 @@ mod tests {
     #[test]
     fn validate_accepts_et_exec() {
         let executable = elf_with(ELFCLASS64, ELFDATA2LSB, ET_EXEC, EM_X86_64, b"");
-        assert!(validate(packaged(&executable), "exec.zip", Machine::X86_64).is_ok());
+        assert!(validate(packaged(&executable), "exec.zip", Architecture::X86_64).is_ok());
     }
 
     #[test]
     fn validate_refuses_the_wrong_architecture_naming_both() {
-        let bytes = packaged(&executable_for(Machine::X86_64, b""));
-        let error = rejection(bytes, Machine::Arm64);
+        let bytes = packaged(&executable_for(Architecture::X86_64, b""));
+        let error = rejection(bytes, Architecture::Arm64);
         assert!(
             matches!(error, ArtifactError::WrongArchitecture { .. }),
             "{error:?}"
@@ -905,8 +877,8 @@ mod tests {
         assert!(message.contains("runs on arm64"), "{message}");
         assert!(message.contains("--arm64 --output-format zip"), "{message}");
 
-        let bytes = packaged(&executable_for(Machine::Arm64, b""));
-        let message = rejection(bytes, Machine::X86_64).to_string();
+        let bytes = packaged(&executable_for(Architecture::Arm64, b""));
+        let message = rejection(bytes, Architecture::X86_64).to_string();
         assert!(message.contains("built for arm64"), "{message}");
         assert!(message.contains("runs on x86_64"), "{message}");
         assert!(
@@ -918,14 +890,14 @@ mod tests {
     #[test]
     fn validate_names_an_unexpected_machine() {
         let executable = elf_with(ELFCLASS64, ELFDATA2LSB, ET_DYN, EM_RISCV, b"");
-        let message = rejection(packaged(&executable), Machine::Arm64).to_string();
+        let message = rejection(packaged(&executable), Architecture::Arm64).to_string();
         assert!(message.contains("built for RISC-V"), "{message}");
     }
 
     #[test]
     fn validate_refuses_a_non_zip() {
-        let executable = executable_for(Machine::Arm64, b"");
-        let error = rejection(executable, Machine::Arm64);
+        let executable = executable_for(Architecture::Arm64, b"");
+        let error = rejection(executable, Architecture::Arm64);
         assert!(matches!(error, ArtifactError::NotAZip { .. }), "{error:?}");
         let message = error.to_string();
         assert!(message.contains("test.zip is not a zip"), "{message}");
@@ -938,7 +910,7 @@ mod tests {
             ("function", b"code".as_slice(), None),
             ("lib/bootstrap", b"code".as_slice(), None),
         ]);
-        let error = rejection(bytes, Machine::X86_64);
+        let error = rejection(bytes, Architecture::X86_64);
         assert!(
             matches!(error, ArtifactError::MissingBootstrap { .. }),
             "{error:?}"
@@ -955,7 +927,7 @@ mod tests {
             .iter()
             .map(|name| (name.as_str(), b"x".as_slice(), None))
             .collect();
-        let message = rejection(zip_with_entries(&entries), Machine::Arm64).to_string();
+        let message = rejection(zip_with_entries(&entries), Architecture::Arm64).to_string();
         assert!(message.contains("`file09`"), "{message}");
         assert!(!message.contains("`file10`"), "{message}");
         assert!(message.contains("and 2 more"), "{message}");
@@ -963,14 +935,14 @@ mod tests {
 
     #[test]
     fn an_empty_zip_says_it_has_no_entries() {
-        let message = rejection(zip_with_entries(&[]), Machine::Arm64).to_string();
+        let message = rejection(zip_with_entries(&[]), Architecture::Arm64).to_string();
         assert!(message.contains("no entries"), "{message}");
     }
 
     #[test]
     fn validate_refuses_a_shell_script_bootstrap() {
         let script = b"#!/bin/sh\nexec ./function\n";
-        let error = rejection(packaged(script), Machine::X86_64);
+        let error = rejection(packaged(script), Architecture::X86_64);
         assert!(matches!(error, ArtifactError::NotElf { .. }), "{error:?}");
         let message = error.to_string();
         assert!(message.contains("not an ELF executable"), "{message}");
@@ -979,17 +951,17 @@ mod tests {
 
     #[test]
     fn validate_refuses_an_empty_or_truncated_bootstrap() {
-        let message = rejection(packaged(b""), Machine::X86_64).to_string();
+        let message = rejection(packaged(b""), Architecture::X86_64).to_string();
         assert!(message.contains("it is empty"), "{message}");
-        let truncated = &executable_for(Machine::X86_64, b"")[..20];
-        let message = rejection(packaged(truncated), Machine::X86_64).to_string();
+        let truncated = &executable_for(Architecture::X86_64, b"")[..20];
+        let message = rejection(packaged(truncated), Architecture::X86_64).to_string();
         assert!(message.contains("truncated ELF header"), "{message}");
     }
 
     #[test]
     fn validate_refuses_a_32_bit_elf() {
         let executable = elf_with(ELFCLASS32, ELFDATA2LSB, ET_EXEC, EM_386, b"");
-        let error = rejection(packaged(&executable), Machine::X86_64);
+        let error = rejection(packaged(&executable), Architecture::X86_64);
         assert!(matches!(error, ArtifactError::Not64Bit { .. }), "{error:?}");
         assert!(error.to_string().contains("32-bit"), "{error}");
     }
@@ -997,7 +969,7 @@ mod tests {
     #[test]
     fn validate_refuses_a_big_endian_elf() {
         let executable = elf_with(ELFCLASS64, ELFDATA2MSB, ET_EXEC, EM_AARCH64, b"");
-        let error = rejection(packaged(&executable), Machine::Arm64);
+        let error = rejection(packaged(&executable), Architecture::Arm64);
         assert!(
             matches!(error, ArtifactError::NotLittleEndian { .. }),
             "{error:?}"
@@ -1008,7 +980,7 @@ mod tests {
     #[test]
     fn validate_refuses_an_object_file() {
         let executable = elf_with(ELFCLASS64, ELFDATA2LSB, ET_REL, EM_AARCH64, b"");
-        let error = rejection(packaged(&executable), Machine::Arm64);
+        let error = rejection(packaged(&executable), Architecture::Arm64);
         assert!(
             matches!(error, ArtifactError::NotAnExecutable { .. }),
             "{error:?}"
@@ -1018,9 +990,11 @@ mod tests {
 
     #[test]
     fn validate_refuses_glibc_newer_than_2_34() {
-        let executable =
-            executable_needing(Machine::Arm64, &["GLIBC_2.17", "GLIBC_2.38", "GLIBC_2.28"]);
-        let error = rejection(packaged(&executable), Machine::Arm64);
+        let executable = executable_needing(
+            Architecture::Arm64,
+            &["GLIBC_2.17", "GLIBC_2.38", "GLIBC_2.28"],
+        );
+        let error = rejection(packaged(&executable), Architecture::Arm64);
         assert!(
             matches!(error, ArtifactError::GlibcTooNew { .. }),
             "{error:?}"
@@ -1032,32 +1006,33 @@ mod tests {
 
     #[test]
     fn relative_relocation_packing_counts_as_glibc_2_36() {
-        let executable = executable_needing(Machine::X86_64, &["GLIBC_2.28", "GLIBC_ABI_DT_RELR"]);
-        let error =
-            validate(packaged(&executable), "relr.zip", Machine::X86_64).expect_err("needs 2.36");
+        let executable =
+            executable_needing(Architecture::X86_64, &["GLIBC_2.28", "GLIBC_ABI_DT_RELR"]);
+        let error = validate(packaged(&executable), "relr.zip", Architecture::X86_64)
+            .expect_err("needs 2.36");
         assert!(error.to_string().contains("2.36"), "{error}");
     }
 
     #[test]
     fn validate_accepts_glibc_2_34() {
         let executable = executable_needing(
-            Machine::X86_64,
+            Architecture::X86_64,
             &["GLIBC_2.28", "GLIBC_2.34", "GLIBC_2.2.5"],
         );
-        assert!(validate(packaged(&executable), "ok.zip", Machine::X86_64).is_ok());
+        assert!(validate(packaged(&executable), "ok.zip", Architecture::X86_64).is_ok());
     }
 
     #[test]
     fn validate_accepts_a_static_executable() {
-        let executable = executable_for(Machine::X86_64, b"no glibc here GLIBC_PRIVATE\0");
-        assert!(validate(packaged(&executable), "static.zip", Machine::X86_64).is_ok());
+        let executable = executable_for(Architecture::X86_64, b"no glibc here GLIBC_PRIVATE\0");
+        assert!(validate(packaged(&executable), "static.zip", Architecture::X86_64).is_ok());
     }
 
     #[test]
     fn version_needs_are_read_not_guessed_from_bytes() {
         // A string in the code is not a version need...
-        let mentions = executable_for(Machine::X86_64, b"GLIBC_2.99\0");
-        assert!(validate(packaged(&mentions), "strings.zip", Machine::X86_64).is_ok());
+        let mentions = executable_for(Architecture::X86_64, b"GLIBC_2.99\0");
+        assert!(validate(packaged(&mentions), "strings.zip", Architecture::X86_64).is_ok());
         // ...and the needs of a real executable (this test, linked against the
         // host's glibc) are read from its .gnu.version_r.
         let this = std::fs::read(std::env::current_exe().expect("test binary")).expect("read");
@@ -1067,9 +1042,9 @@ mod tests {
             "{needs:?}"
         );
         // A section table pointing outside the file is refused, not skipped.
-        let mut broken = executable_needing(Machine::X86_64, &["GLIBC_2.28"]);
+        let mut broken = executable_needing(Architecture::X86_64, &["GLIBC_2.28"]);
         broken[0x28..0x30].copy_from_slice(&u64::MAX.to_le_bytes());
-        let error = rejection(packaged(&broken), Machine::X86_64);
+        let error = rejection(packaged(&broken), Architecture::X86_64);
         assert!(error.to_string().contains("version needs"), "{error}");
     }
 
@@ -1098,10 +1073,10 @@ mod tests {
 
     #[test]
     fn validate_refuses_a_bootstrap_without_the_executable_bit() {
-        let executable = executable_for(Machine::Arm64, b"");
+        let executable = executable_for(Architecture::Arm64, b"");
         let regular_file_rw_r_r = (0o100_644_u32) << 16;
         let bytes = zip_with_entries(&[("bootstrap", &executable, Some(regular_file_rw_r_r))]);
-        let error = rejection(bytes, Machine::Arm64);
+        let error = rejection(bytes, Architecture::Arm64);
         assert!(
             matches!(error, ArtifactError::BootstrapNotExecutable { .. }),
             "{error:?}"
@@ -1113,21 +1088,21 @@ mod tests {
 
     #[test]
     fn validate_accepts_a_bootstrap_whose_zip_records_no_mode() {
-        let executable = executable_for(Machine::Arm64, b"");
+        let executable = executable_for(Architecture::Arm64, b"");
         let bytes = zip_with_entries(&[("bootstrap", &executable, Some(0))]);
         let mut archive = ZipArchive::new(Cursor::new(bytes.as_slice())).expect("a zip");
         let entry = archive.by_index(0).expect("first entry");
         assert_eq!(recorded_unix_mode(entry.external_attributes()), None);
         drop(entry);
-        assert!(validate(bytes, "windows.zip", Machine::Arm64).is_ok());
+        assert!(validate(bytes, "windows.zip", Architecture::Arm64).is_ok());
     }
 
     #[test]
     fn an_oversized_bootstrap_is_refused() {
-        let bytes = packaged(&executable_for(Machine::Arm64, &[0; 1000]));
+        let bytes = packaged(&executable_for(Architecture::Arm64, &[0; 1000]));
         let checking = Checking {
             artifact: "big.zip",
-            expected: Machine::Arm64,
+            expected: Architecture::Arm64,
         };
         let within = read_bootstrap_entry(&bytes, &checking, 1064).expect("at the limit");
         assert_eq!(within.contents.len(), 1064);
@@ -1147,14 +1122,14 @@ mod tests {
     fn load_reads_and_validates_a_zip_file() {
         let directory = tempfile::tempdir().expect("temporary directory");
         let path = directory.path().join("bootstrap.zip");
-        let bytes = packaged(&executable_for(Machine::X86_64, b"GLIBC_2.17\0"));
+        let bytes = packaged(&executable_for(Architecture::X86_64, b"GLIBC_2.17\0"));
         std::fs::write(&path, &bytes).expect("write the zip");
-        let artifact = load(&path, Machine::X86_64).expect("loaded");
+        let artifact = load(&path, Architecture::X86_64).expect("loaded");
         assert_eq!(artifact.bytes, bytes);
         assert_eq!(artifact.code_sha256, code_sha256(&bytes));
         assert_eq!(artifact.source, path.display().to_string());
 
-        let message = load(&path, Machine::Arm64)
+        let message = load(&path, Architecture::Arm64)
             .expect_err("wrong machine")
             .to_string();
         assert!(message.contains(&path.display().to_string()), "{message}");
@@ -1166,7 +1141,7 @@ mod tests {
         let path = directory
             .path()
             .join("target/lambda/function/bootstrap.zip");
-        let error = load(&path, Machine::Arm64).expect_err("missing");
+        let error = load(&path, Architecture::Arm64).expect_err("missing");
         assert!(matches!(error, ArtifactError::Missing { .. }), "{error:?}");
         let message = error.to_string();
         assert!(message.contains(&path.display().to_string()), "{message}");
@@ -1177,7 +1152,7 @@ mod tests {
     #[test]
     fn load_reports_an_unreadable_path() {
         let directory = tempfile::tempdir().expect("temporary directory");
-        let error = load(directory.path(), Machine::Arm64).expect_err("a directory");
+        let error = load(directory.path(), Architecture::Arm64).expect_err("a directory");
         assert!(
             matches!(error, ArtifactError::Unreadable { .. }),
             "{error:?}"

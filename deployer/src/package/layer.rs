@@ -9,13 +9,7 @@ use std::path::{Path, PathBuf};
 
 use zip::ZipArchive;
 
-use crate::artifact::code_sha256;
-use crate::resources::lambda_function::Code;
-
-/// Lambda's limit for a zip uploaded directly (not through S3), in bytes.
-pub const MAX_DIRECT_UPLOAD_BYTES: u64 = 50 * 1024 * 1024;
-/// Lambda's limit for the unzipped size of a function and its layers, in bytes.
-pub const MAX_UNZIPPED_BYTES: u64 = 262_144_000;
+use super::{Code, MAX_DIRECT_UPLOAD_BYTES, MAX_UNZIPPED_BYTES};
 
 /// Why the layer zip cannot be deployed. Each message names the file.
 #[derive(Debug, thiserror::Error)]
@@ -76,10 +70,7 @@ pub fn load(path: &Path) -> Result<Code, LayerZipError> {
         }
     })?;
     check(&bytes, path)?;
-    Ok(Code {
-        sha256: Some(code_sha256(&bytes)),
-        zip: bytes,
-    })
+    Ok(Code::of(bytes))
 }
 
 fn check(bytes: &[u8], path: &Path) -> Result<(), LayerZipError> {
@@ -132,6 +123,7 @@ mod tests {
     use zip::write::SimpleFileOptions;
 
     use super::*;
+    use crate::package::code_sha256;
 
     fn zip_with(entries: &[(&str, &[u8])], directories: &[&str]) -> Vec<u8> {
         let mut writer = zip::ZipWriter::new(Cursor::new(Vec::new()));

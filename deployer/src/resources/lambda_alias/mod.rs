@@ -10,11 +10,13 @@
 //!
 //! Apply publishes (guarded by the code's SHA-256, so a `$LATEST` changed by
 //! someone else meanwhile is refused), waits until the version is active,
-//! invokes it with [`crate::pre_traffic`] (unless told not to), and only then
+//! invokes it with [`pre_traffic`] (unless told not to), and only then
 //! creates or moves the alias: a version that fails its check never serves a
 //! client, and `live` stays where it was. After a release, versions beyond the
 //! newest `keep_versions` are deleted, except those the alias and the recorded
 //! releases point at.
+
+mod pre_traffic;
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -343,7 +345,7 @@ impl LambdaAlias {
             return Ok(());
         };
         let timeout = Duration::from_secs(self.function_timeout_s.into());
-        crate::pre_traffic::check(
+        pre_traffic::check(
             &self.clients.lambda,
             &self.function_name,
             version,
