@@ -7,7 +7,10 @@ pub const DEFAULT_TABLE_NAME: &str = "PlaygroundScores";
 /// The local HTTP port used when `PORT` is unset.
 pub const DEFAULT_PORT: u16 = 3000;
 
-use crate::schema::function_env::SESSION_TTL_SECONDS;
+use crate::schema::function_env::{
+    ALLOW_PUBLIC_READ, ALLOW_TABLE_DELETE, AUTH_ADMIN_GROUP, AUTH_ENABLED, SAFE_CONCURRENCY,
+    SESSION_TTL_SECONDS, TABLE_NAME,
+};
 
 /// The longest session lifetime accepted: a year.
 pub const MAX_SESSION_LIFETIME_S: i64 = 31_536_000;
@@ -79,29 +82,29 @@ impl Config {
 
     /// Read the configuration through `lookup` (the environment, or a map in tests).
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
-        let table_name = lookup("TABLE_NAME")
+        let table_name = lookup(TABLE_NAME)
             .filter(|name| !name.trim().is_empty())
             .unwrap_or_else(|| DEFAULT_TABLE_NAME.to_owned());
         if !valid_table_name(&table_name) {
             return Err(ConfigError::Invalid {
-                name: "TABLE_NAME",
+                name: TABLE_NAME,
                 value: table_name,
                 expected: "3 to 255 characters from A-Z a-z 0-9 _ - .",
             });
         }
-        let new_user_write = if flag(&lookup, "SAFE_CONCURRENCY", true)? {
+        let new_user_write = if flag(&lookup, SAFE_CONCURRENCY, true)? {
             NewUserWrite::Transaction
         } else {
             NewUserWrite::ConditionalPut
         };
-        let allow_table_delete = flag(&lookup, "ALLOW_TABLE_DELETE", false)?;
+        let allow_table_delete = flag(&lookup, ALLOW_TABLE_DELETE, false)?;
         let access = crate::api::access::Policy {
-            enabled: flag(&lookup, "AUTH_ENABLED", false)?,
-            admin_group: lookup("AUTH_ADMIN_GROUP")
+            enabled: flag(&lookup, AUTH_ENABLED, false)?,
+            admin_group: lookup(AUTH_ADMIN_GROUP)
                 .map(|group| group.trim().to_owned())
                 .filter(|group| !group.is_empty())
                 .unwrap_or_else(|| "admin".into()),
-            public_read: flag(&lookup, "ALLOW_PUBLIC_READ", true)?,
+            public_read: flag(&lookup, ALLOW_PUBLIC_READ, true)?,
         };
         let cors_allow_origins = parse_origins(lookup("CORS_ALLOW_ORIGINS").as_deref());
         let port = match lookup("PORT").filter(|port| !port.trim().is_empty()) {

@@ -34,8 +34,24 @@ pub const SESSION_PARTITION_PREFIX: &str = "session#";
 pub const SESSION_SORT_KEY: &str = "_session";
 
 /// The names of the function's environment variables that the deployer sets,
-/// written once for both sides.
+/// written once for both sides (the function's `config.rs` reads them, the
+/// deployer's `stacks/environment.rs` sets them).
 pub mod function_env {
+    /// The DynamoDB table the function serves.
+    pub const TABLE_NAME: &str = "TABLE_NAME";
+    /// `true` (the function's default): a new user and its count are written in
+    /// one transaction; `false`: a conditional put, then an atomic increment.
+    pub const SAFE_CONCURRENCY: &str = "SAFE_CONCURRENCY";
+    /// Whether `DELETE /tables/{tableId}` may delete a table (the function's
+    /// default: no).
+    pub const ALLOW_TABLE_DELETE: &str = "ALLOW_TABLE_DELETE";
+    /// Whether the owner rules apply to the claims API Gateway verified
+    /// (the function's default: no, every request is allowed).
+    pub const AUTH_ENABLED: &str = "AUTH_ENABLED";
+    /// The `cognito:groups` group whose members are admins.
+    pub const AUTH_ADMIN_GROUP: &str = "AUTH_ADMIN_GROUP";
+    /// With sign-in, whether reads stay open.
+    pub const ALLOW_PUBLIC_READ: &str = "ALLOW_PUBLIC_READ";
     /// Seconds a sign-in session lives at most (default 720,000, the legacy
     /// handler's); a token's own `exp` can end it sooner.
     pub const SESSION_TTL_SECONDS: &str = "SESSION_TTL_SECONDS";

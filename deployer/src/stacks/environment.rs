@@ -117,18 +117,22 @@ pub fn function_environment(
     settings: &Settings,
     names: &EnvironmentNames,
 ) -> BTreeMap<String, String> {
+    use schema::function_env::{
+        ALLOW_PUBLIC_READ, ALLOW_TABLE_DELETE, AUTH_ADMIN_GROUP, AUTH_ENABLED, SAFE_CONCURRENCY,
+        SESSION_TTL_SECONDS, TABLE_NAME,
+    };
     [
-        ("TABLE_NAME".to_owned(), names.table.clone()),
+        (TABLE_NAME.to_owned(), names.table.clone()),
         (
-            "SAFE_CONCURRENCY".to_owned(),
+            SAFE_CONCURRENCY.to_owned(),
             settings.safe_concurrency.to_string(),
         ),
         (
-            "ALLOW_TABLE_DELETE".to_owned(),
+            ALLOW_TABLE_DELETE.to_owned(),
             settings.allow_table_delete.to_string(),
         ),
         (
-            schema::function_env::SESSION_TTL_SECONDS.to_owned(),
+            SESSION_TTL_SECONDS.to_owned(),
             settings.session_lifetime_s.to_string(),
         ),
     ]
@@ -140,13 +144,13 @@ pub fn function_environment(
             .sign_in()
             .then(|| {
                 [
-                    ("AUTH_ENABLED".to_owned(), "true".to_owned()),
+                    (AUTH_ENABLED.to_owned(), "true".to_owned()),
                     (
-                        "AUTH_ADMIN_GROUP".to_owned(),
+                        AUTH_ADMIN_GROUP.to_owned(),
                         settings.auth_admin_group.clone(),
                     ),
                     (
-                        "ALLOW_PUBLIC_READ".to_owned(),
+                        ALLOW_PUBLIC_READ.to_owned(),
                         settings.allow_public_read.to_string(),
                     ),
                 ]
