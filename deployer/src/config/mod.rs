@@ -7,7 +7,9 @@ mod settings;
 use std::path::{Path, PathBuf};
 
 pub use names::{BOOTSTRAP, EnvironmentNames, validate_environment};
-pub use settings::{Architecture, ConfigFile, KNOWN_KEYS, Settings, SettingsLayer, vars_layer};
+pub use settings::{
+    Architecture, ConfigFile, DOCUMENTATION, KNOWN_KEYS, Settings, SettingsLayer, vars_layer,
+};
 
 /// The config file used when `--config` is not given and it exists.
 pub const DEFAULT_CONFIG_FILE: &str = "deployer.toml";
@@ -120,98 +122,19 @@ impl Config {
 /// How long a sign-in session may live, in seconds: a minute to a year.
 pub const SESSION_LIFETIME_S: std::ops::RangeInclusive<u32> = 60..=31_536_000;
 
-/// Value checks AWS would otherwise make halfway through an apply.
+/// Value checks AWS would otherwise make halfway through an apply: each
+/// setting's own (declared with it, in `settings.rs`), then how settings
+/// relate to each other.
 fn check(settings: &Settings) -> Result<(), ConfigError> {
     let invalid = |detail: String| ConfigError::Invalid {
         origin: "settings".into(),
         detail,
     };
-    if !(128..=10_240).contains(&settings.memory_mb) {
-        return Err(invalid(format!(
-            "memory_mb = {} must be from 128 to 10240",
-            settings.memory_mb
-        )));
-    }
-    if !(1..=900).contains(&settings.timeout_s) {
-        return Err(invalid(format!(
-            "timeout_s = {} must be from 1 to 900",
-            settings.timeout_s
-        )));
-    }
-    if !(1..=100).contains(&settings.keep_versions) {
-        return Err(invalid(format!(
-            "keep_versions = {} must be from 1 to 100 (versions kept after a release, for rollback)",
-            settings.keep_versions
-        )));
-    }
-    if settings.reserved_concurrency > 100_000 {
-        return Err(invalid(format!(
-            "reserved_concurrency = {} is more than any Lambda quota; 0 reserves none",
-            settings.reserved_concurrency
-        )));
-    }
-    if !(1..=10_000).contains(&settings.throttle_rate_limit) {
-        return Err(invalid(format!(
-            "throttle_rate_limit = {} must be from 1 to 10000 requests per second (API Gateway's account quota)",
-            settings.throttle_rate_limit
-        )));
-    }
-    if !(1..=5_000).contains(&settings.throttle_burst_limit) {
-        return Err(invalid(format!(
-            "throttle_burst_limit = {} must be from 1 to 5000 requests (API Gateway's account quota)",
-            settings.throttle_burst_limit
-        )));
-    }
-    if !(1..=10_000).contains(&settings.session_read_rate_limit) {
-        return Err(invalid(format!(
-            "session_read_rate_limit = {} must be from 1 to 10000 requests per second (API Gateway's account quota)",
-            settings.session_read_rate_limit
-        )));
-    }
-    if !(1..=5_000).contains(&settings.session_read_burst_limit) {
-        return Err(invalid(format!(
-            "session_read_burst_limit = {} must be from 1 to 5000 requests (API Gateway's account quota)",
-            settings.session_read_burst_limit
-        )));
-    }
-    if !SESSION_LIFETIME_S.contains(&settings.session_lifetime_s) {
-        return Err(invalid(format!(
-            "session_lifetime_s = {} must be from {} (a minute) to {} seconds (a year): how long a \
-             sign-in session lives at most",
-            settings.session_lifetime_s,
-            SESSION_LIFETIME_S.start(),
-            SESSION_LIFETIME_S.end()
-        )));
-    }
-    for (key, threshold) in [
-        ("alarm_errors_threshold", settings.alarm_errors_threshold),
-        (
-            "alarm_throttles_threshold",
-            settings.alarm_throttles_threshold,
-        ),
-        ("alarm_5xx_threshold", settings.alarm_5xx_threshold),
-    ] {
-        if threshold == 0 {
-            return Err(invalid(format!(
-                "{key} = 0 would alarm all the time; the alarm fires when the 5-minute sum reaches it (1 or more)"
-            )));
-        }
-    }
-    if let Some(issuer) = &settings.auth_issuer {
-        // API Gateway takes only https issuers; plain http on loopback is for a
-        // local identity provider in tests.
-        let loopback =
-            issuer.starts_with("http://127.0.0.1:") || issuer.starts_with("http://localhost:");
-        if !(issuer.starts_with("https://") || loopback) || issuer.len() < 10 {
-            return Err(invalid(format!(
-                "auth_issuer = {issuer:?} is not an https URL (for a Cognito user pool: https://cognito-idp.REGION.amazonaws.com/POOL_ID)"
-            )));
-        }
-        if settings.auth_audiences.is_empty() {
-            return Err(invalid(
-                "auth_issuer needs auth_audiences: the app client ids a token may be for".into(),
-            ));
-        }
+    settings.check_each().map_err(invalid)?;
+    if settings.auth_issuer.is_some() && settings.auth_audiences.is_empty() {
+        return Err(invalid(
+            "auth_issuer needs auth_audiences: the app client ids a token may be for".into(),
+        ));
     }
     if settings.auth_create_user_pool {
         if settings.auth_issuer.is_some() || !settings.auth_audiences.is_empty() {
@@ -250,65 +173,6 @@ fn check(settings: &Settings) -> Result<(), ConfigError> {
     }
     if settings.sign_in() && settings.auth_admin_group.trim().is_empty() {
         return Err(invalid("auth_admin_group is empty".into()));
-    }
-    if let Some(topic) = &settings.alarm_sns_topic_arn
-        && !(topic.starts_with("arn:aws") && topic.contains(":sns:"))
-    {
-        return Err(invalid(format!(
-            "alarm_sns_topic_arn = {topic:?} is not an SNS topic ARN (arn:aws:sns:REGION:ACCOUNT:NAME)"
-        )));
-    }
-    const RETENTION: &[u32] = &[
-        1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557,
-        2922, 3288, 3653,
-    ];
-    if !RETENTION.contains(&settings.log_retention_days) {
-        return Err(invalid(format!(
-            "log_retention_days = {} is not a CloudWatch retention; use one of {RETENTION:?}",
-            settings.log_retention_days
-        )));
-    }
-    if let Some(repository) = &settings.github_repository {
-        let repository_ok = repository.split_once('/').is_some_and(|(owner, repo)| {
-            !owner.is_empty()
-                && !repo.is_empty()
-                && !repo.contains('/')
-                && repository
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'/'))
-        });
-        if !repository_ok {
-            return Err(invalid(format!(
-                "github_repository = {repository:?} must be owner/repo"
-            )));
-        }
-    }
-    let region_ok = !settings.region.is_empty()
-        && settings
-            .region
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
-    if !region_ok {
-        return Err(invalid(format!(
-            "region = {:?} is not an AWS region name",
-            settings.region
-        )));
-    }
-    let bucket_ok = (3..=63).contains(&settings.state_bucket.len())
-        && settings
-            .state_bucket
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'-' | b'.'));
-    if !bucket_ok {
-        return Err(invalid(format!(
-            "state_bucket = {:?} is not a valid S3 bucket name (3-63 lowercase letters, digits, '-' or '.')",
-            settings.state_bucket
-        )));
-    }
-    if settings.cors_allow_origins.is_empty() {
-        return Err(invalid(
-            "cors_allow_origins must list at least one origin (or \"*\")".into(),
-        ));
     }
     if settings.use_layer && settings.layer_zip_path.is_none() {
         return Err(invalid("use_layer = true needs layer_zip_path".into()));
