@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 use zip::write::SimpleFileOptions;
 use zip::{CompressionMethod, DateTime, System, ZipArchive, ZipWriter};
 
-use super::{Architecture, MAX_UNZIPPED_BYTES, code_sha256};
+use super::{Architecture, Code, MAX_UNZIPPED_BYTES, code_sha256};
 
 /// The entry Lambda's `provided.al2023` runtime runs: `bootstrap`, at the root.
 pub const BOOTSTRAP_ENTRY_NAME: &str = "bootstrap";
@@ -112,6 +112,16 @@ impl Artifact {
             bytes,
             code_sha256,
             source: source.to_owned(),
+        }
+    }
+}
+
+/// What the function resource uploads.
+impl From<Artifact> for Code {
+    fn from(artifact: Artifact) -> Self {
+        Self {
+            zip: artifact.bytes,
+            sha256: Some(artifact.code_sha256),
         }
     }
 }
@@ -303,30 +313,30 @@ pub fn package(executable: &[u8], source: &str) -> Result<Artifact, ArtifactErro
 
 /// Read a zip file from disk and validate it (see [`validate`]); the path is
 /// the artifact's source in messages.
-pub fn load(path: &Path, machine: Architecture) -> Result<Artifact, ArtifactError> {
-    let bytes = std::fs::read(path).map_err(|error| read_error(path, error, machine))?;
-    validate(bytes, &path.display().to_string(), machine)
+pub fn load(path: &Path, architecture: Architecture) -> Result<Artifact, ArtifactError> {
+    let bytes = std::fs::read(path).map_err(|error| read_error(path, error, architecture))?;
+    validate(bytes, &path.display().to_string(), architecture)
 }
 
 /// Validate zip bytes before they are deployed to a `provided.al2023` function
-/// on `machine`:
+/// on `architecture`:
 ///
 /// - they must be a zip;
 /// - it must contain an entry named exactly `bootstrap` at the root;
 /// - when the zip records a unix mode for it, it must be executable by its owner;
 /// - it must be a 64-bit little-endian ELF executable (`ET_EXEC` or `ET_DYN`)
-///   whose `e_machine` matches `machine`;
+///   whose `e_machine` matches `architecture`;
 /// - if it references glibc symbol versions (`GLIBC_2.N`), none may be newer
 ///   than [`NEWEST_SUPPORTED_GLIBC`]. A static executable references none and
 ///   is accepted.
 pub fn validate(
     bytes: Vec<u8>,
     source: &str,
-    machine: Architecture,
+    architecture: Architecture,
 ) -> Result<Artifact, ArtifactError> {
     let checking = Checking {
         artifact: source,
-        expected: machine,
+        expected: architecture,
     };
     let bootstrap = read_bootstrap_entry(&bytes, &checking, MAX_UNZIPPED_BYTES)?;
     check_owner_can_execute(bootstrap.recorded_mode, &checking)?;
@@ -371,17 +381,17 @@ fn write_bootstrap_zip(executable: &[u8]) -> zip::result::ZipResult<Vec<u8>> {
     Ok(writer.finish()?.into_inner())
 }
 
-fn read_error(path: &Path, error: std::io::Error, machine: Architecture) -> ArtifactError {
+fn read_error(path: &Path, error: std::io::Error, architecture: Architecture) -> ArtifactError {
     if error.kind() == std::io::ErrorKind::NotFound {
         ArtifactError::Missing {
             path: path.to_path_buf(),
-            expected: machine,
+            expected: architecture,
         }
     } else {
         ArtifactError::Unreadable {
             path: path.to_path_buf(),
             source: error,
-            expected: machine,
+            expected: architecture,
         }
     }
 }
@@ -700,15 +710,21 @@ mod tests {
     }
 
     /// A correct 64-bit little-endian position-independent executable.
-    fn executable_for(machine: Architecture, tail: &[u8]) -> Vec<u8> {
-        elf_with(ELFCLASS64, ELFDATA2LSB, ET_DYN, machine.elf_machine(), tail)
+    fn executable_for(architecture: Architecture, tail: &[u8]) -> Vec<u8> {
+        elf_with(
+            ELFCLASS64,
+            ELFDATA2LSB,
+            ET_DYN,
+            architecture.elf_machine(),
+            tail,
+        )
     }
 
     /// An executable whose `.gnu.version_r` needs `versions` of libc.so.6: the
     /// ELF header, `.dynstr`, one Verneed entry with a Vernaux per version, and
     /// the section headers (null, `.dynstr`, `.gnu.version_r`), laid out as a
     /// linker lays them out.
-    fn executable_needing(machine: Architecture, versions: &[&str]) -> Vec<u8> {
+    fn executable_needing(architecture: Architecture, versions: &[&str]) -> Vec<u8> {
         const SHT_STRTAB: u32 = 3;
         const SHT_GNU_VERNEED: u32 = 0x6fff_fffe;
         let push16 = |out: &mut Vec<u8>, value: u16| out.extend_from_slice(&value.to_le_bytes());
@@ -727,7 +743,7 @@ mod tests {
         let verneed_offset = (names_offset + section_names.len()).next_multiple_of(8);
         let verneed_size = 16 + 16 * versions.len();
         let headers_offset = (verneed_offset + verneed_size).next_multiple_of(8);
-        let mut binary = executable_for(machine, &[]);
+        let mut binary = executable_for(architecture, &[]);
         binary[0x28..0x30].copy_from_slice(&(headers_offset as u64).to_le_bytes()); // e_shoff
         binary[0x3a..0x3c].copy_from_slice(&64u16.to_le_bytes()); // e_shentsize
         binary[0x3c..0x3e].copy_from_slice(&4u16.to_le_bytes()); // e_shnum
@@ -790,8 +806,8 @@ mod tests {
         writer.finish().expect("finish zip").into_inner()
     }
 
-    fn rejection(bytes: Vec<u8>, machine: Architecture) -> ArtifactError {
-        validate(bytes, "test.zip", machine).expect_err("the artifact is refused")
+    fn rejection(bytes: Vec<u8>, architecture: Architecture) -> ArtifactError {
+        validate(bytes, "test.zip", architecture).expect_err("the artifact is refused")
     }
 
     #[test]
@@ -849,9 +865,9 @@ mod tests {
 
     #[test]
     fn validate_accepts_correct_artifacts_for_both_architectures() {
-        for machine in [Architecture::X86_64, Architecture::Arm64] {
-            let bytes = packaged(&executable_for(machine, b"GLIBC_2.17\0GLIBC_2.28\0"));
-            let artifact = validate(bytes.clone(), "build.zip", machine).expect("accepted");
+        for architecture in [Architecture::X86_64, Architecture::Arm64] {
+            let bytes = packaged(&executable_for(architecture, b"GLIBC_2.17\0GLIBC_2.28\0"));
+            let artifact = validate(bytes.clone(), "build.zip", architecture).expect("accepted");
             assert_eq!(artifact.bytes, bytes);
             assert_eq!(artifact.code_sha256, code_sha256(&bytes));
             assert_eq!(artifact.source, "build.zip");

@@ -99,15 +99,6 @@ impl Code {
     }
 }
 
-impl From<artifact::Artifact> for Code {
-    fn from(artifact: artifact::Artifact) -> Self {
-        Self {
-            zip: artifact.bytes,
-            sha256: Some(artifact.code_sha256),
-        }
-    }
-}
-
 /// Base64 of the SHA-256 of `bytes`: the format of Lambda's `CodeSha256`.
 pub fn code_sha256(bytes: &[u8]) -> String {
     base64::engine::general_purpose::STANDARD.encode(Sha256::digest(bytes))
