@@ -3440,7 +3440,7 @@ async fn access_logs_go_to_a_log_group_of_their_own_with_retention_in_a_document
     );
     assert_eq!(retention().await, Some(Some(14)));
     // The format is JSON once API Gateway fills in its variables, with the
-    // fields the README documents and no client address.
+    // fields docs/settings.md documents and no client address.
     let filled = filled_in(&format);
     let line: Value = serde_json::from_str(&filled).expect("the access log format is JSON");
     let mut fields: Vec<&str> = line

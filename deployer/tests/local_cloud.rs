@@ -1183,7 +1183,7 @@ async fn sessions_with_sign_in_take_only_the_callers_own_token() {
 // ---------------------------------------------------------------------------
 // The local loop (issue #30): the local cloud's latency shims, and
 // `scripts/dev --watch` releasing saved changes. Kept together in this
-// section; see README "Quick start" and "The local AWS emulators".
+// section; see docs/emulators.md, "`scripts/dev`" and "The local AWS emulators".
 // ---------------------------------------------------------------------------
 
 /// The launcher's shims (`emulator/local_cloud_shims.py`) as its

@@ -83,7 +83,7 @@ pub struct Emulator {
 impl Emulator {
     /// Start a new control-plane emulator on a free loopback port and wait until
     /// it accepts connections: moto, or the local cloud when `EMULATOR_KIND` is
-    /// `local-cloud` (how the README's comparison of the two was measured).
+    /// `local-cloud` (how docs/emulators.md's comparison of the two was measured).
     pub fn start() -> Result<Self, EmulatorError> {
         let kind = match std::env::var("EMULATOR_KIND").as_deref() {
             Ok("local-cloud") => Kind::LocalCloud,

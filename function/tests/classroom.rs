@@ -8,7 +8,7 @@
 //! In both `SAFE_CONCURRENCY` modes: 100 first PUTs of distinct users, 50 at a
 //! time, then 50 concurrent first PUTs of one user, each while PATCHes of the
 //! table's metadata run; no client sees a 5xx, and `userCount` is exact. The
-//! 5xx count and the latencies are printed (`--nocapture`) for the README.
+//! 5xx count and the latencies are printed (`--nocapture`) for docs/api.md.
 
 mod support;
 
@@ -218,7 +218,7 @@ async fn a_class_joining_at_once_sees_no_5xx_and_an_exact_count() {
             );
         }
     }
-    // Again at the end, together, for the README.
+    // Again at the end, together, for docs/api.md.
     for line in report {
         println!("classroom: {line}");
     }

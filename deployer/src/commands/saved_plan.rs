@@ -3,8 +3,8 @@
 //! `deployer apply FILE` applies exactly that plan, or refuses, changing
 //! nothing, when the state has moved on or planning again under the lock gives
 //! a different plan (AWS, or the configuration, no longer matches what the plan
-//! saw). The file's layout and the JSON plan's are documented in the README
-//! ("Saved plans").
+//! saw). The file's layout and the JSON plan's are documented in
+//! docs/commands.md ("Saved plans").
 
 use std::path::{Path, PathBuf};
 

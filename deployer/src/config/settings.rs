@@ -209,9 +209,9 @@ settings! {
     );
     /// Concurrent executions reserved for (and capping) the function; 0: none
     /// reserved (the account's unreserved pool, uncapped).
-    // Limits a classroom never reaches but that cap a runaway client (README,
-    // "Limits"): a class of 100 joining at once is about 100 concurrent
-    // requests for a second or two.
+    // Limits a classroom never reaches but that cap a runaway client
+    // (docs/settings.md, "Limits"): a class of 100 joining at once is about
+    // 100 concurrent requests for a second or two.
     reserved_concurrency: u32 = 100, check |reserved| {
         if *reserved > 100_000 {
             return Err(format!(

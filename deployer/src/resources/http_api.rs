@@ -261,7 +261,7 @@ fn throttle_value(rate_limit: Option<f64>, burst_limit: Option<i32>) -> Value {
 }
 
 /// The stage's access log: one JSON object per request, written by API
-/// Gateway into a log group of its own (the README documents the fields).
+/// Gateway into a log group of its own (docs/settings.md documents the fields).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AccessLog {
     /// The log group's ARN, without the `:*` that names its streams.

@@ -2,7 +2,7 @@
 //! and the body types (`bodies.rs`): served at `GET /openapi.json` and
 //! committed as `function/openapi.json` (a test fails when the two differ).
 //! What a schema cannot say (ordering across pages, exact `userCount` under
-//! concurrency, legacy leniency, CORS) is in the descriptions, and in the README.
+//! concurrency, legacy leniency, CORS) is in the descriptions, and in docs/api.md.
 
 use axum::Json;
 use axum::response::{IntoResponse, Response};

@@ -27,7 +27,7 @@ pub(crate) fn encode(key: &HashMap<String, AttributeValue>) -> Option<String> {
     Some(URL_SAFE_NO_PAD.encode(json))
 }
 
-/// Where a listing continues, as the client's `lastKey` says (see the README's
+/// Where a listing continues, as the client's `lastKey` says (see docs/api.md's
 /// "Paging"): whatever a client sends back from a page it received works.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StartAfter {

@@ -1,5 +1,5 @@
 //! Data access for the playground table: one method per API operation, each a
-//! bounded number of DynamoDB round trips (see the README's cost table).
+//! bounded number of DynamoDB round trips (see docs/api.md's cost table).
 
 mod counter;
 mod cursor;
