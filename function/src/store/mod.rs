@@ -41,10 +41,13 @@ pub struct Page<T> {
 pub enum NewUserWrite {
     /// One transaction writes the user and increments the count: both or neither.
     Transaction,
-    /// A conditional put of the user, then an atomic increment: cheaper (no
-    /// transaction, so nothing to conflict with), still exact under concurrency
-    /// because only the writer whose conditional put succeeded increments; a
-    /// crash between the two writes could leave the count one short.
+    /// The user (in its rank transaction, which checks a counter is open), then
+    /// the increment, as a one-item transaction with a request token so that
+    /// the SDK's retry of an attempt DynamoDB applied is not counted twice:
+    /// the user's transaction never holds a counter, so a class joining at
+    /// once conflicts less on them; exact under concurrency because only the
+    /// writer that created the user increments; a crash between the two
+    /// writes could leave the count one short.
     ConditionalPut,
 }
 
