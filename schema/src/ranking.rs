@@ -598,6 +598,27 @@ pub fn count_in(
     Ok(vec![TransactWriteItem::builder().update(update).build()])
 }
 
+/// The class's first bucket and first group, empty, for the transaction that
+/// creates the class: its first writers then find them instead of all racing
+/// to create them. Each shard keeps what it holds if it is there already (a
+/// write that raced with the delete of an earlier class of the same id).
+pub fn first_ranges(table: &str, table_id: &str) -> Result<Vec<TransactWriteItem>, BuildError> {
+    let mut items = Vec::new();
+    for level in [Level::Bucket, Level::Group] {
+        for shard in 0..BUCKET_SHARDS {
+            let update = Update::builder()
+                .table_name(table)
+                .set_key(Some(level.shard_key(table_id, "", shard)))
+                .update_expression("SET #entries = if_not_exists(#entries, :zero)")
+                .expression_attribute_names("#entries", ENTRIES)
+                .expression_attribute_values(":zero", number(0))
+                .build()?;
+            items.push(TransactWriteItem::builder().update(update).build());
+        }
+    }
+    Ok(items)
+}
+
 /// What moving a user's entry does to the counts: the bucket and group items
 /// of its transaction (a refusal of any of them means the ranges changed
 /// meanwhile: look them up again), and the ranges it filled past their

@@ -146,6 +146,10 @@ impl Store {
             let counter = new_counter(&self.table_name, table_id, shard)?;
             items.push(TransactWriteItem::builder().put(counter).build());
         }
+        items.extend(
+            crate::schema::ranking::first_ranges(&self.table_name, table_id)
+                .map_err(|error| StoreError::build(action(), error))?,
+        );
         let mut conflicts = Conflicts::new();
         loop {
             let result = self
