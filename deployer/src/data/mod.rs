@@ -21,6 +21,7 @@
 //!
 //! A rerun of a finished run decides every item "unchanged" and writes nothing.
 
+mod error;
 pub mod json;
 pub mod shape;
 pub mod source;
@@ -36,36 +37,7 @@ use shape::{Decision, Item, Kind, checksum_part, key_of, kind_of};
 use source::{Budget, Lane, Origin, Position};
 use target::{Recount, Target};
 
-/// What went wrong moving data.
-#[derive(Debug, thiserror::Error)]
-pub enum DataError {
-    #[error("{action}: {detail}")]
-    Aws { action: String, detail: String },
-    #[error("{0}")]
-    Invalid(String),
-    #[error("{context}: {source}")]
-    State {
-        context: String,
-        #[source]
-        source: state::StateError,
-    },
-}
-
-impl DataError {
-    /// A failed SDK call, described in one line, saying what it was doing.
-    pub fn aws<E>(
-        action: impl Into<String>,
-        error: &aws_sdk_dynamodb::error::SdkError<E, aws_sdk_dynamodb::config::http::HttpResponse>,
-    ) -> Self
-    where
-        E: aws_sdk_dynamodb::error::ProvideErrorMetadata + std::error::Error + 'static,
-    {
-        Self::Aws {
-            action: action.into(),
-            detail: state::sdk_error::describe(error),
-        }
-    }
-}
+pub use error::DataError;
 
 /// How every item was decided, over the whole run (a resumed run adds to the
 /// counts of the run it resumes).
