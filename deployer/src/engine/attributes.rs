@@ -10,6 +10,9 @@
 //! assigns when a resource this one depends on is created): an unknown is
 //! always planned as a change. An attribute whose value is `None` is not
 //! managed (or, observed, is absent) and is not compared.
+//!
+//! An attribute's [`Rule`] and a planned [`AttributeChange`] live here too, so
+//! the planner (`plan.rs`) depends on this module and not the other way round.
 
 use std::collections::BTreeMap;
 
@@ -17,7 +20,6 @@ use serde::Serialize;
 use serde_json::Value;
 
 use super::EngineError;
-use super::plan::{AttributeChange, Rule};
 
 /// Shown for values that only exist after apply.
 pub const KNOWN_AFTER_APPLY: &str = "(known after apply)";
@@ -58,6 +60,29 @@ impl Serialize for Planned {
             Self::Unknown => serializer.serialize_str(KNOWN_AFTER_APPLY),
         }
     }
+}
+
+/// How one attribute is compared and changed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rule {
+    /// Compared exactly; changed in place.
+    InPlace,
+    /// An IAM policy document, compared by meaning; changed in place.
+    Policy,
+    /// A list compared as a set (order is not a difference); changed in place.
+    Set,
+    /// Cannot change in place: a difference replaces the resource.
+    ForcesReplacement,
+}
+
+/// One attribute's change.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AttributeChange {
+    pub name: String,
+    pub old: Value,
+    /// Shown as `(known after apply)` when unknown.
+    pub new: Planned,
+    pub forces_replacement: bool,
 }
 
 /// Tags, as every taggable resource declares them.

@@ -12,10 +12,9 @@ pub mod render;
 
 use std::sync::Arc;
 
-pub use attributes::{AttributeSet, KNOWN_AFTER_APPLY, Planned, Tags};
+pub use attributes::{AttributeChange, AttributeSet, KNOWN_AFTER_APPLY, Planned, Rule, Tags};
 pub use plan::{
-    Action, AttributeChange, Attributes, DesiredAttributes, DesiredResource, ObservedResource,
-    Plan, PlanError, Rule,
+    Action, Attributes, DesiredAttributes, DesiredResource, ObservedResource, Plan, PlanError,
 };
 
 /// A failed AWS call, with what the engine was doing ("creating S3 bucket x").

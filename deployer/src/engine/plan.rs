@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 use serde_json::Value;
 
-use super::attributes::{AttributeSet, Planned};
+use super::attributes::{AttributeChange, AttributeSet, Planned, Rule};
 use super::policy;
 
 /// Observed attribute values, by name. `Value::Null` means "not set".
@@ -16,19 +16,6 @@ pub type Attributes = BTreeMap<String, Value>;
 
 /// Desired attribute values, by name: known, or only after apply.
 pub type DesiredAttributes = BTreeMap<String, Planned>;
-
-/// How one attribute is compared and changed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Rule {
-    /// Compared exactly; changed in place.
-    InPlace,
-    /// An IAM policy document, compared by meaning; changed in place.
-    Policy,
-    /// A list compared as a set (order is not a difference); changed in place.
-    Set,
-    /// Cannot change in place: a difference replaces the resource.
-    ForcesReplacement,
-}
 
 /// What the config wants of one resource.
 #[derive(Debug, Clone, PartialEq)]
@@ -122,16 +109,6 @@ pub struct ObservedResource {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub arn: Option<String>,
     pub attributes: Attributes,
-}
-
-/// One attribute's change.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct AttributeChange {
-    pub name: String,
-    pub old: Value,
-    /// Shown as `(known after apply)` when unknown.
-    pub new: Planned,
-    pub forces_replacement: bool,
 }
 
 /// What happens to one resource.

@@ -4,8 +4,8 @@ use std::fmt::Write;
 
 use serde_json::Value;
 
-use super::attributes::{KNOWN_AFTER_APPLY, Planned};
-use super::plan::{Action, AttributeChange, Plan};
+use super::attributes::{AttributeChange, KNOWN_AFTER_APPLY, Planned};
+use super::plan::{Action, Plan};
 
 /// A value as shown in a plan; long objects and lists (policy documents) are
 /// spread over indented lines.
