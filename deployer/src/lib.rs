@@ -13,3 +13,6 @@ pub mod ranking;
 pub mod resources;
 pub mod stacks;
 pub mod state_backend;
+
+#[cfg(test)]
+mod module_graph;
