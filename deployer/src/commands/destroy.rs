@@ -367,12 +367,11 @@ impl EnvironmentDestroy<'_> {
             .resources
             .iter()
             .any(|planned| planned.address == cognito_user_pool::ADDRESS);
-        let pool = prepared
-            .resources
-            .iter()
-            .zip(&prepared.observed)
-            .find(|(resource, _)| resource.desired().address == cognito_user_pool::ADDRESS)
-            .and_then(|(_, observed)| observed.as_ref());
+        let pool = crate::engine::observed_at(
+            &prepared.resources,
+            &prepared.observed,
+            cognito_user_pool::ADDRESS,
+        );
         match pool {
             Some(pool) if deleted => vec![format!(
                 "The Cognito user pool {} is deleted with its app client, its sign-in \
@@ -395,8 +394,12 @@ impl EnvironmentDestroy<'_> {
             .observed
             .first()
             .and_then(Option::as_ref)
-            .and_then(|table| table.attributes.get("item_count"))
-            .map_or_else(|| "?".to_owned(), Value::to_string);
+            .and_then(|table| {
+                table
+                    .facts::<dynamodb_scores_table::ScoresTableFacts>()
+                    .item_count
+            })
+            .map_or_else(|| "?".to_owned(), |items| items.to_string());
         let backup = if self.skip_final_backup {
             format!(
                 "  1. no final backup (--skip-final-backup): its {items} items are lost, except \
@@ -612,9 +615,9 @@ impl Stack for EnvironmentDestroy<'_> {
 /// Cognito's estimate of how many accounts the observed pool holds, as the
 /// notes show it.
 fn estimated_accounts(pool: &ObservedResource) -> String {
-    pool.attributes
-        .get("accounts")
-        .map_or_else(|| "?".to_owned(), Value::to_string)
+    pool.facts::<cognito_user_pool::UserPoolFacts>()
+        .accounts
+        .map_or_else(|| "?".to_owned(), |accounts| accounts.to_string())
 }
 
 /// `deployer destroy --env E`: everything its state records, in reverse

@@ -21,7 +21,7 @@ pub fn state_resources(
 ) -> BTreeMap<String, ResourceState> {
     let addresses: Vec<String> = resources
         .iter()
-        .map(|resource| resource.desired().address)
+        .map(|resource| resource.address().to_owned())
         .collect();
     let retained = previous
         .into_iter()

@@ -19,7 +19,7 @@ pub async fn apply(
 ) -> Result<(), EngineError> {
     let addresses: Vec<String> = resources
         .iter()
-        .map(|resource| resource.desired().address)
+        .map(|resource| resource.address().to_owned())
         .collect();
     let dependencies: Vec<Vec<String>> = resources
         .iter()

@@ -136,6 +136,13 @@ impl<T: AttributeValue> AttributeValue for Planned<T> {
     }
 }
 
+/// An attribute of one kind, named by its enum (what [`attributes!`]
+/// declares), so that nothing outside the kind spells an attribute as text.
+pub trait AttributeName: Copy {
+    /// The attribute's name in plans and observed maps.
+    fn name(self) -> &'static str;
+}
+
 /// What [`attributes!`] implements for a resource kind's attribute struct.
 pub trait AttributeSet: Sized {
     /// The enum naming each attribute.
@@ -226,6 +233,12 @@ macro_rules! attributes {
         #[derive(Debug, Clone, Copy, PartialEq, Eq)]
         pub enum $names {
             $($variant,)*
+        }
+
+        impl $crate::engine::attributes::AttributeName for $names {
+            fn name(self) -> &'static str {
+                <$set as $crate::engine::attributes::AttributeSet>::name(self)
+            }
         }
 
         impl $crate::engine::attributes::AttributeSet for $set {

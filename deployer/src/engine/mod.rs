@@ -12,7 +12,9 @@ pub mod render;
 
 use std::sync::Arc;
 
-pub use attributes::{AttributeChange, AttributeSet, KNOWN_AFTER_APPLY, Planned, Rule, Tags};
+pub use attributes::{
+    AttributeChange, AttributeName, AttributeSet, KNOWN_AFTER_APPLY, Planned, Rule, Tags,
+};
 pub use plan::{
     Action, Attributes, DesiredAttributes, DesiredResource, ObservedResource, Plan, PlanError,
 };
@@ -65,6 +67,9 @@ where
 /// One managed resource: its desired attributes (pure) and its lifecycle.
 #[async_trait::async_trait]
 pub trait Resource: Send + Sync + std::fmt::Debug {
+    /// Where the resource is in its stack and state: `kind.label`, e.g.
+    /// `s3_bucket.state` (the address of [`Resource::desired`]).
+    fn address(&self) -> &str;
     /// What the configuration wants.
     fn desired(&self) -> DesiredResource;
     /// Observe the resource by its deterministic name; `None` when absent.
@@ -105,6 +110,20 @@ pub async fn observe(resources: &Resources) -> Result<Vec<Option<ObservedResourc
         observed[index] = result?;
     }
     Ok(observed)
+}
+
+/// What was observed of the resource at `address` of `resources` (`observed`
+/// is in the same order); `None` when it does not exist or is not in the stack.
+pub fn observed_at<'a>(
+    resources: &Resources,
+    observed: &'a [Option<ObservedResource>],
+    address: &str,
+) -> Option<&'a ObservedResource> {
+    resources
+        .iter()
+        .zip(observed)
+        .find(|(resource, _)| resource.address() == address)
+        .and_then(|(_, observed)| observed.as_ref())
 }
 
 /// Plan a stack: observe it, then diff.

@@ -6,9 +6,10 @@
 use std::collections::BTreeMap;
 
 use serde::Serialize;
+use serde::de::DeserializeOwned;
 use serde_json::Value;
 
-use super::attributes::{AttributeChange, AttributeSet, Planned, Rule};
+use super::attributes::{AttributeChange, AttributeName, AttributeSet, Planned, Rule};
 use super::policy;
 
 /// Observed attribute values, by name. `Value::Null` means "not set".
@@ -108,7 +109,46 @@ pub struct ObservedResource {
     pub id: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub arn: Option<String>,
+    /// The managed attributes, which the plan compares.
     pub attributes: Attributes,
+    /// What is only ever observed (a table's item count, an API's endpoint),
+    /// kept apart from the managed attributes and never planned. Each kind
+    /// writes its own as a type ([`ObservedResource::with_facts`]) and reads
+    /// them back as that type ([`ObservedResource::facts`]).
+    #[serde(skip_serializing_if = "Attributes::is_empty")]
+    pub facts: Attributes,
+}
+
+impl ObservedResource {
+    /// The observed value of `attribute`, as its type; `None` when it is
+    /// absent (or, from a hand-edited map, of another shape).
+    pub fn attribute<T: DeserializeOwned>(&self, attribute: impl AttributeName) -> Option<T> {
+        self.attributes
+            .get(attribute.name())
+            .and_then(|value| T::deserialize(value).ok())
+    }
+
+    /// This resource, with `facts` (a kind's struct of what is only observed).
+    pub fn with_facts(mut self, facts: &impl Serialize) -> Self {
+        self.facts = match serde_json::to_value(facts) {
+            Ok(Value::Object(facts)) => facts
+                .into_iter()
+                .filter(|(_, value)| !value.is_null())
+                .collect(),
+            _ => Attributes::new(),
+        };
+        self
+    }
+
+    /// The facts, as the kind's struct (each one its default when absent).
+    pub fn facts<T: DeserializeOwned + Default>(&self) -> T {
+        let facts: serde_json::Map<String, Value> = self
+            .facts
+            .iter()
+            .map(|(name, value)| (name.clone(), value.clone()))
+            .collect();
+        T::deserialize(Value::Object(facts)).unwrap_or_default()
+    }
 }
 
 /// What happens to one resource.
@@ -404,6 +444,7 @@ mod tests {
             id: "locks".into(),
             arn: None,
             attributes: serde_json::from_value(attributes).expect("object"),
+            facts: Default::default(),
         })
     }
 

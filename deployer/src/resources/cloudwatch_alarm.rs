@@ -143,6 +143,10 @@ impl Alarm {
 
 #[async_trait::async_trait]
 impl Resource for Alarm {
+    fn address(&self) -> &str {
+        &self.address
+    }
+
     fn desired(&self) -> DesiredResource {
         let known: Option<Vec<(&str, String)>> = self
             .dimensions
@@ -153,7 +157,7 @@ impl Resource for Alarm {
             })
             .collect();
         DesiredResource::new(
-            &self.address,
+            self.address(),
             "cloudwatch_alarm",
             &self.name,
             AlarmAttributes {
@@ -228,6 +232,7 @@ impl Resource for Alarm {
                 actions: Some(alarm.alarm_actions().to_vec()),
             }
             .into_observed(),
+            facts: Default::default(),
         }))
     }
 

@@ -30,19 +30,26 @@ use crate::engine::{
 pub const ADDRESS: &str = "cognito_user_pool.sign_in";
 
 crate::attributes! {
-    /// What is managed of the pool and its children. `issuer`, `client_id`
-    /// and `accounts` are only observed.
+    /// What is managed of the pool and its children.
     pub struct UserPoolAttributes, enum UserPoolAttribute {
-        Accounts accounts: Option<i64>,
         AdminGroup admin_group: Option<String>,
         Client client: Option<Value>,
-        ClientId client_id: Option<String>,
         DeletionProtection deletion_protection: Option<bool>,
         Domain domain: Option<String>,
-        Issuer issuer: Option<String>,
         SignUp sign_up: Option<Value>,
         Tags tags: Tags,
     }
+}
+
+/// What is only observed of the pool, never managed.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct UserPoolFacts {
+    /// Cognito's estimate of the pool's accounts.
+    pub accounts: Option<i64>,
+    /// The issuer of the pool's tokens.
+    pub issuer: Option<String>,
+    /// The app client's id.
+    pub client_id: Option<String>,
 }
 
 /// Passwords: at least 12 characters, with each of the four classes Cognito
@@ -670,19 +677,20 @@ impl CognitoUserPool {
 
 #[async_trait::async_trait]
 impl Resource for CognitoUserPool {
+    fn address(&self) -> &str {
+        ADDRESS
+    }
+
     fn desired(&self) -> DesiredResource {
         DesiredResource::new(
-            ADDRESS,
+            self.address(),
             "cognito_user_pool",
             &self.name,
             UserPoolAttributes {
-                accounts: None,
                 admin_group: Some(self.admin_group.clone()),
                 client: Some(self.desired_client()),
-                client_id: None,
                 deletion_protection: Some(self.deletion_protection),
                 domain: Some(self.domain.clone()),
-                issuer: None,
                 sign_up: Some(Self::desired_sign_up()),
                 tags: self.tags.clone(),
             },
@@ -706,27 +714,32 @@ impl Resource for CognitoUserPool {
             .user_pool_tags()
             .map(|tags| tags::observed(tags.iter().map(|(k, v)| (k.as_str(), v.as_str()))))
             .unwrap_or_default();
-        Ok(Some(ObservedResource {
-            id: found.id.clone(),
-            arn: pool.arn().map(str::to_owned),
-            attributes: UserPoolAttributes {
-                accounts: Some(i64::from(pool.estimated_number_of_users())),
-                admin_group: self
-                    .has_group(&found.id)
-                    .await?
-                    .then(|| self.admin_group.clone()),
-                client: client.as_ref().map(Self::observed_client),
-                client_id: found.client_id.clone(),
-                deletion_protection: Some(
-                    pool.deletion_protection() == Some(&DeletionProtectionType::Active),
-                ),
-                domain: pool.domain().map(str::to_owned),
-                issuer: Some(found.issuer),
-                sign_up: Some(Self::observed_sign_up(&pool)),
-                tags,
+        Ok(Some(
+            ObservedResource {
+                id: found.id.clone(),
+                arn: pool.arn().map(str::to_owned),
+                attributes: UserPoolAttributes {
+                    admin_group: self
+                        .has_group(&found.id)
+                        .await?
+                        .then(|| self.admin_group.clone()),
+                    client: client.as_ref().map(Self::observed_client),
+                    deletion_protection: Some(
+                        pool.deletion_protection() == Some(&DeletionProtectionType::Active),
+                    ),
+                    domain: pool.domain().map(str::to_owned),
+                    sign_up: Some(Self::observed_sign_up(&pool)),
+                    tags,
+                }
+                .into_observed(),
+                facts: Default::default(),
             }
-            .into_observed(),
-        }))
+            .with_facts(&UserPoolFacts {
+                accounts: Some(i64::from(pool.estimated_number_of_users())),
+                issuer: Some(found.issuer),
+                client_id: found.client_id.clone(),
+            }),
+        ))
     }
 
     async fn create(&self) -> Result<(), EngineError> {
@@ -768,9 +781,6 @@ impl Resource for CognitoUserPool {
         let mut children = false;
         for change in changes {
             match UserPoolAttributes::name_of(change)? {
-                UserPoolAttribute::Accounts
-                | UserPoolAttribute::ClientId
-                | UserPoolAttribute::Issuer => {}
                 UserPoolAttribute::SignUp
                 | UserPoolAttribute::DeletionProtection
                 | UserPoolAttribute::Tags => pool = true,
@@ -784,8 +794,9 @@ impl Resource for CognitoUserPool {
                 .await?;
         }
         if children {
-            let domain = observed.attributes.get("domain").and_then(Value::as_str);
-            self.converge_children(&observed.id, domain).await?;
+            let domain = observed.attribute::<String>(UserPoolAttribute::Domain);
+            self.converge_children(&observed.id, domain.as_deref())
+                .await?;
         }
         Ok(())
     }
@@ -793,10 +804,10 @@ impl Resource for CognitoUserPool {
     /// The domain, then the pool with its client and groups (after lifting
     /// its deletion protection, a step the destroy plan shows).
     async fn delete(&self, observed: &ObservedResource) -> Result<(), EngineError> {
-        if let Some(domain) = observed.attributes.get("domain").and_then(Value::as_str) {
-            self.delete_domain(&observed.id, domain).await?;
+        if let Some(domain) = observed.attribute::<String>(UserPoolAttribute::Domain) {
+            self.delete_domain(&observed.id, &domain).await?;
         }
-        if observed.attributes.get("deletion_protection") == Some(&Value::Bool(true)) {
+        if observed.attribute::<bool>(UserPoolAttribute::DeletionProtection) == Some(true) {
             self.update_pool(&observed.id, false).await?;
         }
         self.clients

@@ -47,9 +47,13 @@ impl LockTable {
 
 #[async_trait::async_trait]
 impl Resource for LockTable {
+    fn address(&self) -> &str {
+        ADDRESS
+    }
+
     fn desired(&self) -> DesiredResource {
         DesiredResource::new(
-            ADDRESS,
+            self.address(),
             "dynamodb_table",
             &self.name,
             LockTableAttributes {
@@ -105,6 +109,7 @@ impl Resource for LockTable {
                 tags,
             }
             .into_observed(),
+            facts: Default::default(),
         }))
     }
 

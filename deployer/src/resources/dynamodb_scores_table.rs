@@ -34,8 +34,8 @@ use crate::engine::{
 
 crate::attributes! {
     /// What is managed of a scores table. `items_missing_index_keys` counts the
-    /// items an adopted legacy table must gain index keys for; `item_count` is
-    /// only observed (destroy shows it).
+    /// items an adopted legacy table must gain index keys for: observed, and
+    /// desired 0, so the plan shows what apply backfills.
     pub struct ScoresTableAttributes, enum ScoresTableAttribute {
         Keys keys: String => Rule::ForcesReplacement,
         BillingMode billing_mode: String,
@@ -45,9 +45,18 @@ crate::attributes! {
         TimeToLive time_to_live: String,
         Tags tags: Tags,
         ItemsMissingIndexKeys items_missing_index_keys: i64,
-        ItemCount item_count: Option<i64>,
-        UnknownIndexes unknown_indexes: Option<Vec<String>>,
     }
+}
+
+/// What is only observed of a scores table, never managed.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct ScoresTableFacts {
+    /// DynamoDB's estimate of the table's items (destroy and index notes show it).
+    pub item_count: Option<i64>,
+    /// The indexes the schema does not know (kept unless `--prune-indexes`), as
+    /// the plan shows indexes.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub unknown_indexes: Vec<String>,
 }
 
 /// What the state records of a scores table once every item has its index
@@ -658,6 +667,10 @@ impl ScoresTable {
 
 #[async_trait::async_trait]
 impl Resource for ScoresTable {
+    fn address(&self) -> &str {
+        ADDRESS
+    }
+
     fn desired(&self) -> DesiredResource {
         let keys = format!(
             "{} (S) / {} (S)",
@@ -669,7 +682,7 @@ impl Resource for ScoresTable {
             .map(Self::index_key)
             .collect();
         DesiredResource::new(
-            ADDRESS,
+            self.address(),
             "dynamodb_table",
             &self.name,
             ScoresTableAttributes {
@@ -681,8 +694,6 @@ impl Resource for ScoresTable {
                 time_to_live: schema::TIME_TO_LIVE.to_owned(),
                 tags: self.tags.clone(),
                 items_missing_index_keys: 0,
-                item_count: None,
-                unknown_indexes: None,
             },
         )
         .never_replaced("it holds the playground's tables and scores")
@@ -756,27 +767,32 @@ impl Resource for ScoresTable {
         let arn = table.table_arn().map_or_else(|| self.arn(), str::to_owned);
         let tags = dynamodb_settings::tags(dynamodb, &self.name, &arn).await?;
         let time_to_live = self.time_to_live().await?;
-        Ok(Some(ObservedResource {
-            id: self.name.clone(),
-            arn: Some(arn),
-            attributes: ScoresTableAttributes {
-                keys,
-                billing_mode: billing,
-                global_secondary_indexes: indexes,
-                point_in_time_recovery: pitr,
-                deletion_protection: table.deletion_protection_enabled().unwrap_or(false),
-                time_to_live,
-                tags,
-                items_missing_index_keys: if self.index_keys_backfilled {
-                    0
-                } else {
-                    i64::try_from(self.items_missing_index_keys().await?).unwrap_or(i64::MAX)
-                },
-                item_count: Some(table.item_count().unwrap_or(0)),
-                unknown_indexes: (!unknown.is_empty()).then_some(unknown),
+        Ok(Some(
+            ObservedResource {
+                id: self.name.clone(),
+                arn: Some(arn),
+                attributes: ScoresTableAttributes {
+                    keys,
+                    billing_mode: billing,
+                    global_secondary_indexes: indexes,
+                    point_in_time_recovery: pitr,
+                    deletion_protection: table.deletion_protection_enabled().unwrap_or(false),
+                    time_to_live,
+                    tags,
+                    items_missing_index_keys: if self.index_keys_backfilled {
+                        0
+                    } else {
+                        i64::try_from(self.items_missing_index_keys().await?).unwrap_or(i64::MAX)
+                    },
+                }
+                .into_observed(),
+                facts: Default::default(),
             }
-            .into_observed(),
-        }))
+            .with_facts(&ScoresTableFacts {
+                item_count: Some(table.item_count().unwrap_or(0)),
+                unknown_indexes: unknown,
+            }),
+        ))
     }
 
     async fn create(&self) -> Result<(), EngineError> {
@@ -821,9 +837,7 @@ impl Resource for ScoresTable {
         for change in changes {
             match ScoresTableAttributes::name_of(change)? {
                 // A key change is refused by the planner; the others are only observed.
-                ScoresTableAttribute::Keys
-                | ScoresTableAttribute::ItemCount
-                | ScoresTableAttribute::UnknownIndexes => {}
+                ScoresTableAttribute::Keys => {}
                 ScoresTableAttribute::BillingMode => {
                     dynamodb_settings::switch_to_on_demand(&self.clients.dynamodb, &self.name)
                         .await?;
@@ -899,11 +913,8 @@ impl Resource for ScoresTable {
         &self,
         observed: &ObservedResource,
     ) -> std::collections::BTreeMap<String, serde_json::Value> {
-        let done = observed
-            .attributes
-            .get("items_missing_index_keys")
-            .and_then(serde_json::Value::as_i64)
-            == Some(0);
+        let done =
+            observed.attribute::<i64>(ScoresTableAttribute::ItemsMissingIndexKeys) == Some(0);
         if done {
             [(
                 INDEX_KEYS_BACKFILLED.to_owned(),
@@ -963,6 +974,7 @@ mod tests {
             id: "PlaygroundScores-dev".into(),
             arn: None,
             attributes,
+            facts: Default::default(),
         })
     }
 

@@ -20,12 +20,12 @@ use super::Clients;
 use super::cognito_user_pool;
 use super::tags::{self, Taggable};
 use crate::engine::{
-    AttributeChange, AttributeSet, DesiredResource, EngineError, ObservedResource, Planned,
-    Resource, Rule, Tags,
+    AttributeChange, AttributeName, AttributeSet, DesiredResource, EngineError, ObservedResource,
+    Planned, Resource, Rule, Tags,
 };
 
 crate::attributes! {
-    /// What is managed of the HTTP API; its endpoint is only observed.
+    /// What is managed of the HTTP API.
     pub struct HttpApiAttributes, enum HttpApiAttribute {
         Protocol protocol: Option<String> => Rule::ForcesReplacement,
         Cors cors: Value,
@@ -34,8 +34,14 @@ crate::attributes! {
         Authorizer authorizer: Planned<Value>,
         Stage stage: Value,
         Tags tags: Tags,
-        Endpoint endpoint: Option<String>,
     }
+}
+
+/// What is only observed of the HTTP API, never managed.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct HttpApiFacts {
+    /// Its base URL, `https://<id>.execute-api.<region>.amazonaws.com`.
+    pub endpoint: Option<String>,
 }
 
 use schema::cors::{ALLOW_HEADERS, ALLOW_METHODS, MAX_AGE_SECONDS};
@@ -785,7 +791,10 @@ impl HttpApi {
         let denied = error
             .code()
             .is_some_and(|code| code.contains("AccessDenied"));
-        let tags = observed.attributes.get("tags").unwrap_or(&Value::Null);
+        let tags = observed
+            .attributes
+            .get(HttpApiAttribute::Tags.name())
+            .unwrap_or(&Value::Null);
         if denied && !is_managed(tags) {
             failure
                 .detail
@@ -845,6 +854,10 @@ impl Taggable for ApiTags<'_> {
 
 #[async_trait::async_trait]
 impl Resource for HttpApi {
+    fn address(&self) -> &str {
+        ADDRESS
+    }
+
     fn desired(&self) -> DesiredResource {
         let mut routes: Vec<String> = self
             .route_keys
@@ -853,7 +866,7 @@ impl Resource for HttpApi {
             .collect();
         routes.sort();
         DesiredResource::new(
-            ADDRESS,
+            self.address(),
             "apigatewayv2_api",
             &self.name,
             HttpApiAttributes {
@@ -872,7 +885,6 @@ impl Resource for HttpApi {
                     }),
                 stage: self.desired_stage(),
                 tags: self.tags.clone(),
-                endpoint: None,
             },
         )
         .depending_on(self.depends_on.clone())
@@ -937,21 +949,26 @@ impl Resource for HttpApi {
             .tags()
             .map(|tags| tags::observed(tags.iter().map(|(k, v)| (k.as_str(), v.as_str()))))
             .unwrap_or_default();
-        Ok(Some(ObservedResource {
-            id: found.id.clone(),
-            arn: Some(self.api_arn(&found.id)),
-            attributes: HttpApiAttributes {
-                protocol: api.protocol_type().map(|p| p.as_str().to_owned()),
-                cors,
-                integration,
-                routes: route_keys,
-                authorizer: Planned::Known(authorizer),
-                stage,
-                tags,
-                endpoint: Some(found.endpoint),
+        Ok(Some(
+            ObservedResource {
+                id: found.id.clone(),
+                arn: Some(self.api_arn(&found.id)),
+                attributes: HttpApiAttributes {
+                    protocol: api.protocol_type().map(|p| p.as_str().to_owned()),
+                    cors,
+                    integration,
+                    routes: route_keys,
+                    authorizer: Planned::Known(authorizer),
+                    stage,
+                    tags,
+                }
+                .into_observed(),
+                facts: Default::default(),
             }
-            .into_observed(),
-        }))
+            .with_facts(&HttpApiFacts {
+                endpoint: Some(found.endpoint),
+            }),
+        ))
     }
 
     async fn create(&self) -> Result<(), EngineError> {
@@ -985,7 +1002,7 @@ impl Resource for HttpApi {
         for change in ordered {
             match HttpApiAttributes::name_of(change)? {
                 // A new protocol is a new API: the planner refuses it. The endpoint is observed.
-                HttpApiAttribute::Protocol | HttpApiAttribute::Endpoint => {}
+                HttpApiAttribute::Protocol => {}
                 HttpApiAttribute::Cors => {
                     apigateway
                         .update_api()

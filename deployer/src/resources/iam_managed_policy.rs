@@ -54,9 +54,13 @@ impl ManagedPolicy {
 
 #[async_trait::async_trait]
 impl Resource for ManagedPolicy {
+    fn address(&self) -> &str {
+        &self.address
+    }
+
     fn desired(&self) -> DesiredResource {
         DesiredResource::new(
-            &self.address,
+            self.address(),
             "iam_policy",
             &self.name,
             ManagedPolicyAttributes {
@@ -101,6 +105,7 @@ impl Resource for ManagedPolicy {
                 version: Some(version),
             }
             .into_observed(),
+            facts: Default::default(),
         }))
     }
 

@@ -137,9 +137,13 @@ impl Taggable for Role {
 
 #[async_trait::async_trait]
 impl Resource for Role {
+    fn address(&self) -> &str {
+        &self.address
+    }
+
     fn desired(&self) -> DesiredResource {
         DesiredResource::new(
-            &self.address,
+            self.address(),
             "iam_role",
             &self.name,
             RoleAttributes {
@@ -190,6 +194,7 @@ impl Resource for Role {
                 tags,
             }
             .into_observed(),
+            facts: Default::default(),
         }))
     }
 

@@ -373,9 +373,13 @@ impl Taggable for LambdaFunction {
 
 #[async_trait::async_trait]
 impl Resource for LambdaFunction {
+    fn address(&self) -> &str {
+        ADDRESS
+    }
+
     fn desired(&self) -> DesiredResource {
         DesiredResource::new(
-            ADDRESS,
+            self.address(),
             "lambda_function",
             &self.name,
             FunctionAttributes {
@@ -426,6 +430,7 @@ impl Resource for LambdaFunction {
                 ..attributes_of(configuration)
             }
             .into_observed(),
+            facts: Default::default(),
         }))
     }
 

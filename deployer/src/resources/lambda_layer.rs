@@ -129,9 +129,13 @@ impl LambdaLayer {
 
 #[async_trait::async_trait]
 impl Resource for LambdaLayer {
+    fn address(&self) -> &str {
+        ADDRESS
+    }
+
     fn desired(&self) -> DesiredResource {
         DesiredResource::new(
-            ADDRESS,
+            self.address(),
             "lambda_layer",
             &self.name,
             LayerAttributes {
@@ -156,6 +160,7 @@ impl Resource for LambdaLayer {
                     version: Some(version.version),
                 }
                 .into_observed(),
+                facts: Default::default(),
             }))
     }
 

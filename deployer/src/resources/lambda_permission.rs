@@ -123,12 +123,16 @@ impl InvokePermission {
 
 #[async_trait::async_trait]
 impl Resource for InvokePermission {
+    fn address(&self) -> &str {
+        ADDRESS
+    }
+
     fn desired(&self) -> DesiredResource {
         let source_arn = self.api_id.as_deref().map_or(Planned::Unknown, |id| {
             Planned::Known(json!(self.source_arn(id)))
         });
         DesiredResource::new(
-            ADDRESS,
+            self.address(),
             "lambda_permission",
             &self.statement_id,
             PermissionAttributes {
@@ -189,6 +193,7 @@ impl Resource for InvokePermission {
                 source_arn: Planned::Known(source_arn),
             }
             .into_observed(),
+            facts: Default::default(),
         }))
     }
 

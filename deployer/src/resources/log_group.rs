@@ -84,9 +84,13 @@ impl Taggable for LogGroup {
 
 #[async_trait::async_trait]
 impl Resource for LogGroup {
+    fn address(&self) -> &str {
+        self.address
+    }
+
     fn desired(&self) -> DesiredResource {
         DesiredResource::new(
-            self.address,
+            self.address(),
             "log_group",
             &self.name,
             LogGroupAttributes {
@@ -129,6 +133,7 @@ impl Resource for LogGroup {
                 tags,
             }
             .into_observed(),
+            facts: Default::default(),
         }))
     }
 

@@ -105,8 +105,17 @@ impl Taggable for OidcProvider {
 
 #[async_trait::async_trait]
 impl Resource for OidcProvider {
+    fn address(&self) -> &str {
+        ADDRESS
+    }
+
     fn desired(&self) -> DesiredResource {
-        DesiredResource::new(ADDRESS, "iam_openid_connect_provider", HOST, self.wanted())
+        DesiredResource::new(
+            self.address(),
+            "iam_openid_connect_provider",
+            HOST,
+            self.wanted(),
+        )
     }
 
     async fn read(&self) -> Result<Option<ObservedResource>, EngineError> {
@@ -146,6 +155,7 @@ impl Resource for OidcProvider {
                 tags,
             }
             .into_observed(),
+            facts: Default::default(),
         }))
     }
 

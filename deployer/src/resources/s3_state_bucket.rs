@@ -293,9 +293,13 @@ impl StateBucket {
 
 #[async_trait::async_trait]
 impl Resource for StateBucket {
+    fn address(&self) -> &str {
+        ADDRESS
+    }
+
     fn desired(&self) -> DesiredResource {
         DesiredResource::new(
-            ADDRESS,
+            self.address(),
             "s3_bucket",
             &self.name,
             BucketAttributes {
@@ -400,6 +404,7 @@ impl Resource for StateBucket {
                 tags,
             }
             .into_observed(),
+            facts: Default::default(),
         }))
     }
 

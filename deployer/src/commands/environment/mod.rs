@@ -13,7 +13,9 @@ use state::{Backend, Stored};
 use super::Outcome;
 use super::stack_run::{self, Approval, Ending, Prepared, RunOptions, Stack};
 use crate::config::{Config, EnvironmentNames, validate_environment};
-use crate::engine::{self, ObservedResource, Plan, Resources, progress::Progress, render::render};
+use crate::engine::{
+    self, AttributeName, ObservedResource, Plan, Resources, progress::Progress, render::render,
+};
 use crate::error::CliError;
 use crate::package::{self, Code};
 use crate::resources::Clients;
@@ -258,12 +260,10 @@ impl EnvironmentStack<'_> {
             .filter(|(name, _)| !lambda_function::FUNCTION_LEVEL.contains(&name.as_str()))
             .collect();
         let versions = lambda_alias::published_versions(clients, &names.function).await?;
-        let current = observed_attribute(
-            &resources,
-            &observed,
-            lambda_alias::ADDRESS,
-            "function_version",
-        );
+        let current =
+            engine::observed_at(&resources, &observed, lambda_alias::ADDRESS).and_then(|alias| {
+                alias.attribute::<String>(lambda_alias::AliasAttribute::FunctionVersion)
+            });
         let rolled_back = lambda_alias::rolled_back(&releases);
         let release = lambda_alias::decide(&wanted, &versions, current.as_deref(), &rolled_back);
         *self
@@ -297,9 +297,18 @@ impl Stack for EnvironmentStack<'_> {
         resources: &Resources,
         observed: &[Option<ObservedResource>],
     ) -> BTreeMap<String, Value> {
-        let endpoint = observed_attribute(resources, observed, http_api::ADDRESS, "endpoint");
-        let pool = |name| observed_attribute(resources, observed, cognito_user_pool::ADDRESS, name);
-        let sign_in = match (pool("issuer"), pool("client_id"), pool("domain")) {
+        let endpoint = engine::observed_at(resources, observed, http_api::ADDRESS)
+            .and_then(|api| api.facts::<http_api::HttpApiFacts>().endpoint);
+        let pool = engine::observed_at(resources, observed, cognito_user_pool::ADDRESS);
+        let facts = pool.map(ObservedResource::facts::<cognito_user_pool::UserPoolFacts>);
+        let domain = pool.and_then(|pool| {
+            pool.attribute::<String>(cognito_user_pool::UserPoolAttribute::Domain)
+        });
+        let sign_in = match (
+            facts.as_ref().and_then(|facts| facts.issuer.clone()),
+            facts.and_then(|facts| facts.client_id),
+            domain,
+        ) {
             (Some(issuer), Some(client_id), Some(domain)) => Some(environment::SignInOutputs {
                 issuer,
                 client_id,
@@ -375,7 +384,7 @@ fn index_notes(names: &EnvironmentNames, prepared: &Prepared) -> Vec<String> {
     let Some(index) = prepared
         .resources
         .iter()
-        .position(|resource| resource.desired().address == dynamodb_scores_table::ADDRESS)
+        .position(|resource| resource.address() == dynamodb_scores_table::ADDRESS)
     else {
         return Vec::new();
     };
@@ -397,9 +406,10 @@ fn index_notes(names: &EnvironmentNames, prepared: &Prepared) -> Vec<String> {
         action: engine::Action::Update(changes),
         ..
     }) = prepared.plan.resources.get(index)
-        && let Some(change) = changes
-            .iter()
-            .find(|change| change.name == "global_secondary_indexes")
+        && let Some(change) = changes.iter().find(|change| {
+            change.name
+                == dynamodb_scores_table::ScoresTableAttribute::GlobalSecondaryIndexes.name()
+        })
     {
         let before = names_of(&change.old);
         let after = change.new.known().map(names_of).unwrap_or_default();
@@ -415,8 +425,11 @@ fn index_notes(names: &EnvironmentNames, prepared: &Prepared) -> Vec<String> {
             .cloned()
             .unwrap_or_default();
         let items = observed
-            .and_then(|table| table.attributes.get("item_count"))
-            .and_then(Value::as_i64)
+            .and_then(|table| {
+                table
+                    .facts::<dynamodb_scores_table::ScoresTableFacts>()
+                    .item_count
+            })
             .unwrap_or(0);
         for name in &before {
             let rebuilt = after.contains(name);
@@ -492,11 +505,10 @@ fn index_notes(names: &EnvironmentNames, prepared: &Prepared) -> Vec<String> {
             schema::ranking::RANK_KEY,
         ));
     }
-    if let Some(unknown) = observed
-        .and_then(|table| table.attributes.get("unknown_indexes"))
-        .and_then(Value::as_array)
+    if let Some(facts) =
+        observed.map(ObservedResource::facts::<dynamodb_scores_table::ScoresTableFacts>)
     {
-        for index in unknown.iter().filter_map(Value::as_str) {
+        for index in &facts.unknown_indexes {
             notes.push(format!(
                 "Kept: index {index} of {}, which the schema does not know; `--prune-indexes` deletes it.",
                 names.table
@@ -524,22 +536,6 @@ fn listing_of(index: &str) -> Listing {
         schema::BY_LEADERBOARD => Listing::RollbackOnly("GET /tables/{tableId}/users"),
         _ => Listing::None,
     }
-}
-
-/// An observed attribute of the resource at `address`, as text.
-fn observed_attribute(
-    resources: &Resources,
-    observed: &[Option<ObservedResource>],
-    address: &str,
-    attribute: &str,
-) -> Option<String> {
-    resources
-        .iter()
-        .zip(observed)
-        .find(|(resource, _)| resource.desired().address == address)
-        .and_then(|(_, observed)| observed.as_ref())
-        .and_then(|observed| observed.attributes.get(attribute))
-        .and_then(|value| value.as_str().map(str::to_owned))
 }
 
 /// The ARN of the resource at `address` when the plan leaves it unchanged.

@@ -477,6 +477,10 @@ pub async fn move_to(
 
 #[async_trait::async_trait]
 impl Resource for LambdaAlias {
+    fn address(&self) -> &str {
+        ADDRESS
+    }
+
     fn desired(&self) -> DesiredResource {
         let function_version = match &self.release {
             Release::Existing { version }
@@ -489,7 +493,7 @@ impl Resource for LambdaAlias {
             Release::Undecided | Release::Publish { expected: None } => Planned::Unknown,
         };
         DesiredResource::new(
-            ADDRESS,
+            self.address(),
             "lambda_alias",
             ALIAS_NAME,
             AliasAttributes { function_version },
@@ -508,6 +512,7 @@ impl Resource for LambdaAlias {
                 function_version: Planned::Known(version),
             }
             .into_observed(),
+            facts: Default::default(),
         }))
     }
 
