@@ -5,6 +5,7 @@
 
 pub mod apply;
 pub mod attributes;
+pub mod error;
 pub mod plan;
 pub mod policy;
 pub mod progress;
@@ -15,37 +16,10 @@ use std::sync::Arc;
 pub use attributes::{
     AttributeChange, AttributeName, AttributeSet, KNOWN_AFTER_APPLY, Planned, Rule, Tags,
 };
+pub use error::{Doing, EngineError, Failure};
 pub use plan::{
     Action, Attributes, DesiredAttributes, DesiredResource, ObservedResource, Plan, PlanError,
 };
-
-/// A failed AWS call, with what the engine was doing ("creating S3 bucket x").
-#[derive(Debug, Clone, thiserror::Error)]
-#[error("{action}: {detail}")]
-pub struct EngineError {
-    pub action: String,
-    pub detail: String,
-}
-
-impl EngineError {
-    pub fn new(action: impl Into<String>, detail: impl Into<String>) -> Self {
-        Self {
-            action: action.into(),
-            detail: detail.into(),
-        }
-    }
-
-    /// A failed SDK call, described in one line.
-    pub fn sdk<E>(
-        action: impl Into<String>,
-        error: &aws_sdk_s3::error::SdkError<E, aws_sdk_s3::config::http::HttpResponse>,
-    ) -> Self
-    where
-        E: aws_sdk_s3::error::ProvideErrorMetadata + std::error::Error + 'static,
-    {
-        Self::new(action, state::sdk_error::describe(error))
-    }
-}
 
 /// The output of a read, or `None` when `not_found` (a typed check of the
 /// service's error, never of its message) says the resource does not exist.
@@ -55,12 +29,12 @@ pub fn existing<T, E>(
     action: impl Into<String>,
 ) -> Result<Option<T>, EngineError>
 where
-    E: aws_sdk_s3::error::ProvideErrorMetadata + std::error::Error + 'static,
+    E: aws_sdk_s3::error::ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
 {
     match result {
         Ok(output) => Ok(Some(output)),
         Err(error) if error.as_service_error().is_some_and(not_found) => Ok(None),
-        Err(error) => Err(EngineError::sdk(action, &error)),
+        Err(error) => Err(EngineError::sdk(action, error)),
     }
 }
 

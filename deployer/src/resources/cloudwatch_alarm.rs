@@ -8,6 +8,7 @@ use serde_json::{Value, json};
 
 use super::Clients;
 use super::http_api::find_api;
+use crate::engine::Doing;
 use crate::engine::{
     AttributeChange, AttributeSet, DesiredResource, EngineError, ObservedResource, Planned,
     Resource,
@@ -133,10 +134,7 @@ impl Alarm {
                     .collect(),
             ));
         }
-        request
-            .send()
-            .await
-            .map_err(|error| EngineError::sdk(self.doing("putting"), &error))?;
+        request.send().await.doing(|| self.doing("putting"))?;
         Ok(())
     }
 }
@@ -180,7 +178,7 @@ impl Resource for Alarm {
             .alarm_names(&self.name)
             .send()
             .await
-            .map_err(|error| EngineError::sdk(self.doing("reading"), &error))?;
+            .doing(|| self.doing("reading"))?;
         let Some(alarm) = output
             .metric_alarms()
             .iter()
@@ -264,7 +262,7 @@ impl Resource for Alarm {
             .alarm_names(&self.name)
             .send()
             .await
-            .map_err(|error| EngineError::sdk(self.doing("deleting"), &error))?;
+            .doing(|| self.doing("deleting"))?;
         Ok(())
     }
 }

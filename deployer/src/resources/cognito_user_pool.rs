@@ -23,6 +23,7 @@ use serde_json::{Value, json};
 
 use super::tags::{MANAGED_BY_KEY, MANAGED_BY_VALUE};
 use super::{Clients, tags};
+use crate::engine::Doing;
 use crate::engine::{
     AttributeChange, AttributeSet, DesiredResource, EngineError, ObservedResource, Resource, Tags,
 };
@@ -151,7 +152,7 @@ async fn describe_pool(clients: &Clients, id: &str) -> Result<UserPoolType, Engi
         .user_pool_id(id)
         .send()
         .await
-        .map_err(|error| EngineError::sdk(action.clone(), &error))?
+        .doing(|| action.clone())?
         .user_pool
         .ok_or_else(|| EngineError::new(action, "Cognito described no pool"))
 }
@@ -179,7 +180,7 @@ async fn find_described(
             .set_next_token(next_token)
             .send()
             .await
-            .map_err(|error| EngineError::sdk(action.clone(), &error))?;
+            .doing(|| action.clone())?;
         ids.extend(
             page.user_pools()
                 .iter()
@@ -212,7 +213,7 @@ async fn find_described(
             Err(error) => {
                 return Err(EngineError::sdk(
                     format!("reading Cognito user pool {id}"),
-                    &error,
+                    error,
                 ));
             }
         }
@@ -252,7 +253,7 @@ async fn find_client_id(
             .set_next_token(next_token)
             .send()
             .await
-            .map_err(|error| EngineError::sdk(action.clone(), &error))?;
+            .doing(|| action.clone())?;
         if let Some(client) = page
             .user_pool_clients()
             .iter()
@@ -484,7 +485,7 @@ impl CognitoUserPool {
             .set_issuer_configuration(pool.issuer_configuration().cloned())
             .send()
             .await
-            .map_err(|error| EngineError::sdk(self.doing("updating"), &error))?;
+            .doing(|| self.doing("updating"))?;
         Ok(())
     }
 
@@ -503,7 +504,7 @@ impl CognitoUserPool {
             client_settings!(request, self)
                 .send()
                 .await
-                .map_err(|error| EngineError::sdk(self.client_doing("creating"), &error))?;
+                .doing(|| self.client_doing("creating"))?;
             return Ok(());
         };
         let current = self
@@ -548,7 +549,7 @@ impl CognitoUserPool {
         client_settings!(request, self)
             .send()
             .await
-            .map_err(|error| EngineError::sdk(self.client_doing("updating"), &error))?;
+            .doing(|| self.client_doing("updating"))?;
         Ok(())
     }
 
@@ -572,7 +573,7 @@ impl CognitoUserPool {
             .client_id(client_id)
             .send()
             .await
-            .map_err(|error| EngineError::sdk(self.client_doing(what), &error))?
+            .doing(|| self.client_doing(what))?
             .user_pool_client)
     }
 
@@ -606,12 +607,7 @@ impl CognitoUserPool {
             .description("Admins of the playground API: may change any table and any score")
             .send()
             .await
-            .map_err(|error| {
-                EngineError::sdk(
-                    self.doing(&format!("creating the group {} of", self.admin_group)),
-                    &error,
-                )
-            })?;
+            .doing(|| self.doing(&format!("creating the group {} of", self.admin_group)))?;
         Ok(())
     }
 
@@ -631,11 +627,12 @@ impl CognitoUserPool {
             .send()
             .await
             .map_err(|error| {
+                let invalid = error.code() == Some("InvalidParameterException");
                 let mut failure = EngineError::sdk(
                     self.doing(&format!("creating the sign-in domain {} of", self.domain)),
-                    &error,
+                    error,
                 );
-                if error.code() == Some("InvalidParameterException") {
+                if invalid {
                     failure.detail.push_str(
                         "; if the prefix is taken (prefixes are unique across AWS in a region), \
                          set auth_domain_prefix to another",
@@ -654,12 +651,7 @@ impl CognitoUserPool {
             .domain(domain)
             .send()
             .await
-            .map_err(|error| {
-                EngineError::sdk(
-                    self.doing(&format!("deleting the sign-in domain {domain} of")),
-                    &error,
-                )
-            })?;
+            .doing(|| self.doing(&format!("deleting the sign-in domain {domain} of")))?;
         Ok(())
     }
 
@@ -763,7 +755,7 @@ impl Resource for CognitoUserPool {
             .set_user_pool_tags(Some(self.tags.clone().into_iter().collect()))
             .send()
             .await
-            .map_err(|error| EngineError::sdk(self.doing("creating"), &error))?;
+            .doing(|| self.doing("creating"))?;
         let pool_id = created
             .user_pool()
             .and_then(UserPoolType::id)
@@ -816,7 +808,7 @@ impl Resource for CognitoUserPool {
             .user_pool_id(&observed.id)
             .send()
             .await
-            .map_err(|error| EngineError::sdk(self.doing("deleting"), &error))?;
+            .doing(|| self.doing("deleting"))?;
         Ok(())
     }
 }

@@ -3,6 +3,7 @@
 
 use super::dynamodb_settings::{self, TableTags};
 use super::{Clients, tags};
+use crate::engine::Doing;
 use crate::engine::{
     AttributeChange, AttributeSet, DesiredResource, EngineError, ObservedResource, Resource, Rule,
     Tags,
@@ -148,9 +149,10 @@ impl Resource for LockTable {
                     .map_err(build_error)?,
             );
         }
-        request.send().await.map_err(|error| {
-            EngineError::sdk(format!("creating DynamoDB table {}", self.name), &error)
-        })?;
+        request
+            .send()
+            .await
+            .doing(|| format!("creating DynamoDB table {}", self.name))?;
         dynamodb
             .wait_until_table_exists()
             .table_name(&self.name)
@@ -199,9 +201,7 @@ impl Resource for LockTable {
             .table_name(&self.name)
             .send()
             .await
-            .map_err(|error| {
-                EngineError::sdk(format!("deleting DynamoDB table {}", self.name), &error)
-            })?;
+            .doing(|| format!("deleting DynamoDB table {}", self.name))?;
         Ok(())
     }
 }

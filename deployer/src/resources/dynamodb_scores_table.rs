@@ -26,6 +26,7 @@ use schema::TABLE_SCHEMA;
 
 use super::dynamodb_settings::{self, TableTags};
 use super::{Clients, tags};
+use crate::engine::Doing;
 use crate::engine::progress::Progress;
 use crate::engine::{
     AttributeChange, AttributeSet, DesiredResource, EngineError, ObservedResource, Resource, Rule,
@@ -243,7 +244,7 @@ impl ScoresTable {
                 .table_name(&self.name)
                 .send()
                 .await
-                .map_err(|error| EngineError::sdk(action.clone(), &error))?;
+                .doing(|| action.clone())?;
             let table = described.table();
             let table_active = table
                 .and_then(|t| t.table_status())
@@ -321,7 +322,7 @@ impl ScoresTable {
             )
             .send()
             .await
-            .map_err(|error| EngineError::sdk(action.clone(), &error))?;
+            .doing(|| action.clone())?;
         self.wait_until_active().await
     }
 
@@ -340,7 +341,7 @@ impl ScoresTable {
             )
             .send()
             .await
-            .map_err(|error| EngineError::sdk(action.clone(), &error))?;
+            .doing(|| action.clone())?;
         self.wait_until_active().await
     }
 
@@ -357,9 +358,7 @@ impl ScoresTable {
                 .set_exclusive_start_key(start)
                 .send()
                 .await
-                .map_err(|error| {
-                    EngineError::sdk(self.doing("counting items without index keys in"), &error)
-                })?;
+                .doing(|| self.doing("counting items without index keys in"))?;
             missing += page
                 .items()
                 .iter()
@@ -396,7 +395,7 @@ impl ScoresTable {
                 .set_exclusive_start_key(start)
                 .send()
                 .await
-                .map_err(|error| EngineError::sdk(action.clone(), &error))?;
+                .doing(|| action.clone())?;
             for item in page.items() {
                 let (Some(AttributeValue::S(table_id)), Some(AttributeValue::S(username))) =
                     (item.get(schema::TABLE_ID), item.get(schema::USERNAME))
@@ -477,7 +476,7 @@ impl ScoresTable {
                             if error.as_service_error().is_some_and(|service| {
                                 service.is_conditional_check_failed_exception()
                             }) => {}
-                        Err(error) => return Err(EngineError::sdk(action.clone(), &error)),
+                        Err(error) => return Err(EngineError::sdk(action.clone(), error)),
                     }
                 }
                 if username != schema::METADATA_USERNAME
@@ -528,12 +527,7 @@ impl ScoresTable {
             .consistent_read(true)
             .send()
             .await
-            .map_err(|error| {
-                EngineError::sdk(
-                    self.doing(&format!("reading user {username} of table {table_id} in")),
-                    &error,
-                )
-            })?;
+            .doing(|| self.doing(&format!("reading user {username} of table {table_id} in")))?;
         let Some(item) = read.item() else {
             return Ok(false);
         };
@@ -574,7 +568,7 @@ impl ScoresTable {
             .deletion_protection_enabled(enabled)
             .send()
             .await
-            .map_err(|error| EngineError::sdk(self.doing(what), &error))?;
+            .doing(|| self.doing(what))?;
         self.wait_until_active().await
     }
 
@@ -587,7 +581,7 @@ impl ScoresTable {
             .table_name(&self.name)
             .send()
             .await
-            .map_err(|error| EngineError::sdk(self.doing("reading Time to Live of"), &error))?;
+            .doing(|| self.doing("reading Time to Live of"))?;
         Ok(time_to_live_value(described.time_to_live_description()))
     }
 
@@ -611,7 +605,7 @@ impl ScoresTable {
             .time_to_live_specification(specification)
             .send()
             .await
-            .map_err(|error| EngineError::sdk(action.clone(), &error))?;
+            .doing(|| action.clone())?;
         Ok(())
     }
 
@@ -627,7 +621,7 @@ impl ScoresTable {
             .backup_name(backup_name)
             .send()
             .await
-            .map_err(|error| EngineError::sdk(action.clone(), &error))?;
+            .doing(|| action.clone())?;
         let arn = created
             .backup_details()
             .map(|details| details.backup_arn().to_owned())
@@ -642,7 +636,7 @@ impl ScoresTable {
                 .backup_arn(&arn)
                 .send()
                 .await
-                .map_err(|error| EngineError::sdk(action.clone(), &error))?;
+                .doing(|| action.clone())?;
             let status = described
                 .backup_description()
                 .and_then(|description| description.backup_details())
@@ -810,10 +804,7 @@ impl Resource for ScoresTable {
                     .map_err(|error| EngineError::new(action.clone(), error.to_string()))?,
             );
         }
-        request
-            .send()
-            .await
-            .map_err(|error| EngineError::sdk(action.clone(), &error))?;
+        request.send().await.doing(|| action.clone())?;
         dynamodb
             .wait_until_table_exists()
             .table_name(&self.name)
@@ -933,9 +924,7 @@ impl Resource for ScoresTable {
             .table_name(&self.name)
             .send()
             .await
-            .map_err(|error| {
-                EngineError::sdk(format!("deleting DynamoDB table {}", self.name), &error)
-            })?;
+            .doing(|| format!("deleting DynamoDB table {}", self.name))?;
         Ok(())
     }
 }

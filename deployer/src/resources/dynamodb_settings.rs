@@ -2,6 +2,7 @@
 //! mode, point-in-time recovery and tags of a DynamoDB table.
 
 use super::tags::{self, Taggable};
+use crate::engine::Doing;
 use crate::engine::{EngineError, Tags};
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::{
@@ -24,12 +25,7 @@ pub async fn point_in_time_recovery(client: &Client, table: &str) -> Result<bool
         .table_name(table)
         .send()
         .await
-        .map_err(|error| {
-            EngineError::sdk(
-                format!("reading point-in-time recovery of DynamoDB table {table}"),
-                &error,
-            )
-        })?;
+        .doing(|| format!("reading point-in-time recovery of DynamoDB table {table}"))?;
     Ok(backups
         .continuous_backups_description()
         .and_then(|description| description.point_in_time_recovery_description())
@@ -53,7 +49,7 @@ pub async fn set_point_in_time_recovery(
         .point_in_time_recovery_specification(specification)
         .send()
         .await
-        .map_err(|error| EngineError::sdk(action.clone(), &error))?;
+        .doing(|| action.clone())?;
     Ok(())
 }
 
@@ -64,12 +60,7 @@ pub async fn switch_to_on_demand(client: &Client, table: &str) -> Result<(), Eng
         .billing_mode(BillingMode::PayPerRequest)
         .send()
         .await
-        .map_err(|error| {
-            EngineError::sdk(
-                format!("switching DynamoDB table {table} to on-demand billing"),
-                &error,
-            )
-        })?;
+        .doing(|| format!("switching DynamoDB table {table} to on-demand billing"))?;
     Ok(())
 }
 
@@ -80,12 +71,7 @@ pub async fn tags(client: &Client, table: &str, arn: &str) -> Result<Tags, Engin
         .resource_arn(arn)
         .send()
         .await
-        .map_err(|error| {
-            EngineError::sdk(
-                format!("reading the tags of DynamoDB table {table}"),
-                &error,
-            )
-        })?;
+        .doing(|| format!("reading the tags of DynamoDB table {table}"))?;
     Ok(tags::observed(
         output.tags().iter().map(|tag| (tag.key(), tag.value())),
     ))
@@ -121,9 +107,7 @@ impl Taggable for TableTags<'_> {
             .set_tag_keys(Some(keys))
             .send()
             .await
-            .map_err(|error| {
-                EngineError::sdk(format!("untagging DynamoDB table {}", self.table), &error)
-            })?;
+            .doing(|| format!("untagging DynamoDB table {}", self.table))?;
         Ok(())
     }
 
@@ -135,7 +119,7 @@ impl Taggable for TableTags<'_> {
             .set_tags(Some(tag_list(tags, &action)?))
             .send()
             .await
-            .map_err(|error| EngineError::sdk(action.clone(), &error))?;
+            .doing(|| action.clone())?;
         Ok(())
     }
 }

@@ -19,6 +19,7 @@ use serde_json::{Value, json};
 use super::Clients;
 use super::cognito_user_pool;
 use super::tags::{self, Taggable};
+use crate::engine::Doing;
 use crate::engine::{
     AttributeChange, AttributeName, AttributeSet, DesiredResource, EngineError, ObservedResource,
     Planned, Resource, Rule, Tags,
@@ -87,7 +88,7 @@ pub async fn find_api(clients: &Clients, name: &str) -> Result<Option<FoundApi>,
             .set_next_token(next_token.clone())
             .send()
             .await
-            .map_err(|error| EngineError::sdk(action.clone(), &error))?;
+            .doing(|| action.clone())?;
         for api in page.items() {
             if api.name() == Some(name) {
                 matches.push(api.clone());
@@ -453,7 +454,7 @@ impl HttpApi {
             .api_id(api_id)
             .send()
             .await
-            .map_err(|error| EngineError::sdk(self.doing("reading the integrations of"), &error))?;
+            .doing(|| self.doing("reading the integrations of"))?;
         Ok(integrations
             .items()
             .iter()
@@ -486,9 +487,7 @@ impl HttpApi {
                     .timeout_in_millis(INTEGRATION_TIMEOUT_MS)
                     .send()
                     .await
-                    .map_err(|error| {
-                        EngineError::sdk(self.doing("updating the integration of"), &error)
-                    })?;
+                    .doing(|| self.doing("updating the integration of"))?;
                 Ok(id)
             }
             None => {
@@ -501,9 +500,7 @@ impl HttpApi {
                     .timeout_in_millis(INTEGRATION_TIMEOUT_MS)
                     .send()
                     .await
-                    .map_err(|error| {
-                        EngineError::sdk(self.doing("creating the integration of"), &error)
-                    })?;
+                    .doing(|| self.doing("creating the integration of"))?;
                 Ok(created.integration_id().unwrap_or_default().to_owned())
             }
         }
@@ -527,7 +524,7 @@ impl HttpApi {
             .api_id(api_id)
             .send()
             .await
-            .map_err(|error| EngineError::sdk(self.doing("reading the routes of"), &error))?;
+            .doing(|| self.doing("reading the routes of"))?;
         for route in existing.items() {
             let key = route.route_key().unwrap_or_default();
             let id = route.route_id().unwrap_or_default();
@@ -538,9 +535,7 @@ impl HttpApi {
                     .route_id(id)
                     .send()
                     .await
-                    .map_err(|error| {
-                        EngineError::sdk(self.doing(&format!("deleting route {key} of")), &error)
-                    })?;
+                    .doing(|| self.doing(&format!("deleting route {key} of")))?;
             } else {
                 let (kind, authorizer) = authorization(key);
                 let same_auth = route
@@ -559,12 +554,7 @@ impl HttpApi {
                         .set_authorizer_id(authorizer)
                         .send()
                         .await
-                        .map_err(|error| {
-                            EngineError::sdk(
-                                self.doing(&format!("updating route {key} of")),
-                                &error,
-                            )
-                        })?;
+                        .doing(|| self.doing(&format!("updating route {key} of")))?;
                 }
             }
         }
@@ -584,9 +574,7 @@ impl HttpApi {
                     .set_authorizer_id(authorizer)
                     .send()
                     .await
-                    .map_err(|error| {
-                        EngineError::sdk(self.doing(&format!("creating route {key} of")), &error)
-                    })?;
+                    .doing(|| self.doing(&format!("creating route {key} of")))?;
             }
         }
         Ok(())
@@ -599,7 +587,7 @@ impl HttpApi {
             .api_id(api_id)
             .send()
             .await
-            .map_err(|error| EngineError::sdk(self.doing("reading the stages of"), &error))?;
+            .doing(|| self.doing("reading the stages of"))?;
         match stages
             .items()
             .iter()
@@ -619,13 +607,10 @@ impl HttpApi {
                     .access_log_settings(self.access_log.settings())
                     .send()
                     .await
-                    .map_err(|error| {
-                        EngineError::sdk(
-                            self.doing(
-                                "setting auto-deploy, throttling (default and per route) and \
+                    .doing(|| {
+                        self.doing(
+                            "setting auto-deploy, throttling (default and per route) and \
                                  access logs on the stage of",
-                            ),
-                            &error,
                         )
                     })?;
                 Ok(())
@@ -642,9 +627,7 @@ impl HttpApi {
                     .set_tags(Some(self.tags.clone().into_iter().collect()))
                     .send()
                     .await
-                    .map_err(|error| {
-                        EngineError::sdk(self.doing("creating the stage of"), &error)
-                    })?;
+                    .doing(|| self.doing("creating the stage of"))?;
                 Ok(())
             }
         }
@@ -687,7 +670,7 @@ impl HttpApi {
             .api_id(api_id)
             .send()
             .await
-            .map_err(|error| EngineError::sdk(self.doing("reading the authorizers of"), &error))?;
+            .doing(|| self.doing("reading the authorizers of"))?;
         let name = self.authorizer_name();
         Ok(found
             .items()
@@ -731,9 +714,7 @@ impl HttpApi {
                     .jwt_configuration(jwt)
                     .send()
                     .await
-                    .map_err(|error| {
-                        EngineError::sdk(self.doing("updating the JWT authorizer of"), &error)
-                    })?;
+                    .doing(|| self.doing("updating the JWT authorizer of"))?;
                 Ok(Some(id))
             }
             None => {
@@ -746,9 +727,7 @@ impl HttpApi {
                     .jwt_configuration(jwt)
                     .send()
                     .await
-                    .map_err(|error| {
-                        EngineError::sdk(self.doing("creating the JWT authorizer of"), &error)
-                    })?;
+                    .doing(|| self.doing("creating the JWT authorizer of"))?;
                 Ok(Some(created.authorizer_id().unwrap_or_default().to_owned()))
             }
         }
@@ -764,9 +743,7 @@ impl HttpApi {
                 .authorizer_id(&id)
                 .send()
                 .await
-                .map_err(|error| {
-                    EngineError::sdk(self.doing("deleting the JWT authorizer of"), &error)
-                })?;
+                .doing(|| self.doing("deleting the JWT authorizer of"))?;
         }
         Ok(())
     }
@@ -782,15 +759,15 @@ impl HttpApi {
         &self,
         what: &str,
         observed: &ObservedResource,
-        error: &SdkError<E, HttpResponse>,
+        error: SdkError<E, HttpResponse>,
     ) -> EngineError
     where
-        E: ProvideErrorMetadata + std::error::Error + 'static,
+        E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
     {
-        let mut failure = EngineError::sdk(self.doing(what), error);
         let denied = error
             .code()
             .is_some_and(|code| code.contains("AccessDenied"));
+        let mut failure = EngineError::sdk(self.doing(what), error);
         let tags = observed
             .attributes
             .get(HttpApiAttribute::Tags.name())
@@ -834,7 +811,7 @@ impl Taggable for ApiTags<'_> {
             .set_tag_keys(Some(keys))
             .send()
             .await
-            .map_err(|error| self.api.api_error("untagging", self.observed, &error))?;
+            .map_err(|error| self.api.api_error("untagging", self.observed, error))?;
         Ok(())
     }
 
@@ -847,7 +824,7 @@ impl Taggable for ApiTags<'_> {
             .set_tags(Some(tags.clone().into_iter().collect()))
             .send()
             .await
-            .map_err(|error| self.api.api_error("tagging", self.observed, &error))?;
+            .map_err(|error| self.api.api_error("tagging", self.observed, error))?;
         Ok(())
     }
 }
@@ -901,7 +878,7 @@ impl Resource for HttpApi {
             .api_id(&found.id)
             .send()
             .await
-            .map_err(|error| EngineError::sdk(self.doing("reading"), &error))?;
+            .doing(|| self.doing("reading"))?;
         let cors = api.cors_configuration().map_or(Value::Null, |cors| {
             json!({
                 "allow_origins": cors.allow_origins(),
@@ -919,7 +896,7 @@ impl Resource for HttpApi {
             .api_id(&found.id)
             .send()
             .await
-            .map_err(|error| EngineError::sdk(self.doing("reading the routes of"), &error))?;
+            .doing(|| self.doing("reading the routes of"))?;
         let mut route_keys: Vec<String> = routes
             .items()
             .iter()
@@ -939,7 +916,7 @@ impl Resource for HttpApi {
             .api_id(&found.id)
             .send()
             .await
-            .map_err(|error| EngineError::sdk(self.doing("reading the stages of"), &error))?;
+            .doing(|| self.doing("reading the stages of"))?;
         let stage = stages
             .items()
             .iter()
@@ -982,7 +959,7 @@ impl Resource for HttpApi {
             .set_tags(Some(self.tags.clone().into_iter().collect()))
             .send()
             .await
-            .map_err(|error| EngineError::sdk(self.doing("creating"), &error))?;
+            .doing(|| self.doing("creating"))?;
         let api_id = created.api_id().unwrap_or_default().to_owned();
         self.converge_children(&api_id).await
     }
@@ -1011,7 +988,7 @@ impl Resource for HttpApi {
                         .send()
                         .await
                         .map_err(|error| {
-                            self.api_error("updating the CORS configuration of", observed, &error)
+                            self.api_error("updating the CORS configuration of", observed, error)
                         })?;
                 }
                 HttpApiAttribute::Tags => {
@@ -1043,7 +1020,7 @@ impl Resource for HttpApi {
             .api_id(&observed.id)
             .send()
             .await
-            .map_err(|error| self.api_error("deleting", observed, &error))?;
+            .map_err(|error| self.api_error("deleting", observed, error))?;
         Ok(())
     }
 }

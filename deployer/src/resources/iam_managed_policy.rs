@@ -5,6 +5,7 @@
 use serde_json::Value;
 
 use super::Clients;
+use crate::engine::Doing;
 use crate::engine::policy;
 use crate::engine::{
     AttributeChange, AttributeSet, DesiredResource, EngineError, ObservedResource, Resource, Rule,
@@ -91,7 +92,7 @@ impl Resource for ManagedPolicy {
             .version_id(&version)
             .send()
             .await
-            .map_err(|error| EngineError::sdk(self.doing("reading the document of"), &error))?;
+            .doing(|| self.doing("reading the document of"))?;
         let document = output
             .policy_version()
             .and_then(|version| version.document())
@@ -118,7 +119,7 @@ impl Resource for ManagedPolicy {
             .policy_document(self.document.to_string())
             .send()
             .await
-            .map_err(|error| EngineError::sdk(self.doing("creating"), &error))?;
+            .doing(|| self.doing("creating"))?;
         Ok(())
     }
 
@@ -152,7 +153,7 @@ impl ManagedPolicy {
             .policy_arn(self.arn())
             .send()
             .await
-            .map_err(|error| EngineError::sdk(self.doing("listing versions of"), &error))?;
+            .doing(|| self.doing("listing versions of"))?;
         if versions.versions().len() >= 5
             && let Some(oldest) = versions
                 .versions()
@@ -166,9 +167,7 @@ impl ManagedPolicy {
                 .version_id(oldest)
                 .send()
                 .await
-                .map_err(|error| {
-                    EngineError::sdk(self.doing("deleting an old version of"), &error)
-                })?;
+                .doing(|| self.doing("deleting an old version of"))?;
         }
         iam.create_policy_version()
             .policy_arn(self.arn())
@@ -176,7 +175,7 @@ impl ManagedPolicy {
             .set_as_default(true)
             .send()
             .await
-            .map_err(|error| EngineError::sdk(self.doing("updating the document of"), &error))?;
+            .doing(|| self.doing("updating the document of"))?;
         Ok(())
     }
 
@@ -189,7 +188,7 @@ impl ManagedPolicy {
             .policy_arn(&arn)
             .send()
             .await
-            .map_err(|error| EngineError::sdk(self.doing("listing the attachments of"), &error))?;
+            .doing(|| self.doing("listing the attachments of"))?;
         for role in entities.policy_roles() {
             if let Some(role_name) = role.role_name() {
                 iam.detach_role_policy()
@@ -197,12 +196,7 @@ impl ManagedPolicy {
                     .policy_arn(&arn)
                     .send()
                     .await
-                    .map_err(|error| {
-                        EngineError::sdk(
-                            self.doing(&format!("detaching from role {role_name}")),
-                            &error,
-                        )
-                    })?;
+                    .doing(|| self.doing(&format!("detaching from role {role_name}")))?;
             }
         }
         let versions = iam
@@ -210,7 +204,7 @@ impl ManagedPolicy {
             .policy_arn(&arn)
             .send()
             .await
-            .map_err(|error| EngineError::sdk(self.doing("listing versions of"), &error))?;
+            .doing(|| self.doing("listing versions of"))?;
         for version in versions
             .versions()
             .iter()
@@ -222,16 +216,14 @@ impl ManagedPolicy {
                     .version_id(id)
                     .send()
                     .await
-                    .map_err(|error| {
-                        EngineError::sdk(self.doing("deleting a version of"), &error)
-                    })?;
+                    .doing(|| self.doing("deleting a version of"))?;
             }
         }
         iam.delete_policy()
             .policy_arn(&arn)
             .send()
             .await
-            .map_err(|error| EngineError::sdk(self.doing("deleting"), &error))?;
+            .doing(|| self.doing("deleting"))?;
         Ok(())
     }
 }

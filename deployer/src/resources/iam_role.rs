@@ -8,6 +8,7 @@ use serde_json::Value;
 
 use super::Clients;
 use super::tags::{self, Taggable};
+use crate::engine::Doing;
 use crate::engine::policy;
 use crate::engine::{
     AttributeChange, AttributeSet, DesiredResource, EngineError, ObservedResource, Resource, Rule,
@@ -57,9 +58,7 @@ impl Role {
                 .policy_arn(arn)
                 .send()
                 .await
-                .map_err(|error| {
-                    EngineError::sdk(self.doing(&format!("attaching {arn} to")), &error)
-                })?;
+                .doing(|| self.doing(&format!("attaching {arn} to")))?;
         }
         Ok(())
     }
@@ -73,9 +72,7 @@ impl Role {
                 .policy_arn(arn)
                 .send()
                 .await
-                .map_err(|error| {
-                    EngineError::sdk(self.doing(&format!("detaching {arn} from")), &error)
-                })?;
+                .doing(|| self.doing(&format!("detaching {arn} from")))?;
         }
         Ok(())
     }
@@ -88,9 +85,7 @@ impl Role {
             .role_name(&self.name)
             .send()
             .await
-            .map_err(|error| {
-                EngineError::sdk(self.doing("listing the policies attached to"), &error)
-            })?;
+            .doing(|| self.doing("listing the policies attached to"))?;
         Ok(output
             .attached_policies()
             .iter()
@@ -117,7 +112,7 @@ impl Taggable for Role {
             .set_tag_keys(Some(keys))
             .send()
             .await
-            .map_err(|error| EngineError::sdk(self.doing("untagging"), &error))?;
+            .doing(|| self.doing("untagging"))?;
         Ok(())
     }
 
@@ -127,10 +122,7 @@ impl Taggable for Role {
         for (key, value) in tags {
             request = request.tags(Self::iam_tag(key, value, &action)?);
         }
-        request
-            .send()
-            .await
-            .map_err(|error| EngineError::sdk(action.clone(), &error))?;
+        request.send().await.doing(|| action.clone())?;
         Ok(())
     }
 }
@@ -178,7 +170,7 @@ impl Resource for Role {
             .role_name(&self.name)
             .send()
             .await
-            .map_err(|error| EngineError::sdk(self.doing("reading the tags of"), &error))?;
+            .doing(|| self.doing("reading the tags of"))?;
         let tags = tags::observed(tags.tags().iter().map(|tag| (tag.key(), tag.value())));
         let boundary = role
             .permissions_boundary()
@@ -211,10 +203,7 @@ impl Resource for Role {
         for (key, value) in &self.tags {
             request = request.tags(Self::iam_tag(key, value, &action)?);
         }
-        request
-            .send()
-            .await
-            .map_err(|error| EngineError::sdk(action.clone(), &error))?;
+        request.send().await.doing(|| action.clone())?;
         self.attach(&self.managed_policy_arns).await
     }
 
@@ -241,12 +230,7 @@ impl Resource for Role {
                         .permissions_boundary(boundary)
                         .send()
                         .await
-                        .map_err(|error| {
-                            EngineError::sdk(
-                                self.doing("setting the permissions boundary of"),
-                                &error,
-                            )
-                        })?;
+                        .doing(|| self.doing("setting the permissions boundary of"))?;
                 }
                 RoleAttribute::TrustPolicy => {
                     iam.update_assume_role_policy()
@@ -254,9 +238,7 @@ impl Resource for Role {
                         .policy_document(self.trust_policy.to_string())
                         .send()
                         .await
-                        .map_err(|error| {
-                            EngineError::sdk(self.doing("updating the trust policy of"), &error)
-                        })?;
+                        .doing(|| self.doing("updating the trust policy of"))?;
                 }
                 RoleAttribute::ManagedPolicies => {
                     let old: Vec<String> = change
@@ -297,27 +279,20 @@ impl Resource for Role {
             .role_name(&self.name)
             .send()
             .await
-            .map_err(|error| {
-                EngineError::sdk(self.doing("listing the inline policies of"), &error)
-            })?;
+            .doing(|| self.doing("listing the inline policies of"))?;
         for name in inline.policy_names() {
             iam.delete_role_policy()
                 .role_name(&self.name)
                 .policy_name(name)
                 .send()
                 .await
-                .map_err(|error| {
-                    EngineError::sdk(
-                        self.doing(&format!("deleting inline policy {name} of")),
-                        &error,
-                    )
-                })?;
+                .doing(|| self.doing(&format!("deleting inline policy {name} of")))?;
         }
         iam.delete_role()
             .role_name(&self.name)
             .send()
             .await
-            .map_err(|error| EngineError::sdk(self.doing("deleting"), &error))?;
+            .doing(|| self.doing("deleting"))?;
         Ok(())
     }
 }

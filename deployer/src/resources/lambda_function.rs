@@ -14,6 +14,7 @@ use std::time::Duration;
 
 use super::Clients;
 use super::tags::{self, Taggable};
+use crate::engine::Doing;
 use crate::engine::{
     AttributeChange, AttributeSet, DesiredResource, EngineError, ObservedResource, Planned,
     Resource, Tags,
@@ -161,17 +162,17 @@ impl LambdaFunction {
                     .send()
                     .await
                     .map_err(|error| {
+                        let invalid = error
+                            .as_service_error()
+                            .is_some_and(|service| service.is_invalid_parameter_value_exception());
                         let mut failure = EngineError::sdk(
                             format!(
                                 "reserving {reserved} concurrent executions for Lambda function {}",
                                 self.name
                             ),
-                            &error,
+                            error,
                         );
-                        if error
-                            .as_service_error()
-                            .is_some_and(|service| service.is_invalid_parameter_value_exception())
-                        {
+                        if invalid {
                             failure.detail.push_str(
                                 "\n    Lambda keeps at least 100 of the account's concurrency unreserved (new accounts \
                                  may have a quota of only 10): lower reserved_concurrency, set it to 0 to reserve \
@@ -187,13 +188,10 @@ impl LambdaFunction {
                     .function_name(&self.name)
                     .send()
                     .await
-                    .map_err(|error| {
-                        EngineError::sdk(
-                            format!(
-                                "removing the reserved concurrency of Lambda function {}",
-                                self.name
-                            ),
-                            &error,
+                    .doing(|| {
+                        format!(
+                            "removing the reserved concurrency of Lambda function {}",
+                            self.name
                         )
                     })?;
             }
@@ -324,9 +322,7 @@ impl LambdaFunction {
             .set_layers(Some(self.layer_arns().await?))
             .send()
             .await
-            .map_err(|error| {
-                EngineError::sdk(self.doing("updating the configuration of"), &error)
-            })?;
+            .doing(|| self.doing("updating the configuration of"))?;
         self.wait_until_updated().await
     }
 
@@ -339,7 +335,7 @@ impl LambdaFunction {
             .architectures(self.lambda_architecture())
             .send()
             .await
-            .map_err(|error| EngineError::sdk(self.doing("uploading the code of"), &error))?;
+            .doing(|| self.doing("uploading the code of"))?;
         self.wait_until_updated().await
     }
 }
@@ -354,7 +350,7 @@ impl Taggable for LambdaFunction {
             .set_tag_keys(Some(keys))
             .send()
             .await
-            .map_err(|error| EngineError::sdk(self.doing("untagging"), &error))?;
+            .doing(|| self.doing("untagging"))?;
         Ok(())
     }
 
@@ -366,7 +362,7 @@ impl Taggable for LambdaFunction {
             .set_tags(Some(tags.clone().into_iter().collect()))
             .send()
             .await
-            .map_err(|error| EngineError::sdk(self.doing("tagging"), &error))?;
+            .doing(|| self.doing("tagging"))?;
         Ok(())
     }
 }
@@ -483,7 +479,7 @@ impl Resource for LambdaFunction {
                     tokio::time::sleep(Duration::from_millis(500 * u64::from(attempt.min(6))))
                         .await;
                 }
-                Err(error) => return Err(EngineError::sdk(action, &error)),
+                Err(error) => return Err(EngineError::sdk(action, error)),
             }
         }
         self.wait_until_active().await?;
@@ -542,7 +538,7 @@ impl Resource for LambdaFunction {
             .function_name(&self.name)
             .send()
             .await
-            .map_err(|error| EngineError::sdk(self.doing("deleting"), &error))?;
+            .doing(|| self.doing("deleting"))?;
         Ok(())
     }
 }

@@ -5,6 +5,7 @@
 //! in place until the environment is destroyed, which deletes every version.
 
 use super::Clients;
+use crate::engine::Doing;
 use crate::engine::{
     AttributeChange, AttributeSet, DesiredResource, EngineError, ObservedResource, Resource,
 };
@@ -57,8 +58,7 @@ pub async fn version_numbers(clients: &Clients, name: &str) -> Result<Vec<i64>, 
         .into_paginator()
         .send();
     while let Some(page) = pages.next().await {
-        let page =
-            page.map_err(|error| EngineError::sdk(doing("listing the versions of", name), &error))?;
+        let page = page.doing(|| doing("listing the versions of", name))?;
         numbers.extend(page.layer_versions().iter().map(|item| item.version()));
     }
     numbers.sort_unstable_by(|a, b| b.cmp(a));
@@ -80,9 +80,7 @@ pub async fn latest_version(
         .version_number(newest)
         .send()
         .await
-        .map_err(|error| {
-            EngineError::sdk(doing(&format!("reading version {newest} of"), name), &error)
-        })?;
+        .doing(|| doing(&format!("reading version {newest} of"), name))?;
     Ok(Some(LayerVersion {
         arn: output.layer_version_arn().unwrap_or_default().to_owned(),
         version: output.version(),
@@ -120,9 +118,7 @@ impl LambdaLayer {
             .compatible_architectures(self.architecture.into())
             .send()
             .await
-            .map_err(|error| {
-                EngineError::sdk(doing("publishing a version of", &self.name), &error)
-            })?;
+            .doing(|| doing("publishing a version of", &self.name))?;
         Ok(())
     }
 }
@@ -195,12 +191,7 @@ impl Resource for LambdaLayer {
                 .version_number(number)
                 .send()
                 .await
-                .map_err(|error| {
-                    EngineError::sdk(
-                        doing(&format!("deleting version {number} of"), &self.name),
-                        &error,
-                    )
-                })?;
+                .doing(|| doing(&format!("deleting version {number} of"), &self.name))?;
         }
         Ok(())
     }

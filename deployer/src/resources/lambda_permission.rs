@@ -10,6 +10,7 @@ use serde_json::{Value, json};
 use super::Clients;
 use super::http_api::find_api;
 use super::lambda_alias::ALIAS_NAME;
+use crate::engine::Doing;
 use crate::engine::{
     AttributeChange, AttributeSet, DesiredResource, EngineError, ObservedResource, Planned,
     Resource,
@@ -75,7 +76,7 @@ impl InvokePermission {
             .source_arn(self.source_arn(&api.id))
             .send()
             .await
-            .map_err(|error| EngineError::sdk(self.doing("adding"), &error))?;
+            .doing(|| self.doing("adding"))?;
         Ok(())
     }
 
@@ -88,7 +89,7 @@ impl InvokePermission {
             .statement_id(&self.statement_id)
             .send()
             .await
-            .map_err(|error| EngineError::sdk(self.doing("removing"), &error))?;
+            .doing(|| self.doing("removing"))?;
         Ok(())
     }
 
@@ -115,7 +116,7 @@ impl InvokePermission {
             }
             Err(error) => Err(EngineError::sdk(
                 self.doing("removing the unqualified (pre-alias)"),
-                &error,
+                error,
             )),
         }
     }

@@ -5,6 +5,7 @@
 
 use super::Clients;
 use super::tags::{self, Taggable};
+use crate::engine::Doing;
 use crate::engine::{
     AttributeChange, AttributeSet, DesiredResource, EngineError, ObservedResource, Resource, Tags,
 };
@@ -50,7 +51,7 @@ impl LogGroup {
             .retention_in_days(i32::try_from(self.retention_days).unwrap_or(i32::MAX))
             .send()
             .await
-            .map_err(|error| EngineError::sdk(self.doing("setting the retention of"), &error))?;
+            .doing(|| self.doing("setting the retention of"))?;
         Ok(())
     }
 }
@@ -65,7 +66,7 @@ impl Taggable for LogGroup {
             .set_tag_keys(Some(keys))
             .send()
             .await
-            .map_err(|error| EngineError::sdk(self.doing("untagging"), &error))?;
+            .doing(|| self.doing("untagging"))?;
         Ok(())
     }
 
@@ -77,7 +78,7 @@ impl Taggable for LogGroup {
             .set_tags(Some(tags.clone().into_iter().collect()))
             .send()
             .await
-            .map_err(|error| EngineError::sdk(self.doing("tagging"), &error))?;
+            .doing(|| self.doing("tagging"))?;
         Ok(())
     }
 }
@@ -107,7 +108,7 @@ impl Resource for LogGroup {
             .log_group_name_prefix(&self.name)
             .send()
             .await
-            .map_err(|error| EngineError::sdk(self.doing("finding"), &error))?;
+            .doing(|| self.doing("finding"))?;
         let Some(group) = found
             .log_groups()
             .iter()
@@ -120,7 +121,7 @@ impl Resource for LogGroup {
             .resource_arn(self.arn())
             .send()
             .await
-            .map_err(|error| EngineError::sdk(self.doing("reading the tags of"), &error))?;
+            .doing(|| self.doing("reading the tags of"))?;
         let tags = tags
             .tags()
             .map(|tags| tags::observed(tags.iter().map(|(k, v)| (k.as_str(), v.as_str()))))
@@ -145,7 +146,7 @@ impl Resource for LogGroup {
             .set_tags(Some(self.tags.clone().into_iter().collect()))
             .send()
             .await
-            .map_err(|error| EngineError::sdk(self.doing("creating"), &error))?;
+            .doing(|| self.doing("creating"))?;
         self.set_retention().await
     }
 
@@ -170,7 +171,7 @@ impl Resource for LogGroup {
             .log_group_name(&self.name)
             .send()
             .await
-            .map_err(|error| EngineError::sdk(self.doing("deleting"), &error))?;
+            .doing(|| self.doing("deleting"))?;
         Ok(())
     }
 }

@@ -19,6 +19,7 @@ pub mod oidc_provider;
 pub mod s3_state_bucket;
 pub mod tags;
 
+use crate::engine::Doing;
 use crate::engine::EngineError;
 
 /// AWS clients and the account the stack lives in.
@@ -47,12 +48,7 @@ impl Clients {
             .get_caller_identity()
             .send()
             .await
-            .map_err(|error| {
-                EngineError::sdk(
-                    "asking STS which AWS account these credentials belong to",
-                    &error,
-                )
-            });
+            .doing(|| "asking STS which AWS account these credentials belong to");
         let identity = match identity {
             Ok(identity) => identity,
             Err(error) => {

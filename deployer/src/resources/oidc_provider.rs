@@ -6,6 +6,7 @@ use aws_sdk_iam::types::Tag;
 
 use super::Clients;
 use super::tags::{self, Taggable};
+use crate::engine::Doing;
 use crate::engine::{
     AttributeChange, AttributeSet, DesiredResource, EngineError, ObservedResource, Resource, Rule,
     Tags,
@@ -76,7 +77,7 @@ impl Taggable for OidcProvider {
             .set_tag_keys(Some(keys))
             .send()
             .await
-            .map_err(|error| EngineError::sdk(self.doing("untagging"), &error))?;
+            .doing(|| self.doing("untagging"))?;
         Ok(())
     }
 
@@ -95,10 +96,7 @@ impl Taggable for OidcProvider {
                     .map_err(|error| EngineError::new(self.doing("tagging"), error.to_string()))?,
             );
         }
-        request
-            .send()
-            .await
-            .map_err(|error| EngineError::sdk(self.doing("tagging"), &error))?;
+        request.send().await.doing(|| self.doing("tagging"))?;
         Ok(())
     }
 }
@@ -176,10 +174,7 @@ impl Resource for OidcProvider {
                     .map_err(|error| EngineError::new(self.doing("creating"), error.to_string()))?,
             );
         }
-        request
-            .send()
-            .await
-            .map_err(|error| EngineError::sdk(self.doing("creating"), &error))?;
+        request.send().await.doing(|| self.doing("creating"))?;
         Ok(())
     }
 
@@ -203,9 +198,7 @@ impl Resource for OidcProvider {
                             .client_id(added)
                             .send()
                             .await
-                            .map_err(|error| {
-                                EngineError::sdk(self.doing("adding a client id to"), &error)
-                            })?;
+                            .doing(|| self.doing("adding a client id to"))?;
                     }
                     for removed in old.iter().filter(|id| !new.contains(id)) {
                         iam.remove_client_id_from_open_id_connect_provider()
@@ -213,9 +206,7 @@ impl Resource for OidcProvider {
                             .client_id(removed)
                             .send()
                             .await
-                            .map_err(|error| {
-                                EngineError::sdk(self.doing("removing a client id from"), &error)
-                            })?;
+                            .doing(|| self.doing("removing a client id from"))?;
                     }
                 }
                 OidcProviderAttribute::Thumbprints => {
@@ -224,9 +215,7 @@ impl Resource for OidcProvider {
                         .set_thumbprint_list(Some(wanted.thumbprints.clone()))
                         .send()
                         .await
-                        .map_err(|error| {
-                            EngineError::sdk(self.doing("updating the thumbprints of"), &error)
-                        })?;
+                        .doing(|| self.doing("updating the thumbprints of"))?;
                 }
                 OidcProviderAttribute::Tags => {
                     tags::converge(self, &change.old, &self.tags).await?;
@@ -243,7 +232,7 @@ impl Resource for OidcProvider {
             .open_id_connect_provider_arn(Self::arn(&self.clients))
             .send()
             .await
-            .map_err(|error| EngineError::sdk(self.doing("deleting"), &error))?;
+            .doing(|| self.doing("deleting"))?;
         Ok(())
     }
 }

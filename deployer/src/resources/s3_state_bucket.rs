@@ -11,6 +11,7 @@ use aws_sdk_s3::types::{
 use serde_json::{Value, json};
 
 use super::{Clients, tags};
+use crate::engine::Doing;
 use crate::engine::{
     AttributeChange, AttributeSet, DesiredResource, EngineError, ObservedResource, Resource, Rule,
     Tags,
@@ -91,7 +92,7 @@ impl StateBucket {
                     )
                     .send()
                     .await
-                    .map_err(|error| EngineError::sdk(self.doing("enabling versioning"), &error))?;
+                    .doing(|| self.doing("enabling versioning"))?;
             }
             BucketAttribute::Encryption => {
                 let default = ServerSideEncryptionByDefault::builder()
@@ -115,9 +116,7 @@ impl StateBucket {
                     .server_side_encryption_configuration(configuration)
                     .send()
                     .await
-                    .map_err(|error| {
-                        EngineError::sdk(self.doing("setting default encryption"), &error)
-                    })?;
+                    .doing(|| self.doing("setting default encryption"))?;
             }
             BucketAttribute::PublicAccessBlock => {
                 s3.put_public_access_block()
@@ -132,9 +131,7 @@ impl StateBucket {
                     )
                     .send()
                     .await
-                    .map_err(|error| {
-                        EngineError::sdk(self.doing("blocking public access"), &error)
-                    })?;
+                    .doing(|| self.doing("blocking public access"))?;
             }
             BucketAttribute::Policy => {
                 s3.put_bucket_policy()
@@ -142,9 +139,7 @@ impl StateBucket {
                     .policy(self.policy().to_string())
                     .send()
                     .await
-                    .map_err(|error| {
-                        EngineError::sdk(self.doing("setting the bucket policy"), &error)
-                    })?;
+                    .doing(|| self.doing("setting the bucket policy"))?;
             }
             // S3 replaces the whole tag set: nothing to untag first.
             BucketAttribute::Tags => {
@@ -163,7 +158,7 @@ impl StateBucket {
                     .tagging(tagging)
                     .send()
                     .await
-                    .map_err(|error| EngineError::sdk(self.doing("setting the tags"), &error))?;
+                    .doing(|| self.doing("setting the tags"))?;
             }
         }
         Ok(())
@@ -188,7 +183,7 @@ impl StateBucket {
                 .max_keys(1000)
                 .send()
                 .await
-                .map_err(|error| EngineError::sdk(self.doing("listing object versions"), &error))?;
+                .doing(|| self.doing("listing object versions"))?;
             versions.extend(
                 listing
                     .versions()
@@ -260,7 +255,7 @@ impl StateBucket {
                 .delete(delete)
                 .send()
                 .await
-                .map_err(|error| EngineError::sdk(action.clone(), &error))?;
+                .doing(|| action.clone())?;
             if !output.errors().is_empty() {
                 let failed: Vec<String> = output
                     .errors()
@@ -324,14 +319,14 @@ impl Resource for StateBucket {
             {
                 return Ok(None);
             }
-            Err(error) => return Err(EngineError::sdk(self.doing("reading"), &error)),
+            Err(error) => return Err(EngineError::sdk(self.doing("reading"), error)),
         }
         let versioning = s3
             .get_bucket_versioning()
             .bucket(&self.name)
             .send()
             .await
-            .map_err(|error| EngineError::sdk(self.doing("reading versioning"), &error))?;
+            .doing(|| self.doing("reading versioning"))?;
         let versioning = versioning
             .status()
             .map_or("Disabled", |status| status.as_str())
@@ -349,7 +344,7 @@ impl Resource for StateBucket {
             {
                 Value::Null
             }
-            Err(error) => return Err(EngineError::sdk(self.doing("reading encryption"), &error)),
+            Err(error) => return Err(EngineError::sdk(self.doing("reading encryption"), error)),
         };
         let public_access_block = match s3.get_public_access_block().bucket(&self.name).send().await
         {
@@ -369,7 +364,7 @@ impl Resource for StateBucket {
             Err(error) => {
                 return Err(EngineError::sdk(
                     self.doing("reading the public access block"),
-                    &error,
+                    error,
                 ));
             }
         };
@@ -382,7 +377,7 @@ impl Resource for StateBucket {
             Err(error) => {
                 return Err(EngineError::sdk(
                     self.doing("reading the bucket policy"),
-                    &error,
+                    error,
                 ));
             }
         };
@@ -391,7 +386,7 @@ impl Resource for StateBucket {
                 tags::observed(output.tag_set().iter().map(|tag| (tag.key(), tag.value())))
             }
             Err(error) if error.code() == Some("NoSuchTagSet") => Tags::new(),
-            Err(error) => return Err(EngineError::sdk(self.doing("reading the tags"), &error)),
+            Err(error) => return Err(EngineError::sdk(self.doing("reading the tags"), error)),
         };
         Ok(Some(ObservedResource {
             id: self.name.clone(),
@@ -419,9 +414,10 @@ impl Resource for StateBucket {
                     .build(),
             );
         }
-        request.send().await.map_err(|error| {
-            EngineError::sdk(format!("creating S3 bucket {}", self.name), &error)
-        })?;
+        request
+            .send()
+            .await
+            .doing(|| format!("creating S3 bucket {}", self.name))?;
         for attribute in CREATION_ORDER {
             self.set(attribute).await?;
         }
@@ -447,9 +443,7 @@ impl Resource for StateBucket {
             .bucket(&self.name)
             .send()
             .await
-            .map_err(|error| {
-                EngineError::sdk(format!("deleting S3 bucket {}", self.name), &error)
-            })?;
+            .doing(|| format!("deleting S3 bucket {}", self.name))?;
         Ok(())
     }
 }

@@ -27,6 +27,7 @@ use serde_json::{Value, json};
 
 use super::Clients;
 use super::lambda_function::{LambdaFunction, attributes_of};
+use crate::engine::Doing;
 use crate::engine::{
     AttributeChange, AttributeSet, DesiredAttributes, DesiredResource, EngineError,
     ObservedResource, Planned, Resource,
@@ -308,13 +309,10 @@ impl LambdaAlias {
                     .description("published by deployer apply")
                     .send()
                     .await
-                    .map_err(|error| {
-                        EngineError::sdk(
-                            format!(
-                                "publishing a version of Lambda function {}",
-                                self.function_name
-                            ),
-                            &error,
+                    .doing(|| {
+                        format!(
+                            "publishing a version of Lambda function {}",
+                            self.function_name
                         )
                     })?;
                 published.version().unwrap_or_default().to_owned()
@@ -394,13 +392,10 @@ impl LambdaAlias {
                 .qualifier(&version.version)
                 .send()
                 .await
-                .map_err(|error| {
-                    EngineError::sdk(
-                        format!(
-                            "deleting old version {} of Lambda function {} (keep_versions = {})",
-                            version.version, self.function_name, self.keep_versions
-                        ),
-                        &error,
+                .doing(|| {
+                    format!(
+                        "deleting old version {} of Lambda function {} (keep_versions = {})",
+                        version.version, self.function_name, self.keep_versions
                     )
                 })?;
         }
@@ -424,7 +419,7 @@ impl LambdaAlias {
                     .description("what API Gateway invokes; moved by deployer apply and rollback")
                     .send()
                     .await
-                    .map_err(|error| EngineError::sdk(self.doing("creating"), &error))?;
+                    .doing(|| self.doing("creating"))?;
             }
             Some(_) => move_to(&self.clients, &self.function_name, &version).await?,
         }
@@ -466,10 +461,9 @@ pub async fn move_to(
         .function_version(version)
         .send()
         .await
-        .map_err(|error| {
-            EngineError::sdk(
-                format!("moving alias {ALIAS_NAME} of Lambda function {function_name} to version {version}"),
-                &error,
+        .doing(|| {
+            format!(
+                "moving alias {ALIAS_NAME} of Lambda function {function_name} to version {version}"
             )
         })?;
     Ok(())
@@ -545,7 +539,7 @@ impl Resource for LambdaAlias {
             .name(ALIAS_NAME)
             .send()
             .await
-            .map_err(|error| EngineError::sdk(self.doing("deleting"), &error))?;
+            .doing(|| self.doing("deleting"))?;
         Ok(())
     }
 
