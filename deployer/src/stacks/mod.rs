@@ -2,3 +2,6 @@
 
 pub mod bootstrap;
 pub mod environment;
+
+#[cfg(test)]
+mod snapshots;
