@@ -98,7 +98,7 @@ macro_rules! serialized_attribute_values {
     ($($type:ty),* $(,)?) => {$(
         impl AttributeValue for $type {
             fn into_planned(self) -> Option<Planned> {
-                Some(Planned::Known(serde_json::to_value(self).unwrap_or(Value::Null)))
+                known(self)
             }
         }
     )*};
@@ -114,6 +114,14 @@ serialized_attribute_values!(
     Vec<String>,
     BTreeMap<String, String>
 );
+
+/// A typed value as an attribute holds it: known, as its JSON. A kind's own
+/// value types implement [`AttributeValue`] with it.
+pub fn known(value: impl Serialize) -> Option<Planned> {
+    Some(Planned::Known(
+        serde_json::to_value(value).unwrap_or(Value::Null),
+    ))
+}
 
 impl AttributeValue for &str {
     fn into_planned(self) -> Option<Planned> {

@@ -11,20 +11,36 @@ use aws_sdk_s3::types::{
 use serde_json::{Value, json};
 
 use super::{Clients, tags};
-use crate::engine::Doing;
+use crate::engine::attributes::{self, AttributeValue};
 use crate::engine::{
     AttributeChange, AttributeSet, DesiredResource, EngineError, ObservedResource, Resource, Rule,
     Tags,
 };
+use crate::engine::{Doing, Planned};
 
 crate::attributes! {
     /// What is managed of the state bucket.
     pub struct BucketAttributes, enum BucketAttribute {
         Versioning versioning: String,
-        Encryption encryption: Value,
-        PublicAccessBlock public_access_block: Value,
+        Encryption encryption: Option<String>,
+        PublicAccessBlock public_access_block: PublicAccess,
         Policy policy: Value => Rule::Policy,
         Tags tags: Tags,
+    }
+}
+
+/// A bucket's public access block, each of its four switches.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct PublicAccess {
+    pub block_public_acls: bool,
+    pub ignore_public_acls: bool,
+    pub block_public_policy: bool,
+    pub restrict_public_buckets: bool,
+}
+
+impl AttributeValue for PublicAccess {
+    fn into_planned(self) -> Option<Planned> {
+        attributes::known(self)
     }
 }
 
@@ -66,13 +82,13 @@ impl StateBucket {
         })
     }
 
-    fn public_access_block() -> Value {
-        json!({
-            "block_public_acls": true,
-            "ignore_public_acls": true,
-            "block_public_policy": true,
-            "restrict_public_buckets": true
-        })
+    fn public_access_block() -> PublicAccess {
+        PublicAccess {
+            block_public_acls: true,
+            ignore_public_acls: true,
+            block_public_policy: true,
+            restrict_public_buckets: true,
+        }
     }
 
     fn doing(&self, what: &str) -> String {
@@ -299,7 +315,7 @@ impl Resource for StateBucket {
             &self.name,
             BucketAttributes {
                 versioning: "Enabled".into(),
-                encryption: json!("AES256"),
+                encryption: Some("AES256".to_owned()),
                 public_access_block: Self::public_access_block(),
                 policy: self.policy(),
                 tags: self.tags.clone(),
@@ -336,13 +352,11 @@ impl Resource for StateBucket {
                 .server_side_encryption_configuration()
                 .and_then(|configuration| configuration.rules().first())
                 .and_then(|rule| rule.apply_server_side_encryption_by_default())
-                .map_or(Value::Null, |default| {
-                    json!(default.sse_algorithm().as_str())
-                }),
+                .map(|default| default.sse_algorithm().as_str().to_owned()),
             Err(error)
                 if error.code() == Some("ServerSideEncryptionConfigurationNotFoundError") =>
             {
-                Value::Null
+                None
             }
             Err(error) => return Err(EngineError::sdk(self.doing("reading encryption"), error)),
         };
@@ -350,17 +364,20 @@ impl Resource for StateBucket {
         {
             Ok(output) => {
                 let block = output.public_access_block_configuration();
-                json!({
-                    "block_public_acls": block.and_then(|b| b.block_public_acls()).unwrap_or(false),
-                    "ignore_public_acls": block.and_then(|b| b.ignore_public_acls()).unwrap_or(false),
-                    "block_public_policy": block.and_then(|b| b.block_public_policy()).unwrap_or(false),
-                    "restrict_public_buckets": block.and_then(|b| b.restrict_public_buckets()).unwrap_or(false),
-                })
+                PublicAccess {
+                    block_public_acls: block.and_then(|b| b.block_public_acls()).unwrap_or(false),
+                    ignore_public_acls: block.and_then(|b| b.ignore_public_acls()).unwrap_or(false),
+                    block_public_policy: block
+                        .and_then(|b| b.block_public_policy())
+                        .unwrap_or(false),
+                    restrict_public_buckets: block
+                        .and_then(|b| b.restrict_public_buckets())
+                        .unwrap_or(false),
+                }
             }
-            Err(error) if error.code() == Some("NoSuchPublicAccessBlockConfiguration") => json!({
-                "block_public_acls": false, "ignore_public_acls": false,
-                "block_public_policy": false, "restrict_public_buckets": false
-            }),
+            Err(error) if error.code() == Some("NoSuchPublicAccessBlockConfiguration") => {
+                PublicAccess::default()
+            }
             Err(error) => {
                 return Err(EngineError::sdk(
                     self.doing("reading the public access block"),
