@@ -20,6 +20,7 @@ use super::Clients;
 use super::cognito_user_pool;
 use super::tags::{self, Taggable};
 use crate::engine::Doing;
+use crate::engine::attributes::{self, AttributeValue};
 use crate::engine::{
     AttributeChange, AttributeName, AttributeSet, DesiredResource, EngineError, ObservedResource,
     Planned, Resource, Rule, Tags,
@@ -29,12 +30,43 @@ crate::attributes! {
     /// What is managed of the HTTP API.
     pub struct HttpApiAttributes, enum HttpApiAttribute {
         Protocol protocol: Option<String> => Rule::ForcesReplacement,
-        Cors cors: Value,
-        Integration integration: Value,
+        Cors cors: Option<CorsRules>,
+        Integration integration: Option<IntegrationTarget>,
         Routes routes: Vec<String> => Rule::Set,
         Authorizer authorizer: Planned<Value>,
         Stage stage: Value,
         Tags tags: Tags,
+    }
+}
+
+/// The API's CORS configuration, as the plan compares it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct CorsRules {
+    pub allow_origins: Vec<String>,
+    pub allow_methods: Vec<String>,
+    pub allow_headers: Vec<String>,
+    pub max_age: Option<i32>,
+}
+
+impl AttributeValue for CorsRules {
+    fn into_planned(self) -> Option<Planned> {
+        attributes::known(self)
+    }
+}
+
+/// The API's Lambda proxy integration, as the plan compares it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct IntegrationTarget {
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub uri: Option<String>,
+    pub payload_format_version: Option<String>,
+    pub timeout_ms: Option<i32>,
+}
+
+impl AttributeValue for IntegrationTarget {
+    fn into_planned(self) -> Option<Planned> {
+        attributes::known(self)
     }
 }
 
@@ -428,25 +460,29 @@ impl HttpApi {
             .build()
     }
 
-    fn cors_value(&self) -> Value {
-        json!({
-            "allow_origins": self.cors_allow_origins,
-            "allow_methods": ALLOW_METHODS,
-            "allow_headers": ALLOW_HEADERS,
-            "max_age": MAX_AGE_SECONDS
-        })
+    fn cors_value(&self) -> CorsRules {
+        let owned = |values: &[&str]| values.iter().map(|value| (*value).to_owned()).collect();
+        CorsRules {
+            allow_origins: self.cors_allow_origins.clone(),
+            allow_methods: owned(ALLOW_METHODS),
+            allow_headers: owned(ALLOW_HEADERS),
+            max_age: Some(MAX_AGE_SECONDS),
+        }
     }
 
-    fn integration_value(&self) -> Value {
-        json!({
-            "type": "AWS_PROXY",
-            "uri": self.function_arn(),
-            "payload_format_version": "2.0",
-            "timeout_ms": INTEGRATION_TIMEOUT_MS
-        })
+    fn integration_value(&self) -> IntegrationTarget {
+        IntegrationTarget {
+            kind: "AWS_PROXY".to_owned(),
+            uri: Some(self.function_arn()),
+            payload_format_version: Some("2.0".to_owned()),
+            timeout_ms: Some(INTEGRATION_TIMEOUT_MS),
+        }
     }
 
-    async fn integration_id(&self, api_id: &str) -> Result<Option<(String, Value)>, EngineError> {
+    async fn integration_id(
+        &self,
+        api_id: &str,
+    ) -> Result<Option<(String, IntegrationTarget)>, EngineError> {
         let integrations = self
             .clients
             .apigateway
@@ -462,12 +498,14 @@ impl HttpApi {
             .map(|integration| {
                 (
                     integration.integration_id().unwrap_or_default().to_owned(),
-                    json!({
-                        "type": "AWS_PROXY",
-                        "uri": integration.integration_uri(),
-                        "payload_format_version": integration.payload_format_version(),
-                        "timeout_ms": integration.timeout_in_millis()
-                    }),
+                    IntegrationTarget {
+                        kind: "AWS_PROXY".to_owned(),
+                        uri: integration.integration_uri().map(str::to_owned),
+                        payload_format_version: integration
+                            .payload_format_version()
+                            .map(str::to_owned),
+                        timeout_ms: integration.timeout_in_millis(),
+                    },
                 )
             }))
     }
@@ -848,8 +886,8 @@ impl Resource for HttpApi {
             &self.name,
             HttpApiAttributes {
                 protocol: Some("HTTP".into()),
-                cors: self.cors_value(),
-                integration: self.integration_value(),
+                cors: Some(self.cors_value()),
+                integration: Some(self.integration_value()),
                 routes,
                 authorizer: self
                     .auth
@@ -879,18 +917,16 @@ impl Resource for HttpApi {
             .send()
             .await
             .doing(|| self.doing("reading"))?;
-        let cors = api.cors_configuration().map_or(Value::Null, |cors| {
-            json!({
-                "allow_origins": cors.allow_origins(),
-                "allow_methods": cors.allow_methods(),
-                "allow_headers": cors.allow_headers(),
-                "max_age": cors.max_age()
-            })
+        let cors = api.cors_configuration().map(|cors| CorsRules {
+            allow_origins: cors.allow_origins().to_vec(),
+            allow_methods: cors.allow_methods().to_vec(),
+            allow_headers: cors.allow_headers().to_vec(),
+            max_age: cors.max_age(),
         });
         let integration = self
             .integration_id(&found.id)
             .await?
-            .map_or(Value::Null, |(_, value)| value);
+            .map(|(_, value)| value);
         let routes = apigateway
             .get_routes()
             .api_id(&found.id)
