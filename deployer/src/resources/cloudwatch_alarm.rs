@@ -4,11 +4,10 @@
 //! topic. `PutMetricAlarm` creates and replaces an alarm whole, so any change
 //! is one call. The API's alarm names the API's id, known once it exists.
 
-use serde_json::{Value, json};
-
 use super::Clients;
 use super::http_api::find_api;
 use crate::engine::Doing;
+use crate::engine::attributes::{self, AttributeValue};
 use crate::engine::{
     AttributeChange, AttributeSet, DesiredResource, EngineError, ObservedResource, Planned,
     Resource,
@@ -18,10 +17,28 @@ use aws_sdk_cloudwatch::types::{ComparisonOperator, Dimension, Statistic, Tag};
 crate::attributes! {
     /// What is managed of an alarm.
     pub struct AlarmAttributes, enum AlarmAttribute {
-        Metric metric: Planned<Value>,
+        Metric metric: Planned<Metric>,
         Threshold threshold: Option<i64>,
         PeriodS period_s: Option<i32>,
         Actions actions: Option<Vec<String>>,
+    }
+}
+
+/// The metric an alarm watches and how, as the plan compares it. An alarm on
+/// another metric or rule than this deployer's is read without dimensions.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Metric {
+    pub namespace: Option<String>,
+    pub name: Option<String>,
+    pub statistic: Option<String>,
+    pub comparison: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dimensions: Option<std::collections::BTreeMap<String, String>>,
+}
+
+impl AttributeValue for Metric {
+    fn into_planned(self) -> Option<Planned> {
+        attributes::known(self)
     }
 }
 
@@ -61,18 +78,19 @@ impl Alarm {
         format!("{what} CloudWatch alarm {}", self.name)
     }
 
-    fn metric_value(&self, dimensions: &[(&str, String)]) -> Value {
-        let dimensions: serde_json::Map<String, Value> = dimensions
-            .iter()
-            .map(|(name, value)| ((*name).to_owned(), json!(value)))
-            .collect();
-        json!({
-            "namespace": self.namespace,
-            "name": self.metric_name,
-            "statistic": "Sum",
-            "comparison": ">=",
-            "dimensions": dimensions
-        })
+    fn metric_value(&self, dimensions: &[(&str, String)]) -> Metric {
+        Metric {
+            namespace: Some(self.namespace.to_owned()),
+            name: Some(self.metric_name.to_owned()),
+            statistic: Some("Sum".to_owned()),
+            comparison: Some(">=".to_owned()),
+            dimensions: Some(
+                dimensions
+                    .iter()
+                    .map(|(name, value)| ((*name).to_owned(), value.clone()))
+                    .collect(),
+            ),
+        }
     }
 
     fn actions(&self) -> Vec<String> {
@@ -205,12 +223,17 @@ impl Resource for Alarm {
         let metric = if same_rule {
             self.metric_value(&dimensions)
         } else {
-            json!({
-                "namespace": alarm.namespace(),
-                "name": alarm.metric_name(),
-                "statistic": alarm.statistic().map(Statistic::as_str),
-                "comparison": alarm.comparison_operator().map(ComparisonOperator::as_str),
-            })
+            Metric {
+                namespace: alarm.namespace().map(str::to_owned),
+                name: alarm.metric_name().map(str::to_owned),
+                statistic: alarm
+                    .statistic()
+                    .map(|statistic| statistic.as_str().to_owned()),
+                comparison: alarm
+                    .comparison_operator()
+                    .map(|comparison| comparison.as_str().to_owned()),
+                dimensions: None,
+            }
         };
         Ok(Some(ObservedResource {
             id: self.name.clone(),
