@@ -531,24 +531,14 @@ mod tests {
         assert!(!iam_read.is_mutating());
     }
 
-    #[tokio::test]
-    async fn injected_faults_are_what_the_service_returns_and_are_counted() {
+    /// A DynamoDB table `name` keyed by the string `k`.
+    async fn key_table(dynamodb: &aws_sdk_dynamodb::Client, name: &str) {
         use aws_sdk_dynamodb::types::{
-            AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType,
-            ScalarAttributeType,
+            AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
         };
-        let emulator = Emulator::start().unwrap_or_else(|error| panic!("{error}"));
-        let config = aws_config::defaults(BehaviorVersion::latest())
-            .endpoint_url(emulator.endpoint())
-            .region(Region::new(REGION))
-            .credentials_provider(credentials())
-            .retry_config(aws_config::retry::RetryConfig::disabled())
-            .load()
-            .await;
-        let dynamodb = aws_sdk_dynamodb::Client::new(&config);
         dynamodb
             .create_table()
-            .table_name("faults")
+            .table_name(name)
             .billing_mode(BillingMode::PayPerRequest)
             .key_schema(
                 KeySchemaElement::builder()
@@ -567,6 +557,21 @@ mod tests {
             .send()
             .await
             .expect("table");
+    }
+
+    #[tokio::test]
+    async fn injected_faults_are_what_the_service_returns_and_are_counted() {
+        use aws_sdk_dynamodb::types::AttributeValue;
+        let emulator = Emulator::start().unwrap_or_else(|error| panic!("{error}"));
+        let config = aws_config::defaults(BehaviorVersion::latest())
+            .endpoint_url(emulator.endpoint())
+            .region(Region::new(REGION))
+            .credentials_provider(credentials())
+            .retry_config(aws_config::retry::RetryConfig::disabled())
+            .load()
+            .await;
+        let dynamodb = aws_sdk_dynamodb::Client::new(&config);
+        key_table(&dynamodb, "faults").await;
         configure_faults(
             emulator.endpoint(),
             &serde_json::json!({
@@ -637,10 +642,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_transaction_sent_again_with_its_token_is_applied_once() {
-        use aws_sdk_dynamodb::types::{
-            AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType,
-            ScalarAttributeType, TransactWriteItem, Update,
-        };
+        use aws_sdk_dynamodb::types::{AttributeValue, TransactWriteItem, Update};
         let emulator = Emulator::start().unwrap_or_else(|error| panic!("{error}"));
         let config = aws_config::defaults(BehaviorVersion::latest())
             .endpoint_url(emulator.endpoint())
@@ -649,27 +651,7 @@ mod tests {
             .load()
             .await;
         let dynamodb = aws_sdk_dynamodb::Client::new(&config);
-        dynamodb
-            .create_table()
-            .table_name("tokens")
-            .billing_mode(BillingMode::PayPerRequest)
-            .key_schema(
-                KeySchemaElement::builder()
-                    .attribute_name("k")
-                    .key_type(KeyType::Hash)
-                    .build()
-                    .expect("key"),
-            )
-            .attribute_definitions(
-                AttributeDefinition::builder()
-                    .attribute_name("k")
-                    .attribute_type(ScalarAttributeType::S)
-                    .build()
-                    .expect("definition"),
-            )
-            .send()
-            .await
-            .expect("table");
+        key_table(&dynamodb, "tokens").await;
         let add = |by: &str, token: &str| {
             dynamodb
                 .transact_write_items()

@@ -473,16 +473,6 @@ pub async fn buckets_up_to(
     ranges_between(client, table, table_id, Level::Bucket, "", rank_key).await
 }
 
-/// Every group up to the one covering `rank_key`, in order.
-pub async fn groups_up_to(
-    client: &Client,
-    table: &str,
-    table_id: &str,
-    rank_key: &str,
-) -> Result<Vec<Bucket>, SdkError<QueryError>> {
-    ranges_between(client, table, table_id, Level::Group, "", rank_key).await
-}
-
 /// How many entries lie in `[from, to]` (strongly consistent count; within
 /// one bucket, at most [`SPLIT_ABOVE`] and a few).
 pub async fn entries_between(
@@ -527,7 +517,7 @@ pub async fn rank_of(
     table_id: &str,
     rank_key: &str,
 ) -> Result<u64, SdkError<QueryError>> {
-    let groups = groups_up_to(client, table, table_id, rank_key).await?;
+    let groups = ranges_between(client, table, table_id, Level::Group, "", rank_key).await?;
     let (mut ahead, from_lo) = match groups.split_last() {
         Some((own, before)) => (total(before), own.lo.clone()),
         None => (0, String::new()),
