@@ -8,10 +8,7 @@ use crate::error::CliError;
 /// standard input, refuse: automation must say `--auto-approve`.
 pub fn confirm(question: &str, expected: &str) -> Result<(), CliError> {
     if !std::io::stdin().is_terminal() {
-        return Err(CliError::Usage(
-            "refusing to proceed without --auto-approve: standard input is not a terminal, so nobody can confirm"
-                .into(),
-        ));
+        return Err(CliError::NobodyToConfirm);
     }
     eprint!("{question}\n  Only '{expected}' will be accepted.\n\n  Enter a value: ");
     let _ = std::io::stderr().flush();
@@ -19,10 +16,10 @@ pub fn confirm(question: &str, expected: &str) -> Result<(), CliError> {
     std::io::stdin()
         .lock()
         .read_line(&mut answer)
-        .map_err(|error| CliError::Usage(format!("reading the answer: {error}")))?;
+        .map_err(|source| CliError::io("reading the answer", source))?;
     if answer.trim() == expected {
         Ok(())
     } else {
-        Err(CliError::Usage("cancelled: nothing was changed".into()))
+        Err(CliError::Cancelled)
     }
 }

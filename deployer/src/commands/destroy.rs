@@ -72,7 +72,7 @@ impl Stack for BootstrapDestroy<'_> {
                 .filter(|environment| environment != BOOTSTRAP)
                 .collect();
             if !environments.is_empty() && !self.force {
-                return Err(CliError::Usage(format!(
+                return Err(CliError::Refused(format!(
                     "refusing to destroy the bootstrap stack: environments {} still have state in s3://{}. \
                      Destroy them first (deployer destroy --env E), or pass --force to delete their state with the bucket \
                      (their AWS resources would stay, unmanaged)",
@@ -502,7 +502,7 @@ impl Stack for EnvironmentDestroy<'_> {
                     plan: destroy_plan(&desired, &[]),
                 });
             }
-            return Err(CliError::Usage(format!(
+            return Err(CliError::Refused(format!(
                 "refusing to destroy {environment}: there is no state for it at {}, so nothing is \
                  recorded as the deployer's. Found by name: {}. If they are this environment's, \
                  `deployer apply --env {environment}` adopts them first (destroy then deletes them); \

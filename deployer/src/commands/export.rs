@@ -96,7 +96,7 @@ fn lines_of(items: Vec<Item>) -> Result<Vec<String>, CliError> {
         .map(|item| {
             crate::data::json::to_json(item)
                 .map(|value| value.to_string())
-                .map_err(|error| CliError::Usage(format!("exporting an item: {error}")))
+                .map_err(CliError::Export)
         })
         .collect()
 }
@@ -132,13 +132,13 @@ pub async fn run(
         }
         let mut read: Vec<Option<Vec<Item>>> = (0..chunk.len()).map(|_| None).collect();
         while let Some(joined) = running.join_next().await {
-            let (index, items) = joined.map_err(|error| CliError::Usage(error.to_string()))?;
+            let (index, items) = joined?;
             read[index] = Some(items?);
         }
         for (table_id, items) in chunk.iter().zip(read) {
             let items = items.unwrap_or_default();
             if items.is_empty() {
-                return Err(CliError::Usage(format!(
+                return Err(CliError::Refused(format!(
                     "{table_id}: no such table in {}",
                     names.table
                 )));
@@ -147,15 +147,14 @@ pub async fn run(
             exported_items += lines.len();
             exported_tables += 1;
             for line in lines {
-                writeln!(stdout, "{line}").map_err(|error| {
-                    CliError::Usage(format!("writing to standard output: {error}"))
-                })?;
+                writeln!(stdout, "{line}")
+                    .map_err(|source| CliError::io("writing to standard output", source))?;
             }
         }
     }
     stdout
         .flush()
-        .map_err(|error| CliError::Usage(format!("writing to standard output: {error}")))?;
+        .map_err(|source| CliError::io("writing to standard output", source))?;
     eprintln!(
         "Exported {exported_items} items of {exported_tables} tables from {}.",
         names.table

@@ -129,7 +129,7 @@ async fn print_events(
                     .as_service_error()
                     .is_some_and(|service| service.is_resource_not_found_exception())
                 {
-                    CliError::Usage(format!(
+                    CliError::Refused(format!(
                         "the log group {log_group} does not exist: `deployer apply --env {}` creates it",
                         options.environment
                     ))

@@ -54,7 +54,7 @@ pub async fn target_table(
             .table()
             .and_then(|table| table.item_count())
             .and_then(|count| u64::try_from(count).ok())),
-        None => Err(CliError::Usage(format!(
+        None => Err(CliError::Refused(format!(
             "the table {table} does not exist: `deployer apply --env {environment}` creates it first"
         ))),
     }
@@ -81,7 +81,7 @@ pub async fn run(
                 |error| error.is_resource_not_found_exception(),
                 format!("reading DynamoDB table {source}"),
             )?
-            .ok_or_else(|| CliError::Usage(format!("--from {source}: no such DynamoDB table")))?
+            .ok_or_else(|| CliError::Refused(format!("--from {source}: no such DynamoDB table")))?
             .table()
             .and_then(|table| table.item_count())
             .and_then(|count| u64::try_from(count).ok());
@@ -114,7 +114,7 @@ pub async fn run(
         }
         From::File(path) => {
             let text = std::fs::read_to_string(path)
-                .map_err(|error| CliError::Usage(format!("reading {}: {error}", path.display())))?;
+                .map_err(|source| CliError::io(format!("reading {}", path.display()), source))?;
             let lines: Vec<String> = text.lines().map(str::to_owned).collect();
             let estimate = Some(lines.len() as u64);
             let digest = {
@@ -156,10 +156,12 @@ pub async fn run(
             summary = copy(&origin, lanes, &target, &store, &options.copy, &report) => {
                 summary.map_err(CliError::from)
             }
-            _ = tokio::signal::ctrl_c() => Err(CliError::Usage(format!(
-                "interrupted: stopped where the checkpoint {} says; run the same command again to resume",
-                store.location()
-            ))),
+            _ = tokio::signal::ctrl_c() => Err(CliError::Interrupted {
+                what: format!(
+                    "stopped where the checkpoint {} says; run the same command again to resume",
+                    store.location()
+                ),
+            }),
         }
     };
     let summary = if options.copy.dry_run {

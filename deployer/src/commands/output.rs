@@ -19,7 +19,7 @@ pub async fn run(
             "reading the state of {environment}"
         )))?
         .ok_or_else(|| {
-            CliError::Usage(format!(
+            CliError::Refused(format!(
                 "no state for {environment} at {}: nothing has been applied there yet",
                 backend.location(environment)
             ))
@@ -27,7 +27,7 @@ pub async fn run(
     let outputs = &stored.document.outputs;
     if let Some(name) = name {
         let value = outputs.get(name).ok_or_else(|| {
-            CliError::Usage(format!(
+            CliError::Refused(format!(
                 "{environment} has no output {name:?}; its outputs are: {}",
                 outputs.keys().cloned().collect::<Vec<_>>().join(", ")
             ))

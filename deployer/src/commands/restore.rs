@@ -63,7 +63,7 @@ async fn restore(clients: &Clients, table: &str, backup_arn: &str) -> Result<(),
         format!("checking whether DynamoDB table {table} exists"),
     )?;
     if exists.is_some() {
-        return Err(CliError::Usage(format!(
+        return Err(CliError::Refused(format!(
             "refusing to restore: the table {table} exists. A restore brings back a destroyed \
              environment's table under its own name; to look at a backup beside a live table, \
              restore it to another name with `aws dynamodb restore-table-from-backup`"

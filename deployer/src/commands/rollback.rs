@@ -78,13 +78,13 @@ async fn roll_back(
         .await
         .map_err(CliError::state(format!("reading the state of {environment}")))?
         .ok_or_else(|| {
-            CliError::Usage(format!(
+            CliError::Refused(format!(
                 "no state for {environment} at {}: nothing was released there yet (`deployer apply --env {environment}` makes the first release)",
                 backend.location(environment)
             ))
         })?;
     let Some(alias) = stored.document.resources.get(lambda_alias::ADDRESS) else {
-        return Err(CliError::Usage(format!(
+        return Err(CliError::Refused(format!(
             "the state of {environment} records no `live` alias: it was deployed before releases were \
              versioned; `deployer apply --env {environment}` moves it onto the alias, after which releases can be rolled back"
         )));
@@ -93,7 +93,7 @@ async fn roll_back(
     let current = lambda_alias::alias_version(clients, function)
         .await?
         .ok_or_else(|| {
-            CliError::Usage(format!(
+            CliError::Refused(format!(
                 "Lambda function {function} has no alias `live` (deleted by hand?): `deployer apply --env {environment}` recreates it"
             ))
         })?;
@@ -102,7 +102,7 @@ async fn roll_back(
         None => previous_release(&releases, &current)
             .map(|release| release.version.clone())
             .ok_or_else(|| {
-                CliError::Usage(format!(
+                CliError::Refused(format!(
                     "no release before version {current} is recorded for {environment} (releases: {}); \
                      name one with --to VERSION",
                     list(&releases)
@@ -120,7 +120,7 @@ async fn roll_back(
             .iter()
             .map(|version| version.version.as_str())
             .collect();
-        return Err(CliError::Usage(format!(
+        return Err(CliError::Refused(format!(
             "version {target} of {function} is not published (it may have been pruned beyond keep_versions); published: {}",
             if numbers.is_empty() {
                 "none".to_owned()
@@ -157,11 +157,10 @@ async fn roll_back(
         stored.document.outputs.clone(),
     )
     .await
-    .map_err(|error| {
-        CliError::Usage(format!(
-            "live now points at version {target}, but recording the rollback failed: {error}\n    \
-             run `deployer rollback --env {environment} --to {target}` again to record it"
-        ))
+    .map_err(|source| CliError::RollbackUnrecorded {
+        target: target.clone(),
+        environment: environment.to_owned(),
+        source: Box::new(source),
     })?;
     Ok(Outcome::from(format!(
         "Rolled back {function}: live moved from version {current} to {target}{}.\n\

@@ -102,26 +102,29 @@ impl SavedPlan {
 
     /// Write to `path` (through a temporary file, so a reader never sees half).
     pub fn write(&self, path: &Path) -> Result<(), CliError> {
-        let text = serde_json::to_string_pretty(self)
-            .map_err(|error| CliError::Usage(format!("serializing the plan: {error}")))?;
+        let text = serde_json::to_string_pretty(self).map_err(|source| CliError::Json {
+            context: "serializing the plan".into(),
+            source,
+        })?;
         let partial = path.with_extension("partial");
         std::fs::write(&partial, text + "\n")
             .and_then(|()| std::fs::rename(&partial, path))
-            .map_err(|error| {
-                CliError::Usage(format!("writing the plan to {}: {error}", path.display()))
+            .map_err(|source| {
+                CliError::io(format!("writing the plan to {}", path.display()), source)
             })
     }
 
     /// Read a saved plan, refusing what this deployer cannot apply.
     pub fn read(path: &Path) -> Result<Self, CliError> {
-        let text = std::fs::read_to_string(path).map_err(|error| {
-            CliError::Usage(format!("reading the plan {}: {error}", path.display()))
+        let text = std::fs::read_to_string(path).map_err(|source| {
+            CliError::io(format!("reading the plan {}", path.display()), source)
         })?;
-        let saved: Self = serde_json::from_str(&text).map_err(|error| {
-            CliError::Usage(format!(
-                "{} is not a saved plan (`deployer plan --env E --artifact ZIP --out FILE` writes one): {error}",
+        let saved: Self = serde_json::from_str(&text).map_err(|source| CliError::Json {
+            context: format!(
+                "{} is not a saved plan (`deployer plan --env E --artifact ZIP --out FILE` writes one)",
                 path.display()
-            ))
+            ),
+            source,
         })?;
         if saved.kind != KIND || saved.format_version != SAVED_PLAN_FORMAT_VERSION {
             return Err(CliError::Usage(format!(
@@ -160,7 +163,7 @@ impl Expected {
         let file = self.file.display();
         let now = StateVersion::of(stored);
         if now != self.state {
-            return Err(CliError::Usage(format!(
+            return Err(CliError::Refused(format!(
                 "refusing to apply {file}: the state has moved on since the plan was made \
                  ({} then, {} now); nothing was changed. Make a new plan",
                 describe(self.state.as_ref()),
@@ -168,7 +171,7 @@ impl Expected {
             )));
         }
         if plan_json(plan) != self.plan {
-            return Err(CliError::Usage(format!(
+            return Err(CliError::Refused(format!(
                 "refusing to apply {file}: planning again now gives a different plan (AWS or the \
                  configuration no longer matches what the plan saw); nothing was changed. The plan now:\n{}",
                 crate::engine::render::render(plan)

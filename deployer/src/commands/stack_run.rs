@@ -227,7 +227,7 @@ async fn under_lock(stack: &dyn Stack, options: &RunOptions) -> Result<Ran, CliE
             let (question, expected) = (question.clone(), *expected);
             tokio::task::spawn_blocking(move || confirm(&question, expected))
                 .await
-                .map_err(|error| CliError::Usage(format!("asking for confirmation: {error}")))??;
+                .map_err(CliError::Confirmation)??;
         }
         stack.before_apply(&prepared, stored.as_ref()).await?;
         apply(
@@ -296,10 +296,12 @@ async fn under_lock(stack: &dyn Stack, options: &RunOptions) -> Result<Ran, CliE
 }
 
 fn interrupted(options: &RunOptions, what: &str) -> CliError {
-    CliError::Usage(format!(
-        "interrupted: {what} (`deployer {} --env {}`)",
-        options.operation, options.environment
-    ))
+    CliError::Interrupted {
+        what: format!(
+            "{what} (`deployer {} --env {}`)",
+            options.operation, options.environment
+        ),
+    }
 }
 
 /// Ctrl-C while a run is under way: the first stops it (the caller releases

@@ -58,12 +58,10 @@ pub struct EnvironmentOptions {
 pub fn code(config: &Config, artifact: Option<&Path>, for_apply: bool) -> Result<Code, CliError> {
     let architecture = config.settings.architecture;
     match artifact {
-        Some(path) => package::artifact::load(path, architecture)
-            .map(Code::from)
-            .map_err(|error| CliError::Usage(error.to_string())),
-        None if for_apply => package::from_source::build_function(&config.dir, architecture)
-            .map(Code::from)
-            .map_err(|error| CliError::Usage(error.to_string())),
+        Some(path) => Ok(package::artifact::load(path, architecture)?.into()),
+        None if for_apply => {
+            Ok(package::from_source::build_function(&config.dir, architecture)?.into())
+        }
         // Not compared: plan without an artifact shows everything but the code.
         None => Ok(Code::none()),
     }
@@ -73,9 +71,7 @@ pub fn code(config: &Config, artifact: Option<&Path>, for_apply: bool) -> Result
 /// config file's folder, read and checked.
 pub fn layer(config: &Config) -> Result<Option<Code>, CliError> {
     match (&config.settings.layer_zip_path, config.settings.use_layer) {
-        (Some(path), true) => package::layer::load(&config.dir.join(path))
-            .map(Some)
-            .map_err(|error| CliError::Usage(error.to_string())),
+        (Some(path), true) => Ok(Some(package::layer::load(&config.dir.join(path))?)),
         _ => Ok(None),
     }
 }
@@ -142,7 +138,7 @@ impl EnvironmentStack<'_> {
             (self.config, &self.clients, &self.names, self.options);
         let boundary = ManagedPolicy::arn_of(clients, &config.settings.execution_boundary_name());
         if !ManagedPolicy::exists(clients, &boundary).await? {
-            return Err(CliError::Usage(format!(
+            return Err(CliError::Refused(format!(
                 "the permissions boundary {boundary}, which every execution role is created with, \
                  does not exist: run `deployer bootstrap` (with administrator credentials) first"
             )));
