@@ -13,6 +13,7 @@ pub mod ranking;
 pub mod resources;
 pub mod stacks;
 pub mod state_backend;
+pub mod ui;
 
 #[cfg(test)]
 mod module_graph;

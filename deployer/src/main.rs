@@ -10,11 +10,12 @@ use deployer::commands::destroy::{DestroyBootstrapOptions, DestroyEnvironmentOpt
 use deployer::commands::environment::EnvironmentOptions;
 use deployer::config::{Config, ConfigSources, RegionSource, validate_environment};
 use deployer::error::CliError;
-use deployer::{aws, cli, commands, state_backend};
+use deployer::{aws, cli, commands, state_backend, ui};
 
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
+    ui::install();
     aws::log_calls(cli.verbose);
     match run(cli).await {
         Ok(outcome) => {

@@ -1,6 +1,5 @@
 //! `loadtest`: run one scenario against a playground API and report.
 
-use std::io::IsTerminal as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -25,7 +24,8 @@ impl Reporter {
     fn new() -> Self {
         Self {
             started: Instant::now(),
-            bar: std::io::stderr().is_terminal().then(|| Mutex::new(None)),
+            bar: (loadtest::progress::Output::stderr() == loadtest::progress::Output::Terminal)
+                .then(|| Mutex::new(None)),
             phase: Mutex::new(None),
             steps: AtomicU64::new(0),
         }

@@ -12,7 +12,7 @@ use super::Outcome;
 use super::stack_run::{self, Approval, Ending, Prepared, RunOptions, Stack};
 use crate::config::{BOOTSTRAP, Config, EnvironmentNames};
 use crate::engine::plan::destroy_plan;
-use crate::engine::{self, DesiredResource, ObservedResource, Resources, progress::Progress};
+use crate::engine::{self, DesiredResource, ObservedResource, Resources};
 use crate::error::CliError;
 use crate::package::Code;
 use crate::resources::Clients;
@@ -170,7 +170,7 @@ impl Stack for BootstrapDestroy<'_> {
         _stored: Option<&Stored>,
     ) -> Result<(), CliError> {
         if self.clear_bucket.load(std::sync::atomic::Ordering::SeqCst) {
-            let progress = Progress::new();
+            let progress = crate::ui::progress();
             let started =
                 progress.start(s3_state_bucket::ADDRESS, "deleting the deployer's objects");
             let deleted = self
@@ -585,7 +585,7 @@ impl Stack for EnvironmentDestroy<'_> {
         }
         let table = self.table();
         if !self.skip_final_backup {
-            let progress = Progress::new();
+            let progress = crate::ui::progress();
             let started = progress.start(dynamodb_scores_table::ADDRESS, "taking a final backup");
             let arn = table.final_backup(&self.backup_name()).await?;
             progress.done(dynamodb_scores_table::ADDRESS, "backed up", started);

@@ -10,7 +10,6 @@ use state::Backend;
 
 use super::Outcome;
 use crate::config::{Config, validate_environment};
-use crate::engine::progress::Progress;
 use crate::error::CliError;
 use crate::resources::Clients;
 
@@ -69,7 +68,7 @@ async fn restore(clients: &Clients, table: &str, backup_arn: &str) -> Result<(),
              restore it to another name with `aws dynamodb restore-table-from-backup`"
         )));
     }
-    let progress = Progress::new();
+    let progress = crate::ui::progress();
     let address = crate::resources::dynamodb_scores_table::ADDRESS;
     let started = progress.start(address, &format!("restoring from {backup_arn}"));
     dynamodb

@@ -19,7 +19,7 @@ use serde_json::Value;
 use state::{Backend, HeldLock, Stored};
 
 use super::{confirm::confirm, recording};
-use crate::engine::{self, ObservedResource, Plan, Resources, apply::apply, progress::Progress};
+use crate::engine::{self, ObservedResource, Plan, Resources, apply::apply};
 use crate::error::CliError;
 
 /// A stack, observed and planned.
@@ -234,7 +234,7 @@ async fn under_lock(stack: &dyn Stack, options: &RunOptions) -> Result<Ran, CliE
             &prepared.resources,
             &prepared.observed,
             &prepared.plan,
-            Progress::new(),
+            crate::ui::progress(),
         )
         .await?;
     }

@@ -13,9 +13,7 @@ use state::{Backend, Stored};
 use super::Outcome;
 use super::stack_run::{self, Approval, Ending, Prepared, RunOptions, Stack};
 use crate::config::{Config, EnvironmentNames, validate_environment};
-use crate::engine::{
-    self, AttributeName, ObservedResource, Plan, Resources, progress::Progress, render::render,
-};
+use crate::engine::{self, AttributeName, ObservedResource, Plan, Resources, render::render};
 use crate::error::CliError;
 use crate::package::{self, Code};
 use crate::resources::Clients;
@@ -661,7 +659,7 @@ async fn check_health(
         return Ok(());
     };
     let url = format!("{}/health", base.trim_end_matches('/'));
-    let progress = Progress::new();
+    let progress = crate::ui::progress();
     let started = progress.start("api", &format!("calling GET {url}"));
     match health_check::wait_until_healthy(&url, timeout, |last| {
         progress.note("api", &format!("not serving yet ({last})"));

@@ -1,0 +1,80 @@
+//! The deployer's one channel to people. The engine reports through
+//! [`crate::engine::progress::Report`], which [`install`] points here.
+//!
+//! Whether standard error is a terminal or a log (CI, a file, a pipe) is
+//! decided once, by [`Output::stderr`]: a terminal gets short lines and a
+//! progress line redrawn in place, a log timestamped lines that each stand
+//! alone.
+
+mod progress;
+
+use std::io::IsTerminal;
+use std::sync::OnceLock;
+
+pub use progress::{Lines, progress};
+
+/// Who reads standard error.
+///
+/// `loadtest` (its own crate, which cannot depend on the deployer) has a twin,
+/// `loadtest::progress::Output`, and a test here checks both decide alike. A
+/// crate of its own for a decision that is one call of the standard library
+/// would be a workspace member, a manifest and a build step for two lines;
+/// the twin and its test cost less and cannot drift unnoticed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Output {
+    /// A person at a terminal: short lines, redrawn in place.
+    Terminal,
+    /// A log (CI, a file, a pipe): every line timestamped and standing alone.
+    Log,
+}
+
+impl Output {
+    /// Who reads `stream`.
+    pub fn of(stream: &impl IsTerminal) -> Self {
+        if stream.is_terminal() {
+            Self::Terminal
+        } else {
+            Self::Log
+        }
+    }
+
+    /// Who reads this process's standard error, decided once.
+    pub fn stderr() -> Self {
+        static DECIDED: OnceLock<Output> = OnceLock::new();
+        *DECIDED.get_or_init(|| Self::of(&std::io::stderr()))
+    }
+}
+
+/// Route the engine's progress here for the rest of the process (the
+/// binary's first step).
+pub fn install() {
+    crate::engine::progress::install(&Lines);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_file_is_a_log() {
+        let file = tempfile::tempfile().expect("a temporary file");
+        assert_eq!(Output::of(&file), Output::Log);
+    }
+
+    /// `loadtest`'s twin of [`Output`] decides alike, on a file and on this
+    /// process's standard error, whatever that is.
+    #[test]
+    fn loadtest_decides_alike() {
+        use loadtest::progress::Output as Twin;
+        let file = tempfile::tempfile().expect("a temporary file");
+        assert_eq!(Twin::of(&file), Twin::Log);
+        assert_eq!(
+            Output::stderr() == Output::Terminal,
+            Twin::stderr() == Twin::Terminal
+        );
+        assert_eq!(
+            Output::of(&std::io::stderr()) == Output::Terminal,
+            Twin::of(&std::io::stderr()) == Twin::Terminal
+        );
+    }
+}
