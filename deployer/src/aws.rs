@@ -93,11 +93,11 @@ impl Intercept for CallLog {
         if LOG_CALLS.load(Ordering::Relaxed)
             && let Some(metadata) = cfg.load::<Metadata>()
         {
-            eprintln!(
+            crate::ui::note(format_args!(
                 "{CALL_LOG_PREFIX}{}.{}",
                 metadata.service(),
                 metadata.name()
-            );
+            ));
         }
         Ok(())
     }

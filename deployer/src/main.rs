@@ -20,12 +20,12 @@ async fn main() -> ExitCode {
     match run(cli).await {
         Ok(outcome) => {
             if !outcome.stdout.is_empty() {
-                println!("{}", outcome.stdout);
+                ui::output(&outcome.stdout);
             }
             ExitCode::from(outcome.exit_code)
         }
         Err(error) => {
-            eprintln!("error: {error}");
+            ui::error(&error);
             ExitCode::FAILURE
         }
     }
@@ -309,10 +309,10 @@ fn resolve(
     let config = Config::resolve(sources, environment)?;
     note_ambient_region(&config, sources.ambient_region);
     if cli.verbose {
-        eprintln!(
+        ui::note(format_args!(
             "settings: {}",
             serde_json::to_string(&config.settings).unwrap_or_default()
-        );
+        ));
     }
     Ok(config)
 }
@@ -332,10 +332,10 @@ fn note_ambient_region(config: &Config, ambient: Option<&str>) {
         RegionSource::Environment | RegionSource::Default => return,
     };
     NOTED.call_once(|| {
-        eprintln!(
+        ui::note(format_args!(
             "note: AWS_REGION={ambient} in the environment is not used: the region is {} (from {from})",
             config.settings.region
-        );
+        ));
     });
 }
 

@@ -1,68 +1,7 @@
-//! What `migrate` and `import` print: a progress line while they run (redrawn
-//! in place on a terminal, timestamped lines otherwise), then the summary, as
-//! a table or as JSON.
+//! What `migrate` and `import` print when they end: the summary, as a table
+//! or as JSON (their progress line is `ui::CopyProgress`).
 
-use std::io::{IsTerminal, Write};
-use std::sync::atomic::Ordering;
-use std::time::Instant;
-
-use crate::data::{Summary, Tally};
-
-/// Reports a run's progress on stderr. `total` is an estimate of the items to
-/// read (DynamoDB's item count is refreshed about every six hours), for the ETA.
-#[derive(Debug)]
-pub struct ProgressLine {
-    what: String,
-    started: Instant,
-    total: Option<u64>,
-    terminal: bool,
-}
-
-impl ProgressLine {
-    pub fn new(what: impl Into<String>, total: Option<u64>) -> Self {
-        Self {
-            what: what.into(),
-            started: Instant::now(),
-            total,
-            terminal: std::io::stderr().is_terminal(),
-        }
-    }
-
-    pub fn report(&self, tally: &Tally) {
-        let read = tally.read.load(Ordering::Relaxed);
-        let written = tally.written.load(Ordering::Relaxed);
-        let seconds = self.started.elapsed().as_secs_f64().max(0.001);
-        let rate = read as f64 / seconds;
-        let eta = match self.total {
-            Some(total) if rate > 0.0 && total > read => {
-                format!(", ETA {:.0} s", (total - read) as f64 / rate)
-            }
-            _ => String::new(),
-        };
-        let of = self
-            .total
-            .map_or_else(String::new, |total| format!(" of ~{total}"));
-        let line = format!(
-            "{}: {read}{of} items read, {written} written, {rate:.0} items/s{eta}",
-            self.what
-        );
-        let mut stderr = std::io::stderr().lock();
-        if self.terminal {
-            let _ = write!(stderr, "\r\x1b[2K{line}");
-        } else {
-            let now = chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ");
-            let _ = writeln!(stderr, "{now} {line}");
-        }
-        let _ = stderr.flush();
-    }
-
-    /// Ends the redrawn line on a terminal.
-    pub fn finish(&self) {
-        if self.terminal {
-            let _ = writeln!(std::io::stderr());
-        }
-    }
-}
+use crate::data::Summary;
 
 /// The summary as people read it.
 pub fn render(summary: &Summary, verb: &str) -> String {

@@ -589,7 +589,7 @@ impl Stack for EnvironmentDestroy<'_> {
             let started = progress.start(dynamodb_scores_table::ADDRESS, "taking a final backup");
             let arn = table.final_backup(&self.backup_name()).await?;
             progress.done(dynamodb_scores_table::ADDRESS, "backed up", started);
-            eprintln!("final backup: {arn}");
+            crate::ui::note(format!("final backup: {arn}"));
             if let Ok(mut slot) = self.backup.lock() {
                 *slot = Some(arn.clone());
             }

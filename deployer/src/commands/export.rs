@@ -155,9 +155,9 @@ pub async fn run(
     stdout
         .flush()
         .map_err(|source| CliError::io("writing to standard output", source))?;
-    eprintln!(
+    crate::ui::note(format_args!(
         "Exported {exported_items} items of {exported_tables} tables from {}.",
         names.table
-    );
+    ));
     Ok(Outcome::new(String::new(), 0))
 }

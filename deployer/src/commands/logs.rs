@@ -13,6 +13,7 @@ use crate::config::{Config, validate_environment};
 use crate::error::CliError;
 use crate::resources::Clients;
 use crate::resources::lambda_alias;
+use crate::ui;
 
 /// Which versions' events to print.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -61,16 +62,19 @@ pub async fn run(config: &Config, aws: &SdkConfig, options: &LogsOptions) -> Res
         Versions::Live => {
             let live = lambda_alias::alias_version(&clients, &names.function).await?;
             if live.is_none() {
-                eprintln!(
+                ui::note(format_args!(
                     "note: {} has no alias live yet; showing every version",
                     names.function
-                );
+                ));
             }
             live
         }
     };
     if let Some(version) = &wanted {
-        eprintln!("{}: events of version {version}", names.log_group);
+        ui::note(format_args!(
+            "{}: events of version {version}",
+            names.log_group
+        ));
     }
     let since_ms = i64::try_from(options.since.as_millis()).unwrap_or(i64::MAX);
     let mut start = chrono::Utc::now()
@@ -162,7 +166,7 @@ async fn print_events(
     }
     events.sort_by_key(|(timestamp, _, _)| *timestamp);
     for (timestamp, version, message) in &events {
-        println!("{}", line(*timestamp, version, message));
+        ui::output(line(*timestamp, version, message));
     }
     Ok(events.last().map(|(timestamp, _, _)| *timestamp))
 }

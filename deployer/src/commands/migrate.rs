@@ -7,7 +7,7 @@ use aws_config::SdkConfig;
 use state::Backend;
 
 use super::Outcome;
-use super::data_report::{ProgressLine, render};
+use super::data_report::render;
 use crate::config::{Config, validate_environment};
 use crate::data::source::{Lane, Origin};
 use crate::data::target::Target;
@@ -144,7 +144,7 @@ pub async fn run(
         environment: options.environment.clone(),
         name: checkpoint_name,
     };
-    let progress = ProgressLine::new(
+    let progress = crate::ui::CopyProgress::new(
         format!("{} into {}", origin.describe(), names.table),
         estimate,
     );

@@ -1,7 +1,6 @@
 //! One module per CLI command.
 
 pub mod bootstrap;
-pub mod confirm;
 pub mod data_report;
 pub mod destroy;
 pub mod environment;

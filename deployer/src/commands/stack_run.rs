@@ -18,9 +18,10 @@ use std::time::Duration;
 use serde_json::Value;
 use state::{Backend, HeldLock, Stored};
 
-use super::{confirm::confirm, recording};
+use super::recording;
 use crate::engine::{self, ObservedResource, Plan, Resources, apply::apply};
 use crate::error::CliError;
+use crate::ui;
 
 /// A stack, observed and planned.
 #[derive(Debug)]
@@ -219,13 +220,13 @@ async fn under_lock(stack: &dyn Stack, options: &RunOptions) -> Result<Ran, CliE
         return Ok(ran);
     }
     if has_work(stack, &prepared) {
-        eprint!("{}", engine::render::render(&prepared.plan));
+        ui::text(engine::render::render(&prepared.plan));
         for note in stack.notes(&prepared) {
-            eprintln!("{note}");
+            ui::note(note);
         }
         if let Approval::Ask { question, expected } = &options.approval {
             let (question, expected) = (question.clone(), *expected);
-            tokio::task::spawn_blocking(move || confirm(&question, expected))
+            tokio::task::spawn_blocking(move || ui::confirm(&question, expected))
                 .await
                 .map_err(CliError::Confirmation)??;
         }
@@ -234,7 +235,7 @@ async fn under_lock(stack: &dyn Stack, options: &RunOptions) -> Result<Ran, CliE
             &prepared.resources,
             &prepared.observed,
             &prepared.plan,
-            crate::ui::progress(),
+            ui::progress(),
         )
         .await?;
     }
@@ -323,17 +324,15 @@ impl Interrupts {
                 if task_count.fetch_add(1, Ordering::SeqCst) >= 1 {
                     let held = task_held.lock().ok().and_then(|held| held.clone());
                     match held {
-                        Some(unlock) => {
-                            eprintln!(
-                                "\ninterrupted again: exiting now; the lock is still held: {unlock}"
-                            )
-                        }
-                        None => eprintln!("\ninterrupted again: exiting now"),
+                        Some(unlock) => ui::note(format!(
+                            "\ninterrupted again: exiting now; the lock is still held: {unlock}"
+                        )),
+                        None => ui::note("\ninterrupted again: exiting now"),
                     }
                     std::process::exit(130);
                 }
-                eprintln!(
-                    "\ninterrupting: stopping, then releasing the lock (Ctrl-C again to exit at once)"
+                ui::note(
+                    "\ninterrupting: stopping, then releasing the lock (Ctrl-C again to exit at once)",
                 );
                 task_notify.notify_waiters();
             }

@@ -1,17 +1,24 @@
-//! The deployer's one channel to people. The engine reports through
-//! [`crate::engine::progress::Report`], which [`install`] points here.
+//! The deployer's one channel to people: progress, notes and prompts on
+//! standard error, streamed output on standard output. Commands and the binary
+//! print only through here; the engine and the other library modules return
+//! data or report through [`crate::engine::progress::Report`], which
+//! [`install`] points here.
 //!
 //! Whether standard error is a terminal or a log (CI, a file, a pipe) is
 //! decided once, by [`Output::stderr`]: a terminal gets short lines and a
 //! progress line redrawn in place, a log timestamped lines that each stand
 //! alone.
 
+mod copy;
 mod progress;
+mod prompt;
 
 use std::io::IsTerminal;
 use std::sync::OnceLock;
 
+pub use copy::CopyProgress;
 pub use progress::{Lines, progress};
+pub use prompt::confirm;
 
 /// Who reads standard error.
 ///
@@ -49,6 +56,26 @@ impl Output {
 /// binary's first step).
 pub fn install() {
     crate::engine::progress::install(&Lines);
+}
+
+/// A line for people on standard error (a note, a warning, what was done).
+pub fn note(text: impl std::fmt::Display) {
+    eprintln!("{text}");
+}
+
+/// Text for people on standard error as it is (a rendered plan ends its own lines).
+pub fn text(text: impl std::fmt::Display) {
+    eprint!("{text}");
+}
+
+/// A line of a command's streamed output on standard output (`logs`).
+pub fn output(line: impl std::fmt::Display) {
+    println!("{line}");
+}
+
+/// How a failed command ends: its error on standard error.
+pub fn error(error: &crate::error::CliError) {
+    eprintln!("error: {error}");
 }
 
 #[cfg(test)]
