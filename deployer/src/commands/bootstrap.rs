@@ -92,6 +92,7 @@ impl Stack for BootstrapStack<'_> {
             resources,
             observed,
             plan,
+            notices: Vec::new(),
         })
     }
 

@@ -144,6 +144,7 @@ impl Stack for BootstrapDestroy<'_> {
             resources,
             observed,
             plan,
+            notices: Vec::new(),
         })
     }
 
@@ -500,6 +501,7 @@ impl Stack for EnvironmentDestroy<'_> {
                     resources,
                     observed: found,
                     plan: destroy_plan(&desired, &[]),
+                    notices: Vec::new(),
                 });
             }
             return Err(CliError::Refused(format!(
@@ -531,6 +533,7 @@ impl Stack for EnvironmentDestroy<'_> {
             resources,
             observed,
             plan,
+            notices: Vec::new(),
         })
     }
 

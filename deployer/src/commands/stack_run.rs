@@ -11,6 +11,7 @@
 //! force-unlock).
 
 use std::collections::BTreeMap;
+use std::fmt;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
@@ -29,6 +30,83 @@ pub struct Prepared {
     pub resources: Resources,
     pub observed: Vec<Option<ObservedResource>>,
     pub plan: Plan,
+    /// What planning found worth saying, shown once per run (a run prepares
+    /// twice: before the lock and under it).
+    pub notices: Vec<Notice>,
+}
+
+/// Something outside the stack that planning found and people should know.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Notice {
+    /// A Lambda layer left from when `use_layer` was on, with `versions`
+    /// versions; only destroy removes it.
+    LayerLeft {
+        layer: String,
+        versions: usize,
+        environment: String,
+    },
+    /// A user pool the state records from when `auth_create_user_pool` was
+    /// on, which stays with its accounts.
+    PoolKept {
+        pool: String,
+        id: String,
+        environment: String,
+    },
+}
+
+impl fmt::Display for Notice {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::LayerLeft {
+                layer,
+                versions,
+                environment,
+            } => write!(
+                formatter,
+                "note: the Lambda layer {layer} still has {versions} version(s) from when use_layer was on; \
+                 the function does not use it once applied. `deployer destroy --env {environment}` deletes it, \
+                 as does `aws lambda delete-layer-version --layer-name {layer} --version-number N` for each version"
+            ),
+            Self::PoolKept {
+                pool,
+                id,
+                environment,
+            } => write!(
+                formatter,
+                "note: the Cognito user pool {pool} ({id}) stays, with its accounts, while \
+                 auth_create_user_pool is off: once applied, the API no longer accepts its \
+                 tokens. Turning the setting on again manages it again; \
+                 `deployer destroy --env {environment} --delete-user-accounts` deletes it"
+            ),
+        }
+    }
+}
+
+/// Shows each kind of [`Notice`] once in a run, the first time it is found.
+#[derive(Debug, Default)]
+struct Shown(Vec<std::mem::Discriminant<Notice>>);
+
+impl Shown {
+    fn show(&mut self, notices: &[Notice]) {
+        for notice in self.unseen(notices) {
+            ui::note(notice);
+        }
+    }
+
+    /// The notices of a kind not shown yet, now counted as shown.
+    fn unseen<'a>(&mut self, notices: &'a [Notice]) -> Vec<&'a Notice> {
+        notices
+            .iter()
+            .filter(|notice| {
+                let kind = std::mem::discriminant(*notice);
+                let new = !self.0.contains(&kind);
+                if new {
+                    self.0.push(kind);
+                }
+                new
+            })
+            .collect()
+    }
 }
 
 /// How a run ends once the plan is applied.
@@ -134,6 +212,8 @@ pub struct Ran {
 pub async fn run(stack: &dyn Stack, options: &RunOptions) -> Result<Ran, CliError> {
     let interrupts = Interrupts::watch();
     let first = stack.prepare().await?;
+    let mut shown = Shown::default();
+    shown.show(&first.notices);
     // A saved plan is checked under the lock, whatever the first look finds.
     if options.saved.is_none() && !has_work(stack, &first) {
         let stored = stack.stored(&first).await?;
@@ -156,7 +236,7 @@ pub async fn run(stack: &dyn Stack, options: &RunOptions) -> Result<Ran, CliErro
     };
     interrupts.holding(&lock, &held);
     let result = tokio::select! {
-        result = under_lock(stack, options) => result,
+        result = under_lock(stack, options, &mut shown) => result,
         () = interrupts.first() => Err(interrupted(
             options,
             "resources finished so far are kept; rerun the command to converge",
@@ -209,8 +289,13 @@ fn nothing_to_do(stack: &dyn Stack, prepared: &Prepared, stored: Option<&Stored>
     })
 }
 
-async fn under_lock(stack: &dyn Stack, options: &RunOptions) -> Result<Ran, CliError> {
+async fn under_lock(
+    stack: &dyn Stack,
+    options: &RunOptions,
+    shown: &mut Shown,
+) -> Result<Ran, CliError> {
     let prepared = stack.prepare().await?;
+    shown.show(&prepared.notices);
     // The version every later write is checked against.
     let stored = stack.stored(&prepared).await?;
     if let Some(expected) = &options.saved {
@@ -368,5 +453,54 @@ impl Interrupts {
         if let Ok(mut slot) = self.held.lock() {
             *slot = None;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn layer(versions: usize) -> Notice {
+        Notice::LayerLeft {
+            layer: "aimodelshare-playground-dev-deps".into(),
+            versions,
+            environment: "dev".into(),
+        }
+    }
+
+    fn pool() -> Notice {
+        Notice::PoolKept {
+            pool: "aimodelshare-playground-dev-users".into(),
+            id: "us-east-1_abc".into(),
+            environment: "dev".into(),
+        }
+    }
+
+    /// A run prepares twice; each kind of notice is shown the first time only,
+    /// even when the second preparation counts differently.
+    #[test]
+    fn each_kind_of_notice_is_shown_once_per_run() {
+        let mut shown = Shown::default();
+        assert_eq!(shown.unseen(&[layer(2)]), [&layer(2)]);
+        assert_eq!(shown.unseen(&[layer(3), pool()]), [&pool()]);
+        assert!(shown.unseen(&[layer(2), pool()]).is_empty());
+    }
+
+    #[test]
+    fn notices_read_as_they_did_when_prepare_printed_them() {
+        assert_eq!(
+            layer(2).to_string(),
+            "note: the Lambda layer aimodelshare-playground-dev-deps still has 2 version(s) from when \
+             use_layer was on; the function does not use it once applied. `deployer destroy --env dev` \
+             deletes it, as does `aws lambda delete-layer-version --layer-name \
+             aimodelshare-playground-dev-deps --version-number N` for each version"
+        );
+        assert_eq!(
+            pool().to_string(),
+            "note: the Cognito user pool aimodelshare-playground-dev-users (us-east-1_abc) stays, with \
+             its accounts, while auth_create_user_pool is off: once applied, the API no longer accepts \
+             its tokens. Turning the setting on again manages it again; `deployer destroy --env dev \
+             --delete-user-accounts` deletes it"
+        );
     }
 }

@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 use state::{Backend, Stored};
 
 use super::Outcome;
-use super::stack_run::{self, Approval, Ending, Prepared, RunOptions, Stack};
+use super::stack_run::{self, Approval, Ending, Notice, Prepared, RunOptions, Stack};
 use crate::config::{Config, EnvironmentNames, validate_environment};
 use crate::engine::{self, AttributeName, ObservedResource, Plan, Resources, render::render};
 use crate::error::CliError;
@@ -81,10 +81,6 @@ struct EnvironmentStack<'a> {
     names: EnvironmentNames,
     options: &'a EnvironmentOptions,
     backend: Option<&'a Backend>,
-    /// The note about a leftover layer is printed once per run.
-    noted: std::sync::atomic::AtomicBool,
-    /// So is the one about a user pool left from `auth_create_user_pool`.
-    noted_pool: std::sync::atomic::AtomicBool,
     /// What the last planning decided for `live`, shown with the plan.
     release_note: std::sync::Mutex<Option<String>>,
 }
@@ -104,8 +100,6 @@ impl<'a> EnvironmentStack<'a> {
             names,
             options,
             backend,
-            noted: std::sync::atomic::AtomicBool::new(false),
-            noted_pool: std::sync::atomic::AtomicBool::new(false),
             release_note: std::sync::Mutex::new(None),
         })
     }
@@ -143,6 +137,7 @@ impl EnvironmentStack<'_> {
         }
         let api_id = find_api(clients, &names.http_api).await?.map(|api| api.id);
         let settings = &config.settings;
+        let mut notices = Vec::new();
         let user_pool = if settings.auth_create_user_pool {
             Some(environment::UserPoolInputs {
                 found: find_pool(clients, &names.user_pool, &names.app_client).await?,
@@ -154,20 +149,12 @@ impl EnvironmentStack<'_> {
             // user pools existed plans as before.
             let recorded =
                 stored.and_then(|stored| stored.document.resources.get(cognito_user_pool::ADDRESS));
-            if let Some(pool) = recorded
-                && !self
-                    .noted_pool
-                    .swap(true, std::sync::atomic::Ordering::SeqCst)
-            {
-                eprintln!(
-                    "note: the Cognito user pool {name} ({id}) stays, with its accounts, while \
-                     auth_create_user_pool is off: once applied, the API no longer accepts its \
-                     tokens. Turning the setting on again manages it again; \
-                     `deployer destroy --env {environment} --delete-user-accounts` deletes it",
-                    name = names.user_pool,
-                    id = pool.id,
-                    environment = names.environment,
-                );
+            if let Some(pool) = recorded {
+                notices.push(Notice::PoolKept {
+                    pool: names.user_pool.clone(),
+                    id: pool.id.clone(),
+                    environment: names.environment.clone(),
+                });
             }
             None
         };
@@ -176,15 +163,12 @@ impl EnvironmentStack<'_> {
                 // A layer left from when use_layer was on is not part of the stack:
                 // say so, since only destroy removes it.
                 let left = lambda_layer::version_numbers(clients, &names.layer).await?;
-                if !left.is_empty() && !self.noted.swap(true, std::sync::atomic::Ordering::SeqCst) {
-                    eprintln!(
-                        "note: the Lambda layer {layer} still has {count} version(s) from when use_layer was on; \
-                         the function does not use it once applied. `deployer destroy --env {environment}` deletes it, \
-                         as does `aws lambda delete-layer-version --layer-name {layer} --version-number N` for each version",
-                        layer = names.layer,
-                        count = left.len(),
-                        environment = names.environment,
-                    );
+                if !left.is_empty() {
+                    notices.push(Notice::LayerLeft {
+                        layer: names.layer.clone(),
+                        versions: left.len(),
+                        environment: names.environment.clone(),
+                    });
                 }
                 None
             }
@@ -275,6 +259,7 @@ impl EnvironmentStack<'_> {
             resources,
             observed,
             plan,
+            notices,
         })
     }
 }
@@ -566,6 +551,9 @@ pub async fn plan(
     let stack = EnvironmentStack::new(config, aws, options, Some(backend)).await?;
     let stored = stack.stored_state().await?;
     let prepared = stack.prepare_against(stored.as_ref()).await?;
+    for notice in &prepared.notices {
+        crate::ui::note(notice);
+    }
     let mut text = if options.json {
         super::to_json(&super::saved_plan::plan_json(&prepared.plan))
     } else {
