@@ -5,7 +5,7 @@ use std::io::Write;
 use std::sync::atomic::Ordering;
 use std::time::Instant;
 
-use super::Output;
+use super::output::Output;
 use crate::data::Tally;
 
 /// Reports a copy's progress on standard error. `total` is an estimate of the

@@ -10,47 +10,14 @@
 //! alone.
 
 mod copy;
+mod output;
 mod progress;
 mod prompt;
 
-use std::io::IsTerminal;
-use std::sync::OnceLock;
-
 pub use copy::CopyProgress;
+pub use output::Output;
 pub use progress::{Lines, progress};
 pub use prompt::confirm;
-
-/// Who reads standard error.
-///
-/// `loadtest` (its own crate, which cannot depend on the deployer) has a twin,
-/// `loadtest::progress::Output`, and a test here checks both decide alike. A
-/// crate of its own for a decision that is one call of the standard library
-/// would be a workspace member, a manifest and a build step for two lines;
-/// the twin and its test cost less and cannot drift unnoticed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Output {
-    /// A person at a terminal: short lines, redrawn in place.
-    Terminal,
-    /// A log (CI, a file, a pipe): every line timestamped and standing alone.
-    Log,
-}
-
-impl Output {
-    /// Who reads `stream`.
-    pub fn of(stream: &impl IsTerminal) -> Self {
-        if stream.is_terminal() {
-            Self::Terminal
-        } else {
-            Self::Log
-        }
-    }
-
-    /// Who reads this process's standard error, decided once.
-    pub fn stderr() -> Self {
-        static DECIDED: OnceLock<Output> = OnceLock::new();
-        *DECIDED.get_or_init(|| Self::of(&std::io::stderr()))
-    }
-}
 
 /// Route the engine's progress here for the rest of the process (the
 /// binary's first step).
@@ -74,13 +41,13 @@ pub fn output(line: impl std::fmt::Display) {
 }
 
 /// How a failed command ends: its error on standard error.
-pub fn error(error: &crate::error::CliError) {
+pub fn error(error: &dyn std::fmt::Display) {
     eprintln!("error: {error}");
 }
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use super::Output;
 
     #[test]
     fn a_file_is_a_log() {

@@ -1,6 +1,6 @@
 //! The engine's events as people read them: one line each, timestamped in a log.
 
-use super::Output;
+use super::output::Output;
 use crate::engine::progress::{Event, Progress, Report};
 
 /// Shows each event as a line on standard error.
