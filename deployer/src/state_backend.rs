@@ -63,6 +63,6 @@ pub async fn open(
             }
         }
     };
-    eprintln!("state: {} ({why})", backend.describe());
+    crate::ui::note(format_args!("state: {} ({why})", backend.describe()));
     Ok(backend)
 }

@@ -71,10 +71,10 @@ pub fn build_function(start: &Path, architecture: Architecture) -> Result<Artifa
     let target = std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| workspace.join("target"));
-    eprintln!(
+    crate::ui::note(format_args!(
         "building the function: cargo build --release -p function --bin playground-api (in {})",
         workspace.display()
-    );
+    ));
     let status = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
         .current_dir(&workspace)
         .args([
