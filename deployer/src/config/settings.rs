@@ -493,14 +493,11 @@ pub fn vars_layer(vars: &[String]) -> Result<SettingsLayer, ConfigError> {
 mod tests {
     use super::*;
 
-    /// The settings table users read: docs/settings.md, or README.md's while
-    /// the reference still lives there.
+    /// The settings table users read: docs/settings.md.
     fn settings_reference() -> String {
         let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-        ["docs/settings.md", "README.md"]
-            .iter()
-            .find_map(|page| std::fs::read_to_string(root.join(page)).ok())
-            .expect("the settings reference is readable")
+        std::fs::read_to_string(root.join("docs/settings.md"))
+            .expect("the settings reference, docs/settings.md, is readable")
     }
 
     #[test]

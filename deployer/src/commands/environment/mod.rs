@@ -341,12 +341,12 @@ impl Stack for EnvironmentStack<'_> {
                 None if settings.auth_create_user_pool => format!(
                     "Sign-in: API Gateway verifies JWTs of the environment's own user pool {} on every \
                      write{reads}; the function applies the owner rules. Accounts are created by \
-                     admins only (README, \"Who may write what\").\n",
+                     admins only (docs/sign-in.md, \"Who may write what\").\n",
                     self.names.user_pool
                 ),
                 None => "Sign-in: none. The API is open: whoever knows its URL may write any table \
                          and any score (set auth_issuer and auth_audiences, or auth_create_user_pool, \
-                         to require a verified JWT; README, \"Who may write what\").\n"
+                         to require a verified JWT; docs/sign-in.md, \"Who may write what\").\n"
                     .to_owned(),
                 Some(issuer) => format!(
                     "Sign-in: API Gateway verifies JWTs of {issuer} on every write{reads}; the function \
