@@ -11,7 +11,14 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 /// chain: AWS_PROFILE, AWS_REGION, AWS_ENDPOINT_URL, environment credentials,
 /// web identity (GitHub OIDC), SSO.
 #[derive(Debug, Parser)]
-#[command(name = "deployer", version, propagate_version = true)]
+#[command(
+    name = "deployer",
+    version,
+    propagate_version = true,
+    after_help = "Reference: docs/commands.md (every command), docs/settings.md (deployer.toml \
+                  and --var keys), docs/data.md (migrate, export, import, destroy and restore), \
+                  docs/security.md (what the roles may do)."
+)]
 pub struct Cli {
     /// Config file [default: ./deployer.toml when present]
     #[arg(long, global = true, value_name = "PATH")]
