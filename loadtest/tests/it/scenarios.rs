@@ -3,16 +3,12 @@
 //! tables (they leave nothing behind) and where it does not (they are refused
 //! without --allow-writes, and archive with it); `smoke --read-only`, which
 //! must write nothing; and the scenarios against routers that misbehave,
-//! which must fail them. `real_client`: the API's real Python client against
-//! the same router.
-
-mod real_client;
+//! which must fail them.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use axum::Router;
 use axum::body::{Body, to_bytes};
 use axum::extract::Request;
 use axum::http::{Method, StatusCode};
@@ -21,73 +17,9 @@ use axum::response::{IntoResponse, Response};
 use loadtest::{
     Api, LoadtestError, Mixed, MultiTable, Recorder, Scenario, Silent, SingleTable, Summary,
 };
-use playground_api::api::{CorsPolicy, local_router};
-use playground_api::store::{NewUserWrite, Store, create_table_if_missing};
 use serde_json::Value;
 
-/// The API over its own new table, as `playground-api` serves it locally
-/// (CORS answered as API Gateway answers it), with that table's name and a
-/// client to look into it.
-struct Playground {
-    router: Router,
-    client: aws_sdk_dynamodb::Client,
-    table: String,
-}
-
-impl Playground {
-    /// Over a new table on the emulator at `endpoint`; deleting tables allowed or not.
-    async fn on(endpoint: &str, allow_table_delete: bool) -> Self {
-        let client = aws_sdk_dynamodb::Client::new(&emulator::sdk_config_for(endpoint).await);
-        let table = emulator::unique_name("PlaygroundScores-loadtest");
-        create_table_if_missing(&client, &table)
-            .await
-            .unwrap_or_else(|error| panic!("creating {table}: {error}"));
-        let router = local_router(
-            Store::new(client.clone(), table.clone(), NewUserWrite::Transaction)
-                .allowing_table_delete(allow_table_delete),
-            CorsPolicy::new(vec!["*".into()]),
-        );
-        Self {
-            router,
-            client,
-            table,
-        }
-    }
-
-    /// Over a new table on the shared emulator.
-    async fn new(allow_table_delete: bool) -> Self {
-        Self::on(emulator::shared_endpoint(), allow_table_delete).await
-    }
-
-    /// Every item of the table, read from DynamoDB directly.
-    async fn items(&self) -> i32 {
-        self.client
-            .scan()
-            .table_name(&self.table)
-            .select(aws_sdk_dynamodb::types::Select::Count)
-            .send()
-            .await
-            .expect("scan")
-            .count()
-    }
-}
-
-/// The API where tables are deleted (as in dev and stage).
-async fn playground_router() -> Router {
-    Playground::new(true).await.router
-}
-
-/// Serve `router` on a free loopback port for the rest of the test; its base URL.
-async fn serve(router: Router) -> String {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind loopback");
-    let address = listener.local_addr().expect("local address");
-    tokio::spawn(async move {
-        axum::serve(listener, router).await.expect("serve");
-    });
-    format!("http://{address}")
-}
+use crate::support::{Playground, listed_tables, playground_router, serve, undercount};
 
 fn smoke() -> Scenario {
     Scenario::Smoke {
@@ -116,19 +48,6 @@ fn writing_scenarios() -> [Scenario; 4] {
             duration: Duration::from_secs(1),
         }),
     ]
-}
-
-/// The tables `GET /tables` lists (newest first; archived ones too).
-async fn listed_tables(url: &str) -> Vec<Value> {
-    let api = Api::new(url, Recorder::default()).expect("api");
-    let reply = api
-        .send(loadtest::client::Call::get(
-            "list_tables",
-            "/tables?limit=500",
-        ))
-        .await
-        .expect("the listing");
-    reply.body["tables"].as_array().cloned().unwrap_or_default()
 }
 
 async fn run(url: &str, scenario: Scenario) -> Summary {
@@ -440,25 +359,6 @@ async fn where_tables_are_not_deleted_writing_is_refused_without_allow_writes_an
     }
 }
 
-/// `GET /tables/{id}` answers one user fewer than the table holds: the
-/// increment "lost" under concurrency.
-async fn undercount(request: Request, next: Next) -> Response {
-    let is_table_read = request.method() == Method::GET
-        && request.uri().path().starts_with("/tables/")
-        && request.uri().path().matches('/').count() == 2;
-    let response = next.run(request).await;
-    if !is_table_read || response.status() != StatusCode::OK {
-        return response;
-    }
-    let (parts, body) = response.into_parts();
-    let bytes = to_bytes(body, usize::MAX).await.expect("body");
-    let mut json: Value = serde_json::from_slice(&bytes).expect("json");
-    if let Some(count) = json["userCount"].as_u64() {
-        json["userCount"] = count.saturating_sub(1).into();
-    }
-    Response::from_parts(parts, Body::from(json.to_string()))
-}
-
 /// Every fifth request is a 500.
 fn failing_every_fifth()
 -> impl Fn(Request, Next) -> std::pin::Pin<Box<dyn std::future::Future<Output = Response> + Send>>
@@ -590,153 +490,4 @@ async fn a_listing_that_never_ends_fails_the_run_instead_of_hanging_it() {
             .any(|failure| failure.contains("repeats its cursor")),
         "{summary}"
     );
-}
-
-fn loadtest(args: &[&str]) -> std::process::Output {
-    std::process::Command::new(env!("CARGO_BIN_EXE_loadtest"))
-        .env_remove("API_BASE_URL")
-        .env_remove("LOAD_DURATION_SECONDS")
-        .args(args)
-        .output()
-        .expect("run loadtest")
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_binary_exits_zero_only_when_the_scenario_passed_and_writes_json() {
-    let good = serve(playground_router().await).await;
-    let bad = serve(
-        playground_router()
-            .await
-            .layer(middleware::from_fn(undercount)),
-    )
-    .await;
-    let dir = tempfile::tempdir().expect("temp dir");
-    let json = dir.path().join("summary.json");
-    let json_arg = json.to_str().expect("utf-8 path").to_owned();
-
-    for (url, expected_code, passed) in [(&good, 0, true), (&bad, 1, false)] {
-        let args: Vec<String> = [
-            "single-table",
-            "--users",
-            "5",
-            "--concurrency",
-            "2",
-            "--url",
-            url,
-            "--json",
-            &json_arg,
-        ]
-        .map(str::to_owned)
-        .to_vec();
-        let output = tokio::task::spawn_blocking(move || {
-            loadtest(&args.iter().map(String::as_str).collect::<Vec<_>>())
-        })
-        .await
-        .expect("join");
-        let stdout = String::from_utf8_lossy(&output.stdout);
-        assert_eq!(output.status.code(), Some(expected_code), "{stdout}");
-        assert!(stdout.contains("p99"), "the latency table: {stdout}");
-        let written: Value =
-            serde_json::from_str(&std::fs::read_to_string(&json).expect("json written"))
-                .expect("json");
-        assert_eq!(written["passed"], passed, "{written}");
-        assert_eq!(written["scenario"], "single-table");
-        assert!(
-            written["by_operation"][0]["p95_ms"].is_number(),
-            "{written}"
-        );
-    }
-
-    // No API at that address: not ready within the timeout, reported as a failure.
-    let output = tokio::task::spawn_blocking(move || {
-        loadtest(&[
-            "smoke",
-            "--url",
-            "http://127.0.0.1:9",
-            "--ready-timeout",
-            "1s",
-            "--json",
-            "-",
-        ])
-    })
-    .await
-    .expect("join");
-    assert_eq!(output.status.code(), Some(1));
-    let written: Value = serde_json::from_slice(&output.stdout).expect("json on stdout");
-    assert_eq!(written["passed"], false);
-    assert!(
-        written["failures"][0]
-            .as_str()
-            .is_some_and(|failure| failure.contains("did not answer 200")),
-        "{written}"
-    );
-
-    // No URL at all is a usage error.
-    let output = loadtest(&["smoke"]);
-    assert_eq!(output.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&output.stderr).contains("API_BASE_URL"));
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_binary_refuses_to_write_where_tables_are_not_deleted_unless_allowed() {
-    let playground = Playground::new(false).await;
-    let url = serve(playground.router.clone()).await;
-    for scenario in ["smoke", "single-table", "multi-table", "mixed"] {
-        let args: Vec<String> = [scenario, "--url", &url].map(str::to_owned).to_vec();
-        let output = tokio::task::spawn_blocking(move || {
-            loadtest(&args.iter().map(String::as_str).collect::<Vec<_>>())
-        })
-        .await
-        .expect("join");
-        let stderr = String::from_utf8_lossy(&output.stderr);
-        assert_eq!(output.status.code(), Some(2), "{scenario}: {stderr}");
-        assert!(
-            stderr.contains("allowTableDelete: false")
-                && stderr.contains("--allow-writes")
-                && stderr.contains("smoke --read-only"),
-            "{scenario}: says why and how: {stderr}"
-        );
-    }
-    assert_eq!(playground.items().await, 0, "nothing was written");
-
-    let read_only = url.clone();
-    let output = tokio::task::spawn_blocking(move || {
-        loadtest(&["smoke", "--read-only", "--url", &read_only])
-    })
-    .await
-    .expect("join");
-    assert_eq!(
-        output.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&output.stdout)
-    );
-    assert_eq!(
-        playground.items().await,
-        0,
-        "smoke --read-only wrote nothing"
-    );
-
-    let allowed = url.clone();
-    let output = tokio::task::spawn_blocking(move || {
-        loadtest(&[
-            "single-table",
-            "--users",
-            "3",
-            "--url",
-            &allowed,
-            "--allow-writes",
-        ])
-    })
-    .await
-    .expect("join");
-    assert_eq!(
-        output.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&output.stdout)
-    );
-    let tables = listed_tables(&url).await;
-    assert_eq!(tables.len(), 1, "{tables:?}");
-    assert_eq!(tables[0]["isArchived"], true, "{tables:?}");
 }

@@ -20,7 +20,7 @@ use axum::response::Response;
 use loadtest::real_client::{Driver, Outcome};
 use serde_json::Value;
 
-use super::{Playground, serve};
+use crate::support::{Playground, serve};
 
 /// The made-up token's lifetime: long enough for the run's table work on the
 /// emulator, short enough to wait for.
