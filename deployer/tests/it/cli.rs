@@ -2,20 +2,15 @@
 //! selection, and the state commands (output, state list/history, force-unlock)
 //! against local state and the emulator.
 
-mod support;
-
 use std::path::Path;
 use std::process::{Command, Output};
 use std::time::Duration;
 
+use crate::support::run_deployer;
 use state::{Backend, LocalBackend, LockRequest, ResourceState, StateDocument};
 
 /// An address nothing listens on: any AWS call would fail to connect.
 const UNREACHABLE: &str = "http://127.0.0.1:9";
-
-fn deployer(dir: &Path, endpoint: &str, args: &[&str]) -> Output {
-    support::run_deployer(dir, endpoint, args)
-}
 
 fn stdout(output: &Output) -> String {
     String::from_utf8_lossy(&output.stdout).into_owned()
@@ -60,7 +55,7 @@ async fn write_local_state(dir: &Path, environment: &str) -> Backend {
 fn bad_input_fails_before_any_aws_call_with_one_clear_error() {
     let dir = tempfile::tempdir().expect("temp dir");
     std::fs::write(dir.path().join("deployer.toml"), "memory_mb = [").expect("write");
-    let output = deployer(dir.path(), UNREACHABLE, &["output", "--env", "dev"]);
+    let output = run_deployer(dir.path(), UNREACHABLE, &["output", "--env", "dev"]);
     assert_eq!(output.status.code(), Some(1));
     let message = stderr(&output);
     assert!(
@@ -73,7 +68,7 @@ fn bad_input_fails_before_any_aws_call_with_one_clear_error() {
     );
 
     std::fs::write(dir.path().join("deployer.toml"), "memroy_mb = 512\n").expect("write");
-    let message = stderr(&deployer(
+    let message = stderr(&run_deployer(
         dir.path(),
         UNREACHABLE,
         &["output", "--env", "dev"],
@@ -81,7 +76,7 @@ fn bad_input_fails_before_any_aws_call_with_one_clear_error() {
     assert!(message.contains("unknown setting `memroy_mb`"), "{message}");
 
     std::fs::write(dir.path().join("deployer.toml"), "").expect("write");
-    let output = deployer(dir.path(), UNREACHABLE, &["output", "--env", "Dev_1"]);
+    let output = run_deployer(dir.path(), UNREACHABLE, &["output", "--env", "Dev_1"]);
     assert_eq!(output.status.code(), Some(1));
     assert!(
         stderr(&output).contains("invalid environment name \"Dev_1\""),
@@ -89,7 +84,7 @@ fn bad_input_fails_before_any_aws_call_with_one_clear_error() {
         stderr(&output)
     );
 
-    let output = deployer(
+    let output = run_deployer(
         dir.path(),
         UNREACHABLE,
         &["--var", "colour=blue", "output", "--env", "dev"],
@@ -101,7 +96,7 @@ fn bad_input_fails_before_any_aws_call_with_one_clear_error() {
 #[test]
 fn an_unreachable_endpoint_is_an_error_not_a_silent_local_fallback() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let output = deployer(dir.path(), UNREACHABLE, &["state", "list", "--env", "dev"]);
+    let output = run_deployer(dir.path(), UNREACHABLE, &["state", "list", "--env", "dev"]);
     assert_eq!(output.status.code(), Some(1), "{}", stdout(&output));
     let message = stderr(&output);
     assert!(
@@ -215,7 +210,7 @@ async fn outputs_and_state_list_read_local_state() {
     let bucket = emulator::unique_name("absent-bucket").to_lowercase();
     let var = format!("state_bucket={bucket}");
 
-    let output = deployer(
+    let output = run_deployer(
         dir.path(),
         endpoint,
         &["--var", &var, "output", "--env", "dev", "api_base_url"],
@@ -231,7 +226,7 @@ async fn outputs_and_state_list_read_local_state() {
         stderr(&output)
     );
 
-    let output = deployer(
+    let output = run_deployer(
         dir.path(),
         endpoint,
         &["--state", "local", "output", "--env", "dev", "--json"],
@@ -239,7 +234,7 @@ async fn outputs_and_state_list_read_local_state() {
     let outputs: serde_json::Value = serde_json::from_str(&stdout(&output)).expect("JSON");
     assert_eq!(outputs["dynamodb_table_name"], "PlaygroundScores-dev");
 
-    let output = deployer(
+    let output = run_deployer(
         dir.path(),
         endpoint,
         &["--state", "local", "output", "--env", "dev", "nope"],
@@ -251,7 +246,7 @@ async fn outputs_and_state_list_read_local_state() {
         stderr(&output)
     );
 
-    let output = deployer(
+    let output = run_deployer(
         dir.path(),
         endpoint,
         &["--state", "local", "state", "list", "--env", "dev"],
@@ -264,7 +259,7 @@ async fn outputs_and_state_list_read_local_state() {
     );
     assert!(stdout(&output).contains("serial 1"), "{}", stdout(&output));
 
-    let output = deployer(
+    let output = run_deployer(
         dir.path(),
         endpoint,
         &["--state", "local", "output", "--env", "stage"],
@@ -296,7 +291,7 @@ async fn force_unlock_needs_the_lock_id() {
         .await
         .expect("lock");
     let endpoint = emulator::shared_endpoint();
-    let output = deployer(
+    let output = run_deployer(
         dir.path(),
         endpoint,
         &[
@@ -316,7 +311,7 @@ async fn force_unlock_needs_the_lock_id() {
     );
     assert!(backend.current_lock("dev").await.expect("read").is_some());
 
-    let output = deployer(
+    let output = run_deployer(
         dir.path(),
         endpoint,
         &[
@@ -361,7 +356,7 @@ async fn the_s3_backend_is_chosen_when_the_bucket_exists() {
         .expect("write again");
 
     let var = format!("state_bucket={bucket}");
-    let output = deployer(
+    let output = run_deployer(
         dir.path(),
         emulator::shared_endpoint(),
         &["--var", &var, "state", "history", "--env", "dev", "--json"],

@@ -12,17 +12,14 @@
 //! No bootstrap: the environments' tables are created from the schema, and
 //! the state (lock and checkpoint) is local.
 
-mod support;
-
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+use crate::support::{Account, RankedUser, assert_exit, assert_ranked_exactly, text};
 use aws_sdk_dynamodb::types::AttributeValue;
-use emulator::Emulator;
 use serde_json::Value;
-use support::{RankedUser, assert_exit, assert_ranked_exactly, text};
 
 const LEGACY: &str = "PlaygroundScores";
 /// Users per class of the legacy table.
@@ -32,12 +29,6 @@ const LEGACY: &str = "PlaygroundScores";
 const CLASSES: [(&str, usize); 3] = [("class-a", 500), ("class-b", 350), ("class-c", 200)];
 /// The legacy table's items: each class's users and its metadata.
 const ITEMS: usize = 500 + 350 + 200 + 3;
-
-struct Account {
-    emulator: Emulator,
-    client: aws_sdk_dynamodb::Client,
-    dir: tempfile::TempDir,
-}
 
 fn s(text: &str) -> AttributeValue {
     AttributeValue::S(text.into())
@@ -84,17 +75,9 @@ fn metadata(table_id: &str, user_count: u64, created: &str) -> Item {
 }
 
 impl Account {
-    async fn new() -> Self {
-        let emulator = Emulator::start().unwrap_or_else(|error| panic!("{error}"));
-        let config = emulator::sdk_config_for(emulator.endpoint()).await;
-        let client = aws_sdk_dynamodb::Client::new(&config);
-        let dir = tempfile::tempdir().expect("temp dir");
-        support::write_config(dir.path());
-        let account = Self {
-            emulator,
-            client,
-            dir,
-        };
+    /// An account with `PlaygroundScores` as the legacy Terraform left it.
+    async fn with_legacy_table() -> Self {
+        let account = Self::new().await;
         account.create_legacy_table().await;
         account
     }
@@ -102,7 +85,7 @@ impl Account {
     /// `PlaygroundScores` as the legacy Terraform made it (keys only, no
     /// index), with the three classes; class-a's `userCount` is wrong.
     async fn create_legacy_table(&self) {
-        schema::create_table(&self.client, LEGACY, &[])
+        schema::create_table(&self.dynamodb, LEGACY, &[])
             .expect("request")
             .send()
             .await
@@ -125,7 +108,7 @@ impl Account {
     }
 
     async fn put_all(&self, table: &str, items: Vec<Item>) {
-        emulator::put_items(&self.client, table, items).await;
+        emulator::put_items(&self.dynamodb, table, items).await;
     }
 
     /// An environment's table, created from the schema as `apply` creates it.
@@ -135,16 +118,12 @@ impl Account {
             .global_secondary_indexes
             .iter()
             .collect();
-        schema::create_table(&self.client, &table, &indexes)
+        schema::create_table(&self.dynamodb, &table, &indexes)
             .expect("request")
             .send()
             .await
             .expect("create the environment's table");
         table
-    }
-
-    fn deployer(&self, args: &[&str]) -> Output {
-        support::run_deployer(self.dir.path(), self.emulator.endpoint(), args)
     }
 
     fn migrate(&self, environment: &str, extra: &[&str]) -> Output {
@@ -153,17 +132,13 @@ impl Account {
         self.deployer(&args)
     }
 
-    fn mutating_requests(&self) -> Vec<String> {
-        support::mutating_requests(self.emulator.endpoint())
-    }
-
     /// Every item of a table, by key.
     async fn items(&self, table: &str) -> BTreeMap<(String, String), Item> {
         let mut items = BTreeMap::new();
         let mut start = None;
         loop {
             let page = self
-                .client
+                .dynamodb
                 .scan()
                 .table_name(table)
                 .consistent_read(true)
@@ -194,7 +169,7 @@ impl Account {
     /// The API served over loopback on `table`, as a client sees it.
     async fn api(&self, table: &str) -> Api {
         let store = playground_api::store::Store::new(
-            self.client.clone(),
+            self.dynamodb.clone(),
             table,
             playground_api::store::NewUserWrite::Transaction,
         );
@@ -285,7 +260,7 @@ fn in_contract_order(users: &[Value]) -> bool {
 
 #[tokio::test]
 async fn one_class_then_all_keeping_newer_items_recounting_and_verifying() {
-    let account = Account::new().await;
+    let account = Account::with_legacy_table().await;
     let table = account.environment_table("dev").await;
     // class-b already lives in dev: 10 of its users were written there since
     // (newer), 10 long ago (older), and 5 exist only there.
@@ -505,7 +480,7 @@ fn start_slow_migration(account: &Account, environment: &str) -> std::process::C
 
 #[tokio::test]
 async fn ctrl_c_stops_a_migration_releasing_its_lock_and_the_rerun_resumes() {
-    let account = Account::new().await;
+    let account = Account::with_legacy_table().await;
     let table = account.environment_table("stage").await;
     let child = start_slow_migration(&account, "stage");
     let status = Command::new("kill")
@@ -529,7 +504,7 @@ async fn ctrl_c_stops_a_migration_releasing_its_lock_and_the_rerun_resumes() {
 
 #[tokio::test]
 async fn a_migration_killed_half_way_resumes_to_the_same_result() {
-    let account = Account::new().await;
+    let account = Account::with_legacy_table().await;
     let killed = account.environment_table("stage").await;
     let whole = account.environment_table("prod").await;
     assert_exit(&account.migrate("prod", &["--all", "--parallel", "2"]), 0);
@@ -597,7 +572,7 @@ async fn a_migration_killed_half_way_resumes_to_the_same_result() {
 
 #[tokio::test]
 async fn under_ten_percent_throttling_a_migration_still_finishes_exactly() {
-    let account = Account::new().await;
+    let account = Account::with_legacy_table().await;
     let throttled = account.environment_table("qa").await;
     let calm = account.environment_table("calm").await;
     assert_exit(&account.migrate("calm", &["--all"]), 0);
@@ -622,7 +597,7 @@ async fn under_ten_percent_throttling_a_migration_still_finishes_exactly() {
 
 #[tokio::test]
 async fn an_export_imported_into_another_environment_lists_the_same() {
-    let account = Account::new().await;
+    let account = Account::with_legacy_table().await;
     let dev = account.environment_table("dev").await;
     let copy = account.environment_table("copy").await;
     assert_exit(&account.migrate("dev", &["--all"]), 0);
@@ -720,7 +695,7 @@ fn item_of(user: &RankedUser, time: &str) -> Item {
 /// team total is exact; and a rerun writes nothing.
 #[tokio::test]
 async fn a_ranked_class_moves_without_its_ranks_and_the_target_ranks_it_exactly() {
-    let account = Account::new().await;
+    let account = Account::with_legacy_table().await;
     let dev = account.environment_table("dev").await;
     let copy = account.environment_table("copy").await;
     let class = moral_compass_class();
@@ -738,7 +713,7 @@ async fn a_ranked_class_moves_without_its_ranks_and_the_target_ranks_it_exactly(
     let migrated = summary(&migrated);
     assert_eq!(migrated["counts"]["copied"], 301, "{migrated}");
     assert_eq!(migrated["ranked"], 300, "{migrated}");
-    assert_ranked_exactly(&account.client, &dev, &class).await;
+    assert_ranked_exactly(&account.dynamodb, &dev, &class).await;
 
     // Exported: the users and their table, nothing derived.
     let exported = account.deployer(&["export", "--env", "dev", "--tables", "class-m"]);
@@ -794,12 +769,12 @@ async fn a_ranked_class_moves_without_its_ranks_and_the_target_ranks_it_exactly(
         let item =
             account.items(&copy).await[&(user.table_id.clone(), user.username.clone())].clone();
         assert!(
-            schema::ranking::rank_unranked_user(&account.client, &copy, &item, 0)
+            schema::ranking::rank_unranked_user(&account.dynamodb, &copy, &item, 0)
                 .await
                 .expect("ranked")
         );
     }
-    assert_ranked_exactly(&account.client, &copy, &stale).await;
+    assert_ranked_exactly(&account.dynamodb, &copy, &stale).await;
 
     let imported = account.deployer(&["import", "--env", "copy", "class-m.jsonl", "--json"]);
     assert_exit(&imported, 0);
@@ -813,7 +788,7 @@ async fn a_ranked_class_moves_without_its_ranks_and_the_target_ranks_it_exactly(
         "{imported}"
     );
     // Exact: no count of the replaced copies is left (purple is gone).
-    assert_ranked_exactly(&account.client, &copy, &class).await;
+    assert_ranked_exactly(&account.dynamodb, &copy, &class).await;
 
     // A rerun decides every item unchanged and writes nothing.
     emulator::clear_served_requests(account.emulator.endpoint());
@@ -825,7 +800,7 @@ async fn a_ranked_class_moves_without_its_ranks_and_the_target_ranks_it_exactly(
 
 #[tokio::test]
 async fn an_item_that_cannot_be_taken_is_refused_named_and_fails_the_run() {
-    let account = Account::new().await;
+    let account = Account::with_legacy_table().await;
     account.environment_table("dev").await;
     let mut bad = legacy_user("class-a", 5000);
     bad.insert("submissionCount".into(), n("2.5"));
@@ -886,10 +861,10 @@ async fn an_item_that_cannot_be_taken_is_refused_named_and_fails_the_run() {
 async fn a_write_that_lost_a_race_with_the_api_keeps_the_newer_item() {
     use deployer::data::shape::{Decision, shape};
     use deployer::data::target::Target;
-    let account = Account::new().await;
+    let account = Account::with_legacy_table().await;
     let table = account.environment_table("dev").await;
     let target = Target {
-        client: account.client.clone(),
+        client: account.dynamodb.clone(),
         table: table.clone(),
     };
     let user = |time: &str, count: u64| {

@@ -8,17 +8,14 @@
 //! without it this test builds it, in a target directory of its own (a nested
 //! `cargo build` on the running test's target directory would wait on its lock).
 
-mod support;
-
 use std::path::{Path, PathBuf};
-use std::process::Output;
 use std::sync::OnceLock;
 use std::time::Duration;
 
+use crate::support::{Account, assert_exit, names, text};
 use emulator::Emulator;
 use loadtest::{Api, Recorder, Scenario, Silent, SingleTable};
 use serde_json::{Value, json};
-use support::{assert_exit, text};
 
 /// The function's binary for this run.
 fn function_binary() -> &'static Path {
@@ -81,64 +78,40 @@ fn built(variable: &str, target: &[&str], path: &str) -> PathBuf {
 
 /// A local cloud with the bootstrap stack applied, and a folder holding the
 /// function's zip (`fn.zip`) to run the deployer in.
+/// An account on a local cloud of its own, bootstrapped, with the function
+/// built here as `fn.zip`; the deployer runs its health and pre-traffic
+/// checks there.
 struct Cloud {
-    emulator: Emulator,
-    dir: tempfile::TempDir,
-    config: aws_config::SdkConfig,
+    account: Account,
     http: reqwest::Client,
+}
+
+impl std::ops::Deref for Cloud {
+    type Target = Account;
+
+    fn deref(&self) -> &Account {
+        &self.account
+    }
 }
 
 impl Cloud {
     async fn new() -> Self {
         let emulator = Emulator::local_cloud().unwrap_or_else(|error| panic!("{error}"));
-        let config = emulator::sdk_config_for(emulator.endpoint()).await;
-        let dir = tempfile::tempdir().expect("temp dir");
+        let account = Account::on(emulator, true).await;
         let executable = std::fs::read(function_binary()).expect("read playground-api");
-        let artifact =
-            deployer::package::artifact::package(&executable, "playground-api").expect("zip");
-        std::fs::write(dir.path().join("fn.zip"), artifact.bytes).expect("write fn.zip");
-        support::write_config(dir.path());
-        let cloud = Self {
-            emulator,
-            dir,
-            config,
+        account.write_artifact("fn.zip", &executable);
+        assert_exit(&account.deployer(&["bootstrap", "--auto-approve"]), 0);
+        Self {
+            account,
             http: reqwest::Client::builder()
                 .timeout(Duration::from_secs(30))
                 .build()
                 .expect("http client"),
-        };
-        assert_exit(&cloud.deployer(&["bootstrap", "--auto-approve"]), 0);
-        cloud
-    }
-
-    /// Run the deployer against the local cloud, health check included.
-    fn deployer(&self, args: &[&str]) -> Output {
-        support::run_deployer_checking_health(self.dir.path(), self.emulator.endpoint(), args)
-    }
-
-    fn apply_dev(&self, extra: &[&str]) -> Output {
-        let mut args = vec![
-            "apply",
-            "--env",
-            "dev",
-            "--auto-approve",
-            "--artifact",
-            "fn.zip",
-        ];
-        args.extend_from_slice(extra);
-        self.deployer(&args)
+        }
     }
 
     async fn api_id(&self) -> Option<String> {
-        let apis = aws_sdk_apigatewayv2::Client::new(&self.config)
-            .get_apis()
-            .send()
-            .await
-            .expect("apis");
-        apis.items()
-            .iter()
-            .find(|api| api.name() == Some("aimodelshare-playground-dev-http-api"))
-            .and_then(|api| api.api_id().map(str::to_owned))
+        self.api_named(&names("dev").http_api).await
     }
 
     /// `METHOD base+path` with an optional raw body and headers; status, headers, JSON body.
@@ -395,7 +368,7 @@ async fn run_scenario(base: &str, scenario: Scenario) -> loadtest::Summary {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_environment_on_the_local_cloud_serves_the_contract_through_api_gateway() {
     let cloud = Cloud::new().await;
-    let applied = cloud.apply_dev(&[]);
+    let applied = cloud.apply_dev_with(&[]);
     assert_exit(&applied, 0);
     assert!(
         text(&applied).contains("api: answered 200"),
@@ -495,7 +468,7 @@ async fn an_environment_on_the_local_cloud_serves_the_contract_through_api_gatew
     assert_eq!(created, 30, "{single}");
 
     // A change to the function is served by the new configuration, with the API id kept.
-    let changed = cloud.apply_dev(&["--var", "safe_concurrency=false"]);
+    let changed = cloud.apply_dev_with(&["--var", "safe_concurrency=false"]);
     assert_exit(&changed, 0);
     assert!(
         text(&changed).contains("2 changed"),
@@ -506,7 +479,7 @@ async fn an_environment_on_the_local_cloud_serves_the_contract_through_api_gatew
     assert_eq!(body["safeConcurrency"], false, "{body}");
     assert_eq!(body["release"], "2", "served by the new version: {body}");
     assert_eq!(cloud.api_id().await.as_deref(), Some(api_id.as_str()));
-    let rerun = cloud.apply_dev(&["--var", "safe_concurrency=false"]);
+    let rerun = cloud.apply_dev_with(&["--var", "safe_concurrency=false"]);
     assert_exit(&rerun, 0);
     assert!(text(&rerun).contains("No changes."), "{}", text(&rerun));
 
@@ -555,7 +528,7 @@ async fn served(cloud: &Cloud, base: &str) -> (u16, String) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_broken_release_is_refused_while_the_old_one_serves_and_rollback_moves_live_back() {
     let cloud = std::sync::Arc::new(Cloud::new().await);
-    assert_exit(&cloud.apply_dev(&[]), 0);
+    assert_exit(&cloud.apply_dev_with(&[]), 0);
     let api_id = cloud.api_id().await.expect("the HTTP API exists");
     let base = emulator::execute_api_url(cloud.emulator.endpoint(), &api_id, "dev");
     assert_eq!(served(&cloud, &base).await, (200, "1".to_owned()));
@@ -611,7 +584,7 @@ async fn a_broken_release_is_refused_while_the_old_one_serves_and_rollback_moves
     );
 
     // A good release, then a rollback to the one before it, in seconds.
-    assert_exit(&cloud.apply_dev(&["--var", "memory_mb=512"]), 0);
+    assert_exit(&cloud.apply_dev_with(&["--var", "memory_mb=512"]), 0);
     let (status, released) = served(&cloud, &base).await;
     assert_eq!(status, 200);
     assert_ne!(released, "1", "a new version serves");
@@ -623,7 +596,7 @@ async fn a_broken_release_is_refused_while_the_old_one_serves_and_rollback_moves
     assert_eq!(served(&cloud, &base).await, (200, "1".to_owned()));
 
     // The rolled-back configuration again is a no-op; live stays at 1.
-    let again = cloud.apply_dev(&["--var", "memory_mb=512"]);
+    let again = cloud.apply_dev_with(&["--var", "memory_mb=512"]);
     assert_exit(&again, 0);
     assert!(text(&again).contains("No changes."), "{}", text(&again));
     assert_eq!(served(&cloud, &base).await, (200, "1".to_owned()));
@@ -695,7 +668,7 @@ async fn sign_in_through_api_gateway_verifies_tokens_and_the_function_applies_th
     let cloud = Cloud::new().await;
     let issuer = format!("auth_issuer={}", idp.issuer);
     assert_exit(
-        &cloud.apply_dev(&["--var", &issuer, "--var", "auth_audiences=playground-app"]),
+        &cloud.apply_dev_with(&["--var", &issuer, "--var", "auth_audiences=playground-app"]),
         0,
     );
     let api_id = cloud.api_id().await.expect("the HTTP API");
@@ -860,7 +833,7 @@ impl PoolEnvironment {
         use aws_sdk_cognitoidentityprovider::types::MessageActionType;
         let cloud = Cloud::new().await;
         assert_exit(
-            &cloud.apply_dev(&[
+            &cloud.apply_dev_with(&[
                 "--var",
                 "auth_create_user_pool=true",
                 "--var",
@@ -1046,7 +1019,7 @@ async fn the_real_python_client_drives_the_api_through_api_gateway() {
     // saying how to install it.
     let driver = loadtest::real_client::Driver::new().unwrap_or_else(|error| panic!("{error}"));
     let cloud = Cloud::new().await;
-    assert_exit(&cloud.apply_dev(&[]), 0);
+    assert_exit(&cloud.apply_dev_with(&[]), 0);
     let api_id = cloud.api_id().await.expect("the HTTP API exists");
     let base = emulator::execute_api_url(cloud.emulator.endpoint(), &api_id, "dev");
     // And a moral-compass class, as the apps drive it: every new route
@@ -1206,7 +1179,7 @@ async fn shims_report(cloud: &Cloud) -> Value {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_runtime_api_sets_tcp_nodelay_and_logs_are_kept_without_a_wait() {
     let cloud = Cloud::new().await;
-    assert_exit(&cloud.apply_dev(&[]), 0);
+    assert_exit(&cloud.apply_dev_with(&[]), 0);
     let api_id = cloud.api_id().await.expect("the HTTP API exists");
     let base = emulator::execute_api_url(cloud.emulator.endpoint(), &api_id, "dev");
     for _ in 0..5 {

@@ -4,53 +4,11 @@
 //! indexes CREATING (`emulator/faults.py`). Each command must converge, and the
 //! emulator's counters must show the faults really happened.
 
-mod support;
-
-use std::process::Output;
 use std::time::Instant;
 
-use emulator::Emulator;
-use support::{assert_exit, text};
-
-/// A synthetic x86_64 `bootstrap`: the emulator runs no code, so a valid ELF
-/// header is all the control plane needs.
-fn executable(marker: &[u8]) -> Vec<u8> {
-    let mut header = vec![0u8; 64];
-    header[..4].copy_from_slice(b"\x7fELF");
-    header[4] = 2;
-    header[5] = 1;
-    header[6] = 1;
-    header[16..18].copy_from_slice(&3u16.to_le_bytes());
-    header[18..20].copy_from_slice(&62u16.to_le_bytes());
-    header.extend_from_slice(marker);
-    header
-}
-
-struct Account {
-    emulator: Emulator,
-    dir: tempfile::TempDir,
-    config: aws_config::SdkConfig,
-}
+use crate::support::{Account, assert_exit, names, text};
 
 impl Account {
-    async fn new() -> Self {
-        let emulator = Emulator::start().unwrap_or_else(|error| panic!("{error}"));
-        let config = emulator::sdk_config_for(emulator.endpoint()).await;
-        let dir = tempfile::tempdir().expect("temp dir");
-        support::write_config(dir.path());
-        let artifact = deployer::package::artifact::package(&executable(b"v1"), "fn").expect("zip");
-        std::fs::write(dir.path().join("fn.zip"), artifact.bytes).expect("fn.zip");
-        Self {
-            emulator,
-            dir,
-            config,
-        }
-    }
-
-    fn deployer(&self, args: &[&str]) -> Output {
-        support::run_deployer(self.dir.path(), self.emulator.endpoint(), args)
-    }
-
     async fn count_apis(&self) -> usize {
         aws_sdk_apigatewayv2::Client::new(&self.config)
             .get_apis()
@@ -59,7 +17,7 @@ impl Account {
             .expect("apis")
             .items()
             .iter()
-            .filter(|api| api.name() == Some("aimodelshare-playground-dev-http-api"))
+            .filter(|api| api.name() == Some(names("dev").http_api.as_str()))
             .count()
     }
 }
@@ -145,11 +103,11 @@ fn life(account: &Account) -> Vec<(&'static str, f64)> {
 
 #[tokio::test]
 async fn bootstrap_apply_change_and_destroy_converge_under_faults_and_aws_delays() {
-    let quiet = Account::new().await;
+    let quiet = Account::with_artifact().await;
     let without: Vec<(&str, f64)> = life(&quiet);
     let calm = emulator::served_requests(quiet.emulator.endpoint()).len();
 
-    let account = Account::new().await;
+    let account = Account::with_artifact().await;
     let seed = 15;
     emulator::configure_faults(account.emulator.endpoint(), &faults(seed));
     let with = life(&account);
@@ -176,7 +134,7 @@ async fn bootstrap_apply_change_and_destroy_converge_under_faults_and_aws_delays
 
 #[tokio::test]
 async fn an_apply_converges_to_exactly_one_of_each_resource_under_faults() {
-    let account = Account::new().await;
+    let account = Account::with_artifact().await;
     assert_exit(&account.deployer(&["bootstrap", "--auto-approve"]), 0);
     emulator::configure_faults(account.emulator.endpoint(), &faults(42));
     let args = [
@@ -300,7 +258,7 @@ async fn an_apply_killed_anywhere_converges_on_rerun_with_one_of_each_resource()
         "fn.zip",
     ];
     // How many calls an apply from empty makes.
-    let reference = Account::new().await;
+    let reference = Account::with_artifact().await;
     assert_exit(&reference.deployer(&["bootstrap", "--auto-approve"]), 0);
     emulator::clear_served_requests(reference.emulator.endpoint());
     assert_exit(&reference.deployer(&APPLY), 0);
@@ -324,7 +282,7 @@ async fn an_apply_killed_anywhere_converges_on_rerun_with_one_of_each_resource()
 
     let mut converged = 0;
     for point in &points {
-        let account = Account::new().await;
+        let account = Account::with_artifact().await;
         assert_exit(&account.deployer(&["bootstrap", "--auto-approve"]), 0);
         emulator::clear_served_requests(account.emulator.endpoint());
         let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_deployer"))

@@ -1,10 +1,166 @@
-//! Shared by the deployer's integration tests: running the binary against an
-//! emulator and reading what it did.
-
-#![allow(dead_code)] // each test binary uses a different part
+//! Shared by the deployer's integration tests: an account on an emulator
+//! with a folder to run the binary in ([`Account`]), the names the deployer
+//! gives what it manages ([`names`], [`settings`]), a synthetic function
+//! ([`executable`]), running the binary and reading what it did.
 
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
+
+use deployer::config::{EnvironmentNames, Settings};
+use emulator::Emulator;
+
+/// The settings every test runs with: the defaults (`deployer.toml` sets only
+/// `github_repository`), where the bootstrap stack's names come from.
+pub fn settings() -> Settings {
+    Settings::default()
+}
+
+/// The names of `environment`'s resources, as the deployer derives them.
+pub fn names(environment: &str) -> EnvironmentNames {
+    EnvironmentNames::new(environment, &settings())
+}
+
+/// `e_machine` of an x86_64 ELF executable.
+pub const X86_64: u16 = 62;
+/// `e_machine` of an aarch64 ELF executable.
+pub const AARCH64: u16 = 183;
+
+/// A synthetic `bootstrap` for `machine` ([`X86_64`], [`AARCH64`]) needing
+/// glibc 2.28, followed by `marker` (which makes releases differ): the
+/// emulator runs no code, so a valid ELF header is all the control plane needs.
+pub fn executable(machine: u16, marker: &[u8]) -> Vec<u8> {
+    let mut header = vec![0u8; 64];
+    header[..4].copy_from_slice(b"\x7fELF");
+    header[4] = 2;
+    header[5] = 1;
+    header[6] = 1;
+    header[16..18].copy_from_slice(&3u16.to_le_bytes());
+    header[18..20].copy_from_slice(&machine.to_le_bytes());
+    header.extend_from_slice(b"GLIBC_2.28\0");
+    header.extend_from_slice(marker);
+    header
+}
+
+/// An account on an emulator of its own (the GitHub OIDC provider is one per
+/// account, so tests cannot share one), a folder with `deployer.toml` to run
+/// the deployer in, and clients to read back what it did. Each topic adds
+/// the readings it needs in an `impl Account` of its own.
+pub struct Account {
+    pub emulator: Emulator,
+    pub dir: tempfile::TempDir,
+    pub config: aws_config::SdkConfig,
+    pub s3: aws_sdk_s3::Client,
+    pub dynamodb: aws_sdk_dynamodb::Client,
+    pub iam: aws_sdk_iam::Client,
+    /// Whether the deployer's health check and pre-traffic check run: only
+    /// the local cloud serves the API and runs the function (moto does not).
+    checks: bool,
+}
+
+impl Account {
+    /// An empty account on moto.
+    pub async fn new() -> Self {
+        Self::on(
+            Emulator::start().unwrap_or_else(|error| panic!("{error}")),
+            false,
+        )
+        .await
+    }
+
+    /// An empty account on `emulator`; the deployer runs its health and
+    /// pre-traffic checks there when `checks`.
+    pub async fn on(emulator: Emulator, checks: bool) -> Self {
+        let config = emulator::sdk_config_for(emulator.endpoint()).await;
+        let dir = tempfile::tempdir().expect("temp dir");
+        write_config(dir.path());
+        Self {
+            s3: aws_sdk_s3::Client::from_conf(
+                aws_sdk_s3::config::Builder::from(&config)
+                    .force_path_style(true)
+                    .build(),
+            ),
+            dynamodb: aws_sdk_dynamodb::Client::new(&config),
+            iam: aws_sdk_iam::Client::new(&config),
+            emulator,
+            dir,
+            config,
+            checks,
+        }
+    }
+
+    /// An account on moto with a function to deploy, `fn.zip` (x86_64, `v1`).
+    pub async fn with_artifact() -> Self {
+        let account = Self::new().await;
+        account.write_artifact("fn.zip", &executable(X86_64, b"v1"));
+        account
+    }
+
+    /// [`Account::with_artifact`], bootstrapped.
+    pub async fn bootstrapped() -> Self {
+        let account = Self::with_artifact().await;
+        assert_exit(&account.deployer(&["bootstrap", "--auto-approve"]), 0);
+        account
+    }
+
+    pub fn endpoint(&self) -> &str {
+        self.emulator.endpoint()
+    }
+
+    /// Package `executable` as the function's zip `name` in the folder.
+    pub fn write_artifact(&self, name: &str, executable: &[u8]) {
+        let artifact = deployer::package::artifact::package(executable, name).expect("package");
+        std::fs::write(self.dir.path().join(name), artifact.bytes).expect("write artifact");
+    }
+
+    /// Run `deployer args` in the folder, with no terminal on standard input
+    /// (as in CI); on moto without the health and pre-traffic checks.
+    pub fn deployer(&self, args: &[&str]) -> Output {
+        let mut command = deployer_command(self.dir.path(), self.endpoint());
+        if !self.checks {
+            command
+                .env("DEPLOYER_SKIP_HEALTH_CHECK", "true")
+                .env("DEPLOYER_SKIP_PRE_TRAFFIC_CHECK", "true");
+        }
+        command.args(args).output().expect("run deployer")
+    }
+
+    /// `deployer apply --env dev --auto-approve --artifact fn.zip` and `extra`.
+    pub fn apply_dev_with(&self, extra: &[&str]) -> Output {
+        let mut args = vec![
+            "apply",
+            "--env",
+            "dev",
+            "--auto-approve",
+            "--artifact",
+            "fn.zip",
+        ];
+        args.extend_from_slice(extra);
+        self.deployer(&args)
+    }
+
+    /// `deployer apply --env dev --auto-approve --artifact fn.zip`.
+    pub fn apply_dev(&self) -> Output {
+        self.apply_dev_with(&[])
+    }
+
+    /// The mutating requests the emulator served since its log was cleared.
+    pub fn mutating_requests(&self) -> Vec<String> {
+        mutating_requests(self.endpoint())
+    }
+
+    /// The id of the HTTP API named `name`, if there is one.
+    pub async fn api_named(&self, name: &str) -> Option<String> {
+        let apis = aws_sdk_apigatewayv2::Client::new(&self.config)
+            .get_apis()
+            .send()
+            .await
+            .expect("apis");
+        apis.items()
+            .iter()
+            .find(|api| api.name() == Some(name))
+            .and_then(|api| api.api_id().map(str::to_owned))
+    }
+}
 
 /// The repository the tests' deploy role trusts.
 pub const REPOSITORY: &str = "octo-org/playground";
@@ -38,15 +194,6 @@ pub fn run_deployer_with(
         .env("DEPLOYER_SKIP_HEALTH_CHECK", "true")
         .env("DEPLOYER_SKIP_PRE_TRAFFIC_CHECK", "true")
         .envs(environment.iter().copied())
-        .args(args)
-        .output()
-        .expect("run deployer")
-}
-
-/// [`run_deployer`] with the health check that ends an apply (the local cloud
-/// serves the API; on moto the check must fail).
-pub fn run_deployer_checking_health(dir: &Path, endpoint: &str, args: &[&str]) -> Output {
-    deployer_command(dir, endpoint)
         .args(args)
         .output()
         .expect("run deployer")
@@ -99,7 +246,7 @@ pub fn assert_exit(output: &Output, code: i32) {
 
 /// The deploy policy's document as bootstrap wrote it into IAM (decoded).
 pub async fn deploy_policy(config: &aws_config::SdkConfig) -> serde_json::Value {
-    managed_policy(config, "aimodelshare-github-actions-deployment").await
+    managed_policy(config, &settings().deploy_policy_name).await
 }
 
 /// The default version of the customer managed policy `name` (decoded).

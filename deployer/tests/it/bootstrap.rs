@@ -2,14 +2,12 @@
 //! provider is one per account, so tests cannot share an account).
 
 use std::path::Path;
-mod support;
 
-use std::process::{Command, Output};
+use std::process::Command;
 
+use crate::support::{self, Account, assert_exit, text};
 use aws_sdk_s3::types::{BucketVersioningStatus, VersioningConfiguration};
-use emulator::Emulator;
 use serde_json::Value;
-use support::{assert_exit, text};
 
 const BUCKET: &str = "aimodelshare-tfstate-prod-copilot-2024";
 const LOCK_TABLE: &str = "aimodelshare-tf-locks";
@@ -18,43 +16,7 @@ const POLICY_ARN: &str = "arn:aws:iam::123456789012:policy/aimodelshare-github-a
 const PROVIDER_ARN: &str =
     "arn:aws:iam::123456789012:oidc-provider/token.actions.githubusercontent.com";
 
-struct Account {
-    emulator: Emulator,
-    dir: tempfile::TempDir,
-    s3: aws_sdk_s3::Client,
-    dynamodb: aws_sdk_dynamodb::Client,
-    iam: aws_sdk_iam::Client,
-    config: aws_config::SdkConfig,
-}
-
 impl Account {
-    async fn new() -> Self {
-        let emulator = Emulator::start().unwrap_or_else(|error| panic!("{error}"));
-        let config = emulator::sdk_config_for(emulator.endpoint()).await;
-        let dir = tempfile::tempdir().expect("temp dir");
-        support::write_config(dir.path());
-        Self {
-            s3: aws_sdk_s3::Client::from_conf(
-                aws_sdk_s3::config::Builder::from(&config)
-                    .force_path_style(true)
-                    .build(),
-            ),
-            dynamodb: aws_sdk_dynamodb::Client::new(&config),
-            iam: aws_sdk_iam::Client::new(&config),
-            dir,
-            emulator,
-            config,
-        }
-    }
-
-    fn deployer(&self, args: &[&str]) -> Output {
-        support::run_deployer(self.dir.path(), self.emulator.endpoint(), args)
-    }
-
-    fn mutating_requests(&self) -> Vec<String> {
-        support::mutating_requests(self.emulator.endpoint())
-    }
-
     async fn bucket_policy(&self) -> Value {
         let policy = self
             .s3
