@@ -3,13 +3,11 @@
 //! owners recorded, self-only score writes, owner-or-admin table changes,
 //! tables from before sign-in left to admins, 401 and 403 as JSON errors.
 
-mod support;
-
+use crate::support::{self, TestApi};
 use axum::http::StatusCode;
 use playground_api::api::access::Policy;
 use playground_api::store::NewUserWrite;
 use serde_json::{Value, json};
-use support::TestApi;
 
 fn claims(sub: &str, username: &str, groups: &[&str]) -> Value {
     json!({"sub": sub, "cognito:username": username, "email": format!("{username}@example.org"), "cognito:groups": groups})
@@ -29,6 +27,7 @@ async fn signed_in(public_read: bool) -> TestApi {
 
 #[tokio::test]
 async fn owners_self_and_admins_write_what_the_rules_allow() {
+    let _turn = support::together().await;
     let api = signed_in(true).await;
     let teacher = claims("sub-teacher", "teacher", &["teachers"]);
     let ana = claims("sub-ana", "ana", &[]);
@@ -170,6 +169,7 @@ async fn owners_self_and_admins_write_what_the_rules_allow() {
 
 #[tokio::test]
 async fn with_public_reads_off_reads_need_sign_in_too() {
+    let _turn = support::together().await;
     let api = signed_in(false).await;
     let teacher = claims("sub-teacher", "teacher", &[]);
     assert_eq!(
@@ -202,6 +202,7 @@ async fn with_public_reads_off_reads_need_sign_in_too() {
 
 #[tokio::test]
 async fn without_sign_in_nothing_changes() {
+    let _turn = support::together().await;
     let api = TestApi::new(NewUserWrite::Transaction).await;
     let created = api
         .send_as(None, "POST", "/tables", Some(r#"{"tableId":"open"}"#))
@@ -223,6 +224,7 @@ async fn without_sign_in_nothing_changes() {
 
 #[tokio::test]
 async fn group_names_are_whole_names_never_split_on_commas_or_spaces() {
+    let _turn = support::together().await;
     let api = signed_in(true).await;
     let teacher = claims("sub-teacher", "teacher", &[]);
     let created = api

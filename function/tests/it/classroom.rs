@@ -10,16 +10,14 @@
 //! table's metadata run; no client sees a 5xx, and `userCount` is exact. The
 //! 5xx count and the latencies are printed (`--nocapture`) for docs/api.md.
 
-mod support;
-
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::support::{self, Reply, TestApi, function_client};
 use axum::http::StatusCode;
 use emulator::Emulator;
 use playground_api::store::NewUserWrite;
 use serde_json::json;
-use support::{Reply, TestApi, function_client};
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
@@ -114,6 +112,7 @@ async fn burst(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_class_joining_at_once_sees_no_5xx_and_an_exact_count() {
+    let _turn = support::alone().await;
     let emulator = Emulator::start().unwrap_or_else(|error| panic!("{error}"));
     let endpoint = emulator.endpoint().to_owned();
     let mut report = Vec::new();

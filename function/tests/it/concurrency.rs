@@ -1,12 +1,10 @@
 //! Exact counts under concurrency, in both `SAFE_CONCURRENCY` modes, against the
 //! emulator (served one request at a time, so it is linearizable like DynamoDB).
 
-mod support;
-
+use crate::support::{self, TestApi};
 use axum::http::StatusCode;
 use playground_api::store::NewUserWrite;
 use serde_json::json;
-use support::TestApi;
 
 const MODES: [NewUserWrite; 2] = [NewUserWrite::Transaction, NewUserWrite::ConditionalPut];
 
@@ -16,6 +14,7 @@ async fn user_count(api: &TestApi, table_id: &str) -> serde_json::Value {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn distinct_new_users_are_each_counted_once() {
+    let _turn = support::together().await;
     for mode in MODES {
         let api = TestApi::new(mode).await;
         api.create_table("crowd").await;
@@ -39,6 +38,7 @@ async fn distinct_new_users_are_each_counted_once() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_first_writes_of_one_user_count_once() {
+    let _turn = support::together().await;
     for mode in MODES {
         let api = TestApi::new(mode).await;
         api.create_table("same").await;
@@ -65,6 +65,7 @@ async fn concurrent_first_writes_of_one_user_count_once() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_creates_of_one_table_succeed_once() {
+    let _turn = support::together().await;
     let api = TestApi::new(NewUserWrite::Transaction).await;
     let tasks: Vec<_> = (0..20)
         .map(|index| {

@@ -1,12 +1,10 @@
 //! The API contract, line by line, through API Gateway v2 events on the emulator.
 
-mod support;
-
+use crate::support::{self, Stage, TestApi};
 use axum::http::StatusCode;
 use playground_api::schema::USER_COUNT_SHARDS;
 use playground_api::store::NewUserWrite;
 use serde_json::{Value, json};
-use support::{Stage, TestApi};
 
 fn is_rfc3339_utc(value: &Value) -> bool {
     value
@@ -21,6 +19,7 @@ fn is_rfc3339_utc(value: &Value) -> bool {
 
 #[tokio::test]
 async fn create_table_returns_201_and_the_table_reads_back() {
+    let _turn = support::together().await;
     for stage in [Stage::Named, Stage::Default] {
         let api = TestApi::new(NewUserWrite::Transaction).await.through(stage);
         let reply = api
@@ -51,6 +50,7 @@ async fn create_table_returns_201_and_the_table_reads_back() {
 
 #[tokio::test]
 async fn display_name_defaults_to_the_table_id() {
+    let _turn = support::together().await;
     let api = TestApi::new(NewUserWrite::Transaction).await;
     let reply = api.post("/tables", r#"{"tableId":"plain"}"#).await;
     assert_eq!(reply.status, StatusCode::CREATED);
@@ -59,6 +59,7 @@ async fn display_name_defaults_to_the_table_id() {
 
 #[tokio::test]
 async fn create_table_rejects_bad_input_with_400() {
+    let _turn = support::together().await;
     let api = TestApi::new(NewUserWrite::Transaction).await;
     for body in [
         r#"{"tableId":"has space"}"#,
@@ -92,6 +93,7 @@ async fn create_table_rejects_bad_input_with_400() {
 
 #[tokio::test]
 async fn creating_an_existing_table_is_409() {
+    let _turn = support::together().await;
     let api = TestApi::new(NewUserWrite::Transaction).await;
     api.create_table("twice").await;
     let reply = api
@@ -108,6 +110,7 @@ async fn creating_an_existing_table_is_409() {
 
 #[tokio::test]
 async fn a_missing_table_is_404_everywhere() {
+    let _turn = support::together().await;
     let api = TestApi::new(NewUserWrite::Transaction).await;
     let get = api.get("/tables/ghost").await;
     assert_eq!(get.status, StatusCode::NOT_FOUND);
@@ -138,6 +141,7 @@ async fn a_missing_table_is_404_everywhere() {
 
 #[tokio::test]
 async fn patch_updates_fields_and_sets_updated_at() {
+    let _turn = support::together().await;
     let api = TestApi::new(NewUserWrite::Transaction).await;
     api.create_table("p1").await;
     let reply = api.patch("/tables/p1", r#"{"isArchived":true}"#).await;
@@ -162,6 +166,7 @@ async fn patch_updates_fields_and_sets_updated_at() {
 
 #[tokio::test]
 async fn patch_rejects_wrong_types_and_empty_patches() {
+    let _turn = support::together().await;
     let api = TestApi::new(NewUserWrite::Transaction).await;
     api.create_table("p2").await;
     for body in [
@@ -190,6 +195,7 @@ async fn patch_rejects_wrong_types_and_empty_patches() {
 
 #[tokio::test]
 async fn put_creates_then_updates_a_user() {
+    let _turn = support::together().await;
     for mode in [NewUserWrite::Transaction, NewUserWrite::ConditionalPut] {
         let api = TestApi::new(mode).await;
         api.create_table("u1").await;
@@ -236,6 +242,7 @@ async fn put_creates_then_updates_a_user() {
 
 #[tokio::test]
 async fn put_rejects_bad_counts_and_reserved_names() {
+    let _turn = support::together().await;
     let api = TestApi::new(NewUserWrite::Transaction).await;
     api.create_table("u2").await;
     for body in [
@@ -289,6 +296,7 @@ async fn put_rejects_bad_counts_and_reserved_names() {
 
 #[tokio::test]
 async fn a_missing_user_is_404_with_its_own_message() {
+    let _turn = support::together().await;
     let api = TestApi::new(NewUserWrite::Transaction).await;
     api.create_table("u3").await;
     let reply = api.get("/tables/u3/users/nobody").await;
@@ -298,6 +306,7 @@ async fn a_missing_user_is_404_with_its_own_message() {
 
 #[tokio::test]
 async fn users_list_is_a_leaderboard() {
+    let _turn = support::together().await;
     let api = TestApi::new(NewUserWrite::Transaction).await;
     api.create_table("lb").await;
     let empty = api.get("/tables/lb/users").await;
@@ -330,6 +339,7 @@ async fn users_list_is_a_leaderboard() {
 
 #[tokio::test]
 async fn tables_list_is_newest_first_with_all_fields() {
+    let _turn = support::together().await;
     let api = TestApi::new(NewUserWrite::Transaction).await;
     for id in ["first", "second", "third"] {
         api.create_table(id).await;
@@ -361,6 +371,7 @@ async fn tables_list_is_newest_first_with_all_fields() {
 
 #[tokio::test]
 async fn bad_limits_are_400_and_unreadable_or_foreign_cursors_the_first_page() {
+    let _turn = support::together().await;
     let api = TestApi::new(NewUserWrite::Transaction).await;
     api.create_table("c1").await;
     api.create_table("c2").await;
@@ -432,6 +443,7 @@ async fn bad_limits_are_400_and_unreadable_or_foreign_cursors_the_first_page() {
 
 #[tokio::test]
 async fn health_reports_the_table() {
+    let _turn = support::together().await;
     let api = TestApi::new(NewUserWrite::Transaction).await;
     let mut reply = api.get("/health").await;
     assert_eq!(reply.status, StatusCode::OK);
@@ -491,6 +503,7 @@ async fn health_reports_the_table() {
 
 #[tokio::test]
 async fn on_lambda_the_router_sets_no_cors_header_since_api_gateway_owns_cors() {
+    let _turn = support::together().await;
     let api = TestApi::new(NewUserWrite::Transaction).await;
     let origin = [("origin", "https://app.example")];
     for reply in [
@@ -510,6 +523,7 @@ async fn on_lambda_the_router_sets_no_cors_header_since_api_gateway_owns_cors() 
 
 #[tokio::test]
 async fn served_locally_cors_is_answered_as_api_gateway_answers_it() {
+    let _turn = support::together().await;
     let api = TestApi::with_cors(NewUserWrite::Transaction, vec!["*".into()]).await;
     let preflight = [
         ("origin", "https://app.example"),
@@ -600,6 +614,7 @@ async fn served_locally_cors_is_answered_as_api_gateway_answers_it() {
 
 #[tokio::test]
 async fn unknown_routes_404_wrong_methods_405_with_allow() {
+    let _turn = support::together().await;
     let api = TestApi::new(NewUserWrite::Transaction).await;
     for path in [
         "/",
@@ -639,6 +654,7 @@ async fn unknown_routes_404_wrong_methods_405_with_allow() {
 
 #[tokio::test]
 async fn every_registered_route_is_served_and_nothing_else() {
+    let _turn = support::together().await;
     let api = TestApi::new(NewUserWrite::Transaction).await;
     let concrete = |path: &str| path.replace("{tableId}", "rt").replace("{username}", "ann");
     for route in playground_api::api::ROUTES {
@@ -676,6 +692,7 @@ async fn every_registered_route_is_served_and_nothing_else() {
 
 #[tokio::test]
 async fn delete_is_403_where_the_environment_does_not_allow_it() {
+    let _turn = support::together().await;
     let api = TestApi::new(NewUserWrite::Transaction).await;
     api.create_table("kept").await;
     api.put_user("kept", "ann", 1).await;
@@ -702,6 +719,7 @@ async fn delete_is_403_where_the_environment_does_not_allow_it() {
 
 #[tokio::test]
 async fn delete_removes_the_table_and_its_users_and_no_other_table() {
+    let _turn = support::together().await;
     for mode in [NewUserWrite::Transaction, NewUserWrite::ConditionalPut] {
         let api = TestApi::deleting(mode).await;
         for (table, users) in [("gone", 30), ("gone-2", 3), ("kept", 4)] {
@@ -777,6 +795,7 @@ async fn delete_removes_the_table_and_its_users_and_no_other_table() {
 
 #[tokio::test]
 async fn a_large_table_is_deleted_by_several_bounded_requests() {
+    let _turn = support::together().await;
     let api = TestApi::deleting(NewUserWrite::Transaction).await;
     api.create_table("big").await;
     api.seed_users("big", 1_100).await;
@@ -823,6 +842,7 @@ async fn a_large_table_is_deleted_by_several_bounded_requests() {
 
 #[tokio::test]
 async fn a_user_left_behind_by_a_concurrent_write_goes_with_the_next_delete() {
+    let _turn = support::together().await;
     // What a write racing a delete can leave: a user in the partition of a table
     // whose metadata is gone. The table reads as missing; a DELETE finishes it.
     let api = TestApi::deleting(NewUserWrite::Transaction).await;
@@ -843,6 +863,7 @@ async fn a_user_left_behind_by_a_concurrent_write_goes_with_the_next_delete() {
 
 #[tokio::test]
 async fn bodies_over_64_kib_are_413() {
+    let _turn = support::together().await;
     let api = TestApi::new(NewUserWrite::Transaction).await;
     let big = format!(
         r#"{{"tableId":"big","displayName":"{}"}}"#,
@@ -856,6 +877,7 @@ async fn bodies_over_64_kib_are_413() {
 
 #[tokio::test]
 async fn a_named_stage_is_stripped_only_as_a_whole_segment() {
+    let _turn = support::together().await;
     let api = TestApi::new(NewUserWrite::Transaction).await;
     let request = support::event(Stage::Named, "GET", "/tables/x?limit=5", None, &[]);
     assert_eq!(
@@ -888,6 +910,7 @@ async fn a_named_stage_is_stripped_only_as_a_whole_segment() {
 
 #[tokio::test]
 async fn a_table_written_before_counters_keeps_its_count_and_grows_it() {
+    let _turn = support::together().await;
     use aws_sdk_dynamodb::types::AttributeValue;
     for mode in [NewUserWrite::Transaction, NewUserWrite::ConditionalPut] {
         let api = TestApi::deleting(mode).await;
@@ -957,6 +980,7 @@ async fn a_table_written_before_counters_keeps_its_count_and_grows_it() {
 
 #[tokio::test]
 async fn numbers_are_taken_exactly_whatever_their_spelling() {
+    let _turn = support::together().await;
     let api = TestApi::new(NewUserWrite::Transaction).await;
     api.create_table("exact").await;
     for (spelling, stored) in [

@@ -1,18 +1,16 @@
 //! DynamoDB round trips per request in steady state, counted by an SDK
 //! interceptor on the client the router uses (every attempt counts, retries too).
 
-mod support;
-
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+use crate::support::{self, TestApi};
 use aws_sdk_dynamodb::config::interceptors::BeforeTransmitInterceptorContextRef;
 use aws_sdk_dynamodb::config::{ConfigBag, Intercept, RuntimeComponents};
 use axum::http::StatusCode;
 use playground_api::api::router;
 use playground_api::schema::USER_COUNT_SHARDS;
 use playground_api::store::{NewUserWrite, Store, create_table_if_missing};
-use support::TestApi;
 
 #[derive(Debug, Clone, Default)]
 struct RoundTrips(Arc<AtomicUsize>);
@@ -68,6 +66,7 @@ async fn counted_api_deleting(mode: NewUserWrite, allow_delete: bool) -> (TestAp
 
 #[tokio::test]
 async fn steady_state_requests_cost_the_documented_round_trips() {
+    let _turn = support::together().await;
     for mode in [NewUserWrite::Transaction, NewUserWrite::ConditionalPut] {
         let (api, trips) = counted_api(mode).await;
 
@@ -202,6 +201,7 @@ async fn steady_state_requests_cost_the_documented_round_trips() {
 
 #[tokio::test]
 async fn delete_costs_a_query_per_100_items_a_batch_write_per_25_users_and_one_for_the_metadata() {
+    let _turn = support::together().await;
     let (api, trips) = counted_api_deleting(NewUserWrite::Transaction, true).await;
 
     // A missing table: the check of its metadata, one query that finds nothing.

@@ -2,15 +2,13 @@
 //! is a 503 a client can retry safely: against a DynamoDB that accepts
 //! connections and never answers, and against a slow one under load.
 
-mod support;
-
 use std::time::{Duration, Instant};
 
+use crate::support::{self, TestApi};
 use axum::http::StatusCode;
 use emulator::Emulator;
 use playground_api::store::{NewUserWrite, Store};
 use serde_json::json;
-use support::TestApi;
 use tokio::task::JoinSet;
 
 /// A DynamoDB endpoint that accepts every connection and never answers.
@@ -42,6 +40,7 @@ fn router_over(client: aws_sdk_dynamodb::Client, budget: Duration) -> axum::Rout
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_silent_dynamodb_is_a_503_before_the_deadline() {
+    let _turn = support::alone().await;
     let (_listener, endpoint) = silent_endpoint();
     let client = function_client(&endpoint).await;
     let budget = Duration::from_millis(2_500);
@@ -112,6 +111,7 @@ async fn a_silent_dynamodb_is_a_503_before_the_deadline() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_slow_dynamodb_under_load_gives_no_500_and_every_retry_reconciles() {
+    let _turn = support::alone().await;
     let emulator = Emulator::start().unwrap_or_else(|error| panic!("{error}"));
     let endpoint = emulator.endpoint().to_owned();
     let client = function_client(&endpoint).await;

@@ -7,6 +7,8 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
+use crate::support;
+
 fn command(table: &str) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_playground-api"));
     command
@@ -90,6 +92,7 @@ fn http(base: &str, method: &str, path: &str, body: &str) -> (u16, String) {
 
 #[test]
 fn serves_http_and_stops_cleanly_on_sigterm() {
+    let _turn = support::together_blocking();
     let table = emulator::unique_name("PlaygroundScores-local");
     let (mut server, url, lines, receiver) = start(&table);
     assert!(url.starts_with("http://127.0.0.1:"), "{url}");
@@ -134,6 +137,7 @@ fn serves_http_and_stops_cleanly_on_sigterm() {
 
 #[test]
 fn bad_configuration_fails_before_serving_and_names_the_setting() {
+    let _turn = support::together_blocking();
     let output = command("PlaygroundScores-x")
         .env("SAFE_CONCURRENCY", "sometimes")
         .output()
@@ -160,6 +164,7 @@ fn bad_configuration_fails_before_serving_and_names_the_setting() {
 
 #[test]
 fn create_table_is_refused_under_lambda() {
+    let _turn = support::together_blocking();
     let output = command("PlaygroundScores-x")
         .env("AWS_LAMBDA_RUNTIME_API", "127.0.0.1:9")
         .arg("--create-table")
@@ -171,6 +176,7 @@ fn create_table_is_refused_under_lambda() {
 
 #[test]
 fn help_explains_the_environment() {
+    let _turn = support::together_blocking();
     let output = command("PlaygroundScores-x")
         .arg("--help")
         .output()
@@ -194,6 +200,7 @@ fn help_explains_the_environment() {
 /// it wrote is searched for the token and for its claims.
 #[test]
 fn no_session_token_is_ever_logged() {
+    let _turn = support::together_blocking();
     use base64::Engine;
     use base64::engine::general_purpose::URL_SAFE_NO_PAD;
     let table = emulator::unique_name("PlaygroundScores-tokens");

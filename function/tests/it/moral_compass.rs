@@ -3,14 +3,12 @@
 //! contract, each write keeping what the other wrote, exact counts, numbers
 //! refused by name, and the owner rules with sign-in on.
 
-mod support;
-
+use crate::support::{self, TestApi};
 use aws_sdk_dynamodb::types::AttributeValue;
 use axum::http::StatusCode;
 use playground_api::api::access::Policy;
 use playground_api::store::NewUserWrite;
 use serde_json::{Value, json};
-use support::TestApi;
 use tokio::task::JoinSet;
 
 fn progress(accuracy: f64, done: u64, of: u64) -> String {
@@ -25,6 +23,7 @@ fn progress(accuracy: f64, done: u64, of: u64) -> String {
 
 #[tokio::test]
 async fn the_legacy_contract_and_each_write_keeps_the_others_fields() {
+    let _turn = support::together().await;
     let api = TestApi::new(NewUserWrite::Transaction).await;
     api.create_table("mc").await;
 
@@ -113,6 +112,7 @@ async fn the_legacy_contract_and_each_write_keeps_the_others_fields() {
 
 #[tokio::test]
 async fn bad_bodies_are_400_naming_what_is_wrong() {
+    let _turn = support::together().await;
     let api = TestApi::new(NewUserWrite::Transaction).await;
     api.create_table("bad").await;
     for (body, needle) in [
@@ -164,6 +164,7 @@ async fn bad_bodies_are_400_naming_what_is_wrong() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn new_users_are_counted_exactly_in_both_modes() {
+    let _turn = support::together().await;
     for mode in [NewUserWrite::Transaction, NewUserWrite::ConditionalPut] {
         let api = TestApi::new(mode).await;
         api.create_table("crowd").await;
@@ -198,6 +199,7 @@ async fn new_users_are_counted_exactly_in_both_modes() {
 
 #[tokio::test]
 async fn tasks_are_a_sorted_set_changed_in_place() {
+    let _turn = support::together().await;
     let api = TestApi::new(NewUserWrite::Transaction).await;
     api.create_table("tasks").await;
     api.put_user("tasks", "ana", 1).await;
@@ -294,6 +296,7 @@ async fn tasks_are_a_sorted_set_changed_in_place() {
 
 #[tokio::test]
 async fn signed_in_a_student_writes_only_their_own_progress() {
+    let _turn = support::together().await;
     let api = TestApi::signed_in(
         NewUserWrite::Transaction,
         Policy {

@@ -5,10 +5,13 @@
 use playground_api::api::ROUTES;
 use playground_api::api::openapi::{document_json, document_value};
 
+use crate::support;
+
 const COMMITTED: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/openapi.json");
 
 #[test]
 fn the_committed_document_is_what_the_code_generates() {
+    let _turn = support::together_blocking();
     let generated = document_json();
     if std::env::var_os("UPDATE_OPENAPI").is_some() {
         std::fs::write(COMMITTED, &generated).expect("write function/openapi.json");
@@ -17,12 +20,13 @@ fn the_committed_document_is_what_the_code_generates() {
     assert!(
         committed == generated,
         "function/openapi.json is not what the code generates; regenerate it with \
-         `UPDATE_OPENAPI=1 cargo test -p function --test openapi` and commit it"
+         `UPDATE_OPENAPI=1 cargo test -p function --test it openapi::` and commit it"
     );
 }
 
 #[test]
 fn every_route_is_in_the_document_with_its_error_statuses() {
+    let _turn = support::together_blocking();
     let document = document_value();
     assert_eq!(document["openapi"], "3.1.0");
     let paths = document["paths"].as_object().expect("paths");

@@ -1,15 +1,14 @@
 //! Walking every page: global order, no duplicates, no gaps.
 
-mod support;
-
 use std::collections::HashSet;
 
+use crate::support::{self, TestApi, walk};
 use axum::http::StatusCode;
 use playground_api::store::NewUserWrite;
-use support::{TestApi, walk};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn users_pages_hold_the_global_leaderboard_order() {
+    let _turn = support::together().await;
     let api = TestApi::new(NewUserWrite::Transaction).await;
     api.create_table("walk").await;
     // 120 users, submission counts with many ties, written in scrambled order.
@@ -58,6 +57,7 @@ async fn users_pages_hold_the_global_leaderboard_order() {
 
 #[tokio::test]
 async fn tables_pages_hold_newest_first_order() {
+    let _turn = support::together().await;
     let api = TestApi::new(NewUserWrite::Transaction).await;
     for index in 0..60 {
         api.create_table(&format!("t{index:02}")).await;

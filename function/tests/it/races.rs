@@ -5,17 +5,15 @@
 //! 200, the class's partition is empty, its users read and write 404, and the
 //! class created again starts empty, its count exact.
 
-mod support;
-
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
+use crate::support::{self, TestApi};
 use axum::http::StatusCode;
 use emulator::Emulator;
 use playground_api::store::NewUserWrite;
 use serde_json::json;
-use support::TestApi;
 
 const ROUNDS: usize = 3;
 const WRITERS: usize = 8;
@@ -23,6 +21,7 @@ const CLASS: usize = 150;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn no_user_outlives_a_delete_that_races_with_writes() {
+    let _turn = support::alone().await;
     let emulator = Emulator::start().unwrap_or_else(|error| panic!("{error}"));
     let endpoint = emulator.endpoint().to_owned();
     emulator::configure_faults(

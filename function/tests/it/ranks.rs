@@ -4,19 +4,17 @@
 //! splits, and under the emulator's transaction-conflict model with a class
 //! of 200 students in 10 teams submitting at once.
 
-mod support;
-
 use std::collections::{BTreeMap, HashMap};
 use std::str::FromStr;
 use std::sync::Arc;
 
+use crate::support::{self, TestApi, function_client, walk};
 use axum::http::StatusCode;
 use bigdecimal::BigDecimal;
 use emulator::Emulator;
 use playground_api::schema::ranking;
 use playground_api::store::NewUserWrite;
 use serde_json::{Value, json};
-use support::{TestApi, function_client, walk};
 use tokio::sync::Semaphore;
 
 /// Requests in flight at once: the emulator serves one at a time, and drops
@@ -189,6 +187,7 @@ async fn add_to(api: &TestApi, class: &str, username: &str, attribute: &str, by:
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn the_leaderboard_is_score_then_submissions_then_name_across_pages() {
+    let _turn = support::together().await;
     let api = TestApi::new(NewUserWrite::Transaction).await;
     api.create_table("order").await;
     // Scores with ties, submission counts with ties, and users with no score.
@@ -251,6 +250,7 @@ async fn the_leaderboard_is_score_then_submissions_then_name_across_pages() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn ranks_and_teams_match_a_full_read_across_bucket_splits_and_moves() {
+    let _turn = support::together().await;
     let api = TestApi::new(NewUserWrite::Transaction).await;
     api.create_table("big").await;
     let teams = ["red", "blue", "green", "gold", "teal"];
@@ -335,6 +335,7 @@ async fn ranks_and_teams_match_a_full_read_across_bucket_splits_and_moves() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn two_hundred_students_of_ten_teams_at_once_leave_exact_teams_and_ranks() {
+    let _turn = support::alone().await;
     let emulator = Emulator::start().unwrap_or_else(|error| panic!("{error}"));
     let endpoint = emulator.endpoint().to_owned();
     let client = function_client(&endpoint).await;
@@ -411,6 +412,7 @@ async fn two_hundred_students_of_ten_teams_at_once_leave_exact_teams_and_ranks()
 
 #[tokio::test]
 async fn a_user_written_before_ranks_is_ranked_by_its_next_write_or_the_backfill() {
+    let _turn = support::together().await;
     use aws_sdk_dynamodb::types::AttributeValue;
     let api = TestApi::new(NewUserWrite::Transaction).await;
     api.create_table("old").await;

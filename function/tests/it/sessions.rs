@@ -3,14 +3,12 @@
 //! contract, their own key space, expiry, refused tokens, and with sign-in on,
 //! only the caller's own token.
 
-mod support;
-
+use crate::support::{self, TestApi, unsigned_token};
 use axum::http::StatusCode;
 use playground_api::api::access::Policy;
 use playground_api::schema::{SESSION_PARTITION_PREFIX, SESSION_SORT_KEY, TIME_TO_LIVE};
 use playground_api::store::NewUserWrite;
 use serde_json::{Value, json};
-use support::{TestApi, unsigned_token};
 
 fn now() -> i64 {
     chrono::Utc::now().timestamp()
@@ -34,6 +32,7 @@ async fn open_api(lifetime_s: i64) -> TestApi {
 
 #[tokio::test]
 async fn the_legacy_contract_holds_with_sign_in_off() {
+    let _turn = support::together().await;
     let api = open_api(720_000).await;
     let first = token("ana", None);
     let created = api
@@ -90,6 +89,7 @@ async fn the_legacy_contract_holds_with_sign_in_off() {
 
 #[tokio::test]
 async fn tokens_that_are_not_unexpired_jwts_and_bad_ids_are_refused() {
+    let _turn = support::together().await;
     let api = open_api(720_000).await;
     let good = token("ana", None);
     for (body, needle) in [
@@ -132,6 +132,7 @@ async fn tokens_that_are_not_unexpired_jwts_and_bad_ids_are_refused() {
 
 #[tokio::test]
 async fn sessions_have_their_own_key_space_and_a_time_to_live() {
+    let _turn = support::together().await;
     let api = open_api(720_000).await;
     api.create_table("class-1").await;
     api.put_user("class-1", "ann", 3).await;
@@ -189,6 +190,7 @@ async fn sessions_have_their_own_key_space_and_a_time_to_live() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_expired_session_is_gone_before_it_is_swept() {
+    let _turn = support::together().await;
     let api = open_api(1).await;
     let created = api
         .post(
@@ -217,6 +219,7 @@ fn person(sub: &str) -> Value {
 
 #[tokio::test]
 async fn signed_in_only_the_callers_own_token_is_stored() {
+    let _turn = support::together().await;
     let api = TestApi::signed_in(
         NewUserWrite::Transaction,
         Policy {

@@ -2,7 +2,7 @@
 //! emulator per test, and requests sent the way Lambda receives them (API
 //! Gateway v2 fixture events through `lambda_http::request::from_str`).
 
-#![allow(dead_code)] // each test binary uses a different part
+#![allow(dead_code)] // benches/ranks.rs includes it too and uses a part
 
 use std::path::Path;
 
@@ -475,4 +475,28 @@ pub async fn walk(api: &TestApi, path: &str, field: &str, limit: u16) -> Vec<ser
         }
     }
     panic!("{path}: pagination did not end");
+}
+
+/// Whose turn it is in the one test process. When each topic was its own
+/// binary, the tests that measure latency or race writes under injected
+/// faults (`classroom`, `races`, `deadlines`, the faulted class of `ranks`)
+/// ran with no other topic's tests beside them, and their budgets assume
+/// it: each takes [`alone`], every other test [`together`], so they still
+/// run by themselves while the rest run side by side.
+static TURNS: tokio::sync::RwLock<()> = tokio::sync::RwLock::const_new(());
+
+/// Held for the whole of a test that must run by itself.
+pub async fn alone() -> tokio::sync::RwLockWriteGuard<'static, ()> {
+    TURNS.write().await
+}
+
+/// Held for the whole of a test that may run beside others (but not beside
+/// one that runs [`alone`]).
+pub async fn together() -> tokio::sync::RwLockReadGuard<'static, ()> {
+    TURNS.read().await
+}
+
+/// [`together`] for a test that is not async.
+pub fn together_blocking() -> tokio::sync::RwLockReadGuard<'static, ()> {
+    TURNS.blocking_read()
 }
