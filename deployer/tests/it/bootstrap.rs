@@ -4,15 +4,23 @@
 use std::path::Path;
 
 use std::process::Command;
+use std::sync::LazyLock;
 
-use crate::support::{self, Account, assert_exit, text};
+use crate::support::{self, Account, assert_exit, settings, text};
 use aws_sdk_s3::types::{BucketVersioningStatus, VersioningConfiguration};
 use serde_json::Value;
 
-const BUCKET: &str = "aimodelshare-tfstate-prod-copilot-2024";
-const LOCK_TABLE: &str = "aimodelshare-tf-locks";
-const ROLE: &str = "aimodelshare-github-oidc-deployer";
-const POLICY_ARN: &str = "arn:aws:iam::123456789012:policy/aimodelshare-github-actions-deployment";
+// The bootstrap stack's names, as the deployer's settings give them.
+static BUCKET: LazyLock<String> = LazyLock::new(|| settings().state_bucket);
+static LOCK_TABLE: LazyLock<String> = LazyLock::new(|| settings().lock_table);
+static ROLE: LazyLock<String> = LazyLock::new(|| settings().deploy_role_name);
+static POLICY_ARN: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "arn:aws:iam::{}:policy/{}",
+        emulator::ACCOUNT_ID,
+        settings().deploy_policy_name
+    )
+});
 const PROVIDER_ARN: &str =
     "arn:aws:iam::123456789012:oidc-provider/token.actions.githubusercontent.com";
 
@@ -21,7 +29,7 @@ impl Account {
         let policy = self
             .s3
             .get_bucket_policy()
-            .bucket(BUCKET)
+            .bucket(BUCKET.as_str())
             .send()
             .await
             .expect("policy");
@@ -32,7 +40,7 @@ impl Account {
         let role = self
             .iam
             .get_role()
-            .role_name(ROLE)
+            .role_name(ROLE.as_str())
             .send()
             .await
             .expect("role");
@@ -54,14 +62,14 @@ async fn assert_converged(account: &Account) {
     let s3 = &account.s3;
     let versioning = s3
         .get_bucket_versioning()
-        .bucket(BUCKET)
+        .bucket(BUCKET.as_str())
         .send()
         .await
         .expect("versioning");
     assert_eq!(versioning.status(), Some(&BucketVersioningStatus::Enabled));
     let encryption = s3
         .get_bucket_encryption()
-        .bucket(BUCKET)
+        .bucket(BUCKET.as_str())
         .send()
         .await
         .expect("encryption");
@@ -73,7 +81,7 @@ async fn assert_converged(account: &Account) {
     assert_eq!(algorithm.as_deref(), Some("AES256"));
     let block = s3
         .get_public_access_block()
-        .bucket(BUCKET)
+        .bucket(BUCKET.as_str())
         .send()
         .await
         .expect("public access block");
@@ -98,7 +106,7 @@ async fn assert_converged(account: &Account) {
     );
     let tags = s3
         .get_bucket_tagging()
-        .bucket(BUCKET)
+        .bucket(BUCKET.as_str())
         .send()
         .await
         .expect("tags");
@@ -111,7 +119,7 @@ async fn assert_converged(account: &Account) {
     let table = account
         .dynamodb
         .describe_table()
-        .table_name(LOCK_TABLE)
+        .table_name(LOCK_TABLE.as_str())
         .send()
         .await
         .expect("lock table");
@@ -132,7 +140,7 @@ async fn assert_converged(account: &Account) {
     let backups = account
         .dynamodb
         .describe_continuous_backups()
-        .table_name(LOCK_TABLE)
+        .table_name(LOCK_TABLE.as_str())
         .send()
         .await
         .expect("backups");
@@ -192,7 +200,7 @@ async fn assert_converged(account: &Account) {
     let attached = account
         .iam
         .list_attached_role_policies()
-        .role_name(ROLE)
+        .role_name(ROLE.as_str())
         .send()
         .await
         .expect("attached");
@@ -201,7 +209,7 @@ async fn assert_converged(account: &Account) {
         .iter()
         .filter_map(|p| p.policy_arn())
         .collect();
-    assert_eq!(arns, [POLICY_ARN]);
+    assert_eq!(arns, [POLICY_ARN.as_str()]);
 
     // The execution boundary: the function's item operations and its logs, nothing else.
     let boundary = support::managed_policy(
@@ -302,14 +310,15 @@ async fn assert_converged(account: &Account) {
     assert!(
         denied.iter().any(|(resource, _)| *resource
             == &Value::String(format!(
-                "arn:aws:s3:::{BUCKET}/deployer/bootstrap/state.json"
+                "arn:aws:s3:::{}/deployer/bootstrap/state.json",
+                *BUCKET
             ))),
         "{denied:?}"
     );
     assert!(
         denied.iter().any(
             |(_, condition)| condition["ForAnyValue:StringEquals"]["dynamodb:LeadingKeys"][0]
-                == format!("{BUCKET}/deployer/bootstrap/state.json").as_str()
+                == format!("{}/deployer/bootstrap/state.json", *BUCKET).as_str()
         ),
         "{denied:?}"
     );
@@ -346,7 +355,8 @@ async fn bootstrap_from_empty_then_a_rerun_changes_nothing() {
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(
         stdout.contains(&format!(
-            "deploy_role_arn = arn:aws:iam::123456789012:role/{ROLE}"
+            "deploy_role_arn = arn:aws:iam::123456789012:role/{}",
+            *ROLE
         )),
         "{stdout}"
     );
@@ -358,7 +368,7 @@ async fn bootstrap_from_empty_then_a_rerun_changes_nothing() {
     let state = account
         .s3
         .get_object()
-        .bucket(BUCKET)
+        .bucket(BUCKET.as_str())
         .key("deployer/bootstrap/state.json")
         .send()
         .await
@@ -389,9 +399,9 @@ async fn bootstrap_from_empty_then_a_rerun_changes_nothing() {
     let outputs: Value = serde_json::from_slice(&output.stdout).expect("JSON");
     assert_eq!(
         outputs["deploy_role_arn"],
-        format!("arn:aws:iam::123456789012:role/{ROLE}")
+        format!("arn:aws:iam::123456789012:role/{}", *ROLE)
     );
-    assert_eq!(outputs["state_bucket"], BUCKET);
+    assert_eq!(outputs["state_bucket"], *BUCKET);
     assert_eq!(outputs["oidc_provider_arn"], PROVIDER_ARN);
     assert_eq!(
         outputs["plan_role_arn"],
@@ -404,7 +414,7 @@ async fn bootstrap_from_empty_then_a_rerun_changes_nothing() {
     // The plan role has the plan policy, and nothing else.
     let attached = aws_sdk_iam::Client::new(&account.config)
         .list_attached_role_policies()
-        .role_name("aimodelshare-github-oidc-planner")
+        .role_name(&settings().plan_role_name)
         .send()
         .await
         .expect("plan role policies");
@@ -413,7 +423,7 @@ async fn bootstrap_from_empty_then_a_rerun_changes_nothing() {
         .iter()
         .filter_map(|policy| policy.policy_name())
         .collect();
-    assert_eq!(names, ["aimodelshare-github-actions-plan"]);
+    assert_eq!(names, [&settings().plan_policy_name]);
 }
 
 #[tokio::test]
@@ -424,7 +434,7 @@ async fn drift_is_planned_and_repaired() {
     account
         .s3
         .put_bucket_versioning()
-        .bucket(BUCKET)
+        .bucket(BUCKET.as_str())
         .versioning_configuration(
             VersioningConfiguration::builder()
                 .status(BucketVersioningStatus::Suspended)
@@ -436,7 +446,7 @@ async fn drift_is_planned_and_repaired() {
     account
         .s3
         .delete_public_access_block()
-        .bucket(BUCKET)
+        .bucket(BUCKET.as_str())
         .send()
         .await
         .expect("delete block");
@@ -447,7 +457,7 @@ async fn drift_is_planned_and_repaired() {
     account
         .iam
         .update_assume_role_policy()
-        .role_name(ROLE)
+        .role_name(ROLE.as_str())
         .policy_document(trust.to_string())
         .send()
         .await
@@ -489,14 +499,14 @@ async fn existing_resources_are_adopted_not_duplicated() {
     account
         .s3
         .create_bucket()
-        .bucket(BUCKET)
+        .bucket(BUCKET.as_str())
         .send()
         .await
         .expect("bucket");
     account
         .s3
         .put_object()
-        .bucket(BUCKET)
+        .bucket(BUCKET.as_str())
         .key("playground/terraform.tfstate")
         .body(b"{}".to_vec().into())
         .send()
@@ -505,7 +515,7 @@ async fn existing_resources_are_adopted_not_duplicated() {
     account
         .dynamodb
         .create_table()
-        .table_name(LOCK_TABLE)
+        .table_name(LOCK_TABLE.as_str())
         .billing_mode(aws_sdk_dynamodb::types::BillingMode::PayPerRequest)
         .key_schema(
             aws_sdk_dynamodb::types::KeySchemaElement::builder()
@@ -557,11 +567,11 @@ async fn existing_resources_are_adopted_not_duplicated() {
     assert_exit(&account.deployer(&["bootstrap", "--auto-approve"]), 0);
     assert_converged(&account).await;
     let tables = account.dynamodb.list_tables().send().await.expect("tables");
-    assert_eq!(tables.table_names(), [LOCK_TABLE]);
+    assert_eq!(tables.table_names(), [LOCK_TABLE.as_str()]);
     let legacy = account
         .s3
         .head_object()
-        .bucket(BUCKET)
+        .bucket(BUCKET.as_str())
         .key("playground/terraform.tfstate")
         .send()
         .await;
@@ -671,7 +681,7 @@ async fn bucket_versions(account: &Account) -> Vec<(String, String)> {
     let listing = account
         .s3
         .list_object_versions()
-        .bucket(BUCKET)
+        .bucket(BUCKET.as_str())
         .send()
         .await
         .expect("versions");
@@ -695,14 +705,14 @@ async fn destroy_bootstrap_keeps_what_it_adopted_and_a_bucket_holding_others_obj
     account
         .s3
         .create_bucket()
-        .bucket(BUCKET)
+        .bucket(BUCKET.as_str())
         .send()
         .await
         .expect("bucket");
     account
         .s3
         .put_bucket_versioning()
-        .bucket(BUCKET)
+        .bucket(BUCKET.as_str())
         .versioning_configuration(
             VersioningConfiguration::builder()
                 .status(BucketVersioningStatus::Enabled)
@@ -715,7 +725,7 @@ async fn destroy_bootstrap_keeps_what_it_adopted_and_a_bucket_holding_others_obj
         account
             .s3
             .put_object()
-            .bucket(BUCKET)
+            .bucket(BUCKET.as_str())
             .key("aimodelshare/infra/terraform.tfstate")
             .body(body.into())
             .send()
@@ -777,12 +787,20 @@ async fn destroy_bootstrap_keeps_what_it_adopted_and_a_bucket_holding_others_obj
         "the adopted provider serves other roles too"
     );
     // Deleted: what bootstrap created.
-    assert!(account.iam.get_role().role_name(ROLE).send().await.is_err());
+    assert!(
+        account
+            .iam
+            .get_role()
+            .role_name(ROLE.as_str())
+            .send()
+            .await
+            .is_err()
+    );
     assert!(
         account
             .dynamodb
             .describe_table()
-            .table_name(LOCK_TABLE)
+            .table_name(LOCK_TABLE.as_str())
             .send()
             .await
             .is_err(),
@@ -804,7 +822,15 @@ async fn destroy_bootstrap_keeps_what_it_adopted_and_a_bucket_holding_others_obj
         "{}",
         text(&output)
     );
-    assert!(account.s3.head_bucket().bucket(BUCKET).send().await.is_ok());
+    assert!(
+        account
+            .s3
+            .head_bucket()
+            .bucket(BUCKET.as_str())
+            .send()
+            .await
+            .is_ok()
+    );
 }
 
 #[tokio::test]
@@ -813,7 +839,7 @@ async fn an_object_s3_will_not_delete_stops_the_emptying_naming_it() {
     account
         .s3
         .create_bucket()
-        .bucket(BUCKET)
+        .bucket(BUCKET.as_str())
         .object_lock_enabled_for_bucket(true)
         .send()
         .await
@@ -822,7 +848,7 @@ async fn an_object_s3_will_not_delete_stops_the_emptying_naming_it() {
     account
         .s3
         .put_object()
-        .bucket(BUCKET)
+        .bucket(BUCKET.as_str())
         .key("deployer/old/state.json")
         .body(b"{}".to_vec().into())
         .send()
@@ -831,7 +857,7 @@ async fn an_object_s3_will_not_delete_stops_the_emptying_naming_it() {
     account
         .s3
         .put_object_legal_hold()
-        .bucket(BUCKET)
+        .bucket(BUCKET.as_str())
         .key("deployer/old/state.json")
         .legal_hold(
             aws_sdk_s3::types::ObjectLockLegalHold::builder()
@@ -862,7 +888,7 @@ async fn destroy_bootstrap_refuses_while_environments_have_state_then_removes_ev
         account
             .s3
             .put_object()
-            .bucket(BUCKET)
+            .bucket(BUCKET.as_str())
             .key("deployer/dev/state.json")
             .body(body.to_vec().into())
             .send()
@@ -872,7 +898,7 @@ async fn destroy_bootstrap_refuses_while_environments_have_state_then_removes_ev
     account
         .s3
         .delete_object()
-        .bucket(BUCKET)
+        .bucket(BUCKET.as_str())
         .key("deployer/old/state.json")
         .send()
         .await
@@ -893,7 +919,13 @@ async fn destroy_bootstrap_refuses_while_environments_have_state_then_removes_ev
         text(&unapproved)
     );
     assert!(
-        account.s3.head_bucket().bucket(BUCKET).send().await.is_ok(),
+        account
+            .s3
+            .head_bucket()
+            .bucket(BUCKET.as_str())
+            .send()
+            .await
+            .is_ok(),
         "nothing was destroyed"
     );
 
@@ -904,7 +936,7 @@ async fn destroy_bootstrap_refuses_while_environments_have_state_then_removes_ev
         account
             .s3
             .head_bucket()
-            .bucket(BUCKET)
+            .bucket(BUCKET.as_str())
             .send()
             .await
             .is_err(),
@@ -921,14 +953,20 @@ async fn destroy_bootstrap_refuses_while_environments_have_state_then_removes_ev
             .is_empty()
     );
     assert!(
-        account.iam.get_role().role_name(ROLE).send().await.is_err(),
+        account
+            .iam
+            .get_role()
+            .role_name(ROLE.as_str())
+            .send()
+            .await
+            .is_err(),
         "role gone"
     );
     assert!(
         account
             .iam
             .get_policy()
-            .policy_arn(POLICY_ARN)
+            .policy_arn(POLICY_ARN.as_str())
             .send()
             .await
             .is_err(),

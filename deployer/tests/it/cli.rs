@@ -6,7 +6,7 @@ use std::path::Path;
 use std::process::{Command, Output};
 use std::time::Duration;
 
-use crate::support::run_deployer;
+use crate::support::{names, run_deployer};
 use state::{Backend, LocalBackend, LockRequest, ResourceState, StateDocument};
 
 /// An address nothing listens on: any AWS call would fail to connect.
@@ -27,8 +27,8 @@ async fn write_local_state(dir: &Path, environment: &str) -> Backend {
         "lambda_function.api".into(),
         ResourceState {
             kind: "lambda_function".into(),
-            name: format!("aimodelshare-playground-{environment}-api"),
-            id: format!("aimodelshare-playground-{environment}-api"),
+            name: names(environment).function,
+            id: names(environment).function,
             arn: Some(format!(
                 "arn:aws:lambda:us-east-1:123456789012:function:aimodelshare-playground-{environment}-api"
             )),
@@ -42,7 +42,7 @@ async fn write_local_state(dir: &Path, environment: &str) -> Backend {
     );
     document.outputs.insert(
         "dynamodb_table_name".into(),
-        format!("PlaygroundScores-{environment}").into(),
+        names(environment).table.into(),
     );
     backend
         .write(environment, &document, None)
@@ -232,7 +232,7 @@ async fn outputs_and_state_list_read_local_state() {
         &["--state", "local", "output", "--env", "dev", "--json"],
     );
     let outputs: serde_json::Value = serde_json::from_str(&stdout(&output)).expect("JSON");
-    assert_eq!(outputs["dynamodb_table_name"], "PlaygroundScores-dev");
+    assert_eq!(outputs["dynamodb_table_name"], names("dev").table);
 
     let output = run_deployer(
         dir.path(),

@@ -17,7 +17,7 @@ use std::io::{BufRead, BufReader};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::support::{Account, RankedUser, assert_exit, assert_ranked_exactly, text};
+use crate::support::{Account, RankedUser, assert_exit, assert_ranked_exactly, names, text};
 use aws_sdk_dynamodb::types::AttributeValue;
 use serde_json::Value;
 
@@ -113,7 +113,7 @@ impl Account {
 
     /// An environment's table, created from the schema as `apply` creates it.
     async fn environment_table(&self, environment: &str) -> String {
-        let table = format!("PlaygroundScores-{environment}");
+        let table = names(environment).table;
         let indexes: Vec<_> = schema::TABLE_SCHEMA
             .global_secondary_indexes
             .iter()

@@ -6,7 +6,7 @@
 
 use std::time::Instant;
 
-use crate::support::{Account, assert_exit, names, text};
+use crate::support::{Account, assert_exit, names, settings, text};
 
 impl Account {
     async fn count_apis(&self) -> usize {
@@ -168,7 +168,7 @@ async fn an_apply_converges_to_exactly_one_of_each_resource_under_faults() {
         roles
             .roles()
             .iter()
-            .filter(|role| role.role_name() == "aimodelshare-playground-dev-lambda-role")
+            .filter(|role| role.role_name() == names("dev").lambda_role)
             .count(),
         1
     );
@@ -179,12 +179,13 @@ async fn held_lock_id(account: &Account) -> Option<String> {
     use aws_sdk_dynamodb::types::AttributeValue;
     let item = aws_sdk_dynamodb::Client::new(&account.config)
         .get_item()
-        .table_name("aimodelshare-tf-locks")
+        .table_name(settings().lock_table)
         .key(
             "LockID",
-            AttributeValue::S(
-                "aimodelshare-tfstate-prod-copilot-2024/deployer/dev/state.json".into(),
-            ),
+            AttributeValue::S(format!(
+                "{}/deployer/dev/state.json",
+                settings().state_bucket
+            )),
         )
         .consistent_read(true)
         .send()
@@ -225,24 +226,22 @@ async fn census(account: &Account) -> [usize; 5] {
         roles
             .roles()
             .iter()
-            .filter(|role| role.role_name() == "aimodelshare-playground-dev-lambda-role")
+            .filter(|role| role.role_name() == names("dev").lambda_role)
             .count(),
         groups
             .log_groups()
             .iter()
-            .filter(|group| {
-                group.log_group_name() == Some("/aws/lambda/aimodelshare-playground-dev-api")
-            })
+            .filter(|group| group.log_group_name() == Some(&names("dev").log_group))
             .count(),
         functions
             .functions()
             .iter()
-            .filter(|function| function.function_name() == Some("aimodelshare-playground-dev-api"))
+            .filter(|function| function.function_name() == Some(&names("dev").function))
             .count(),
         tables
             .table_names()
             .iter()
-            .filter(|table| *table == "PlaygroundScores-dev")
+            .filter(|table| *table == &names("dev").table)
             .count(),
     ]
 }

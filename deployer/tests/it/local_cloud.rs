@@ -402,7 +402,7 @@ async fn an_environment_on_the_local_cloud_serves_the_contract_through_api_gatew
         body,
         json!({
             "status": "ok",
-            "tableName": "PlaygroundScores-dev",
+            "tableName": &names("dev").table,
             "safeConcurrency": true,
             "allowTableDelete": false,
             "release": "1"
@@ -493,7 +493,7 @@ async fn an_environment_on_the_local_cloud_serves_the_contract_through_api_gatew
     assert!(
         lambda
             .get_function()
-            .function_name("aimodelshare-playground-dev-api")
+            .function_name(&names("dev").function)
             .send()
             .await
             .is_err(),
@@ -508,7 +508,7 @@ async fn an_environment_on_the_local_cloud_serves_the_contract_through_api_gatew
         !tables
             .table_names()
             .iter()
-            .any(|name| name == "PlaygroundScores-dev"),
+            .any(|name| name == &names("dev").table),
         "{:?}",
         tables.table_names()
     );

@@ -16,7 +16,7 @@ async fn apply_from_empty_creates_every_resource_and_a_rerun_changes_nothing() {
     let dynamodb = aws_sdk_dynamodb::Client::new(config);
     let table = dynamodb
         .describe_table()
-        .table_name("PlaygroundScores-dev")
+        .table_name(&names("dev").table)
         .send()
         .await
         .expect("table");
@@ -39,7 +39,7 @@ async fn apply_from_empty_creates_every_resource_and_a_rerun_changes_nothing() {
     );
     let pitr = dynamodb
         .describe_continuous_backups()
-        .table_name("PlaygroundScores-dev")
+        .table_name(&names("dev").table)
         .send()
         .await
         .expect("backups");
@@ -55,7 +55,7 @@ async fn apply_from_empty_creates_every_resource_and_a_rerun_changes_nothing() {
     let iam = aws_sdk_iam::Client::new(config);
     let role = iam
         .get_role()
-        .role_name("aimodelshare-playground-dev-lambda-role")
+        .role_name(&names("dev").lambda_role)
         .send()
         .await
         .expect("role");
@@ -68,7 +68,7 @@ async fn apply_from_empty_creates_every_resource_and_a_rerun_changes_nothing() {
     );
     let attached = iam
         .list_attached_role_policies()
-        .role_name("aimodelshare-playground-dev-lambda-role")
+        .role_name(&names("dev").lambda_role)
         .send()
         .await
         .expect("attached");
@@ -130,7 +130,7 @@ async fn apply_from_empty_creates_every_resource_and_a_rerun_changes_nothing() {
     let logs = aws_sdk_cloudwatchlogs::Client::new(config);
     let groups = logs
         .describe_log_groups()
-        .log_group_name_prefix("/aws/lambda/aimodelshare-playground-dev-api")
+        .log_group_name_prefix(&names("dev").log_group)
         .send()
         .await
         .expect("log groups");
@@ -162,7 +162,7 @@ async fn apply_from_empty_creates_every_resource_and_a_rerun_changes_nothing() {
         .expect("environment");
     assert_eq!(
         variables.get("TABLE_NAME").map(String::as_str),
-        Some("PlaygroundScores-dev")
+        Some(names("dev").table.as_str())
     );
     assert_eq!(
         variables.get("SAFE_CONCURRENCY").map(String::as_str),
@@ -268,7 +268,7 @@ async fn apply_from_empty_creates_every_resource_and_a_rerun_changes_nothing() {
     );
     let policy = aws_sdk_lambda::Client::new(config)
         .get_policy()
-        .function_name("aimodelshare-playground-dev-api")
+        .function_name(&names("dev").function)
         .send()
         .await
         .expect("function policy");
@@ -329,7 +329,7 @@ async fn an_apply_whose_api_does_not_answer_fails_after_recording_what_it_did() 
         "{shown}"
     );
     assert!(
-        shown.contains("/aws/lambda/aimodelshare-playground-dev-api"),
+        shown.contains(&names("dev").log_group),
         "names the function's logs: {shown}"
     );
     assert!(shown.contains("--skip-health-check"), "{shown}");
@@ -363,7 +363,7 @@ async fn an_api_deleted_by_hand_is_recreated_and_the_permission_follows_in_the_s
     assert_ne!(new_id, old_id);
     let policy = aws_sdk_lambda::Client::new(&account.config)
         .get_policy()
-        .function_name("aimodelshare-playground-dev-api")
+        .function_name(&names("dev").function)
         .send()
         .await
         .expect("function policy");

@@ -39,7 +39,7 @@ async fn destroy_takes_a_final_backup_first_and_restore_then_apply_brings_every_
     let dynamodb = aws_sdk_dynamodb::Client::new(config);
     let described = dynamodb
         .describe_table()
-        .table_name("PlaygroundScores-dev")
+        .table_name(&names("dev").table)
         .send()
         .await
         .expect("table");
@@ -50,7 +50,7 @@ async fn destroy_takes_a_final_backup_first_and_restore_then_apply_brings_every_
         Some(true),
         "a scores table is deletion-protected"
     );
-    put_users(config, "PlaygroundScores-dev", 30).await;
+    put_users(config, &names("dev").table, 30).await;
 
     let destroyed = account.deployer(&["destroy", "--env", "dev", "--auto-approve"]);
     assert_exit(&destroyed, 0);
@@ -88,7 +88,7 @@ async fn destroy_takes_a_final_backup_first_and_restore_then_apply_brings_every_
     );
     let versions = s3
         .list_object_versions()
-        .bucket("aimodelshare-tfstate-prod-copilot-2024")
+        .bucket(settings().state_bucket)
         .prefix("deployer/dev/state.json")
         .send()
         .await
@@ -97,7 +97,7 @@ async fn destroy_takes_a_final_backup_first_and_restore_then_apply_brings_every_
     for version in versions.versions() {
         let object = s3
             .get_object()
-            .bucket("aimodelshare-tfstate-prod-copilot-2024")
+            .bucket(settings().state_bucket)
             .key("deployer/dev/state.json")
             .version_id(version.version_id().unwrap_or_default())
             .send()
@@ -116,7 +116,7 @@ async fn destroy_takes_a_final_backup_first_and_restore_then_apply_brings_every_
         "{}",
         text(&restored)
     );
-    assert_eq!(item_count(config, "PlaygroundScores-dev").await, 30);
+    assert_eq!(item_count(config, &names("dev").table).await, 30);
     let again = account.deployer(&["restore", "--env", "dev", "--backup", &arn]);
     assert_exit(&again, 1);
     assert!(text(&again).contains("exists"), "{}", text(&again));
@@ -124,7 +124,7 @@ async fn destroy_takes_a_final_backup_first_and_restore_then_apply_brings_every_
     assert_exit(&account.apply_dev(), 0);
     let described = dynamodb
         .describe_table()
-        .table_name("PlaygroundScores-dev")
+        .table_name(&names("dev").table)
         .send()
         .await
         .expect("table");
@@ -140,7 +140,7 @@ async fn destroy_takes_a_final_backup_first_and_restore_then_apply_brings_every_
     // their rank entries and buckets beside them.
     let items = dynamodb
         .scan()
-        .table_name("PlaygroundScores-dev")
+        .table_name(&names("dev").table)
         .consistent_read(true)
         .send()
         .await
@@ -158,7 +158,7 @@ async fn destroy_takes_a_final_backup_first_and_restore_then_apply_brings_every_
     let ranked: Vec<RankedUser> = (0..30)
         .map(|index| RankedUser::new("class-1", &format!("student-{index:03}"), 0.0, index, None))
         .collect();
-    assert_ranked_exactly(&dynamodb, "PlaygroundScores-dev", &ranked).await;
+    assert_ranked_exactly(&dynamodb, &names("dev").table, &ranked).await;
     assert!(account.api_id("dev").await.is_some());
     assert_exit(
         &account.deployer(&[
@@ -188,7 +188,7 @@ async fn destroy_takes_a_final_backup_first_and_restore_then_apply_brings_every_
     );
     let backups = dynamodb
         .list_backups()
-        .table_name("PlaygroundScores-dev")
+        .table_name(&names("dev").table)
         .send()
         .await
         .expect("backups");
@@ -232,7 +232,7 @@ async fn a_final_backup_that_fails_stops_the_destroy_with_nothing_deleted() {
     assert!(account.api_id("dev").await.is_some());
     let table = aws_sdk_dynamodb::Client::new(&account.config)
         .describe_table()
-        .table_name("PlaygroundScores-dev")
+        .table_name(&names("dev").table)
         .send()
         .await
         .expect("the table is still there");
@@ -308,18 +308,18 @@ async fn environments_are_isolated_and_destroy_leaves_nothing_of_theirs() {
         !tables
             .table_names()
             .iter()
-            .any(|t| t == "PlaygroundScores-stage")
+            .any(|t| t == &names("stage").table)
     );
     assert!(
         tables
             .table_names()
             .iter()
-            .any(|t| t == "PlaygroundScores-dev")
+            .any(|t| t == &names("dev").table)
     );
     assert!(
         aws_sdk_iam::Client::new(config)
             .get_role()
-            .role_name("aimodelshare-playground-stage-lambda-role")
+            .role_name(&names("stage").lambda_role)
             .send()
             .await
             .is_err()
@@ -327,7 +327,7 @@ async fn environments_are_isolated_and_destroy_leaves_nothing_of_theirs() {
     assert!(
         aws_sdk_lambda::Client::new(config)
             .get_function()
-            .function_name("aimodelshare-playground-stage-api")
+            .function_name(&names("stage").function)
             .send()
             .await
             .is_err()

@@ -55,8 +55,8 @@ async fn a_no_op_plan_costs_the_same_at_ten_items_and_at_ten_thousand() {
         "fn.zip",
     ];
     assert_exit(&account.deployer(&apply_stage), 0);
-    put_indexed_users(&account.config, "PlaygroundScores-dev", 10).await;
-    put_indexed_users(&account.config, "PlaygroundScores-stage", 10_000).await;
+    put_indexed_users(&account.config, &names("dev").table, 10).await;
+    put_indexed_users(&account.config, &names("stage").table, 10_000).await;
     let plan = |environment: &'static str| {
         operations(
             &account,
@@ -105,7 +105,7 @@ async fn an_index_rebuild_is_shown_as_destroy_and_create_and_an_unknown_index_is
     let account = Account::bootstrapped().await;
     assert_exit(&account.apply_dev(), 0);
     let dynamodb = aws_sdk_dynamodb::Client::new(&account.config);
-    let table = "PlaygroundScores-dev";
+    let table = &names("dev").table;
     let key = |name: &str, kind: KeyType| {
         KeySchemaElement::builder()
             .attribute_name(name)

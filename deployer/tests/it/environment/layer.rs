@@ -10,7 +10,7 @@ impl Account {
         let lambda = aws_sdk_lambda::Client::new(&self.config);
         let listed = lambda
             .list_layer_versions()
-            .layer_name("aimodelshare-playground-dev-extra")
+            .layer_name(&names("dev").layer)
             .send()
             .await
             .expect("layer versions");
@@ -84,7 +84,7 @@ async fn the_optional_layer_is_published_attached_republished_and_destroyed() {
     );
     let published = aws_sdk_lambda::Client::new(&account.config)
         .get_layer_version()
-        .layer_name("aimodelshare-playground-dev-extra")
+        .layer_name(&names("dev").layer)
         .version_number(versions[0].0)
         .send()
         .await
@@ -164,7 +164,7 @@ async fn the_optional_layer_is_published_attached_republished_and_destroyed() {
     );
     let listed = aws_sdk_lambda::Client::new(&account.config)
         .list_layer_versions()
-        .layer_name("aimodelshare-playground-dev-extra")
+        .layer_name(&names("dev").layer)
         .send()
         .await
         .expect("layer versions");

@@ -45,11 +45,12 @@ async fn lock_item(account: &Account, environment: &str) -> Option<String> {
     use aws_sdk_dynamodb::types::AttributeValue;
     aws_sdk_dynamodb::Client::new(&account.config)
         .get_item()
-        .table_name("aimodelshare-tf-locks")
+        .table_name(settings().lock_table)
         .key(
             "LockID",
             AttributeValue::S(format!(
-                "aimodelshare-tfstate-prod-copilot-2024/deployer/{environment}/state.json"
+                "{}/deployer/{environment}/state.json",
+                settings().state_bucket
             )),
         )
         .consistent_read(true)

@@ -13,7 +13,7 @@ async fn logs_prints_the_live_releases_events_or_any_versions() {
     // Events as Lambda writes them: one stream per execution environment,
     // named after the version it runs.
     let logs = aws_sdk_cloudwatchlogs::Client::new(&account.config);
-    let group = "/aws/lambda/aimodelshare-playground-dev-api";
+    let group = &names("dev").log_group;
     let now = chrono::Utc::now().timestamp_millis();
     for (stream, events) in [
         (
@@ -119,7 +119,7 @@ async fn logs_follow_prints_events_that_arrive_after_it_started() {
     // Let it make its first pass (nothing yet), then write an event.
     tokio::time::sleep(std::time::Duration::from_secs(3)).await;
     let logs = aws_sdk_cloudwatchlogs::Client::new(&account.config);
-    let group = "/aws/lambda/aimodelshare-playground-dev-api";
+    let group = &names("dev").log_group;
     let stream = "2026/12/01/[1]follow";
     logs.create_log_stream()
         .log_group_name(group)

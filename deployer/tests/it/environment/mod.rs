@@ -23,7 +23,7 @@ use std::process::Output;
 
 use crate::support::{
     self, AARCH64, Account, RankedUser, X86_64, assert_exit, assert_ranked_exactly, executable,
-    names, text,
+    names, settings, text,
 };
 
 use serde_json::Value;

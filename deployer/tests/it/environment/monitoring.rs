@@ -50,12 +50,7 @@ async fn alarms_are_put_read_back_changed_and_removed() {
         alarms
     };
     let api_id = account.api_id("dev").await.expect("api");
-    let function = || {
-        vec![(
-            "FunctionName".to_owned(),
-            "aimodelshare-playground-dev-api".to_owned(),
-        )]
-    };
+    let function = || vec![("FunctionName".to_owned(), names("dev").function)];
     assert_eq!(
         alarms().await,
         vec![
@@ -153,7 +148,7 @@ async fn access_logs_go_to_a_log_group_of_their_own_with_retention_in_a_document
     let account = Account::bootstrapped().await;
     assert_exit(&account.apply_dev(), 0);
     let api_id = account.api_id("dev").await.expect("api");
-    let group = "/aws/apigateway/aimodelshare-playground-dev-http-api";
+    let group = &names("dev").access_log_group;
     let stage_log = || async {
         let stage = aws_sdk_apigatewayv2::Client::new(&account.config)
             .get_stage()

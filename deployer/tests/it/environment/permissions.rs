@@ -284,8 +284,7 @@ async fn the_plan_role_may_make_every_call_of_a_plan_and_only_reads() {
     );
     assert!(calls.len() > 20, "the call log works: {calls:?}");
 
-    let document =
-        support::managed_policy(&account.config, "aimodelshare-github-actions-plan").await;
+    let document = support::managed_policy(&account.config, &settings().plan_policy_name).await;
     assert_policy_allows(&document, &calls, "the plan policy");
     let allowed = actions_with_effect(&document, "Allow");
 
@@ -317,7 +316,7 @@ async fn the_plan_role_may_make_every_call_of_a_plan_and_only_reads() {
     // Its trust: jobs of the repository's `plan` environment, through GitHub's OIDC.
     let role = aws_sdk_iam::Client::new(&account.config)
         .get_role()
-        .role_name("aimodelshare-github-oidc-planner")
+        .role_name(&settings().plan_role_name)
         .send()
         .await
         .expect("the plan role");

@@ -8,7 +8,7 @@ impl Account {
     pub(super) async fn live_version(&self) -> String {
         aws_sdk_lambda::Client::new(&self.config)
             .get_alias()
-            .function_name("aimodelshare-playground-dev-api")
+            .function_name(&names("dev").function)
             .name("live")
             .send()
             .await
@@ -22,7 +22,7 @@ impl Account {
     async fn published_versions(&self) -> Vec<String> {
         let listed = aws_sdk_lambda::Client::new(&self.config)
             .list_versions_by_function()
-            .function_name("aimodelshare-playground-dev-api")
+            .function_name(&names("dev").function)
             .send()
             .await
             .expect("versions");
@@ -80,7 +80,7 @@ async fn releases_are_versions_behind_live_and_rollback_moves_live_back() {
     let lambda = aws_sdk_lambda::Client::new(&account.config);
     let policy = lambda
         .get_policy()
-        .function_name("aimodelshare-playground-dev-api")
+        .function_name(&names("dev").function)
         .qualifier("live")
         .send()
         .await

@@ -101,7 +101,7 @@ async fn a_saved_plan_is_applied_exactly_or_refused_when_stale() {
     );
     aws_sdk_lambda::Client::new(&account.config)
         .update_function_configuration()
-        .function_name("aimodelshare-playground-dev-api")
+        .function_name(&names("dev").function)
         .memory_size(1024)
         .send()
         .await

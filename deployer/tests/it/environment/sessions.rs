@@ -97,7 +97,7 @@ async fn sessions_get_time_to_live_and_an_open_read_route_with_a_throttle_of_its
     assert_exit(&account.apply_dev(), 0);
 
     assert_eq!(
-        time_to_live(config, "PlaygroundScores-dev").await,
+        time_to_live(config, &names("dev").table).await,
         (
             Some("ENABLED".to_owned()),
             Some(schema::TIME_TO_LIVE.to_owned())
@@ -370,12 +370,9 @@ async fn an_adopted_table_gets_time_to_live_in_place_unless_it_is_on_another_att
 
     // Made by hand without Time to Live: adopted, and Time to Live planned as
     // an in-place change.
-    table_by_hand(config, "PlaygroundScores-dev", None).await;
+    table_by_hand(config, &names("dev").table, None).await;
     assert_eq!(
-        time_to_live(config, "PlaygroundScores-dev")
-            .await
-            .0
-            .as_deref(),
+        time_to_live(config, &names("dev").table).await.0.as_deref(),
         Some("DISABLED")
     );
     let plan = account.deployer(&["plan", "--env", "dev", "--artifact", "fn.zip"]);
@@ -392,7 +389,7 @@ async fn an_adopted_table_gets_time_to_live_in_place_unless_it_is_on_another_att
     assert!(!shown.contains("+ dynamodb_table.scores"), "{shown}");
     assert_exit(&account.apply_dev(), 0);
     assert_eq!(
-        time_to_live(config, "PlaygroundScores-dev").await,
+        time_to_live(config, &names("dev").table).await,
         (Some("ENABLED".to_owned()), Some("ttl".to_owned()))
     );
     emulator::clear_served_requests(account.emulator.endpoint());
@@ -401,7 +398,7 @@ async fn an_adopted_table_gets_time_to_live_in_place_unless_it_is_on_another_att
 
     // Made by hand with Time to Live on another attribute: not switched. The
     // plan fails saying why and what to do, and nothing changes.
-    table_by_hand(config, "PlaygroundScores-qa", Some("expiresAt")).await;
+    table_by_hand(config, &names("qa").table, Some("expiresAt")).await;
     emulator::clear_served_requests(account.emulator.endpoint());
     let refused = account.deployer(&["plan", "--env", "qa", "--artifact", "fn.zip"]);
     assert_exit(&refused, 1);
@@ -431,7 +428,7 @@ async fn an_adopted_table_gets_time_to_live_in_place_unless_it_is_on_another_att
     );
     assert_eq!(account.mutating_requests(), Vec::<String>::new());
     assert_eq!(
-        time_to_live(config, "PlaygroundScores-qa").await,
+        time_to_live(config, &names("qa").table).await,
         (Some("ENABLED".to_owned()), Some("expiresAt".to_owned()))
     );
 }

@@ -67,7 +67,7 @@ async fn sign_in_puts_a_jwt_authorizer_on_the_writing_routes_and_takes_it_off_ag
     let environment = || async {
         aws_sdk_lambda::Client::new(&account.config)
             .get_function_configuration()
-            .function_name("aimodelshare-playground-dev-api")
+            .function_name(&names("dev").function)
             .qualifier("live")
             .send()
             .await
@@ -293,7 +293,7 @@ async fn the_environments_own_user_pool_is_the_issuer_and_outlives_a_destroy_whi
         pools
             .user_pools()
             .iter()
-            .find(|pool| pool.name() == Some("aimodelshare-playground-dev-users"))
+            .find(|pool| pool.name() == Some(&names("dev").user_pool))
             .and_then(|pool| pool.id().map(str::to_owned))
     };
 

@@ -11,7 +11,7 @@ async fn a_legacy_terraform_deployment_is_taken_over_in_place() {
     let account = Account::bootstrapped().await;
     let config = &account.config;
     let dynamodb = aws_sdk_dynamodb::Client::new(config);
-    let table = "PlaygroundScores-dev";
+    let table = &names("dev").table;
     let key = |name: &str, key_type: KeyType| {
         KeySchemaElement::builder()
             .attribute_name(name)
@@ -169,7 +169,7 @@ async fn a_legacy_terraform_deployment_is_taken_over_in_place() {
     let iam = aws_sdk_iam::Client::new(config);
     let role = iam
         .create_role()
-        .role_name("aimodelshare-playground-dev-lambda-role")
+        .role_name(&names("dev").lambda_role)
         .assume_role_policy_document(
             r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"lambda.amazonaws.com"},"Action":"sts:AssumeRole"}]}"#,
         )
@@ -189,7 +189,7 @@ async fn a_legacy_terraform_deployment_is_taken_over_in_place() {
     let lambda = aws_sdk_lambda::Client::new(config);
     lambda
         .create_function()
-        .function_name("aimodelshare-playground-dev-api")
+        .function_name(&names("dev").function)
         .runtime(aws_sdk_lambda::types::Runtime::Python311)
         .handler("app.handler")
         .role(role.role().map(|r| r.arn()).unwrap_or_default())
@@ -204,7 +204,7 @@ async fn a_legacy_terraform_deployment_is_taken_over_in_place() {
     let apigateway = aws_sdk_apigatewayv2::Client::new(config);
     let api = apigateway
         .create_api()
-        .name("aimodelshare-playground-dev-http-api")
+        .name(&names("dev").http_api)
         .protocol_type(aws_sdk_apigatewayv2::types::ProtocolType::Http)
         .send()
         .await
@@ -252,7 +252,7 @@ async fn a_legacy_terraform_deployment_is_taken_over_in_place() {
         .expect("stage");
     lambda
         .add_permission()
-        .function_name("aimodelshare-playground-dev-api")
+        .function_name(&names("dev").function)
         .statement_id("AllowInvokeFromHttpApi")
         .action("lambda:InvokeFunction")
         .principal("apigateway.amazonaws.com")
@@ -344,7 +344,7 @@ async fn a_legacy_terraform_deployment_is_taken_over_in_place() {
     );
     let role = iam
         .get_role()
-        .role_name("aimodelshare-playground-dev-lambda-role")
+        .role_name(&names("dev").lambda_role)
         .send()
         .await
         .expect("role");
@@ -382,7 +382,7 @@ async fn a_legacy_terraform_deployment_is_taken_over_in_place() {
     let lambda = aws_sdk_lambda::Client::new(config);
     let live_policy = lambda
         .get_policy()
-        .function_name("aimodelshare-playground-dev-api")
+        .function_name(&names("dev").function)
         .qualifier("live")
         .send()
         .await
@@ -394,7 +394,7 @@ async fn a_legacy_terraform_deployment_is_taken_over_in_place() {
     );
     let unqualified = lambda
         .get_policy()
-        .function_name("aimodelshare-playground-dev-api")
+        .function_name(&names("dev").function)
         .send()
         .await;
     // (moto keeps one policy per function whatever the qualifier, so the
