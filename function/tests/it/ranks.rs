@@ -480,6 +480,7 @@ async fn a_user_written_before_ranks_is_ranked_by_its_next_write_or_the_backfill
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn ranks_stay_exact_across_a_group_split_and_in_a_class_ranked_before_groups() {
+    let _turn = support::together().await;
     use aws_sdk_dynamodb::types::AttributeValue;
     let api = TestApi::new(NewUserWrite::Transaction).await;
     api.create_table("huge").await;
