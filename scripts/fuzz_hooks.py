@@ -58,7 +58,7 @@ def filter_body(ctx, body):
     """A moral-compass body names its primary metric among its metrics: a
     rule across two fields, which a schema cannot state. Bodies breaking only
     it are not generated (the server's 400 for them is tested in
-    function/tests/moral_compass.rs)."""
+    function/tests/it/moral_compass.rs)."""
     if isinstance(body, dict) and isinstance(body.get("metrics"), dict):
         primary = body.get("primaryMetric")
         if isinstance(primary, str):

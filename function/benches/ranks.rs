@@ -21,7 +21,7 @@
 //! nothing about DynamoDB. Round trips and item sizes are what it answers
 //! exactly; capacity units are computed from those sizes (see `docs/ranks.md`).
 
-#[path = "../tests/support/mod.rs"]
+#[path = "../tests/it/support.rs"]
 mod support;
 
 use std::collections::{BTreeMap, HashMap};
