@@ -341,16 +341,17 @@ pub async fn assert_ranked_exactly(
         let mut members: Vec<&RankedUser> =
             users.iter().filter(|user| user.table_id == class).collect();
         members.sort_by_key(|user| user.rank_key());
-        // Above every rank key (16 hexadecimal digits first).
-        let everything = "z";
-        let buckets = ranking::buckets_up_to(dynamodb, table, class, everything)
-            .await
-            .expect("buckets");
-        assert_eq!(
-            buckets.iter().map(|bucket| bucket.entries).sum::<u64>(),
-            members.len() as u64,
-            "{class}: the buckets count every user once: {buckets:?}"
-        );
+        for level in [ranking::Level::Bucket, ranking::Level::Group] {
+            let ranges =
+                ranking::ranges_between(dynamodb, table, class, level, "", ranking::LAST_KEY)
+                    .await
+                    .expect("buckets and groups");
+            assert_eq!(
+                ranges.iter().map(|range| range.entries).sum::<u64>(),
+                members.len() as u64,
+                "{class}: the {level:?}s count every user once: {ranges:?}"
+            );
+        }
         let mut entries = 0;
         let mut start = None;
         loop {
