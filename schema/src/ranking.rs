@@ -680,20 +680,23 @@ pub async fn count_changes(
         source: error,
     };
     let mut changes = CountChanges::default();
+    // `delta` on `range` of `level`; a user arriving at `place` in a range
+    // already at its split calls for a split after the write.
+    let mut count = |level: Level, range: Option<&Bucket>, delta: i64, place: Option<&str>| {
+        changes
+            .items
+            .extend(count_in(table, table_id, level, range, delta, now_ms)?);
+        if let (Some(place), Some(range)) = (place, range)
+            && range.entries.wrapping_add(1) > level.split_above()
+        {
+            changes.full.push((level, place.to_owned()));
+        }
+        Ok::<(), BuildError>(())
+    };
     let same = |a: &Option<Bucket>, b: &Option<Bucket>| matches!((a, b), (Some(a), Some(b)) if a.lo == b.lo);
     let (old_delta, new_delta) = (-i64::from(old.is_some()), i64::from(new.is_some()));
     if same(&old_bucket, &new_bucket) {
-        changes.items.extend(
-            count_in(
-                table,
-                table_id,
-                Level::Bucket,
-                new_bucket.as_ref(),
-                0,
-                now_ms,
-            )
-            .map_err(build)?,
-        );
+        count(Level::Bucket, new_bucket.as_ref(), 0, None).map_err(build)?;
         return Ok(Some(changes));
     }
     let (old_group, new_group) = match groups {
@@ -708,36 +711,10 @@ pub async fn count_changes(
         return Ok(None);
     }
     if old_bucket.is_some() {
-        changes.items.extend(
-            count_in(
-                table,
-                table_id,
-                Level::Bucket,
-                old_bucket.as_ref(),
-                old_delta,
-                now_ms,
-            )
-            .map_err(build)?,
-        );
+        count(Level::Bucket, old_bucket.as_ref(), old_delta, None).map_err(build)?;
     }
-    if let Some(place) = new {
-        changes.items.extend(
-            count_in(
-                table,
-                table_id,
-                Level::Bucket,
-                new_bucket.as_ref(),
-                new_delta,
-                now_ms,
-            )
-            .map_err(build)?,
-        );
-        if new_bucket
-            .as_ref()
-            .is_some_and(|bucket| bucket.entries.wrapping_add(1) > Level::Bucket.split_above())
-        {
-            changes.full.push((Level::Bucket, place.to_owned()));
-        }
+    if new.is_some() {
+        count(Level::Bucket, new_bucket.as_ref(), new_delta, new).map_err(build)?;
     }
     if old_group.is_none() && new_group.is_none() {
         // No group yet: the class's first, holding what its buckets hold
@@ -752,45 +729,15 @@ pub async fn count_changes(
             )
         };
         let entries = (held as i64).wrapping_add(old_delta + new_delta);
-        changes
-            .items
-            .extend(count_in(table, table_id, Level::Group, None, entries, now_ms).map_err(build)?);
-        return Ok(Some(changes));
-    }
-    if same(&old_group, &new_group) {
-        changes.items.extend(
-            count_in(table, table_id, Level::Group, new_group.as_ref(), 0, now_ms)
-                .map_err(build)?,
-        );
-        return Ok(Some(changes));
-    }
-    if old_group.is_some() {
-        changes.items.extend(
-            count_in(
-                table,
-                table_id,
-                Level::Group,
-                old_group.as_ref(),
-                old_delta,
-                now_ms,
-            )
-            .map_err(build)?,
-        );
-    }
-    if let (Some(place), Some(group)) = (new, &new_group) {
-        changes.items.extend(
-            count_in(
-                table,
-                table_id,
-                Level::Group,
-                Some(group),
-                new_delta,
-                now_ms,
-            )
-            .map_err(build)?,
-        );
-        if group.entries.wrapping_add(1) > Level::Group.split_above() {
-            changes.full.push((Level::Group, place.to_owned()));
+        count(Level::Group, None, entries, None).map_err(build)?;
+    } else if same(&old_group, &new_group) {
+        count(Level::Group, new_group.as_ref(), 0, None).map_err(build)?;
+    } else {
+        if old_group.is_some() {
+            count(Level::Group, old_group.as_ref(), old_delta, None).map_err(build)?;
+        }
+        if new.is_some() && new_group.is_some() {
+            count(Level::Group, new_group.as_ref(), new_delta, new).map_err(build)?;
         }
     }
     Ok(Some(changes))
@@ -1219,9 +1166,7 @@ async fn release_split(
 }
 
 fn is_canceled(error: &SdkError<TransactWriteItemsError>) -> bool {
-    error
-        .as_service_error()
-        .is_some_and(|service| service.is_transaction_canceled_exception())
+    first_refused(error).is_some()
 }
 
 /// A user's place and counted membership, from its item's own attributes.
