@@ -209,7 +209,8 @@ class OneRequestAtATime:
                 fault_headers = fault_headers + [("Content-Length", str(len(payload)))]
                 start_response(f"{status} {http.HTTPStatus(status).phrase}", fault_headers)
                 return [payload]
-            replayed = self.tokens.replay(headers, body)
+            token_key = self.tokens.key(headers, body)
+            replayed = self.tokens.replay(token_key)
             if replayed is not None:
                 status, replay_headers, payload = replayed
                 start_response(f"{status} {http.HTTPStatus(status).phrase}", replay_headers)
@@ -229,7 +230,7 @@ class OneRequestAtATime:
                     close()
             status = int(captured["status"].split(" ", 1)[0])
             payload = self.faults.observe(request, body, status, payload)
-            self.tokens.remember(headers, body, status, captured["headers"], payload)
+            self.tokens.remember(token_key, status, captured["headers"], payload)
         fixed = compatible(environ, payload)
         headers = captured["headers"]
         if fixed is not payload or any(
@@ -252,27 +253,35 @@ class RequestTokens:
     LIFETIME_S = 600
 
     def __init__(self):
+        # token -> (when, request digest, answer), oldest first (insertion order).
         self.seen = {}
 
     @staticmethod
-    def token(headers, body):
+    def key(headers, body):
+        """(token, digest of the request) of a TransactWriteItems with a token, else None."""
         if not headers.get("x-amz-target", "").endswith(".TransactWriteItems"):
             return None
         try:
-            return json.loads(body).get("ClientRequestToken")
+            token = json.loads(body).get("ClientRequestToken")
         except (ValueError, AttributeError):
             return None
+        return None if token is None else (token, hashlib.sha256(body).hexdigest())
 
-    def replay(self, headers, body):
-        token = self.token(headers, body)
-        if token is None:
+    def replay(self, key):
+        if key is None:
             return None
         now = time.monotonic()
-        self.seen = {key: value for key, value in self.seen.items() if now - value[0] < self.LIFETIME_S}
+        # Forget expired tokens from the oldest on: each is looked at once.
+        while self.seen:
+            oldest = next(iter(self.seen))
+            if now - self.seen[oldest][0] < self.LIFETIME_S:
+                break
+            del self.seen[oldest]
+        token, digest = key
         if token not in self.seen:
             return None
-        _, digest, answer = self.seen[token]
-        if digest != hashlib.sha256(body).hexdigest():
+        _, seen_digest, answer = self.seen[token]
+        if digest != seen_digest:
             payload = json.dumps({
                 "__type": "com.amazonaws.dynamodb.v20120810#IdempotentParameterMismatchException",
                 "message": "The request uses the same client token as a previous, but non-identical request.",
@@ -280,10 +289,10 @@ class RequestTokens:
             return 400, [("Content-Type", "application/x-amz-json-1.0"), ("Content-Length", str(len(payload)))], payload
         return answer
 
-    def remember(self, headers, body, status, response_headers, payload):
-        token = self.token(headers, body)
-        if token is not None and status == 200:
-            self.seen[token] = (time.monotonic(), hashlib.sha256(body).hexdigest(), (status, response_headers, payload))
+    def remember(self, key, status, response_headers, payload):
+        if key is not None and status == 200:
+            token, digest = key
+            self.seen[token] = (time.monotonic(), digest, (status, response_headers, payload))
 
 
 def cheap_transaction_backups():
