@@ -1,5 +1,5 @@
 //! A deliberately broken release of `playground-api`, for the deployer's
-//! end-to-end test of its pre-traffic check (`deployer/tests/local_cloud.rs`):
+//! end-to-end test of its pre-traffic check (`deployer/tests/it/local_cloud.rs`):
 //! the same API on Lambda, except that `GET /health` panics. `deployer apply`
 //! must refuse to move the `live` alias to it, and clients must keep getting
 //! answers from the release before it.
