@@ -67,40 +67,59 @@ impl From<StateChoice> for crate::state_backend::Location {
 pub enum Command {
     /// Create or converge the shared pieces: state bucket, lock table, GitHub OIDC
     /// provider, deploy role and policy. Adopts what already exists by name.
+    #[command(after_help = "Reference: docs/commands.md#bootstrap")]
     Bootstrap(BootstrapArgs),
     /// Show what `apply --env E` would change
+    #[command(
+        after_help = "Reference: docs/commands.md#environments, docs/commands.md#saved-plans"
+    )]
     Plan(PlanArgs),
     /// Create or converge one environment: table, execution role and policy, log
     /// group, function, HTTP API and invoke permission. New code or configuration
     /// is published as a version, invoked directly (GET /health, GET /tables), and
     /// only then served: the `live` alias, which API Gateway calls, moves to it
+    #[command(
+        after_help = "Reference: docs/commands.md#environments, docs/commands.md#releases-published-versions-behind-live-checked-before-traffic-rolled-back-in-seconds"
+    )]
     Apply(ApplyArgs),
     /// Destroy one environment (--env E), or the bootstrap stack (--bootstrap)
+    #[command(after_help = "Reference: docs/data.md#destroy-and-restore")]
     Destroy(DestroyArgs),
     /// Bring back a destroyed environment's table from its final backup; the next
     /// `apply --env E` converges the rest
+    #[command(after_help = "Reference: docs/data.md#destroy-and-restore")]
     Restore(RestoreArgs),
     /// Move the items of another scores table (the legacy shared PlaygroundScores)
     /// into the environment's table: newer items there are kept, userCount is
     /// recounted, every table is verified. Resumes after a crash or Ctrl-C
+    #[command(after_help = "Reference: docs/data.md#moving-data-migrate-export-import")]
     Migrate(MigrateArgs),
     /// Write the environment's tables (all, or --tables) to stdout as JSON lines
+    #[command(after_help = "Reference: docs/data.md#moving-data-migrate-export-import")]
     Export(ExportArgs),
     /// Read JSON lines (as `export` writes them) into the environment's table,
     /// as `migrate` does from a table
+    #[command(after_help = "Reference: docs/data.md#moving-data-migrate-export-import")]
     Import(ImportArgs),
     /// Move the `live` alias back to the previous release (or --to VERSION):
     /// seconds, no build; recorded in the state history
+    #[command(
+        after_help = "Reference: docs/commands.md#releases-published-versions-behind-live-checked-before-traffic-rolled-back-in-seconds"
+    )]
     Rollback(RollbackArgs),
     /// Print the function's log events: those of the live release unless
     /// --release or --all-versions
+    #[command(after_help = "Reference: docs/commands.md#reading-the-functions-logs")]
     Logs(LogsArgs),
     /// Print an environment's outputs (all, or the one NAME) from its state
+    #[command(after_help = "Reference: docs/commands.md#outputs")]
     Output(OutputArgs),
     /// Remove a stale lock left by a run that died, given the lock's ID
+    #[command(after_help = "Reference: docs/commands.md#state-and-locks")]
     ForceUnlock(ForceUnlockArgs),
     /// Inspect the state
     #[command(subcommand)]
+    #[command(after_help = "Reference: docs/commands.md#state-and-locks")]
     State(StateCommand),
 }
 
@@ -134,8 +153,10 @@ pub struct ForceUnlockArgs {
 #[derive(Debug, Subcommand)]
 pub enum StateCommand {
     /// The resources recorded in the state and their ids
+    #[command(after_help = "Reference: docs/commands.md#state-and-locks")]
     List(StateArgs),
     /// The stored versions of the state (S3 keeps every version)
+    #[command(after_help = "Reference: docs/commands.md#state-and-locks")]
     History(StateArgs),
 }
 
@@ -403,6 +424,27 @@ mod tests {
             parse_duration("1m30s"),
             Ok(std::time::Duration::from_secs(90))
         );
+    }
+
+    /// Every command's `--help` ends with where its reference is
+    /// (`scripts/check-docs` checks that each page and anchor named
+    /// here resolves).
+    #[test]
+    fn every_command_links_its_reference() {
+        use clap::CommandFactory;
+        fn missing(command: &clap::Command, path: &str, out: &mut Vec<String>) {
+            for sub in command.get_subcommands() {
+                let path = format!("{path} {}", sub.get_name());
+                let help = sub.get_after_help().map(ToString::to_string);
+                if !help.is_some_and(|help| help.starts_with("Reference: docs/")) {
+                    out.push(path.clone());
+                }
+                missing(sub, &path, out);
+            }
+        }
+        let mut out = Vec::new();
+        missing(&Cli::command(), "deployer", &mut out);
+        assert!(out.is_empty(), "no reference in --help: {out:?}");
     }
 
     #[test]
