@@ -155,6 +155,10 @@ pub struct PlanArgs {
     /// Exit 0 when nothing would change, 2 when something would, 1 on error
     #[arg(long)]
     pub detailed_exitcode: bool,
+    /// Show only the drift (what changed in AWS since the last apply recorded
+    /// it); exit 0 without drift, 2 with drift, 1 on error
+    #[arg(long, conflicts_with = "detailed_exitcode")]
+    pub drift_only: bool,
     /// Print the plan as JSON
     #[arg(long)]
     pub json: bool,
