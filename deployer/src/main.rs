@@ -248,6 +248,14 @@ async fn run(cli: Cli) -> Result<Outcome, CliError> {
                 .await
                 .map(Outcome::from)
         }
+        Command::PlanReport(args) => {
+            let context = commands::plan_report::markdown::Context {
+                details_url: args.details_url.clone(),
+                preview_url: args.preview_url.clone(),
+                commit: args.commit.clone(),
+            };
+            commands::plan_report::run(&args.plans, args.format.into(), &context)
+        }
         Command::ForceUnlock(args) => {
             let (environment, backend) = open_state(&cli, &sources, &args.env.environment).await?;
             commands::force_unlock::run(&backend, &environment, &args.lock_id)

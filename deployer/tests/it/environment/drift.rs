@@ -153,6 +153,36 @@ async fn a_change_made_by_hand_is_drift_and_a_setting_changed_is_intent() {
         "{shown}"
     );
 
+    // The pull request's comment and the drift issue, from the JSON plan.
+    let json_plan = account.plan_dev(&["--json"]);
+    std::fs::write(account.dir.path().join("dev.json"), &json_plan.stdout).expect("dev.json");
+    let comment = account.deployer(&[
+        "plan-report",
+        "--format",
+        "github-comment",
+        "dev.json",
+        "prod.json",
+        "--details-url",
+        "https://example.test/run",
+    ]);
+    assert_exit(&comment, 0);
+    let comment = String::from_utf8_lossy(&comment.stdout).into_owned();
+    for part in [
+        "<!-- deployer-plan -->",
+        "| dev | 0 | 1 | 0 | **2 resource(s)** |",
+        "| prod | – | – | – | – | **the plan failed**",
+        "~ memory_mb = 256 -> 512",
+    ] {
+        assert!(comment.contains(part), "{part}: {comment}");
+    }
+    let issue = account.deployer(&["plan-report", "--format", "github-issue", "dev.json"]);
+    assert_exit(&issue, 0);
+    assert!(
+        String::from_utf8_lossy(&issue.stdout).contains("**dev** has drifted: 2 resource(s)"),
+        "{}",
+        text(&issue)
+    );
+
     // Drift and intent at once: a hand change, and the setting changed too.
     let both = account.json_plan_dev(&setting);
     assert_eq!(both["drift"].as_array().map(Vec::len), Some(2), "{both}");
