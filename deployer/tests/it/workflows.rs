@@ -14,11 +14,12 @@ use clap::{CommandFactory, FromArgMatches};
 use deployer::cli::{self, Cli};
 use yaml_rust2::{Yaml, YamlLoader};
 
-const WORKFLOWS: [&str; 5] = [
+const WORKFLOWS: [&str; 6] = [
     "bootstrap.yml",
     "ci.yml",
     "deploy.yml",
     "destroy.yml",
+    "drift.yml",
     "pull-request.yml",
 ];
 /// `(scope, level)` pairs of a job's `permissions:`.
@@ -2345,5 +2346,137 @@ fn a_pull_request_plan_without_its_region_fails() {
         "pull-request.yml",
         "--region \"$AWS_REGION\" --json > \"$RUNNER_TEMP/plans/prod.json\"",
         "--json > \"$RUNNER_TEMP/plans/prod.json\"",
+    ));
+}
+
+// ---- drift.yml: a nightly drift check, one issue per environment ----
+
+fn check_drift(workflow: &Workflow) {
+    const PROPERTY: &str = "drift check";
+    check_triggers(workflow, &["schedule", "workflow_dispatch"]);
+    for job in ["check", "issue"] {
+        let environments = workflow.list_at(workflow.job(job), "strategy.matrix.environment");
+        workflow.ensure(
+            environments == ENVIRONMENTS,
+            PROPERTY,
+            format_args!("job `{job}` covers {environments:?}, expected {ENVIRONMENTS:?}"),
+        );
+    }
+    let check = workflow.job("check");
+    workflow.ensure(
+        environment_of(check) == Some(deployer::stacks::bootstrap::PLAN_ENVIRONMENT),
+        PROPERTY,
+        "the check job must run in the GitHub environment `plan`, with the plan role",
+    );
+    workflow.step_using("check", AWS_CREDENTIALS);
+    workflow.ensure(
+        workflow.env_value(check, "DEPLOYER_ENV").as_deref() == Some("${{ matrix.environment }}"),
+        PROPERTY,
+        "the check job plans DEPLOYER_ENV=${{ matrix.environment }}",
+    );
+    let plan = workflow.command("check", &["deployer", "plan"]);
+    workflow.ensure(
+        plan.has("--drift-only")
+            && plan.has("--json")
+            && plan.value_of("--env") == Some("$DEPLOYER_ENV")
+            && !plan.has("--detailed-exitcode"),
+        PROPERTY,
+        format_args!(
+            "`{}` must be `plan --env \"$DEPLOYER_ENV\" --drift-only --json`",
+            plan.line()
+        ),
+    );
+    let script = workflow.steps("check")[plan.step]["run"]
+        .as_str()
+        .unwrap_or_default();
+    workflow.ensure(
+        script.contains("2) drifted=true") && script.contains("0) drifted=false"),
+        PROPERTY,
+        "exit 2 is drift, 0 none, anything else a failed check",
+    );
+    let report = plan_report(workflow, "check", "github-issue");
+    workflow.ensure(
+        report.step == plan.step,
+        PROPERTY,
+        "the issue body is rendered from the plan, in its step",
+    );
+    // The issue: found by title among the `drift` issues, opened, updated, closed.
+    let issue = workflow.steps("issue");
+    let script = issue
+        .iter()
+        .filter_map(|step| step["run"].as_str())
+        .collect::<Vec<_>>()
+        .join("\n");
+    for part in [
+        "title=\"Drift in $DEPLOYER_ENV\"",
+        "--label drift",
+        "gh issue create",
+        "gh issue edit",
+        "gh issue close",
+    ] {
+        workflow.ensure(
+            script.contains(part),
+            PROPERTY,
+            format_args!("the issue job must find the issue by title and label and open, update and close it (no `{part}`)"),
+        );
+    }
+    workflow.ensure(
+        workflow
+            .env_value(workflow.job("issue"), "DEPLOYER_ENV")
+            .is_none()
+            && issue.iter().any(|step| {
+                step["env"]["DEPLOYER_ENV"].as_str() == Some("${{ matrix.environment }}")
+            }),
+        PROPERTY,
+        "the issue job names the environment of its matrix",
+    );
+}
+
+#[test]
+fn the_drift_check_runs_nightly_per_environment_and_keeps_one_issue_each() {
+    check_drift(&Workflow::load("drift.yml"));
+}
+
+#[test]
+#[should_panic(expected = "drift.yml: drift check: `deployer plan --env $DEPLOYER_ENV")]
+fn a_drift_check_on_the_whole_plan_fails() {
+    check_drift(&Workflow::mutated(
+        "drift.yml",
+        " --drift-only --json",
+        " --detailed-exitcode --json",
+    ));
+}
+
+#[test]
+#[should_panic(
+    expected = "drift.yml: drift check: the issue job must find the issue by title and label and open, update and close it (no `gh issue close`)"
+)]
+fn an_issue_never_closed_fails() {
+    check_drift(&Workflow::mutated(
+        "drift.yml",
+        "gh issue close \"$open\" --repo \"$REPOSITORY\" --comment \"The nightly drift check finds no drift in $DEPLOYER_ENV any more.\"",
+        "echo \"still open\"",
+    ));
+}
+
+#[test]
+#[should_panic(expected = "drift.yml: least permissions: job `issue` is granted")]
+fn a_drift_issue_job_with_more_than_issues_fails() {
+    check_least_permissions(&Workflow::mutated(
+        "drift.yml",
+        "issues: write # to open, update and close the environment's drift issue",
+        "issues: write\n      pull-requests: write",
+    ));
+}
+
+#[test]
+#[should_panic(
+    expected = "drift.yml: role-to-assume: job `check` assumes ${{ secrets.AWS_ROLE_TO_ASSUME }}"
+)]
+fn a_drift_check_with_the_deploy_role_fails() {
+    check_oidc_credentials(&Workflow::mutated(
+        "drift.yml",
+        "secrets.AWS_PLAN_ROLE_TO_ASSUME",
+        "secrets.AWS_ROLE_TO_ASSUME",
     ));
 }
