@@ -233,3 +233,46 @@ async fn a_state_that_records_no_attributes_reports_drift_unknown_not_none() {
     let json = account.json_plan_dev(&[]);
     assert!(json.get("drift_unknown").is_none(), "{json}");
 }
+
+#[tokio::test]
+async fn a_rollback_is_no_drift_and_the_alias_moved_by_hand_is() {
+    let account = Account::bootstrapped().await;
+    assert_exit(&account.apply_dev(), 0);
+    account.write_artifact("fn2.zip", &executable(X86_64, b"v2"));
+    assert_exit(
+        &account.deployer(&[
+            "apply",
+            "--env",
+            "dev",
+            "--auto-approve",
+            "--artifact",
+            "fn2.zip",
+        ]),
+        0,
+    );
+    assert_exit(&account.deployer(&["rollback", "--env", "dev"]), 0);
+    let after_rollback = account.plan_dev(&["--drift-only"]);
+    assert_exit(&after_rollback, 0);
+    assert!(
+        text(&after_rollback).contains("No drift"),
+        "{}",
+        text(&after_rollback)
+    );
+
+    // The same move made by hand is drift.
+    aws_sdk_lambda::Client::new(&account.config)
+        .update_alias()
+        .function_name(names("dev").function)
+        .name("live")
+        .function_version("2")
+        .send()
+        .await
+        .expect("alias moved by hand");
+    let moved = account.plan_dev(&["--drift-only"]);
+    assert_exit(&moved, 2);
+    assert!(
+        text(&moved).contains("~ function_version = \"1\" -> \"2\""),
+        "{}",
+        text(&moved)
+    );
+}
