@@ -98,7 +98,8 @@ fn summary(title: &str, plans: &[EnvironmentPlan], context: &Context) -> String 
         let _ = write!(out, "The whole plans are in [the job summary]({url}).");
     }
     out.push_str("\n\n");
-    if let Some(url) = &context.preview_url {
+    // An empty --preview-url (a pull request without a preview) shows nothing.
+    if let Some(url) = context.preview_url.as_deref().filter(|url| !url.is_empty()) {
         let _ = writeln!(out, "Preview environment: {url}\n");
     }
     out.push_str("| Environment | Add | Change | Destroy | Drift | Release |\n");
@@ -372,6 +373,22 @@ mod tests {
         ));
         assert!(text.contains("~ retention_days = 14 -> 3"), "{text}");
         assert!(!text.contains("cut to fit"), "{text}");
+        assert!(!text.contains("Preview environment"), "{text}");
+        let with_preview = Context {
+            preview_url: Some("https://pr-7.example.test".into()),
+            ..context()
+        };
+        let text = comment(&plans, &with_preview, GITHUB_LIMIT);
+        let summary_end = text.find("<details>").expect("plans follow the summary");
+        assert!(
+            text[..summary_end].contains("Preview environment: https://pr-7.example.test"),
+            "{text}"
+        );
+        let empty_preview = Context {
+            preview_url: Some(String::new()),
+            ..context()
+        };
+        assert!(!comment(&plans, &empty_preview, GITHUB_LIMIT).contains("Preview environment"));
     }
 
     #[test]
