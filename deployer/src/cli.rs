@@ -121,6 +121,52 @@ pub enum Command {
     #[command(subcommand)]
     #[command(after_help = "Reference: docs/commands.md#state-and-locks")]
     State(StateCommand),
+    /// Render JSON plans (`plan --env E --json`, one file per environment) for
+    /// GitHub: a pull request's comment, a job summary, or a drift issue. No AWS call
+    PlanReport(PlanReportArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct PlanReportArgs {
+    /// JSON plans as `deployer plan --env E --json` prints them, in the order
+    /// shown; an empty or unreadable file is shown as a failed plan (named
+    /// by the file's name)
+    #[arg(value_name = "PLAN_JSON", required = true)]
+    pub plans: Vec<PathBuf>,
+    /// What to render
+    #[arg(long, value_enum)]
+    pub format: ReportFormat,
+    /// Where every plan is whole (the workflow run's summary); cut plans link to it
+    #[arg(long, value_name = "URL")]
+    pub details_url: Option<String>,
+    /// The pull request's preview environment, shown in the comment when given
+    #[arg(long, value_name = "URL")]
+    pub preview_url: Option<String>,
+    /// The commit planned, shown in the comment
+    #[arg(long, value_name = "SHA")]
+    pub commit: Option<String>,
+}
+
+/// What `plan-report` renders.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ReportFormat {
+    /// A pull request comment: a summary per environment, then each plan
+    /// collapsed; under 65,536 characters, plans cut with a link to --details-url
+    GithubComment,
+    /// A job summary: the summary, then every plan whole
+    JobSummary,
+    /// One environment's drift issue body (one PLAN_JSON)
+    GithubIssue,
+}
+
+impl From<ReportFormat> for crate::commands::plan_report::Format {
+    fn from(format: ReportFormat) -> Self {
+        match format {
+            ReportFormat::GithubComment => Self::GithubComment,
+            ReportFormat::JobSummary => Self::JobSummary,
+            ReportFormat::GithubIssue => Self::GithubIssue,
+        }
+    }
 }
 
 /// `--env`, also from `DEPLOYER_ENV`.
@@ -176,6 +222,10 @@ pub struct PlanArgs {
     /// Exit 0 when nothing would change, 2 when something would, 1 on error
     #[arg(long)]
     pub detailed_exitcode: bool,
+    /// Show only the drift (what changed in AWS since the last apply recorded
+    /// it); exit 0 without drift, 2 with drift, 1 on error
+    #[arg(long, conflicts_with = "detailed_exitcode")]
+    pub drift_only: bool,
     /// Print the plan as JSON
     #[arg(long)]
     pub json: bool,

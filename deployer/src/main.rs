@@ -82,6 +82,7 @@ async fn run(cli: Cli) -> Result<Outcome, CliError> {
                 code: commands::environment::code(&config, args.artifact.as_deref(), false)?,
                 layer: commands::environment::layer(&config)?,
                 detailed_exitcode: args.detailed_exitcode,
+                drift_only: args.drift_only,
                 json: args.json,
                 auto_approve: false,
                 lock_timeout: std::time::Duration::ZERO,
@@ -138,6 +139,7 @@ async fn run(cli: Cli) -> Result<Outcome, CliError> {
                 code,
                 layer,
                 detailed_exitcode: false,
+                drift_only: false,
                 json: args.json,
                 auto_approve: args.auto_approve,
                 lock_timeout: args.lock_timeout,
@@ -245,6 +247,14 @@ async fn run(cli: Cli) -> Result<Outcome, CliError> {
             commands::output::run(&backend, &environment, args.json, args.name.as_deref())
                 .await
                 .map(Outcome::from)
+        }
+        Command::PlanReport(args) => {
+            let context = commands::plan_report::markdown::Context {
+                details_url: args.details_url.clone(),
+                preview_url: args.preview_url.clone(),
+                commit: args.commit.clone(),
+            };
+            commands::plan_report::run(&args.plans, args.format.into(), &context)
         }
         Command::ForceUnlock(args) => {
             let (environment, backend) = open_state(&cli, &sources, &args.env.environment).await?;

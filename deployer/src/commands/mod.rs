@@ -9,6 +9,7 @@ pub mod force_unlock;
 pub mod logs;
 pub mod migrate;
 pub mod output;
+pub mod plan_report;
 pub mod recording;
 pub mod restore;
 pub mod rollback;

@@ -13,6 +13,7 @@ use state::{Backend, Stored};
 
 use super::{Outcome, recording};
 use crate::config::{Config, validate_environment};
+use crate::engine::AttributeName;
 use crate::error::CliError;
 use crate::resources::Clients;
 use crate::resources::lambda_alias::{self, BY_ROLLBACK, ReleaseRecord};
@@ -148,6 +149,15 @@ async fn roll_back(
             lambda_alias::RELEASES.to_owned(),
             json!(lambda_alias::remembered(releases)),
         );
+        // The deployer moved live itself: that is no drift.
+        if let Some(observed) = alias.observed.as_mut() {
+            observed.insert(
+                lambda_alias::AliasAttribute::FunctionVersion
+                    .name()
+                    .to_owned(),
+                json!(target),
+            );
+        }
     }
     recording::write(
         backend,

@@ -5,11 +5,13 @@
 
 pub mod apply;
 pub mod attributes;
+pub mod drift;
 pub mod error;
 pub mod plan;
 pub mod policy;
 pub mod progress;
 pub mod render;
+pub mod review;
 
 use std::sync::Arc;
 

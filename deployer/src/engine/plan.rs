@@ -5,11 +5,12 @@
 
 use std::collections::BTreeMap;
 
-use serde::Serialize;
 use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::attributes::{AttributeChange, AttributeName, AttributeSet, Planned, Rule};
+use super::drift::Review;
 use super::policy;
 
 /// Observed attribute values, by name. `Value::Null` means "not set".
@@ -152,7 +153,7 @@ impl ObservedResource {
 }
 
 /// What happens to one resource.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case", tag = "action", content = "changes")]
 pub enum Action {
     NoOp,
@@ -163,10 +164,10 @@ pub enum Action {
 }
 
 /// One resource in the plan.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PlannedResource {
     pub address: String,
-    pub kind: &'static str,
+    pub kind: String,
     pub name: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub id: Option<String>,
@@ -175,17 +176,27 @@ pub struct PlannedResource {
 }
 
 /// The whole plan, in dependency order.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Plan {
     pub resources: Vec<PlannedResource>,
     pub add: usize,
     pub change: usize,
     pub destroy: usize,
+    /// Drift and intent, measured from what the state recorded
+    /// ([`super::review`]); `None` where the plan was not measured so (the
+    /// bootstrap stack, a destroy).
+    #[serde(flatten, default, skip_serializing_if = "Option::is_none")]
+    pub review: Option<Review>,
 }
 
 impl Plan {
     pub fn has_changes(&self) -> bool {
         self.add + self.change + self.destroy > 0
+    }
+
+    /// Whether AWS changed since the state recorded it.
+    pub fn has_drift(&self) -> bool {
+        self.review.as_ref().is_some_and(Review::has_drift)
     }
 }
 
@@ -223,7 +234,7 @@ pub struct ChangeRefusal {
     pub reason: String,
 }
 
-fn rule_of(resource: &DesiredResource, attribute: &str) -> Rule {
+pub(crate) fn rule_of(resource: &DesiredResource, attribute: &str) -> Rule {
     resource
         .rules
         .get(attribute)
@@ -238,6 +249,11 @@ fn same(rule: Rule, desired: &Planned, observed: &Value) -> bool {
     let Planned::Known(desired) = desired else {
         return false;
     };
+    equal(rule, desired, observed)
+}
+
+/// Whether two known values of an attribute are the same by its `rule`.
+pub(crate) fn equal(rule: Rule, desired: &Value, observed: &Value) -> bool {
     match rule {
         Rule::Policy => match (desired, observed) {
             (Value::Null, Value::Null) => true,
@@ -365,7 +381,7 @@ pub fn plan(
         };
         resources.push(PlannedResource {
             address: want.address.clone(),
-            kind: want.kind,
+            kind: want.kind.to_owned(),
             name: want.name.clone(),
             id: have.as_ref().map(|have| have.id.clone()),
             action,
@@ -376,6 +392,7 @@ pub fn plan(
         add,
         change,
         destroy,
+        review: None,
     })
 }
 
@@ -389,7 +406,7 @@ pub fn destroy_plan(desired: &[DesiredResource], observed: &[Option<ObservedReso
         .filter_map(|(want, have)| {
             have.as_ref().map(|have| PlannedResource {
                 address: want.address.clone(),
-                kind: want.kind,
+                kind: want.kind.to_owned(),
                 name: want.name.clone(),
                 id: Some(have.id.clone()),
                 action: Action::Delete,
@@ -401,6 +418,7 @@ pub fn destroy_plan(desired: &[DesiredResource], observed: &[Option<ObservedReso
         resources,
         add: 0,
         change: 0,
+        review: None,
     }
 }
 

@@ -34,6 +34,7 @@ async fn write_local_state(dir: &Path, environment: &str) -> Backend {
             )),
             origin: state::Origin::Created,
             attributes: Default::default(),
+            observed: None,
         },
     );
     document.outputs.insert(

@@ -106,6 +106,7 @@ pub fn sample(environment: &str) -> StateDocument {
             arn: None,
             origin: state::Origin::Created,
             attributes: Default::default(),
+            observed: None,
         },
     );
     document.outputs.insert("lambda_name".into(), "fn".into());

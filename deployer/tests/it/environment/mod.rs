@@ -7,6 +7,7 @@
 mod apply;
 mod artifacts;
 mod destroy;
+mod drift;
 mod indexes;
 mod layer;
 mod locking;
