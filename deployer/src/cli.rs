@@ -123,6 +123,9 @@ pub enum Command {
     State(StateCommand),
     /// Render JSON plans (`plan --env E --json`, one file per environment) for
     /// GitHub: a pull request's comment, a job summary, or a drift issue. No AWS call
+    #[command(
+        after_help = "Reference: docs/commands.md#plans-for-github-plan-report, docs/ci.md#the-pull-requests-plan-comment"
+    )]
     PlanReport(PlanReportArgs),
 }
 
