@@ -102,6 +102,30 @@ pub enum Command {
     /// Inspect the state
     #[command(subcommand)]
     State(StateCommand),
+    /// The environments with state in the state bucket
+    #[command(subcommand)]
+    Environments(EnvironmentsCommand),
+}
+
+/// `deployer environments ...`.
+#[derive(Debug, Subcommand)]
+pub enum EnvironmentsCommand {
+    /// Every environment with state (not the bootstrap stack), with its age
+    /// (since its state was first written) and its last apply
+    List(EnvironmentsListArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct EnvironmentsListArgs {
+    /// Print JSON
+    #[arg(long)]
+    pub json: bool,
+    /// Only the pull requests' previews, pr-<number>
+    #[arg(long)]
+    pub previews: bool,
+    /// Only environments older than this, e.g. 7d or 12h
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub older_than: Option<std::time::Duration>,
 }
 
 /// `--env`, also from `DEPLOYER_ENV`.
