@@ -849,7 +849,7 @@ pub fn resources(settings: &Settings, clients: &Clients, subjects: &[String]) ->
             address: preview::PREVIEW_POLICY_ADDRESS.into(),
             name: settings.preview_policy_name.clone(),
             description: "Lets a pull request's workflow apply and destroy its preview pr-<number>, nothing else".into(),
-            document: preview::preview_policy(settings, clients),
+            document: preview::preview_policy(deploy_policy(settings, clients), settings, clients),
         }),
         Arc::new(Role {
             clients: clients.clone(),

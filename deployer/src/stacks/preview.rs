@@ -34,7 +34,6 @@ use crate::config::Settings;
 use crate::resources::Clients;
 use crate::resources::iam_managed_policy::ManagedPolicy;
 use crate::resources::iam_role::Role;
-use crate::stacks::bootstrap;
 
 pub const PREVIEW_POLICY_ADDRESS: &str = "iam_policy.preview";
 pub const PREVIEW_ROLE_ADDRESS: &str = "iam_role.preview";
@@ -63,10 +62,11 @@ pub fn preview_subjects(settings: &Settings) -> Vec<String> {
         .collect()
 }
 
-/// The preview policy: the deploy policy narrowed to `pr-*` (see the module).
-pub fn preview_policy(settings: &Settings, clients: &Clients) -> Value {
+/// The preview policy: `deploy_policy` (the bootstrap stack's, which owns
+/// it) narrowed to `pr-*` (see the module).
+pub fn preview_policy(deploy_policy: Value, settings: &Settings, clients: &Clients) -> Value {
     let narrowing = Narrowing::new(settings, clients);
-    let mut document = bootstrap::deploy_policy(settings, clients);
+    let mut document = deploy_policy;
     if let Some(statements) = document["Statement"].as_array_mut() {
         for statement in statements.iter_mut() {
             narrowing.statement(statement);

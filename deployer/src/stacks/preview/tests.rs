@@ -145,7 +145,12 @@ fn clients() -> Clients {
 }
 
 fn policy() -> Value {
-    preview_policy(&settings(), &clients())
+    let (settings, clients) = (settings(), clients());
+    preview_policy(
+        bootstrap::deploy_policy(&settings, &clients),
+        &settings,
+        &clients,
+    )
 }
 
 /// Every resource of `environment` an environment stack or its state has,
