@@ -181,8 +181,9 @@ pub fn add_preview_layer(dir: &Path) {
     let shipped = std::fs::read_to_string(emulator::workspace_root().join("deployer.toml"))
         .expect("read the repository's deployer.toml");
     let start = shipped
-        .find("[env.preview]")
-        .expect("the repository's deployer.toml has [env.preview]");
+        .find("\n[env.preview]\n")
+        .expect("the repository's deployer.toml has [env.preview]")
+        + 1;
     let layer = &shipped[start..];
     let end = layer[1..].find("\n[").map_or(layer.len(), |end| end + 2);
     let mut config =
