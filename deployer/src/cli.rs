@@ -127,6 +127,32 @@ pub enum Command {
         after_help = "Reference: docs/commands.md#plans-for-github-plan-report, docs/ci.md#the-pull-requests-plan-comment"
     )]
     PlanReport(PlanReportArgs),
+    /// The environments with state in the state bucket
+    #[command(subcommand)]
+    #[command(after_help = "Reference: docs/commands.md#listing-environments, docs/ci.md#previews")]
+    Environments(EnvironmentsCommand),
+}
+
+/// `deployer environments ...`.
+#[derive(Debug, Subcommand)]
+pub enum EnvironmentsCommand {
+    /// Every environment with state (not the bootstrap stack), with its age
+    /// (since its state was first written) and its last apply
+    #[command(after_help = "Reference: docs/commands.md#listing-environments, docs/ci.md#previews")]
+    List(EnvironmentsListArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct EnvironmentsListArgs {
+    /// Print JSON
+    #[arg(long)]
+    pub json: bool,
+    /// Only the pull requests' previews, pr-<number>
+    #[arg(long)]
+    pub previews: bool,
+    /// Only environments older than this, e.g. 7d or 12h
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub older_than: Option<std::time::Duration>,
 }
 
 #[derive(Debug, Args)]

@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use deployer::cli::{Cli, Command, StateCommand};
+use deployer::cli::{Cli, Command, EnvironmentsCommand, StateCommand};
 use deployer::commands::Outcome;
 use deployer::commands::bootstrap::BootstrapOptions;
 use deployer::commands::destroy::{DestroyBootstrapOptions, DestroyEnvironmentOptions};
@@ -265,6 +265,19 @@ async fn run(cli: Cli) -> Result<Outcome, CliError> {
         Command::State(StateCommand::List(args)) => {
             let (environment, backend) = open_state(&cli, &sources, &args.env.environment).await?;
             commands::state_cmd::list(&backend, &environment, args.json)
+                .await
+                .map(Outcome::from)
+        }
+        Command::Environments(EnvironmentsCommand::List(args)) => {
+            // The bucket's settings are the base's: no environment is named.
+            let config = resolve(&cli, &sources, None)?;
+            let (_, backend) = connect(&cli, &config).await?;
+            let options = commands::environments::ListOptions {
+                previews: args.previews,
+                older_than: args.older_than,
+                json: args.json,
+            };
+            commands::environments::list(&backend, &options)
                 .await
                 .map(Outcome::from)
         }

@@ -287,6 +287,16 @@ impl Backend {
         }
     }
 
+    /// When `environment`'s current state was first written (RFC 3339), from
+    /// the bucket's versions; `None` when it has no state, or with the local
+    /// backend, which keeps no history.
+    pub async fn created(&self, environment: &str) -> Result<Option<String>, StateError> {
+        match self {
+            Self::Local(_) => Ok(None),
+            Self::Remote { store, .. } => store.created(environment).await,
+        }
+    }
+
     /// Environments with stored state in the bucket (remote) or folder (local).
     pub async fn environments(&self) -> Result<Vec<String>, StateError> {
         match self {

@@ -51,7 +51,10 @@ fn render_outputs(outputs: &BTreeMap<String, Value>) -> String {
         "Store deploy_role_arn as the AWS_ROLE_TO_ASSUME secret of the GitHub repository \
          (Settings > Secrets and variables > Actions), and plan_role_arn as the \
          AWS_PLAN_ROLE_TO_ASSUME secret of the GitHub environment `plan` (no required \
-         reviewers), where the deploy workflow plans prod before its reviewers approve."
+         reviewers), where the deploy workflow plans prod before its reviewers approve. \
+         Store preview_role_arn as the AWS_PREVIEW_ROLE_TO_ASSUME secret of the repository \
+         (pull requests' previews pr-<number>), and create the GitHub environment \
+         `preview-sweep`, kept to the default branch, for the nightly sweeper."
             .to_owned(),
     );
     lines.join("\n")

@@ -403,7 +403,7 @@ impl EnvironmentDestroy<'_> {
             .map_or_else(|| "?".to_owned(), |items| items.to_string());
         let backup = if self.skip_final_backup {
             format!(
-                "  1. no final backup (--skip-final-backup): its {items} items are lost, except \
+                "  1. no final backup (--skip-final-backup, or final_backup = false): its {items} items are lost, except \
                  what point-in-time recovery keeps, when it is on, in the system backup AWS \
                  retains for 35 days"
             )
@@ -641,7 +641,8 @@ pub async fn environment(
         clients: Clients::connect(aws, &config.settings.region).await?,
         names,
         backend,
-        skip_final_backup: options.skip_final_backup,
+        // `final_backup = false` (the previews' layer) is `--skip-final-backup`.
+        skip_final_backup: options.skip_final_backup || !config.settings.final_backup,
         delete_user_accounts: options.delete_user_accounts,
         kept_pool: std::sync::Mutex::new(None),
         backup: std::sync::Mutex::new(None),

@@ -4,6 +4,7 @@ pub mod bootstrap;
 pub mod data_report;
 pub mod destroy;
 pub mod environment;
+pub mod environments;
 pub mod export;
 pub mod force_unlock;
 pub mod logs;

@@ -159,6 +159,10 @@ settings! {
     /// DynamoDB deletion protection on the scores table (destroy lifts it as a
     /// planned step, after a final backup).
     deletion_protection: bool = true;
+    /// Whether `destroy --env` takes a final backup of the scores table before
+    /// deleting it (false: as `--skip-final-backup`, its items are lost; for
+    /// throw-away previews).
+    final_backup: bool = true;
     /// The `byUser` index on the scores table.
     enable_gsi_by_user: bool = true;
     /// The function's `SAFE_CONCURRENCY`: a new user and its count written in
@@ -276,6 +280,9 @@ settings! {
     /// The API's `5xx` answers over 5 minutes that fire its alarm.
     alarm_5xx_threshold: u32 = 5,
         check |threshold| alarm_threshold("alarm_5xx_threshold", *threshold);
+    /// Whether the environment has its three alarms (off for throw-away
+    /// previews: an apply then deletes any it has).
+    enable_alarms: bool = true;
     /// SNS topic the alarms notify; `None`: they only change state.
     alarm_sns_topic_arn: Option<String> = None, check |topic| match topic {
         Some(topic) if !(topic.starts_with("arn:aws") && topic.contains(":sns:")) => Err(format!(
@@ -369,6 +376,11 @@ settings! {
     plan_role_name: String = "aimodelshare-github-oidc-planner".into();
     /// The plan role's policy.
     plan_policy_name: String = "aimodelshare-github-actions-plan".into();
+    /// The role a pull request's workflow assumes to apply and destroy its
+    /// preview `pr-<number>`, and nothing else.
+    preview_role_name: String = "aimodelshare-github-oidc-preview".into();
+    /// The preview role's policy.
+    preview_policy_name: String = "aimodelshare-github-actions-preview".into();
 }
 
 impl SettingsLayer {

@@ -26,7 +26,7 @@ use crate::resources::iam_role::Role;
 use crate::resources::oidc_provider::{self, OidcProvider};
 use crate::resources::s3_state_bucket::StateBucket;
 use crate::resources::tags::{MANAGED_BY_KEY, MANAGED_BY_VALUE};
-use crate::stacks::environment;
+use crate::stacks::{environment, preview};
 
 pub const DEPLOY_POLICY_ADDRESS: &str = "iam_policy.deploy";
 pub const DEPLOY_ROLE_ADDRESS: &str = "iam_role.deploy";
@@ -840,8 +840,30 @@ pub fn resources(settings: &Settings, clients: &Clients, subjects: &[String]) ->
             trust_policy: trust_policy(&plan_subjects(settings), &provider_arn),
             managed_policy_arns: vec![ManagedPolicy::arn_of(clients, &settings.plan_policy_name)],
             permissions_boundary: None,
-            tags,
+            tags: tags.clone(),
             depends_on: vec![oidc_provider::ADDRESS.into(), PLAN_POLICY_ADDRESS.into()],
+        }),
+        // The preview role: pull requests' previews pr-<number> only (stacks::preview).
+        Arc::new(ManagedPolicy {
+            clients: clients.clone(),
+            address: preview::PREVIEW_POLICY_ADDRESS.into(),
+            name: settings.preview_policy_name.clone(),
+            description: "Lets a pull request's workflow apply and destroy its preview pr-<number>, nothing else".into(),
+            document: preview::preview_policy(deploy_policy(settings, clients), settings, clients),
+        }),
+        Arc::new(Role {
+            clients: clients.clone(),
+            address: preview::PREVIEW_ROLE_ADDRESS.into(),
+            name: settings.preview_role_name.clone(),
+            description: "Assumed by a pull request's workflow (OIDC) to run its preview environment".into(),
+            trust_policy: trust_policy(&preview::preview_subjects(settings), &provider_arn),
+            managed_policy_arns: vec![ManagedPolicy::arn_of(clients, &settings.preview_policy_name)],
+            permissions_boundary: None,
+            tags,
+            depends_on: vec![
+                oidc_provider::ADDRESS.into(),
+                preview::PREVIEW_POLICY_ADDRESS.into(),
+            ],
         }),
     ]
 }
@@ -877,6 +899,14 @@ pub fn outputs(
             json!(Role::arn_of(clients, &settings.plan_role_name)),
         ),
         ("plan_role_subjects", json!(plan_subjects(settings))),
+        (
+            "preview_role_arn",
+            json!(Role::arn_of(clients, &settings.preview_role_name)),
+        ),
+        (
+            "preview_role_subjects",
+            json!(preview::preview_subjects(settings)),
+        ),
         (
             "execution_boundary_arn",
             json!(ManagedPolicy::arn_of(

@@ -362,6 +362,7 @@ async fn bootstrap_from_empty_then_a_rerun_changes_nothing() {
     );
     assert!(stdout.contains("AWS_ROLE_TO_ASSUME"), "{stdout}");
     assert!(stdout.contains("AWS_PLAN_ROLE_TO_ASSUME"), "{stdout}");
+    assert!(stdout.contains("AWS_PREVIEW_ROLE_TO_ASSUME"), "{stdout}");
     assert_converged(&account).await;
 
     // The bootstrap keeps its own state in the bucket.
@@ -424,6 +425,47 @@ async fn bootstrap_from_empty_then_a_rerun_changes_nothing() {
         .filter_map(|policy| policy.policy_name())
         .collect();
     assert_eq!(names, [&settings().plan_policy_name]);
+    // The preview role: this repository's pull requests and its sweeper, with
+    // the preview policy, and nothing else.
+    assert_eq!(
+        outputs["preview_role_arn"],
+        "arn:aws:iam::123456789012:role/aimodelshare-github-oidc-preview"
+    );
+    assert_eq!(
+        outputs["preview_role_subjects"],
+        serde_json::json!([
+            "repo:octo-org/playground:pull_request",
+            "repo:octo-org/playground:environment:preview-sweep"
+        ])
+    );
+    let attached = aws_sdk_iam::Client::new(&account.config)
+        .list_attached_role_policies()
+        .role_name(&settings().preview_role_name)
+        .send()
+        .await
+        .expect("preview role policies");
+    let names: Vec<&str> = attached
+        .attached_policies()
+        .iter()
+        .filter_map(|policy| policy.policy_name())
+        .collect();
+    assert_eq!(names, [&settings().preview_policy_name]);
+    let document = support::managed_policy(&account.config, &settings().preview_policy_name).await;
+    let states: Vec<&Value> = document["Statement"]
+        .as_array()
+        .expect("statements")
+        .iter()
+        .filter(|statement| statement["Sid"] == "PreviewStateObjects")
+        .map(|statement| &statement["Resource"])
+        .collect();
+    assert_eq!(
+        states,
+        [&Value::from(format!(
+            "arn:aws:s3:::{}/deployer/pr-*",
+            *BUCKET
+        ))],
+        "the preview role's state is pr-* only: {document}"
+    );
 }
 
 #[tokio::test]
@@ -560,7 +602,7 @@ async fn existing_resources_are_adopted_not_duplicated() {
         "provider adopted: {shown}"
     );
     assert!(
-        shown.contains("Plan: 5 to add, 3 to change, 0 to destroy."),
+        shown.contains("Plan: 7 to add, 3 to change, 0 to destroy."),
         "{shown}"
     );
 
@@ -931,7 +973,7 @@ async fn destroy_bootstrap_refuses_while_environments_have_state_then_removes_ev
 
     let output = account.deployer(&["destroy", "--bootstrap", "--auto-approve", "--force"]);
     assert_exit(&output, 0);
-    assert!(text(&output).contains("8 destroyed"), "{}", text(&output));
+    assert!(text(&output).contains("10 destroyed"), "{}", text(&output));
     assert!(
         account
             .s3

@@ -903,3 +903,41 @@ async fn a_write_that_lost_a_race_with_the_api_keeps_the_newer_item() {
     assert_eq!(held, Decision::Replace);
     assert_eq!(account.items(&table).await[&key], source);
 }
+
+/// Seeding a preview (`preview.yml`'s `deployer import --env pr-<number>
+/// FILE` after apply): an export of a class of dev imported into `pr-7`, every call of
+/// which the preview role's policy, as bootstrap wrote it into IAM, allows
+/// (actions only: moto enforces no IAM; the resources are evaluated in
+/// `stacks::preview::tests`).
+#[tokio::test]
+async fn an_export_seeds_a_preview_with_only_calls_the_preview_role_may_make() {
+    let account = Account::with_legacy_table().await;
+    account.environment_table("dev").await;
+    account.environment_table("pr-7").await;
+    assert_exit(&account.migrate("dev", &["--tables", "class-c"]), 0);
+    let exported = account.deployer(&["export", "--env", "dev", "--tables", "class-c"]);
+    assert_exit(&exported, 0);
+    std::fs::write(account.dir.path().join("seed.jsonl"), &exported.stdout).expect("write");
+    assert_exit(&account.deployer(&["bootstrap", "--auto-approve"]), 0);
+
+    let imported = account.deployer(&["-v", "import", "--env", "pr-7", "seed.jsonl", "--json"]);
+    assert_exit(&imported, 0);
+    assert_eq!(
+        summary(&imported)["counts"]["copied"],
+        201,
+        "class-c and its metadata"
+    );
+    let calls = crate::environment::logged_calls(&imported);
+    assert!(
+        calls
+            .iter()
+            .any(|(_, operation)| operation == "TransactWriteItems"),
+        "the import's writes are in the call log: {calls:?}"
+    );
+    let policy = crate::support::managed_policy(
+        &account.config,
+        &crate::support::settings().preview_policy_name,
+    )
+    .await;
+    crate::environment::permissions::assert_policy_allows(&policy, &calls, "the preview policy");
+}

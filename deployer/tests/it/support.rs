@@ -175,6 +175,24 @@ pub fn write_config(dir: &Path) {
     .expect("write deployer.toml");
 }
 
+/// Add the repository's `[env.preview]` table (deployer.toml) to the
+/// `deployer.toml` in `dir`, so that `pr-<number>` environments take it.
+pub fn add_preview_layer(dir: &Path) {
+    let shipped = std::fs::read_to_string(emulator::workspace_root().join("deployer.toml"))
+        .expect("read the repository's deployer.toml");
+    let start = shipped
+        .find("\n[env.preview]\n")
+        .expect("the repository's deployer.toml has [env.preview]")
+        + 1;
+    let layer = &shipped[start..];
+    let end = layer[1..].find("\n[").map_or(layer.len(), |end| end + 2);
+    let mut config =
+        std::fs::read_to_string(dir.join("deployer.toml")).expect("read deployer.toml");
+    config.push('\n');
+    config.push_str(&layer[..end]);
+    std::fs::write(dir.join("deployer.toml"), config).expect("write deployer.toml");
+}
+
 /// Run `deployer args` in `dir` against the AWS endpoint `endpoint`, with no
 /// terminal on standard input (as in CI).
 pub fn run_deployer(dir: &Path, endpoint: &str, args: &[&str]) -> Output {

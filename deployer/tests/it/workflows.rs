@@ -14,21 +14,23 @@ use clap::{CommandFactory, FromArgMatches};
 use deployer::cli::{self, Cli};
 use yaml_rust2::{Yaml, YamlLoader};
 
-const WORKFLOWS: [&str; 6] = [
+const WORKFLOWS: [&str; 7] = [
     "bootstrap.yml",
     "ci.yml",
     "deploy.yml",
     "destroy.yml",
     "drift.yml",
+    "preview.yml",
     "pull-request.yml",
 ];
 /// `(scope, level)` pairs of a job's `permissions:`.
 type Grants = &'static [(&'static str, &'static str)];
 /// Jobs granted something besides `contents: read` (and `id-token: write` to
 /// assume a role): exactly these grants, and no AWS credentials.
-const GITHUB_WRITERS: [(&str, &str, Grants); 2] = [
+const GITHUB_WRITERS: [(&str, &str, Grants); 3] = [
     ("pull-request.yml", "comment", &[("pull-requests", "write")]),
     ("drift.yml", "issue", &[("issues", "write")]),
+    ("preview.yml", "comment", &[("pull-requests", "write")]),
 ];
 /// The condition that keeps AWS credentials and write tokens from forks.
 const NOT_A_FORK: &str = "github.event.pull_request.head.repo.full_name == github.repository";
@@ -38,6 +40,10 @@ const DEPLOY_ROLE: &str = "${{ secrets.AWS_ROLE_TO_ASSUME }}";
 const BOOTSTRAP_ROLE: &str = "${{ secrets.AWS_BOOTSTRAP_ROLE_TO_ASSUME }}";
 /// The read-only role of jobs in the GitHub environment `plan`.
 const PLAN_ROLE: &str = "${{ secrets.AWS_PLAN_ROLE_TO_ASSUME }}";
+/// The role of every job of preview.yml: `pr-*` resources only.
+const PREVIEW_ROLE: &str = "${{ secrets.AWS_PREVIEW_ROLE_TO_ASSUME }}";
+/// The marker of the one comment preview.yml keeps on a pull request.
+const PREVIEW_MARKER: &str = "<!-- deployer-preview -->";
 const REGION: &str = "${{ vars.AWS_REGION || 'us-east-1' }}";
 const LOAD_SCENARIOS: [&str; 3] = ["single-table", "multi-table", "mixed"];
 /// The scenarios that write, in the order they run after the read-only smoke test.
@@ -747,7 +753,7 @@ fn check_least_permissions(workflow: &Workflow) {
         let writer = GITHUB_WRITERS
             .iter()
             .find(|(file, job, _)| *file == workflow.file && *job == id);
-        let expected = match writer {
+        let mut expected = match writer {
             Some((_, _, granted)) => {
                 workflow.ensure(
                     !uses_aws,
@@ -759,6 +765,10 @@ fn check_least_permissions(workflow: &Workflow) {
             None if uses_aws => grants(&[("contents", "read"), ("id-token", "write")]),
             None => grants(&[("contents", "read")]),
         };
+        // preview.yml's sweeper also reads whether pull requests are open.
+        if (workflow.file.as_str(), id.as_str()) == ("preview.yml", "sweep") {
+            expected.insert("pull-requests".into(), "read".into());
+        }
         workflow.ensure(
             granted == expected,
             PROPERTY,
@@ -791,6 +801,7 @@ fn check_no_access_keys(workflow: &Workflow) {
 fn check_oidc_credentials(workflow: &Workflow) {
     for (id, job) in workflow.jobs() {
         let role = match environment_of(job) {
+            _ if workflow.file == "preview.yml" => PREVIEW_ROLE,
             Some("bootstrap") => BOOTSTRAP_ROLE,
             Some(deployer::stacks::bootstrap::PLAN_ENVIRONMENT) => PLAN_ROLE,
             _ => DEPLOY_ROLE,
@@ -1584,6 +1595,133 @@ fn check_destroy(workflow: &Workflow) {
     );
 }
 
+/// preview.yml: `pr-<number>` applied while a pull request of this repository
+/// is labeled `preview`, smoke-tested read-only, its URL in the summary and in
+/// one marked comment; destroyed when it closes or loses the label; swept
+/// nightly. Its pull-request jobs run in no GitHub environment (the preview
+/// role trusts `repo:R:pull_request`, which a job in an environment is not),
+/// and its sweeper in exactly the one the role trusts.
+fn check_preview(workflow: &Workflow) {
+    check_triggers(workflow, &["pull_request", "schedule", "workflow_dispatch"]);
+    let mut types = workflow.list_at(&workflow.yaml, "on.pull_request.types");
+    types.sort();
+    workflow.ensure(
+        types
+            == [
+                "closed",
+                "labeled",
+                "opened",
+                "reopened",
+                "synchronize",
+                "unlabeled",
+            ],
+        "triggers",
+        format_args!("pull_request types are {types:?}"),
+    );
+    workflow.ensure(
+        workflow
+            .at("on.schedule")
+            .as_vec()
+            .is_some_and(|crons| !crons.is_empty()),
+        "triggers",
+        "the sweeper has no schedule",
+    );
+    let this_repository = "github.event.pull_request.head.repo.full_name == github.repository";
+    let build = condition(workflow.job("build")).unwrap_or_default();
+    workflow.ensure(
+        build.contains("contains(github.event.pull_request.labels.*.name, 'preview')")
+            && build.contains("github.event.action != 'closed'")
+            && build.contains(this_repository),
+        "preview label",
+        "the build runs only for an open pull request of this repository labeled `preview`",
+    );
+    let destroy = condition(workflow.job("destroy")).unwrap_or_default();
+    workflow.ensure(
+        destroy.contains("github.event.action == 'closed'")
+            && destroy.contains("github.event.label.name == 'preview'")
+            && destroy.contains(this_repository),
+        "preview destroy",
+        "the preview is destroyed when its pull request closes or loses the label",
+    );
+    let preview_env = "pr-${{ github.event.pull_request.number }}";
+    for job in ["apply", "destroy"] {
+        let node = workflow.job(job);
+        workflow.ensure(
+            workflow.env_value(node, "DEPLOYER_ENV").as_deref() == Some(preview_env),
+            "preview environment",
+            format_args!("job `{job}` must set DEPLOYER_ENV to {preview_env}"),
+        );
+        workflow.ensure(
+            workflow.text_at(node, "concurrency.group")
+                == "preview-pr-${{ github.event.pull_request.number }}"
+                && node["concurrency"]["cancel-in-progress"].as_bool() == Some(false),
+            "preview concurrency",
+            format_args!("job `{job}` must queue in preview-pr-<number>, never cancelled"),
+        );
+    }
+    for (id, job) in workflow.jobs() {
+        let expected = (id == "sweep").then_some(deployer::stacks::preview::SWEEP_ENVIRONMENT);
+        workflow.ensure(
+            environment_of(job) == expected,
+            "preview environments",
+            format_args!(
+                "job `{id}` runs in {:?}, expected {expected:?}",
+                environment_of(job)
+            ),
+        );
+    }
+    let apply = workflow.command("apply", &["deployer", "apply"]);
+    workflow.ensure(
+        apply.value_of("--env") == Some("$DEPLOYER_ENV"),
+        "preview apply",
+        format_args!("`{}` must apply $DEPLOYER_ENV", apply.line()),
+    );
+    let smoke = load_tests(workflow, "apply");
+    workflow.ensure(
+        smoke.len() == 1 && smoke[0].scenario == "smoke" && !smoke[0].writes,
+        "preview smoke test",
+        "the preview gets exactly the read-only smoke test",
+    );
+    let comment = workflow.steps("comment");
+    workflow.ensure(
+        comment
+            .iter()
+            .filter_map(|step| step["run"].as_str())
+            .any(|script| {
+                // The body starts with the marker, the comment found by it is updated.
+                script.contains(&format!("'{PREVIEW_MARKER}"))
+                    && script.contains(&format!("startswith(\"{PREVIEW_MARKER}\")"))
+                    && script.contains("--method PATCH")
+            }),
+        "preview comment",
+        format_args!("the comment job updates the one comment marked {PREVIEW_MARKER}"),
+    );
+    workflow.ensure(
+        workflow
+            .steps("apply")
+            .iter()
+            .filter_map(|step| step["run"].as_str())
+            .any(|script| {
+                script.contains("GITHUB_STEP_SUMMARY") && script.contains("api_base_url")
+            }),
+        "preview summary",
+        "the apply job writes the preview's URL to the run's summary",
+    );
+    let destroy = workflow.command("destroy", &["deployer", "destroy"]);
+    workflow.ensure(
+        destroy.value_of("--env") == Some("$DEPLOYER_ENV"),
+        "preview destroy",
+        format_args!("`{}` must destroy $DEPLOYER_ENV", destroy.line()),
+    );
+    let list = workflow.command("sweep", &["deployer", "environments", "list"]);
+    workflow.ensure(
+        list.has("--previews") && list.has("--json"),
+        "preview sweep",
+        "the sweeper lists the previews as JSON",
+    );
+    workflow.command("sweep", &["deployer", "destroy"]);
+}
+
 // ---- tests on the real workflows ----
 
 fn all_workflows() -> Vec<Workflow> {
@@ -1667,6 +1805,90 @@ fn the_test_command_runs_the_workflow_linters() {
             "scripts/lint-workflows does not mention {tool}"
         );
     }
+}
+
+#[test]
+fn previews_come_and_go_with_their_pull_requests_labels() {
+    check_preview(&Workflow::load("preview.yml"));
+}
+
+#[test]
+fn the_preview_role_trusts_exactly_what_preview_yml_runs_as() {
+    let settings = deployer::config::Settings {
+        github_repository: Some("owner/repo".into()),
+        ..deployer::config::Settings::default()
+    };
+    assert_eq!(
+        deployer::stacks::preview::preview_subjects(&settings),
+        [
+            "repo:owner/repo:pull_request".to_owned(),
+            format!(
+                "repo:owner/repo:environment:{}",
+                deployer::stacks::preview::SWEEP_ENVIRONMENT
+            )
+        ],
+        "preview.yml's pull-request jobs run in no GitHub environment, its sweeper in one"
+    );
+}
+
+#[test]
+#[should_panic(expected = "preview.yml: preview label")]
+fn a_preview_without_the_label_fails() {
+    check_preview(&Workflow::mutated(
+        "preview.yml",
+        "contains(github.event.pull_request.labels.*.name, 'preview') &&",
+        "",
+    ));
+}
+
+#[test]
+#[should_panic(expected = "preview.yml: preview environments: job `apply`")]
+fn a_preview_job_in_a_github_environment_fails() {
+    check_preview(&Workflow::mutated(
+        "preview.yml",
+        "    needs: build\n",
+        "    needs: build\n    environment: dev\n",
+    ));
+}
+
+#[test]
+#[should_panic(expected = "preview.yml: role-to-assume: job `apply` assumes")]
+fn a_preview_with_the_deploy_role_fails() {
+    check_oidc_credentials(&Workflow::mutated(
+        "preview.yml",
+        "role-to-assume: ${{ secrets.AWS_PREVIEW_ROLE_TO_ASSUME }}",
+        "role-to-assume: ${{ secrets.AWS_ROLE_TO_ASSUME }}",
+    ));
+}
+
+#[test]
+#[should_panic(expected = "preview.yml: preview comment")]
+fn a_preview_comment_without_its_marker_fails() {
+    check_preview(&Workflow::mutated(
+        "preview.yml",
+        "'<!-- deployer-preview -->\\n",
+        "'\\n",
+    ));
+}
+
+#[test]
+#[should_panic(expected = "preview.yml: preview smoke test")]
+fn a_preview_smoke_test_that_writes_fails() {
+    check_preview(&Workflow::mutated(
+        "preview.yml",
+        "loadtest smoke --read-only",
+        "loadtest smoke",
+    ));
+}
+
+#[test]
+#[should_panic(expected = "preview.yml: deployer command line")]
+fn an_unparsable_sweeper_command_fails() {
+    check_deployer_commands_parse(&Workflow::mutated(
+        "preview.yml",
+        "deployer environments list --previews",
+        "deployer environments list --pr-only",
+    ));
 }
 
 #[test]

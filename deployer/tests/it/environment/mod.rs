@@ -13,7 +13,7 @@ mod layer;
 mod locking;
 mod logs;
 mod monitoring;
-mod permissions;
+pub(crate) mod permissions;
 mod releases;
 mod saved_plan;
 mod sessions;
@@ -48,7 +48,7 @@ impl Account {
 }
 
 /// The operations a deployer run logged with `-v`, as `(service, operation)`.
-fn logged_calls(output: &Output) -> Vec<(String, String)> {
+pub(crate) fn logged_calls(output: &Output) -> Vec<(String, String)> {
     String::from_utf8_lossy(&output.stderr)
         .lines()
         .filter_map(|line| line.strip_prefix(deployer::aws::CALL_LOG_PREFIX))
