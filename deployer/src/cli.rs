@@ -50,7 +50,7 @@ pub struct Cli {
 pub enum StateChoice {
     /// .deployer/<env>.json beside the config, with a lock file
     Local,
-    /// s3://<state_bucket>/deployer/<env>/state.json, locked in <lock_table>
+    /// s3://<state_bucket>/deployer/<env>/state.json, locked as lock_backend says
     S3,
 }
 
@@ -99,6 +99,9 @@ pub enum Command {
     Output(OutputArgs),
     /// Remove a stale lock left by a run that died, given the lock's ID
     ForceUnlock(ForceUnlockArgs),
+    /// Inspect the state's lock
+    #[command(subcommand)]
+    Lock(LockCommand),
     /// Inspect the state
     #[command(subcommand)]
     State(StateCommand),
@@ -129,6 +132,22 @@ pub struct ForceUnlockArgs {
     pub env: EnvArg,
     /// The lock's ID, as shown in the "state is locked" error
     pub lock_id: String,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum LockCommand {
+    /// Who holds the lock of --env E (or `bootstrap`): holder, run URL, age,
+    /// last heartbeat, in every place the lock is kept
+    Status(LockStatusArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct LockStatusArgs {
+    #[command(flatten)]
+    pub env: EnvArg,
+    /// Print JSON
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Subcommand)]

@@ -6,6 +6,7 @@
 pub mod apply;
 pub mod attributes;
 pub mod error;
+pub mod fence;
 pub mod plan;
 pub mod policy;
 pub mod progress;
@@ -17,6 +18,7 @@ pub use attributes::{
     AttributeChange, AttributeName, AttributeSet, KNOWN_AFTER_APPLY, Planned, Rule, Tags,
 };
 pub use error::{Doing, EngineError, Failure};
+pub use fence::{Fence, Stop};
 pub use plan::{
     Action, Attributes, DesiredAttributes, DesiredResource, ObservedResource, Plan, PlanError,
 };

@@ -9,6 +9,7 @@ mod artifacts;
 mod destroy;
 mod indexes;
 mod layer;
+mod leases;
 mod locking;
 mod logs;
 mod monitoring;
