@@ -50,7 +50,7 @@ pub struct Cli {
 pub enum StateChoice {
     /// .deployer/<env>.json beside the config, with a lock file
     Local,
-    /// s3://<state_bucket>/deployer/<env>/state.json, locked in <lock_table>
+    /// s3://<state_bucket>/deployer/<env>/state.json, locked as lock_backend says
     S3,
 }
 
@@ -115,8 +115,12 @@ pub enum Command {
     #[command(after_help = "Reference: docs/commands.md#outputs")]
     Output(OutputArgs),
     /// Remove a stale lock left by a run that died, given the lock's ID
-    #[command(after_help = "Reference: docs/commands.md#state-and-locks")]
+    #[command(after_help = "Reference: docs/locking.md#seeing-and-clearing-locks")]
     ForceUnlock(ForceUnlockArgs),
+    /// Inspect the state's lock
+    #[command(subcommand)]
+    #[command(after_help = "Reference: docs/locking.md#seeing-and-clearing-locks")]
+    Lock(LockCommand),
     /// Inspect the state
     #[command(subcommand)]
     #[command(after_help = "Reference: docs/commands.md#state-and-locks")]
@@ -223,6 +227,23 @@ pub struct ForceUnlockArgs {
     pub env: EnvArg,
     /// The lock's ID, as shown in the "state is locked" error
     pub lock_id: String,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum LockCommand {
+    /// Who holds the lock of --env E (or `bootstrap`): holder, run URL, age,
+    /// last heartbeat, in every place the lock is kept
+    #[command(after_help = "Reference: docs/locking.md#seeing-and-clearing-locks")]
+    Status(LockStatusArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct LockStatusArgs {
+    #[command(flatten)]
+    pub env: EnvArg,
+    /// Print JSON
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -476,34 +497,12 @@ pub struct BootstrapArgs {
     pub lock_timeout: std::time::Duration,
 }
 
-/// `90` (seconds), `30s`, `5m`, `1h`, `1m30s` (humantime's units).
-pub fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
-    let text = text.trim();
-    if let Ok(seconds) = text.parse::<u64>() {
-        return Ok(std::time::Duration::from_secs(seconds));
-    }
-    humantime::parse_duration(text)
-        .map_err(|error| format!("{text:?} is not a duration such as 30s, 5m or 1h: {error}"))
-}
+/// Durations on the command line read as in settings (`lock_lease`).
+pub use crate::config::parse_duration;
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn durations_parse() {
-        assert_eq!(parse_duration("0s"), Ok(std::time::Duration::ZERO));
-        assert_eq!(parse_duration("90"), Ok(std::time::Duration::from_secs(90)));
-        assert_eq!(
-            parse_duration("5m"),
-            Ok(std::time::Duration::from_secs(300))
-        );
-        assert!(parse_duration("soon").is_err());
-        assert_eq!(
-            parse_duration("1m30s"),
-            Ok(std::time::Duration::from_secs(90))
-        );
-    }
 
     /// Every command's `--help` ends with where its reference is
     /// (`scripts/check-docs` checks that each page and anchor named

@@ -1,9 +1,7 @@
 //! `deployer`: provisions the playground API on AWS. See `deployer --help`.
 
-use std::process::ExitCode;
-
 use clap::Parser;
-use deployer::cli::{Cli, Command, EnvironmentsCommand, StateCommand};
+use deployer::cli::{Cli, Command, EnvironmentsCommand, LockCommand, StateCommand};
 use deployer::commands::Outcome;
 use deployer::commands::bootstrap::BootstrapOptions;
 use deployer::commands::destroy::{DestroyBootstrapOptions, DestroyEnvironmentOptions};
@@ -13,22 +11,26 @@ use deployer::error::CliError;
 use deployer::{aws, cli, commands, state_backend, ui};
 
 #[tokio::main]
-async fn main() -> ExitCode {
+async fn main() {
     let cli = Cli::parse();
     ui::install();
     aws::log_calls(cli.verbose);
-    match run(cli).await {
+    let code = match run(cli).await {
         Ok(outcome) => {
             if !outcome.stdout.is_empty() {
                 ui::output(&outcome.stdout);
             }
-            ExitCode::from(outcome.exit_code)
+            outcome.exit_code
         }
         Err(error) => {
             ui::error(&error);
-            ExitCode::FAILURE
+            1
         }
-    }
+    };
+    // Exit now rather than wait for a prompt's blocked read of the terminal
+    // (a run stopped at its prompt by a signal or a lost lease).
+    let _ = std::io::Write::flush(&mut std::io::stdout());
+    std::process::exit(i32::from(code))
 }
 
 async fn run(cli: Cli) -> Result<Outcome, CliError> {
@@ -259,6 +261,12 @@ async fn run(cli: Cli) -> Result<Outcome, CliError> {
         Command::ForceUnlock(args) => {
             let (environment, backend) = open_state(&cli, &sources, &args.env.environment).await?;
             commands::force_unlock::run(&backend, &environment, &args.lock_id)
+                .await
+                .map(Outcome::from)
+        }
+        Command::Lock(LockCommand::Status(args)) => {
+            let (environment, backend) = open_state(&cli, &sources, &args.env.environment).await?;
+            commands::lock_status::run(&backend, &environment, args.json)
                 .await
                 .map(Outcome::from)
         }

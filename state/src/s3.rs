@@ -165,6 +165,7 @@ impl S3Store {
         environment: &str,
         document: &StateDocument,
         expected_etag: Option<&str>,
+        note: Option<&str>,
     ) -> Result<String, StateError> {
         let location = self.location(environment);
         let mut request = self
@@ -177,6 +178,20 @@ impl S3Store {
             .metadata("serial", document.serial.to_string())
             .metadata("lineage", document.lineage.to_string())
             .body(ByteStream::from(document.to_json()));
+        if let Some(note) = note {
+            // Object metadata is ASCII.
+            let ascii: String = note
+                .chars()
+                .map(|c| {
+                    if c.is_ascii() && !c.is_ascii_control() {
+                        c
+                    } else {
+                        '?'
+                    }
+                })
+                .collect();
+            request = request.metadata("note", ascii);
+        }
         request = match expected_etag {
             Some(etag) => request.if_match(etag),
             None => request.if_none_match("*"),
@@ -279,6 +294,10 @@ impl S3Store {
                     .and_then(|metadata| metadata.get("serial"))
                     .and_then(|serial| serial.parse().ok()),
                 is_latest: version.is_latest().unwrap_or(false),
+                note: head
+                    .metadata()
+                    .and_then(|metadata| metadata.get("note"))
+                    .cloned(),
             });
         }
         Ok(entries)

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 
 use aws_config::SdkConfig;
 use serde_json::{Value, json};
-use state::{Backend, DynamoDbLock, LocalBackend, S3Store, Stored};
+use state::{Backend, LocalBackend, Stored};
 
 use super::Outcome;
 use super::stack_run::{self, Approval, Ending, Prepared, RunOptions, Stack};
@@ -60,11 +60,9 @@ fn render_outputs(outputs: &BTreeMap<String, Value>) -> String {
     lines.join("\n")
 }
 
+/// The state in the bucket (no lock is taken through it).
 fn remote(config: &Config, aws: &SdkConfig) -> Backend {
-    Backend::Remote {
-        store: S3Store::new(crate::aws::s3(aws), &config.settings.state_bucket),
-        lock: DynamoDbLock::new(crate::aws::dynamodb(aws), &config.settings.lock_table),
-    }
+    crate::state_backend::remote(config, aws, state::LockBackend::S3)
 }
 
 /// The bootstrap stack, as `deployer bootstrap` runs it.
@@ -118,10 +116,17 @@ impl Stack for BootstrapStack<'_> {
             .map_err(CliError::state("reading the bootstrap state"))
     }
 
-    /// In the lock table once it exists, in a local lock file until then.
+    /// In the bucket (and the lock table, as `lock_backend` says) once they
+    /// exist, in a local lock file until then.
     fn lock_backend(&self, prepared: &Prepared) -> Backend {
-        if exists(prepared, 1) {
-            remote(self.config, self.aws)
+        let table = exists(prepared, 1);
+        let lock_backend = self
+            .config
+            .settings
+            .lock_backend
+            .unwrap_or(state::LockBackend::default_for(table));
+        if exists(prepared, 0) && (table || !lock_backend.uses_dynamodb()) {
+            crate::state_backend::remote(self.config, self.aws, lock_backend)
         } else {
             Backend::Local(LocalBackend::new(self.config.dir.join(".deployer")))
         }
@@ -167,6 +172,7 @@ pub async fn run(
         operation: "bootstrap",
         command: "deployer bootstrap".into(),
         lock_timeout: options.lock_timeout,
+        lock_lease: config.settings.lock_lease(),
         approval: if options.auto_approve {
             Approval::Given
         } else {

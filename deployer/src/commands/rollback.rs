@@ -40,13 +40,11 @@ pub async fn run(
         "rollback",
         format!("deployer rollback --env {environment}"),
         lock_timeout,
+        config.settings.lock_lease(),
     );
-    super::while_locked(
-        backend,
-        environment,
-        &request,
-        roll_back(&clients, backend, environment, &names.function, to),
-    )
+    super::lock_guard::hold(backend, environment, &request, |fence| {
+        roll_back(&clients, backend, environment, &names.function, to, fence)
+    })
     .await
 }
 
@@ -73,6 +71,7 @@ async fn roll_back(
     environment: &str,
     function: &str,
     to: Option<&str>,
+    fence: crate::engine::Fence,
 ) -> Result<Outcome, CliError> {
     let stored: Stored = backend
         .read(environment)
@@ -135,6 +134,9 @@ async fn roll_back(
         .get("code_sha256")
         .and_then(Value::as_str)
         .map(str::to_owned);
+    fence.check(&format!(
+        "moving the live alias of {function} to version {target}"
+    ))?;
     lambda_alias::move_to(clients, function, &target).await?;
 
     let mut releases = releases;

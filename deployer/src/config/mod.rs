@@ -188,9 +188,34 @@ fn check(settings: &Settings) -> Result<(), ConfigError> {
     Ok(())
 }
 
+/// `90` (seconds), `30s`, `5m`, `1h`, `1m30s` (humantime's units).
+pub fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
+    let text = text.trim();
+    if let Ok(seconds) = text.parse::<u64>() {
+        return Ok(std::time::Duration::from_secs(seconds));
+    }
+    humantime::parse_duration(text)
+        .map_err(|error| format!("{text:?} is not a duration such as 30s, 5m or 1h: {error}"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn durations_parse() {
+        assert_eq!(parse_duration("0s"), Ok(std::time::Duration::ZERO));
+        assert_eq!(parse_duration("90"), Ok(std::time::Duration::from_secs(90)));
+        assert_eq!(
+            parse_duration("5m"),
+            Ok(std::time::Duration::from_secs(300))
+        );
+        assert!(parse_duration("soon").is_err());
+        assert_eq!(
+            parse_duration("1m30s"),
+            Ok(std::time::Duration::from_secs(90))
+        );
+    }
 
     fn resolve(
         text: &str,

@@ -90,6 +90,7 @@ impl SettingType for String {}
 impl SettingType for bool {}
 impl SettingType for u32 {}
 impl SettingType for Architecture {}
+impl SettingType for state::LockBackend {}
 impl SettingType for BTreeMap<String, String> {}
 impl<T: SettingType> SettingType for Option<T> {}
 impl SettingType for PathBuf {}
@@ -365,8 +366,24 @@ settings! {
         }
         Ok(())
     };
-    /// The DynamoDB table that locks the state (a bootstrap resource).
+    /// The legacy DynamoDB lock table (Terraform's layout), kept while
+    /// `lock_backend` uses it.
     lock_table: String = "aimodelshare-tf-locks".into();
+    /// Where the state's lock is kept: `s3` (the state object's `.tflock` file,
+    /// as Terraform 1.11's `use_lockfile`), `dynamodb` (the legacy lock table)
+    /// or `both`. Unset: `both` while the lock table exists, `s3` when it does
+    /// not.
+    lock_backend: Option<state::LockBackend> = None;
+    /// How long a lock stays its holder's without a heartbeat, e.g. `10m`; the
+    /// holder renews it every third of this. A lock whose last heartbeat is
+    /// older is stale: the next run takes it over.
+    lock_lease: String = "10m".into(), check |lease| {
+        match super::parse_duration(lease) {
+            Ok(lease) if lease.as_secs() >= 1 && lease.as_secs() <= 24 * 3600 => Ok(()),
+            Ok(_) => Err(format!("lock_lease = {lease:?} must be from 1s to 24h")),
+            Err(error) => Err(format!("lock_lease: {error}")),
+        }
+    };
     /// The role GitHub's workflows assume to deploy.
     deploy_role_name: String = "aimodelshare-github-oidc-deployer".into();
     /// The deploy role's policy.
@@ -381,6 +398,13 @@ settings! {
     preview_role_name: String = "aimodelshare-github-oidc-preview".into();
     /// The preview role's policy.
     preview_policy_name: String = "aimodelshare-github-actions-preview".into();
+}
+
+impl Settings {
+    /// `lock_lease` as a duration (checked when the settings were resolved).
+    pub fn lock_lease(&self) -> std::time::Duration {
+        super::parse_duration(&self.lock_lease).unwrap_or(std::time::Duration::from_secs(600))
+    }
 }
 
 impl SettingsLayer {

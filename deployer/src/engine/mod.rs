@@ -7,6 +7,7 @@ pub mod apply;
 pub mod attributes;
 pub mod drift;
 pub mod error;
+pub mod fence;
 pub mod plan;
 pub mod policy;
 pub mod progress;
@@ -19,6 +20,7 @@ pub use attributes::{
     AttributeChange, AttributeName, AttributeSet, KNOWN_AFTER_APPLY, Planned, Rule, Tags,
 };
 pub use error::{Doing, EngineError, Failure};
+pub use fence::{Fence, Stop};
 pub use plan::{
     Action, Attributes, DesiredAttributes, DesiredResource, ObservedResource, Plan, PlanError,
 };

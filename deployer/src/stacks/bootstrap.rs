@@ -207,17 +207,23 @@ pub fn deploy_policy(settings: &Settings, clients: &Clients) -> Value {
                 "Resource": format!("arn:aws:s3:::{bucket}/{}*", state::KEY_PREFIX)
             },
             {
-                // ... except the bootstrap stack's own state, which only bootstrap writes.
+                // ... except the bootstrap stack's own state and its lock file
+                // (`<key>.tflock`), which only bootstrap writes. The environments'
+                // lock files are their state keys' `.tflock` objects, above.
                 "Sid": "BootstrapStateReadOnly",
                 "Effect": "Deny",
                 "Action": ["s3:PutObject", "s3:DeleteObject"],
-                "Resource": format!("arn:aws:s3:::{bucket}/{}", state::state_key(crate::config::BOOTSTRAP))
+                "Resource": [
+                    format!("arn:aws:s3:::{bucket}/{}", state::state_key(crate::config::BOOTSTRAP)),
+                    format!("arn:aws:s3:::{bucket}/{}", state::lock_file_key(crate::config::BOOTSTRAP))
+                ]
             },
             {
-                // Locks: one item per environment in the lock table.
+                // Locks in the legacy table (lock_backend dynamodb or both): one item
+                // per environment; DescribeTable tells whether the table still exists.
                 "Sid": "StateLocks",
                 "Effect": "Allow",
-                "Action": ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:DeleteItem"],
+                "Action": ["dynamodb:DescribeTable", "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:DeleteItem"],
                 "Resource": format!("arn:aws:dynamodb:{region}:{account}:table/{}", settings.lock_table)
             },
             {
@@ -680,6 +686,14 @@ pub fn plan_policy(settings: &Settings, clients: &Clients) -> Value {
                 "Effect": "Allow",
                 "Action": "s3:GetObject",
                 "Resource": format!("arn:aws:s3:::{bucket}/{}*", state::KEY_PREFIX)
+            },
+            {
+                // Whether the legacy lock table exists (which lock_backend applies);
+                // never its items: the plan role takes no lock.
+                "Sid": "LockTableDescribe",
+                "Effect": "Allow",
+                "Action": "dynamodb:DescribeTable",
+                "Resource": format!("arn:aws:dynamodb:{region}:{account}:table/{}", settings.lock_table)
             },
             {
                 // The tables' settings (keys, indexes, PITR, Time to Live, tags), never

@@ -307,14 +307,15 @@ async fn assert_converged(account: &Account) {
         .filter(|statement| statement["Effect"] == "Deny")
         .map(|statement| (&statement["Resource"], &statement["Condition"]))
         .collect();
-    assert!(
-        denied.iter().any(|(resource, _)| *resource
-            == &Value::String(format!(
-                "arn:aws:s3:::{}/deployer/bootstrap/state.json",
-                *BUCKET
-            ))),
-        "{denied:?}"
-    );
+    // Its state object and its lock file (`.tflock`).
+    for key in ["state.json", "state.json.tflock"] {
+        let arn = Value::String(format!("arn:aws:s3:::{}/deployer/bootstrap/{key}", *BUCKET));
+        assert!(
+            denied.iter().any(|(resource, _)| *resource == &arn
+                || resource.as_array().is_some_and(|arns| arns.contains(&arn))),
+            "{key}: {denied:?}"
+        );
+    }
     assert!(
         denied.iter().any(
             |(_, condition)| condition["ForAnyValue:StringEquals"]["dynamodb:LeadingKeys"][0]

@@ -227,7 +227,7 @@ pub fn run_deployer_checking_health_only(dir: &Path, endpoint: &str, args: &[&st
         .expect("run deployer")
 }
 
-fn deployer_command(dir: &Path, endpoint: &str) -> Command {
+pub fn deployer_command(dir: &Path, endpoint: &str) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_deployer"));
     command
         .current_dir(dir)

@@ -623,6 +623,7 @@ pub async fn apply_environment(
         operation: "apply",
         command: format!("deployer apply --env {environment}"),
         lock_timeout: options.lock_timeout,
+        lock_lease: config.settings.lock_lease(),
         saved: options.saved.clone(),
         // Applying a saved plan is the approval of what it shows.
         approval: if options.auto_approve || options.saved.is_some() {

@@ -10,6 +10,7 @@ mod destroy;
 mod drift;
 mod indexes;
 mod layer;
+mod leases;
 mod locking;
 mod logs;
 mod monitoring;
