@@ -469,6 +469,41 @@ impl DynamoDbLock {
         Ok(Some((info, raw.clone())))
     }
 
+    /// Every lock held in the table: the items whose `Info` is set, as
+    /// (`LockID`, holder). Terraform's `-md5` digest items hold no `Info` and
+    /// are not locks.
+    pub async fn held_locks(&self) -> Result<Vec<(String, LockInfo)>, StateError> {
+        let action = || format!("listing the locks in DynamoDB table {}", self.table);
+        let mut held = Vec::new();
+        let mut start = None;
+        loop {
+            let page = self
+                .client
+                .scan()
+                .table_name(&self.table)
+                .consistent_read(true)
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(|error| StateError::aws(action(), &error))?;
+            for item in page.items() {
+                let (Some(lock_id), Some(raw)) = (
+                    item.get(LOCK_ID).and_then(|id| id.as_s().ok()),
+                    item.get(INFO).and_then(|info| info.as_s().ok()),
+                ) else {
+                    continue;
+                };
+                let info =
+                    serde_json::from_str(raw).unwrap_or_else(|_| LockInfo::unreadable(lock_id));
+                held.push((lock_id.clone(), info));
+            }
+            match page.last_evaluated_key() {
+                Some(key) if !key.is_empty() => start = Some(key.clone()),
+                _ => return Ok(held),
+            }
+        }
+    }
+
     /// Remove the lock if, and only if, it is held with `id`.
     pub(crate) async fn unlock(&self, lock_id: &str, id: &str) -> Result<(), StateError> {
         let Some((info, raw)) = self.current(lock_id).await? else {

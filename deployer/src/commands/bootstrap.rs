@@ -2,7 +2,11 @@
 //!
 //! Needs no prior state: every resource is found by name and adopted. Once the
 //! bucket exists the stack keeps its own state there (`bootstrap`), locked in
-//! the lock table (or in a local lock file while the table does not exist yet).
+//! the bucket's `.tflock` file (and the lock table, as `lock_backend` says), or
+//! in a local lock file while the bucket does not exist yet. The lock table is
+//! optional: never created unless `lock_backend` uses it, and retired (deleted,
+//! a destroy line in the plan) once `lock_backend = "s3"`, only while no lock
+//! is held in it.
 
 use std::collections::BTreeMap;
 
@@ -13,7 +17,7 @@ use state::{Backend, LocalBackend, Stored};
 use super::Outcome;
 use super::stack_run::{self, Approval, Ending, Prepared, RunOptions, Stack};
 use crate::config::{BOOTSTRAP, Config};
-use crate::engine::{self, ObservedResource, Plan, Resources, render::render};
+use crate::engine::{self, Action, ObservedResource, Plan, Resources, render::render};
 use crate::error::CliError;
 use crate::resources::Clients;
 use crate::stacks::bootstrap;
@@ -84,6 +88,27 @@ fn exists(prepared: &Prepared, index: usize) -> bool {
     prepared.observed.get(index).is_some_and(Option::is_some)
 }
 
+/// Whether `plan` deletes the lock table (`lock_backend = "s3"` retires it).
+fn retires_lock_table(plan: &Plan) -> bool {
+    plan.resources.iter().any(|planned| {
+        planned.address == crate::resources::dynamodb_lock_table::ADDRESS
+            && planned.action == Action::Delete
+    })
+}
+
+/// What the plan says of a retired lock table.
+fn retire_notes(config: &Config, plan: &Plan) -> Vec<String> {
+    if !retires_lock_table(plan) {
+        return Vec::new();
+    }
+    vec![format!(
+        "the lock table {} is retired because lock_backend = \"s3\": it is deleted even if \
+         it was adopted (found rather than created), since retiring it is an explicit request; \
+         apply refuses, changing nothing, while a lock is held in it",
+        config.settings.lock_table
+    )]
+}
+
 #[async_trait::async_trait]
 impl Stack for BootstrapStack<'_> {
     async fn prepare(&self) -> Result<Prepared, CliError> {
@@ -139,6 +164,45 @@ impl Stack for BootstrapStack<'_> {
     fn ending(&self) -> Ending {
         Ending::Record
     }
+
+    fn notes(&self, prepared: &Prepared) -> Vec<String> {
+        retire_notes(self.config, &prepared.plan)
+    }
+
+    /// A lock table is retired only while no lock is held in it: a run that
+    /// still locks there (`lock_backend` dynamodb or both, or Terraform)
+    /// would otherwise lose its lock.
+    async fn before_apply(
+        &self,
+        prepared: &Prepared,
+        _stored: Option<&Stored>,
+    ) -> Result<(), CliError> {
+        if !retires_lock_table(&prepared.plan) {
+            return Ok(());
+        }
+        let table = &self.config.settings.lock_table;
+        let held = state::DynamoDbLock::new(crate::aws::dynamodb(self.aws), table)
+            .held_locks()
+            .await
+            .map_err(CliError::state(format!(
+                "checking that no lock is held in the lock table {table} before deleting it"
+            )))?;
+        if held.is_empty() {
+            return Ok(());
+        }
+        let holders: Vec<String> = held
+            .iter()
+            .map(|(lock_id, info)| {
+                format!("{lock_id}: held by {} (ID {})", info.describe(), info.id)
+            })
+            .collect();
+        Err(CliError::Refused(format!(
+            "not retiring the lock table {table}: a lock is held in it ({}). Nothing was changed. \
+             Let that run finish (or remove a lock left behind with `deployer force-unlock`), \
+             then rerun `deployer bootstrap`",
+            holders.join("; ")
+        )))
+    }
 }
 
 pub async fn run(
@@ -161,10 +225,13 @@ pub async fn run(
         } else {
             0
         };
-        return Ok(Outcome::new(
-            render_plan(&prepared.plan, options.json),
-            changes_exit,
-        ));
+        let mut text = render_plan(&prepared.plan, options.json);
+        if !options.json {
+            for note in retire_notes(config, &prepared.plan) {
+                text.push_str(&format!("\nNote: {note}\n"));
+            }
+        }
+        return Ok(Outcome::new(text, changes_exit));
     }
     let run = RunOptions {
         saved: None,

@@ -23,6 +23,7 @@ pub use error::{Doing, EngineError, Failure};
 pub use fence::{Fence, Stop};
 pub use plan::{
     Action, Attributes, DesiredAttributes, DesiredResource, ObservedResource, Plan, PlanError,
+    Presence,
 };
 
 /// The output of a read, or `None` when `not_found` (a typed check of the

@@ -36,6 +36,20 @@ pub struct DesiredResource {
     /// Attributes changed in place only from one value (a setting that is
     /// off); a change from any other value is refused ([`Refusal`]).
     pub refusals: Vec<Refusal>,
+    /// Whether the stack wants the resource to exist.
+    pub presence: Presence,
+}
+
+/// Whether a stack wants a resource to exist.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Presence {
+    /// Created when absent, converged when present.
+    #[default]
+    Wanted,
+    /// Converged when present, never created (an optional legacy resource).
+    KeptIfPresent,
+    /// Deleted when present (a plain destroy line in the plan), nothing when absent.
+    Retired,
 }
 
 /// An attribute the deployer changes in place only from `only_from` (the
@@ -68,7 +82,14 @@ impl DesiredResource {
             depends_on: Vec::new(),
             never_replace: None,
             refusals: Vec::new(),
+            presence: Presence::Wanted,
         }
+    }
+
+    /// Whether the resource is wanted, kept only if present, or retired.
+    pub fn with_presence(mut self, presence: Presence) -> Self {
+        self.presence = presence;
+        self
     }
 
     /// These addresses must be applied first.
@@ -336,8 +357,13 @@ pub fn plan(
         .iter()
         .zip(observed.iter().chain(std::iter::repeat(&None)))
     {
-        let action = match have {
-            None => {
+        let action = match (want.presence, have) {
+            (Presence::KeptIfPresent | Presence::Retired, None) => continue,
+            (Presence::Retired, Some(_)) => {
+                destroy += 1;
+                Action::Delete
+            }
+            (Presence::Wanted, None) => {
                 add += 1;
                 Action::Create(
                     want.attributes
@@ -351,7 +377,7 @@ pub fn plan(
                         .collect(),
                 )
             }
-            Some(have) => {
+            (_, Some(have)) => {
                 let changes = diff(want, have);
                 refuse(want, &changes)?;
                 if changes.is_empty() {
@@ -454,6 +480,7 @@ mod tests {
             depends_on: Vec::new(),
             never_replace: None,
             refusals: Vec::new(),
+            presence: Presence::Wanted,
         }
     }
 
@@ -620,5 +647,23 @@ mod tests {
         assert_eq!(order, ["c.third", "a.first"]);
         assert_eq!(plan.destroy, 2);
         assert!(plan.resources.iter().all(|r| r.action == Action::Delete));
+    }
+
+    #[test]
+    fn optional_resources_are_never_created_and_retired_ones_are_deleted() {
+        let want = desired(json!({"hash_key": "LockID"}));
+        let have = observed(json!({"hash_key": "LockID"}));
+        let kept = want.clone().with_presence(Presence::KeptIfPresent);
+        let absent = plan(std::slice::from_ref(&kept), &[None]).expect("plan");
+        assert!(absent.resources.is_empty() && !absent.has_changes());
+        let present = plan(&[kept], std::slice::from_ref(&have)).expect("plan");
+        assert_eq!(present.resources[0].action, Action::NoOp);
+
+        let retired = want.with_presence(Presence::Retired);
+        let gone = plan(std::slice::from_ref(&retired), &[None]).expect("plan");
+        assert!(gone.resources.is_empty() && !gone.has_changes());
+        let deleted = plan(&[retired], &[have]).expect("plan");
+        assert_eq!(deleted.resources[0].action, Action::Delete);
+        assert_eq!((deleted.add, deleted.change, deleted.destroy), (0, 0, 1));
     }
 }

@@ -194,6 +194,7 @@ mod tests {
             depends_on: Vec::new(),
             never_replace: None,
             refusals: Vec::new(),
+            presence: crate::engine::plan::Presence::Wanted,
         }
     }
 

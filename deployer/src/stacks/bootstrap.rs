@@ -20,7 +20,7 @@ use serde_json::{Value, json};
 use crate::config::{ConfigError, Settings};
 use crate::engine::Resources;
 use crate::resources::Clients;
-use crate::resources::dynamodb_lock_table::LockTable;
+use crate::resources::dynamodb_lock_table::{self, LockTable};
 use crate::resources::iam_managed_policy::ManagedPolicy;
 use crate::resources::iam_role::Role;
 use crate::resources::oidc_provider::{self, OidcProvider};
@@ -808,6 +808,7 @@ pub fn resources(settings: &Settings, clients: &Clients, subjects: &[String]) ->
             clients: clients.clone(),
             name: settings.lock_table.clone(),
             tags: tags.clone(),
+            presence: dynamodb_lock_table::lock_table_presence(settings.lock_backend),
         }),
         Arc::new(OidcProvider {
             clients: clients.clone(),

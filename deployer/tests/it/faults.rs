@@ -174,26 +174,23 @@ async fn an_apply_converges_to_exactly_one_of_each_resource_under_faults() {
     );
 }
 
-/// The lock item's `ID`, when someone holds `dev`'s lock.
+/// The lock's `ID`, when someone holds `dev`'s lock (the `.tflock` file: a
+/// new bootstrap has no lock table).
 async fn held_lock_id(account: &Account) -> Option<String> {
-    use aws_sdk_dynamodb::types::AttributeValue;
-    let item = aws_sdk_dynamodb::Client::new(&account.config)
-        .get_item()
-        .table_name(settings().lock_table)
-        .key(
-            "LockID",
-            AttributeValue::S(format!(
-                "{}/deployer/dev/state.json",
-                settings().state_bucket
-            )),
-        )
-        .consistent_read(true)
+    let got = account
+        .s3
+        .get_object()
+        .bucket(settings().state_bucket)
+        .key("deployer/dev/state.json.tflock")
         .send()
-        .await
-        .expect("lock table")
-        .item?;
-    let info: serde_json::Value =
-        serde_json::from_str(item.get("Info")?.as_s().ok()?).expect("lock info JSON");
+        .await;
+    let object = match got {
+        Ok(object) => object,
+        Err(error) if error.as_service_error().is_some_and(|e| e.is_no_such_key()) => return None,
+        Err(error) => panic!("reading the lock file: {error:?}"),
+    };
+    let body = object.body.collect().await.expect("lock file").into_bytes();
+    let info: serde_json::Value = serde_json::from_slice(&body).expect("lock info JSON");
     info["ID"].as_str().map(str::to_owned)
 }
 

@@ -4,13 +4,14 @@ use super::*;
 
 impl Account {
     /// Mutating requests other than taking and releasing the state's lock
-    /// (an item of the lock table).
+    /// (its `.tflock` file, or an item of the lock table).
     fn changes_besides_the_lock(&self) -> Vec<String> {
         self.mutating_requests()
             .into_iter()
             .filter(|request| {
-                !(request.contains("dynamodb")
-                    && (request.ends_with("PutItem") || request.ends_with("DeleteItem")))
+                !(request.contains(".tflock?")
+                    || request.contains("dynamodb")
+                        && (request.ends_with("PutItem") || request.ends_with("DeleteItem")))
             })
             .collect()
     }
