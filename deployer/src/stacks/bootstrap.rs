@@ -220,10 +220,18 @@ pub fn deploy_policy(settings: &Settings, clients: &Clients) -> Value {
             },
             {
                 // Locks in the legacy table (lock_backend dynamodb or both): one item
-                // per environment; DescribeTable tells whether the table still exists.
+                // per environment.
                 "Sid": "StateLocks",
                 "Effect": "Allow",
-                "Action": ["dynamodb:DescribeTable", "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:DeleteItem"],
+                "Action": ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:DeleteItem"],
+                "Resource": format!("arn:aws:dynamodb:{region}:{account}:table/{}", settings.lock_table)
+            },
+            {
+                // Whether the legacy lock table still exists (which lock_backend
+                // applies); a statement of its own, as it names no item.
+                "Sid": "StateLockTableDescribe",
+                "Effect": "Allow",
+                "Action": "dynamodb:DescribeTable",
                 "Resource": format!("arn:aws:dynamodb:{region}:{account}:table/{}", settings.lock_table)
             },
             {

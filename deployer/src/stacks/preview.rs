@@ -162,7 +162,13 @@ impl Narrowing {
             }
             return;
         }
-        if statement.get("Resource") == Some(&json!(self.lock_table)) {
+        // Item statements on the lock table only: a table-level action
+        // (DescribeTable) names no leading key.
+        let names_items = statement
+            .get("Action")
+            .map(Value::to_string)
+            .is_some_and(|actions| actions.contains("Item"));
+        if names_items && statement.get("Resource") == Some(&json!(self.lock_table)) {
             add_condition(
                 statement,
                 "ForAllValues:StringLike",

@@ -494,8 +494,23 @@ fn the_preview_role_may_run_a_previews_whole_life() {
 #[test]
 fn the_preview_role_cannot_touch_dev_stage_prod_or_the_bootstrap_stack() {
     let document = policy();
+    let settings = settings();
+    let clients = clients();
+    let lock_table = format!(
+        "arn:aws:dynamodb:{}:{}:table/{}",
+        clients.region, clients.account_id, settings.lock_table
+    );
+    // Describing the shared lock table (whether it exists, which decides
+    // lock_backend) reads the bootstrap stack's table, checked below, and
+    // nothing of an environment's: only its items are an environment's.
+    let describes_lock_table = |(action, resource, _): &(String, String, String)| {
+        action == "dynamodb:DescribeTable" && *resource == lock_table
+    };
     for environment in ["dev", "stage", "prod"] {
-        let found = touches(&document, &resources_of(environment));
+        let found: Vec<_> = touches(&document, &resources_of(environment))
+            .into_iter()
+            .filter(|found| !describes_lock_table(found))
+            .collect();
         assert_eq!(
             found,
             Vec::new(),
@@ -503,17 +518,17 @@ fn the_preview_role_cannot_touch_dev_stage_prod_or_the_bootstrap_stack() {
         );
     }
     // Of the bootstrap stack it reads what every environment's run reads:
-    // the state bucket's listing (`environments list`, versions) and the
-    // execution boundary (plan checks it exists before creating a role).
+    // the state bucket's listing (`environments list`, versions), the
+    // execution boundary (plan checks it exists before creating a role) and
+    // the lock table's description.
     let found: Vec<(String, String)> = touches(&document, &bootstrap_resources())
         .into_iter()
         .map(|(action, resource, _)| (action, resource))
         .collect();
-    let settings = settings();
-    let clients = clients();
     let bucket = format!("arn:aws:s3:::{}", settings.state_bucket);
     let boundary = ManagedPolicy::arn_of(&clients, &settings.execution_boundary_name());
     let reads: Vec<(String, String)> = [
+        ("dynamodb:DescribeTable", &lock_table),
         ("iam:GetPolicy", &boundary),
         ("iam:GetPolicyVersion", &boundary),
         ("s3:GetBucketLocation", &bucket),
