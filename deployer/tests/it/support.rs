@@ -148,6 +148,19 @@ impl Account {
         mutating_requests(self.endpoint())
     }
 
+    /// [`Self::mutating_requests`] but taking, renewing and releasing the
+    /// state's lock (its `.tflock` file, or an item of the lock table).
+    pub fn changes_besides_the_lock(&self) -> Vec<String> {
+        self.mutating_requests()
+            .into_iter()
+            .filter(|request| {
+                !(request.contains(".tflock?")
+                    || request.contains("dynamodb")
+                        && (request.ends_with("PutItem") || request.ends_with("DeleteItem")))
+            })
+            .collect()
+    }
+
     /// The id of the HTTP API named `name`, if there is one.
     pub async fn api_named(&self, name: &str) -> Option<String> {
         let apis = aws_sdk_apigatewayv2::Client::new(&self.config)

@@ -2,21 +2,6 @@
 
 use super::*;
 
-impl Account {
-    /// Mutating requests other than taking and releasing the state's lock
-    /// (its `.tflock` file, or an item of the lock table).
-    fn changes_besides_the_lock(&self) -> Vec<String> {
-        self.mutating_requests()
-            .into_iter()
-            .filter(|request| {
-                !(request.contains(".tflock?")
-                    || request.contains("dynamodb")
-                        && (request.ends_with("PutItem") || request.ends_with("DeleteItem")))
-            })
-            .collect()
-    }
-}
-
 #[tokio::test]
 async fn a_saved_plan_is_applied_exactly_or_refused_when_stale() {
     let account = Account::bootstrapped().await;
