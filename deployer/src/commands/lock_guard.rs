@@ -40,6 +40,27 @@ pub struct LockGuard {
     fence: Fence,
     heartbeat: tokio::task::JoinHandle<()>,
     watcher: tokio::task::JoinHandle<()>,
+    /// Counts this guard as active until it is dropped.
+    _active: Active,
+}
+
+/// A guard waiting for or holding a lock. While none is, a signal has
+/// nothing to stop cleanly and ends the process at once, as Ctrl-C does
+/// without a handler (the handler stays registered for the process's life).
+#[derive(Debug)]
+struct Active;
+
+impl Active {
+    fn new(interrupts: &Interrupts) -> Self {
+        interrupts.active.fetch_add(1, Ordering::SeqCst);
+        Self
+    }
+}
+
+impl Drop for Active {
+    fn drop(&mut self) {
+        Interrupts::get().active.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 impl LockGuard {
@@ -51,6 +72,7 @@ impl LockGuard {
         request: &LockRequest,
     ) -> Result<Self, CliError> {
         let interrupts = Interrupts::get();
+        let active = Active::new(interrupts);
         let held = tokio::select! {
             held = backend.lock(environment, request) => held.map_err(CliError::state(format!(
                 "locking the state of {environment}"
@@ -106,6 +128,7 @@ impl LockGuard {
             fence,
             heartbeat,
             watcher,
+            _active: active,
         })
     }
 
@@ -249,6 +272,8 @@ async fn heartbeat(
 /// left held.
 struct Interrupts {
     count: AtomicUsize,
+    /// Guards waiting for or holding a lock ([`Active`]).
+    active: AtomicUsize,
     notify: tokio::sync::Notify,
     held: std::sync::Mutex<Option<String>>,
 }
@@ -259,6 +284,7 @@ impl Interrupts {
         INTERRUPTS.get_or_init(|| {
             let interrupts: &'static Interrupts = Box::leak(Box::new(Self {
                 count: AtomicUsize::new(0),
+                active: AtomicUsize::new(0),
                 notify: tokio::sync::Notify::new(),
                 held: std::sync::Mutex::new(None),
             }));
@@ -284,6 +310,11 @@ impl Interrupts {
                 _ = interrupt.recv() => 130,
                 _ = terminate.recv() => 143,
             };
+            if self.active.load(Ordering::SeqCst) == 0 {
+                // No lock to release: stop as an unhandled signal would.
+                ui::note("\ninterrupted");
+                std::process::exit(code);
+            }
             if self.count.fetch_add(1, Ordering::SeqCst) >= 1 {
                 let held = self
                     .held
