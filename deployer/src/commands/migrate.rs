@@ -149,25 +149,23 @@ pub async fn run(
         estimate,
     );
     let report = |tally: &crate::data::Tally| progress.report(tally);
-    // An interruption (or a lease that may be lost) stops the run where its
-    // checkpoint is (every page's position is kept only once its writes are
-    // done) and releases the lock.
-    let interrupted = || CliError::Interrupted {
-        what: format!(
-            "stopped where the checkpoint {} says; run the same command again to resume",
-            store.location()
-        ),
-    };
-    let run_copy = || async {
-        copy(&origin, lanes, &target, &store, &options.copy, &report)
-            .await
-            .map_err(CliError::from)
+    // Ctrl-C stops the run where its checkpoint is (every page's position is
+    // kept only once its writes are done) and releases the lock.
+    let work = async {
+        tokio::select! {
+            summary = copy(&origin, lanes, &target, &store, &options.copy, &report) => {
+                summary.map_err(CliError::from)
+            }
+            _ = tokio::signal::ctrl_c() => Err(CliError::Interrupted {
+                what: format!(
+                    "stopped where the checkpoint {} says; run the same command again to resume",
+                    store.location()
+                ),
+            }),
+        }
     };
     let summary = if options.copy.dry_run {
-        tokio::select! {
-            summary = run_copy() => summary?,
-            _ = tokio::signal::ctrl_c() => return Err(interrupted()),
-        }
+        work.await?
     } else {
         let operation = if matches!(options.from, From::File(_)) {
             "import"
@@ -179,20 +177,8 @@ pub async fn run(
             operation,
             format!("deployer {operation} --env {}", options.environment),
             options.lock_timeout,
-            config.settings.lock_lease(),
         );
-        super::lock_guard::hold(
-            backend,
-            &options.environment,
-            &request,
-            |fence| async move {
-                tokio::select! {
-                    summary = run_copy() => summary,
-                    _ = fence.raised() => Err(interrupted()),
-                }
-            },
-        )
-        .await?
+        super::while_locked(backend, &options.environment, &request, work).await?
     };
     progress.finish();
     let exit = u8::from(summary.has_differences());

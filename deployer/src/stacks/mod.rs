@@ -2,7 +2,6 @@
 
 pub mod bootstrap;
 pub mod environment;
-pub mod preview;
 
 #[cfg(test)]
 mod snapshots;

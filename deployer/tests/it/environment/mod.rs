@@ -7,14 +7,12 @@
 mod apply;
 mod artifacts;
 mod destroy;
-mod drift;
 mod indexes;
 mod layer;
-mod leases;
 mod locking;
 mod logs;
 mod monitoring;
-pub(crate) mod permissions;
+mod permissions;
 mod releases;
 mod saved_plan;
 mod sessions;
@@ -49,7 +47,7 @@ impl Account {
 }
 
 /// The operations a deployer run logged with `-v`, as `(service, operation)`.
-pub(crate) fn logged_calls(output: &Output) -> Vec<(String, String)> {
+fn logged_calls(output: &Output) -> Vec<(String, String)> {
     String::from_utf8_lossy(&output.stderr)
         .lines()
         .filter_map(|line| line.strip_prefix(deployer::aws::CALL_LOG_PREFIX))
