@@ -19,7 +19,8 @@ Usage: check_deployer.py [--deployer PATH] [--before-boundary] [--simulate-attac
    puts a hand-written model of the boundary fix in place
    (fixtures/model_boundary_fix.py, to show the check can pass);
 4. runs iam_verdict.py with fixtures/queries.json once per role GitHub
-   Actions assumes (the deploy role, then the read-only plan role), and
+   Actions assumes (the deploy role, the read-only plan role, then the
+   preview role of pull requests), and
    lint_policies.py on every document in IAM, each writing its JSON report
    into --report-dir.
 
@@ -195,11 +196,13 @@ def main() -> int:
                 env, work, log_file)
             log("modelled the boundary fix (fixtures/model_boundary_fix.py)")
         # PMapper's verdict on each role GitHub Actions assumes: the deploy role
-        # (with the what-if model of the IAM changes it may make) and the
-        # read-only plan role, which a job without approval assumes.
+        # (with the what-if model of the IAM changes it may make), the
+        # read-only plan role, which a job without approval assumes, and the
+        # preview role of pull requests (pr-* only; what-if as for the deploy role).
         verdict = 0
         for principal, report in (("role/aimodelshare-github-oidc-deployer", "verdict.json"),
-                                  ("role/aimodelshare-github-oidc-planner", "verdict-plan-role.json")):
+                                  ("role/aimodelshare-github-oidc-planner", "verdict-plan-role.json"),
+                                  ("role/aimodelshare-github-oidc-preview", "verdict-preview-role.json")):
             verdict_command = [python, str(HERE / "iam_verdict.py"), "--endpoint", endpoint, "--queries",
                                str(args.queries), "--principal", principal, "--output", str(reports / report)]
             verdict_command += ["--no-what-if"] if args.no_what_if else []

@@ -50,7 +50,7 @@ pub struct Cli {
 pub enum StateChoice {
     /// .deployer/<env>.json beside the config, with a lock file
     Local,
-    /// s3://<state_bucket>/deployer/<env>/state.json, locked in <lock_table>
+    /// s3://<state_bucket>/deployer/<env>/state.json, locked as lock_backend says
     S3,
 }
 
@@ -115,12 +115,91 @@ pub enum Command {
     #[command(after_help = "Reference: docs/commands.md#outputs")]
     Output(OutputArgs),
     /// Remove a stale lock left by a run that died, given the lock's ID
-    #[command(after_help = "Reference: docs/commands.md#state-and-locks")]
+    #[command(after_help = "Reference: docs/locking.md#seeing-and-clearing-locks")]
     ForceUnlock(ForceUnlockArgs),
+    /// Inspect the state's lock
+    #[command(subcommand)]
+    #[command(after_help = "Reference: docs/locking.md#seeing-and-clearing-locks")]
+    Lock(LockCommand),
     /// Inspect the state
     #[command(subcommand)]
     #[command(after_help = "Reference: docs/commands.md#state-and-locks")]
     State(StateCommand),
+    /// Render JSON plans (`plan --env E --json`, one file per environment) for
+    /// GitHub: a pull request's comment, a job summary, or a drift issue. No AWS call
+    #[command(
+        after_help = "Reference: docs/commands.md#plans-for-github-plan-report, docs/ci.md#the-pull-requests-plan-comment"
+    )]
+    PlanReport(PlanReportArgs),
+    /// The environments with state in the state bucket
+    #[command(subcommand)]
+    #[command(after_help = "Reference: docs/commands.md#listing-environments, docs/ci.md#previews")]
+    Environments(EnvironmentsCommand),
+}
+
+/// `deployer environments ...`.
+#[derive(Debug, Subcommand)]
+pub enum EnvironmentsCommand {
+    /// Every environment with state (not the bootstrap stack), with its age
+    /// (since its state was first written) and its last apply
+    #[command(after_help = "Reference: docs/commands.md#listing-environments, docs/ci.md#previews")]
+    List(EnvironmentsListArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct EnvironmentsListArgs {
+    /// Print JSON
+    #[arg(long)]
+    pub json: bool,
+    /// Only the pull requests' previews, pr-<number>
+    #[arg(long)]
+    pub previews: bool,
+    /// Only environments older than this, e.g. 7d or 12h
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub older_than: Option<std::time::Duration>,
+}
+
+#[derive(Debug, Args)]
+pub struct PlanReportArgs {
+    /// JSON plans as `deployer plan --env E --json` prints them, in the order
+    /// shown; an empty or unreadable file is shown as a failed plan (named
+    /// by the file's name)
+    #[arg(value_name = "PLAN_JSON", required = true)]
+    pub plans: Vec<PathBuf>,
+    /// What to render
+    #[arg(long, value_enum)]
+    pub format: ReportFormat,
+    /// Where every plan is whole (the workflow run's summary); cut plans link to it
+    #[arg(long, value_name = "URL")]
+    pub details_url: Option<String>,
+    /// The pull request's preview environment, shown in the comment when given
+    #[arg(long, value_name = "URL")]
+    pub preview_url: Option<String>,
+    /// The commit planned, shown in the comment
+    #[arg(long, value_name = "SHA")]
+    pub commit: Option<String>,
+}
+
+/// What `plan-report` renders.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ReportFormat {
+    /// A pull request comment: a summary per environment, then each plan
+    /// collapsed; under 65,536 characters, plans cut with a link to --details-url
+    GithubComment,
+    /// A job summary: the summary, then every plan whole
+    JobSummary,
+    /// One environment's drift issue body (one PLAN_JSON)
+    GithubIssue,
+}
+
+impl From<ReportFormat> for crate::commands::plan_report::Format {
+    fn from(format: ReportFormat) -> Self {
+        match format {
+            ReportFormat::GithubComment => Self::GithubComment,
+            ReportFormat::JobSummary => Self::JobSummary,
+            ReportFormat::GithubIssue => Self::GithubIssue,
+        }
+    }
 }
 
 /// `--env`, also from `DEPLOYER_ENV`.
@@ -151,6 +230,23 @@ pub struct ForceUnlockArgs {
 }
 
 #[derive(Debug, Subcommand)]
+pub enum LockCommand {
+    /// Who holds the lock of --env E (or `bootstrap`): holder, run URL, age,
+    /// last heartbeat, in every place the lock is kept
+    #[command(after_help = "Reference: docs/locking.md#seeing-and-clearing-locks")]
+    Status(LockStatusArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct LockStatusArgs {
+    #[command(flatten)]
+    pub env: EnvArg,
+    /// Print JSON
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Subcommand)]
 pub enum StateCommand {
     /// The resources recorded in the state and their ids
     #[command(after_help = "Reference: docs/commands.md#state-and-locks")]
@@ -176,6 +272,10 @@ pub struct PlanArgs {
     /// Exit 0 when nothing would change, 2 when something would, 1 on error
     #[arg(long)]
     pub detailed_exitcode: bool,
+    /// Show only the drift (what changed in AWS since the last apply recorded
+    /// it); exit 0 without drift, 2 with drift, 1 on error
+    #[arg(long, conflicts_with = "detailed_exitcode")]
+    pub drift_only: bool,
     /// Print the plan as JSON
     #[arg(long)]
     pub json: bool,
@@ -397,34 +497,12 @@ pub struct BootstrapArgs {
     pub lock_timeout: std::time::Duration,
 }
 
-/// `90` (seconds), `30s`, `5m`, `1h`, `1m30s` (humantime's units).
-pub fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
-    let text = text.trim();
-    if let Ok(seconds) = text.parse::<u64>() {
-        return Ok(std::time::Duration::from_secs(seconds));
-    }
-    humantime::parse_duration(text)
-        .map_err(|error| format!("{text:?} is not a duration such as 30s, 5m or 1h: {error}"))
-}
+/// Durations on the command line read as in settings (`lock_lease`).
+pub use crate::config::parse_duration;
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn durations_parse() {
-        assert_eq!(parse_duration("0s"), Ok(std::time::Duration::ZERO));
-        assert_eq!(parse_duration("90"), Ok(std::time::Duration::from_secs(90)));
-        assert_eq!(
-            parse_duration("5m"),
-            Ok(std::time::Duration::from_secs(300))
-        );
-        assert!(parse_duration("soon").is_err());
-        assert_eq!(
-            parse_duration("1m30s"),
-            Ok(std::time::Duration::from_secs(90))
-        );
-    }
 
     /// Every command's `--help` ends with where its reference is
     /// (`scripts/check-docs` checks that each page and anchor named

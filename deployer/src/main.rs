@@ -1,9 +1,7 @@
 //! `deployer`: provisions the playground API on AWS. See `deployer --help`.
 
-use std::process::ExitCode;
-
 use clap::Parser;
-use deployer::cli::{Cli, Command, StateCommand};
+use deployer::cli::{Cli, Command, EnvironmentsCommand, LockCommand, StateCommand};
 use deployer::commands::Outcome;
 use deployer::commands::bootstrap::BootstrapOptions;
 use deployer::commands::destroy::{DestroyBootstrapOptions, DestroyEnvironmentOptions};
@@ -13,22 +11,26 @@ use deployer::error::CliError;
 use deployer::{aws, cli, commands, state_backend, ui};
 
 #[tokio::main]
-async fn main() -> ExitCode {
+async fn main() {
     let cli = Cli::parse();
     ui::install();
     aws::log_calls(cli.verbose);
-    match run(cli).await {
+    let code = match run(cli).await {
         Ok(outcome) => {
             if !outcome.stdout.is_empty() {
                 ui::output(&outcome.stdout);
             }
-            ExitCode::from(outcome.exit_code)
+            outcome.exit_code
         }
         Err(error) => {
             ui::error(&error);
-            ExitCode::FAILURE
+            1
         }
-    }
+    };
+    // Exit now rather than wait for a prompt's blocked read of the terminal
+    // (a run stopped at its prompt by a signal or a lost lease).
+    let _ = std::io::Write::flush(&mut std::io::stdout());
+    std::process::exit(i32::from(code))
 }
 
 async fn run(cli: Cli) -> Result<Outcome, CliError> {
@@ -82,6 +84,7 @@ async fn run(cli: Cli) -> Result<Outcome, CliError> {
                 code: commands::environment::code(&config, args.artifact.as_deref(), false)?,
                 layer: commands::environment::layer(&config)?,
                 detailed_exitcode: args.detailed_exitcode,
+                drift_only: args.drift_only,
                 json: args.json,
                 auto_approve: false,
                 lock_timeout: std::time::Duration::ZERO,
@@ -138,6 +141,7 @@ async fn run(cli: Cli) -> Result<Outcome, CliError> {
                 code,
                 layer,
                 detailed_exitcode: false,
+                drift_only: false,
                 json: args.json,
                 auto_approve: args.auto_approve,
                 lock_timeout: args.lock_timeout,
@@ -246,15 +250,42 @@ async fn run(cli: Cli) -> Result<Outcome, CliError> {
                 .await
                 .map(Outcome::from)
         }
+        Command::PlanReport(args) => {
+            let context = commands::plan_report::markdown::Context {
+                details_url: args.details_url.clone(),
+                preview_url: args.preview_url.clone(),
+                commit: args.commit.clone(),
+            };
+            commands::plan_report::run(&args.plans, args.format.into(), &context)
+        }
         Command::ForceUnlock(args) => {
             let (environment, backend) = open_state(&cli, &sources, &args.env.environment).await?;
             commands::force_unlock::run(&backend, &environment, &args.lock_id)
                 .await
                 .map(Outcome::from)
         }
+        Command::Lock(LockCommand::Status(args)) => {
+            let (environment, backend) = open_state(&cli, &sources, &args.env.environment).await?;
+            commands::lock_status::run(&backend, &environment, args.json)
+                .await
+                .map(Outcome::from)
+        }
         Command::State(StateCommand::List(args)) => {
             let (environment, backend) = open_state(&cli, &sources, &args.env.environment).await?;
             commands::state_cmd::list(&backend, &environment, args.json)
+                .await
+                .map(Outcome::from)
+        }
+        Command::Environments(EnvironmentsCommand::List(args)) => {
+            // The bucket's settings are the base's: no environment is named.
+            let config = resolve(&cli, &sources, None)?;
+            let (_, backend) = connect(&cli, &config).await?;
+            let options = commands::environments::ListOptions {
+                previews: args.previews,
+                older_than: args.older_than,
+                json: args.json,
+            };
+            commands::environments::list(&backend, &options)
                 .await
                 .map(Outcome::from)
         }

@@ -13,7 +13,8 @@
 //!       "kind": "lambda_function", "name": "aimodelshare-playground-dev-api",
 //!       "id": "aimodelshare-playground-dev-api", "arn": "arn:aws:lambda:…",
 //!       "origin": "created",            // or "adopted": found by name
-//!       "attributes": { "index_keys_backfilled": true }
+//!       "attributes": { "index_keys_backfilled": true },
+//!       "observed": { "memory_size": 256, "timeout": 10 }  // as last applied
 //!     }
 //!   },
 //!   "outputs": { "api_base_url": "https://…/dev" }
@@ -53,6 +54,13 @@ pub struct ResourceState {
     /// What the engine needs to remember (e.g. that a backfill finished).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub attributes: BTreeMap<String, Value>,
+    /// The managed attributes as AWS had them when the deployer last recorded
+    /// the resource (after an apply), by name: what a plan compares AWS with
+    /// to tell drift (AWS changed since) from intent (the configuration
+    /// changes). `None` in documents written before this was recorded: such
+    /// a resource's drift is unknown until the next apply records it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed: Option<BTreeMap<String, Value>>,
 }
 
 /// How a resource came under the deployer's management.
@@ -165,6 +173,9 @@ mod tests {
                 ),
                 origin: Origin::Created,
                 attributes: [("pitr".to_owned(), Value::Bool(true))].into(),
+                observed: Some(
+                    [("billing_mode".to_owned(), Value::from("PAY_PER_REQUEST"))].into(),
+                ),
             },
         );
         document
@@ -182,6 +193,10 @@ mod tests {
             "resources": {"s3_bucket.state": {"kind": "s3_bucket", "name": "b", "id": "b"}}}"#;
         let parsed = StateDocument::from_json(old, "test").expect("parses");
         assert_eq!(parsed.resources["s3_bucket.state"].origin, Origin::Adopted);
+        assert_eq!(
+            parsed.resources["s3_bucket.state"].observed, None,
+            "recorded before observed attributes: drift unknown, not none"
+        );
     }
 
     #[test]

@@ -41,6 +41,13 @@ pub enum StateError {
         given: String,
     },
 
+    #[error("{}", lock_lost_message(.lock_id, .now.as_deref()))]
+    LockLost {
+        lock_id: String,
+        /// Who holds it now, if anyone.
+        now: Option<Box<LockInfo>>,
+    },
+
     #[error("lock {lock_id} is not held by anyone")]
     NotLocked { lock_id: String },
 
@@ -52,11 +59,32 @@ pub enum StateError {
 }
 
 fn lock_held_message(lock_id: &str, info: &LockInfo, force_unlock: &str) -> String {
+    let lease = match &info.holder {
+        Some(holder) => format!(
+            "; its lease of {} s clears it if that run stops renewing it",
+            holder.lease_seconds
+        ),
+        None => String::new(),
+    };
     format!(
-        "the state is locked: {lock_id} is held by {} since {} for {:?} (lock ID {}). \
-         Wait for that run to finish, or if it died, remove the lock with: {force_unlock}",
-        info.who, info.created, info.operation, info.id
+        "the state is locked: {lock_id} is held by {} (lock ID {}){lease}. \
+         Wait for that run to finish (--lock-timeout waits), or if it died, remove the lock with: {force_unlock}",
+        info.describe(),
+        info.id
     )
+}
+
+fn lock_lost_message(lock_id: &str, now: Option<&LockInfo>) -> String {
+    match now {
+        Some(holder) => format!(
+            "lost the lock {lock_id}: it is now held by {} (lock ID {}); stopped before changing anything more",
+            holder.describe(),
+            holder.id
+        ),
+        None => format!(
+            "lost the lock {lock_id}: it is no longer held; stopped before changing anything more"
+        ),
+    }
 }
 
 impl StateError {

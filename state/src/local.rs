@@ -4,7 +4,7 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use crate::lock::{Attempt, LockInfo};
+use crate::lock::{Attempt, LockInfo, Taken};
 use crate::{StateDocument, StateError};
 
 /// State files in one folder (`.deployer/` beside the config by default).
@@ -133,7 +133,7 @@ impl LocalBackend {
         &self,
         environment: &str,
         info: &LockInfo,
-    ) -> Result<Attempt, StateError> {
+    ) -> Result<Attempt<Taken>, StateError> {
         let path = self.lock_path(environment);
         tokio::fs::create_dir_all(&self.dir)
             .await
@@ -149,7 +149,10 @@ impl LocalBackend {
                     .map_err(|error| {
                         StateError::io(format!("writing lock {}", path.display()), error)
                     })?;
-                Ok(Attempt::Acquired)
+                Ok(Attempt::Acquired(Taken {
+                    version: String::new(),
+                    took_over: None,
+                }))
             }
             Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => Ok(Attempt::HeldBy(
                 self.current_lock(environment)
@@ -180,6 +183,28 @@ impl LocalBackend {
                 error,
             )),
         }
+    }
+
+    /// Renew the lock file we hold (the same `ID`) with `info`: written
+    /// atomically, after checking it is still ours.
+    pub(crate) async fn renew(&self, environment: &str, info: &LockInfo) -> Result<(), StateError> {
+        let path = self.lock_path(environment);
+        let lock_id = path.display().to_string();
+        let current = self.current_lock(environment).await?;
+        if current.as_ref().is_none_or(|current| current.id != info.id) {
+            return Err(StateError::LockLost {
+                lock_id,
+                now: current.map(Box::new),
+            });
+        }
+        let (dir, bytes) = (self.dir.clone(), info.to_json().into_bytes());
+        tokio::task::spawn_blocking(move || write_file_atomically(&dir, &path, &bytes))
+            .await
+            .map_err(|error| StateError::Io {
+                action: format!("renewing lock {lock_id}"),
+                detail: error.to_string(),
+            })?
+            .map_err(|error| StateError::io(format!("renewing lock {lock_id}"), error))
     }
 
     pub(crate) async fn unlock(&self, environment: &str, id: &str) -> Result<(), StateError> {

@@ -1,12 +1,18 @@
 //! Locks that keep two runs from changing one environment at once.
 //!
-//! The remote lock is an item in the bootstrap DynamoDB lock table in Terraform's
-//! layout: `LockID = "<bucket>/<key>"` and `Info` = JSON
-//! `{ID, Operation, Info, Who, Version, Created, Path}`. It is taken with a
-//! `PutItem` conditioned on `attribute_not_exists(LockID)` and released with a
-//! `DeleteItem` conditioned on the exact `Info` we wrote (so only our `ID` frees
-//! it). The local lock is a file created exclusively beside the local state, with
-//! the same JSON and the same rules.
+//! Every lock holds Terraform's lock-info JSON, `{ID, Operation, Info, Who,
+//! Version, Created, Path}` (seven strings), plus a `Deployer` object Terraform
+//! ignores: the holder's run URL, host, process, last heartbeat and lease.
+//!
+//! The remote lock is the S3 lock file (`s3_lock`), an item in the legacy
+//! DynamoDB lock table in Terraform's layout, or both ([`LockBackend`]). The
+//! item (`LockID = "<bucket>/<key>"`, `Info` = the JSON) is taken with a
+//! `PutItem` conditioned on `attribute_not_exists(LockID)`, renewed or taken
+//! over with one conditioned on the exact `Info` read, and released with a
+//! `DeleteItem` conditioned on the exact `Info` (so only our `ID` frees it).
+//! The local lock is a file created exclusively beside the local state, with
+//! the same JSON and the same rules (it is renewed, but never taken over: one
+//! machine's runs can see each other).
 
 use std::future::Future;
 use std::time::{Duration, Instant};
@@ -16,7 +22,58 @@ use serde::{Deserialize, Serialize};
 
 use crate::StateError;
 
-/// Lock information, field for field as Terraform writes it.
+/// Where the remote lock is kept (the `lock_backend` setting).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum LockBackend {
+    /// The state object's `.tflock` file beside it in the bucket (Terraform
+    /// 1.11's `use_lockfile`).
+    #[serde(rename = "s3")]
+    S3,
+    /// An item in the legacy DynamoDB lock table.
+    #[serde(rename = "dynamodb")]
+    DynamoDb,
+    /// Both, as Terraform allows while moving off the table: the lock file is
+    /// taken first, then the item; a run holds the lock only when it holds both.
+    #[serde(rename = "both")]
+    Both,
+}
+
+impl LockBackend {
+    /// The setting's default: `both` while the legacy lock table exists (so a
+    /// Terraform run that still locks only there is seen), `s3` once it is gone.
+    pub fn default_for(lock_table_exists: bool) -> Self {
+        if lock_table_exists {
+            Self::Both
+        } else {
+            Self::S3
+        }
+    }
+
+    pub fn uses_s3(self) -> bool {
+        matches!(self, Self::S3 | Self::Both)
+    }
+
+    pub fn uses_dynamodb(self) -> bool {
+        matches!(self, Self::DynamoDb | Self::Both)
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::S3 => "s3",
+            Self::DynamoDb => "dynamodb",
+            Self::Both => "both",
+        }
+    }
+}
+
+impl std::fmt::Display for LockBackend {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter.write_str(self.as_str())
+    }
+}
+
+/// Lock information, field for field as Terraform writes it (seven strings),
+/// plus the deployer's own `Deployer` object, which Terraform ignores.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LockInfo {
     #[serde(rename = "ID")]
@@ -33,6 +90,28 @@ pub struct LockInfo {
     pub created: String,
     #[serde(rename = "Path")]
     pub path: String,
+    /// The holder's lease (absent from a lock Terraform took: such a lock
+    /// never goes stale, as in Terraform).
+    #[serde(rename = "Deployer", default, skip_serializing_if = "Option::is_none")]
+    pub holder: Option<Holder>,
+}
+
+/// Who holds a lock, and how long their lease runs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Holder {
+    /// The GitHub Actions run, when the holder runs in one.
+    #[serde(rename = "RunURL", default, skip_serializing_if = "Option::is_none")]
+    pub run_url: Option<String>,
+    #[serde(rename = "Host")]
+    pub host: String,
+    #[serde(rename = "Process")]
+    pub process: u32,
+    /// RFC 3339: when the holder last renewed the lock.
+    #[serde(rename = "Heartbeat")]
+    pub heartbeat: String,
+    /// A lock whose heartbeat is older than this is stale.
+    #[serde(rename = "LeaseSeconds")]
+    pub lease_seconds: u64,
 }
 
 /// What a run says about itself when it takes a lock.
@@ -51,6 +130,12 @@ pub struct LockRequest {
     /// The command that force-unlocks this environment, without the lock ID
     /// (e.g. `deployer force-unlock --env dev`); a held-lock error appends the ID.
     pub force_unlock_command: String,
+    /// How long the lock stays ours without a heartbeat.
+    pub lease: Duration,
+    /// The GitHub Actions run's URL, when there is one.
+    pub run_url: Option<String>,
+    pub host: String,
+    pub process: u32,
 }
 
 /// A lock this run holds; hand it back to release it.
@@ -60,28 +145,60 @@ pub struct HeldLock {
     /// The lock's id: `<bucket>/<key>` remotely, the lock file's path locally.
     pub lock_id: String,
     pub info: LockInfo,
+    /// The stale lock this run took over, if it took one over.
+    pub took_over: Option<LockInfo>,
+    /// What each store holds now: the lock file's ETag, the item's `Info`.
+    pub(crate) versions: Versions,
+}
+
+/// What a renewal or release is conditioned on, in each store.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct Versions {
+    pub(crate) s3_etag: Option<String>,
+    pub(crate) dynamodb_info: Option<String>,
 }
 
 /// One attempt's result.
-pub(crate) enum Attempt {
-    Acquired,
+#[allow(clippy::large_enum_variant)] // one per attempt, never stored
+pub(crate) enum Attempt<T> {
+    Acquired(T),
     HeldBy(LockInfo),
+}
+
+/// A store's lock, once taken: what it is conditioned on now, and whose stale
+/// lock it replaced.
+pub(crate) struct Taken {
+    pub(crate) version: String,
+    pub(crate) took_over: Option<LockInfo>,
+}
+
+/// RFC 3339 with microseconds, as Terraform writes `Created`.
+pub(crate) fn now_rfc3339() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
 }
 
 impl LockInfo {
     pub(crate) fn new(request: &LockRequest, path: &str) -> Self {
+        let now = now_rfc3339();
         Self {
             id: uuid::Uuid::new_v4().to_string(),
             operation: request.operation.clone(),
             info: request.info.clone(),
             who: request.who.clone(),
             version: request.version.clone(),
-            created: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+            created: now.clone(),
             path: path.to_owned(),
+            holder: Some(Holder {
+                run_url: request.run_url.clone(),
+                host: request.host.clone(),
+                process: request.process,
+                heartbeat: now,
+                lease_seconds: request.lease.as_secs().max(1),
+            }),
         }
     }
 
-    pub(crate) fn to_json(&self) -> String {
+    pub fn to_json(&self) -> String {
         serde_json::to_string(self).unwrap_or_default()
     }
 
@@ -95,22 +212,79 @@ impl LockInfo {
             version: String::new(),
             created: "unknown".into(),
             path: path.to_owned(),
+            holder: None,
         }
+    }
+
+    /// The holder's GitHub run URL, if it recorded one.
+    pub fn run_url(&self) -> Option<&str> {
+        self.holder
+            .as_ref()
+            .and_then(|holder| holder.run_url.as_deref())
+    }
+
+    /// The last heartbeat (RFC 3339), if the holder keeps a lease.
+    pub fn heartbeat(&self) -> Option<&str> {
+        self.holder.as_ref().map(|holder| holder.heartbeat.as_str())
+    }
+
+    /// How long ago the last heartbeat was, by this machine's clock.
+    pub fn heartbeat_age(&self) -> Option<Duration> {
+        let heartbeat = chrono::DateTime::parse_from_rfc3339(self.heartbeat()?).ok()?;
+        let age = chrono::Utc::now().signed_duration_since(heartbeat);
+        Some(age.to_std().unwrap_or(Duration::ZERO))
+    }
+
+    /// Whether the holder's lease ran out: its heartbeat is older than its
+    /// lease. A lock without a lease (Terraform's) is never stale.
+    pub fn is_stale(&self) -> bool {
+        let Some(holder) = &self.holder else {
+            return false;
+        };
+        self.heartbeat_age()
+            .is_some_and(|age| age > Duration::from_secs(holder.lease_seconds))
+    }
+
+    /// The same lock, renewed now.
+    pub(crate) fn renewed(&self) -> Self {
+        let mut renewed = self.clone();
+        if let Some(holder) = &mut renewed.holder {
+            holder.heartbeat = now_rfc3339();
+        }
+        renewed
+    }
+
+    /// One line on who holds it: `who (run URL) since Created, last heartbeat …`.
+    pub fn describe(&self) -> String {
+        let mut text = format!(
+            "{} since {} for {:?}",
+            self.who, self.created, self.operation
+        );
+        if let Some(holder) = &self.holder {
+            if let Some(url) = &holder.run_url {
+                text.push_str(&format!(", run {url}"));
+            }
+            text.push_str(&format!(
+                ", process {} on {}, last heartbeat {}",
+                holder.process, holder.host, holder.heartbeat
+            ));
+        }
+        text
     }
 }
 
 /// Try `attempt` until it acquires or `timeout` passes, backing off between
 /// tries (100 ms growing to 2 s). On timeout: [`StateError::LockHeld`] with the
 /// holder's details and the `force_unlock` command for its ID.
-pub(crate) async fn acquire_with_backoff<F, Fut>(
+pub(crate) async fn acquire_with_backoff<T, F, Fut>(
     lock_id: &str,
     timeout: Duration,
     force_unlock: impl Fn(&str) -> String,
     mut attempt: F,
-) -> Result<(), StateError>
+) -> Result<T, StateError>
 where
     F: FnMut() -> Fut,
-    Fut: Future<Output = Result<Attempt, StateError>>,
+    Fut: Future<Output = Result<Attempt<T>, StateError>>,
 {
     use backon::BackoffBuilder;
     let started = Instant::now();
@@ -123,7 +297,7 @@ where
         .build();
     loop {
         match attempt().await? {
-            Attempt::Acquired => return Ok(()),
+            Attempt::Acquired(taken) => return Ok(taken),
             Attempt::HeldBy(info) => {
                 let waited = started.elapsed();
                 if waited >= timeout {
@@ -160,40 +334,110 @@ impl DynamoDbLock {
         }
     }
 
-    /// One conditional put; the holder's info when it is taken.
+    pub fn table(&self) -> &str {
+        &self.table
+    }
+
+    /// One conditional put; the holder's info when it is taken. A stale lock
+    /// (its lease ran out) is taken over with a put conditioned on the very
+    /// `Info` that was read, so of two runs taking it over one wins.
     pub(crate) async fn try_lock(
         &self,
         lock_id: &str,
         info: &LockInfo,
-    ) -> Result<Attempt, StateError> {
+    ) -> Result<Attempt<Taken>, StateError> {
+        let raw = info.to_json();
         let put = self
             .client
             .put_item()
             .table_name(&self.table)
             .item(LOCK_ID, AttributeValue::S(lock_id.to_owned()))
-            .item(INFO, AttributeValue::S(info.to_json()))
+            .item(INFO, AttributeValue::S(raw.clone()))
             .condition_expression("attribute_not_exists(#id)")
             .expression_attribute_names("#id", LOCK_ID)
             .send()
             .await;
         match put {
-            Ok(_) => Ok(Attempt::Acquired),
+            Ok(_) => Ok(Attempt::Acquired(Taken {
+                version: raw,
+                took_over: None,
+            })),
             Err(error)
                 if error
                     .as_service_error()
                     .is_some_and(|service| service.is_conditional_check_failed_exception()) =>
             {
-                // Released in between: the next attempt will likely win.
-                Ok(Attempt::HeldBy(self.current(lock_id).await?.map_or_else(
-                    || LockInfo::unreadable(lock_id),
-                    |(info, _)| info,
-                )))
+                let Some((holder, held_raw)) = self.current(lock_id).await? else {
+                    // Released in between: the next attempt will likely win.
+                    return Ok(Attempt::HeldBy(LockInfo::unreadable(lock_id)));
+                };
+                if !holder.is_stale() {
+                    return Ok(Attempt::HeldBy(holder));
+                }
+                match self.replace(lock_id, &raw, &held_raw).await? {
+                    true => Ok(Attempt::Acquired(Taken {
+                        version: raw,
+                        took_over: Some(holder),
+                    })),
+                    false => Ok(Attempt::HeldBy(holder)),
+                }
             }
             Err(error) => Err(StateError::aws(
                 format!("taking lock {lock_id} in DynamoDB table {}", self.table),
                 &error,
             )),
         }
+    }
+
+    /// Write `raw` as the item's `Info` if it still is `expected`; `false` when
+    /// it no longer is.
+    async fn replace(&self, lock_id: &str, raw: &str, expected: &str) -> Result<bool, StateError> {
+        let put = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .item(LOCK_ID, AttributeValue::S(lock_id.to_owned()))
+            .item(INFO, AttributeValue::S(raw.to_owned()))
+            .condition_expression("#info = :expected")
+            .expression_attribute_names("#info", INFO)
+            .expression_attribute_values(":expected", AttributeValue::S(expected.to_owned()))
+            .send()
+            .await;
+        match put {
+            Ok(_) => Ok(true),
+            Err(error)
+                if error
+                    .as_service_error()
+                    .is_some_and(|service| service.is_conditional_check_failed_exception()) =>
+            {
+                Ok(false)
+            }
+            Err(error) => Err(StateError::aws(
+                format!("renewing lock {lock_id} in DynamoDB table {}", self.table),
+                &error,
+            )),
+        }
+    }
+
+    /// Renew the lock we hold as `previous` with `info`; the new version, or
+    /// [`StateError::LockLost`] when the item is no longer ours.
+    pub(crate) async fn renew(
+        &self,
+        lock_id: &str,
+        info: &LockInfo,
+        previous: &str,
+    ) -> Result<String, StateError> {
+        let raw = info.to_json();
+        if self.replace(lock_id, &raw, previous).await? {
+            return Ok(raw);
+        }
+        Err(StateError::LockLost {
+            lock_id: lock_id.to_owned(),
+            now: self
+                .current(lock_id)
+                .await?
+                .map(|(holder, _)| Box::new(holder)),
+        })
     }
 
     /// The current holder's info and the raw `Info` string, if locked.
@@ -223,6 +467,41 @@ impl DynamoDbLock {
         };
         let info = serde_json::from_str(raw).unwrap_or_else(|_| LockInfo::unreadable(lock_id));
         Ok(Some((info, raw.clone())))
+    }
+
+    /// Every lock held in the table: the items whose `Info` is set, as
+    /// (`LockID`, holder). Terraform's `-md5` digest items hold no `Info` and
+    /// are not locks.
+    pub async fn held_locks(&self) -> Result<Vec<(String, LockInfo)>, StateError> {
+        let action = || format!("listing the locks in DynamoDB table {}", self.table);
+        let mut held = Vec::new();
+        let mut start = None;
+        loop {
+            let page = self
+                .client
+                .scan()
+                .table_name(&self.table)
+                .consistent_read(true)
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(|error| StateError::aws(action(), &error))?;
+            for item in page.items() {
+                let (Some(lock_id), Some(raw)) = (
+                    item.get(LOCK_ID).and_then(|id| id.as_s().ok()),
+                    item.get(INFO).and_then(|info| info.as_s().ok()),
+                ) else {
+                    continue;
+                };
+                let info =
+                    serde_json::from_str(raw).unwrap_or_else(|_| LockInfo::unreadable(lock_id));
+                held.push((lock_id.clone(), info));
+            }
+            match page.last_evaluated_key() {
+                Some(key) if !key.is_empty() => start = Some(key.clone()),
+                _ => return Ok(held),
+            }
+        }
     }
 
     /// Remove the lock if, and only if, it is held with `id`.

@@ -165,6 +165,7 @@ impl S3Store {
         environment: &str,
         document: &StateDocument,
         expected_etag: Option<&str>,
+        note: Option<&str>,
     ) -> Result<String, StateError> {
         let location = self.location(environment);
         let mut request = self
@@ -177,6 +178,20 @@ impl S3Store {
             .metadata("serial", document.serial.to_string())
             .metadata("lineage", document.lineage.to_string())
             .body(ByteStream::from(document.to_json()));
+        if let Some(note) = note {
+            // Object metadata is ASCII.
+            let ascii: String = note
+                .chars()
+                .map(|c| {
+                    if c.is_ascii() && !c.is_ascii_control() {
+                        c
+                    } else {
+                        '?'
+                    }
+                })
+                .collect();
+            request = request.metadata("note", ascii);
+        }
         request = match expected_etag {
             Some(etag) => request.if_match(etag),
             None => request.if_none_match("*"),
@@ -279,9 +294,70 @@ impl S3Store {
                     .and_then(|metadata| metadata.get("serial"))
                     .and_then(|serial| serial.parse().ok()),
                 is_latest: version.is_latest().unwrap_or(false),
+                note: head
+                    .metadata()
+                    .and_then(|metadata| metadata.get("note"))
+                    .cloned(),
             });
         }
         Ok(entries)
+    }
+
+    /// When `environment`'s state was first written since it was last
+    /// removed (a destroy leaves a delete marker; a later apply starts a new
+    /// life): the oldest version after the newest delete marker, RFC 3339.
+    /// `None`: no state.
+    pub(crate) async fn created(&self, environment: &str) -> Result<Option<String>, StateError> {
+        let key = state_key(environment);
+        let location = self.location(environment);
+        let mut versions = Vec::new();
+        let mut markers = Vec::new();
+        let time = |time: Option<&aws_sdk_s3::primitives::DateTime>| {
+            time.and_then(|time| {
+                time.fmt(aws_sdk_s3::primitives::DateTimeFormat::DateTime)
+                    .ok()
+            })
+        };
+        // ListObjectVersions has no paginator: its pages go by key and version markers.
+        let mut markers_from: Option<(String, String)> = None;
+        loop {
+            let page = self
+                .client
+                .list_object_versions()
+                .bucket(&self.bucket)
+                .prefix(&key)
+                .set_key_marker(markers_from.as_ref().map(|(key, _)| key.clone()))
+                .set_version_id_marker(markers_from.as_ref().map(|(_, version)| version.clone()))
+                .send()
+                .await
+                .map_err(|error| {
+                    StateError::aws(format!("listing versions of {location}"), &error)
+                })?;
+            versions.extend(
+                page.versions()
+                    .iter()
+                    .filter(|version| version.key() == Some(key.as_str()))
+                    .filter_map(|version| time(version.last_modified())),
+            );
+            markers.extend(
+                page.delete_markers()
+                    .iter()
+                    .filter(|marker| marker.key() == Some(key.as_str()))
+                    .filter_map(|marker| time(marker.last_modified())),
+            );
+            match (
+                page.is_truncated(),
+                page.next_key_marker(),
+                page.next_version_id_marker(),
+            ) {
+                (Some(true), Some(next_key), next_version) => {
+                    markers_from =
+                        Some((next_key.to_owned(), next_version.unwrap_or("").to_owned()));
+                }
+                _ => break,
+            }
+        }
+        Ok(first_of_current_life(&versions, &markers))
     }
 
     /// The environments that have a state object in the bucket.
@@ -313,5 +389,47 @@ impl S3Store {
         }
         environments.sort();
         Ok(environments)
+    }
+}
+
+/// The oldest of `versions` written after the newest of `markers` (times in
+/// one RFC 3339 format, which sorts as text): when the current state began.
+fn first_of_current_life(versions: &[String], markers: &[String]) -> Option<String> {
+    let removed = markers.iter().max();
+    versions
+        .iter()
+        .filter(|version| removed.is_none_or(|removed| *version > removed))
+        .min()
+        .cloned()
+}
+
+#[cfg(test)]
+mod created_tests {
+    use super::first_of_current_life;
+
+    fn times(times: &[&str]) -> Vec<String> {
+        times.iter().map(|time| (*time).to_owned()).collect()
+    }
+
+    #[test]
+    fn an_environment_is_as_old_as_its_state_since_it_was_last_destroyed() {
+        let versions = times(&[
+            "2026-12-01T10:00:00Z",
+            "2026-12-03T09:00:00Z",
+            "2026-12-02T08:00:00Z",
+        ]);
+        assert_eq!(
+            first_of_current_life(&versions, &[]).as_deref(),
+            Some("2026-12-01T10:00:00Z")
+        );
+        let destroyed = times(&["2026-12-01T12:00:00Z"]);
+        assert_eq!(
+            first_of_current_life(&versions, &destroyed).as_deref(),
+            Some("2026-12-02T08:00:00Z"),
+            "a destroy and a new apply start a new life"
+        );
+        let destroyed_last = times(&["2026-12-01T12:00:00Z", "2026-12-04T00:00:00Z"]);
+        assert_eq!(first_of_current_life(&versions, &destroyed_last), None);
+        assert_eq!(first_of_current_life(&[], &[]), None);
     }
 }

@@ -2,18 +2,22 @@
 //!
 //! Needs no prior state: every resource is found by name and adopted. Once the
 //! bucket exists the stack keeps its own state there (`bootstrap`), locked in
-//! the lock table (or in a local lock file while the table does not exist yet).
+//! the bucket's `.tflock` file (and the lock table, as `lock_backend` says), or
+//! in a local lock file while the bucket does not exist yet. The lock table is
+//! optional: never created unless `lock_backend` uses it, and retired (deleted,
+//! a destroy line in the plan) once `lock_backend = "s3"`, only while no lock
+//! is held in it.
 
 use std::collections::BTreeMap;
 
 use aws_config::SdkConfig;
 use serde_json::{Value, json};
-use state::{Backend, DynamoDbLock, LocalBackend, S3Store, Stored};
+use state::{Backend, LocalBackend, Stored};
 
 use super::Outcome;
 use super::stack_run::{self, Approval, Ending, Prepared, RunOptions, Stack};
 use crate::config::{BOOTSTRAP, Config};
-use crate::engine::{self, ObservedResource, Plan, Resources, render::render};
+use crate::engine::{self, Action, ObservedResource, Plan, Resources, render::render};
 use crate::error::CliError;
 use crate::resources::Clients;
 use crate::stacks::bootstrap;
@@ -51,17 +55,18 @@ fn render_outputs(outputs: &BTreeMap<String, Value>) -> String {
         "Store deploy_role_arn as the AWS_ROLE_TO_ASSUME secret of the GitHub repository \
          (Settings > Secrets and variables > Actions), and plan_role_arn as the \
          AWS_PLAN_ROLE_TO_ASSUME secret of the GitHub environment `plan` (no required \
-         reviewers), where the deploy workflow plans prod before its reviewers approve."
+         reviewers), where the deploy workflow plans prod before its reviewers approve. \
+         Store preview_role_arn as the AWS_PREVIEW_ROLE_TO_ASSUME secret of the repository \
+         (pull requests' previews pr-<number>), and create the GitHub environment \
+         `preview-sweep`, kept to the default branch, for the nightly sweeper."
             .to_owned(),
     );
     lines.join("\n")
 }
 
+/// The state in the bucket (no lock is taken through it).
 fn remote(config: &Config, aws: &SdkConfig) -> Backend {
-    Backend::Remote {
-        store: S3Store::new(crate::aws::s3(aws), &config.settings.state_bucket),
-        lock: DynamoDbLock::new(crate::aws::dynamodb(aws), &config.settings.lock_table),
-    }
+    crate::state_backend::remote(config, aws, state::LockBackend::S3)
 }
 
 /// The bootstrap stack, as `deployer bootstrap` runs it.
@@ -81,6 +86,27 @@ impl BootstrapStack<'_> {
 /// Whether the stack's resource at `index` (0: the bucket, 1: the lock table) exists.
 fn exists(prepared: &Prepared, index: usize) -> bool {
     prepared.observed.get(index).is_some_and(Option::is_some)
+}
+
+/// Whether `plan` deletes the lock table (`lock_backend = "s3"` retires it).
+fn retires_lock_table(plan: &Plan) -> bool {
+    plan.resources.iter().any(|planned| {
+        planned.address == crate::resources::dynamodb_lock_table::ADDRESS
+            && planned.action == Action::Delete
+    })
+}
+
+/// What the plan says of a retired lock table.
+fn retire_notes(config: &Config, plan: &Plan) -> Vec<String> {
+    if !retires_lock_table(plan) {
+        return Vec::new();
+    }
+    vec![format!(
+        "the lock table {} is retired because lock_backend = \"s3\": it is deleted even if \
+         it was adopted (found rather than created), since retiring it is an explicit request; \
+         apply refuses, changing nothing, while a lock is held in it",
+        config.settings.lock_table
+    )]
 }
 
 #[async_trait::async_trait]
@@ -115,10 +141,17 @@ impl Stack for BootstrapStack<'_> {
             .map_err(CliError::state("reading the bootstrap state"))
     }
 
-    /// In the lock table once it exists, in a local lock file until then.
+    /// In the bucket (and the lock table, as `lock_backend` says) once they
+    /// exist, in a local lock file until then.
     fn lock_backend(&self, prepared: &Prepared) -> Backend {
-        if exists(prepared, 1) {
-            remote(self.config, self.aws)
+        let table = exists(prepared, 1);
+        let lock_backend = self
+            .config
+            .settings
+            .lock_backend
+            .unwrap_or(state::LockBackend::default_for(table));
+        if exists(prepared, 0) && (table || !lock_backend.uses_dynamodb()) {
+            crate::state_backend::remote(self.config, self.aws, lock_backend)
         } else {
             Backend::Local(LocalBackend::new(self.config.dir.join(".deployer")))
         }
@@ -130,6 +163,45 @@ impl Stack for BootstrapStack<'_> {
 
     fn ending(&self) -> Ending {
         Ending::Record
+    }
+
+    fn notes(&self, prepared: &Prepared) -> Vec<String> {
+        retire_notes(self.config, &prepared.plan)
+    }
+
+    /// A lock table is retired only while no lock is held in it: a run that
+    /// still locks there (`lock_backend` dynamodb or both, or Terraform)
+    /// would otherwise lose its lock.
+    async fn before_apply(
+        &self,
+        prepared: &Prepared,
+        _stored: Option<&Stored>,
+    ) -> Result<(), CliError> {
+        if !retires_lock_table(&prepared.plan) {
+            return Ok(());
+        }
+        let table = &self.config.settings.lock_table;
+        let held = state::DynamoDbLock::new(crate::aws::dynamodb(self.aws), table)
+            .held_locks()
+            .await
+            .map_err(CliError::state(format!(
+                "checking that no lock is held in the lock table {table} before deleting it"
+            )))?;
+        if held.is_empty() {
+            return Ok(());
+        }
+        let holders: Vec<String> = held
+            .iter()
+            .map(|(lock_id, info)| {
+                format!("{lock_id}: held by {} (ID {})", info.describe(), info.id)
+            })
+            .collect();
+        Err(CliError::Refused(format!(
+            "not retiring the lock table {table}: a lock is held in it ({}). Nothing was changed. \
+             Let that run finish (or remove a lock left behind with `deployer force-unlock`), \
+             then rerun `deployer bootstrap`",
+            holders.join("; ")
+        )))
     }
 }
 
@@ -153,10 +225,13 @@ pub async fn run(
         } else {
             0
         };
-        return Ok(Outcome::new(
-            render_plan(&prepared.plan, options.json),
-            changes_exit,
-        ));
+        let mut text = render_plan(&prepared.plan, options.json);
+        if !options.json {
+            for note in retire_notes(config, &prepared.plan) {
+                text.push_str(&format!("\nNote: {note}\n"));
+            }
+        }
+        return Ok(Outcome::new(text, changes_exit));
     }
     let run = RunOptions {
         saved: None,
@@ -164,6 +239,7 @@ pub async fn run(
         operation: "bootstrap",
         command: "deployer bootstrap".into(),
         lock_timeout: options.lock_timeout,
+        lock_lease: config.settings.lock_lease(),
         approval: if options.auto_approve {
             Approval::Given
         } else {

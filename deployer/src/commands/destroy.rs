@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use aws_config::SdkConfig;
 use serde_json::Value;
-use state::{Backend, DynamoDbLock, LocalBackend, S3Store, Stored};
+use state::{Backend, LocalBackend, Stored};
 
 use super::Outcome;
 use super::stack_run::{self, Approval, Ending, Prepared, RunOptions, Stack};
@@ -231,11 +231,9 @@ impl BootstrapDestroy<'_> {
     }
 }
 
+/// The state in the bucket (no lock is taken through it).
 fn remote(config: &Config, aws: &SdkConfig) -> Backend {
-    Backend::Remote {
-        store: S3Store::new(crate::aws::s3(aws), &config.settings.state_bucket),
-        lock: DynamoDbLock::new(crate::aws::dynamodb(aws), &config.settings.lock_table),
-    }
+    crate::state_backend::remote(config, aws, state::LockBackend::S3)
 }
 
 pub async fn bootstrap(
@@ -257,6 +255,7 @@ pub async fn bootstrap(
         operation: "destroy",
         command: "deployer destroy --bootstrap".into(),
         lock_timeout: std::time::Duration::ZERO,
+        lock_lease: config.settings.lock_lease(),
         approval: if options.auto_approve {
             Approval::Given
         } else {
@@ -403,7 +402,7 @@ impl EnvironmentDestroy<'_> {
             .map_or_else(|| "?".to_owned(), |items| items.to_string());
         let backup = if self.skip_final_backup {
             format!(
-                "  1. no final backup (--skip-final-backup): its {items} items are lost, except \
+                "  1. no final backup (--skip-final-backup, or final_backup = false): its {items} items are lost, except \
                  what point-in-time recovery keeps, when it is on, in the system backup AWS \
                  retains for 35 days"
             )
@@ -641,7 +640,8 @@ pub async fn environment(
         clients: Clients::connect(aws, &config.settings.region).await?,
         names,
         backend,
-        skip_final_backup: options.skip_final_backup,
+        // `final_backup = false` (the previews' layer) is `--skip-final-backup`.
+        skip_final_backup: options.skip_final_backup || !config.settings.final_backup,
         delete_user_accounts: options.delete_user_accounts,
         kept_pool: std::sync::Mutex::new(None),
         backup: std::sync::Mutex::new(None),
@@ -653,6 +653,7 @@ pub async fn environment(
         operation: "destroy",
         command: format!("deployer destroy --env {environment}"),
         lock_timeout: options.lock_timeout,
+        lock_lease: config.settings.lock_lease(),
         approval: if options.auto_approve {
             Approval::Given
         } else {

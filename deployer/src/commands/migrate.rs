@@ -149,23 +149,25 @@ pub async fn run(
         estimate,
     );
     let report = |tally: &crate::data::Tally| progress.report(tally);
-    // Ctrl-C stops the run where its checkpoint is (every page's position is
-    // kept only once its writes are done) and releases the lock.
-    let work = async {
-        tokio::select! {
-            summary = copy(&origin, lanes, &target, &store, &options.copy, &report) => {
-                summary.map_err(CliError::from)
-            }
-            _ = tokio::signal::ctrl_c() => Err(CliError::Interrupted {
-                what: format!(
-                    "stopped where the checkpoint {} says; run the same command again to resume",
-                    store.location()
-                ),
-            }),
-        }
+    // An interruption (or a lease that may be lost) stops the run where its
+    // checkpoint is (every page's position is kept only once its writes are
+    // done) and releases the lock.
+    let interrupted = || CliError::Interrupted {
+        what: format!(
+            "stopped where the checkpoint {} says; run the same command again to resume",
+            store.location()
+        ),
+    };
+    let run_copy = || async {
+        copy(&origin, lanes, &target, &store, &options.copy, &report)
+            .await
+            .map_err(CliError::from)
     };
     let summary = if options.copy.dry_run {
-        work.await?
+        tokio::select! {
+            summary = run_copy() => summary?,
+            _ = tokio::signal::ctrl_c() => return Err(interrupted()),
+        }
     } else {
         let operation = if matches!(options.from, From::File(_)) {
             "import"
@@ -177,8 +179,20 @@ pub async fn run(
             operation,
             format!("deployer {operation} --env {}", options.environment),
             options.lock_timeout,
+            config.settings.lock_lease(),
         );
-        super::while_locked(backend, &options.environment, &request, work).await?
+        super::lock_guard::hold(
+            backend,
+            &options.environment,
+            &request,
+            |fence| async move {
+                tokio::select! {
+                    summary = run_copy() => summary,
+                    _ = fence.raised() => Err(interrupted()),
+                }
+            },
+        )
+        .await?
     };
     progress.finish();
     let exit = u8::from(summary.has_differences());

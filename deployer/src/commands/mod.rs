@@ -4,11 +4,15 @@ pub mod bootstrap;
 pub mod data_report;
 pub mod destroy;
 pub mod environment;
+pub mod environments;
 pub mod export;
 pub mod force_unlock;
+pub mod lock_guard;
+pub mod lock_status;
 pub mod logs;
 pub mod migrate;
 pub mod output;
+pub mod plan_report;
 pub mod recording;
 pub mod restore;
 pub mod rollback;
@@ -58,12 +62,15 @@ impl From<String> for Outcome {
 }
 
 /// The lock a command takes on `environment`'s state: `operation` and the
-/// command line `info` are shown to whoever finds it held.
+/// command line `info` are shown to whoever finds it held, with this run's
+/// GitHub Actions URL, host and process; `lease` is how long it stays ours
+/// without a heartbeat (the `lock_lease` setting).
 pub fn lock_request(
     environment: &str,
     operation: &str,
     info: String,
     timeout: std::time::Duration,
+    lease: std::time::Duration,
 ) -> ::state::LockRequest {
     ::state::LockRequest {
         operation: operation.into(),
@@ -72,31 +79,32 @@ pub fn lock_request(
         version: env!("CARGO_PKG_VERSION").into(),
         timeout,
         force_unlock_command: format!("deployer force-unlock --env {environment}"),
+        lease,
+        run_url: github_run_url(),
+        host: host(),
+        process: std::process::id(),
     }
 }
 
-/// Run `work` holding `environment`'s lock: how a command that changes
-/// something outside a stack run (restore, rollback) takes it. The lock is
-/// released whatever `work` returns; `work`'s error comes first.
-pub async fn while_locked<T>(
-    backend: &::state::Backend,
-    environment: &str,
-    request: &::state::LockRequest,
-    work: impl std::future::Future<Output = Result<T, CliError>>,
-) -> Result<T, CliError> {
-    let held = backend
-        .lock(environment, request)
-        .await
-        .map_err(CliError::state(format!(
-            "locking the state of {environment}"
-        )))?;
-    let result = work.await;
-    let released = backend.unlock(&held).await.map_err(CliError::state(format!(
-        "releasing the lock of {environment}"
-    )));
-    let value = result?;
-    released?;
-    Ok(value)
+/// `$GITHUB_SERVER_URL/$GITHUB_REPOSITORY/actions/runs/$GITHUB_RUN_ID`, in a
+/// GitHub Actions run.
+pub fn github_run_url() -> Option<String> {
+    let var = |name: &str| std::env::var(name).ok().filter(|value| !value.is_empty());
+    let (server, repository, run) = (
+        var("GITHUB_SERVER_URL")?,
+        var("GITHUB_REPOSITORY")?,
+        var("GITHUB_RUN_ID")?,
+    );
+    Some(format!(
+        "{}/{repository}/actions/runs/{run}",
+        server.trim_end_matches('/')
+    ))
+}
+
+fn host() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|name| name.trim().to_owned())
+        .unwrap_or_else(|_| "unknown".into())
 }
 
 /// `user@host`, as Terraform records who holds a lock.
@@ -104,8 +112,5 @@ pub fn who() -> String {
     let user = std::env::var("USER")
         .or_else(|_| std::env::var("GITHUB_ACTOR"))
         .unwrap_or_else(|_| "unknown".into());
-    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|name| name.trim().to_owned())
-        .unwrap_or_else(|_| "unknown".into());
-    format!("{user}@{host}")
+    format!("{user}@{}", host())
 }

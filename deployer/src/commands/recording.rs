@@ -5,11 +5,13 @@ use std::collections::BTreeMap;
 use serde_json::Value;
 use state::{Backend, Origin, ResourceState, StateDocument, Stored};
 
+use crate::engine::drift::{Recorded, RecordedResources};
 use crate::engine::{Action, ObservedResource, Plan, Resources};
 use crate::error::CliError;
 
 /// The state's view of the resources that exist: address -> kind, name, id,
-/// ARN, and origin. A resource keeps the origin `previous` recorded for it (same
+/// ARN, origin, and the managed attributes as observed (what later plans
+/// measure drift from). A resource keeps the origin `previous` recorded for it (same
 /// id); otherwise it was created if `plan` created it, and adopted if it was
 /// found by name. What `previous` records that the stack no longer has (the
 /// layer, once `use_layer` is off) stays recorded, so destroy still removes it.
@@ -55,6 +57,7 @@ pub fn state_resources(
                         arn: observed.arn.clone(),
                         origin,
                         attributes: resource.recorded_attributes(observed),
+                        observed: Some(observed.attributes.clone()),
                     },
                 )
             })
@@ -97,4 +100,22 @@ pub async fn write(
             "writing the state of {environment}"
         )))?;
     Ok(())
+}
+
+/// What `stored` records of each resource, as the planner measures drift and
+/// intent from it (none without a state).
+pub fn recorded_resources(stored: Option<&Stored>) -> RecordedResources {
+    stored
+        .into_iter()
+        .flat_map(|stored| stored.document.resources.iter())
+        .map(|(address, resource)| {
+            (
+                address.clone(),
+                Recorded {
+                    id: resource.id.clone(),
+                    attributes: resource.observed.clone(),
+                },
+            )
+        })
+        .collect()
 }

@@ -37,13 +37,11 @@ pub async fn run(
         "restore",
         format!("deployer restore --env {environment}"),
         lock_timeout,
+        config.settings.lock_lease(),
     );
-    super::while_locked(
-        backend,
-        environment,
-        &request,
-        restore(&clients, table, backup_arn),
-    )
+    super::lock_guard::hold(backend, environment, &request, |fence| {
+        restore(&clients, table, backup_arn, fence)
+    })
     .await?;
     Ok(Outcome::new(
         format!(
@@ -54,7 +52,12 @@ pub async fn run(
     ))
 }
 
-async fn restore(clients: &Clients, table: &str, backup_arn: &str) -> Result<(), CliError> {
+async fn restore(
+    clients: &Clients,
+    table: &str,
+    backup_arn: &str,
+    fence: crate::engine::Fence,
+) -> Result<(), CliError> {
     let dynamodb = &clients.dynamodb;
     let exists = crate::engine::existing(
         dynamodb.describe_table().table_name(table).send().await,
@@ -70,6 +73,9 @@ async fn restore(clients: &Clients, table: &str, backup_arn: &str) -> Result<(),
     }
     let progress = crate::ui::progress();
     let address = crate::resources::dynamodb_scores_table::ADDRESS;
+    fence.check(&format!(
+        "restoring DynamoDB table {table} from {backup_arn}"
+    ))?;
     let started = progress.start(address, &format!("restoring from {backup_arn}"));
     dynamodb
         .restore_table_from_backup()
@@ -83,16 +89,26 @@ async fn restore(clients: &Clients, table: &str, backup_arn: &str) -> Result<(),
                 &error,
             )
         })?;
-    // A restore takes minutes per GB; an hour bounds it.
-    dynamodb
+    // A restore takes minutes per GB; an hour bounds it. The wait changes
+    // nothing: an interruption ends it at once (the restore goes on in AWS).
+    let wait = dynamodb
         .wait_until_table_exists()
         .table_name(table)
-        .wait(std::time::Duration::from_secs(3600))
-        .await
-        .map_err(|error| CliError::Aws {
+        .wait(std::time::Duration::from_secs(3600));
+    tokio::select! {
+        waited = wait => waited.map_err(|error| CliError::Aws {
             action: format!("waiting for the restored table {table} to become ACTIVE"),
             detail: state::sdk_error::causes(&error),
-        })?;
+        })?,
+        _ = fence.raised() => {
+            return Err(CliError::Interrupted {
+                what: format!(
+                    "the restore of {table} from {backup_arn} goes on in AWS; the lock is released. \
+                     `aws dynamodb describe-table --table-name {table}` shows when it is ACTIVE"
+                ),
+            });
+        }
+    };
     progress.done(address, "restored", started);
     Ok(())
 }

@@ -13,6 +13,7 @@ use state::{Backend, Stored};
 
 use super::{Outcome, recording};
 use crate::config::{Config, validate_environment};
+use crate::engine::AttributeName;
 use crate::error::CliError;
 use crate::resources::Clients;
 use crate::resources::lambda_alias::{self, BY_ROLLBACK, ReleaseRecord};
@@ -39,13 +40,11 @@ pub async fn run(
         "rollback",
         format!("deployer rollback --env {environment}"),
         lock_timeout,
+        config.settings.lock_lease(),
     );
-    super::while_locked(
-        backend,
-        environment,
-        &request,
-        roll_back(&clients, backend, environment, &names.function, to),
-    )
+    super::lock_guard::hold(backend, environment, &request, |fence| {
+        roll_back(&clients, backend, environment, &names.function, to, fence)
+    })
     .await
 }
 
@@ -72,6 +71,7 @@ async fn roll_back(
     environment: &str,
     function: &str,
     to: Option<&str>,
+    fence: crate::engine::Fence,
 ) -> Result<Outcome, CliError> {
     let stored: Stored = backend
         .read(environment)
@@ -134,6 +134,9 @@ async fn roll_back(
         .get("code_sha256")
         .and_then(Value::as_str)
         .map(str::to_owned);
+    fence.check(&format!(
+        "moving the live alias of {function} to version {target}"
+    ))?;
     lambda_alias::move_to(clients, function, &target).await?;
 
     let mut releases = releases;
@@ -148,6 +151,15 @@ async fn roll_back(
             lambda_alias::RELEASES.to_owned(),
             json!(lambda_alias::remembered(releases)),
         );
+        // The deployer moved live itself: that is no drift.
+        if let Some(observed) = alias.observed.as_mut() {
+            observed.insert(
+                lambda_alias::AliasAttribute::FunctionVersion
+                    .name()
+                    .to_owned(),
+                json!(target),
+            );
+        }
     }
     recording::write(
         backend,

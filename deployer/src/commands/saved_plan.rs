@@ -16,26 +16,49 @@ use crate::engine::Plan;
 use crate::error::CliError;
 
 /// The version of the JSON plan (`plan --json`, and `plan` in a saved plan).
-pub const PLAN_FORMAT_VERSION: u32 = 1;
-/// The version of the saved plan file's own layout.
-pub const SAVED_PLAN_FORMAT_VERSION: u32 = 1;
+/// 2: `drift`, `intent` and `drift_unknown` (docs/commands.md, "Drift and
+/// intent"), and `environment` and `release` in `plan --json`.
+pub const PLAN_FORMAT_VERSION: u32 = 2;
+/// The version of the saved plan file's own layout (2: its plan is of
+/// [`PLAN_FORMAT_VERSION`] 2).
+pub const SAVED_PLAN_FORMAT_VERSION: u32 = 2;
 const KIND: &str = "deployer-saved-plan";
 
-/// The JSON plan: the engine's plan with its format version.
-#[derive(Debug, Serialize)]
-pub struct PlanDocument<'a> {
+/// The JSON plan: the engine's plan with its format version; as `plan --json`
+/// prints it, also the environment and the release the plan would ship.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PlanDocument<P = Plan> {
     pub format_version: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub environment: Option<String>,
+    /// Which version `live` would serve, as the text plan's `Release:` line says.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub release: Option<String>,
     #[serde(flatten)]
-    pub plan: &'a Plan,
+    pub plan: P,
 }
 
-/// `plan` as JSON, as `plan --json` prints it and a saved plan holds it.
+impl<'a> PlanDocument<&'a Plan> {
+    pub fn new(plan: &'a Plan) -> Self {
+        Self {
+            format_version: PLAN_FORMAT_VERSION,
+            environment: None,
+            release: None,
+            plan,
+        }
+    }
+
+    /// This document, naming its environment and release.
+    pub fn about(mut self, environment: &str, release: Option<&str>) -> Self {
+        self.environment = Some(environment.to_owned());
+        self.release = release.map(str::to_owned);
+        self
+    }
+}
+
+/// `plan` as JSON, as a saved plan holds it.
 pub fn plan_json(plan: &Plan) -> Value {
-    serde_json::to_value(PlanDocument {
-        format_version: PLAN_FORMAT_VERSION,
-        plan,
-    })
-    .unwrap_or(Value::Null)
+    serde_json::to_value(PlanDocument::new(plan)).unwrap_or(Value::Null)
 }
 
 /// Which revision of the state a plan was made against.

@@ -6,21 +6,22 @@
 //! release the lock on every path. A run with nothing to change takes no lock
 //! and makes no mutating call.
 //!
-//! Ctrl-C during the lock wait, the prompt or the apply stops the run and
-//! releases the lock; a second Ctrl-C exits at once (and says how to
-//! force-unlock).
+//! The lock is held through [`super::lock_guard`]: SIGINT or SIGTERM during
+//! the lock wait, the prompt or the apply stops the run (the resources in
+//! flight finish, no other starts, what exists is recorded) and releases the
+//! lock; a second signal exits at once (and says how to force-unlock). A lease
+//! that may be lost stops the run the same way, without recording.
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use serde_json::Value;
-use state::{Backend, HeldLock, Stored};
+use state::{Backend, Stored};
 
+use super::lock_guard::LockGuard;
 use super::recording;
-use crate::engine::{self, ObservedResource, Plan, Resources, apply::apply};
+use crate::engine::{self, Fence, ObservedResource, Plan, Resources, Stop, apply::apply_fenced};
 use crate::error::CliError;
 use crate::ui;
 
@@ -193,6 +194,8 @@ pub struct RunOptions {
     /// The command line, shown to whoever finds the lock held.
     pub command: String,
     pub lock_timeout: Duration,
+    /// The lock's lease (the `lock_lease` setting).
+    pub lock_lease: Duration,
     pub approval: Approval,
     /// A saved plan being applied: what must hold under the lock.
     pub saved: Option<super::saved_plan::Expected>,
@@ -210,7 +213,6 @@ pub struct Ran {
 
 /// Run `stack`. See the module's documentation.
 pub async fn run(stack: &dyn Stack, options: &RunOptions) -> Result<Ran, CliError> {
-    let interrupts = Interrupts::watch();
     let first = stack.prepare().await?;
     let mut shown = Shown::default();
     shown.show(&first.notices);
@@ -227,26 +229,13 @@ pub async fn run(stack: &dyn Stack, options: &RunOptions) -> Result<Ran, CliErro
         options.operation,
         options.command.clone(),
         options.lock_timeout,
+        options.lock_lease,
     );
-    let held = tokio::select! {
-        held = lock.lock(&options.environment, &request) => held.map_err(CliError::state(format!(
-            "locking the state of {}", options.environment
-        )))?,
-        () = interrupts.first() => return Err(interrupted(options, "while waiting for the lock")),
-    };
-    interrupts.holding(&lock, &held);
-    let result = tokio::select! {
-        result = under_lock(stack, options, &mut shown) => result,
-        () = interrupts.first() => Err(interrupted(
-            options,
-            "resources finished so far are kept; rerun the command to converge",
-        )),
-    };
-    let released = lock.unlock(&held).await.map_err(CliError::state(format!(
-        "releasing the lock of {}",
-        options.environment
-    )));
-    interrupts.released();
+    let guard = LockGuard::acquire(&lock, &options.environment, &request).await?;
+    let result = guard
+        .run(under_lock(stack, options, &mut shown, guard.fence()))
+        .await;
+    let released = guard.release().await;
     let ran = result?;
     released?;
     Ok(ran)
@@ -293,6 +282,7 @@ async fn under_lock(
     stack: &dyn Stack,
     options: &RunOptions,
     shown: &mut Shown,
+    fence: Fence,
 ) -> Result<Ran, CliError> {
     let prepared = stack.prepare().await?;
     shown.show(&prepared.notices);
@@ -311,18 +301,49 @@ async fn under_lock(
         }
         if let Approval::Ask { question, expected } = &options.approval {
             let (question, expected) = (question.clone(), *expected);
-            tokio::task::spawn_blocking(move || ui::confirm(&question, expected))
-                .await
-                .map_err(CliError::Confirmation)??;
+            tokio::select! {
+                answer = tokio::task::spawn_blocking(move || ui::confirm(&question, expected)) => {
+                    answer.map_err(CliError::Confirmation)??;
+                }
+                _ = fence.raised() => return Err(stopped(options, "at the prompt; nothing was changed")),
+            }
         }
+        fence.check("starting the changes")?;
         stack.before_apply(&prepared, stored.as_ref()).await?;
-        apply(
+        let applied = apply_fenced(
             &prepared.resources,
             &prepared.observed,
             &prepared.plan,
             ui::progress(),
+            &fence,
         )
-        .await?;
+        .await;
+        if let Err(error) = applied {
+            // Interrupted: what finished is recorded before the lock is
+            // released. A lease that may be lost records nothing: the state
+            // is the lock holder's to write.
+            if fence.stopped() == Some(Stop::Interrupted) && stack.ending() == Ending::Record {
+                let observed = engine::observe(&prepared.resources).await?;
+                recording::write(
+                    &stack.state_backend(),
+                    &options.environment,
+                    stored.as_ref(),
+                    recording::state_resources(
+                        &prepared.resources,
+                        &observed,
+                        &prepared.plan,
+                        stored.as_ref(),
+                    ),
+                    stack.outputs(&prepared.resources, &observed),
+                )
+                .await?;
+                return Err(stopped(
+                    options,
+                    "resources finished so far are kept and recorded; rerun the command to converge",
+                ));
+            }
+            return Err(error.into());
+        }
     }
     let backend = stack.state_backend();
     let outputs = match stack.ending() {
@@ -381,78 +402,12 @@ async fn under_lock(
     })
 }
 
-fn interrupted(options: &RunOptions, what: &str) -> CliError {
+fn stopped(options: &RunOptions, what: &str) -> CliError {
     CliError::Interrupted {
         what: format!(
             "{what} (`deployer {} --env {}`)",
             options.operation, options.environment
         ),
-    }
-}
-
-/// Ctrl-C while a run is under way: the first stops it (the caller releases
-/// the lock), the second exits at once, saying which lock is left held.
-struct Interrupts {
-    count: Arc<AtomicUsize>,
-    notify: Arc<tokio::sync::Notify>,
-    held: Arc<std::sync::Mutex<Option<String>>>,
-}
-
-impl Interrupts {
-    fn watch() -> Self {
-        let count = Arc::new(AtomicUsize::new(0));
-        let notify = Arc::new(tokio::sync::Notify::new());
-        let held = Arc::new(std::sync::Mutex::new(None::<String>));
-        let (task_count, task_notify, task_held) = (count.clone(), notify.clone(), held.clone());
-        tokio::spawn(async move {
-            while tokio::signal::ctrl_c().await.is_ok() {
-                if task_count.fetch_add(1, Ordering::SeqCst) >= 1 {
-                    let held = task_held.lock().ok().and_then(|held| held.clone());
-                    match held {
-                        Some(unlock) => ui::note(format!(
-                            "\ninterrupted again: exiting now; the lock is still held: {unlock}"
-                        )),
-                        None => ui::note("\ninterrupted again: exiting now"),
-                    }
-                    std::process::exit(130);
-                }
-                ui::note(
-                    "\ninterrupting: stopping, then releasing the lock (Ctrl-C again to exit at once)",
-                );
-                task_notify.notify_waiters();
-            }
-        });
-        Self {
-            count,
-            notify,
-            held,
-        }
-    }
-
-    /// Resolves at the first Ctrl-C (at once if it already came).
-    async fn first(&self) {
-        let notified = self.notify.notified();
-        if self.count.load(Ordering::SeqCst) > 0 {
-            return;
-        }
-        notified.await;
-    }
-
-    fn holding(&self, backend: &Backend, held: &HeldLock) {
-        if let Ok(mut slot) = self.held.lock() {
-            *slot = Some(format!(
-                "deployer force-unlock --env {} {} (lock {})",
-                held.environment,
-                held.info.id,
-                backend.lock_id(&held.environment)
-            ));
-        }
-    }
-
-    fn released(&self) {
-        if let Ok(mut slot) = self.held.lock() {
-            *slot = None;
-        }
     }
 }
 

@@ -6,7 +6,9 @@ mod settings;
 
 use std::path::{Path, PathBuf};
 
-pub use names::{BOOTSTRAP, EnvironmentNames, validate_environment};
+pub use names::{
+    BOOTSTRAP, EnvironmentNames, PREVIEW_LAYER, PREVIEW_PREFIX, is_preview, validate_environment,
+};
 pub use settings::{
     Architecture, ConfigFile, DOCUMENTATION, KNOWN_KEYS, Settings, SettingsLayer, vars_layer,
 };
@@ -80,7 +82,13 @@ impl Config {
         };
         let vars = vars_layer(sources.vars)?;
         let mut settings = Settings::default();
+        // A preview `pr-<number>` takes `[env.preview]` between the base and
+        // its own `[env.pr-<number>]`.
+        let preview = environment
+            .filter(|name| is_preview(name))
+            .and_then(|_| file.environments.get(PREVIEW_LAYER));
         let layers = std::iter::once(&file.base)
+            .chain(preview)
             .chain(environment.and_then(|name| file.environments.get(name)));
         let mut region_source = RegionSource::Default;
         for layer in layers {
@@ -180,9 +188,34 @@ fn check(settings: &Settings) -> Result<(), ConfigError> {
     Ok(())
 }
 
+/// `90` (seconds), `30s`, `5m`, `1h`, `1m30s` (humantime's units).
+pub fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
+    let text = text.trim();
+    if let Ok(seconds) = text.parse::<u64>() {
+        return Ok(std::time::Duration::from_secs(seconds));
+    }
+    humantime::parse_duration(text)
+        .map_err(|error| format!("{text:?} is not a duration such as 30s, 5m or 1h: {error}"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn durations_parse() {
+        assert_eq!(parse_duration("0s"), Ok(std::time::Duration::ZERO));
+        assert_eq!(parse_duration("90"), Ok(std::time::Duration::from_secs(90)));
+        assert_eq!(
+            parse_duration("5m"),
+            Ok(std::time::Duration::from_secs(300))
+        );
+        assert!(parse_duration("soon").is_err());
+        assert_eq!(
+            parse_duration("1m30s"),
+            Ok(std::time::Duration::from_secs(90))
+        );
+    }
 
     fn resolve(
         text: &str,
@@ -294,6 +327,67 @@ mod tests {
             ["https://a.example", "https://b.example"]
         );
         assert_eq!(settings.architecture, Architecture::Arm64);
+    }
+
+    #[test]
+    fn a_preview_takes_the_preview_layer_between_the_base_and_its_own() {
+        let text = "memory_mb = 384\nlog_retention_days = 30\n\
+                    [env.preview]\nmemory_mb = 128\nlog_retention_days = 1\n\
+                    [env.pr-7]\nmemory_mb = 512\n";
+        let seven = resolve(text, &[], Some("pr-7")).expect("ok").settings;
+        assert_eq!(
+            seven.memory_mb, 512,
+            "its own layer wins over the preview's"
+        );
+        assert_eq!(
+            seven.log_retention_days, 1,
+            "the preview's wins over the base"
+        );
+        let eight = resolve(text, &["memory_mb=1024"], Some("pr-8"))
+            .expect("ok")
+            .settings;
+        assert_eq!((eight.memory_mb, eight.log_retention_days), (1024, 1));
+        for other in ["dev", "prod", "pr-x"] {
+            let settings = resolve(text, &[], Some(other)).expect("ok").settings;
+            assert_eq!(
+                (settings.memory_mb, settings.log_retention_days),
+                (384, 30),
+                "{other} does not take the preview layer"
+            );
+        }
+        let error = resolve(text, &[], Some("pr-7"))
+            .and_then(|config| validate_environment("preview", &config.settings))
+            .expect_err("preview is a layer");
+        assert!(error.to_string().contains("pr-<number>"), "{error}");
+    }
+
+    #[test]
+    fn the_repositorys_previews_hold_throw_away_data() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../deployer.toml");
+        let resolve = |environment: &str| {
+            Config::resolve(
+                &ConfigSources {
+                    path: Some(&path),
+                    ..ConfigSources::default()
+                },
+                Some(environment),
+            )
+            .expect("the repository's deployer.toml resolves")
+            .settings
+        };
+        let preview = resolve("pr-42");
+        assert!(!preview.deletion_protection);
+        assert!(!preview.final_backup);
+        assert!(!preview.enable_alarms);
+        assert!(!preview.enable_pitr);
+        assert!(preview.log_retention_days <= 3, "short log retention");
+        assert!(
+            (1..=10).contains(&preview.reserved_concurrency),
+            "a low concurrency cap, not none"
+        );
+        let dev = resolve("dev");
+        assert!(dev.deletion_protection && dev.final_backup && dev.enable_alarms);
+        assert_eq!(dev.log_retention_days, 14);
     }
 
     #[test]

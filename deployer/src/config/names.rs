@@ -8,6 +8,24 @@ use super::{ConfigError, Settings};
 /// The reserved name of the bootstrap stack's state.
 pub const BOOTSTRAP: &str = state::BOOTSTRAP_ENVIRONMENT;
 
+/// The prefix of a pull request's preview environment, `pr-<number>`.
+pub const PREVIEW_PREFIX: &str = "pr-";
+
+/// The `[env.*]` table every preview environment takes before its own: a
+/// settings layer, not an environment.
+pub const PREVIEW_LAYER: &str = "preview";
+
+/// Whether `environment` is a pull request's preview, `pr-<number>`.
+pub fn is_preview(environment: &str) -> bool {
+    environment
+        .strip_prefix(PREVIEW_PREFIX)
+        .is_some_and(|number| {
+            !number.is_empty()
+                && !number.starts_with('0')
+                && number.bytes().all(|b| b.is_ascii_digit())
+        })
+}
+
 /// Every name one environment's resources use.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct EnvironmentNames {
@@ -115,6 +133,13 @@ pub fn validate_environment(
             "'bootstrap' names the shared bootstrap stack; use `deployer bootstrap`".into(),
         ));
     }
+    if environment == PREVIEW_LAYER {
+        return Err(invalid(
+            "'preview' names the settings layer of the pull-request previews pr-<number>; \
+             use --env pr-<number>"
+                .into(),
+        ));
+    }
     let names = EnvironmentNames::new(environment, settings);
     for (name, kind) in names.limited() {
         let limit = LIMITS
@@ -190,6 +215,18 @@ mod tests {
     }
 
     #[test]
+    fn previews_are_pr_and_a_pull_request_number() {
+        for preview in ["pr-1", "pr-42", "pr-123456"] {
+            assert!(is_preview(preview), "{preview}");
+        }
+        for other in [
+            "pr-", "pr-0", "pr-042", "pr-4a", "pr-4-x", "dev", "prod", "preview", "xpr-4",
+        ] {
+            assert!(!is_preview(other), "{other}");
+        }
+    }
+
+    #[test]
     fn the_sign_in_domain_follows_cognitos_rules() {
         let mut settings = Settings {
             auth_create_user_pool: true,
@@ -220,6 +257,7 @@ mod tests {
             "dev-",
             "de v",
             "bootstrap",
+            "preview",
             "dév",
         ] {
             let error = validate_environment(bad, &settings).expect_err(bad);

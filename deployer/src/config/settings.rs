@@ -90,6 +90,7 @@ impl SettingType for String {}
 impl SettingType for bool {}
 impl SettingType for u32 {}
 impl SettingType for Architecture {}
+impl SettingType for state::LockBackend {}
 impl SettingType for BTreeMap<String, String> {}
 impl<T: SettingType> SettingType for Option<T> {}
 impl SettingType for PathBuf {}
@@ -159,6 +160,10 @@ settings! {
     /// DynamoDB deletion protection on the scores table (destroy lifts it as a
     /// planned step, after a final backup).
     deletion_protection: bool = true;
+    /// Whether `destroy --env` takes a final backup of the scores table before
+    /// deleting it (false: as `--skip-final-backup`, its items are lost; for
+    /// throw-away previews).
+    final_backup: bool = true;
     /// The `byUser` index on the scores table.
     enable_gsi_by_user: bool = true;
     /// The function's `SAFE_CONCURRENCY`: a new user and its count written in
@@ -276,6 +281,9 @@ settings! {
     /// The API's `5xx` answers over 5 minutes that fire its alarm.
     alarm_5xx_threshold: u32 = 5,
         check |threshold| alarm_threshold("alarm_5xx_threshold", *threshold);
+    /// Whether the environment has its three alarms (off for throw-away
+    /// previews: an apply then deletes any it has).
+    enable_alarms: bool = true;
     /// SNS topic the alarms notify; `None`: they only change state.
     alarm_sns_topic_arn: Option<String> = None, check |topic| match topic {
         Some(topic) if !(topic.starts_with("arn:aws") && topic.contains(":sns:")) => Err(format!(
@@ -358,8 +366,24 @@ settings! {
         }
         Ok(())
     };
-    /// The DynamoDB table that locks the state (a bootstrap resource).
+    /// The legacy DynamoDB lock table (Terraform's layout), kept while
+    /// `lock_backend` uses it.
     lock_table: String = "aimodelshare-tf-locks".into();
+    /// Where the state's lock is kept: `s3` (the state object's `.tflock` file,
+    /// as Terraform 1.11's `use_lockfile`), `dynamodb` (the legacy lock table)
+    /// or `both`. Unset: `both` while the lock table exists, `s3` when it does
+    /// not.
+    lock_backend: Option<state::LockBackend> = None;
+    /// How long a lock stays its holder's without a heartbeat, e.g. `10m`; the
+    /// holder renews it every third of this. A lock whose last heartbeat is
+    /// older is stale: the next run takes it over.
+    lock_lease: String = "10m".into(), check |lease| {
+        match super::parse_duration(lease) {
+            Ok(lease) if lease.as_secs() >= 1 && lease.as_secs() <= 24 * 3600 => Ok(()),
+            Ok(_) => Err(format!("lock_lease = {lease:?} must be from 1s to 24h")),
+            Err(error) => Err(format!("lock_lease: {error}")),
+        }
+    };
     /// The role GitHub's workflows assume to deploy.
     deploy_role_name: String = "aimodelshare-github-oidc-deployer".into();
     /// The deploy role's policy.
@@ -369,6 +393,18 @@ settings! {
     plan_role_name: String = "aimodelshare-github-oidc-planner".into();
     /// The plan role's policy.
     plan_policy_name: String = "aimodelshare-github-actions-plan".into();
+    /// The role a pull request's workflow assumes to apply and destroy its
+    /// preview `pr-<number>`, and nothing else.
+    preview_role_name: String = "aimodelshare-github-oidc-preview".into();
+    /// The preview role's policy.
+    preview_policy_name: String = "aimodelshare-github-actions-preview".into();
+}
+
+impl Settings {
+    /// `lock_lease` as a duration (checked when the settings were resolved).
+    pub fn lock_lease(&self) -> std::time::Duration {
+        super::parse_duration(&self.lock_lease).unwrap_or(std::time::Duration::from_secs(600))
+    }
 }
 
 impl SettingsLayer {

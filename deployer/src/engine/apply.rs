@@ -1,12 +1,14 @@
 //! Carrying out a plan: creates and updates in dependency order, deletions in
 //! reverse, resources whose dependencies are done run concurrently. A plan
-//! with no changes makes no call at all.
+//! with no changes makes no call at all. A run holding a lock passes its
+//! [`Fence`]: no resource's change starts once it is up (interrupted, or the
+//! lease may be lost); those already running finish.
 
 use std::collections::BTreeSet;
 
 use super::plan::{Action, Plan};
 use super::progress::Progress;
-use super::{EngineError, ObservedResource, Resources};
+use super::{EngineError, Fence, ObservedResource, Resources};
 
 /// Apply `plan` (made from `resources` and `observed`, in the same order).
 /// Stops at the first failure once the resources already running finish;
@@ -16,6 +18,17 @@ pub async fn apply(
     observed: &[Option<ObservedResource>],
     plan: &Plan,
     progress: Progress,
+) -> Result<(), EngineError> {
+    apply_fenced(resources, observed, plan, progress, &Fence::open()).await
+}
+
+/// [`apply`], checking `fence` before each resource's change starts.
+pub async fn apply_fenced(
+    resources: &Resources,
+    observed: &[Option<ObservedResource>],
+    plan: &Plan,
+    progress: Progress,
+    fence: &Fence,
 ) -> Result<(), EngineError> {
     let addresses: Vec<String> = resources
         .iter()
@@ -59,6 +72,7 @@ pub async fn apply(
             ));
         }
         let mut tasks = tokio::task::JoinSet::new();
+        let mut fence_error = None;
         for &index in &ready {
             let Some(planned) = plan
                 .resources
@@ -70,6 +84,11 @@ pub async fn apply(
             let action = planned.action.clone();
             if action == Action::NoOp {
                 continue;
+            }
+            if let Err(stop) = fence.check(&format!("changing {}", addresses[index])) {
+                // What already started finishes below; nothing else starts.
+                fence_error.get_or_insert(stop);
+                break;
             }
             let resource = resources[index].clone();
             let current = observed.get(index).cloned().flatten();
@@ -124,7 +143,7 @@ pub async fn apply(
                 first_error = Some(error);
             }
         }
-        if let Some(error) = first_error {
+        if let Some(error) = first_error.or(fence_error) {
             return Err(error);
         }
         for index in &ready {

@@ -62,6 +62,16 @@ impl Serialize for Planned {
     }
 }
 
+impl<'de> serde::Deserialize<'de> for Planned {
+    /// [`KNOWN_AFTER_APPLY`] as unknown; any other value as itself.
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        Ok(match Value::deserialize(deserializer)? {
+            Value::String(text) if text == KNOWN_AFTER_APPLY => Self::Unknown,
+            value => Self::Known(value),
+        })
+    }
+}
+
 /// How one attribute is compared and changed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Rule {
@@ -76,7 +86,7 @@ pub enum Rule {
 }
 
 /// One attribute's change.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
 pub struct AttributeChange {
     pub name: String,
     pub old: Value,

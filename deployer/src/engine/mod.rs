@@ -5,11 +5,14 @@
 
 pub mod apply;
 pub mod attributes;
+pub mod drift;
 pub mod error;
+pub mod fence;
 pub mod plan;
 pub mod policy;
 pub mod progress;
 pub mod render;
+pub mod review;
 
 use std::sync::Arc;
 
@@ -17,8 +20,10 @@ pub use attributes::{
     AttributeChange, AttributeName, AttributeSet, KNOWN_AFTER_APPLY, Planned, Rule, Tags,
 };
 pub use error::{Doing, EngineError, Failure};
+pub use fence::{Fence, Stop};
 pub use plan::{
     Action, Attributes, DesiredAttributes, DesiredResource, ObservedResource, Plan, PlanError,
+    Presence,
 };
 
 /// The output of a read, or `None` when `not_found` (a typed check of the

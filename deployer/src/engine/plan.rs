@@ -5,11 +5,12 @@
 
 use std::collections::BTreeMap;
 
-use serde::Serialize;
 use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::attributes::{AttributeChange, AttributeName, AttributeSet, Planned, Rule};
+use super::drift::Review;
 use super::policy;
 
 /// Observed attribute values, by name. `Value::Null` means "not set".
@@ -35,6 +36,20 @@ pub struct DesiredResource {
     /// Attributes changed in place only from one value (a setting that is
     /// off); a change from any other value is refused ([`Refusal`]).
     pub refusals: Vec<Refusal>,
+    /// Whether the stack wants the resource to exist.
+    pub presence: Presence,
+}
+
+/// Whether a stack wants a resource to exist.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Presence {
+    /// Created when absent, converged when present.
+    #[default]
+    Wanted,
+    /// Converged when present, never created (an optional legacy resource).
+    KeptIfPresent,
+    /// Deleted when present (a plain destroy line in the plan), nothing when absent.
+    Retired,
 }
 
 /// An attribute the deployer changes in place only from `only_from` (the
@@ -67,7 +82,14 @@ impl DesiredResource {
             depends_on: Vec::new(),
             never_replace: None,
             refusals: Vec::new(),
+            presence: Presence::Wanted,
         }
+    }
+
+    /// Whether the resource is wanted, kept only if present, or retired.
+    pub fn with_presence(mut self, presence: Presence) -> Self {
+        self.presence = presence;
+        self
     }
 
     /// These addresses must be applied first.
@@ -152,7 +174,7 @@ impl ObservedResource {
 }
 
 /// What happens to one resource.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case", tag = "action", content = "changes")]
 pub enum Action {
     NoOp,
@@ -163,10 +185,10 @@ pub enum Action {
 }
 
 /// One resource in the plan.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PlannedResource {
     pub address: String,
-    pub kind: &'static str,
+    pub kind: String,
     pub name: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub id: Option<String>,
@@ -175,17 +197,27 @@ pub struct PlannedResource {
 }
 
 /// The whole plan, in dependency order.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Plan {
     pub resources: Vec<PlannedResource>,
     pub add: usize,
     pub change: usize,
     pub destroy: usize,
+    /// Drift and intent, measured from what the state recorded
+    /// ([`super::review`]); `None` where the plan was not measured so (the
+    /// bootstrap stack, a destroy).
+    #[serde(flatten, default, skip_serializing_if = "Option::is_none")]
+    pub review: Option<Review>,
 }
 
 impl Plan {
     pub fn has_changes(&self) -> bool {
         self.add + self.change + self.destroy > 0
+    }
+
+    /// Whether AWS changed since the state recorded it.
+    pub fn has_drift(&self) -> bool {
+        self.review.as_ref().is_some_and(Review::has_drift)
     }
 }
 
@@ -223,7 +255,7 @@ pub struct ChangeRefusal {
     pub reason: String,
 }
 
-fn rule_of(resource: &DesiredResource, attribute: &str) -> Rule {
+pub(crate) fn rule_of(resource: &DesiredResource, attribute: &str) -> Rule {
     resource
         .rules
         .get(attribute)
@@ -238,6 +270,11 @@ fn same(rule: Rule, desired: &Planned, observed: &Value) -> bool {
     let Planned::Known(desired) = desired else {
         return false;
     };
+    equal(rule, desired, observed)
+}
+
+/// Whether two known values of an attribute are the same by its `rule`.
+pub(crate) fn equal(rule: Rule, desired: &Value, observed: &Value) -> bool {
     match rule {
         Rule::Policy => match (desired, observed) {
             (Value::Null, Value::Null) => true,
@@ -320,8 +357,13 @@ pub fn plan(
         .iter()
         .zip(observed.iter().chain(std::iter::repeat(&None)))
     {
-        let action = match have {
-            None => {
+        let action = match (want.presence, have) {
+            (Presence::KeptIfPresent | Presence::Retired, None) => continue,
+            (Presence::Retired, Some(_)) => {
+                destroy += 1;
+                Action::Delete
+            }
+            (Presence::Wanted, None) => {
                 add += 1;
                 Action::Create(
                     want.attributes
@@ -335,7 +377,7 @@ pub fn plan(
                         .collect(),
                 )
             }
-            Some(have) => {
+            (_, Some(have)) => {
                 let changes = diff(want, have);
                 refuse(want, &changes)?;
                 if changes.is_empty() {
@@ -365,7 +407,7 @@ pub fn plan(
         };
         resources.push(PlannedResource {
             address: want.address.clone(),
-            kind: want.kind,
+            kind: want.kind.to_owned(),
             name: want.name.clone(),
             id: have.as_ref().map(|have| have.id.clone()),
             action,
@@ -376,6 +418,7 @@ pub fn plan(
         add,
         change,
         destroy,
+        review: None,
     })
 }
 
@@ -389,7 +432,7 @@ pub fn destroy_plan(desired: &[DesiredResource], observed: &[Option<ObservedReso
         .filter_map(|(want, have)| {
             have.as_ref().map(|have| PlannedResource {
                 address: want.address.clone(),
-                kind: want.kind,
+                kind: want.kind.to_owned(),
                 name: want.name.clone(),
                 id: Some(have.id.clone()),
                 action: Action::Delete,
@@ -401,6 +444,7 @@ pub fn destroy_plan(desired: &[DesiredResource], observed: &[Option<ObservedReso
         resources,
         add: 0,
         change: 0,
+        review: None,
     }
 }
 
@@ -436,6 +480,7 @@ mod tests {
             depends_on: Vec::new(),
             never_replace: None,
             refusals: Vec::new(),
+            presence: Presence::Wanted,
         }
     }
 
@@ -602,5 +647,23 @@ mod tests {
         assert_eq!(order, ["c.third", "a.first"]);
         assert_eq!(plan.destroy, 2);
         assert!(plan.resources.iter().all(|r| r.action == Action::Delete));
+    }
+
+    #[test]
+    fn optional_resources_are_never_created_and_retired_ones_are_deleted() {
+        let want = desired(json!({"hash_key": "LockID"}));
+        let have = observed(json!({"hash_key": "LockID"}));
+        let kept = want.clone().with_presence(Presence::KeptIfPresent);
+        let absent = plan(std::slice::from_ref(&kept), &[None]).expect("plan");
+        assert!(absent.resources.is_empty() && !absent.has_changes());
+        let present = plan(&[kept], std::slice::from_ref(&have)).expect("plan");
+        assert_eq!(present.resources[0].action, Action::NoOp);
+
+        let retired = want.with_presence(Presence::Retired);
+        let gone = plan(std::slice::from_ref(&retired), &[None]).expect("plan");
+        assert!(gone.resources.is_empty() && !gone.has_changes());
+        let deleted = plan(&[retired], &[have]).expect("plan");
+        assert_eq!(deleted.resources[0].action, Action::Delete);
+        assert_eq!((deleted.add, deleted.change, deleted.destroy), (0, 0, 1));
     }
 }

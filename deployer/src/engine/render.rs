@@ -5,6 +5,7 @@ use std::fmt::Write;
 use serde_json::Value;
 
 use super::attributes::{AttributeChange, KNOWN_AFTER_APPLY, Planned};
+use super::drift::{DriftKind, Review};
 use super::plan::{Action, Plan};
 
 /// A value as shown in a plan; long objects and lists (policy documents) are
@@ -79,8 +80,107 @@ fn changes(out: &mut String, symbol: char, changes: &[AttributeChange], with_old
     }
 }
 
-/// The plan as text: one block per resource that changes, then the totals.
+/// The drift section: what changed in AWS since the state recorded it,
+/// attribute by attribute (recorded -> now), and what could not be measured.
+pub fn render_drift(review: &Review) -> String {
+    let mut out = String::new();
+    if review.drift.is_empty() {
+        out.push_str("No drift: AWS matches what the last apply recorded.\n");
+    } else {
+        out.push_str(
+            "Drift: changed in AWS since the last apply recorded it (recorded -> now):\n\n",
+        );
+        for drift in &review.drift {
+            match drift.kind {
+                DriftKind::Changed => {
+                    let _ = writeln!(out, "  # {} ({}) changed", drift.address, drift.name);
+                }
+                DriftKind::Deleted => {
+                    let _ = writeln!(
+                        out,
+                        "  # {} ({}) was deleted outside the deployer",
+                        drift.address, drift.name
+                    );
+                }
+                DriftKind::Recreated => {
+                    let _ = writeln!(
+                        out,
+                        "  # {} ({}) was recreated outside the deployer (id {} recorded)",
+                        drift.address,
+                        drift.name,
+                        drift.recorded_id.as_deref().unwrap_or("?")
+                    );
+                }
+            }
+            let attributes: Vec<AttributeChange> = drift
+                .attributes
+                .iter()
+                .map(|attribute| AttributeChange {
+                    name: attribute.name.clone(),
+                    old: attribute.recorded.clone(),
+                    new: Planned::Known(attribute.observed.clone()),
+                    forces_replacement: false,
+                })
+                .collect();
+            changes(&mut out, '~', &attributes, true);
+        }
+        let _ = writeln!(
+            out,
+            "\nDrift: {} resource(s) changed outside the deployer. An apply sets back what the \
+             configuration manages (the actions below) and records the rest as it is now.",
+            review.drift.len()
+        );
+    }
+    if !review.drift_unknown.is_empty() {
+        let _ = writeln!(
+            out,
+            "Drift unknown for {}: the state does not record their attributes yet (it was \
+             written by an older deployer); the next apply records them.",
+            review.drift_unknown.join(", ")
+        );
+    }
+    out
+}
+
+/// The intent section: what the code and settings change since the last
+/// apply (recorded -> configured).
+pub fn render_intent(review: &Review) -> String {
+    let mut out = String::new();
+    if review.intent.is_empty() {
+        out.push_str(
+            "No intended change: the code and settings match what the last apply recorded.\n",
+        );
+        return out;
+    }
+    out.push_str("Intent: what the code and settings change (recorded -> configured):\n\n");
+    for intent in &review.intent {
+        if intent.create {
+            let _ = writeln!(out, "  # {} ({}) is new", intent.address, intent.name);
+            changes(&mut out, '+', &intent.changes, false);
+        } else {
+            let _ = writeln!(out, "  # {} ({}) changes", intent.address, intent.name);
+            changes(&mut out, '~', &intent.changes, true);
+        }
+    }
+    out
+}
+
+/// The plan as text: drift and intent when measured, then one block per
+/// resource that changes, then the totals.
 pub fn render(plan: &Plan) -> String {
+    let mut out = String::new();
+    if let Some(review) = &plan.review {
+        out.push_str(&render_drift(review));
+        out.push('\n');
+        out.push_str(&render_intent(review));
+        out.push('\n');
+    }
+    out.push_str(&render_actions(plan));
+    out
+}
+
+/// What apply does: one block per resource that changes, then the totals.
+pub fn render_actions(plan: &Plan) -> String {
     let mut out = String::new();
     if !plan.has_changes() {
         out.push_str("No changes. AWS matches the configuration.\n");
@@ -130,7 +230,7 @@ mod tests {
             resources: vec![
                 PlannedResource {
                     address: "s3_bucket.state".into(),
-                    kind: "s3_bucket",
+                    kind: "s3_bucket".into(),
                     name: "b".into(),
                     id: None,
                     action: Action::Create(vec![AttributeChange {
@@ -142,7 +242,7 @@ mod tests {
                 },
                 PlannedResource {
                     address: "dynamodb_table.locks".into(),
-                    kind: "dynamodb_table",
+                    kind: "dynamodb_table".into(),
                     name: "t".into(),
                     id: Some("t".into()),
                     action: Action::Update(vec![AttributeChange {
@@ -154,7 +254,7 @@ mod tests {
                 },
                 PlannedResource {
                     address: "iam_role.deploy".into(),
-                    kind: "iam_role",
+                    kind: "iam_role".into(),
                     name: "r".into(),
                     id: Some("r".into()),
                     action: Action::NoOp,
@@ -163,6 +263,7 @@ mod tests {
             add: 1,
             change: 1,
             destroy: 0,
+            review: None,
         };
         let text = render(&plan);
         assert!(
@@ -186,6 +287,7 @@ mod tests {
             add: 0,
             change: 0,
             destroy: 0,
+            review: None,
         };
         assert!(render(&empty).starts_with("No changes."));
     }

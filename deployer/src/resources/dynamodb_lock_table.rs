@@ -1,12 +1,15 @@
 //! The lock table: `LockID` (string) hash key, on-demand billing, point-in-time
-//! recovery, tags. Terraform's layout, so both tools can share it.
+//! recovery, tags. Terraform's layout, so both tools can share it. The table
+//! is optional ([`lock_table_presence`]): wanted while `lock_backend` uses it,
+//! kept but never created while the setting is unset, retired (deleted) once
+//! it is `s3`.
 
 use super::dynamodb_settings::{self, TableTags};
 use super::{Clients, tags};
 use crate::engine::Doing;
 use crate::engine::{
-    AttributeChange, AttributeSet, DesiredResource, EngineError, ObservedResource, Resource, Rule,
-    Tags,
+    AttributeChange, AttributeSet, DesiredResource, EngineError, ObservedResource, Presence,
+    Resource, Rule, Tags,
 };
 use aws_sdk_dynamodb::client::Waiters;
 use aws_sdk_dynamodb::types::{
@@ -31,6 +34,18 @@ pub struct LockTable {
     pub clients: Clients,
     pub name: String,
     pub tags: std::collections::BTreeMap<String, String>,
+    pub presence: Presence,
+}
+
+/// Whether the stack wants the lock table, from the `lock_backend` setting:
+/// `dynamodb` or `both` want it; unset keeps a table that exists (a legacy
+/// account: `both` then applies) and creates none; `s3` retires it.
+pub fn lock_table_presence(lock_backend: Option<state::LockBackend>) -> Presence {
+    match lock_backend {
+        None => Presence::KeptIfPresent,
+        Some(backend) if backend.uses_dynamodb() => Presence::Wanted,
+        Some(_) => Presence::Retired,
+    }
 }
 
 impl LockTable {
@@ -65,6 +80,7 @@ impl Resource for LockTable {
             },
         )
         .never_replaced("it holds the locks of every environment")
+        .with_presence(self.presence)
     }
 
     async fn read(&self) -> Result<Option<ObservedResource>, EngineError> {

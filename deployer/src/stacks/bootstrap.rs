@@ -20,13 +20,13 @@ use serde_json::{Value, json};
 use crate::config::{ConfigError, Settings};
 use crate::engine::Resources;
 use crate::resources::Clients;
-use crate::resources::dynamodb_lock_table::LockTable;
+use crate::resources::dynamodb_lock_table::{self, LockTable};
 use crate::resources::iam_managed_policy::ManagedPolicy;
 use crate::resources::iam_role::Role;
 use crate::resources::oidc_provider::{self, OidcProvider};
 use crate::resources::s3_state_bucket::StateBucket;
 use crate::resources::tags::{MANAGED_BY_KEY, MANAGED_BY_VALUE};
-use crate::stacks::environment;
+use crate::stacks::{environment, preview};
 
 pub const DEPLOY_POLICY_ADDRESS: &str = "iam_policy.deploy";
 pub const DEPLOY_ROLE_ADDRESS: &str = "iam_role.deploy";
@@ -207,17 +207,31 @@ pub fn deploy_policy(settings: &Settings, clients: &Clients) -> Value {
                 "Resource": format!("arn:aws:s3:::{bucket}/{}*", state::KEY_PREFIX)
             },
             {
-                // ... except the bootstrap stack's own state, which only bootstrap writes.
+                // ... except the bootstrap stack's own state and its lock file
+                // (`<key>.tflock`), which only bootstrap writes. The environments'
+                // lock files are their state keys' `.tflock` objects, above.
                 "Sid": "BootstrapStateReadOnly",
                 "Effect": "Deny",
                 "Action": ["s3:PutObject", "s3:DeleteObject"],
-                "Resource": format!("arn:aws:s3:::{bucket}/{}", state::state_key(crate::config::BOOTSTRAP))
+                "Resource": [
+                    format!("arn:aws:s3:::{bucket}/{}", state::state_key(crate::config::BOOTSTRAP)),
+                    format!("arn:aws:s3:::{bucket}/{}", state::lock_file_key(crate::config::BOOTSTRAP))
+                ]
             },
             {
-                // Locks: one item per environment in the lock table.
+                // Locks in the legacy table (lock_backend dynamodb or both): one item
+                // per environment.
                 "Sid": "StateLocks",
                 "Effect": "Allow",
                 "Action": ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:DeleteItem"],
+                "Resource": format!("arn:aws:dynamodb:{region}:{account}:table/{}", settings.lock_table)
+            },
+            {
+                // Whether the legacy lock table still exists (which lock_backend
+                // applies); a statement of its own, as it names no item.
+                "Sid": "StateLockTableDescribe",
+                "Effect": "Allow",
+                "Action": "dynamodb:DescribeTable",
                 "Resource": format!("arn:aws:dynamodb:{region}:{account}:table/{}", settings.lock_table)
             },
             {
@@ -682,6 +696,14 @@ pub fn plan_policy(settings: &Settings, clients: &Clients) -> Value {
                 "Resource": format!("arn:aws:s3:::{bucket}/{}*", state::KEY_PREFIX)
             },
             {
+                // Whether the legacy lock table exists (which lock_backend applies);
+                // never its items: the plan role takes no lock.
+                "Sid": "LockTableDescribe",
+                "Effect": "Allow",
+                "Action": "dynamodb:DescribeTable",
+                "Resource": format!("arn:aws:dynamodb:{region}:{account}:table/{}", settings.lock_table)
+            },
+            {
                 // The tables' settings (keys, indexes, PITR, Time to Live, tags), never
                 // their items.
                 "Sid": "EnvironmentTablesDescribe",
@@ -794,6 +816,7 @@ pub fn resources(settings: &Settings, clients: &Clients, subjects: &[String]) ->
             clients: clients.clone(),
             name: settings.lock_table.clone(),
             tags: tags.clone(),
+            presence: dynamodb_lock_table::lock_table_presence(settings.lock_backend),
         }),
         Arc::new(OidcProvider {
             clients: clients.clone(),
@@ -840,8 +863,30 @@ pub fn resources(settings: &Settings, clients: &Clients, subjects: &[String]) ->
             trust_policy: trust_policy(&plan_subjects(settings), &provider_arn),
             managed_policy_arns: vec![ManagedPolicy::arn_of(clients, &settings.plan_policy_name)],
             permissions_boundary: None,
-            tags,
+            tags: tags.clone(),
             depends_on: vec![oidc_provider::ADDRESS.into(), PLAN_POLICY_ADDRESS.into()],
+        }),
+        // The preview role: pull requests' previews pr-<number> only (stacks::preview).
+        Arc::new(ManagedPolicy {
+            clients: clients.clone(),
+            address: preview::PREVIEW_POLICY_ADDRESS.into(),
+            name: settings.preview_policy_name.clone(),
+            description: "Lets a pull request's workflow apply and destroy its preview pr-<number>, nothing else".into(),
+            document: preview::preview_policy(deploy_policy(settings, clients), settings, clients),
+        }),
+        Arc::new(Role {
+            clients: clients.clone(),
+            address: preview::PREVIEW_ROLE_ADDRESS.into(),
+            name: settings.preview_role_name.clone(),
+            description: "Assumed by a pull request's workflow (OIDC) to run its preview environment".into(),
+            trust_policy: trust_policy(&preview::preview_subjects(settings), &provider_arn),
+            managed_policy_arns: vec![ManagedPolicy::arn_of(clients, &settings.preview_policy_name)],
+            permissions_boundary: None,
+            tags,
+            depends_on: vec![
+                oidc_provider::ADDRESS.into(),
+                preview::PREVIEW_POLICY_ADDRESS.into(),
+            ],
         }),
     ]
 }
@@ -877,6 +922,14 @@ pub fn outputs(
             json!(Role::arn_of(clients, &settings.plan_role_name)),
         ),
         ("plan_role_subjects", json!(plan_subjects(settings))),
+        (
+            "preview_role_arn",
+            json!(Role::arn_of(clients, &settings.preview_role_name)),
+        ),
+        (
+            "preview_role_subjects",
+            json!(preview::preview_subjects(settings)),
+        ),
         (
             "execution_boundary_arn",
             json!(ManagedPolicy::arn_of(

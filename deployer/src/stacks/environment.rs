@@ -415,7 +415,9 @@ pub fn resources(
         api_id: inputs.api_id.clone(),
         depends_on: vec![http_api::ADDRESS.into(), lambda_alias::ADDRESS.into()],
     }));
-    resources.extend(alarms(settings, names, clients, &inputs.api_id, &tags));
+    if settings.enable_alarms {
+        resources.extend(alarms(settings, names, clients, &inputs.api_id, &tags));
+    }
     resources
 }
 

@@ -2,6 +2,7 @@
 
 pub mod bootstrap;
 pub mod environment;
+pub mod preview;
 
 #[cfg(test)]
 mod snapshots;

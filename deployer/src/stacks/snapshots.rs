@@ -1,6 +1,6 @@
 //! Snapshots of what each stack asks for, as data, with no AWS and no emulator:
-//! the desired resources of the bootstrap stack and of the dev environment
-//! (from the repository's `deployer.toml`), and every IAM policy document the
+//! the desired resources of the bootstrap stack, of the dev environment and of
+//! a preview `pr-42` (from the repository's `deployer.toml`), and every IAM policy document the
 //! deployer writes (each attribute planned by [`Rule::Policy`]), one file
 //! each under `snapshots/`. A change to any of them fails here, showing the
 //! difference; `UPDATE_EXPECT=1 cargo test -p deployer --lib snapshots`
@@ -44,10 +44,10 @@ fn bootstrap_stack() -> Resources {
     bootstrap::resources(&config.settings, &clients(&config), &subjects)
 }
 
-/// The dev environment as a first apply plans it: nothing found, a fixed zip.
-fn environment_stack() -> Resources {
-    let config = config(Some("dev"));
-    let names = EnvironmentNames::new("dev", &config.settings);
+/// An environment as a first apply plans it: nothing found, a fixed zip.
+fn environment_stack(environment: &str) -> Resources {
+    let config = config(Some(environment));
+    let names = EnvironmentNames::new(environment, &config.settings);
     let inputs = environment::StackInputs {
         code: Code {
             zip: b"the function's zip".to_vec(),
@@ -120,15 +120,17 @@ fn pretty(value: &Value) -> String {
     text
 }
 
-/// The stack's desired resources, each policy document in a file of its own.
-fn check(stack: &str, resources: &Resources) {
+/// The stack's desired resources, each policy document in a file of its own
+/// (with `policies`; a stack whose policies are another's with other names
+/// leaves them out).
+fn check(stack: &str, resources: &Resources, policies: bool) {
     let desired: Vec<DesiredResource> = resources
         .iter()
         .map(|resource| resource.desired())
         .collect();
     let all: Vec<Value> = desired.iter().map(shown).collect();
     expect_test::expect_file![format!("snapshots/{stack}.json")].assert_eq(&pretty(&json!(all)));
-    for resource in &desired {
+    for resource in desired.iter().filter(|_| policies) {
         for (name, value) in &resource.attributes {
             if is_policy(resource, name) {
                 expect_test::expect_file![policy_file(resource, name)]
@@ -140,10 +142,17 @@ fn check(stack: &str, resources: &Resources) {
 
 #[test]
 fn the_bootstrap_stack_asks_for_what_its_snapshots_say() {
-    check("bootstrap", &bootstrap_stack());
+    check("bootstrap", &bootstrap_stack(), true);
 }
 
 #[test]
 fn the_dev_environment_asks_for_what_its_snapshots_say() {
-    check("environment-dev", &environment_stack());
+    check("environment-dev", &environment_stack("dev"), true);
+}
+
+/// A preview with the repository's `[env.preview]` layer: no alarms, no
+/// deletion protection, short log retention, a low concurrency cap.
+#[test]
+fn a_preview_environment_asks_for_what_its_snapshot_says() {
+    check("environment-pr-42", &environment_stack("pr-42"), false);
 }

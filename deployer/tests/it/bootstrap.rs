@@ -58,6 +58,55 @@ fn decode(text: &str) -> Value {
         .unwrap_or_else(|| panic!("not a policy document: {text}"))
 }
 
+/// Whether the lock table exists.
+async fn lock_table_exists(account: &Account) -> bool {
+    account
+        .dynamodb
+        .describe_table()
+        .table_name(LOCK_TABLE.as_str())
+        .send()
+        .await
+        .is_ok()
+}
+
+/// The lock table is there, in Terraform's layout, converged.
+async fn assert_lock_table(account: &Account) {
+    let table = account
+        .dynamodb
+        .describe_table()
+        .table_name(LOCK_TABLE.as_str())
+        .send()
+        .await
+        .expect("lock table");
+    let table = table.table().expect("table");
+    assert_eq!(table.key_schema().len(), 1);
+    assert_eq!(table.key_schema()[0].attribute_name(), "LockID");
+    assert_eq!(
+        table.attribute_definitions()[0].attribute_type().as_str(),
+        "S"
+    );
+    assert_eq!(
+        table
+            .billing_mode_summary()
+            .and_then(|s| s.billing_mode())
+            .map(|m| m.as_str()),
+        Some("PAY_PER_REQUEST")
+    );
+    let backups = account
+        .dynamodb
+        .describe_continuous_backups()
+        .table_name(LOCK_TABLE.as_str())
+        .send()
+        .await
+        .expect("backups");
+    let pitr = backups
+        .continuous_backups_description()
+        .and_then(|d| d.point_in_time_recovery_description())
+        .and_then(|d| d.point_in_time_recovery_status())
+        .map(|s| s.as_str().to_owned());
+    assert_eq!(pitr.as_deref(), Some("ENABLED"));
+}
+
 async fn assert_converged(account: &Account) {
     let s3 = &account.s3;
     let versioning = s3
@@ -115,41 +164,6 @@ async fn assert_converged(account: &Account) {
             .iter()
             .any(|t| t.key() == "managed-by" && t.value() == "deployer")
     );
-
-    let table = account
-        .dynamodb
-        .describe_table()
-        .table_name(LOCK_TABLE.as_str())
-        .send()
-        .await
-        .expect("lock table");
-    let table = table.table().expect("table");
-    assert_eq!(table.key_schema().len(), 1);
-    assert_eq!(table.key_schema()[0].attribute_name(), "LockID");
-    assert_eq!(
-        table.attribute_definitions()[0].attribute_type().as_str(),
-        "S"
-    );
-    assert_eq!(
-        table
-            .billing_mode_summary()
-            .and_then(|s| s.billing_mode())
-            .map(|m| m.as_str()),
-        Some("PAY_PER_REQUEST")
-    );
-    let backups = account
-        .dynamodb
-        .describe_continuous_backups()
-        .table_name(LOCK_TABLE.as_str())
-        .send()
-        .await
-        .expect("backups");
-    let pitr = backups
-        .continuous_backups_description()
-        .and_then(|d| d.point_in_time_recovery_description())
-        .and_then(|d| d.point_in_time_recovery_status())
-        .map(|s| s.as_str().to_owned());
-    assert_eq!(pitr.as_deref(), Some("ENABLED"));
 
     let providers = account
         .iam
@@ -307,14 +321,15 @@ async fn assert_converged(account: &Account) {
         .filter(|statement| statement["Effect"] == "Deny")
         .map(|statement| (&statement["Resource"], &statement["Condition"]))
         .collect();
-    assert!(
-        denied.iter().any(|(resource, _)| *resource
-            == &Value::String(format!(
-                "arn:aws:s3:::{}/deployer/bootstrap/state.json",
-                *BUCKET
-            ))),
-        "{denied:?}"
-    );
+    // Its state object and its lock file (`.tflock`).
+    for key in ["state.json", "state.json.tflock"] {
+        let arn = Value::String(format!("arn:aws:s3:::{}/deployer/bootstrap/{key}", *BUCKET));
+        assert!(
+            denied.iter().any(|(resource, _)| *resource == &arn
+                || resource.as_array().is_some_and(|arns| arns.contains(&arn))),
+            "{key}: {denied:?}"
+        );
+    }
     assert!(
         denied.iter().any(
             |(_, condition)| condition["ForAnyValue:StringEquals"]["dynamodb:LeadingKeys"][0]
@@ -362,7 +377,12 @@ async fn bootstrap_from_empty_then_a_rerun_changes_nothing() {
     );
     assert!(stdout.contains("AWS_ROLE_TO_ASSUME"), "{stdout}");
     assert!(stdout.contains("AWS_PLAN_ROLE_TO_ASSUME"), "{stdout}");
+    assert!(stdout.contains("AWS_PREVIEW_ROLE_TO_ASSUME"), "{stdout}");
     assert_converged(&account).await;
+    assert!(
+        !lock_table_exists(&account).await,
+        "a new bootstrap creates no lock table (lock_backend defaults to s3)"
+    );
 
     // The bootstrap keeps its own state in the bucket.
     let state = account
@@ -424,6 +444,47 @@ async fn bootstrap_from_empty_then_a_rerun_changes_nothing() {
         .filter_map(|policy| policy.policy_name())
         .collect();
     assert_eq!(names, [&settings().plan_policy_name]);
+    // The preview role: this repository's pull requests and its sweeper, with
+    // the preview policy, and nothing else.
+    assert_eq!(
+        outputs["preview_role_arn"],
+        "arn:aws:iam::123456789012:role/aimodelshare-github-oidc-preview"
+    );
+    assert_eq!(
+        outputs["preview_role_subjects"],
+        serde_json::json!([
+            "repo:octo-org/playground:pull_request",
+            "repo:octo-org/playground:environment:preview-sweep"
+        ])
+    );
+    let attached = aws_sdk_iam::Client::new(&account.config)
+        .list_attached_role_policies()
+        .role_name(&settings().preview_role_name)
+        .send()
+        .await
+        .expect("preview role policies");
+    let names: Vec<&str> = attached
+        .attached_policies()
+        .iter()
+        .filter_map(|policy| policy.policy_name())
+        .collect();
+    assert_eq!(names, [&settings().preview_policy_name]);
+    let document = support::managed_policy(&account.config, &settings().preview_policy_name).await;
+    let states: Vec<&Value> = document["Statement"]
+        .as_array()
+        .expect("statements")
+        .iter()
+        .filter(|statement| statement["Sid"] == "PreviewStateObjects")
+        .map(|statement| &statement["Resource"])
+        .collect();
+    assert_eq!(
+        states,
+        [&Value::from(format!(
+            "arn:aws:s3:::{}/deployer/pr-*",
+            *BUCKET
+        ))],
+        "the preview role's state is pr-* only: {document}"
+    );
 }
 
 #[tokio::test]
@@ -560,12 +621,14 @@ async fn existing_resources_are_adopted_not_duplicated() {
         "provider adopted: {shown}"
     );
     assert!(
-        shown.contains("Plan: 5 to add, 3 to change, 0 to destroy."),
+        shown.contains("Plan: 7 to add, 3 to change, 0 to destroy."),
         "{shown}"
     );
 
     assert_exit(&account.deployer(&["bootstrap", "--auto-approve"]), 0);
     assert_converged(&account).await;
+    // lock_backend unset and the table there: kept and converged (`both` applies).
+    assert_lock_table(&account).await;
     let tables = account.dynamodb.list_tables().send().await.expect("tables");
     assert_eq!(tables.table_names(), [LOCK_TABLE.as_str()]);
     let legacy = account
@@ -804,7 +867,7 @@ async fn destroy_bootstrap_keeps_what_it_adopted_and_a_bucket_holding_others_obj
             .send()
             .await
             .is_err(),
-        "the lock table was created by bootstrap"
+        "no lock table: bootstrap creates none unless lock_backend uses it"
     );
 
     // --force deletes the adopted provider too; a bucket holding others' objects stays regardless.
@@ -931,7 +994,8 @@ async fn destroy_bootstrap_refuses_while_environments_have_state_then_removes_ev
 
     let output = account.deployer(&["destroy", "--bootstrap", "--auto-approve", "--force"]);
     assert_exit(&output, 0);
-    assert!(text(&output).contains("8 destroyed"), "{}", text(&output));
+    // Nine: a new bootstrap has no lock table.
+    assert!(text(&output).contains("9 destroyed"), "{}", text(&output));
     assert!(
         account
             .s3
@@ -990,4 +1054,163 @@ async fn destroy_bootstrap_refuses_while_environments_have_state_then_removes_ev
         "{}",
         text(&again)
     );
+}
+
+/// The lock of `deployer apply --env dev` on an account bootstrapped as is:
+/// the bucket's `.tflock` file, no lock item anywhere.
+#[tokio::test]
+async fn a_new_bootstrap_locks_with_the_lock_file_only() {
+    let account = Account::with_artifact().await;
+    assert_exit(&account.deployer(&["bootstrap", "--auto-approve"]), 0);
+    assert!(!lock_table_exists(&account).await);
+    assert_exit(
+        &account.deployer(&["bootstrap", "--plan", "--detailed-exitcode"]),
+        0,
+    );
+
+    emulator::clear_served_requests(account.endpoint());
+    assert_exit(&account.apply_dev(), 0);
+    let requests = account.mutating_requests();
+    assert!(
+        requests
+            .iter()
+            .any(|request| request.contains("deployer/dev/state.json.tflock")),
+        "the lock file was taken: {requests:?}"
+    );
+    assert!(
+        !requests
+            .iter()
+            .any(|request| request.contains("dynamodb PutItem")),
+        "no lock item: {requests:?}"
+    );
+    assert!(!lock_table_exists(&account).await);
+}
+
+/// A lock item as Terraform writes it: `LockID` `<bucket>/<state key>`, `Info` JSON.
+async fn put_terraform_lock(account: &Account, lock_id: &str, info: &str) {
+    use aws_sdk_dynamodb::types::AttributeValue;
+    account
+        .dynamodb
+        .put_item()
+        .table_name(LOCK_TABLE.as_str())
+        .item("LockID", AttributeValue::S(lock_id.to_owned()))
+        .item("Info", AttributeValue::S(info.to_owned()))
+        .send()
+        .await
+        .expect("lock item");
+}
+
+/// Terraform's digest item, which is no lock.
+async fn put_terraform_digest(account: &Account) {
+    use aws_sdk_dynamodb::types::AttributeValue;
+    account
+        .dynamodb
+        .put_item()
+        .table_name(LOCK_TABLE.as_str())
+        .item(
+            "LockID",
+            AttributeValue::S(format!(
+                "{}/aimodelshare/infra/terraform.tfstate-md5",
+                *BUCKET
+            )),
+        )
+        .item("Digest", AttributeValue::S("0123456789abcdef".into()))
+        .send()
+        .await
+        .expect("digest item");
+}
+
+/// An account whose bootstrap kept a lock table (`lock_backend = "both"`).
+async fn bootstrapped_with_lock_table() -> Account {
+    let account = Account::new().await;
+    assert_exit(
+        &account.deployer(&["--var", "lock_backend=both", "bootstrap", "--auto-approve"]),
+        0,
+    );
+    assert_lock_table(&account).await;
+    // Unset, the table that exists is kept: no change.
+    assert_exit(
+        &account.deployer(&["bootstrap", "--plan", "--detailed-exitcode"]),
+        0,
+    );
+    account
+}
+
+#[tokio::test]
+async fn lock_backend_s3_retires_the_lock_table_as_a_shown_destroy() {
+    let account = bootstrapped_with_lock_table().await;
+    put_terraform_digest(&account).await;
+
+    let retire = ["--var", "lock_backend=s3", "bootstrap"];
+    let plan = account.deployer(&[&retire[..], &["--plan", "--detailed-exitcode"]].concat());
+    assert_exit(&plan, 2);
+    let shown = text(&plan);
+    assert!(
+        shown.contains("- dynamodb_table.locks") && shown.contains("will be destroyed"),
+        "{shown}"
+    );
+    assert!(
+        shown.contains("Plan: 0 to add, 0 to change, 1 to destroy."),
+        "{shown}"
+    );
+    assert!(
+        shown.contains("retired because lock_backend = \"s3\""),
+        "{shown}"
+    );
+    assert!(lock_table_exists(&account).await, "a plan changes nothing");
+
+    // Without --auto-approve and no terminal, nothing is deleted.
+    assert_exit(&account.deployer(&retire), 1);
+    assert!(lock_table_exists(&account).await);
+
+    let applied = account.deployer(&[&retire[..], &["--auto-approve"]].concat());
+    assert_exit(&applied, 0);
+    assert!(text(&applied).contains("1 destroyed"), "{}", text(&applied));
+    assert!(!lock_table_exists(&account).await);
+    for args in [&retire[..], &["bootstrap"][..]] {
+        assert_exit(
+            &account.deployer(&[args, &["--plan", "--detailed-exitcode"]].concat()),
+            0,
+        );
+    }
+    // The state no longer records it.
+    let state = account
+        .s3
+        .get_object()
+        .bucket(BUCKET.as_str())
+        .key("deployer/bootstrap/state.json")
+        .send()
+        .await
+        .expect("bootstrap state");
+    let body = state.body.collect().await.expect("state body").into_bytes();
+    let document: Value = serde_json::from_slice(&body).expect("state JSON");
+    assert!(
+        document["resources"].get("dynamodb_table.locks").is_none(),
+        "{document}"
+    );
+}
+
+#[tokio::test]
+async fn a_lock_held_in_the_table_stops_its_retirement_naming_the_holder() {
+    let account = bootstrapped_with_lock_table().await;
+    let lock_id = format!("{}/deployer/dev/state.json", *BUCKET);
+    put_terraform_lock(
+        &account,
+        &lock_id,
+        r#"{"ID":"5d3c7c0e-1111-2222-3333-444455556666","Operation":"OperationTypeApply","Info":"","Who":"alice@laptop","Version":"1.9.8","Created":"2026-12-05T09:00:00Z","Path":""}"#,
+    )
+    .await;
+
+    let output = account.deployer(&["--var", "lock_backend=s3", "bootstrap", "--auto-approve"]);
+    assert_exit(&output, 1);
+    let shown = text(&output);
+    assert!(
+        shown.contains("not retiring the lock table")
+            && shown.contains(&lock_id)
+            && shown.contains("alice@laptop")
+            && shown.contains("5d3c7c0e-1111-2222-3333-444455556666")
+            && shown.contains("Nothing was changed"),
+        "{shown}"
+    );
+    assert!(lock_table_exists(&account).await, "the table is kept");
 }

@@ -34,6 +34,7 @@ async fn write_local_state(dir: &Path, environment: &str) -> Backend {
             )),
             origin: state::Origin::Created,
             attributes: Default::default(),
+            observed: None,
         },
     );
     document.outputs.insert(
@@ -286,6 +287,10 @@ async fn force_unlock_needs_the_lock_id() {
                 version: "0.1.0".into(),
                 timeout: Duration::ZERO,
                 force_unlock_command: "deployer force-unlock --env dev".into(),
+                lease: Duration::from_secs(600),
+                run_url: Some("https://github.com/o/r/actions/runs/7".into()),
+                host: "elsewhere".into(),
+                process: 1,
             },
         )
         .await
@@ -344,7 +349,11 @@ async fn the_s3_backend_is_chosen_when_the_bucket_exists() {
         .expect("bucket");
     let remote = Backend::Remote {
         store: state::S3Store::new(s3.clone(), &bucket),
-        lock: state::DynamoDbLock::new(aws_sdk_dynamodb::Client::new(&config), "unused"),
+        lock: state::RemoteLock {
+            backend: state::LockBackend::S3,
+            s3: state::S3Lock::new(s3.clone(), &bucket),
+            dynamodb: state::DynamoDbLock::new(aws_sdk_dynamodb::Client::new(&config), "unused"),
+        },
     };
     let first = remote
         .write("dev", &StateDocument::new("dev", "0.1.0"), None)

@@ -432,8 +432,30 @@ fn force_unlock(account: &Account, environment: &str, refused: &Output) {
 
 /// Start a migration of `environment` slowed by the emulator, and return it
 /// once its checkpoint shows 300 items read. (The caller waits for it.)
-#[allow(clippy::zombie_processes)]
 fn start_slow_migration(account: &Account, environment: &str) -> std::process::Child {
+    start_slow_migration_past(account, environment, 300)
+}
+
+/// Items read so far by `environment`'s migration, from its checkpoint.
+fn items_read(account: &Account, environment: &str) -> u64 {
+    let checkpoint = account.dir.path().join(format!(
+        ".deployer/{environment}.d/migrate-from-PlaygroundScores.json"
+    ));
+    let progress = std::fs::read_to_string(&checkpoint).unwrap_or_default();
+    serde_json::from_str::<Value>(&progress)
+        .ok()
+        .and_then(|checkpoint| checkpoint["counts"]["read"].as_u64())
+        .unwrap_or(0)
+}
+
+/// [`start_slow_migration`], returned once its checkpoint shows `past`
+/// items read.
+#[allow(clippy::zombie_processes)]
+fn start_slow_migration_past(
+    account: &Account,
+    environment: &str,
+    past: u64,
+) -> std::process::Child {
     emulator::configure_faults(
         account.emulator.endpoint(),
         &serde_json::json!({"latency_ms": {"dynamodb": 3}}),
@@ -456,17 +478,9 @@ fn start_slow_migration(account: &Account, environment: &str) -> std::process::C
         .stderr(Stdio::piped())
         .spawn()
         .expect("start the migration");
-    let checkpoint = account.dir.path().join(format!(
-        ".deployer/{environment}.d/migrate-from-PlaygroundScores.json"
-    ));
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
-        let progress = std::fs::read_to_string(&checkpoint).unwrap_or_default();
-        let read = serde_json::from_str::<Value>(&progress)
-            .ok()
-            .and_then(|checkpoint| checkpoint["counts"]["read"].as_u64())
-            .unwrap_or(0);
-        if read >= 300 {
+        if items_read(account, environment) >= past {
             return child;
         }
         if Instant::now() > deadline {
@@ -479,7 +493,7 @@ fn start_slow_migration(account: &Account, environment: &str) -> std::process::C
 }
 
 #[tokio::test]
-async fn ctrl_c_stops_a_migration_releasing_its_lock_and_the_rerun_resumes() {
+async fn ctrl_c_or_sigterm_stops_a_migration_releasing_its_lock_and_the_rerun_resumes() {
     let account = Account::with_legacy_table().await;
     let table = account.environment_table("stage").await;
     let child = start_slow_migration(&account, "stage");
@@ -496,6 +510,27 @@ async fn ctrl_c_stops_a_migration_releasing_its_lock_and_the_rerun_resumes() {
         account.class_items(&table).await.len() < ITEMS,
         "stopped before the end"
     );
+    // SIGTERM, as GitHub sends a cancelled run 7.5 s before SIGKILL: the
+    // same clean stop, within 5 s, and the lock released.
+    let past = items_read(&account, "stage") + 200;
+    assert!(past < ITEMS as u64, "room for a second stop");
+    let child = start_slow_migration_past(&account, "stage", past);
+    let signalled = Instant::now();
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill -TERM");
+    assert!(status.success());
+    let stopped = child.wait_with_output().expect("wait");
+    let took = signalled.elapsed();
+    emulator::clear_faults(account.emulator.endpoint());
+    assert_exit(&stopped, 1);
+    assert!(text(&stopped).contains("interrupted"), "{}", text(&stopped));
+    assert!(took < Duration::from_secs(5), "SIGTERM took {took:?}");
+    let status = account.deployer(&["lock", "status", "--env", "stage", "--json"]);
+    assert_exit(&status, 0);
+    let status: Value = serde_json::from_slice(&status.stdout).expect("lock status --json");
+    assert_eq!(status["locked"], false, "the lock is released: {status}");
     let resumed = account.migrate("stage", &["--all", "--parallel", "2", "--json"]);
     assert_exit(&resumed, 0);
     assert_eq!(summary(&resumed)["resumed"], true);
@@ -902,4 +937,42 @@ async fn a_write_that_lost_a_race_with_the_api_keeps_the_newer_item() {
         .expect("write");
     assert_eq!(held, Decision::Replace);
     assert_eq!(account.items(&table).await[&key], source);
+}
+
+/// Seeding a preview (`preview.yml`'s `deployer import --env pr-<number>
+/// FILE` after apply): an export of a class of dev imported into `pr-7`, every call of
+/// which the preview role's policy, as bootstrap wrote it into IAM, allows
+/// (actions only: moto enforces no IAM; the resources are evaluated in
+/// `stacks::preview::tests`).
+#[tokio::test]
+async fn an_export_seeds_a_preview_with_only_calls_the_preview_role_may_make() {
+    let account = Account::with_legacy_table().await;
+    account.environment_table("dev").await;
+    account.environment_table("pr-7").await;
+    assert_exit(&account.migrate("dev", &["--tables", "class-c"]), 0);
+    let exported = account.deployer(&["export", "--env", "dev", "--tables", "class-c"]);
+    assert_exit(&exported, 0);
+    std::fs::write(account.dir.path().join("seed.jsonl"), &exported.stdout).expect("write");
+    assert_exit(&account.deployer(&["bootstrap", "--auto-approve"]), 0);
+
+    let imported = account.deployer(&["-v", "import", "--env", "pr-7", "seed.jsonl", "--json"]);
+    assert_exit(&imported, 0);
+    assert_eq!(
+        summary(&imported)["counts"]["copied"],
+        201,
+        "class-c and its metadata"
+    );
+    let calls = crate::environment::logged_calls(&imported);
+    assert!(
+        calls
+            .iter()
+            .any(|(_, operation)| operation == "TransactWriteItems"),
+        "the import's writes are in the call log: {calls:?}"
+    );
+    let policy = crate::support::managed_policy(
+        &account.config,
+        &crate::support::settings().preview_policy_name,
+    )
+    .await;
+    crate::environment::permissions::assert_policy_allows(&policy, &calls, "the preview policy");
 }

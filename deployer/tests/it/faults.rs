@@ -6,7 +6,7 @@
 
 use std::time::Instant;
 
-use crate::support::{Account, assert_exit, names, settings, text};
+use crate::support::{self, Account, assert_exit, names, settings, text};
 
 impl Account {
     async fn count_apis(&self) -> usize {
@@ -174,32 +174,36 @@ async fn an_apply_converges_to_exactly_one_of_each_resource_under_faults() {
     );
 }
 
-/// The lock item's `ID`, when someone holds `dev`'s lock.
+/// The lock's `ID`, when someone holds `dev`'s lock (the `.tflock` file: a
+/// new bootstrap has no lock table).
 async fn held_lock_id(account: &Account) -> Option<String> {
-    use aws_sdk_dynamodb::types::AttributeValue;
-    let item = aws_sdk_dynamodb::Client::new(&account.config)
-        .get_item()
-        .table_name(settings().lock_table)
-        .key(
-            "LockID",
-            AttributeValue::S(format!(
-                "{}/deployer/dev/state.json",
-                settings().state_bucket
-            )),
-        )
-        .consistent_read(true)
+    let got = account
+        .s3
+        .get_object()
+        .bucket(settings().state_bucket)
+        .key("deployer/dev/state.json.tflock")
         .send()
-        .await
-        .expect("lock table")
-        .item?;
-    let info: serde_json::Value =
-        serde_json::from_str(item.get("Info")?.as_s().ok()?).expect("lock info JSON");
+        .await;
+    let object = match got {
+        Ok(object) => object,
+        Err(error) if error.as_service_error().is_some_and(|e| e.is_no_such_key()) => return None,
+        Err(error) => panic!("reading the lock file: {error:?}"),
+    };
+    let body = object.body.collect().await.expect("lock file").into_bytes();
+    let info: serde_json::Value = serde_json::from_slice(&body).expect("lock info JSON");
     info["ID"].as_str().map(str::to_owned)
 }
 
-/// How many of each thing the environment has, by name: HTTP APIs, roles, log
-/// groups, functions, tables.
+/// How many of each thing `dev` has, by name: HTTP APIs, roles, log groups,
+/// functions, tables.
 async fn census(account: &Account) -> [usize; 5] {
+    census_of(account, "dev").await
+}
+
+/// How many of each thing `environment` has, by name: HTTP APIs, roles, log
+/// groups, functions, tables.
+async fn census_of(account: &Account, environment: &str) -> [usize; 5] {
+    let names = names(environment);
     let config = &account.config;
     let roles = aws_sdk_iam::Client::new(config)
         .list_roles()
@@ -222,26 +226,34 @@ async fn census(account: &Account) -> [usize; 5] {
         .await
         .expect("tables");
     [
-        account.count_apis().await,
+        aws_sdk_apigatewayv2::Client::new(config)
+            .get_apis()
+            .send()
+            .await
+            .expect("apis")
+            .items()
+            .iter()
+            .filter(|api| api.name() == Some(names.http_api.as_str()))
+            .count(),
         roles
             .roles()
             .iter()
-            .filter(|role| role.role_name() == names("dev").lambda_role)
+            .filter(|role| role.role_name() == names.lambda_role)
             .count(),
         groups
             .log_groups()
             .iter()
-            .filter(|group| group.log_group_name() == Some(&names("dev").log_group))
+            .filter(|group| group.log_group_name() == Some(&names.log_group))
             .count(),
         functions
             .functions()
             .iter()
-            .filter(|function| function.function_name() == Some(&names("dev").function))
+            .filter(|function| function.function_name() == Some(&names.function))
             .count(),
         tables
             .table_names()
             .iter()
-            .filter(|table| *table == &names("dev").table)
+            .filter(|table| *table == &names.table)
             .count(),
     ]
 }
@@ -332,4 +344,105 @@ async fn an_apply_killed_anywhere_converges_on_rerun_with_one_of_each_resource()
     }
     eprintln!("{converged} of {} kill points converged", points.len());
     assert_eq!(converged, points.len());
+}
+
+/// A preview half destroyed by a run that failed (here: every DeleteTable
+/// fails, and the table goes last) is destroyed completely by the next run:
+/// the state still records what is left, and only that is deleted.
+#[tokio::test]
+async fn a_preview_half_destroyed_by_a_failed_run_is_destroyed_completely_on_the_next_try() {
+    let account = Account::bootstrapped().await;
+    support::add_preview_layer(account.dir.path());
+    assert_exit(
+        &account.deployer(&[
+            "apply",
+            "--env",
+            "pr-7",
+            "--auto-approve",
+            "--artifact",
+            "fn.zip",
+        ]),
+        0,
+    );
+    assert_eq!(census_of(&account, "pr-7").await, [1, 1, 1, 1, 1]);
+
+    emulator::configure_faults(
+        account.emulator.endpoint(),
+        &serde_json::json!({"seed": 1, "rules": [{
+            "service": "dynamodb", "operation": "DeleteTable", "probability": 1.0,
+            "kinds": ["server_error"]
+        }]}),
+    );
+    let failed = account.deployer(&["destroy", "--env", "pr-7", "--auto-approve"]);
+    assert_exit(&failed, 1);
+    assert!(
+        emulator::injected_faults(account.emulator.endpoint())
+            .keys()
+            .any(|fault| fault.contains("DeleteTable")),
+        "the fault happened"
+    );
+    assert_eq!(
+        census_of(&account, "pr-7").await,
+        [0, 0, 0, 0, 1],
+        "half destroyed: all but the table is gone: {}",
+        text(&failed)
+    );
+    let state_key = state::state_key("pr-7");
+    assert!(
+        account
+            .s3
+            .head_object()
+            .bucket(settings().state_bucket)
+            .key(&state_key)
+            .send()
+            .await
+            .is_ok(),
+        "the state still records what is left"
+    );
+
+    emulator::clear_faults(account.emulator.endpoint());
+    let again = account.deployer(&["destroy", "--env", "pr-7", "--auto-approve"]);
+    assert_exit(&again, 0);
+    assert!(
+        text(&again).contains("Destroy complete") && text(&again).contains("dynamodb_table.scores"),
+        "the rerun deletes what is left: {}",
+        text(&again)
+    );
+    let policy = format!(
+        "arn:aws:iam::{}:policy/{}",
+        emulator::ACCOUNT_ID,
+        names("pr-7").dynamodb_policy
+    );
+    assert!(
+        account
+            .iam
+            .get_policy()
+            .policy_arn(&policy)
+            .send()
+            .await
+            .is_err(),
+        "the table policy is gone too"
+    );
+    assert_eq!(
+        census_of(&account, "pr-7").await,
+        [0, 0, 0, 0, 0],
+        "nothing left"
+    );
+    assert!(
+        account
+            .s3
+            .head_object()
+            .bucket(settings().state_bucket)
+            .key(&state_key)
+            .send()
+            .await
+            .is_err(),
+        "and no state"
+    );
+    let listed = account.deployer(&["environments", "list", "--previews", "--json"]);
+    assert_exit(&listed, 0);
+    assert_eq!(
+        serde_json::from_slice::<serde_json::Value>(&listed.stdout).expect("JSON"),
+        serde_json::json!([])
+    );
 }

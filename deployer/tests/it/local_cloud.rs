@@ -1518,3 +1518,139 @@ async fn scripts_dev_watch_releases_a_saved_change_and_a_broken_one_leaves_live_
     let left = processes_naming(&workspace);
     assert!(left.is_empty(), "left running: {left:?}");
 }
+
+/// `deployer environments list --previews [--older-than D] --json`, parsed.
+fn previews_listed(cloud: &Cloud, older_than: Option<&str>) -> Vec<Value> {
+    let mut args = vec!["environments", "list", "--previews", "--json"];
+    if let Some(older_than) = older_than {
+        args.extend(["--older-than", older_than]);
+    }
+    let listed = cloud.deployer(&args);
+    assert_exit(&listed, 0);
+    serde_json::from_slice::<Value>(&listed.stdout)
+        .expect("JSON")
+        .as_array()
+        .cloned()
+        .expect("a list")
+}
+
+/// The life of a pull request's preview as `.github/workflows/preview.yml`
+/// runs it, on the local cloud: `pr-7` applied with the `[env.preview]`
+/// layer, its URL read from its outputs, the read-only smoke test through API
+/// Gateway, listed with its age, destroyed when its pull request closes; then
+/// `pr-8` applied and swept as older than the TTL, leaving no preview.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_preview_is_applied_smoke_tested_destroyed_and_swept_on_the_local_cloud() {
+    let cloud = Cloud::new().await;
+    crate::support::add_preview_layer(cloud.dir.path());
+    let apply = |environment: &str| {
+        cloud.deployer(&[
+            "apply",
+            "--env",
+            environment,
+            "--auto-approve",
+            "--artifact",
+            "fn.zip",
+        ])
+    };
+    let applied = apply("pr-7");
+    assert_exit(&applied, 0);
+    assert!(
+        text(&applied).contains("api: answered 200"),
+        "{}",
+        text(&applied)
+    );
+    // Throw-away settings: no deletion protection, no alarms.
+    let table = cloud
+        .dynamodb
+        .describe_table()
+        .table_name(names("pr-7").table)
+        .send()
+        .await
+        .expect("the preview's table");
+    assert_eq!(
+        table
+            .table()
+            .and_then(|table| table.deletion_protection_enabled()),
+        Some(false)
+    );
+    let alarms = aws_sdk_cloudwatch::Client::new(&cloud.config)
+        .describe_alarms()
+        .alarm_name_prefix(names("pr-7").function)
+        .send()
+        .await
+        .expect("alarms");
+    assert!(alarms.metric_alarms().is_empty(), "{alarms:?}");
+
+    // The URL the workflow comments, from the state; the smoke test through API Gateway.
+    let url = cloud.deployer(&["output", "--env", "pr-7", "api_base_url"]);
+    assert_exit(&url, 0);
+    let url = String::from_utf8_lossy(&url.stdout).trim().to_owned();
+    assert!(url.ends_with("/pr-7"), "{url}");
+    let api_id = cloud
+        .api_named(&names("pr-7").http_api)
+        .await
+        .expect("the preview's HTTP API");
+    let base = emulator::execute_api_url(cloud.emulator.endpoint(), &api_id, "pr-7");
+    let smoke = run_scenario(
+        &base,
+        Scenario::Smoke {
+            origin: "https://example.org".into(),
+            read_only: true,
+        },
+    )
+    .await;
+    assert!(smoke.passed, "{smoke}");
+
+    let listed = previews_listed(&cloud, None);
+    assert_eq!(listed.len(), 1, "{listed:?}");
+    assert_eq!(listed[0]["environment"], "pr-7");
+    assert_eq!(listed[0]["pull_request"], 7);
+    assert_eq!(listed[0]["api_base_url"], url.as_str());
+    assert!(
+        listed[0]["age_seconds"]
+            .as_u64()
+            .is_some_and(|age| age < 3_600),
+        "{listed:?}"
+    );
+    assert!(
+        listed[0]["last_apply"]
+            .as_str()
+            .is_some_and(|time| !time.is_empty())
+    );
+
+    // The pull request closes.
+    assert_exit(
+        &cloud.deployer(&["destroy", "--env", "pr-7", "--auto-approve"]),
+        0,
+    );
+    assert!(cloud.api_named(&names("pr-7").http_api).await.is_none());
+    assert!(previews_listed(&cloud, None).is_empty());
+
+    // Another preview, which the nightly sweeper finds older than its TTL (0 s here).
+    assert_exit(&apply("pr-8"), 0);
+    std::thread::sleep(Duration::from_secs(2));
+    let old = previews_listed(&cloud, Some("1s"));
+    assert_eq!(
+        old.iter()
+            .map(|preview| preview["environment"].as_str().unwrap_or("?"))
+            .collect::<Vec<_>>(),
+        ["pr-8"]
+    );
+    assert!(
+        previews_listed(&cloud, Some("1h")).is_empty(),
+        "young previews stay"
+    );
+    for preview in &old {
+        let environment = preview["environment"].as_str().expect("a name");
+        assert_exit(
+            &cloud.deployer(&["destroy", "--env", environment, "--auto-approve"]),
+            0,
+        );
+    }
+    assert!(
+        previews_listed(&cloud, None).is_empty(),
+        "no preview is left"
+    );
+    assert!(cloud.api_named(&names("pr-8").http_api).await.is_none());
+}

@@ -148,6 +148,19 @@ impl Account {
         mutating_requests(self.endpoint())
     }
 
+    /// [`Self::mutating_requests`] but taking, renewing and releasing the
+    /// state's lock (its `.tflock` file, or an item of the lock table).
+    pub fn changes_besides_the_lock(&self) -> Vec<String> {
+        self.mutating_requests()
+            .into_iter()
+            .filter(|request| {
+                !(request.contains(".tflock?")
+                    || request.contains("dynamodb")
+                        && (request.ends_with("PutItem") || request.ends_with("DeleteItem")))
+            })
+            .collect()
+    }
+
     /// The id of the HTTP API named `name`, if there is one.
     pub async fn api_named(&self, name: &str) -> Option<String> {
         let apis = aws_sdk_apigatewayv2::Client::new(&self.config)
@@ -173,6 +186,24 @@ pub fn write_config(dir: &Path) {
         format!("github_repository = \"{REPOSITORY}\"\n"),
     )
     .expect("write deployer.toml");
+}
+
+/// Add the repository's `[env.preview]` table (deployer.toml) to the
+/// `deployer.toml` in `dir`, so that `pr-<number>` environments take it.
+pub fn add_preview_layer(dir: &Path) {
+    let shipped = std::fs::read_to_string(emulator::workspace_root().join("deployer.toml"))
+        .expect("read the repository's deployer.toml");
+    let start = shipped
+        .find("\n[env.preview]\n")
+        .expect("the repository's deployer.toml has [env.preview]")
+        + 1;
+    let layer = &shipped[start..];
+    let end = layer[1..].find("\n[").map_or(layer.len(), |end| end + 2);
+    let mut config =
+        std::fs::read_to_string(dir.join("deployer.toml")).expect("read deployer.toml");
+    config.push('\n');
+    config.push_str(&layer[..end]);
+    std::fs::write(dir.join("deployer.toml"), config).expect("write deployer.toml");
 }
 
 /// Run `deployer args` in `dir` against the AWS endpoint `endpoint`, with no
@@ -209,7 +240,7 @@ pub fn run_deployer_checking_health_only(dir: &Path, endpoint: &str, args: &[&st
         .expect("run deployer")
 }
 
-fn deployer_command(dir: &Path, endpoint: &str) -> Command {
+pub fn deployer_command(dir: &Path, endpoint: &str) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_deployer"));
     command
         .current_dir(dir)

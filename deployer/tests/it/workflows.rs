@@ -14,13 +14,36 @@ use clap::{CommandFactory, FromArgMatches};
 use deployer::cli::{self, Cli};
 use yaml_rust2::{Yaml, YamlLoader};
 
-const WORKFLOWS: [&str; 4] = ["bootstrap.yml", "ci.yml", "deploy.yml", "destroy.yml"];
+const WORKFLOWS: [&str; 7] = [
+    "bootstrap.yml",
+    "ci.yml",
+    "deploy.yml",
+    "destroy.yml",
+    "drift.yml",
+    "preview.yml",
+    "pull-request.yml",
+];
+/// `(scope, level)` pairs of a job's `permissions:`.
+type Grants = &'static [(&'static str, &'static str)];
+/// Jobs granted something besides `contents: read` (and `id-token: write` to
+/// assume a role): exactly these grants, and no AWS credentials.
+const GITHUB_WRITERS: [(&str, &str, Grants); 3] = [
+    ("pull-request.yml", "comment", &[("pull-requests", "write")]),
+    ("drift.yml", "issue", &[("issues", "write")]),
+    ("preview.yml", "comment", &[("pull-requests", "write")]),
+];
+/// The condition that keeps AWS credentials and write tokens from forks.
+const NOT_A_FORK: &str = "github.event.pull_request.head.repo.full_name == github.repository";
 const ENVIRONMENTS: [&str; 3] = ["dev", "stage", "prod"];
 const AWS_CREDENTIALS: &str = "aws-actions/configure-aws-credentials";
 const DEPLOY_ROLE: &str = "${{ secrets.AWS_ROLE_TO_ASSUME }}";
 const BOOTSTRAP_ROLE: &str = "${{ secrets.AWS_BOOTSTRAP_ROLE_TO_ASSUME }}";
 /// The read-only role of jobs in the GitHub environment `plan`.
 const PLAN_ROLE: &str = "${{ secrets.AWS_PLAN_ROLE_TO_ASSUME }}";
+/// The role of every job of preview.yml: `pr-*` resources only.
+const PREVIEW_ROLE: &str = "${{ secrets.AWS_PREVIEW_ROLE_TO_ASSUME }}";
+/// The marker of the one comment preview.yml keeps on a pull request.
+const PREVIEW_MARKER: &str = "<!-- deployer-preview -->";
 const REGION: &str = "${{ vars.AWS_REGION || 'us-east-1' }}";
 const LOAD_SCENARIOS: [&str; 3] = ["single-table", "multi-table", "mixed"];
 /// The scenarios that write, in the order they run after the read-only smoke test.
@@ -727,11 +750,25 @@ fn check_least_permissions(workflow: &Workflow) {
             .into_iter()
             .flatten()
             .any(|step| action_of(step) == Some(AWS_CREDENTIALS));
-        let expected = if uses_aws {
-            grants(&[("contents", "read"), ("id-token", "write")])
-        } else {
-            grants(&[("contents", "read")])
+        let writer = GITHUB_WRITERS
+            .iter()
+            .find(|(file, job, _)| *file == workflow.file && *job == id);
+        let mut expected = match writer {
+            Some((_, _, granted)) => {
+                workflow.ensure(
+                    !uses_aws,
+                    PROPERTY,
+                    format_args!("job `{id}` writes to GitHub and must not hold AWS credentials"),
+                );
+                grants(granted)
+            }
+            None if uses_aws => grants(&[("contents", "read"), ("id-token", "write")]),
+            None => grants(&[("contents", "read")]),
         };
+        // preview.yml's sweeper also reads whether pull requests are open.
+        if (workflow.file.as_str(), id.as_str()) == ("preview.yml", "sweep") {
+            expected.insert("pull-requests".into(), "read".into());
+        }
         workflow.ensure(
             granted == expected,
             PROPERTY,
@@ -764,6 +801,7 @@ fn check_no_access_keys(workflow: &Workflow) {
 fn check_oidc_credentials(workflow: &Workflow) {
     for (id, job) in workflow.jobs() {
         let role = match environment_of(job) {
+            _ if workflow.file == "preview.yml" => PREVIEW_ROLE,
             Some("bootstrap") => BOOTSTRAP_ROLE,
             Some(deployer::stacks::bootstrap::PLAN_ENVIRONMENT) => PLAN_ROLE,
             _ => DEPLOY_ROLE,
@@ -872,6 +910,7 @@ fn check_deployer_commands_parse(workflow: &Workflow) {
                 format_args!("`{line}` in job `{job}` does not parse: {error}"),
             )
         });
+        let calls_aws = !matches!(parsed.command, cli::Command::PlanReport(_));
         let approved = match parsed.command {
             cli::Command::Bootstrap(args) => args.plan || args.auto_approve,
             cli::Command::Apply(args) => args.auto_approve,
@@ -884,9 +923,11 @@ fn check_deployer_commands_parse(workflow: &Workflow) {
             format_args!("`{line}` in job `{job}` changes AWS without --auto-approve"),
         );
         // The region is explicit: the one the job's credentials are for, never
-        // left to whatever AWS_REGION the deployer might find.
+        // left to whatever AWS_REGION the deployer might find (plan-report
+        // reads files only).
         workflow.ensure(
-            parsed.region.is_some() && command.value_of("--region") == Some("$AWS_REGION"),
+            !calls_aws
+                || (parsed.region.is_some() && command.value_of("--region") == Some("$AWS_REGION")),
             "deployer command line",
             format_args!("`{line}` in job `{job}` does not pass --region \"$AWS_REGION\""),
         );
@@ -1554,6 +1595,133 @@ fn check_destroy(workflow: &Workflow) {
     );
 }
 
+/// preview.yml: `pr-<number>` applied while a pull request of this repository
+/// is labeled `preview`, smoke-tested read-only, its URL in the summary and in
+/// one marked comment; destroyed when it closes or loses the label; swept
+/// nightly. Its pull-request jobs run in no GitHub environment (the preview
+/// role trusts `repo:R:pull_request`, which a job in an environment is not),
+/// and its sweeper in exactly the one the role trusts.
+fn check_preview(workflow: &Workflow) {
+    check_triggers(workflow, &["pull_request", "schedule", "workflow_dispatch"]);
+    let mut types = workflow.list_at(&workflow.yaml, "on.pull_request.types");
+    types.sort();
+    workflow.ensure(
+        types
+            == [
+                "closed",
+                "labeled",
+                "opened",
+                "reopened",
+                "synchronize",
+                "unlabeled",
+            ],
+        "triggers",
+        format_args!("pull_request types are {types:?}"),
+    );
+    workflow.ensure(
+        workflow
+            .at("on.schedule")
+            .as_vec()
+            .is_some_and(|crons| !crons.is_empty()),
+        "triggers",
+        "the sweeper has no schedule",
+    );
+    let this_repository = "github.event.pull_request.head.repo.full_name == github.repository";
+    let build = condition(workflow.job("build")).unwrap_or_default();
+    workflow.ensure(
+        build.contains("contains(github.event.pull_request.labels.*.name, 'preview')")
+            && build.contains("github.event.action != 'closed'")
+            && build.contains(this_repository),
+        "preview label",
+        "the build runs only for an open pull request of this repository labeled `preview`",
+    );
+    let destroy = condition(workflow.job("destroy")).unwrap_or_default();
+    workflow.ensure(
+        destroy.contains("github.event.action == 'closed'")
+            && destroy.contains("github.event.label.name == 'preview'")
+            && destroy.contains(this_repository),
+        "preview destroy",
+        "the preview is destroyed when its pull request closes or loses the label",
+    );
+    let preview_env = "pr-${{ github.event.pull_request.number }}";
+    for job in ["apply", "destroy"] {
+        let node = workflow.job(job);
+        workflow.ensure(
+            workflow.env_value(node, "DEPLOYER_ENV").as_deref() == Some(preview_env),
+            "preview environment",
+            format_args!("job `{job}` must set DEPLOYER_ENV to {preview_env}"),
+        );
+        workflow.ensure(
+            workflow.text_at(node, "concurrency.group")
+                == "preview-pr-${{ github.event.pull_request.number }}"
+                && node["concurrency"]["cancel-in-progress"].as_bool() == Some(false),
+            "preview concurrency",
+            format_args!("job `{job}` must queue in preview-pr-<number>, never cancelled"),
+        );
+    }
+    for (id, job) in workflow.jobs() {
+        let expected = (id == "sweep").then_some(deployer::stacks::preview::SWEEP_ENVIRONMENT);
+        workflow.ensure(
+            environment_of(job) == expected,
+            "preview environments",
+            format_args!(
+                "job `{id}` runs in {:?}, expected {expected:?}",
+                environment_of(job)
+            ),
+        );
+    }
+    let apply = workflow.command("apply", &["deployer", "apply"]);
+    workflow.ensure(
+        apply.value_of("--env") == Some("$DEPLOYER_ENV"),
+        "preview apply",
+        format_args!("`{}` must apply $DEPLOYER_ENV", apply.line()),
+    );
+    let smoke = load_tests(workflow, "apply");
+    workflow.ensure(
+        smoke.len() == 1 && smoke[0].scenario == "smoke" && !smoke[0].writes,
+        "preview smoke test",
+        "the preview gets exactly the read-only smoke test",
+    );
+    let comment = workflow.steps("comment");
+    workflow.ensure(
+        comment
+            .iter()
+            .filter_map(|step| step["run"].as_str())
+            .any(|script| {
+                // The body starts with the marker, the comment found by it is updated.
+                script.contains(&format!("'{PREVIEW_MARKER}"))
+                    && script.contains(&format!("startswith(\"{PREVIEW_MARKER}\")"))
+                    && script.contains("--method PATCH")
+            }),
+        "preview comment",
+        format_args!("the comment job updates the one comment marked {PREVIEW_MARKER}"),
+    );
+    workflow.ensure(
+        workflow
+            .steps("apply")
+            .iter()
+            .filter_map(|step| step["run"].as_str())
+            .any(|script| {
+                script.contains("GITHUB_STEP_SUMMARY") && script.contains("api_base_url")
+            }),
+        "preview summary",
+        "the apply job writes the preview's URL to the run's summary",
+    );
+    let destroy = workflow.command("destroy", &["deployer", "destroy"]);
+    workflow.ensure(
+        destroy.value_of("--env") == Some("$DEPLOYER_ENV"),
+        "preview destroy",
+        format_args!("`{}` must destroy $DEPLOYER_ENV", destroy.line()),
+    );
+    let list = workflow.command("sweep", &["deployer", "environments", "list"]);
+    workflow.ensure(
+        list.has("--previews") && list.has("--json"),
+        "preview sweep",
+        "the sweeper lists the previews as JSON",
+    );
+    workflow.command("sweep", &["deployer", "destroy"]);
+}
+
 // ---- tests on the real workflows ----
 
 fn all_workflows() -> Vec<Workflow> {
@@ -1573,7 +1741,7 @@ fn all_workflows() -> Vec<Workflow> {
 }
 
 #[test]
-fn the_four_workflows_are_there() {
+fn the_workflows_are_there() {
     let files: Vec<String> = all_workflows().into_iter().map(|w| w.file).collect();
     assert_eq!(files, WORKFLOWS, "the workflows in .github/workflows");
 }
@@ -1637,6 +1805,90 @@ fn the_test_command_runs_the_workflow_linters() {
             "scripts/lint-workflows does not mention {tool}"
         );
     }
+}
+
+#[test]
+fn previews_come_and_go_with_their_pull_requests_labels() {
+    check_preview(&Workflow::load("preview.yml"));
+}
+
+#[test]
+fn the_preview_role_trusts_exactly_what_preview_yml_runs_as() {
+    let settings = deployer::config::Settings {
+        github_repository: Some("owner/repo".into()),
+        ..deployer::config::Settings::default()
+    };
+    assert_eq!(
+        deployer::stacks::preview::preview_subjects(&settings),
+        [
+            "repo:owner/repo:pull_request".to_owned(),
+            format!(
+                "repo:owner/repo:environment:{}",
+                deployer::stacks::preview::SWEEP_ENVIRONMENT
+            )
+        ],
+        "preview.yml's pull-request jobs run in no GitHub environment, its sweeper in one"
+    );
+}
+
+#[test]
+#[should_panic(expected = "preview.yml: preview label")]
+fn a_preview_without_the_label_fails() {
+    check_preview(&Workflow::mutated(
+        "preview.yml",
+        "contains(github.event.pull_request.labels.*.name, 'preview') &&",
+        "",
+    ));
+}
+
+#[test]
+#[should_panic(expected = "preview.yml: preview environments: job `apply`")]
+fn a_preview_job_in_a_github_environment_fails() {
+    check_preview(&Workflow::mutated(
+        "preview.yml",
+        "    needs: build\n",
+        "    needs: build\n    environment: dev\n",
+    ));
+}
+
+#[test]
+#[should_panic(expected = "preview.yml: role-to-assume: job `apply` assumes")]
+fn a_preview_with_the_deploy_role_fails() {
+    check_oidc_credentials(&Workflow::mutated(
+        "preview.yml",
+        "role-to-assume: ${{ secrets.AWS_PREVIEW_ROLE_TO_ASSUME }}",
+        "role-to-assume: ${{ secrets.AWS_ROLE_TO_ASSUME }}",
+    ));
+}
+
+#[test]
+#[should_panic(expected = "preview.yml: preview comment")]
+fn a_preview_comment_without_its_marker_fails() {
+    check_preview(&Workflow::mutated(
+        "preview.yml",
+        "'<!-- deployer-preview -->\\n",
+        "'\\n",
+    ));
+}
+
+#[test]
+#[should_panic(expected = "preview.yml: preview smoke test")]
+fn a_preview_smoke_test_that_writes_fails() {
+    check_preview(&Workflow::mutated(
+        "preview.yml",
+        "loadtest smoke --read-only",
+        "loadtest smoke",
+    ));
+}
+
+#[test]
+#[should_panic(expected = "preview.yml: deployer command line")]
+fn an_unparsable_sweeper_command_fails() {
+    check_deployer_commands_parse(&Workflow::mutated(
+        "preview.yml",
+        "deployer environments list --previews",
+        "deployer environments list --pr-only",
+    ));
 }
 
 #[test]
@@ -2137,4 +2389,316 @@ fn the_plan_role_trusts_the_environment_the_prod_plan_runs_in() {
         deployer::stacks::bootstrap::plan_subjects(&settings),
         ["repo:octo-org/playground:environment:plan"]
     );
+}
+
+// ---- pull-request.yml: one plan comment per pull request ----
+
+/// The `deployer plan-report` command of `job` rendering `format`.
+fn plan_report(workflow: &Workflow, job: &str, format: &str) -> ShellCommand {
+    workflow
+        .commands(job)
+        .into_iter()
+        .find(|command| {
+            command.starts_with(&["deployer", "plan-report"])
+                && command.value_of("--format") == Some(format)
+        })
+        .unwrap_or_else(|| {
+            workflow.fail(
+                "plan report",
+                format_args!(
+                    "no step of job `{job}` runs `deployer plan-report --format {format}`"
+                ),
+            )
+        })
+}
+
+/// `job` runs only for pull requests of this repository, never for a fork's.
+fn check_not_for_forks(workflow: &Workflow, job: &str) {
+    let condition = condition(workflow.job(job)).unwrap_or_default();
+    workflow.ensure(
+        condition.contains(NOT_A_FORK)
+            && !condition.contains("||")
+            && !condition.contains(&format!("!({NOT_A_FORK}")),
+        "forks",
+        format_args!("job `{job}` must run only when `{NOT_A_FORK}` (its `if:` is `{condition}`)"),
+    );
+}
+
+fn check_pull_request(workflow: &Workflow) {
+    const PROPERTY: &str = "pull request";
+    check_triggers(workflow, &["pull_request"]);
+    // Plans of dev, stage and prod with the plan role, none for forks.
+    let plan = workflow.job("plan");
+    workflow.ensure(
+        environment_of(plan) == Some(deployer::stacks::bootstrap::PLAN_ENVIRONMENT),
+        PROPERTY,
+        "the plan job must run in the GitHub environment `plan`, whose jobs only the plan role trusts",
+    );
+    workflow.step_using("plan", AWS_CREDENTIALS);
+    check_not_for_forks(workflow, "plan");
+    check_not_for_forks(workflow, "comment");
+    let (bundle_step, bundle) = workflow.step_using("plan", "actions/download-artifact");
+    let bundle = workflow.text_at(bundle, "with.path");
+    let plans: Vec<ShellCommand> = workflow
+        .commands("plan")
+        .into_iter()
+        .filter(|command| command.starts_with(&["deployer", "plan"]))
+        .collect();
+    let planned: Vec<&str> = plans
+        .iter()
+        .filter_map(|command| command.value_of("--env"))
+        .collect();
+    workflow.ensure(
+        planned == ENVIRONMENTS,
+        PROPERTY,
+        format_args!("the plan job plans {planned:?}, expected {ENVIRONMENTS:?} in order"),
+    );
+    for command in &plans {
+        workflow.ensure(
+            command.has("--json")
+                && command.value_of("--artifact")
+                    == Some(format!("{bundle}/bootstrap.zip").as_str())
+                && command.value_of("--var") == Some("architecture=$LAMBDA_ARCHITECTURE")
+                && bundle_step < command.step
+                && !command.has("--detailed-exitcode"),
+            PROPERTY,
+            format_args!(
+                "`{}` must print JSON for the report, with the downloaded zip and the architecture",
+                command.line()
+            ),
+        );
+    }
+    // Every plan goes to the run's summary whole, and into the comment.
+    let files: Vec<String> = ENVIRONMENTS
+        .iter()
+        .map(|environment| format!("$RUNNER_TEMP/plans/{environment}.json"))
+        .collect();
+    let summary = plan_report(workflow, "plan", "job-summary");
+    let comment = plan_report(workflow, "plan", "github-comment");
+    for report in [&summary, &comment] {
+        workflow.ensure(
+            files.iter().all(|file| report.has(file)),
+            PROPERTY,
+            format_args!("`{}` must report every plan ({files:?})", report.line()),
+        );
+    }
+    workflow.ensure(
+        workflow.steps("plan")[summary.step]["run"]
+            .as_str()
+            .is_some_and(|script| script.contains(">> \"$GITHUB_STEP_SUMMARY\"")),
+        PROPERTY,
+        "the job summary report must go to $GITHUB_STEP_SUMMARY",
+    );
+    workflow.ensure(
+        comment.value_of("--details-url") == Some("$RUN_URL"),
+        PROPERTY,
+        "the comment must link cut plans to the run (--details-url \"$RUN_URL\")",
+    );
+    // One comment, found by the renderer's own marker, updated in place.
+    let marker = deployer::commands::plan_report::markdown::COMMENT_MARKER;
+    let steps = workflow.steps("comment");
+    let script = steps
+        .iter()
+        .filter_map(|step| step["run"].as_str())
+        .collect::<Vec<_>>()
+        .join("\n");
+    workflow.ensure(
+        script.contains(marker) && script.contains("--method PATCH"),
+        PROPERTY,
+        format_args!("the comment job must update the comment marked {marker} in place"),
+    );
+    workflow.ensure(
+        needs_of(workflow.job("comment")) == ["plan"],
+        PROPERTY,
+        "the comment job posts what the plan job rendered",
+    );
+}
+
+#[test]
+fn pull_requests_get_one_plan_comment_of_dev_stage_and_prod_and_forks_no_credentials() {
+    check_pull_request(&Workflow::load("pull-request.yml"));
+}
+
+#[test]
+#[should_panic(expected = "pull-request.yml: forks: job `plan` must run only when")]
+fn planning_a_forks_pull_request_fails() {
+    check_pull_request(&Workflow::mutated(
+        "pull-request.yml",
+        &format!("    if: {NOT_A_FORK}\n"),
+        "",
+    ));
+}
+
+#[test]
+#[should_panic(expected = "pull-request.yml: pull request: the plan job plans [\"dev\", \"prod\"]")]
+fn a_pull_request_leaving_out_stage_fails() {
+    check_pull_request(&Workflow::mutated(
+        "pull-request.yml",
+        "          deployer plan --env stage --artifact bundle/bootstrap.zip --var \"architecture=$LAMBDA_ARCHITECTURE\" --region \"$AWS_REGION\" --json > \"$RUNNER_TEMP/plans/stage.json\" || failed=1\n",
+        "",
+    ));
+}
+
+#[test]
+#[should_panic(
+    expected = "pull-request.yml: pull request: the comment job must update the comment marked"
+)]
+fn a_new_comment_on_every_push_fails() {
+    check_pull_request(&Workflow::mutated(
+        "pull-request.yml",
+        "--method PATCH",
+        "--method POST",
+    ));
+}
+
+#[test]
+#[should_panic(expected = "pull-request.yml: least permissions: job `comment` is granted")]
+fn a_comment_job_that_may_write_code_fails() {
+    check_least_permissions(&Workflow::mutated(
+        "pull-request.yml",
+        "pull-requests: write # to create or update the one plan comment",
+        "pull-requests: write\n      contents: write",
+    ));
+}
+
+#[test]
+#[should_panic(expected = "pull-request.yml: deployer command line: `deployer plan --env prod")]
+fn a_pull_request_plan_without_its_region_fails() {
+    check_deployer_commands_parse(&Workflow::mutated(
+        "pull-request.yml",
+        "--region \"$AWS_REGION\" --json > \"$RUNNER_TEMP/plans/prod.json\"",
+        "--json > \"$RUNNER_TEMP/plans/prod.json\"",
+    ));
+}
+
+// ---- drift.yml: a nightly drift check, one issue per environment ----
+
+fn check_drift(workflow: &Workflow) {
+    const PROPERTY: &str = "drift check";
+    check_triggers(workflow, &["schedule", "workflow_dispatch"]);
+    for job in ["check", "issue"] {
+        let environments = workflow.list_at(workflow.job(job), "strategy.matrix.environment");
+        workflow.ensure(
+            environments == ENVIRONMENTS,
+            PROPERTY,
+            format_args!("job `{job}` covers {environments:?}, expected {ENVIRONMENTS:?}"),
+        );
+    }
+    let check = workflow.job("check");
+    workflow.ensure(
+        environment_of(check) == Some(deployer::stacks::bootstrap::PLAN_ENVIRONMENT),
+        PROPERTY,
+        "the check job must run in the GitHub environment `plan`, with the plan role",
+    );
+    workflow.step_using("check", AWS_CREDENTIALS);
+    workflow.ensure(
+        workflow.env_value(check, "DEPLOYER_ENV").as_deref() == Some("${{ matrix.environment }}"),
+        PROPERTY,
+        "the check job plans DEPLOYER_ENV=${{ matrix.environment }}",
+    );
+    let plan = workflow.command("check", &["deployer", "plan"]);
+    workflow.ensure(
+        plan.has("--drift-only")
+            && plan.has("--json")
+            && plan.value_of("--env") == Some("$DEPLOYER_ENV")
+            && !plan.has("--detailed-exitcode"),
+        PROPERTY,
+        format_args!(
+            "`{}` must be `plan --env \"$DEPLOYER_ENV\" --drift-only --json`",
+            plan.line()
+        ),
+    );
+    let script = workflow.steps("check")[plan.step]["run"]
+        .as_str()
+        .unwrap_or_default();
+    workflow.ensure(
+        script.contains("2) drifted=true") && script.contains("0) drifted=false"),
+        PROPERTY,
+        "exit 2 is drift, 0 none, anything else a failed check",
+    );
+    let report = plan_report(workflow, "check", "github-issue");
+    workflow.ensure(
+        report.step == plan.step,
+        PROPERTY,
+        "the issue body is rendered from the plan, in its step",
+    );
+    // The issue: found by title among the `drift` issues, opened, updated, closed.
+    let issue = workflow.steps("issue");
+    let script = issue
+        .iter()
+        .filter_map(|step| step["run"].as_str())
+        .collect::<Vec<_>>()
+        .join("\n");
+    for part in [
+        "title=\"Drift in $DEPLOYER_ENV\"",
+        "--label drift",
+        "gh issue create",
+        "gh issue edit",
+        "gh issue close",
+    ] {
+        workflow.ensure(
+            script.contains(part),
+            PROPERTY,
+            format_args!("the issue job must find the issue by title and label and open, update and close it (no `{part}`)"),
+        );
+    }
+    workflow.ensure(
+        workflow
+            .env_value(workflow.job("issue"), "DEPLOYER_ENV")
+            .is_none()
+            && issue.iter().any(|step| {
+                step["env"]["DEPLOYER_ENV"].as_str() == Some("${{ matrix.environment }}")
+            }),
+        PROPERTY,
+        "the issue job names the environment of its matrix",
+    );
+}
+
+#[test]
+fn the_drift_check_runs_nightly_per_environment_and_keeps_one_issue_each() {
+    check_drift(&Workflow::load("drift.yml"));
+}
+
+#[test]
+#[should_panic(expected = "drift.yml: drift check: `deployer plan --env $DEPLOYER_ENV")]
+fn a_drift_check_on_the_whole_plan_fails() {
+    check_drift(&Workflow::mutated(
+        "drift.yml",
+        " --drift-only --json",
+        " --detailed-exitcode --json",
+    ));
+}
+
+#[test]
+#[should_panic(
+    expected = "drift.yml: drift check: the issue job must find the issue by title and label and open, update and close it (no `gh issue close`)"
+)]
+fn an_issue_never_closed_fails() {
+    check_drift(&Workflow::mutated(
+        "drift.yml",
+        "gh issue close \"$open\" --repo \"$REPOSITORY\" --comment \"The nightly drift check finds no drift in $DEPLOYER_ENV any more.\"",
+        "echo \"still open\"",
+    ));
+}
+
+#[test]
+#[should_panic(expected = "drift.yml: least permissions: job `issue` is granted")]
+fn a_drift_issue_job_with_more_than_issues_fails() {
+    check_least_permissions(&Workflow::mutated(
+        "drift.yml",
+        "issues: write # to open, update and close the environment's drift issue",
+        "issues: write\n      pull-requests: write",
+    ));
+}
+
+#[test]
+#[should_panic(
+    expected = "drift.yml: role-to-assume: job `check` assumes ${{ secrets.AWS_ROLE_TO_ASSUME }}"
+)]
+fn a_drift_check_with_the_deploy_role_fails() {
+    check_oidc_credentials(&Workflow::mutated(
+        "drift.yml",
+        "secrets.AWS_PLAN_ROLE_TO_ASSUME",
+        "secrets.AWS_ROLE_TO_ASSUME",
+    ));
 }

@@ -7,7 +7,10 @@ use aws_sdk_dynamodb::types::{
     AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
 };
 use aws_sdk_s3::types::{BucketVersioningStatus, VersioningConfiguration};
-use state::{Backend, DynamoDbLock, LocalBackend, LockRequest, S3Store, StateDocument};
+use state::{
+    Backend, DynamoDbLock, LocalBackend, LockBackend, LockRequest, RemoteLock, S3Lock, S3Store,
+    StateDocument,
+};
 
 pub struct Remote {
     pub backend: Backend,
@@ -17,7 +20,24 @@ pub struct Remote {
     pub table: String,
 }
 
+/// A bucket and a lock table, the lock kept in both (as while moving off the table).
 pub async fn remote() -> Remote {
+    remote_with(LockBackend::Both).await
+}
+
+/// The same backend's lock kept as `lock_backend` says.
+pub fn with_lock(remote: &Remote, lock_backend: LockBackend) -> Backend {
+    Backend::Remote {
+        store: S3Store::new(remote.s3.clone(), &remote.bucket),
+        lock: RemoteLock {
+            backend: lock_backend,
+            s3: S3Lock::new(remote.s3.clone(), &remote.bucket),
+            dynamodb: DynamoDbLock::new(remote.dynamodb.clone(), &remote.table),
+        },
+    }
+}
+
+pub async fn remote_with(lock_backend: LockBackend) -> Remote {
     let config = emulator::sdk_config().await;
     let s3 = aws_sdk_s3::Client::from_conf(
         aws_sdk_s3::config::Builder::from(&config)
@@ -63,17 +83,15 @@ pub async fn remote() -> Remote {
         .send()
         .await
         .expect("create lock table");
-    let backend = Backend::Remote {
-        store: S3Store::new(s3.clone(), &bucket),
-        lock: DynamoDbLock::new(dynamodb.clone(), &table),
-    };
-    Remote {
-        backend,
+    let mut remote = Remote {
+        backend: Backend::Local(LocalBackend::new("unused")),
         s3,
         dynamodb,
         bucket,
         table,
-    }
+    };
+    remote.backend = with_lock(&remote, lock_backend);
+    remote
 }
 
 pub fn local() -> (Backend, tempfile::TempDir) {
@@ -92,6 +110,10 @@ pub fn request(operation: &str, timeout: Duration) -> LockRequest {
         version: "0.1.0".into(),
         timeout,
         force_unlock_command: "deployer force-unlock --env dev".into(),
+        lease: Duration::from_secs(600),
+        run_url: Some("https://github.com/o/r/actions/runs/42".into()),
+        host: "ci".into(),
+        process: 4242,
     }
 }
 
@@ -106,6 +128,7 @@ pub fn sample(environment: &str) -> StateDocument {
             arn: None,
             origin: state::Origin::Created,
             attributes: Default::default(),
+            observed: None,
         },
     );
     document.outputs.insert("lambda_name".into(), "fn".into());

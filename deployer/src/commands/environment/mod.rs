@@ -33,6 +33,8 @@ pub struct EnvironmentOptions {
     /// The layer's zip when `use_layer`, from [`layer`] (checked before any AWS call).
     pub layer: Option<Code>,
     pub detailed_exitcode: bool,
+    /// `plan --drift-only`: show the drift, and exit 2 only when there is some.
+    pub drift_only: bool,
     pub json: bool,
     pub auto_approve: bool,
     pub lock_timeout: std::time::Duration,
@@ -254,7 +256,13 @@ impl EnvironmentStack<'_> {
             .iter()
             .map(|resource| resource.desired())
             .collect();
-        let plan = engine::plan::plan(&desired, &observed).map_err(engine::PlanStackError::from)?;
+        // Drift and intent, measured from what the state recorded.
+        let plan = engine::review::reviewed(
+            engine::plan::plan(&desired, &observed).map_err(engine::PlanStackError::from)?,
+            &desired,
+            &observed,
+            &super::recording::recorded_resources(stored),
+        );
         Ok(Prepared {
             resources,
             observed,
@@ -554,8 +562,19 @@ pub async fn plan(
     for notice in &prepared.notices {
         crate::ui::note(notice);
     }
+    let release = stack
+        .release_note
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .clone();
     let mut text = if options.json {
-        super::to_json(&super::saved_plan::plan_json(&prepared.plan))
+        super::to_json(
+            &super::saved_plan::PlanDocument::new(&prepared.plan)
+                .about(&stack.names.environment, release.as_deref()),
+        )
+    } else if options.drift_only {
+        let review = prepared.plan.review.clone().unwrap_or_default();
+        engine::render::render_drift(&review)
     } else {
         let mut text = render(&prepared.plan);
         for note in stack.notes(&prepared) {
@@ -581,7 +600,9 @@ pub async fn plan(
             ));
         }
     }
-    let exit = if options.detailed_exitcode && prepared.plan.has_changes() {
+    let exit = if (options.detailed_exitcode && prepared.plan.has_changes())
+        || (options.drift_only && prepared.plan.has_drift())
+    {
         2
     } else {
         0
@@ -602,6 +623,7 @@ pub async fn apply_environment(
         operation: "apply",
         command: format!("deployer apply --env {environment}"),
         lock_timeout: options.lock_timeout,
+        lock_lease: config.settings.lock_lease(),
         saved: options.saved.clone(),
         // Applying a saved plan is the approval of what it shows.
         approval: if options.auto_approve || options.saved.is_some() {

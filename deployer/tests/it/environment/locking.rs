@@ -40,25 +40,24 @@ fn spawn_on_terminal(account: &Account, args: &str) -> std::process::Child {
         .expect("script (util-linux) runs the deployer on a terminal")
 }
 
-/// The lock item of `environment`'s state, when someone holds it.
+/// The lock file of `environment`'s state (its lock info JSON), when someone
+/// holds it: a new bootstrap has no lock table, so locks are the `.tflock` file.
 async fn lock_item(account: &Account, environment: &str) -> Option<String> {
-    use aws_sdk_dynamodb::types::AttributeValue;
-    aws_sdk_dynamodb::Client::new(&account.config)
-        .get_item()
-        .table_name(settings().lock_table)
-        .key(
-            "LockID",
-            AttributeValue::S(format!(
-                "{}/deployer/{environment}/state.json",
-                settings().state_bucket
-            )),
-        )
-        .consistent_read(true)
+    let got = account
+        .s3
+        .get_object()
+        .bucket(settings().state_bucket)
+        .key(format!("deployer/{environment}/state.json.tflock"))
         .send()
-        .await
-        .expect("read the lock table")
-        .item
-        .and_then(|item| item.get("Info").and_then(|info| info.as_s().ok()).cloned())
+        .await;
+    match got {
+        Ok(object) => {
+            let body = object.body.collect().await.expect("lock file").into_bytes();
+            Some(String::from_utf8(body.to_vec()).expect("lock file text"))
+        }
+        Err(error) if error.as_service_error().is_some_and(|e| e.is_no_such_key()) => None,
+        Err(error) => panic!("reading the lock file: {error:?}"),
+    }
 }
 
 /// Wait (up to 30 s) until someone holds `environment`'s lock.

@@ -7,12 +7,14 @@
 mod apply;
 mod artifacts;
 mod destroy;
+mod drift;
 mod indexes;
 mod layer;
+mod leases;
 mod locking;
 mod logs;
 mod monitoring;
-mod permissions;
+pub(crate) mod permissions;
 mod releases;
 mod saved_plan;
 mod sessions;
@@ -47,7 +49,7 @@ impl Account {
 }
 
 /// The operations a deployer run logged with `-v`, as `(service, operation)`.
-fn logged_calls(output: &Output) -> Vec<(String, String)> {
+pub(crate) fn logged_calls(output: &Output) -> Vec<(String, String)> {
     String::from_utf8_lossy(&output.stderr)
         .lines()
         .filter_map(|line| line.strip_prefix(deployer::aws::CALL_LOG_PREFIX))

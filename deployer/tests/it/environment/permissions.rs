@@ -210,7 +210,7 @@ impl Account {
 }
 
 /// Every call in `calls` is allowed by the policy `document` (`what` names it).
-fn assert_policy_allows(document: &Value, calls: &[(String, String)], what: &str) {
+pub(crate) fn assert_policy_allows(document: &Value, calls: &[(String, String)], what: &str) {
     let allowed = actions_with_effect(document, "Allow");
     let mut missing: Vec<String> = calls
         .iter()

@@ -2,20 +2,6 @@
 
 use super::*;
 
-impl Account {
-    /// Mutating requests other than taking and releasing the state's lock
-    /// (an item of the lock table).
-    fn changes_besides_the_lock(&self) -> Vec<String> {
-        self.mutating_requests()
-            .into_iter()
-            .filter(|request| {
-                !(request.contains("dynamodb")
-                    && (request.ends_with("PutItem") || request.ends_with("DeleteItem")))
-            })
-            .collect()
-    }
-}
-
 #[tokio::test]
 async fn a_saved_plan_is_applied_exactly_or_refused_when_stale() {
     let account = Account::bootstrapped().await;
@@ -27,7 +13,7 @@ async fn a_saved_plan_is_applied_exactly_or_refused_when_stale() {
     let json = account.deployer(&["plan", "--env", "dev", "--artifact", "fn2.zip", "--json"]);
     assert_exit(&json, 0);
     let json: Value = serde_json::from_slice(&json.stdout).expect("JSON plan");
-    assert_eq!(json["format_version"], 1, "{json}");
+    assert_eq!(json["format_version"], 2, "{json}");
     assert_eq!(json["change"], 2, "{json}");
 
     let planned = account.deployer(&[
@@ -49,11 +35,19 @@ async fn a_saved_plan_is_applied_exactly_or_refused_when_stale() {
         &std::fs::read_to_string(account.dir.path().join("dev.plan")).expect("saved plan"),
     )
     .expect("saved plan JSON");
-    assert_eq!(saved["format_version"], 1);
+    assert_eq!(saved["format_version"], 2);
     assert_eq!(saved["environment"], "dev");
     assert_eq!(saved["artifact_sha256"], fn2_sha.as_str());
     assert!(saved["state"]["serial"].is_u64(), "{saved}");
-    assert_eq!(saved["plan"], json, "the saved plan is the JSON plan");
+    // The saved plan is the JSON plan; the file names the environment itself.
+    let mut without_context = json.clone();
+    let context = without_context.as_object_mut().expect("object");
+    assert_eq!(context.remove("environment"), Some(Value::from("dev")));
+    assert!(context.remove("release").is_some(), "{json}");
+    assert_eq!(
+        saved["plan"], without_context,
+        "the saved plan is the JSON plan"
+    );
 
     // Another artifact than the plan's: refused before any AWS call.
     let wrong = account.deployer(&["apply", "dev.plan", "--artifact", "fn.zip"]);

@@ -1,0 +1,280 @@
+//! The S3 lock file and its lease: a second run is refused naming the holder
+//! and its GitHub run; a run killed with SIGKILL leaves a lock its lease
+//! clears, taken over by the next run; SIGTERM releases the lock within 5 s;
+//! a holder that cannot renew its lease stops; `lock status` shows it all.
+
+use std::time::{Duration, Instant};
+
+use super::*;
+
+const RUN_URL: &str = "https://github.com/o/r/actions/runs/99";
+
+/// `deployer args` started without a terminal, as in a GitHub Actions run.
+fn spawn(account: &Account, args: &[&str]) -> std::process::Child {
+    support::deployer_command(account.dir.path(), account.endpoint())
+        .env("DEPLOYER_SKIP_HEALTH_CHECK", "true")
+        .env("DEPLOYER_SKIP_PRE_TRAFFIC_CHECK", "true")
+        .env("GITHUB_SERVER_URL", "https://github.com")
+        .env("GITHUB_REPOSITORY", "o/r")
+        .env("GITHUB_RUN_ID", "99")
+        .args(args)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("start the deployer")
+}
+
+/// `deployer args` on a terminal (util-linux `script`), its keyboard piped, in
+/// a GitHub Actions run.
+fn spawn_on_terminal(account: &Account, args: &str) -> std::process::Child {
+    let command = format!(
+        "env GITHUB_SERVER_URL=https://github.com GITHUB_REPOSITORY=o/r GITHUB_RUN_ID=99 {} {args}",
+        env!("CARGO_BIN_EXE_deployer")
+    );
+    std::process::Command::new("script")
+        .args(["-qec", &command, "/dev/null"])
+        .current_dir(account.dir.path())
+        .envs(emulator::aws_env(account.endpoint()))
+        .env("DEPLOYER_SKIP_HEALTH_CHECK", "true")
+        .env("DEPLOYER_SKIP_PRE_TRAFFIC_CHECK", "true")
+        .env_remove("DEPLOYER_ENV")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("script (util-linux) runs the deployer on a terminal")
+}
+
+/// The lock file of `environment`'s state, when someone holds it.
+async fn lock_file(account: &Account, environment: &str) -> Option<serde_json::Value> {
+    let object = account
+        .s3
+        .get_object()
+        .bucket(settings().state_bucket)
+        .key(format!("deployer/{environment}/state.json.tflock"))
+        .send()
+        .await
+        .ok()?;
+    let bytes = object.body.collect().await.ok()?.into_bytes();
+    serde_json::from_slice(&bytes).ok()
+}
+
+/// Wait (up to 60 s) until someone holds `environment`'s lock file.
+async fn until_locked(account: &Account, environment: &str) -> serde_json::Value {
+    for _ in 0..3000 {
+        if let Some(info) = lock_file(account, environment).await {
+            return info;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("nobody took the lock of {environment}");
+}
+
+/// How long until the lock file of `environment` is gone (up to 30 s).
+async fn until_unlocked(account: &Account, environment: &str) -> Duration {
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_secs(30) {
+        if lock_file(account, environment).await.is_none() {
+            return started.elapsed();
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("the lock of {environment} was never released");
+}
+
+fn apply(extra: &[&'static str]) -> Vec<&'static str> {
+    let mut args = vec![
+        "--var",
+        "lock_backend=s3",
+        "apply",
+        "--env",
+        "dev",
+        "--auto-approve",
+        "--artifact",
+        "fn.zip",
+    ];
+    args.extend_from_slice(extra);
+    args
+}
+
+fn signal(child: &std::process::Child, name: &str) {
+    let status = std::process::Command::new("kill")
+        .args([&format!("-{name}"), &child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(status.success(), "kill -{name}");
+}
+
+#[tokio::test]
+async fn with_the_s3_lock_a_second_apply_is_refused_naming_the_holder_and_its_run() {
+    use std::io::Write;
+    let account = Account::bootstrapped().await;
+    // The first holds the lock at its prompt.
+    let mut first = spawn_on_terminal(
+        &account,
+        "--var lock_backend=s3 apply --env dev --artifact fn.zip",
+    );
+    let held = until_locked(&account, "dev").await;
+    assert_eq!(held["Deployer"]["RunURL"], RUN_URL, "{held}");
+    let second = account.deployer(&apply(&[]));
+    first
+        .stdin
+        .take()
+        .expect("keyboard")
+        .write_all(b"yes\n")
+        .expect("answer yes");
+    let first = first.wait_with_output().expect("first apply");
+    assert_exit(&first, 0);
+    assert_ne!(second.status.code(), Some(0), "{}", text(&second));
+    for needle in [
+        "the state is locked",
+        RUN_URL,
+        "deployer force-unlock --env dev",
+    ] {
+        assert!(
+            text(&second).contains(needle),
+            "{needle} missing: {}",
+            text(&second)
+        );
+    }
+    assert_eq!(lock_file(&account, "dev").await, None, "released");
+}
+
+#[tokio::test]
+async fn a_killed_apply_leaves_a_lock_its_lease_clears_and_the_next_apply_takes_over() {
+    let account = Account::bootstrapped().await;
+    assert_exit(&account.deployer(&apply(&[])), 0);
+    // A change (more memory) that the killed run was making.
+    let mut killed = spawn(
+        &account,
+        &apply(&["--var", "lock_lease=3s", "--var", "memory_mb=512"]),
+    );
+    let held = until_locked(&account, "dev").await;
+    killed.kill().expect("SIGKILL");
+    let _ = killed.wait();
+    assert!(lock_file(&account, "dev").await.is_some(), "left behind");
+
+    let status = account.deployer(&[
+        "--var",
+        "lock_backend=s3",
+        "lock",
+        "status",
+        "--env",
+        "dev",
+        "--json",
+    ]);
+    assert_exit(&status, 0);
+    let status: Value = serde_json::from_slice(&status.stdout).expect("json");
+    assert_eq!(status["locked"], true);
+    assert_eq!(status["locks"][0]["run_url"], RUN_URL);
+    assert_eq!(status["locks"][0]["id"], held["ID"]);
+    assert_eq!(status["locks"][0]["lease_seconds"], 3);
+
+    // Waiting longer than the lease, the next run takes the lock over: no
+    // force-unlock.
+    let next = account.deployer(&apply(&[
+        "--var",
+        "lock_lease=3s",
+        "--var",
+        "memory_mb=512",
+        "--lock-timeout",
+        "30s",
+    ]));
+    assert_exit(&next, 0);
+    let id = held["ID"].as_str().expect("ID");
+    assert!(
+        text(&next).contains(&format!("took over the stale lock {id}")),
+        "{}",
+        text(&next)
+    );
+    assert_eq!(lock_file(&account, "dev").await, None, "released");
+    let again = account.deployer(&apply(&["--var", "memory_mb=512"]));
+    assert_exit(&again, 0);
+    assert!(text(&again).contains("No changes."), "{}", text(&again));
+    // One of each resource.
+    let apis = aws_sdk_apigatewayv2::Client::new(&account.config)
+        .get_apis()
+        .send()
+        .await
+        .expect("apis");
+    let dev_apis = apis
+        .items()
+        .iter()
+        .filter(|api| api.name() == Some(names("dev").http_api.as_str()))
+        .count();
+    assert_eq!(dev_apis, 1, "one HTTP API");
+    let history = account.deployer(&["state", "history", "--env", "dev", "--json"]);
+    assert!(
+        text(&history).contains("taken over"),
+        "the takeover is in the history: {}",
+        text(&history)
+    );
+}
+
+#[tokio::test]
+async fn sigterm_mid_apply_releases_the_lock_within_5_s_and_a_rerun_converges() {
+    let account = Account::bootstrapped().await;
+    // Lambda keeps a new function Pending for 2 s: the apply is mid-way for a while.
+    emulator::configure_faults(
+        account.endpoint(),
+        &serde_json::json!({"models": {"lambda_update_s": 2}}),
+    );
+    let run = spawn(&account, &apply(&[]));
+    until_locked(&account, "dev").await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    signal(&run, "TERM");
+    let released = until_unlocked(&account, "dev").await;
+    assert!(
+        released <= Duration::from_secs(5),
+        "released after {released:?}"
+    );
+    let output = run.wait_with_output().expect("terminated run");
+    assert_ne!(output.status.code(), Some(0), "{}", text(&output));
+    assert!(text(&output).contains("interrupted"), "{}", text(&output));
+    assert!(
+        !text(&output).contains("Apply complete"),
+        "stopped mid-way: {}",
+        text(&output)
+    );
+
+    emulator::clear_faults(account.endpoint());
+    assert_exit(&account.deployer(&apply(&[])), 0);
+    let again = account.deployer(&apply(&[]));
+    assert_exit(&again, 0);
+    assert!(text(&again).contains("No changes."), "{}", text(&again));
+}
+
+/// A holder whose heartbeats fail (its lock file removed under it, as a
+/// takeover would) stops before its next change and leaves the lock alone.
+#[tokio::test]
+async fn a_holder_that_cannot_renew_its_lease_stops_before_its_next_change() {
+    let account = Account::bootstrapped().await;
+    // At its prompt, holding the lock.
+    let mut run = spawn_on_terminal(
+        &account,
+        "--var lock_backend=s3 --var lock_lease=1s apply --env dev --artifact fn.zip",
+    );
+    // Kept open: the run waits at its prompt until it stops by itself.
+    let keyboard = run.stdin.take();
+    until_locked(&account, "dev").await;
+    account
+        .s3
+        .delete_object()
+        .bucket(settings().state_bucket)
+        .key("deployer/dev/state.json.tflock")
+        .send()
+        .await
+        .expect("remove the lock file");
+    let output = run.wait_with_output().expect("apply");
+    drop(keyboard);
+    assert_ne!(output.status.code(), Some(0), "{}", text(&output));
+    assert!(
+        text(&output).contains("stopped before the next change"),
+        "{}",
+        text(&output)
+    );
+    assert!(text(&output).contains("lost the lock"), "{}", text(&output));
+    assert_eq!(account.api_id("dev").await, None, "nothing was changed");
+    // A rerun converges.
+    assert_exit(&account.deployer(&apply(&[])), 0);
+}
