@@ -28,9 +28,10 @@ async fn main() {
         }
     };
     // Exit now rather than wait for a prompt's blocked read of the terminal
-    // (a run stopped at its prompt by a signal or a lost lease).
+    // (a run stopped at its prompt by a signal or a lost lease); a run a
+    // signal interrupted ends by that signal, so a calling script stops too.
     let _ = std::io::Write::flush(&mut std::io::stdout());
-    std::process::exit(i32::from(code))
+    commands::lock_guard::exit(i32::from(code))
 }
 
 async fn run(cli: Cli) -> Result<Outcome, CliError> {

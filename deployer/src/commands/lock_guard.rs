@@ -13,9 +13,15 @@
 //!   released, all within [`GRACE`] plus the release; work still running when
 //!   the grace ends is dropped. A second signal exits at once, naming the lock
 //!   left held (its lease clears it, as it clears one left by SIGKILL).
+//!
+//! A run a signal interrupted ends by that signal ([`exit`]), not with an exit
+//! code: a calling shell script then stops too. Bash, waiting for a command
+//! in the foreground, takes a command that caught SIGINT and exited normally
+//! as one that handled the Ctrl-C for it, and goes on with its script
+//! (`scripts/dev --watch` did, past its trap).
 
 use std::future::Future;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicI32, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -267,11 +273,37 @@ async fn heartbeat(
     }
 }
 
+/// Ends the process: by the signal that interrupted the run if one did
+/// (after the lock was released and the error shown), else with `code`.
+pub fn exit(code: i32) -> ! {
+    let signal = INTERRUPTS
+        .get()
+        .map_or(0, |interrupts| interrupts.signal.load(Ordering::SeqCst));
+    if signal != 0 {
+        end_by(signal);
+    }
+    std::process::exit(code)
+}
+
+/// Ends the process by `signal`, as if no handler had caught it: the default
+/// action is restored and the signal raised again (a well-kept crate does
+/// this; the workspace forbids `unsafe`). The exit status of `128 + signal`
+/// is a fallback only.
+fn end_by(signal: i32) -> ! {
+    let _ = std::io::Write::flush(&mut std::io::stdout());
+    let _ = signal_hook::low_level::emulate_default_handler(signal);
+    std::process::exit(128 + signal)
+}
+
+static INTERRUPTS: OnceLock<&'static Interrupts> = OnceLock::new();
+
 /// SIGINT and SIGTERM, process-wide: the first raises every guard's fence
 /// (and stops a lock wait); the second exits at once, saying which lock is
 /// left held.
 struct Interrupts {
     count: AtomicUsize,
+    /// The first signal that came, or 0.
+    signal: AtomicI32,
     /// Guards waiting for or holding a lock ([`Active`]).
     active: AtomicUsize,
     notify: tokio::sync::Notify,
@@ -280,10 +312,10 @@ struct Interrupts {
 
 impl Interrupts {
     fn get() -> &'static Self {
-        static INTERRUPTS: OnceLock<&'static Interrupts> = OnceLock::new();
         INTERRUPTS.get_or_init(|| {
             let interrupts: &'static Interrupts = Box::leak(Box::new(Self {
                 count: AtomicUsize::new(0),
+                signal: AtomicI32::new(0),
                 active: AtomicUsize::new(0),
                 notify: tokio::sync::Notify::new(),
                 held: std::sync::Mutex::new(None),
@@ -306,14 +338,17 @@ impl Interrupts {
         mut terminate: tokio::signal::unix::Signal,
     ) {
         loop {
-            let code = tokio::select! {
-                _ = interrupt.recv() => 130,
-                _ = terminate.recv() => 143,
+            let signal = tokio::select! {
+                _ = interrupt.recv() => signal_hook::consts::SIGINT,
+                _ = terminate.recv() => signal_hook::consts::SIGTERM,
             };
+            let _ = self
+                .signal
+                .compare_exchange(0, signal, Ordering::SeqCst, Ordering::SeqCst);
             if self.active.load(Ordering::SeqCst) == 0 {
                 // No lock to release: stop as an unhandled signal would.
                 ui::note("\ninterrupted");
-                std::process::exit(code);
+                end_by(signal);
             }
             if self.count.fetch_add(1, Ordering::SeqCst) >= 1 {
                 let held = self
@@ -327,7 +362,7 @@ impl Interrupts {
                     )),
                     None => ui::note("\ninterrupted again: exiting now"),
                 }
-                std::process::exit(code);
+                end_by(signal);
             }
             self.notify.notify_waiters();
         }

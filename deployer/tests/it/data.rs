@@ -492,6 +492,22 @@ fn start_slow_migration_past(
     }
 }
 
+const SIGINT: i32 = 2;
+const SIGTERM: i32 = 15;
+
+/// The run ended by `signal` (not by an exit code a shell would take for a
+/// command that handled the signal itself).
+fn assert_signalled(output: &std::process::Output, signal: i32) {
+    use std::os::unix::process::ExitStatusExt;
+    assert_eq!(
+        output.status.signal(),
+        Some(signal),
+        "ended by signal {signal}, not {:?}: {}",
+        output.status,
+        text(output)
+    );
+}
+
 #[tokio::test]
 async fn ctrl_c_or_sigterm_stops_a_migration_releasing_its_lock_and_the_rerun_resumes() {
     let account = Account::with_legacy_table().await;
@@ -504,7 +520,8 @@ async fn ctrl_c_or_sigterm_stops_a_migration_releasing_its_lock_and_the_rerun_re
     assert!(status.success());
     let stopped = child.wait_with_output().expect("wait");
     emulator::clear_faults(account.emulator.endpoint());
-    assert_exit(&stopped, 1);
+    // Ended by the signal, so a calling shell script stops too.
+    assert_signalled(&stopped, SIGINT);
     assert!(text(&stopped).contains("interrupted"), "{}", text(&stopped));
     assert!(
         account.class_items(&table).await.len() < ITEMS,
@@ -524,7 +541,7 @@ async fn ctrl_c_or_sigterm_stops_a_migration_releasing_its_lock_and_the_rerun_re
     let stopped = child.wait_with_output().expect("wait");
     let took = signalled.elapsed();
     emulator::clear_faults(account.emulator.endpoint());
-    assert_exit(&stopped, 1);
+    assert_signalled(&stopped, SIGTERM);
     assert!(text(&stopped).contains("interrupted"), "{}", text(&stopped));
     assert!(took < Duration::from_secs(5), "SIGTERM took {took:?}");
     let status = account.deployer(&["lock", "status", "--env", "stage", "--json"]);
