@@ -15,7 +15,8 @@ with DELETE /_emulator/faults. Everything is off until configured.
         "transaction_window_ms": 15,           # DynamoDB transaction conflicts
         "iam_propagation_s": 5,                # a new role is not assumable by Lambda yet
         "lambda_update_s": 2,                  # Lambda Pending / InProgress
-        "gsi_creating_s": 3                    # a new index stays CREATING
+        "gsi_creating_s": 3,                   # a new index stays CREATING
+        "table_restoring_s": 60                # a table restored from a backup stays CREATING
       }
     }
 
@@ -43,6 +44,9 @@ What each error and model follows (AWS's documentation):
   update (or PublishVersion) answers `ResourceConflictException` 409.
 - Index creation (DynamoDB UpdateTable, "Adding a global secondary index"): a new
   index is `IndexStatus: CREATING` for N seconds.
+- Restores (DynamoDB RestoreTableFromBackup: "the table is being restored" and
+  stays `CREATING` until it is ready, minutes per GB): for N seconds after the
+  call, DescribeTable of the target table answers `TableStatus: CREATING`.
 
 Counters say what was injected: {"injected": {"iam CreateRole throttle": 3, ...}}.
 """
@@ -125,6 +129,7 @@ class Faults:
             self.roles = {}  # role name -> assumable from
             self.functions = {}  # function name -> (pending until, in progress until)
             self.indexes = {}  # (table, index) -> creating until
+            self.restoring = {}  # table -> creating until
 
     # -- configuration ---------------------------------------------------
 
@@ -284,7 +289,7 @@ class Faults:
             if status == 200 and service == "lambda" and request.get("method") == "GET":
                 return self._function_state(request, payload, now)
             if status == 200 and service == "dynamodb" and operation == "DescribeTable":
-                return self._index_status(payload, now)
+                return self._table_status(payload, now)
         return payload
 
     def _remember(self, service, operation, request, body, now):
@@ -325,6 +330,14 @@ class Faults:
                 create = update.get("Create")
                 if seconds and create:
                     self.indexes[(document.get("TableName"), create.get("IndexName"))] = now + seconds
+        elif service == "dynamodb" and operation == "RestoreTableFromBackup":
+            seconds = self._model("table_restoring_s")
+            try:
+                table = json.loads(body or b"{}").get("TargetTableName")
+            except ValueError:
+                return
+            if seconds and table:
+                self.restoring[table] = now + seconds
 
     def _function_state(self, request, payload, now):
         name = _function_name(request.get("path", ""))
@@ -347,21 +360,30 @@ class Faults:
             self._count("lambda GetFunction LastUpdateStatus InProgress")
         return json.dumps(document).encode()
 
-    def _index_status(self, payload, now):
+    def _table_status(self, payload, now):
+        """DescribeTable's answer, with a restored table still CREATING and a
+        new index still CREATING while their models say so."""
         try:
             document = json.loads(payload)
         except ValueError:
             return payload
         table = document.get("Table") or {}
         changed = False
+        until = self.restoring.get(table.get("TableName"))
+        if until and now < until:
+            table["TableStatus"] = "CREATING"
+            self._count("dynamodb DescribeTable TableStatus CREATING")
+            changed = True
+        creating = False
         for index in table.get("GlobalSecondaryIndexes") or []:
             until = self.indexes.get((table.get("TableName"), index.get("IndexName")))
             if until and now < until:
                 index["IndexStatus"] = "CREATING"
-                changed = True
-        if not changed:
+                creating = True
+        if creating:
+            self._count("dynamodb DescribeTable IndexStatus CREATING")
+        if not (changed or creating):
             return payload
-        self._count("dynamodb DescribeTable IndexStatus CREATING")
         return json.dumps(document).encode()
 
 

@@ -4,7 +4,7 @@
 use super::*;
 
 /// Put `count` user items into `table` (and one metadata item).
-async fn put_users(config: &aws_config::SdkConfig, table: &str, count: usize) {
+pub(super) async fn put_users(config: &aws_config::SdkConfig, table: &str, count: usize) {
     use aws_sdk_dynamodb::types::AttributeValue;
     let dynamodb = aws_sdk_dynamodb::Client::new(config);
     for index in 0..count {

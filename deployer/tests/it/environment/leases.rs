@@ -229,7 +229,13 @@ async fn sigterm_mid_apply_releases_the_lock_within_5_s_and_a_rerun_converges() 
         "released after {released:?}"
     );
     let output = run.wait_with_output().expect("terminated run");
-    assert_ne!(output.status.code(), Some(0), "{}", text(&output));
+    // Ended by the signal, so a calling shell script stops too.
+    assert_eq!(
+        std::os::unix::process::ExitStatusExt::signal(&output.status),
+        Some(15),
+        "{}",
+        text(&output)
+    );
     assert!(text(&output).contains("interrupted"), "{}", text(&output));
     assert!(
         !text(&output).contains("Apply complete"),
@@ -239,6 +245,111 @@ async fn sigterm_mid_apply_releases_the_lock_within_5_s_and_a_rerun_converges() 
 
     emulator::clear_faults(account.endpoint());
     assert_exit(&account.deployer(&apply(&[])), 0);
+    let again = account.deployer(&apply(&[]));
+    assert_exit(&again, 0);
+    assert!(text(&again).contains("No changes."), "{}", text(&again));
+}
+
+/// SIGTERM to a restore waiting for its table (the restore goes on in AWS;
+/// DynamoDB keeps a restored table CREATING for minutes per GB): the lock is
+/// gone within 5 s, the run ends by the signal, and the next apply adopts the
+/// restored table with every item and converges.
+#[tokio::test]
+async fn sigterm_to_a_restore_waiting_on_its_backup_releases_the_lock_within_5_s() {
+    use super::destroy::put_users;
+    use std::os::unix::process::ExitStatusExt;
+    let account = Account::bootstrapped().await;
+    assert_exit(&account.deployer(&apply(&[])), 0);
+    let table = names("dev").table;
+    put_users(&account.config, &table, 12).await;
+    let destroyed = account.deployer(&[
+        "--var",
+        "lock_backend=s3",
+        "destroy",
+        "--env",
+        "dev",
+        "--auto-approve",
+    ]);
+    assert_exit(&destroyed, 0);
+    let arn = text(&destroyed)
+        .lines()
+        .find_map(|line| line.strip_prefix("Final backup of PlaygroundScores-dev: "))
+        .expect("the backup's ARN is printed")
+        .trim()
+        .to_owned();
+
+    emulator::configure_faults(
+        account.endpoint(),
+        &serde_json::json!({"models": {"table_restoring_s": 600}}),
+    );
+    let run = spawn(
+        &account,
+        &[
+            "--var",
+            "lock_backend=s3",
+            "restore",
+            "--env",
+            "dev",
+            "--backup",
+            &arn,
+        ],
+    );
+    until_locked(&account, "dev").await;
+    // Waiting: the restored table exists, CREATING.
+    let dynamodb = aws_sdk_dynamodb::Client::new(&account.config);
+    let mut status = None;
+    for _ in 0..600 {
+        status = dynamodb
+            .describe_table()
+            .table_name(&table)
+            .send()
+            .await
+            .ok()
+            .and_then(|described| described.table()?.table_status().cloned());
+        if status.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        status.as_ref().map(|status| status.as_str()),
+        Some("CREATING"),
+        "the restore is under way"
+    );
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    signal(&run, "TERM");
+    let released = until_unlocked(&account, "dev").await;
+    assert!(
+        released <= Duration::from_secs(5),
+        "released after {released:?}"
+    );
+    let output = run.wait_with_output().expect("terminated run");
+    assert_eq!(output.status.signal(), Some(15), "{}", text(&output));
+    assert!(
+        text(&output).contains("goes on in AWS"),
+        "says the restore goes on: {}",
+        text(&output)
+    );
+
+    emulator::clear_faults(account.endpoint());
+    assert_exit(&account.deployer(&apply(&[])), 0);
+    // Every user is back (the apply adds the class's rank buckets beside them).
+    let scan = dynamodb
+        .scan()
+        .table_name(&table)
+        .send()
+        .await
+        .expect("scan the restored table");
+    let users = scan
+        .items()
+        .iter()
+        .filter(|item| {
+            item.get("username")
+                .and_then(|name| name.as_s().ok())
+                .is_some_and(|name| name.starts_with("student-"))
+        })
+        .count();
+    assert_eq!(users, 12);
     let again = account.deployer(&apply(&[]));
     assert_exit(&again, 0);
     assert!(text(&again).contains("No changes."), "{}", text(&again));
