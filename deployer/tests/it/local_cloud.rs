@@ -991,6 +991,64 @@ async fn the_environments_own_user_pool_signs_students_in_through_api_gateway() 
     assert_eq!(table["userCount"], 1);
 }
 
+/// The lock file on the local cloud's S3: its conditional writes hold as
+/// moto's do (the state crate's tests), so an apply while another run holds
+/// `dev`'s lock is refused, naming the holder and its run, and changes
+/// nothing; `lock status` shows the holder; once released, nothing is left.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_the_local_cloud_a_held_lock_file_refuses_an_apply_naming_its_holder() {
+    let cloud = Cloud::new().await;
+    let bucket = crate::support::settings().state_bucket;
+    let backend = state::Backend::Remote {
+        store: state::S3Store::new(cloud.s3.clone(), &bucket),
+        lock: state::RemoteLock {
+            backend: state::LockBackend::S3,
+            s3: state::S3Lock::new(cloud.s3.clone(), &bucket),
+            dynamodb: state::DynamoDbLock::new(cloud.dynamodb.clone(), "no-lock-table"),
+        },
+    };
+    let run_url = "https://github.com/o/r/actions/runs/7";
+    let held = backend
+        .lock(
+            "dev",
+            &state::LockRequest {
+                operation: "apply".into(),
+                info: "deployer apply --env dev".into(),
+                who: "teammate@laptop".into(),
+                version: "0.1.0".into(),
+                timeout: Duration::ZERO,
+                force_unlock_command: "deployer force-unlock --env dev".into(),
+                lease: Duration::from_secs(600),
+                run_url: Some(run_url.into()),
+                host: "laptop".into(),
+                process: 7,
+            },
+        )
+        .await
+        .expect("the lock file is taken");
+
+    let refused = cloud.apply_dev_with(&[]);
+    assert_exit(&refused, 1);
+    for needle in ["teammate@laptop", run_url, held.info.id.as_str()] {
+        assert!(
+            text(&refused).contains(needle),
+            "{needle}: {}",
+            text(&refused)
+        );
+    }
+    assert_eq!(cloud.api_id().await, None, "nothing was applied");
+    let status = cloud.deployer(&["lock", "status", "--env", "dev", "--json"]);
+    assert_exit(&status, 0);
+    let status: Value = serde_json::from_slice(&status.stdout).expect("lock status --json");
+    assert_eq!(status["locked"], true, "{status}");
+    assert!(status.to_string().contains(run_url), "{status}");
+
+    backend.unlock(&held).await.expect("released");
+    let status = cloud.deployer(&["lock", "status", "--env", "dev", "--json"]);
+    let status: Value = serde_json::from_slice(&status.stdout).expect("lock status --json");
+    assert_eq!(status["locked"], false, "{status}");
+}
+
 /// Run the API's real Python client (`loadtest/real_client/drive.py`, the
 /// `aimodelshare` package in `.venv-client/`) against `base` (off the async
 /// runtime).
