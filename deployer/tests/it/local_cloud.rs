@@ -1685,30 +1685,72 @@ async fn a_preview_is_applied_smoke_tested_destroyed_and_swept_on_the_local_clou
     assert!(cloud.api_named(&names("pr-7").http_api).await.is_none());
     assert!(previews_listed(&cloud, None).is_empty());
 
-    // Another preview, which the nightly sweeper finds older than its TTL (0 s here).
+    // The nightly sweeper, preview.yml's own script with the deployer and a
+    // stand-in for gh: pr-8's pull request is closed, pr-9's open and young.
     assert_exit(&apply("pr-8"), 0);
-    std::thread::sleep(Duration::from_secs(2));
-    let old = previews_listed(&cloud, Some("1s"));
+    assert_exit(&apply("pr-9"), 0);
+    let gh = crate::fake_gh::FakeGh::new(&[(8, "CLOSED"), (9, "OPEN")]);
+    gh.add_program("deployer", Path::new(env!("CARGO_BIN_EXE_deployer")));
+    let runner = tempfile::tempdir().expect("the runner's temporary folder");
+    let summary = runner.path().join("summary.md");
+    let sweep = |ttl_days: &str| {
+        let aws = emulator::aws_env(cloud.emulator.endpoint());
+        let (temp, summary) = (
+            runner.path().display().to_string(),
+            summary.display().to_string(),
+        );
+        let mut values: Vec<(&str, &str)> = aws
+            .iter()
+            .map(|(name, value)| (*name, value.as_str()))
+            .collect();
+        values.extend([
+            ("GH_TOKEN", "token"),
+            ("REPOSITORY", crate::fake_gh::REPOSITORY),
+            ("PREVIEW_TTL_DAYS", ttl_days),
+            ("RUNNER_TEMP", temp.as_str()),
+            ("GITHUB_STEP_SUMMARY", summary.as_str()),
+        ]);
+        crate::workflows::Workflow::load("preview.yml").run_step(
+            &gh,
+            ("sweep", "Destroy the previews of closed or old"),
+            cloud.dir.path(),
+            &values,
+        )
+    };
+    let swept = sweep("7");
+    assert_exit(&swept, 0);
+    assert!(
+        text(&swept).contains("keeping pr-9: pull request #9 is open"),
+        "{}",
+        text(&swept)
+    );
+    let listed = previews_listed(&cloud, None);
     assert_eq!(
-        old.iter()
+        listed
+            .iter()
             .map(|preview| preview["environment"].as_str().unwrap_or("?"))
             .collect::<Vec<_>>(),
-        ["pr-8"]
+        ["pr-9"],
+        "the closed pull request's preview is gone, the open one's kept"
     );
+    assert!(cloud.api_named(&names("pr-8").http_api).await.is_none());
+    let written = std::fs::read_to_string(&summary).expect("the job summary");
+    assert!(
+        written.contains("destroyed pr-8 (pull request #8 CLOSED"),
+        "{written}"
+    );
+    // A TTL of 0 days: every preview is past it, open or not (as
+    // `--older-than` lists it).
     assert!(
         previews_listed(&cloud, Some("1h")).is_empty(),
-        "young previews stay"
+        "pr-9 is young"
     );
-    for preview in &old {
-        let environment = preview["environment"].as_str().expect("a name");
-        assert_exit(
-            &cloud.deployer(&["destroy", "--env", environment, "--auto-approve"]),
-            0,
-        );
-    }
+    std::thread::sleep(Duration::from_millis(1100));
+    assert_eq!(previews_listed(&cloud, Some("1s")).len(), 1);
+    assert_exit(&sweep("0"), 0);
     assert!(
         previews_listed(&cloud, None).is_empty(),
         "no preview is left"
     );
-    assert!(cloud.api_named(&names("pr-8").http_api).await.is_none());
+    assert!(cloud.api_named(&names("pr-9").http_api).await.is_none());
 }

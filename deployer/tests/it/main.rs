@@ -12,6 +12,7 @@ mod bootstrap;
 mod cli;
 mod data;
 mod environment;
+mod fake_gh;
 mod faults;
 mod local_cloud;
 mod support;

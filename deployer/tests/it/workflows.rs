@@ -12,6 +12,9 @@ use std::path::PathBuf;
 
 use clap::{CommandFactory, FromArgMatches};
 use deployer::cli::{self, Cli};
+use serde_json::Value;
+
+use crate::fake_gh::{FakeGh, REPOSITORY};
 use yaml_rust2::{Yaml, YamlLoader};
 
 const WORKFLOWS: [&str; 7] = [
@@ -63,14 +66,14 @@ fn workflows_dir() -> PathBuf {
 }
 
 /// One workflow file: its name, its text and its YAML.
-struct Workflow {
+pub(crate) struct Workflow {
     file: String,
     text: String,
     yaml: Yaml,
 }
 
 impl Workflow {
-    fn load(file: &str) -> Self {
+    pub(crate) fn load(file: &str) -> Self {
         let path = workflows_dir().join(file);
         let text = std::fs::read_to_string(&path)
             .unwrap_or_else(|error| panic!("reading {}: {error}", path.display()));
@@ -186,6 +189,71 @@ impl Workflow {
                     format_args!("no step of job `{job}` uses {action}"),
                 )
             })
+    }
+
+    /// The `run:` script of the step of `job` whose name starts with `name`,
+    /// and the names its environment defines (the workflow's, the job's and
+    /// the step's `env:`), as a step runs it.
+    fn step_script(&self, job: &str, name: &str) -> (String, Vec<String>) {
+        let step = self
+            .steps(job)
+            .iter()
+            .find(|step| step["name"].as_str().is_some_and(|it| it.starts_with(name)))
+            .unwrap_or_else(|| {
+                self.fail(
+                    "steps",
+                    format_args!("no step of job `{job}` is named {name:?}"),
+                )
+            });
+        let script = self.text_at(step, "run").to_owned();
+        let mut names = Vec::new();
+        for from in [&self.yaml, self.job(job), step] {
+            if let Some(env) = from["env"].as_hash() {
+                names.extend(env.keys().filter_map(|key| key.as_str().map(str::to_owned)));
+            }
+        }
+        (script, names)
+    }
+
+    /// Run that step (with [`FakeGh`] for `gh`) in `dir`, given a value for
+    /// each upper-case variable its script reads, and for nothing its
+    /// environment does not define (or the runner: `RUNNER_*`, `GITHUB_*`,
+    /// and `AWS_*` from the credentials action).
+    pub(crate) fn run_step(
+        &self,
+        gh: &FakeGh,
+        (job, name): (&str, &str),
+        dir: &std::path::Path,
+        values: &[(&str, &str)],
+    ) -> std::process::Output {
+        let (script, defined) = self.step_script(job, name);
+        let given: std::collections::BTreeSet<&str> =
+            values.iter().map(|(name, _)| *name).collect();
+        for name in &given {
+            let by_runner = ["RUNNER_", "GITHUB_", "AWS_"]
+                .iter()
+                .any(|prefix| name.starts_with(prefix));
+            assert!(
+                by_runner || defined.iter().any(|defined| defined == name),
+                "{}: job `{job}`'s step {name:?} is given {name}, which no env: defines",
+                self.file
+            );
+        }
+        let read = read_variables(&script);
+        let wanted: std::collections::BTreeSet<&str> = read
+            .iter()
+            .map(String::as_str)
+            .filter(|name| {
+                name.bytes()
+                    .all(|byte| byte.is_ascii_uppercase() || byte == b'_' || byte.is_ascii_digit())
+            })
+            .collect();
+        assert!(
+            wanted.is_subset(&given),
+            "{}: job `{job}`'s step reads {wanted:?}; the test gives {given:?}",
+            self.file
+        );
+        gh.run(&script, dir, values)
     }
 
     /// Every command the `run:` scripts of `job` run, with its step's position.
@@ -1724,6 +1792,245 @@ fn check_preview(workflow: &Workflow) {
 
 // ---- tests on the real workflows ----
 
+/// The variables a shell script reads: `$NAME` and `${NAME...}`.
+fn read_variables(script: &str) -> Vec<String> {
+    let mut names = Vec::new();
+    let mut rest = script;
+    while let Some(at) = rest.find('$') {
+        rest = &rest[at + 1..];
+        let name = rest.strip_prefix('{').unwrap_or(rest);
+        let end = name
+            .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+            .unwrap_or(name.len());
+        if end > 0 && !name.starts_with(|c: char| c.is_ascii_digit()) {
+            names.push(name[..end].to_owned());
+        }
+    }
+    names
+}
+
+/// A checkout for a step: `files` (path, content) written in a new folder.
+fn checkout(files: &[(&str, &str)]) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("a checkout");
+    for (path, content) in files {
+        let path = dir.path().join(path);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).expect("a folder");
+        }
+        std::fs::write(path, content).expect("a file");
+    }
+    dir
+}
+
+fn succeeded(workflow: &Workflow, property: &str, ran: &std::process::Output) {
+    workflow.ensure(
+        ran.status.success(),
+        property,
+        format_args!(
+            "the step failed: {}{}",
+            String::from_utf8_lossy(&ran.stdout),
+            String::from_utf8_lossy(&ran.stderr)
+        ),
+    );
+}
+
+fn by(comments: &[Value], login: &str) -> Vec<Value> {
+    comments
+        .iter()
+        .filter(|comment| comment["user"]["login"] == login)
+        .cloned()
+        .collect()
+}
+
+const BOT: &str = "github-actions[bot]";
+
+/// pull-request.yml's comment step, run on two pushes of a pull request where
+/// a reviewer quoted the marker: one comment of the bot, updated in place
+/// with the last plan; the reviewer's comment left alone.
+fn check_plan_comment(workflow: &Workflow) {
+    let property = "plan comment";
+    let gh = FakeGh::new(&[(12, "OPEN")]);
+    gh.comment(
+        12,
+        "a-reviewer",
+        "<!-- deployer-plan --> as a reviewer quoted it",
+    );
+    for push in ["first push", "second push"] {
+        let body = format!("<!-- deployer-plan -->\n{push}");
+        let dir = checkout(&[("comment/comment.md", &body)]);
+        let ran = workflow.run_step(
+            &gh,
+            ("comment", "Create or update the comment"),
+            dir.path(),
+            &[
+                ("GH_TOKEN", "token"),
+                ("REPOSITORY", REPOSITORY),
+                ("PULL_REQUEST", "12"),
+            ],
+        );
+        succeeded(workflow, property, &ran);
+    }
+    let comments = gh.comments(12);
+    let ours = by(&comments, BOT);
+    workflow.ensure(
+        ours.len() == 1 && ours[0]["body"] == "<!-- deployer-plan -->\nsecond push",
+        property,
+        format_args!("one comment of the bot, with the last push's plan: {comments:?}"),
+    );
+    workflow.ensure(
+        by(&comments, "a-reviewer").len() == 1,
+        property,
+        format_args!("the reviewer's comment is left alone: {comments:?}"),
+    );
+}
+
+/// preview.yml's comment, written on two applies of a preview (a new commit,
+/// a new URL): one comment of the bot with the last URL; a reviewer's comment
+/// quoting the marker is not taken for it.
+fn check_preview_comment(workflow: &Workflow) {
+    let property = "preview comment";
+    let gh = FakeGh::new(&[(7, "OPEN")]);
+    gh.comment(
+        7,
+        "a-reviewer",
+        "<!-- deployer-preview --> as a reviewer quoted it",
+    );
+    for (sha, url) in [
+        (
+            "aaa111",
+            "https://one.execute-api.us-east-1.amazonaws.com/pr-7",
+        ),
+        (
+            "bbb222",
+            "https://two.execute-api.us-east-1.amazonaws.com/pr-7",
+        ),
+    ] {
+        let dir = checkout(&[]);
+        let ran = workflow.run_step(
+            &gh,
+            ("comment", "Write or update the comment"),
+            dir.path(),
+            &[
+                ("GH_TOKEN", "token"),
+                ("REPOSITORY", REPOSITORY),
+                ("NUMBER", "7"),
+                ("API_BASE_URL", url),
+                ("SHA", sha),
+            ],
+        );
+        succeeded(workflow, property, &ran);
+    }
+    let comments = gh.comments(7);
+    let ours = by(&comments, BOT);
+    let body = ours
+        .first()
+        .and_then(|comment| comment["body"].as_str())
+        .unwrap_or_default();
+    workflow.ensure(
+        ours.len() == 1
+            && body.starts_with(PREVIEW_MARKER)
+            && body.contains("https://two.execute-api")
+            && body.contains("bbb222")
+            && !body.contains("https://one."),
+        property,
+        format_args!("one comment of the bot, with the last URL: {comments:?}"),
+    );
+}
+
+/// drift.yml's issue step, night after night: drift in dev opens "Drift in
+/// dev" (labelled `drift`), drift in stage its own, dev's lasting drift
+/// updates its issue, its end closes it, and drift coming back opens a new one.
+fn check_drift_issue(workflow: &Workflow) {
+    let property = "drift issue";
+    let gh = FakeGh::new(&[]);
+    let night = |environment: &str, drifted: bool, report: &str| {
+        let dir = checkout(&[
+            ("drift/drifted", if drifted { "true\n" } else { "false\n" }),
+            ("drift/issue.md", report),
+        ]);
+        let ran = workflow.run_step(
+            &gh,
+            ("issue", "Open, update or close the issue"),
+            dir.path(),
+            &[
+                ("GH_TOKEN", "token"),
+                ("REPOSITORY", REPOSITORY),
+                ("DEPLOYER_ENV", environment),
+            ],
+        );
+        succeeded(workflow, property, &ran);
+        gh.state()["issues"].as_array().cloned().unwrap_or_default()
+    };
+    let summary = |issues: &[Value]| -> Vec<(String, String, String)> {
+        issues
+            .iter()
+            .map(|issue| {
+                let text = |field: &str| issue[field].as_str().unwrap_or_default().to_owned();
+                (text("title"), text("state"), text("body"))
+            })
+            .collect()
+    };
+    let owned = |rows: &[(&str, &str, &str)]| -> Vec<(String, String, String)> {
+        rows.iter()
+            .map(|(a, b, c)| ((*a).to_owned(), (*b).to_owned(), (*c).to_owned()))
+            .collect()
+    };
+
+    let issues = night("dev", true, "dev: a tag removed");
+    workflow.ensure(
+        summary(&issues) == owned(&[("Drift in dev", "OPEN", "dev: a tag removed")])
+            && issues[0]["labels"] == serde_json::json!(["drift"]),
+        property,
+        format_args!("drift opens one labelled issue: {issues:?}"),
+    );
+    night("stage", true, "stage: memory changed");
+    let issues = night("dev", true, "dev: a tag removed, timeout changed");
+    workflow.ensure(
+        summary(&issues)
+            == owned(&[
+                (
+                    "Drift in dev",
+                    "OPEN",
+                    "dev: a tag removed, timeout changed",
+                ),
+                ("Drift in stage", "OPEN", "stage: memory changed"),
+            ]),
+        property,
+        format_args!("lasting drift updates its environment's issue: {issues:?}"),
+    );
+    let issues = night("dev", false, "");
+    let issues = summary(&issues);
+    workflow.ensure(
+        issues[0].1 == "CLOSED" && issues[1].1 == "OPEN",
+        property,
+        format_args!("the end of dev's drift closes its issue only: {issues:?}"),
+    );
+    let closed_comments = gh.state()["issues"][0]["comments"].clone();
+    workflow.ensure(
+        closed_comments
+            .as_array()
+            .is_some_and(|comments| comments.len() == 1),
+        property,
+        format_args!("closed with one comment: {closed_comments}"),
+    );
+    night("dev", false, "");
+    let issues = night("dev", true, "dev: drifted again");
+    workflow.ensure(
+        summary(&issues)
+            == owned(&[
+                (
+                    "Drift in dev",
+                    "CLOSED",
+                    "dev: a tag removed, timeout changed",
+                ),
+                ("Drift in stage", "OPEN", "stage: memory changed"),
+                ("Drift in dev", "OPEN", "dev: drifted again"),
+            ]),
+        property,
+        format_args!("drift coming back opens a new issue: {issues:?}"),
+    );
+}
+
 fn all_workflows() -> Vec<Workflow> {
     let mut files: Vec<String> = std::fs::read_dir(workflows_dir())
         .expect("reading .github/workflows")
@@ -2700,5 +3007,50 @@ fn a_drift_check_with_the_deploy_role_fails() {
         "drift.yml",
         "secrets.AWS_PLAN_ROLE_TO_ASSUME",
         "secrets.AWS_ROLE_TO_ASSUME",
+    ));
+}
+
+#[test]
+fn the_plan_comment_is_one_comment_updated_on_every_push() {
+    check_plan_comment(&Workflow::load("pull-request.yml"));
+}
+
+#[test]
+#[should_panic(expected = "pull-request.yml: plan comment: the step failed")]
+fn a_plan_comment_that_takes_any_marked_comment_for_its_own_fails() {
+    check_plan_comment(&Workflow::mutated(
+        "pull-request.yml",
+        ".user.login == \"github-actions[bot]\" and ",
+        "",
+    ));
+}
+
+#[test]
+fn the_preview_comment_is_one_comment_with_the_last_url() {
+    check_preview_comment(&Workflow::load("preview.yml"));
+}
+
+#[test]
+#[should_panic(expected = "preview.yml: preview comment: the step failed")]
+fn a_preview_comment_that_takes_any_marked_comment_for_its_own_fails() {
+    check_preview_comment(&Workflow::mutated(
+        "preview.yml",
+        ".user.login == \"github-actions[bot]\" and ",
+        "",
+    ));
+}
+
+#[test]
+fn the_drift_issue_opens_updates_and_closes_with_the_drift() {
+    check_drift_issue(&Workflow::load("drift.yml"));
+}
+
+#[test]
+#[should_panic(expected = "drift.yml: drift issue: drift coming back opens a new issue")]
+fn a_drift_issue_step_that_finds_closed_issues_fails() {
+    check_drift_issue(&Workflow::mutated(
+        "drift.yml",
+        "--state open",
+        "--state all",
     ));
 }
