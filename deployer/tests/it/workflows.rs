@@ -1032,7 +1032,37 @@ fn check_ci(workflow: &Workflow) {
     );
     workflow.command("checks", &["scripts/lint-workflows"]);
     workflow.command("checks", &["scripts/test"]);
-    workflow.step_using("checks", "actions/cache");
+    check_build_cache(workflow, "checks");
+}
+
+/// `job` restores cargo's registry and `target/` before it compiles, keyed on
+/// `Cargo.lock` and the toolchain: a push that changes no dependency does not
+/// compile them again.
+fn check_build_cache(workflow: &Workflow, job: &str) {
+    let property = "build cache";
+    let (position, cache) = workflow.step_using(job, "actions/cache");
+    let paths = workflow.text_at(cache, "with.path");
+    let key = workflow.text_at(cache, "with.key");
+    workflow.ensure(
+        paths.contains("~/.cargo/registry/") && paths.lines().any(|line| line.trim() == "target/"),
+        property,
+        format_args!("job `{job}` caches {paths:?}, not the registry and target/"),
+    );
+    workflow.ensure(
+        key.contains("hashFiles('Cargo.lock')") && key.contains("env.RUST_TOOLCHAIN"),
+        property,
+        format_args!("job `{job}`'s cache key {key:?} must name Cargo.lock and the toolchain"),
+    );
+    let first_build = workflow
+        .commands(job)
+        .into_iter()
+        .find(|command| command.starts_with(&["cargo"]) && !command.starts_with(&["cargo", "fmt"]))
+        .map_or(usize::MAX, |command| command.step);
+    workflow.ensure(
+        position < first_build,
+        property,
+        format_args!("job `{job}` restores the cache after it compiles"),
+    );
 }
 
 fn check_bootstrap(workflow: &Workflow) {
@@ -2824,6 +2854,21 @@ fn check_pull_request(workflow: &Workflow) {
 #[test]
 fn pull_requests_get_one_plan_comment_of_dev_stage_and_prod_and_forks_no_credentials() {
     check_pull_request(&Workflow::load("pull-request.yml"));
+}
+
+#[test]
+fn the_pull_request_and_preview_builds_reuse_cargos_cache() {
+    check_build_cache(&Workflow::load("pull-request.yml"), "build");
+    check_build_cache(&Workflow::load("preview.yml"), "build");
+}
+
+#[test]
+#[should_panic(expected = "pull-request.yml: build cache: job `build`'s cache key")]
+fn a_build_cache_not_keyed_on_cargo_lock_fails() {
+    check_build_cache(
+        &Workflow::mutated("pull-request.yml", "-${{ hashFiles('Cargo.lock') }}", ""),
+        "build",
+    );
 }
 
 #[test]
