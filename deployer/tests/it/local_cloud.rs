@@ -1302,7 +1302,13 @@ impl DevWatch {
         let target = std::env::var_os("CARGO_TARGET_DIR")
             .map_or_else(|| root.join("target"), PathBuf::from)
             .join("dev-watch");
-        let mut child = std::process::Command::new(workspace.path().join("scripts/dev"))
+        // With SIGINT's default action, as on a terminal: a test run started in
+        // the background by a shell without job control inherits SIGINT
+        // ignored, and bash can neither trap nor reset a signal ignored on
+        // entry, so its Ctrl-C clean-up would never run.
+        let mut child = std::process::Command::new("env")
+            .arg("--default-signal=INT")
+            .arg(workspace.path().join("scripts/dev"))
             .arg("--watch")
             .env("CARGO_TARGET_DIR", &target)
             .env("DEPLOYER", env!("CARGO_BIN_EXE_deployer"))
