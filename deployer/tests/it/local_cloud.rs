@@ -1751,8 +1751,14 @@ async fn a_preview_is_applied_smoke_tested_destroyed_and_swept_on_the_local_clou
         previews_listed(&cloud, Some("1h")).is_empty(),
         "pr-9 is young"
     );
-    std::thread::sleep(Duration::from_millis(1100));
-    assert_eq!(previews_listed(&cloud, Some("1s")).len(), 1);
+    // Ages are whole seconds, and "older than 1 s" is an age of 2 or more.
+    std::thread::sleep(Duration::from_millis(2100));
+    assert_eq!(
+        previews_listed(&cloud, Some("1s")).len(),
+        1,
+        "pr-9 is past 1 s: {:?}",
+        previews_listed(&cloud, None)
+    );
     assert_exit(&sweep("0"), 0);
     assert!(
         previews_listed(&cloud, None).is_empty(),
