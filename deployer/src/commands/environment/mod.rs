@@ -665,7 +665,7 @@ async fn check_health(
     outputs: &std::collections::BTreeMap<String, serde_json::Value>,
     timeout: std::time::Duration,
 ) -> Result<(), CliError> {
-    let Some(base) = outputs.get("api_base_url").and_then(|url| url.as_str()) else {
+    let Some(base) = environment::EnvironmentOutput::ApiBaseUrl.read(outputs) else {
         return Ok(());
     };
     let url = format!("{}/health", base.trim_end_matches('/'));
