@@ -20,7 +20,7 @@ use crate::resources::cognito_user_pool;
 use crate::resources::dynamodb_scores_table::{self, ScoresTable};
 use crate::resources::s3_state_bucket::{self, StateBucket};
 use crate::stacks::bootstrap;
-use crate::stacks::environment::{LayerInput, StackInputs};
+use crate::stacks::environment::{EnvironmentOutput, LayerInput, StackInputs};
 
 /// The flags of `deployer destroy --bootstrap`.
 #[derive(Debug, Clone, Copy, Default)]
@@ -598,7 +598,7 @@ impl Stack for EnvironmentDestroy<'_> {
             // The state history keeps it: this revision stays behind the removal.
             if let Some(stored) = stored {
                 let mut outputs = stored.document.outputs.clone();
-                outputs.insert("final_backup_arn".into(), Value::String(arn));
+                EnvironmentOutput::FinalBackupArn.write(&mut outputs, Value::String(arn));
                 super::recording::write(
                     self.backend,
                     &self.names.environment,

@@ -528,6 +528,8 @@ pub enum EnvironmentOutput {
     AuthHostedUiUrl,
     AuthSignInUrl,
     AuthTokenUrl,
+    /// The final backup `destroy` took, kept in the state's history.
+    FinalBackupArn,
 }
 
 impl EnvironmentOutput {
@@ -543,6 +545,7 @@ impl EnvironmentOutput {
             Self::AuthHostedUiUrl => "auth_hosted_ui_url",
             Self::AuthSignInUrl => "auth_sign_in_url",
             Self::AuthTokenUrl => "auth_token_url",
+            Self::FinalBackupArn => "final_backup_arn",
         }
     }
 
@@ -551,7 +554,8 @@ impl EnvironmentOutput {
         outputs.get(self.name()).and_then(Value::as_str)
     }
 
-    fn write(self, outputs: &mut BTreeMap<String, Value>, value: Value) {
+    /// Set this output of `outputs` to `value`.
+    pub fn write(self, outputs: &mut BTreeMap<String, Value>, value: Value) {
         outputs.insert(self.name().to_owned(), value);
     }
 }

@@ -475,9 +475,9 @@ fn index_notes(names: &EnvironmentNames, prepared: &Prepared) -> Vec<String> {
         action: engine::Action::Update(changes),
         ..
     }) = prepared.plan.resources.get(index)
-        && let Some(change) = changes
-            .iter()
-            .find(|change| change.name == "items_missing_index_keys")
+        && let Some(change) = changes.iter().find(|change| {
+            change.name == dynamodb_scores_table::ScoresTableAttribute::ItemsMissingIndexKeys.name()
+        })
     {
         let missing = change.old.as_i64().unwrap_or(0);
         notes.push(format!(
