@@ -268,6 +268,8 @@ impl EnvironmentStack<'_> {
             observed,
             plan,
             notices,
+            kept: Vec::new(),
+            unplanned: Vec::new(),
         })
     }
 }
