@@ -12,8 +12,6 @@ pub enum CliError {
         #[source]
         source: state::StateError,
     },
-    #[error("{action}: {detail}")]
-    Aws { action: String, detail: String },
     /// The command line, or a file it names, asks for what cannot be done as
     /// given.
     #[error("{0}")]
@@ -108,20 +106,6 @@ impl CliError {
         let context = context.into();
         move |source| Self::State { context, source }
     }
-
-    /// A failed SDK call, described in one line (code and message, or the causes).
-    pub fn aws<E>(
-        action: impl Into<String>,
-        error: &aws_sdk_s3::error::SdkError<E, aws_sdk_s3::config::http::HttpResponse>,
-    ) -> Self
-    where
-        E: aws_sdk_s3::error::ProvideErrorMetadata + std::error::Error + 'static,
-    {
-        Self::Aws {
-            action: action.into(),
-            detail: state::sdk_error::describe(error),
-        }
-    }
 }
 
 #[cfg(test)]
@@ -172,5 +156,40 @@ mod tests {
              run `deployer rollback --env dev --to 3` again to record it"
         );
         assert!(unrecorded.source().is_some());
+    }
+
+    /// An AWS call's failure reads as `action: code: message`, as it did when
+    /// it was flattened to text, and keeps the SDK's error as its source.
+    #[test]
+    fn a_failed_aws_call_keeps_the_sdk_error_as_its_source() {
+        use aws_sdk_s3::config::http::HttpResponse;
+        use aws_sdk_s3::error::{ErrorMetadata, SdkError};
+
+        let sdk: SdkError<ErrorMetadata, HttpResponse> = SdkError::service_error(
+            ErrorMetadata::builder()
+                .code("AccessDenied")
+                .message("not yours")
+                .build(),
+            HttpResponse::new(
+                aws_smithy_runtime_api::http::StatusCode::try_from(403).expect("a status"),
+                aws_smithy_types::body::SdkBody::empty(),
+            ),
+        );
+        let error = CliError::from(crate::engine::EngineError::sdk(
+            "checking whether state bucket b exists",
+            sdk,
+        ));
+        assert_eq!(
+            error.to_string(),
+            "checking whether state bucket b exists: AccessDenied: not yours"
+        );
+        assert!(
+            error
+                .source()
+                .and_then(|source| source.downcast_ref::<SdkError<ErrorMetadata, HttpResponse>>())
+                .is_some(),
+            "{:?}",
+            error.source()
+        );
     }
 }

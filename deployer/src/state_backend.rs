@@ -4,6 +4,7 @@ use aws_config::SdkConfig;
 use state::{Backend, DynamoDbLock, LocalBackend, LockBackend, RemoteLock, S3Lock, S3Store};
 
 use crate::config::Config;
+use crate::engine::EngineError;
 use crate::error::CliError;
 
 /// Where the caller wants state kept; `None` in [`open`] asks AWS.
@@ -50,13 +51,14 @@ pub async fn open(
                     if let Some(missing) = crate::aws::missing_credentials(aws).await {
                         return Err(missing.into());
                     }
-                    return Err(CliError::aws(
+                    return Err(EngineError::sdk(
                         format!(
                             "checking whether state bucket {} exists (pass --state local to work without AWS state)",
                             settings.state_bucket
                         ),
-                        &error,
-                    ));
+                        error,
+                    )
+                    .into());
                 }
             }
         }

@@ -119,6 +119,8 @@ impl Stack for BootstrapStack<'_> {
             observed,
             plan,
             notices: Vec::new(),
+            kept: Vec::new(),
+            unplanned: Vec::new(),
         })
     }
 

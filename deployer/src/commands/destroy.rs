@@ -9,7 +9,7 @@ use serde_json::Value;
 use state::{Backend, LocalBackend, Stored};
 
 use super::Outcome;
-use super::stack_run::{self, Approval, Ending, Prepared, RunOptions, Stack};
+use super::stack_run::{self, Approval, Ending, Prepared, RunOptions, Stack, Unplanned};
 use crate::config::{BOOTSTRAP, Config, EnvironmentNames};
 use crate::engine::plan::destroy_plan;
 use crate::engine::{self, DesiredResource, ObservedResource, Resources};
@@ -20,7 +20,7 @@ use crate::resources::cognito_user_pool;
 use crate::resources::dynamodb_scores_table::{self, ScoresTable};
 use crate::resources::s3_state_bucket::{self, StateBucket};
 use crate::stacks::bootstrap;
-use crate::stacks::environment::{LayerInput, StackInputs};
+use crate::stacks::environment::{EnvironmentOutput, LayerInput, StackInputs};
 
 /// The flags of `deployer destroy --bootstrap`.
 #[derive(Debug, Clone, Copy, Default)]
@@ -37,10 +37,6 @@ struct BootstrapDestroy<'a> {
     aws: &'a SdkConfig,
     clients: Clients,
     force: bool,
-    /// What this run keeps, and why (set by `prepare`).
-    kept: std::sync::Mutex<Vec<String>>,
-    /// The bucket is kept but exists: the deployer's own objects are removed from it.
-    clear_bucket: std::sync::atomic::AtomicBool,
 }
 
 impl BootstrapDestroy<'_> {
@@ -133,18 +129,20 @@ impl Stack for BootstrapDestroy<'_> {
                 Some(observed)
             })
             .collect();
+        // The bucket is kept but exists: the deployer's own objects are removed from it.
         let clear_bucket = bucket_exists && observed.first().is_some_and(Option::is_none);
-        self.clear_bucket
-            .store(clear_bucket, std::sync::atomic::Ordering::SeqCst);
-        if let Ok(mut slot) = self.kept.lock() {
-            *slot = kept;
-        }
         let plan = destroy_plan(&desired, &observed);
         Ok(Prepared {
             resources,
             observed,
             plan,
             notices: Vec::new(),
+            kept,
+            unplanned: if clear_bucket {
+                vec![Unplanned::ClearStateBucket]
+            } else {
+                Vec::new()
+            },
         })
     }
 
@@ -160,17 +158,13 @@ impl Stack for BootstrapDestroy<'_> {
         Ok(None)
     }
 
-    fn pending(&self, _prepared: &Prepared) -> bool {
-        self.clear_bucket.load(std::sync::atomic::Ordering::SeqCst)
-    }
-
     /// A kept bucket loses only the deployer's own objects (`deployer/`), every version.
     async fn before_apply(
         &self,
-        _prepared: &Prepared,
+        prepared: &Prepared,
         _stored: Option<&Stored>,
     ) -> Result<(), CliError> {
-        if self.clear_bucket.load(std::sync::atomic::Ordering::SeqCst) {
+        if prepared.unplanned.contains(&Unplanned::ClearStateBucket) {
             let progress = crate::ui::progress();
             let started =
                 progress.start(s3_state_bucket::ADDRESS, "deleting the deployer's objects");
@@ -209,26 +203,22 @@ impl Stack for BootstrapDestroy<'_> {
                 self.config.settings.state_bucket
             ));
         }
-        if self.clear_bucket.load(std::sync::atomic::Ordering::SeqCst) {
+        if prepared.unplanned.contains(&Unplanned::ClearStateBucket) {
             notes.push(format!(
                 "The deployer's objects ({}...) are deleted from the state bucket {}, every version.",
                 state::KEY_PREFIX,
                 self.config.settings.state_bucket
             ));
         }
-        notes.extend(self.kept_lines());
+        notes.extend(kept_lines(&prepared.kept));
         notes.push(String::new());
         notes
     }
 }
 
-impl BootstrapDestroy<'_> {
-    fn kept_lines(&self) -> Vec<String> {
-        self.kept
-            .lock()
-            .map(|kept| kept.iter().map(|line| format!("Kept: {line}")).collect())
-            .unwrap_or_default()
-    }
+/// How a bootstrap destroy shows what it keeps.
+fn kept_lines(kept: &[String]) -> Vec<String> {
+    kept.iter().map(|line| format!("Kept: {line}")).collect()
 }
 
 /// The state in the bucket (no lock is taken through it).
@@ -246,8 +236,6 @@ pub async fn bootstrap(
         aws,
         clients: Clients::connect(aws, &config.settings.region).await?,
         force: options.force,
-        kept: std::sync::Mutex::new(Vec::new()),
-        clear_bucket: std::sync::atomic::AtomicBool::new(false),
     };
     let run = RunOptions {
         saved: None,
@@ -272,7 +260,7 @@ pub async fn bootstrap(
     } else {
         "Nothing to destroy: no bootstrap resource the deployer created exists.".to_owned()
     }];
-    lines.extend(stack.kept_lines());
+    lines.extend(kept_lines(&ran.kept));
     Ok(Outcome::new(lines.join("\n"), 0))
 }
 
@@ -501,6 +489,8 @@ impl Stack for EnvironmentDestroy<'_> {
                     observed: found,
                     plan: destroy_plan(&desired, &[]),
                     notices: Vec::new(),
+                    kept: Vec::new(),
+                    unplanned: Vec::new(),
                 });
             }
             return Err(CliError::Refused(format!(
@@ -533,6 +523,8 @@ impl Stack for EnvironmentDestroy<'_> {
             observed,
             plan,
             notices: Vec::new(),
+            kept: Vec::new(),
+            unplanned: Vec::new(),
         })
     }
 
@@ -598,7 +590,7 @@ impl Stack for EnvironmentDestroy<'_> {
             // The state history keeps it: this revision stays behind the removal.
             if let Some(stored) = stored {
                 let mut outputs = stored.document.outputs.clone();
-                outputs.insert("final_backup_arn".into(), Value::String(arn));
+                EnvironmentOutput::FinalBackupArn.write(&mut outputs, Value::String(arn));
                 super::recording::write(
                     self.backend,
                     &self.names.environment,

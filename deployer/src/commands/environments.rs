@@ -9,6 +9,7 @@ use state::{Backend, StateDocument};
 
 use crate::config::{BOOTSTRAP, PREVIEW_PREFIX, is_preview};
 use crate::error::CliError;
+use crate::stacks::environment::EnvironmentOutput;
 
 /// Which environments `list` shows.
 #[derive(Debug, Clone, Copy, Default)]
@@ -72,10 +73,8 @@ pub fn listed(
         age_seconds,
         idle_seconds,
         serial: document.serial,
-        api_base_url: document
-            .outputs
-            .get("api_base_url")
-            .and_then(|url| url.as_str())
+        api_base_url: EnvironmentOutput::ApiBaseUrl
+            .read(&document.outputs)
             .map(str::to_owned),
     }
 }
@@ -183,9 +182,10 @@ mod tests {
         let mut document = StateDocument::new(environment, "0.1.0");
         document.serial = 3;
         document.updated_at = updated_at.to_owned();
-        document
-            .outputs
-            .insert("api_base_url".into(), "https://example/pr-7".into());
+        document.outputs.insert(
+            EnvironmentOutput::ApiBaseUrl.name().into(),
+            "https://example/pr-7".into(),
+        );
         document
     }
 

@@ -18,6 +18,7 @@ use crate::data::shape::{
 };
 use crate::data::source::query_partition;
 use crate::data::target::Target;
+use crate::engine::Doing;
 use crate::error::CliError;
 
 #[derive(Debug, Clone)]
@@ -50,12 +51,7 @@ async fn all_tables(
             .set_exclusive_start_key(start)
             .send()
             .await
-            .map_err(|error| {
-                CliError::aws(
-                    format!("listing the tables of DynamoDB table {table}"),
-                    &error,
-                )
-            })?;
+            .doing(|| format!("listing the tables of DynamoDB table {table}"))?;
         tables.extend(
             page.items()
                 .iter()

@@ -10,6 +10,7 @@ use std::time::Duration;
 use aws_config::SdkConfig;
 
 use crate::config::{Config, validate_environment};
+use crate::engine::EngineError;
 use crate::error::CliError;
 use crate::resources::Clients;
 use crate::resources::lambda_alias;
@@ -138,7 +139,7 @@ async fn print_events(
                         options.environment
                     ))
                 } else {
-                    CliError::aws(format!("reading the log events of {log_group}"), &error)
+                    EngineError::sdk(format!("reading the log events of {log_group}"), error).into()
                 }
             })?;
         for event in page.events() {

@@ -10,6 +10,7 @@ use state::Backend;
 
 use super::Outcome;
 use crate::config::{Config, validate_environment};
+use crate::engine::{Doing, EngineError};
 use crate::error::CliError;
 use crate::resources::Clients;
 
@@ -83,12 +84,7 @@ async fn restore(
         .backup_arn(backup_arn)
         .send()
         .await
-        .map_err(|error| {
-            CliError::aws(
-                format!("restoring DynamoDB table {table} from {backup_arn}"),
-                &error,
-            )
-        })?;
+        .doing(|| format!("restoring DynamoDB table {table} from {backup_arn}"))?;
     // A restore takes minutes per GB; an hour bounds it. The wait changes
     // nothing: an interruption ends it at once (the restore goes on in AWS).
     let wait = dynamodb
@@ -96,9 +92,11 @@ async fn restore(
         .table_name(table)
         .wait(std::time::Duration::from_secs(3600));
     tokio::select! {
-        waited = wait => waited.map_err(|error| CliError::Aws {
-            action: format!("waiting for the restored table {table} to become ACTIVE"),
-            detail: state::sdk_error::causes(&error),
+        waited = wait => waited.map_err(|error| {
+            EngineError::caused_by(
+                format!("waiting for the restored table {table} to become ACTIVE"),
+                error,
+            )
         })?,
         _ = fence.raised() => {
             return Err(CliError::Interrupted {

@@ -8,7 +8,7 @@
 //! [`lambda_alias::rolled_back`]); new code is a normal release.
 
 use aws_config::SdkConfig;
-use serde_json::{Value, json};
+use serde_json::json;
 use state::{Backend, Stored};
 
 use super::{Outcome, recording};
@@ -129,11 +129,7 @@ async fn roll_back(
             }
         )));
     };
-    let code_sha256 = published
-        .attributes
-        .get("code_sha256")
-        .and_then(Value::as_str)
-        .map(str::to_owned);
+    let code_sha256 = published.code_sha256.clone();
     fence.check(&format!(
         "moving the live alias of {function} to version {target}"
     ))?;

@@ -34,6 +34,23 @@ pub struct Prepared {
     /// What planning found worth saying, shown once per run (a run prepares
     /// twice: before the lock and under it).
     pub notices: Vec<Notice>,
+    /// What the run leaves in place that it would otherwise delete, each
+    /// with why (a bootstrap destroy's adopted resources and a bucket holding
+    /// others' objects): shown below the plan, and returned as [`Ran::kept`].
+    pub kept: Vec<String>,
+    /// Work the plan does not show as resource changes, done by
+    /// [`Stack::before_apply`] once confirmed; the run has work when there is
+    /// some, even with no change planned.
+    pub unplanned: Vec<Unplanned>,
+}
+
+/// Work a run does that its plan does not show as a resource change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unplanned {
+    /// Delete the deployer's own objects, every version, from the state
+    /// bucket a bootstrap destroy keeps (because it holds others' objects, or
+    /// was adopted).
+    ClearStateBucket,
 }
 
 /// Something outside the stack that planning found and people should know.
@@ -154,12 +171,6 @@ pub trait Stack: Send + Sync {
         Vec::new()
     }
 
-    /// Whether the run has work the plan does not show as resource changes
-    /// (the deployer's objects to delete from a bucket it keeps).
-    fn pending(&self, _prepared: &Prepared) -> bool {
-        false
-    }
-
     /// What must succeed, once confirmed, before anything is applied (a
     /// destroy's final backup); a failure stops the run with nothing changed.
     /// `stored` is the state read under the lock.
@@ -209,6 +220,8 @@ pub struct Ran {
     pub outputs: BTreeMap<String, Value>,
     /// Whether anything was applied or recorded.
     pub applied: bool,
+    /// What the run left in place, and why ([`Prepared::kept`]).
+    pub kept: Vec<String>,
 }
 
 /// Run `stack`. See the module's documentation.
@@ -217,7 +230,7 @@ pub async fn run(stack: &dyn Stack, options: &RunOptions) -> Result<Ran, CliErro
     let mut shown = Shown::default();
     shown.show(&first.notices);
     // A saved plan is checked under the lock, whatever the first look finds.
-    if options.saved.is_none() && !has_work(stack, &first) {
+    if options.saved.is_none() && !has_work(&first) {
         let stored = stack.stored(&first).await?;
         if let Some(ran) = nothing_to_do(stack, &first, stored.as_ref()) {
             return Ok(ran);
@@ -243,14 +256,14 @@ pub async fn run(stack: &dyn Stack, options: &RunOptions) -> Result<Ran, CliErro
 
 /// Whether the run has anything to apply: resource changes, or work the plan
 /// does not show.
-fn has_work(stack: &dyn Stack, prepared: &Prepared) -> bool {
-    prepared.plan.has_changes() || stack.pending(prepared)
+fn has_work(prepared: &Prepared) -> bool {
+    prepared.plan.has_changes() || !prepared.unplanned.is_empty()
 }
 
 /// `Some` when the run has no work and `stored` (the state as it is now)
 /// already records what exists.
 fn nothing_to_do(stack: &dyn Stack, prepared: &Prepared, stored: Option<&Stored>) -> Option<Ran> {
-    if has_work(stack, prepared) {
+    if has_work(prepared) {
         return None;
     }
     let outputs = stack.outputs(&prepared.resources, &prepared.observed);
@@ -275,6 +288,7 @@ fn nothing_to_do(stack: &dyn Stack, prepared: &Prepared, stored: Option<&Stored>
         plan: prepared.plan.clone(),
         outputs,
         applied: false,
+        kept: prepared.kept.clone(),
     })
 }
 
@@ -294,7 +308,7 @@ async fn under_lock(
     if let Some(ran) = nothing_to_do(stack, &prepared, stored.as_ref()) {
         return Ok(ran);
     }
-    if has_work(stack, &prepared) {
+    if has_work(&prepared) {
         ui::text(engine::render::render(&prepared.plan));
         for note in stack.notes(&prepared) {
             ui::note(note);
@@ -399,6 +413,7 @@ async fn under_lock(
         plan: prepared.plan,
         outputs,
         applied: true,
+        kept: prepared.kept,
     })
 }
 

@@ -97,6 +97,18 @@ impl EngineError {
         }
     }
 
+    /// A failure that is not a single SDK call's (a waiter's, which gave up
+    /// or whose polling failed), described by its chain of causes and kept as
+    /// the source.
+    pub fn caused_by(action: impl Into<String>, error: impl Error + Send + Sync + 'static) -> Self {
+        Self {
+            action: action.into(),
+            detail: state::sdk_error::causes(&error),
+            failure: Failure::Other,
+            source: Some(Box::new(error)),
+        }
+    }
+
     /// What kind of failure this was.
     pub fn failure(&self) -> Failure {
         self.failure
@@ -181,6 +193,22 @@ mod tests {
                 .downcast_ref::<SdkError<ErrorMetadata, HttpResponse>>()
                 .is_some(),
             "{source:?}"
+        );
+        let waited = EngineError::caused_by(
+            "waiting for the table",
+            std::io::Error::other("gave up after 3600 s"),
+        );
+        assert_eq!(
+            waited.to_string(),
+            "waiting for the table: gave up after 3600 s"
+        );
+        assert_eq!(waited.failure(), Failure::Other);
+        assert!(
+            waited
+                .source()
+                .and_then(|source| source.downcast_ref::<std::io::Error>())
+                .is_some(),
+            "the waiter's error is kept"
         );
         let plain = EngineError::new("ordering resources", "a cycle");
         assert_eq!(plain.failure(), Failure::Other);

@@ -514,6 +514,52 @@ pub struct SignInOutputs {
     pub domain: String,
 }
 
+/// An environment's outputs, by name: the one place their names are
+/// written. The names are what people and workflows read
+/// (`deployer output --env dev api_base_url`), so they never change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EnvironmentOutput {
+    ApiBaseUrl,
+    DynamodbTableName,
+    LambdaName,
+    AuthUserPoolId,
+    AuthIssuer,
+    AuthClientId,
+    AuthHostedUiUrl,
+    AuthSignInUrl,
+    AuthTokenUrl,
+    /// The final backup `destroy` took, kept in the state's history.
+    FinalBackupArn,
+}
+
+impl EnvironmentOutput {
+    /// The output's name in the state and on the command line.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::ApiBaseUrl => "api_base_url",
+            Self::DynamodbTableName => "dynamodb_table_name",
+            Self::LambdaName => "lambda_name",
+            Self::AuthUserPoolId => "auth_user_pool_id",
+            Self::AuthIssuer => "auth_issuer",
+            Self::AuthClientId => "auth_client_id",
+            Self::AuthHostedUiUrl => "auth_hosted_ui_url",
+            Self::AuthSignInUrl => "auth_sign_in_url",
+            Self::AuthTokenUrl => "auth_token_url",
+            Self::FinalBackupArn => "final_backup_arn",
+        }
+    }
+
+    /// This output of `outputs`, when recorded as text.
+    pub fn read(self, outputs: &BTreeMap<String, Value>) -> Option<&str> {
+        outputs.get(self.name()).and_then(Value::as_str)
+    }
+
+    /// Set this output of `outputs` to `value`.
+    pub fn write(self, outputs: &mut BTreeMap<String, Value>, value: Value) {
+        outputs.insert(self.name().to_owned(), value);
+    }
+}
+
 /// Outputs once applied: the API's base URL, the table and function names,
 /// and with the environment's own user pool, how to sign in.
 pub fn outputs(
@@ -524,8 +570,8 @@ pub fn outputs(
 ) -> BTreeMap<String, Value> {
     let mut outputs = BTreeMap::new();
     if let Some(endpoint) = api_endpoint {
-        outputs.insert(
-            "api_base_url".to_owned(),
+        EnvironmentOutput::ApiBaseUrl.write(
+            &mut outputs,
             json!(format!(
                 "{}/{}",
                 endpoint.trim_end_matches('/'),
@@ -533,8 +579,8 @@ pub fn outputs(
             )),
         );
     }
-    outputs.insert("dynamodb_table_name".to_owned(), json!(names.table));
-    outputs.insert("lambda_name".to_owned(), json!(names.function));
+    EnvironmentOutput::DynamodbTableName.write(&mut outputs, json!(names.table));
+    EnvironmentOutput::LambdaName.write(&mut outputs, json!(names.function));
     if let Some(sign_in) = sign_in {
         let hosted = cognito_user_pool::hosted_url(&settings.region, &sign_in.domain);
         let encode = |text: &str| {
@@ -548,18 +594,14 @@ pub fn outputs(
                 encode(callback)
             )
         });
-        outputs.insert(
-            "auth_user_pool_id".to_owned(),
-            json!(sign_in.issuer.rsplit('/').next()),
-        );
-        outputs.insert("auth_issuer".to_owned(), json!(sign_in.issuer));
-        outputs.insert("auth_client_id".to_owned(), json!(sign_in.client_id));
-        outputs.insert("auth_hosted_ui_url".to_owned(), json!(hosted));
-        outputs.insert("auth_sign_in_url".to_owned(), json!(sign_in_url));
-        outputs.insert(
-            "auth_token_url".to_owned(),
-            json!(format!("{hosted}/oauth2/token")),
-        );
+        EnvironmentOutput::AuthUserPoolId
+            .write(&mut outputs, json!(sign_in.issuer.rsplit('/').next()));
+        EnvironmentOutput::AuthIssuer.write(&mut outputs, json!(sign_in.issuer));
+        EnvironmentOutput::AuthClientId.write(&mut outputs, json!(sign_in.client_id));
+        EnvironmentOutput::AuthHostedUiUrl.write(&mut outputs, json!(hosted));
+        EnvironmentOutput::AuthSignInUrl.write(&mut outputs, json!(sign_in_url));
+        EnvironmentOutput::AuthTokenUrl
+            .write(&mut outputs, json!(format!("{hosted}/oauth2/token")));
     }
     outputs
 }
@@ -588,6 +630,21 @@ mod tests {
             }),
         );
         let hosted = "https://aimodelshare-playground-dev.auth.eu-west-1.amazoncognito.com";
+        // The names are what people and workflows read: they never change.
+        assert_eq!(
+            outputs["api_base_url"],
+            json!("https://abc.execute-api.eu-west-1.amazonaws.com/dev")
+        );
+        assert_eq!(outputs["dynamodb_table_name"], json!(names.table));
+        assert_eq!(outputs["lambda_name"], json!(names.function));
+        assert_eq!(
+            EnvironmentOutput::ApiBaseUrl.read(&outputs),
+            Some("https://abc.execute-api.eu-west-1.amazonaws.com/dev")
+        );
+        assert_eq!(
+            outputs["auth_issuer"],
+            json!("https://cognito-idp.eu-west-1.amazonaws.com/eu-west-1_Pool")
+        );
         assert_eq!(outputs["auth_user_pool_id"], json!("eu-west-1_Pool"));
         assert_eq!(outputs["auth_client_id"], json!("client123"));
         assert_eq!(outputs["auth_hosted_ui_url"], json!(hosted));

@@ -824,6 +824,14 @@ async fn destroy_bootstrap_keeps_what_it_adopted_and_a_bucket_holding_others_obj
         shown.contains("Kept: iam_openid_connect_provider.github") && shown.contains("adopted"),
         "{shown}"
     );
+    // The result says again what was kept, below the plan's notes.
+    let result = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        result.contains("Destroy complete")
+            && result.contains("Kept: s3_bucket.state")
+            && result.contains("Kept: iam_openid_connect_provider.github"),
+        "{result}"
+    );
     // Kept: the bucket with every version of the legacy state, the adopted provider.
     let after = bucket_versions(&account).await;
     assert_eq!(

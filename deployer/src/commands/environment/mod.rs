@@ -268,6 +268,8 @@ impl EnvironmentStack<'_> {
             observed,
             plan,
             notices,
+            kept: Vec::new(),
+            unplanned: Vec::new(),
         })
     }
 }
@@ -475,9 +477,9 @@ fn index_notes(names: &EnvironmentNames, prepared: &Prepared) -> Vec<String> {
         action: engine::Action::Update(changes),
         ..
     }) = prepared.plan.resources.get(index)
-        && let Some(change) = changes
-            .iter()
-            .find(|change| change.name == "items_missing_index_keys")
+        && let Some(change) = changes.iter().find(|change| {
+            change.name == dynamodb_scores_table::ScoresTableAttribute::ItemsMissingIndexKeys.name()
+        })
     {
         let missing = change.old.as_i64().unwrap_or(0);
         notes.push(format!(
@@ -665,7 +667,7 @@ async fn check_health(
     outputs: &std::collections::BTreeMap<String, serde_json::Value>,
     timeout: std::time::Duration,
 ) -> Result<(), CliError> {
-    let Some(base) = outputs.get("api_base_url").and_then(|url| url.as_str()) else {
+    let Some(base) = environment::EnvironmentOutput::ApiBaseUrl.read(outputs) else {
         return Ok(());
     };
     let url = format!("{}/health", base.trim_end_matches('/'));

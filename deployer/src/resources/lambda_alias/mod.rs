@@ -128,7 +128,11 @@ pub fn recorded_releases(attributes: &BTreeMap<String, Value>) -> Vec<ReleaseRec
 #[derive(Debug, Clone, PartialEq)]
 pub struct PublishedVersion {
     pub version: String,
-    pub attributes: BTreeMap<String, Value>,
+    /// The SHA-256 of the version's code, as Lambda reports it.
+    pub code_sha256: Option<String>,
+    /// What the version runs, by the function's attribute names: compared
+    /// with the wanted release here only ([`decide`]).
+    attributes: BTreeMap<String, Value>,
 }
 
 impl PublishedVersion {
@@ -166,9 +170,11 @@ pub async fn published_versions(
             let Some(version) = configuration.version().filter(|v| *v != "$LATEST") else {
                 continue;
             };
+            let attributes = attributes_of(configuration);
             versions.push(PublishedVersion {
                 version: version.to_owned(),
-                attributes: attributes_of(configuration).into_observed(),
+                code_sha256: attributes.code_sha256.clone(),
+                attributes: attributes.into_observed(),
             });
         }
         marker = page.next_marker().map(str::to_owned);
@@ -570,6 +576,7 @@ mod tests {
     fn version(number: &str, code: &str, memory: i32) -> PublishedVersion {
         PublishedVersion {
             version: number.to_owned(),
+            code_sha256: Some(code.to_owned()),
             attributes: [
                 ("code_sha256".to_owned(), json!(code)),
                 ("memory_mb".to_owned(), json!(memory)),

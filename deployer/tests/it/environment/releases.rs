@@ -18,6 +18,20 @@ impl Account {
             .to_owned()
     }
 
+    /// The SHA-256 of the code version `version` of the dev function runs.
+    async fn code_sha256_of(&self, version: &str) -> String {
+        aws_sdk_lambda::Client::new(&self.config)
+            .get_function_configuration()
+            .function_name(&names("dev").function)
+            .qualifier(version)
+            .send()
+            .await
+            .expect("the version's configuration")
+            .code_sha256()
+            .expect("a code SHA-256")
+            .to_owned()
+    }
+
     /// The dev function's published versions, oldest first.
     async fn published_versions(&self) -> Vec<String> {
         let listed = aws_sdk_lambda::Client::new(&self.config)
@@ -110,7 +124,10 @@ async fn releases_are_versions_behind_live_and_rollback_moves_live_back() {
     let rolled = account.deployer(&["rollback", "--env", "dev"]);
     assert_exit(&rolled, 0);
     assert!(
-        text(&rolled).contains("live moved from version 2 to 1"),
+        text(&rolled).contains(&format!(
+            "live moved from version 2 to 1 (code {}).",
+            account.code_sha256_of("1").await
+        )),
         "{}",
         text(&rolled)
     );
