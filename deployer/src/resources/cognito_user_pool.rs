@@ -19,13 +19,14 @@ use aws_sdk_cognitoidentityprovider::types::{
     OAuthFlowType, PasswordPolicyType, PreventUserExistenceErrorTypes, UserPoolClientType,
     UserPoolPolicyType, UserPoolType, UsernameConfigurationType, VerifiedAttributeType,
 };
-use serde_json::{Value, json};
 
 use super::tags::{MANAGED_BY_KEY, MANAGED_BY_VALUE};
 use super::{Clients, tags};
 use crate::engine::Doing;
+use crate::engine::attributes::{self, AttributeValue};
 use crate::engine::{
-    AttributeChange, AttributeSet, DesiredResource, EngineError, ObservedResource, Resource, Tags,
+    AttributeChange, AttributeSet, DesiredResource, EngineError, ObservedResource, Planned,
+    Resource, Tags,
 };
 
 pub const ADDRESS: &str = "cognito_user_pool.sign_in";
@@ -34,10 +35,10 @@ crate::attributes! {
     /// What is managed of the pool and its children.
     pub struct UserPoolAttributes, enum UserPoolAttribute {
         AdminGroup admin_group: Option<String>,
-        Client client: Option<Value>,
+        Client client: Option<AppClient>,
         DeletionProtection deletion_protection: Option<bool>,
         Domain domain: Option<String>,
-        SignUp sign_up: Option<Value>,
+        SignUp sign_up: Option<SignUp>,
         Tags tags: Tags,
     }
 }
@@ -269,24 +270,50 @@ async fn find_client_id(
 }
 
 /// The app client as the plan shows it.
-#[derive(serde::Serialize)]
-struct ClientShape {
-    name: String,
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct AppClient {
+    pub name: String,
     /// A public client (a browser or a notebook) can keep no secret.
-    secret: bool,
-    auth_flows: Vec<String>,
-    oauth_flows: Vec<String>,
-    scopes: Vec<String>,
-    callback_urls: Vec<String>,
-    logout_urls: Vec<String>,
+    pub secret: bool,
+    pub auth_flows: Vec<String>,
+    pub oauth_flows: Vec<String>,
+    pub scopes: Vec<String>,
+    pub callback_urls: Vec<String>,
+    pub logout_urls: Vec<String>,
     /// Sign-in failures do not tell whether a username exists.
-    hides_whether_accounts_exist: bool,
+    pub hides_whether_accounts_exist: bool,
 }
 
-impl ClientShape {
-    fn value(self) -> Value {
-        serde_json::to_value(self).unwrap_or(Value::Null)
+impl AttributeValue for AppClient {
+    fn into_planned(self) -> Option<Planned> {
+        attributes::known(self)
     }
+}
+
+/// Who may create accounts and how passwords are chosen, as the plan shows it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct SignUp {
+    pub accounts_created_by: AccountCreation,
+    pub password_minimum_length: Option<i32>,
+    /// The character classes a password needs, of [`PASSWORD_CLASSES`].
+    pub password_requires: Vec<String>,
+    pub temporary_password_days: Option<i32>,
+    pub verified_attributes: Vec<String>,
+}
+
+impl AttributeValue for SignUp {
+    fn into_planned(self) -> Option<Planned> {
+        attributes::known(self)
+    }
+}
+
+/// Who creates a pool's accounts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub enum AccountCreation {
+    #[serde(rename = "admins only")]
+    AdminsOnly,
+    #[serde(rename = "anyone (self sign-up)")]
+    Anyone,
 }
 
 /// The app client's settings, on CreateUserPoolClient and
@@ -318,35 +345,18 @@ impl CognitoUserPool {
         format!("{what} Cognito user pool {}", self.name)
     }
 
-    /// Who may create accounts and how passwords are chosen, as the plan shows it.
-    fn sign_up_value(
-        admins_only: bool,
-        minimum_length: Option<i32>,
-        required: &[&str],
-        temporary_days: Option<i32>,
-        verified: Vec<String>,
-    ) -> Value {
-        json!({
-            "accounts_created_by": if admins_only { "admins only" } else { "anyone (self sign-up)" },
-            "password_minimum_length": minimum_length,
-            "password_requires": required,
-            "temporary_password_days": temporary_days,
-            "verified_attributes": verified,
-        })
+    fn desired_sign_up() -> SignUp {
+        SignUp {
+            accounts_created_by: AccountCreation::AdminsOnly,
+            password_minimum_length: Some(PASSWORD_MINIMUM_LENGTH),
+            password_requires: PASSWORD_CLASSES.map(str::to_owned).to_vec(),
+            temporary_password_days: Some(TEMPORARY_PASSWORD_DAYS),
+            verified_attributes: vec!["email".into()],
+        }
     }
 
-    fn desired_sign_up() -> Value {
-        Self::sign_up_value(
-            true,
-            Some(PASSWORD_MINIMUM_LENGTH),
-            &PASSWORD_CLASSES,
-            Some(TEMPORARY_PASSWORD_DAYS),
-            vec!["email".into()],
-        )
-    }
-
-    fn desired_client(&self) -> Value {
-        ClientShape {
+    fn desired_client(&self) -> AppClient {
+        AppClient {
             name: self.client_name.clone(),
             secret: false,
             auth_flows: sorted(AUTH_FLOWS),
@@ -356,11 +366,10 @@ impl CognitoUserPool {
             logout_urls: sorted(self.logout_urls.clone()),
             hides_whether_accounts_exist: true,
         }
-        .value()
     }
 
-    fn observed_client(client: &UserPoolClientType) -> Value {
-        ClientShape {
+    fn observed_client(client: &UserPoolClientType) -> AppClient {
+        AppClient {
             name: client.client_name().unwrap_or_default().to_owned(),
             secret: client.client_secret().is_some(),
             auth_flows: sorted(
@@ -381,14 +390,13 @@ impl CognitoUserPool {
             hides_whether_accounts_exist: client.prevent_user_existence_errors()
                 == Some(&PreventUserExistenceErrorTypes::Enabled),
         }
-        .value()
     }
 
-    fn observed_sign_up(pool: &UserPoolType) -> Value {
+    fn observed_sign_up(pool: &UserPoolType) -> SignUp {
         let password = pool
             .policies()
             .and_then(UserPoolPolicyType::password_policy);
-        let required: Vec<&str> = password
+        let required: Vec<String> = password
             .map(|policy| {
                 [
                     (policy.require_lowercase(), "lowercase"),
@@ -397,18 +405,26 @@ impl CognitoUserPool {
                     (policy.require_symbols(), "symbols"),
                 ]
                 .into_iter()
-                .filter_map(|(required, class)| required.then_some(class))
+                .filter(|(required, _)| *required)
+                .map(|(_, class)| class.to_owned())
                 .collect()
             })
             .unwrap_or_default();
-        Self::sign_up_value(
-            pool.admin_create_user_config()
-                .is_some_and(AdminCreateUserConfigType::allow_admin_create_user_only),
-            password.and_then(PasswordPolicyType::minimum_length),
-            &required,
-            password.map(PasswordPolicyType::temporary_password_validity_days),
-            sorted(pool.auto_verified_attributes().iter().map(|a| a.as_str())),
-        )
+        let admins_only = pool
+            .admin_create_user_config()
+            .is_some_and(AdminCreateUserConfigType::allow_admin_create_user_only);
+        SignUp {
+            accounts_created_by: if admins_only {
+                AccountCreation::AdminsOnly
+            } else {
+                AccountCreation::Anyone
+            },
+            password_minimum_length: password.and_then(PasswordPolicyType::minimum_length),
+            password_requires: required,
+            temporary_password_days: password
+                .map(PasswordPolicyType::temporary_password_validity_days),
+            verified_attributes: sorted(pool.auto_verified_attributes().iter().map(|a| a.as_str())),
+        }
     }
 
     /// The password policy, over what the pool has (its password history, say).
@@ -819,7 +835,7 @@ mod tests {
         IssuerConfigurationType, IssuerType, UserPoolType,
     };
 
-    use super::issuer_of;
+    use super::{CognitoUserPool, issuer_of};
 
     #[test]
     fn the_issuer_follows_the_pools_issuer_configuration() {
@@ -842,6 +858,50 @@ mod tests {
         assert_eq!(
             issuer_of("eu-west-1", &pool(Some(IssuerType::Updated))),
             "https://issuer-cognito-idp.eu-west-1.amazonaws.com/eu-west-1_Pool"
+        );
+    }
+
+    #[test]
+    fn a_pool_read_back_shows_its_sign_up_rules_as_the_plan_does() {
+        use aws_sdk_cognitoidentityprovider::types::{
+            AdminCreateUserConfigType, PasswordPolicyType, UserPoolPolicyType,
+            VerifiedAttributeType,
+        };
+        let configured = UserPoolType::builder()
+            .policies(CognitoUserPool::policies(None))
+            .admin_create_user_config(CognitoUserPool::admin_create_only(None))
+            .auto_verified_attributes(VerifiedAttributeType::Email)
+            .build();
+        assert_eq!(
+            CognitoUserPool::observed_sign_up(&configured),
+            CognitoUserPool::desired_sign_up()
+        );
+        let open = UserPoolType::builder()
+            .policies(
+                UserPoolPolicyType::builder()
+                    .password_policy(
+                        PasswordPolicyType::builder()
+                            .minimum_length(8)
+                            .require_numbers(true)
+                            .build(),
+                    )
+                    .build(),
+            )
+            .admin_create_user_config(
+                AdminCreateUserConfigType::builder()
+                    .allow_admin_create_user_only(false)
+                    .build(),
+            )
+            .build();
+        assert_eq!(
+            serde_json::to_value(CognitoUserPool::observed_sign_up(&open)).expect("serializes"),
+            serde_json::json!({
+                "accounts_created_by": "anyone (self sign-up)",
+                "password_minimum_length": 8,
+                "password_requires": ["numbers"],
+                "temporary_password_days": 0,
+                "verified_attributes": [],
+            })
         );
     }
 }

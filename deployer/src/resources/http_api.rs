@@ -14,7 +14,8 @@
 use aws_sdk_apigatewayv2::config::http::HttpResponse;
 use aws_sdk_apigatewayv2::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_apigatewayv2::types::{Cors, IntegrationType, ProtocolType};
-use serde_json::{Value, json};
+use serde_json::Value;
+use std::collections::BTreeMap;
 
 use super::Clients;
 use super::cognito_user_pool;
@@ -33,8 +34,8 @@ crate::attributes! {
         Cors cors: Option<CorsRules>,
         Integration integration: Option<IntegrationTarget>,
         Routes routes: Vec<String> => Rule::Set,
-        Authorizer authorizer: Planned<Value>,
-        Stage stage: Value,
+        Authorizer authorizer: Planned<Authorizer>,
+        Stage stage: StageValue,
         Tags tags: Tags,
     }
 }
@@ -68,6 +69,63 @@ impl AttributeValue for IntegrationTarget {
     fn into_planned(self) -> Option<Planned> {
         attributes::known(self)
     }
+}
+
+/// The API's authorizer, as the plan compares it: `null` when it has none.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(untagged)]
+pub enum Authorizer {
+    /// No authorizer: the API is open.
+    Open,
+    Jwt(JwtAuthorizer),
+}
+
+impl AttributeValue for Authorizer {
+    fn into_planned(self) -> Option<Planned> {
+        attributes::known(self)
+    }
+}
+
+/// The JWT authorizer: whose tokens, for whom, read from which header.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct JwtAuthorizer {
+    #[serde(rename = "type")]
+    pub kind: Option<String>,
+    pub issuer: Option<String>,
+    pub audiences: Option<Vec<String>>,
+    pub identity_source: Option<String>,
+}
+
+/// The stage, as the plan compares it: `null` when the API has none.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[serde(transparent)]
+pub struct StageValue(pub Option<StageSettings>);
+
+impl AttributeValue for StageValue {
+    fn into_planned(self) -> Option<Planned> {
+        attributes::known(self)
+    }
+}
+
+/// The stage's auto-deploy, default throttling, the throttling of each route
+/// that has its own (by route key, `null` where the stage has none for it)
+/// and its access log.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct StageSettings {
+    pub name: String,
+    pub auto_deploy: bool,
+    pub throttle_rate_limit: Option<f64>,
+    pub throttle_burst_limit: Option<i32>,
+    pub route_throttles: BTreeMap<String, Option<RouteThrottle>>,
+    pub access_log_destination: Option<String>,
+    pub access_log_format: Option<String>,
+}
+
+/// One route's own throttling, as the plan compares it.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
+pub struct RouteThrottle {
+    pub rate_limit: Option<f64>,
+    pub burst_limit: Option<i32>,
 }
 
 /// What is only observed of the HTTP API, never managed.
@@ -220,13 +278,13 @@ impl Auth {
         !open && (self.protect_reads || !key.starts_with("GET "))
     }
 
-    fn value(issuer: &str, audiences: &[String]) -> Value {
-        json!({
-            "type": "JWT",
-            "issuer": issuer,
-            "audiences": audiences,
-            "identity_source": IDENTITY_SOURCE
-        })
+    fn value(issuer: &str, audiences: &[String]) -> JwtAuthorizer {
+        JwtAuthorizer {
+            kind: Some("JWT".to_owned()),
+            issuer: Some(issuer.to_owned()),
+            audiences: Some(audiences.to_vec()),
+            identity_source: Some(IDENTITY_SOURCE.to_owned()),
+        }
     }
 
     /// The issuer and audiences, when the plan knows them.
@@ -290,13 +348,12 @@ impl Throttle {
     }
 
     /// A route's throttling as the plan compares it.
-    fn value(self) -> Value {
-        throttle_value(Some(f64::from(self.rate_limit)), Some(self.burst()))
+    fn value(self) -> RouteThrottle {
+        RouteThrottle {
+            rate_limit: Some(f64::from(self.rate_limit)),
+            burst_limit: Some(self.burst()),
+        }
     }
-}
-
-fn throttle_value(rate_limit: Option<f64>, burst_limit: Option<i32>) -> Value {
-    json!({"rate_limit": rate_limit, "burst_limit": burst_limit})
 }
 
 /// The stage's access log: one JSON object per request, written by API
@@ -344,18 +401,20 @@ fn stage_value(
     auto_deploy: bool,
     rate_limit: Option<f64>,
     burst_limit: Option<i32>,
-    route_throttles: serde_json::Map<String, Value>,
+    route_throttles: BTreeMap<String, Option<RouteThrottle>>,
     access_log: Option<&aws_sdk_apigatewayv2::types::AccessLogSettings>,
-) -> Value {
-    json!({
-        "name": name,
-        "auto_deploy": auto_deploy,
-        "throttle_rate_limit": rate_limit,
-        "throttle_burst_limit": burst_limit,
-        "route_throttles": route_throttles,
-        "access_log_destination": access_log.and_then(|log| log.destination_arn()),
-        "access_log_format": access_log.and_then(|log| log.format()),
-    })
+) -> StageSettings {
+    StageSettings {
+        name: name.to_owned(),
+        auto_deploy,
+        throttle_rate_limit: rate_limit,
+        throttle_burst_limit: burst_limit,
+        route_throttles,
+        access_log_destination: access_log
+            .and_then(|log| log.destination_arn())
+            .map(str::to_owned),
+        access_log_format: access_log.and_then(|log| log.format()).map(str::to_owned),
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -385,17 +444,15 @@ fn observed_stage<'a>(
     name: &str,
     stage: &aws_sdk_apigatewayv2::types::Stage,
     throttled: impl Iterator<Item = &'a String>,
-) -> Value {
+) -> StageSettings {
     use aws_sdk_apigatewayv2::types::RouteSettings;
     let settings = stage.default_route_settings();
     let route_throttles = throttled
         .map(|key| {
             let settings = stage.route_settings().and_then(|routes| routes.get(key));
-            let throttle = settings.map_or(Value::Null, |settings| {
-                throttle_value(
-                    settings.throttling_rate_limit(),
-                    settings.throttling_burst_limit(),
-                )
+            let throttle = settings.map(|settings| RouteThrottle {
+                rate_limit: settings.throttling_rate_limit(),
+                burst_limit: settings.throttling_burst_limit(),
             });
             (key.clone(), throttle)
         })
@@ -411,7 +468,7 @@ fn observed_stage<'a>(
 }
 
 impl HttpApi {
-    fn desired_stage(&self) -> Value {
+    fn desired_stage(&self) -> StageSettings {
         stage_value(
             &self.stage,
             true,
@@ -419,7 +476,7 @@ impl HttpApi {
             Some(self.throttle.burst()),
             self.route_throttles
                 .iter()
-                .map(|(key, throttle)| (key.clone(), throttle.value()))
+                .map(|(key, throttle)| (key.clone(), Some(throttle.value())))
                 .collect(),
             Some(&self.access_log.settings()),
         )
@@ -437,7 +494,7 @@ impl HttpApi {
         })
     }
 
-    fn observed_stage(&self, stage: &aws_sdk_apigatewayv2::types::Stage) -> Value {
+    fn observed_stage(&self, stage: &aws_sdk_apigatewayv2::types::Stage) -> StageSettings {
         observed_stage(&self.stage, stage, self.route_throttles.keys())
     }
 
@@ -700,7 +757,10 @@ impl HttpApi {
     }
 
     /// The API's JWT authorizer `<api>-jwt`: its id and what the plan compares.
-    async fn find_authorizer(&self, api_id: &str) -> Result<Option<(String, Value)>, EngineError> {
+    async fn find_authorizer(
+        &self,
+        api_id: &str,
+    ) -> Result<Option<(String, JwtAuthorizer)>, EngineError> {
         let found = self
             .clients
             .apigateway
@@ -718,12 +778,14 @@ impl HttpApi {
                 let jwt = authorizer.jwt_configuration();
                 (
                     authorizer.authorizer_id().unwrap_or_default().to_owned(),
-                    json!({
-                        "type": authorizer.authorizer_type().map(|kind| kind.as_str()),
-                        "issuer": jwt.and_then(|jwt| jwt.issuer()),
-                        "audiences": jwt.map(|jwt| jwt.audience()),
-                        "identity_source": authorizer.identity_source().first()
-                    }),
+                    JwtAuthorizer {
+                        kind: authorizer
+                            .authorizer_type()
+                            .map(|kind| kind.as_str().to_owned()),
+                        issuer: jwt.and_then(|jwt| jwt.issuer()).map(str::to_owned),
+                        audiences: jwt.map(|jwt| jwt.audience().to_vec()),
+                        identity_source: authorizer.identity_source().first().cloned(),
+                    },
                 )
             }))
     }
@@ -892,13 +954,13 @@ impl Resource for HttpApi {
                 authorizer: self
                     .auth
                     .as_ref()
-                    .map_or(Planned::Known(Value::Null), |auth| {
+                    .map_or(Planned::Known(Authorizer::Open), |auth| {
                         auth.planned()
                             .map_or(Planned::Unknown, |(issuer, audiences)| {
-                                Planned::Known(Auth::value(&issuer, &audiences))
+                                Planned::Known(Authorizer::Jwt(Auth::value(&issuer, &audiences)))
                             })
                     }),
-                stage: self.desired_stage(),
+                stage: StageValue(Some(self.desired_stage())),
                 tags: self.tags.clone(),
             },
         )
@@ -946,7 +1008,7 @@ impl Resource for HttpApi {
         let authorizer = self
             .find_authorizer(&found.id)
             .await?
-            .map_or(Value::Null, |(_, value)| value);
+            .map_or(Authorizer::Open, |(_, value)| Authorizer::Jwt(value));
         let stages = apigateway
             .get_stages()
             .api_id(&found.id)
@@ -957,7 +1019,7 @@ impl Resource for HttpApi {
             .items()
             .iter()
             .find(|stage| stage.stage_name() == Some(self.stage.as_str()))
-            .map_or(Value::Null, |stage| self.observed_stage(stage));
+            .map(|stage| self.observed_stage(stage));
         let tags = api
             .tags()
             .map(|tags| tags::observed(tags.iter().map(|(k, v)| (k.as_str(), v.as_str()))))
@@ -972,7 +1034,7 @@ impl Resource for HttpApi {
                     integration,
                     routes: route_keys,
                     authorizer: Planned::Known(authorizer),
-                    stage,
+                    stage: StageValue(stage),
                     tags,
                 }
                 .into_observed(),
@@ -1124,7 +1186,7 @@ mod tests {
             Some(300),
             throttled
                 .iter()
-                .map(|(key, throttle)| (key.clone(), throttle.value()))
+                .map(|(key, throttle)| (key.clone(), Some(throttle.value())))
                 .collect(),
             None,
         );
@@ -1160,11 +1222,11 @@ mod tests {
             observed_stage("dev", &stage(Some((10.0, 20))), keys()),
             wanted
         );
-        let missing = observed_stage("dev", &stage(None), keys());
-        assert_ne!(missing, wanted);
+        let missing = json!(observed_stage("dev", &stage(None), keys()));
+        assert_ne!(missing, json!(wanted));
         assert_eq!(missing["route_throttles"][&key], json!(null));
-        let drifted = observed_stage("dev", &stage(Some((50.0, 20))), keys());
-        assert_ne!(drifted, wanted);
+        let drifted = json!(observed_stage("dev", &stage(Some((50.0, 20))), keys()));
+        assert_ne!(drifted, json!(wanted));
         assert_eq!(
             drifted["route_throttles"][&key],
             json!({"rate_limit": 50.0, "burst_limit": 20})

@@ -15,6 +15,7 @@ use std::time::Duration;
 use super::Clients;
 use super::tags::{self, Taggable};
 use crate::engine::Doing;
+use crate::engine::attributes::{self, AttributeValue};
 use crate::engine::{
     AttributeChange, AttributeSet, DesiredResource, EngineError, ObservedResource, Planned,
     Resource, Tags,
@@ -23,7 +24,6 @@ use crate::package::{Architecture, Code, RUNTIME};
 use aws_sdk_lambda::client::Waiters;
 use aws_sdk_lambda::primitives::Blob;
 use aws_sdk_lambda::types::{Environment, FunctionCode, Runtime};
-use serde_json::{Value, json};
 
 pub const ADDRESS: &str = "lambda_function.api";
 pub const HANDLER: &str = "bootstrap";
@@ -43,9 +43,32 @@ crate::attributes! {
         CodeSha256 code_sha256: Option<String>,
         Layers layers: Option<Planned<Vec<String>>>,
         Tags tags: Option<Tags>,
-        ReservedConcurrency reserved_concurrency: Option<Value>,
+        ReservedConcurrency reserved_concurrency: Option<ReservedConcurrency>,
     }
 }
+
+/// `reserved_concurrency` as the plan shows it: a number, or `"none"` (the
+/// function draws on the account's unreserved pool).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReservedConcurrency(pub Option<u32>);
+
+impl serde::Serialize for ReservedConcurrency {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self.0 {
+            Some(reserved) => serializer.serialize_u32(reserved),
+            None => serializer.serialize_str(UNRESERVED),
+        }
+    }
+}
+
+impl AttributeValue for ReservedConcurrency {
+    fn into_planned(self) -> Option<Planned> {
+        attributes::known(self)
+    }
+}
+
+/// How the plan shows a function with no concurrency reserved.
+const UNRESERVED: &str = "none";
 
 #[derive(Debug, Clone)]
 pub struct LambdaFunction {
@@ -102,12 +125,6 @@ impl FunctionAttributes {
 /// The attributes that belong to the function itself, not to a published
 /// version: they change without a release.
 pub const FUNCTION_LEVEL: &[&str] = &["tags", "reserved_concurrency"];
-
-/// `reserved_concurrency` as the plan shows it: a number, or `"none"` (the
-/// function draws on the account's unreserved pool).
-fn concurrency_value(reserved: Option<u32>) -> Value {
-    reserved.map_or_else(|| json!("none"), |reserved| json!(reserved))
-}
 
 pub fn attributes_of(
     configuration: &aws_sdk_lambda::types::FunctionConfiguration,
@@ -380,7 +397,7 @@ impl Resource for LambdaFunction {
             &self.name,
             FunctionAttributes {
                 tags: Some(self.tags.clone()),
-                reserved_concurrency: Some(concurrency_value(self.reserved_concurrency)),
+                reserved_concurrency: Some(ReservedConcurrency(self.reserved_concurrency)),
                 ..if self.stage_release {
                     self.release_attributes()
                 } else {
@@ -417,7 +434,7 @@ impl Resource for LambdaFunction {
             arn: configuration.function_arn().map(str::to_owned),
             attributes: FunctionAttributes {
                 tags: Some(tags),
-                reserved_concurrency: Some(concurrency_value(
+                reserved_concurrency: Some(ReservedConcurrency(
                     output
                         .concurrency()
                         .and_then(|concurrency| concurrency.reserved_concurrent_executions())

@@ -5,12 +5,14 @@
 //! of the same name on the unqualified function, from before the alias, is
 //! removed when the alias's is added.
 
-use serde_json::{Value, json};
+use serde::Deserialize;
+use serde_json::Value;
 
 use super::Clients;
 use super::http_api::find_api;
 use super::lambda_alias::ALIAS_NAME;
 use crate::engine::Doing;
+use crate::engine::attributes::{self, AttributeValue};
 use crate::engine::{
     AttributeChange, AttributeSet, DesiredResource, EngineError, ObservedResource, Planned,
     Resource,
@@ -20,9 +22,52 @@ crate::attributes! {
     /// What is managed of the invoke permission. The source ARN names the API's
     /// id, unknown until the API exists.
     pub struct PermissionAttributes, enum PermissionAttribute {
-        Principal principal: Value,
-        Action action: Value,
-        SourceArn source_arn: Planned<Value>,
+        Principal principal: StatementValue,
+        Action action: StatementValue,
+        SourceArn source_arn: Planned<StatementValue>,
+    }
+}
+
+/// One field of the policy statement, as the plan compares it: a string, a
+/// list of them (IAM allows either), or absent (`null`).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(untagged)]
+pub enum StatementValue {
+    One(String),
+    Many(Vec<String>),
+    Absent,
+}
+
+impl StatementValue {
+    fn one(text: &str) -> Self {
+        Self::One(text.to_owned())
+    }
+
+    /// A field read from the statement; any other shape than IAM's is absent.
+    fn read(value: &Value) -> Self {
+        Self::deserialize(value).unwrap_or(Self::Absent)
+    }
+}
+
+impl AttributeValue for StatementValue {
+    fn into_planned(self) -> Option<Planned> {
+        attributes::known(self)
+    }
+}
+
+/// What `statement` (of the alias's policy) grants, as the plan compares it:
+/// the service principal, the action and the source ARN condition.
+fn attributes_of(statement: &Value) -> PermissionAttributes {
+    let principal = match &statement["Principal"] {
+        Value::Object(map) => map.get("Service").unwrap_or(&Value::Null),
+        other => other,
+    };
+    PermissionAttributes {
+        principal: StatementValue::read(principal),
+        action: StatementValue::read(&statement["Action"]),
+        source_arn: Planned::Known(StatementValue::read(
+            &statement["Condition"]["ArnLike"]["AWS:SourceArn"],
+        )),
     }
 }
 
@@ -130,15 +175,15 @@ impl Resource for InvokePermission {
 
     fn desired(&self) -> DesiredResource {
         let source_arn = self.api_id.as_deref().map_or(Planned::Unknown, |id| {
-            Planned::Known(json!(self.source_arn(id)))
+            Planned::Known(StatementValue::One(self.source_arn(id)))
         });
         DesiredResource::new(
             self.address(),
             "lambda_permission",
             &self.statement_id,
             PermissionAttributes {
-                principal: json!(PRINCIPAL),
-                action: json!(ACTION),
+                principal: StatementValue::one(PRINCIPAL),
+                action: StatementValue::one(ACTION),
                 source_arn,
             },
         )
@@ -180,20 +225,10 @@ impl Resource for InvokePermission {
         }) else {
             return Ok(None);
         };
-        let principal = match &statement["Principal"] {
-            Value::Object(map) => map.get("Service").cloned().unwrap_or(Value::Null),
-            other => other.clone(),
-        };
-        let source_arn = statement["Condition"]["ArnLike"]["AWS:SourceArn"].clone();
         Ok(Some(ObservedResource {
             id: self.statement_id.clone(),
             arn: None,
-            attributes: PermissionAttributes {
-                principal,
-                action: statement["Action"].clone(),
-                source_arn: Planned::Known(source_arn),
-            }
-            .into_observed(),
+            attributes: attributes_of(statement).into_observed(),
             facts: Default::default(),
         }))
     }
@@ -223,5 +258,49 @@ impl Resource for InvokePermission {
 
     async fn delete(&self, _observed: &ObservedResource) -> Result<(), EngineError> {
         self.remove().await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::{Value, json};
+
+    use super::{ACTION, PRINCIPAL, attributes_of};
+    use crate::engine::AttributeSet;
+
+    fn observed(statement: Value) -> Value {
+        json!(attributes_of(&statement).into_observed())
+    }
+
+    #[test]
+    fn a_statement_is_read_as_the_plan_shows_it() {
+        let source_arn = "arn:aws:execute-api:us-east-1:123456789012:a1b2c3d4e5/*/*";
+        assert_eq!(
+            observed(json!({
+                "Sid": "AllowInvokeFromHttpApi",
+                "Effect": "Allow",
+                "Principal": {"Service": PRINCIPAL},
+                "Action": ACTION,
+                "Resource": "arn:aws:lambda:us-east-1:123456789012:function:f:live",
+                "Condition": {"ArnLike": {"AWS:SourceArn": source_arn}}
+            })),
+            json!({"principal": PRINCIPAL, "action": ACTION, "source_arn": source_arn})
+        );
+        // What IAM also allows: lists, a principal that is not a service, no condition.
+        assert_eq!(
+            observed(json!({
+                "Principal": {"AWS": "arn:aws:iam::123456789012:root"},
+                "Action": [ACTION, "lambda:GetFunction"]
+            })),
+            json!({
+                "principal": null,
+                "action": [ACTION, "lambda:GetFunction"],
+                "source_arn": null
+            })
+        );
+        assert_eq!(
+            observed(json!({"Principal": "*", "Action": ACTION}))["principal"],
+            json!("*")
+        );
     }
 }

@@ -2,7 +2,9 @@
 //! the desired resources of the bootstrap stack, of the dev environment and of
 //! a preview `pr-42` (from the repository's `deployer.toml`), and every IAM policy document the
 //! deployer writes (each attribute planned by [`Rule::Policy`]), one file
-//! each under `snapshots/`. A change to any of them fails here, showing the
+//! each under `snapshots/`; and, for the variants the repository's file does
+//! not turn on (sign-in, a layer, no reserved concurrency, an API that
+//! exists), the resources they change. A change to any of them fails here, showing the
 //! difference; `UPDATE_EXPECT=1 cargo test -p deployer --lib snapshots`
 //! accepts it once reviewed.
 
@@ -14,14 +16,24 @@ use crate::config::{Config, ConfigSources, EnvironmentNames};
 use crate::engine::{DesiredResource, Planned, Resources, Rule};
 use crate::package::Code;
 use crate::resources::Clients;
+use crate::resources::cognito_user_pool::{self, FoundPool};
 use crate::resources::lambda_alias::Release;
+use crate::resources::{http_api, lambda_function, lambda_layer, lambda_permission};
 use crate::stacks::{bootstrap, environment};
 
 /// The settings of `environment` (`None`: bootstrap) from the repository's
 /// own `deployer.toml`, with the repository bootstrap needs.
 fn config(environment: Option<&str>) -> Config {
+    config_with(environment, &[])
+}
+
+/// As [`config`], with `--var`s `extra` on top.
+fn config_with(environment: Option<&str>, extra: &[&str]) -> Config {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../deployer.toml");
-    let vars = ["github_repository=owner/repo".to_owned()];
+    let vars: Vec<String> = std::iter::once("github_repository=owner/repo")
+        .chain(extra.iter().copied())
+        .map(str::to_owned)
+        .collect();
     Config::resolve(
         &ConfigSources {
             path: Some(&path),
@@ -44,11 +56,9 @@ fn bootstrap_stack() -> Resources {
     bootstrap::resources(&config.settings, &clients(&config), &subjects)
 }
 
-/// An environment as a first apply plans it: nothing found, a fixed zip.
-fn environment_stack(environment: &str) -> Resources {
-    let config = config(Some(environment));
-    let names = EnvironmentNames::new(environment, &config.settings);
-    let inputs = environment::StackInputs {
+/// The inputs of a first apply: nothing found, a fixed zip.
+fn first_apply() -> environment::StackInputs {
+    environment::StackInputs {
         code: Code {
             zip: b"the function's zip".to_vec(),
             sha256: None,
@@ -62,8 +72,31 @@ fn environment_stack(environment: &str) -> Resources {
             pre_traffic_check: false,
         },
         user_pool: None,
-    };
+    }
+}
+
+/// An environment as a first apply plans it: nothing found, a fixed zip.
+fn environment_stack(environment: &str) -> Resources {
+    environment_variant(environment, &[], first_apply())
+}
+
+/// `environment` with `--var`s `vars`, planned with `inputs`.
+fn environment_variant(
+    environment: &str,
+    vars: &[&str],
+    inputs: environment::StackInputs,
+) -> Resources {
+    let config = config_with(Some(environment), vars);
+    let names = EnvironmentNames::new(environment, &config.settings);
     environment::resources(&config.settings, &names, &clients(&config), inputs)
+}
+
+/// Only the resources at `addresses`, in the stack's order.
+fn only(resources: Resources, addresses: &[&str]) -> Resources {
+    resources
+        .into_iter()
+        .filter(|resource| addresses.contains(&resource.address()))
+        .collect()
 }
 
 fn planned(value: &Planned) -> Value {
@@ -155,4 +188,101 @@ fn the_dev_environment_asks_for_what_its_snapshots_say() {
 #[test]
 fn a_preview_environment_asks_for_what_its_snapshot_says() {
     check("environment-pr-42", &environment_stack("pr-42"), false);
+}
+
+/// A layer, for the variants that use one.
+fn layer(current_arn: Option<&str>) -> Option<environment::LayerInput> {
+    Some(environment::LayerInput {
+        content: Code {
+            zip: b"the layer's zip".to_vec(),
+            sha256: None,
+        },
+        current_arn: current_arn.map(str::to_owned),
+    })
+}
+
+/// What the variants change: the layer, the function, the user pool, the
+/// API (its authorizer and stage) and the invoke permission.
+const VARIANT_ADDRESSES: [&str; 5] = [
+    lambda_layer::ADDRESS,
+    lambda_function::ADDRESS,
+    cognito_user_pool::ADDRESS,
+    http_api::ADDRESS,
+    lambda_permission::ADDRESS,
+];
+
+/// The environment's own user pool, found (so the authorizer is known), a
+/// layer whose latest version holds the zip, no reserved concurrency, and an
+/// API that exists (so the invoke permission's source ARN is known).
+#[test]
+fn an_environment_with_its_own_user_pool_asks_for_what_its_snapshot_says() {
+    let inputs = environment::StackInputs {
+        layer: layer(Some(
+            "arn:aws:lambda:us-east-1:000000000000:layer:aimodelshare-playground-dev-deps:3",
+        )),
+        api_id: Some("a1b2c3d4e5".into()),
+        user_pool: Some(environment::UserPoolInputs {
+            found: Some(FoundPool {
+                id: "us-east-1_Pool".into(),
+                issuer: "https://cognito-idp.us-east-1.amazonaws.com/us-east-1_Pool".into(),
+                client_id: Some("client123".into()),
+            }),
+        }),
+        ..first_apply()
+    };
+    let vars = [
+        "auth_create_user_pool=true",
+        "auth_callback_urls=https://app.example/cb,http://localhost:8888/cb",
+        "auth_logout_urls=https://app.example/",
+        "reserved_concurrency=0",
+    ];
+    check(
+        "environment-dev-user-pool",
+        &only(
+            environment_variant("dev", &vars, inputs),
+            &VARIANT_ADDRESSES,
+        ),
+        false,
+    );
+}
+
+/// The user pool not yet created: its issuer and client, so the authorizer,
+/// are known after apply; a layer version published by this apply.
+#[test]
+fn a_first_apply_with_a_user_pool_asks_for_what_its_snapshot_says() {
+    let inputs = environment::StackInputs {
+        layer: layer(None),
+        user_pool: Some(environment::UserPoolInputs::default()),
+        ..first_apply()
+    };
+    let vars = [
+        "auth_create_user_pool=true",
+        "auth_callback_urls=https://app.example/cb",
+    ];
+    check(
+        "environment-dev-user-pool-first-apply",
+        &only(
+            environment_variant("dev", &vars, inputs),
+            &VARIANT_ADDRESSES,
+        ),
+        false,
+    );
+}
+
+/// An issuer named in the settings, reads behind it too.
+#[test]
+fn an_environment_with_a_named_issuer_asks_for_what_its_snapshot_says() {
+    let vars = [
+        "auth_issuer=https://issuer.example/pool",
+        "auth_audiences=app-client-1,app-client-2",
+        "allow_public_read=false",
+    ];
+    check(
+        "environment-dev-named-issuer",
+        &only(
+            environment_variant("dev", &vars, first_apply()),
+            &[http_api::ADDRESS],
+        ),
+        false,
+    );
 }
