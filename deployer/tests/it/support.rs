@@ -263,6 +263,30 @@ pub fn mutating_requests(endpoint: &str) -> Vec<String> {
 }
 
 /// Standard output and standard error, for assertion messages.
+/// Start `deployer args` on a terminal (util-linux `script`), its keyboard
+/// piped, with `env` besides the emulator's, as a person (or, with
+/// `GITHUB_*`, an Actions run) would.
+pub fn spawn_on_terminal(
+    account: &Account,
+    args: &str,
+    env: &[(&str, &str)],
+) -> std::process::Child {
+    let command = format!("{} {args}", env!("CARGO_BIN_EXE_deployer"));
+    Command::new("script")
+        .args(["-qec", &command, "/dev/null"])
+        .current_dir(account.dir.path())
+        .envs(emulator::aws_env(account.emulator.endpoint()))
+        .env("DEPLOYER_SKIP_HEALTH_CHECK", "true")
+        .env("DEPLOYER_SKIP_PRE_TRAFFIC_CHECK", "true")
+        .env_remove("DEPLOYER_ENV")
+        .envs(env.iter().copied())
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("script (util-linux) runs the deployer on a terminal")
+}
+
 pub fn text(output: &Output) -> String {
     format!(
         "{}{}",

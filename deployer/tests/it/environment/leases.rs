@@ -14,9 +14,7 @@ fn spawn(account: &Account, args: &[&str]) -> std::process::Child {
     support::deployer_command(account.dir.path(), account.endpoint())
         .env("DEPLOYER_SKIP_HEALTH_CHECK", "true")
         .env("DEPLOYER_SKIP_PRE_TRAFFIC_CHECK", "true")
-        .env("GITHUB_SERVER_URL", "https://github.com")
-        .env("GITHUB_REPOSITORY", "o/r")
-        .env("GITHUB_RUN_ID", "99")
+        .envs(IN_ACTIONS)
         .args(args)
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
@@ -24,25 +22,16 @@ fn spawn(account: &Account, args: &[&str]) -> std::process::Child {
         .expect("start the deployer")
 }
 
-/// `deployer args` on a terminal (util-linux `script`), its keyboard piped, in
-/// a GitHub Actions run.
+/// The environment of a GitHub Actions run, whose URL is [`RUN_URL`].
+const IN_ACTIONS: [(&str, &str); 3] = [
+    ("GITHUB_SERVER_URL", "https://github.com"),
+    ("GITHUB_REPOSITORY", "o/r"),
+    ("GITHUB_RUN_ID", "99"),
+];
+
+/// `deployer args` on a terminal, in a GitHub Actions run.
 fn spawn_on_terminal(account: &Account, args: &str) -> std::process::Child {
-    let command = format!(
-        "env GITHUB_SERVER_URL=https://github.com GITHUB_REPOSITORY=o/r GITHUB_RUN_ID=99 {} {args}",
-        env!("CARGO_BIN_EXE_deployer")
-    );
-    std::process::Command::new("script")
-        .args(["-qec", &command, "/dev/null"])
-        .current_dir(account.dir.path())
-        .envs(emulator::aws_env(account.endpoint()))
-        .env("DEPLOYER_SKIP_HEALTH_CHECK", "true")
-        .env("DEPLOYER_SKIP_PRE_TRAFFIC_CHECK", "true")
-        .env_remove("DEPLOYER_ENV")
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("script (util-linux) runs the deployer on a terminal")
+    support::spawn_on_terminal(account, args, &IN_ACTIONS)
 }
 
 /// The lock file of `environment`'s state, when someone holds it.

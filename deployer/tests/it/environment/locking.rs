@@ -23,23 +23,6 @@ fn deployer_on_terminal(account: &Account, args: &str, answer: &str) -> Output {
     child.wait_with_output().expect("wait")
 }
 
-/// Start `deployer args` on a terminal (util-linux `script`), its keyboard piped.
-fn spawn_on_terminal(account: &Account, args: &str) -> std::process::Child {
-    let command = format!("{} {args}", env!("CARGO_BIN_EXE_deployer"));
-    std::process::Command::new("script")
-        .args(["-qec", &command, "/dev/null"])
-        .current_dir(account.dir.path())
-        .envs(emulator::aws_env(account.emulator.endpoint()))
-        .env("DEPLOYER_SKIP_HEALTH_CHECK", "true")
-        .env("DEPLOYER_SKIP_PRE_TRAFFIC_CHECK", "true")
-        .env_remove("DEPLOYER_ENV")
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("script (util-linux) runs the deployer on a terminal")
-}
-
 /// The lock file of `environment`'s state (its lock info JSON), when someone
 /// holds it: a new bootstrap has no lock table, so locks are the `.tflock` file.
 async fn lock_item(account: &Account, environment: &str) -> Option<String> {
@@ -77,7 +60,7 @@ async fn an_apply_that_waited_for_the_lock_plans_again_under_it_and_finds_nothin
     let account = Account::bootstrapped().await;
     emulator::clear_served_requests(account.emulator.endpoint());
     // The first apply takes the lock, then waits at its prompt.
-    let mut first = spawn_on_terminal(&account, "apply --env dev --artifact fn.zip");
+    let mut first = support::spawn_on_terminal(&account, "apply --env dev --artifact fn.zip", &[]);
     let held = until_locked(&account, "dev").await;
     assert!(held.contains("deployer apply --env dev"), "{held}");
     // The second plans (the API is still missing), then waits for the lock.
@@ -143,7 +126,7 @@ async fn ctrl_c_releases_the_lock_of_apply_and_of_destroy() {
         if command.starts_with("destroy") {
             assert_exit(&account.apply_dev(), 0);
         }
-        let mut run = spawn_on_terminal(&account, command);
+        let mut run = support::spawn_on_terminal(&account, command, &[]);
         until_locked(&account, environment).await;
         // Ctrl-C on the terminal: SIGINT to the deployer, at its prompt.
         run.stdin
