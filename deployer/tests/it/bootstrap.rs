@@ -211,19 +211,10 @@ async fn assert_converged(account: &Account) {
         statements[0]["Condition"].get("StringLike").is_none(),
         "no pattern matching: {trust}"
     );
-    let attached = account
-        .iam
-        .list_attached_role_policies()
-        .role_name(ROLE.as_str())
-        .send()
-        .await
-        .expect("attached");
-    let arns: Vec<&str> = attached
-        .attached_policies()
-        .iter()
-        .filter_map(|p| p.policy_arn())
-        .collect();
-    assert_eq!(arns, [POLICY_ARN.as_str()]);
+    assert_eq!(
+        support::attached_policy_arns(&account.config, ROLE.as_str()).await,
+        [POLICY_ARN.as_str()]
+    );
 
     // The execution boundary: the function's item operations and its logs, nothing else.
     let boundary = support::managed_policy(
@@ -432,18 +423,10 @@ async fn bootstrap_from_empty_then_a_rerun_changes_nothing() {
         serde_json::json!(["repo:octo-org/playground:environment:plan"])
     );
     // The plan role has the plan policy, and nothing else.
-    let attached = aws_sdk_iam::Client::new(&account.config)
-        .list_attached_role_policies()
-        .role_name(&settings().plan_role_name)
-        .send()
-        .await
-        .expect("plan role policies");
-    let names: Vec<&str> = attached
-        .attached_policies()
-        .iter()
-        .filter_map(|policy| policy.policy_name())
-        .collect();
-    assert_eq!(names, [&settings().plan_policy_name]);
+    assert_eq!(
+        support::attached_policy_names(&account.config, &settings().plan_role_name).await,
+        [settings().plan_policy_name]
+    );
     // The preview role: this repository's pull requests and its sweeper, with
     // the preview policy, and nothing else.
     assert_eq!(
@@ -457,18 +440,10 @@ async fn bootstrap_from_empty_then_a_rerun_changes_nothing() {
             "repo:octo-org/playground:environment:preview-sweep"
         ])
     );
-    let attached = aws_sdk_iam::Client::new(&account.config)
-        .list_attached_role_policies()
-        .role_name(&settings().preview_role_name)
-        .send()
-        .await
-        .expect("preview role policies");
-    let names: Vec<&str> = attached
-        .attached_policies()
-        .iter()
-        .filter_map(|policy| policy.policy_name())
-        .collect();
-    assert_eq!(names, [&settings().preview_policy_name]);
+    assert_eq!(
+        support::attached_policy_names(&account.config, &settings().preview_role_name).await,
+        [settings().preview_policy_name]
+    );
     let document = support::managed_policy(&account.config, &settings().preview_policy_name).await;
     let states: Vec<&Value> = document["Statement"]
         .as_array()

@@ -300,6 +300,51 @@ pub fn assert_exit(output: &Output, code: i32) {
 }
 
 /// The deploy policy's document as bootstrap wrote it into IAM (decoded).
+/// The managed policies attached to `role`: `(name, ARN)`, sorted.
+pub async fn attached_policies(
+    config: &aws_config::SdkConfig,
+    role: &str,
+) -> Vec<(String, String)> {
+    let attached = aws_sdk_iam::Client::new(config)
+        .list_attached_role_policies()
+        .role_name(role)
+        .send()
+        .await
+        .unwrap_or_else(|error| panic!("the policies attached to {role}: {error:?}"));
+    let mut policies: Vec<(String, String)> = attached
+        .attached_policies()
+        .iter()
+        .map(|policy| {
+            (
+                policy.policy_name().unwrap_or_default().to_owned(),
+                policy.policy_arn().unwrap_or_default().to_owned(),
+            )
+        })
+        .collect();
+    policies.sort();
+    policies
+}
+
+/// Only the names of [`attached_policies`].
+pub async fn attached_policy_names(config: &aws_config::SdkConfig, role: &str) -> Vec<String> {
+    attached_policies(config, role)
+        .await
+        .into_iter()
+        .map(|(name, _)| name)
+        .collect()
+}
+
+/// Only the ARNs of [`attached_policies`], sorted.
+pub async fn attached_policy_arns(config: &aws_config::SdkConfig, role: &str) -> Vec<String> {
+    let mut arns: Vec<String> = attached_policies(config, role)
+        .await
+        .into_iter()
+        .map(|(_, arn)| arn)
+        .collect();
+    arns.sort();
+    arns
+}
+
 pub async fn deploy_policy(config: &aws_config::SdkConfig) -> serde_json::Value {
     managed_policy(config, &settings().deploy_policy_name).await
 }

@@ -66,18 +66,7 @@ async fn apply_from_empty_creates_every_resource_and_a_rerun_changes_nothing() {
         Some("arn:aws:iam::123456789012:policy/aimodelshare-playground-execution-boundary"),
         "every execution role is capped by the boundary"
     );
-    let attached = iam
-        .list_attached_role_policies()
-        .role_name(&names("dev").lambda_role)
-        .send()
-        .await
-        .expect("attached");
-    let mut arns: Vec<&str> = attached
-        .attached_policies()
-        .iter()
-        .filter_map(|p| p.policy_arn())
-        .collect();
-    arns.sort_unstable();
+    let arns = support::attached_policy_arns(&account.config, &names("dev").lambda_role).await;
     assert_eq!(
         arns,
         [
