@@ -78,3 +78,64 @@ impl IntoResponse for ApiError {
         response
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http_body_util::BodyExt;
+
+    /// The body a client gets for `error`, and its status.
+    async fn answered(error: ApiError) -> (StatusCode, String) {
+        let response = error.into_response();
+        let status = response.status();
+        let body = response
+            .into_body()
+            .collect()
+            .await
+            .expect("the body")
+            .to_bytes();
+        (status, String::from_utf8_lossy(&body).into_owned())
+    }
+
+    /// What DynamoDB said (an ARN, an account, a request id) stays in the
+    /// log: a client reads only the status and a fixed message.
+    #[tokio::test]
+    async fn a_failed_dynamodb_call_returns_no_sdk_detail() {
+        let secret =
+            "arn:aws:dynamodb:us-east-1:123456789012:table/PlaygroundScores-dev (request id 7Q2)";
+        for (error, status, message) in [
+            (
+                StoreError::DynamoDb {
+                    action: "putting the user".into(),
+                    detail: format!("AccessDeniedException: not authorized on {secret}"),
+                    transient: false,
+                },
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "Internal server error",
+            ),
+            (
+                StoreError::DynamoDb {
+                    action: "putting the user".into(),
+                    detail: format!("ThrottlingException on {secret}"),
+                    transient: true,
+                },
+                StatusCode::SERVICE_UNAVAILABLE,
+                "DynamoDB is busy or slow; retry",
+            ),
+            (
+                StoreError::MalformedItem {
+                    table: secret.into(),
+                    key: "class-1/ana".into(),
+                    problem: format!("no submissionCount in {secret}"),
+                },
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "Internal server error",
+            ),
+        ] {
+            let (answered_status, body) = answered(ApiError::Store(error)).await;
+            assert_eq!(answered_status, status);
+            assert_eq!(body, json!({ "error": message }).to_string());
+            assert!(!body.contains("123456789012"), "{body}");
+        }
+    }
+}
