@@ -104,15 +104,18 @@ pub trait AttributeValue {
     fn into_planned(self) -> Option<Planned>;
 }
 
+/// `AttributeValue` for types whose attribute is their JSON, known: the
+/// basic ones here, a kind's own typed values in its file.
 macro_rules! serialized_attribute_values {
     ($($type:ty),* $(,)?) => {$(
-        impl AttributeValue for $type {
-            fn into_planned(self) -> Option<Planned> {
-                known(self)
+        impl $crate::engine::attributes::AttributeValue for $type {
+            fn into_planned(self) -> Option<$crate::engine::attributes::Planned> {
+                $crate::engine::attributes::known(self)
             }
         }
     )*};
 }
+pub(crate) use serialized_attribute_values;
 
 serialized_attribute_values!(
     Value,

@@ -7,7 +7,7 @@
 use super::Clients;
 use super::http_api::find_api;
 use crate::engine::Doing;
-use crate::engine::attributes::{self, AttributeValue};
+use crate::engine::attributes;
 use crate::engine::{
     AttributeChange, AttributeSet, DesiredResource, EngineError, ObservedResource, Planned,
     Resource,
@@ -36,11 +36,7 @@ pub struct Metric {
     pub dimensions: Option<std::collections::BTreeMap<String, String>>,
 }
 
-impl AttributeValue for Metric {
-    fn into_planned(self) -> Option<Planned> {
-        attributes::known(self)
-    }
-}
+attributes::serialized_attribute_values!(Metric);
 
 /// The window each alarm sums over.
 const PERIOD_S: i32 = 300;

@@ -23,10 +23,9 @@ use aws_sdk_cognitoidentityprovider::types::{
 use super::tags::{MANAGED_BY_KEY, MANAGED_BY_VALUE};
 use super::{Clients, tags};
 use crate::engine::Doing;
-use crate::engine::attributes::{self, AttributeValue};
+use crate::engine::attributes;
 use crate::engine::{
-    AttributeChange, AttributeSet, DesiredResource, EngineError, ObservedResource, Planned,
-    Resource, Tags,
+    AttributeChange, AttributeSet, DesiredResource, EngineError, ObservedResource, Resource, Tags,
 };
 
 pub const ADDRESS: &str = "cognito_user_pool.sign_in";
@@ -284,11 +283,7 @@ pub struct AppClient {
     pub hides_whether_accounts_exist: bool,
 }
 
-impl AttributeValue for AppClient {
-    fn into_planned(self) -> Option<Planned> {
-        attributes::known(self)
-    }
-}
+attributes::serialized_attribute_values!(AppClient);
 
 /// Who may create accounts and how passwords are chosen, as the plan shows it.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -301,11 +296,7 @@ pub struct SignUp {
     pub verified_attributes: Vec<String>,
 }
 
-impl AttributeValue for SignUp {
-    fn into_planned(self) -> Option<Planned> {
-        attributes::known(self)
-    }
-}
+attributes::serialized_attribute_values!(SignUp);
 
 /// Who creates a pool's accounts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]

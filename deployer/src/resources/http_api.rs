@@ -21,7 +21,7 @@ use super::Clients;
 use super::cognito_user_pool;
 use super::tags::{self, Taggable};
 use crate::engine::Doing;
-use crate::engine::attributes::{self, AttributeValue};
+use crate::engine::attributes;
 use crate::engine::{
     AttributeChange, AttributeName, AttributeSet, DesiredResource, EngineError, ObservedResource,
     Planned, Resource, Rule, Tags,
@@ -49,11 +49,7 @@ pub struct CorsRules {
     pub max_age: Option<i32>,
 }
 
-impl AttributeValue for CorsRules {
-    fn into_planned(self) -> Option<Planned> {
-        attributes::known(self)
-    }
-}
+attributes::serialized_attribute_values!(CorsRules);
 
 /// The API's Lambda proxy integration, as the plan compares it.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -65,11 +61,7 @@ pub struct IntegrationTarget {
     pub timeout_ms: Option<i32>,
 }
 
-impl AttributeValue for IntegrationTarget {
-    fn into_planned(self) -> Option<Planned> {
-        attributes::known(self)
-    }
-}
+attributes::serialized_attribute_values!(IntegrationTarget);
 
 /// The API's authorizer, as the plan compares it: `null` when it has none.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -80,11 +72,7 @@ pub enum Authorizer {
     Jwt(JwtAuthorizer),
 }
 
-impl AttributeValue for Authorizer {
-    fn into_planned(self) -> Option<Planned> {
-        attributes::known(self)
-    }
-}
+attributes::serialized_attribute_values!(Authorizer);
 
 /// The JWT authorizer: whose tokens, for whom, read from which header.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -101,11 +89,7 @@ pub struct JwtAuthorizer {
 #[serde(transparent)]
 pub struct StageValue(pub Option<StageSettings>);
 
-impl AttributeValue for StageValue {
-    fn into_planned(self) -> Option<Planned> {
-        attributes::known(self)
-    }
-}
+attributes::serialized_attribute_values!(StageValue);
 
 /// The stage's auto-deploy, default throttling, the throttling of each route
 /// that has its own (by route key, `null` where the stage has none for it)

@@ -15,7 +15,7 @@ use std::time::Duration;
 use super::Clients;
 use super::tags::{self, Taggable};
 use crate::engine::Doing;
-use crate::engine::attributes::{self, AttributeValue};
+use crate::engine::attributes;
 use crate::engine::{
     AttributeChange, AttributeSet, DesiredResource, EngineError, ObservedResource, Planned,
     Resource, Tags,
@@ -61,11 +61,7 @@ impl serde::Serialize for ReservedConcurrency {
     }
 }
 
-impl AttributeValue for ReservedConcurrency {
-    fn into_planned(self) -> Option<Planned> {
-        attributes::known(self)
-    }
-}
+attributes::serialized_attribute_values!(ReservedConcurrency);
 
 /// How the plan shows a function with no concurrency reserved.
 const UNRESERVED: &str = "none";

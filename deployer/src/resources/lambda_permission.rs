@@ -12,7 +12,7 @@ use super::Clients;
 use super::http_api::find_api;
 use super::lambda_alias::ALIAS_NAME;
 use crate::engine::Doing;
-use crate::engine::attributes::{self, AttributeValue};
+use crate::engine::attributes;
 use crate::engine::{
     AttributeChange, AttributeSet, DesiredResource, EngineError, ObservedResource, Planned,
     Resource,
@@ -49,11 +49,7 @@ impl StatementValue {
     }
 }
 
-impl AttributeValue for StatementValue {
-    fn into_planned(self) -> Option<Planned> {
-        attributes::known(self)
-    }
-}
+attributes::serialized_attribute_values!(StatementValue);
 
 /// What `statement` (of the alias's policy) grants, as the plan compares it:
 /// the service principal, the action and the source ARN condition.

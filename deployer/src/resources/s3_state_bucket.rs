@@ -11,12 +11,12 @@ use aws_sdk_s3::types::{
 use serde_json::{Value, json};
 
 use super::{Clients, tags};
-use crate::engine::attributes::{self, AttributeValue};
+use crate::engine::Doing;
+use crate::engine::attributes;
 use crate::engine::{
     AttributeChange, AttributeSet, DesiredResource, EngineError, ObservedResource, Resource, Rule,
     Tags,
 };
-use crate::engine::{Doing, Planned};
 
 crate::attributes! {
     /// What is managed of the state bucket.
@@ -38,11 +38,7 @@ pub struct PublicAccess {
     pub restrict_public_buckets: bool,
 }
 
-impl AttributeValue for PublicAccess {
-    fn into_planned(self) -> Option<Planned> {
-        attributes::known(self)
-    }
-}
+attributes::serialized_attribute_values!(PublicAccess);
 
 /// The order a new bucket is configured in: public access is blocked first.
 const CREATION_ORDER: [BucketAttribute; 5] = [
