@@ -17,7 +17,10 @@ use std::io::{BufRead, BufReader};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::support::{Account, RankedUser, assert_exit, assert_ranked_exactly, names, text};
+use crate::support::{
+    Account, RankedUser, SIGINT, SIGTERM, assert_exit, assert_ranked_exactly, assert_signalled,
+    names, text,
+};
 use aws_sdk_dynamodb::types::AttributeValue;
 use serde_json::Value;
 
@@ -490,22 +493,6 @@ fn start_slow_migration_past(
         }
         std::thread::sleep(Duration::from_millis(20));
     }
-}
-
-const SIGINT: i32 = 2;
-const SIGTERM: i32 = 15;
-
-/// The run ended by `signal` (not by an exit code a shell would take for a
-/// command that handled the signal itself).
-fn assert_signalled(output: &std::process::Output, signal: i32) {
-    use std::os::unix::process::ExitStatusExt;
-    assert_eq!(
-        output.status.signal(),
-        Some(signal),
-        "ended by signal {signal}, not {:?}: {}",
-        output.status,
-        text(output)
-    );
 }
 
 #[tokio::test]

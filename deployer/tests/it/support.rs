@@ -287,6 +287,22 @@ pub fn spawn_on_terminal(
         .expect("script (util-linux) runs the deployer on a terminal")
 }
 
+pub const SIGINT: i32 = 2;
+pub const SIGTERM: i32 = 15;
+
+/// The run ended by `signal` (not by an exit code a shell would take for a
+/// command that handled the signal itself).
+pub fn assert_signalled(output: &std::process::Output, signal: i32) {
+    use std::os::unix::process::ExitStatusExt;
+    assert_eq!(
+        output.status.signal(),
+        Some(signal),
+        "ended by signal {signal}, not {:?}: {}",
+        output.status,
+        text(output)
+    );
+}
+
 pub fn text(output: &Output) -> String {
     format!(
         "{}{}",

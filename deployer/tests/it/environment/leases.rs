@@ -71,6 +71,23 @@ async fn until_unlocked(account: &Account, environment: &str) -> Duration {
     panic!("the lock of {environment} was never released");
 }
 
+/// SIGTERM to `run`, which holds `dev`'s lock: the lock is gone within 5 s and
+/// the run ends by the signal (so a calling shell script stops too).
+async fn terminated_releasing_the_lock(
+    account: &Account,
+    run: std::process::Child,
+) -> std::process::Output {
+    signal(&run, "TERM");
+    let released = until_unlocked(account, "dev").await;
+    assert!(
+        released <= Duration::from_secs(5),
+        "released after {released:?}"
+    );
+    let output = run.wait_with_output().expect("terminated run");
+    support::assert_signalled(&output, support::SIGTERM);
+    output
+}
+
 fn apply(extra: &[&'static str]) -> Vec<&'static str> {
     let mut args = vec![
         "--var",
@@ -211,20 +228,7 @@ async fn sigterm_mid_apply_releases_the_lock_within_5_s_and_a_rerun_converges() 
     let run = spawn(&account, &apply(&[]));
     until_locked(&account, "dev").await;
     tokio::time::sleep(Duration::from_millis(500)).await;
-    signal(&run, "TERM");
-    let released = until_unlocked(&account, "dev").await;
-    assert!(
-        released <= Duration::from_secs(5),
-        "released after {released:?}"
-    );
-    let output = run.wait_with_output().expect("terminated run");
-    // Ended by the signal, so a calling shell script stops too.
-    assert_eq!(
-        std::os::unix::process::ExitStatusExt::signal(&output.status),
-        Some(15),
-        "{}",
-        text(&output)
-    );
+    let output = terminated_releasing_the_lock(&account, run).await;
     assert!(text(&output).contains("interrupted"), "{}", text(&output));
     assert!(
         !text(&output).contains("Apply complete"),
@@ -246,7 +250,6 @@ async fn sigterm_mid_apply_releases_the_lock_within_5_s_and_a_rerun_converges() 
 #[tokio::test]
 async fn sigterm_to_a_restore_waiting_on_its_backup_releases_the_lock_within_5_s() {
     use super::destroy::put_users;
-    use std::os::unix::process::ExitStatusExt;
     let account = Account::bootstrapped().await;
     assert_exit(&account.deployer(&apply(&[])), 0);
     let table = names("dev").table;
@@ -306,14 +309,7 @@ async fn sigterm_to_a_restore_waiting_on_its_backup_releases_the_lock_within_5_s
         "the restore is under way"
     );
     tokio::time::sleep(Duration::from_millis(300)).await;
-    signal(&run, "TERM");
-    let released = until_unlocked(&account, "dev").await;
-    assert!(
-        released <= Duration::from_secs(5),
-        "released after {released:?}"
-    );
-    let output = run.wait_with_output().expect("terminated run");
-    assert_eq!(output.status.signal(), Some(15), "{}", text(&output));
+    let output = terminated_releasing_the_lock(&account, run).await;
     assert!(
         text(&output).contains("goes on in AWS"),
         "says the restore goes on: {}",
