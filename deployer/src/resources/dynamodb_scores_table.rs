@@ -14,6 +14,11 @@
 //! bucket and team, by [`schema::ranking::rank_unranked_user`], one user at a
 //! time). No item is replaced.
 //!
+//! `items_missing_index_keys` is a managed attribute on purpose, not a fact:
+//! desired 0, observed N, and apply converges it by backfilling, so the plan
+//! shows the backfill as a change. The item count and the indexes the schema
+//! does not know are facts ([`ScoresTableFacts`]): apply never changes them.
+//!
 //! The table's keys and its indexes are typed ([`KeySchema`], [`IndexShape`])
 //! and compared by their fields; plans and the state hold them as the text
 //! the plan shows (`byRank: tableId (S) / rankKey (S)`), and a recorded text
@@ -42,7 +47,8 @@ use crate::engine::{
 crate::attributes! {
     /// What is managed of a scores table. `items_missing_index_keys` counts the
     /// items an adopted legacy table must gain index keys for: observed, and
-    /// desired 0, so the plan shows what apply backfills.
+    /// desired 0, so the plan shows what apply backfills (managed, not a fact,
+    /// because apply converges it).
     pub struct ScoresTableAttributes, enum ScoresTableAttribute {
         Keys keys: Shape<KeySchema> => Rule::ForcesReplacement,
         BillingMode billing_mode: String,
