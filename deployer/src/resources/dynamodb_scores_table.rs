@@ -13,6 +13,16 @@
 //! user's `leaderboardKey`, and a user's rank (`rankKey`, with its rank entry,
 //! bucket and team, by [`schema::ranking::rank_unranked_user`], one user at a
 //! time). No item is replaced.
+//!
+//! `items_missing_index_keys` is a managed attribute on purpose, not a fact:
+//! desired 0, observed N, and apply converges it by backfilling, so the plan
+//! shows the backfill as a change. The item count and the indexes the schema
+//! does not know are facts ([`ScoresTableFacts`]): apply never changes them.
+//!
+//! The table's keys and its indexes are typed ([`KeySchema`], [`IndexShape`])
+//! and compared by their fields; plans and the state hold them as the text
+//! the plan shows (`byRank: tableId (S) / rankKey (S)`), and a recorded text
+//! that does not read as one is kept as it is ([`Shape`]).
 
 use std::time::{Duration, Instant};
 
@@ -27,6 +37,7 @@ use schema::TABLE_SCHEMA;
 use super::dynamodb_settings::{self, TableTags};
 use super::{Clients, tags};
 use crate::engine::Doing;
+use crate::engine::attributes;
 use crate::engine::progress::Progress;
 use crate::engine::{
     AttributeChange, AttributeSet, DesiredResource, EngineError, ObservedResource, Resource, Rule,
@@ -36,11 +47,12 @@ use crate::engine::{
 crate::attributes! {
     /// What is managed of a scores table. `items_missing_index_keys` counts the
     /// items an adopted legacy table must gain index keys for: observed, and
-    /// desired 0, so the plan shows what apply backfills.
+    /// desired 0, so the plan shows what apply backfills (managed, not a fact,
+    /// because apply converges it).
     pub struct ScoresTableAttributes, enum ScoresTableAttribute {
-        Keys keys: String => Rule::ForcesReplacement,
+        Keys keys: Shape<KeySchema> => Rule::ForcesReplacement,
         BillingMode billing_mode: String,
-        GlobalSecondaryIndexes global_secondary_indexes: Vec<String> => Rule::Set,
+        GlobalSecondaryIndexes global_secondary_indexes: Vec<Shape<IndexShape>> => Rule::Set,
         PointInTimeRecovery point_in_time_recovery: bool,
         DeletionProtection deletion_protection: bool,
         TimeToLive time_to_live: String,
@@ -57,7 +69,7 @@ pub struct ScoresTableFacts {
     /// The indexes the schema does not know (kept unless `--prune-indexes`), as
     /// the plan shows indexes.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub unknown_indexes: Vec<String>,
+    pub unknown_indexes: Vec<Shape<IndexShape>>,
 }
 
 /// What the state records of a scores table once every item has its index
@@ -187,16 +199,292 @@ pub struct ScoresTable {
     pub tags: std::collections::BTreeMap<String, String>,
 }
 
-fn type_letter(key_type: schema::KeyType) -> &'static str {
-    match key_type {
-        schema::KeyType::String => "S",
-        schema::KeyType::Number => "N",
+/// A key attribute's type, as DynamoDB names it: `S`, `N` or `B`, or
+/// whatever else was read (`?`: the table defines no type for the attribute).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeyAttributeType {
+    S,
+    N,
+    B,
+    Unknown(String),
+}
+
+impl KeyAttributeType {
+    /// Shown where the table defines no type for a key attribute.
+    const UNDEFINED: &str = "?";
+
+    fn of_letter(letter: &str) -> Self {
+        match letter {
+            "S" => Self::S,
+            "N" => Self::N,
+            "B" => Self::B,
+            other => Self::Unknown(other.to_owned()),
+        }
+    }
+
+    fn letter(&self) -> &str {
+        match self {
+            Self::S => "S",
+            Self::N => "N",
+            Self::B => "B",
+            Self::Unknown(text) => text,
+        }
     }
 }
 
-/// `name: hash (T) / range (T)`, how indexes are compared and shown.
-fn describe_index(name: &str, hash: &str, range: &str) -> String {
-    format!("{name}: {hash} / {range}")
+/// One key attribute, shown `name (T)`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyAttribute {
+    pub name: String,
+    pub attribute_type: KeyAttributeType,
+}
+
+impl KeyAttribute {
+    fn of(key: &schema::KeyAttribute) -> Self {
+        Self {
+            name: key.name.to_owned(),
+            attribute_type: match key.key_type {
+                schema::KeyType::String => KeyAttributeType::S,
+                schema::KeyType::Number => KeyAttributeType::N,
+            },
+        }
+    }
+}
+
+impl std::fmt::Display for KeyAttribute {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} ({})", self.name, self.attribute_type.letter())
+    }
+}
+
+impl std::str::FromStr for KeyAttribute {
+    type Err = UnreadableShape;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        let (name, letter) = text
+            .strip_suffix(')')
+            .and_then(|text| text.rsplit_once(" ("))
+            .ok_or_else(|| UnreadableShape(text.to_owned()))?;
+        Ok(Self {
+            name: name.to_owned(),
+            attribute_type: KeyAttributeType::of_letter(letter),
+        })
+    }
+}
+
+/// A table's or an index's keys, shown `hash (T) / range (T)`, or
+/// `hash (T) / (none)` without a range key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeySchema {
+    pub hash: KeyAttribute,
+    pub range: Option<KeyAttribute>,
+}
+
+/// Shown for a key a schema does not have.
+const NO_KEY: &str = "(none)";
+
+impl KeySchema {
+    /// The keys as read from AWS: typed when there is a hash key (DynamoDB
+    /// always has one), else shown as they are.
+    fn read(hash: Option<KeyAttribute>, range: Option<KeyAttribute>) -> Shape<Self> {
+        match hash {
+            Some(hash) => Shape::Typed(Self { hash, range }),
+            None => Shape::Unreadable(format!(
+                "{NO_KEY} / {}",
+                range.map_or_else(|| NO_KEY.to_owned(), |range| range.to_string())
+            )),
+        }
+    }
+}
+
+impl std::fmt::Display for KeySchema {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.range {
+            Some(range) => write!(f, "{} / {range}", self.hash),
+            None => write!(f, "{} / {NO_KEY}", self.hash),
+        }
+    }
+}
+
+impl std::str::FromStr for KeySchema {
+    type Err = UnreadableShape;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        let unreadable = || UnreadableShape(text.to_owned());
+        let (hash, range) = text.split_once(" / ").ok_or_else(unreadable)?;
+        Ok(Self {
+            hash: hash.parse().map_err(|_| unreadable())?,
+            range: match range {
+                NO_KEY => None,
+                range => Some(range.parse().map_err(|_| unreadable())?),
+            },
+        })
+    }
+}
+
+/// A global secondary index: its name and its keys, shown `name: hash (T) /
+/// range (T)`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IndexShape {
+    pub name: String,
+    pub keys: Shape<KeySchema>,
+}
+
+impl IndexShape {
+    /// The index as the schema defines it.
+    fn of(index: &schema::GlobalSecondaryIndex) -> Self {
+        Self {
+            name: index.name.to_owned(),
+            keys: Shape::Typed(KeySchema {
+                hash: KeyAttribute::of(&index.partition_key),
+                range: Some(KeyAttribute::of(&index.sort_key)),
+            }),
+        }
+    }
+}
+
+impl std::fmt::Display for IndexShape {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.name, self.keys)
+    }
+}
+
+impl std::str::FromStr for IndexShape {
+    type Err = UnreadableShape;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        let (name, keys) = text
+            .split_once(": ")
+            .ok_or_else(|| UnreadableShape(text.to_owned()))?;
+        Ok(Self {
+            name: name.to_owned(),
+            keys: Shape::from(keys.to_owned()),
+        })
+    }
+}
+
+/// A text that does not read as the shape it should show.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("not a shape as the plan shows it: {0:?}")]
+pub struct UnreadableShape(pub String);
+
+/// A shape (the table's keys, an index) as the plan shows it and the state
+/// records it: its text. Reading a text that is not such a shape (a state
+/// written by hand, keys shown `(none) / (none)`) keeps the text as it is:
+/// it reads and shows the same, and is never equal to a typed shape, so the
+/// plan shows the change and no plan fails on it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(
+    into = "String",
+    from = "String",
+    bound(
+        serialize = "T: std::fmt::Display + Clone",
+        deserialize = "T: std::str::FromStr"
+    )
+)]
+pub enum Shape<T> {
+    Typed(T),
+    Unreadable(String),
+}
+
+impl<T> Shape<T> {
+    /// The typed shape, when the text read as one.
+    pub fn typed(&self) -> Option<&T> {
+        match self {
+            Self::Typed(shape) => Some(shape),
+            Self::Unreadable(_) => None,
+        }
+    }
+}
+
+impl Shape<IndexShape> {
+    /// The index's name, when its text names one.
+    pub fn name(&self) -> Option<&str> {
+        self.typed().map(|index| index.name.as_str())
+    }
+}
+
+impl<T: std::str::FromStr> From<String> for Shape<T> {
+    fn from(text: String) -> Self {
+        text.parse().map_or(Self::Unreadable(text), Self::Typed)
+    }
+}
+
+impl<T: std::fmt::Display> From<Shape<T>> for String {
+    fn from(shape: Shape<T>) -> Self {
+        shape.to_string()
+    }
+}
+
+impl<T: std::fmt::Display> std::fmt::Display for Shape<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Typed(shape) => shape.fmt(f),
+            Self::Unreadable(text) => f.write_str(text),
+        }
+    }
+}
+
+attributes::serialized_attribute_values!(Shape<KeySchema>, Vec<Shape<IndexShape>>);
+
+/// The indexes a planned change of `global_secondary_indexes` lists (its
+/// old or new value); what is not a list of texts lists none.
+pub fn indexes_in(value: &serde_json::Value) -> Vec<Shape<IndexShape>> {
+    value
+        .as_array()
+        .map(|items| {
+            items
+                .iter()
+                .filter_map(|item| item.as_str().map(|text| Shape::from(text.to_owned())))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// One step of converging a table's indexes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IndexStep {
+    /// A wanted index the table lacks: created.
+    Add(String),
+    /// An index the table has under a wanted name with other keys: deleted
+    /// and created again (an index holds no data of its own).
+    Rebuild(String),
+    /// An index the table has that is not wanted: deleted.
+    Remove(String),
+}
+
+impl IndexStep {
+    /// The index the step is about.
+    pub fn name(&self) -> &str {
+        match self {
+            Self::Add(name) | Self::Rebuild(name) | Self::Remove(name) => name,
+        }
+    }
+}
+
+/// The steps from the indexes a table has (`existing`) to the `wanted`
+/// ones, in the order apply takes them: each wanted index in turn, then the
+/// removals. Indexes are compared by name and shape; one whose text names
+/// no index cannot be deleted by name, and is left alone.
+pub fn index_steps(existing: &[Shape<IndexShape>], wanted: &[IndexShape]) -> Vec<IndexStep> {
+    let mut steps = Vec::new();
+    for index in wanted {
+        if existing.iter().any(|old| old.typed() == Some(index)) {
+            continue;
+        }
+        let name = index.name.clone();
+        if existing.iter().any(|old| old.name() == Some(&index.name)) {
+            steps.push(IndexStep::Rebuild(name));
+        } else {
+            steps.push(IndexStep::Add(name));
+        }
+    }
+    for name in existing.iter().filter_map(Shape::name) {
+        if !wanted.iter().any(|index| index.name == name) {
+            steps.push(IndexStep::Remove(name.to_owned()));
+        }
+    }
+    steps
 }
 
 impl ScoresTable {
@@ -212,22 +500,6 @@ impl ScoresTable {
                 index.required_by_api || (index.name == schema::BY_USER && self.enable_gsi_by_user)
             })
             .collect()
-    }
-
-    fn index_key(index: &schema::GlobalSecondaryIndex) -> String {
-        describe_index(
-            index.name,
-            &format!(
-                "{} ({})",
-                index.partition_key.name,
-                type_letter(index.partition_key.key_type)
-            ),
-            &format!(
-                "{} ({})",
-                index.sort_key.name,
-                type_letter(index.sort_key.key_type)
-            ),
-        )
     }
 
     /// Wait until the table and every index are ACTIVE. Building an index
@@ -666,14 +938,14 @@ impl Resource for ScoresTable {
     }
 
     fn desired(&self) -> DesiredResource {
-        let keys = format!(
-            "{} (S) / {} (S)",
-            TABLE_SCHEMA.partition_key.name, TABLE_SCHEMA.sort_key.name
-        );
-        let indexes: Vec<String> = self
+        let keys = Shape::Typed(KeySchema {
+            hash: KeyAttribute::of(&TABLE_SCHEMA.partition_key),
+            range: Some(KeyAttribute::of(&TABLE_SCHEMA.sort_key)),
+        });
+        let indexes = self
             .wanted_indexes()
             .into_iter()
-            .map(Self::index_key)
+            .map(|index| Shape::Typed(IndexShape::of(index)))
             .collect();
         DesiredResource::new(
             self.address(),
@@ -715,47 +987,45 @@ impl Resource for ScoresTable {
         let Some(table) = described.table() else {
             return Ok(None);
         };
-        let typed = |name: &str| {
-            let letter = table
+        let typed = |name: &str| KeyAttribute {
+            name: name.to_owned(),
+            attribute_type: table
                 .attribute_definitions()
                 .iter()
                 .find(|definition| definition.attribute_name() == name)
-                .map_or("?", |definition| definition.attribute_type().as_str());
-            format!("{name} ({letter})")
+                .map_or(
+                    KeyAttributeType::Unknown(KeyAttributeType::UNDEFINED.to_owned()),
+                    |definition| KeyAttributeType::of_letter(definition.attribute_type().as_str()),
+                ),
         };
-        let key_of = |schema: &[KeySchemaElement], key_type: KeyType| {
-            schema
-                .iter()
-                .find(|element| element.key_type() == &key_type)
-                .map(|element| typed(element.attribute_name()))
-                .unwrap_or_else(|| "(none)".into())
+        let keys_of = |schema: &[KeySchemaElement]| {
+            let key_of = |key_type: KeyType| {
+                schema
+                    .iter()
+                    .find(|element| element.key_type() == &key_type)
+                    .map(|element| typed(element.attribute_name()))
+            };
+            KeySchema::read(key_of(KeyType::Hash), key_of(KeyType::Range))
         };
-        let keys = format!(
-            "{} / {}",
-            key_of(table.key_schema(), KeyType::Hash),
-            key_of(table.key_schema(), KeyType::Range)
-        );
+        let keys = keys_of(table.key_schema());
         // Indexes the schema does not know are someone else's: compared (and so
         // deleted) only with --prune-indexes.
-        let (indexes, unknown): (Vec<(String, bool)>, Vec<(String, bool)>) = table
+        let (indexes, unknown): (Vec<_>, Vec<_>) = table
             .global_secondary_indexes()
             .iter()
             .map(|index| {
-                let name = index.index_name().unwrap_or_default();
-                let shown = describe_index(
-                    name,
-                    &key_of(index.key_schema(), KeyType::Hash),
-                    &key_of(index.key_schema(), KeyType::Range),
-                );
-                let known = TABLE_SCHEMA
-                    .global_secondary_indexes
-                    .iter()
-                    .any(|index| index.name == name);
-                (shown, known)
+                Shape::Typed(IndexShape {
+                    name: index.index_name().unwrap_or_default().to_owned(),
+                    keys: keys_of(index.key_schema()),
+                })
             })
-            .partition(|(_, known)| *known || self.prune_indexes);
-        let indexes: Vec<String> = indexes.into_iter().map(|(shown, _)| shown).collect();
-        let unknown: Vec<String> = unknown.into_iter().map(|(shown, _)| shown).collect();
+            .partition(|index| {
+                self.prune_indexes
+                    || TABLE_SCHEMA
+                        .global_secondary_indexes
+                        .iter()
+                        .any(|known| index.name() == Some(known.name))
+            });
         let billing = dynamodb_settings::billing_mode(table);
         let pitr = dynamodb_settings::point_in_time_recovery(dynamodb, &self.name).await?;
         let arn = table.table_arn().map_or_else(|| self.arn(), str::to_owned);
@@ -810,9 +1080,7 @@ impl Resource for ScoresTable {
             .table_name(&self.name)
             .wait(Duration::from_secs(600))
             .await
-            .map_err(|error| {
-                EngineError::new(self.doing("waiting for"), state::sdk_error::causes(&error))
-            })?;
+            .map_err(|error| EngineError::caused_by(self.doing("waiting for"), error))?;
         self.wait_until_active().await?;
         if self.enable_pitr {
             dynamodb_settings::set_point_in_time_recovery(dynamodb, &self.name, true).await?;
@@ -835,35 +1103,30 @@ impl Resource for ScoresTable {
                     self.wait_until_active().await?;
                 }
                 ScoresTableAttribute::GlobalSecondaryIndexes => {
-                    let existing: Vec<String> = change
-                        .old
-                        .as_array()
-                        .map(|items| {
-                            items
-                                .iter()
-                                .filter_map(|item| item.as_str().map(str::to_owned))
-                                .collect()
-                        })
-                        .unwrap_or_default();
                     let wanted = self.wanted_indexes();
-                    for index in &wanted {
-                        let shape = Self::index_key(index);
-                        if existing.contains(&shape) {
-                            continue;
-                        }
-                        // Same name, other keys: the index is rebuilt (indexes hold no data of their own).
-                        if existing
+                    let shapes: Vec<IndexShape> =
+                        wanted.iter().map(|index| IndexShape::of(index)).collect();
+                    // Adding and rebuilding name a wanted index; this cannot fail.
+                    let schema_index = |name: &str| {
+                        wanted
                             .iter()
-                            .any(|old| old.starts_with(&format!("{}:", index.name)))
-                        {
-                            self.remove_index(index.name).await?;
-                        }
-                        self.add_index(index).await?;
-                    }
-                    for old in existing {
-                        let name = old.split(':').next().unwrap_or_default();
-                        if !wanted.iter().any(|index| index.name == name) {
-                            self.remove_index(name).await?;
+                            .copied()
+                            .find(|index| index.name == name)
+                            .ok_or_else(|| {
+                                EngineError::new(
+                                    self.doing("converging the indexes of"),
+                                    format!("index {name} is not in the schema"),
+                                )
+                            })
+                    };
+                    for step in index_steps(&indexes_in(&change.old), &shapes) {
+                        match step {
+                            IndexStep::Add(name) => self.add_index(schema_index(&name)?).await?,
+                            IndexStep::Rebuild(name) => {
+                                self.remove_index(&name).await?;
+                                self.add_index(schema_index(&name)?).await?;
+                            }
+                            IndexStep::Remove(name) => self.remove_index(&name).await?,
                         }
                     }
                 }
@@ -1039,6 +1302,183 @@ mod tests {
                 .iter()
                 .any(|index| index.name == schema::BY_RANK
                     && index.sort_key.name == schema::ranking::RANK_KEY)
+        );
+    }
+
+    /// `name`'s index as the schema defines it.
+    fn schema_index(name: &str) -> IndexShape {
+        IndexShape::of(
+            TABLE_SCHEMA
+                .global_secondary_indexes
+                .iter()
+                .find(|index| index.name == name)
+                .expect("in the schema"),
+        )
+    }
+
+    #[test]
+    fn the_schemas_shapes_show_as_the_plan_shows_them_and_read_back_as_themselves() {
+        let desired = table().desired();
+        assert_eq!(
+            desired.attributes["keys"],
+            crate::engine::Planned::Known(json!("tableId (S) / username (S)"))
+        );
+        let by_rank = schema_index(schema::BY_RANK);
+        assert_eq!(by_rank.to_string(), "byRank: tableId (S) / rankKey (S)");
+        for index in TABLE_SCHEMA.global_secondary_indexes {
+            let shape = Shape::Typed(IndexShape::of(index));
+            let text = shape.to_string();
+            assert_eq!(Shape::<IndexShape>::from(text.clone()), shape, "{text}");
+            assert_eq!(
+                serde_json::to_value(&shape).expect("serializes"),
+                json!(text)
+            );
+            assert_eq!(
+                serde_json::from_value::<Shape<IndexShape>>(json!(text)).expect("reads"),
+                shape
+            );
+        }
+        let keys = Shape::Typed(KeySchema {
+            hash: KeyAttribute::of(&TABLE_SCHEMA.partition_key),
+            range: Some(KeyAttribute::of(&TABLE_SCHEMA.sort_key)),
+        });
+        assert_eq!(Shape::<KeySchema>::from(keys.to_string()), keys);
+        // What else AWS may say: binary keys, a key without a definition, no range key.
+        for text in [
+            "blobs: data (B) / n (N)",
+            "odd: pk (?) / (none)",
+            "other: pk (SS) / sk (S)",
+        ] {
+            let read = Shape::<IndexShape>::from(text.to_owned());
+            let Shape::Typed(IndexShape {
+                keys: Shape::Typed(_),
+                ..
+            }) = &read
+            else {
+                panic!("typed: {read:?}");
+            };
+            assert_eq!(read.to_string(), text);
+        }
+        assert_eq!(
+            "pk (?) / (none)".parse::<KeySchema>().expect("reads"),
+            KeySchema {
+                hash: KeyAttribute {
+                    name: "pk".into(),
+                    attribute_type: KeyAttributeType::Unknown("?".into()),
+                },
+                range: None,
+            }
+        );
+    }
+
+    #[test]
+    fn a_recorded_shape_that_does_not_read_is_kept_as_it_is_and_differs_from_any_shape() {
+        let by_rank = schema_index(schema::BY_RANK);
+        for text in [
+            "",
+            "(none)",
+            "byRank",
+            "byRank tableId (S) / rankKey (S)",
+            "byRank: (none) / (none)",
+            "byRank: tableId (S)",
+            "byRank: tableId / rankKey",
+        ] {
+            let read = Shape::<IndexShape>::from(text.to_owned());
+            assert_eq!(read.to_string(), text, "shown as recorded");
+            assert_eq!(
+                serde_json::to_value(&read).expect("serializes"),
+                json!(text),
+                "recorded as it was"
+            );
+            assert_ne!(read, Shape::Typed(by_rank.clone()), "{text}");
+        }
+        // A name with keys that do not read is still that index, with other keys.
+        let unreadable_keys = Shape::<IndexShape>::from("byRank: (none) / (none)".to_owned());
+        assert_eq!(unreadable_keys.name(), Some(schema::BY_RANK));
+        assert_eq!(
+            KeySchema::read(None, None),
+            Shape::Unreadable("(none) / (none)".into())
+        );
+        // Facts recorded by hand (or by an older deployer) still read, the count with them.
+        let mut observed = observed("ttl").expect("observed");
+        observed.facts = [
+            ("item_count".to_owned(), json!(12)),
+            (
+                "unknown_indexes".to_owned(),
+                json!(["teacherIndex: teacher (S) / (none)", "junk"]),
+            ),
+        ]
+        .into();
+        let facts = observed.facts::<ScoresTableFacts>();
+        assert_eq!(facts.item_count, Some(12));
+        assert_eq!(
+            facts
+                .unknown_indexes
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>(),
+            ["teacherIndex: teacher (S) / (none)", "junk"]
+        );
+        // A plan over indexes recorded so is a change of them, not a failure.
+        observed.attributes.insert(
+            "global_secondary_indexes".into(),
+            json!(["junk", "byRank: (none) / (none)"]),
+        );
+        let planned = plan(&[table().desired()], &[Some(observed)]).expect("plan");
+        let Action::Update(changes) = &planned.resources[0].action else {
+            panic!("in place: {:?}", planned.resources[0].action);
+        };
+        assert_eq!(changes.len(), 1, "{changes:?}");
+        assert_eq!(changes[0].name, "global_secondary_indexes");
+    }
+
+    #[test]
+    fn indexes_are_added_rebuilt_under_other_keys_and_removed_by_name_and_shape() {
+        let shown = |texts: &[&str]| -> Vec<Shape<IndexShape>> {
+            texts
+                .iter()
+                .map(|text| Shape::from((*text).to_owned()))
+                .collect()
+        };
+        let wanted = [
+            schema_index(schema::BY_LEADERBOARD),
+            schema_index(schema::BY_RANK),
+            schema_index(schema::BY_USER),
+        ];
+        // Nothing to do where every wanted index has its shape.
+        let all: Vec<_> = wanted.iter().cloned().map(Shape::Typed).collect();
+        assert_eq!(index_steps(&all, &wanted), []);
+        assert_eq!(
+            index_steps(
+                &shown(&[
+                    "byUser: username (S) / tableId (S)",
+                    "byRank: tableId (S) / score (N)",
+                    "teacherIndex: teacher (S) / (none)",
+                    "junk",
+                ]),
+                &wanted
+            ),
+            [
+                IndexStep::Add(schema::BY_LEADERBOARD.into()),
+                IndexStep::Rebuild(schema::BY_RANK.into()),
+                IndexStep::Remove("teacherIndex".into()),
+            ]
+        );
+        // Same name, keys of another type or that do not read: rebuilt too.
+        for other in [
+            "byRank: tableId (S) / rankKey (N)",
+            "byRank: tableId (S) / (none)",
+            "byRank: (none) / (none)",
+        ] {
+            assert_eq!(
+                index_steps(&shown(&[other]), &wanted[1..2]),
+                [IndexStep::Rebuild(schema::BY_RANK.into())],
+                "{other}"
+            );
+        }
+        assert_eq!(
+            index_steps(&[], &wanted[..1]),
+            [IndexStep::Add(schema::BY_LEADERBOARD.into())]
         );
     }
 

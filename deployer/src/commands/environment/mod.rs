@@ -370,6 +370,7 @@ impl Stack for EnvironmentStack<'_> {
 
 /// What an index change means for clients, and which indexes are kept.
 fn index_notes(names: &EnvironmentNames, prepared: &Prepared) -> Vec<String> {
+    use dynamodb_scores_table::IndexStep;
     let Some(index) = prepared
         .resources
         .iter()
@@ -379,18 +380,6 @@ fn index_notes(names: &EnvironmentNames, prepared: &Prepared) -> Vec<String> {
     };
     let observed = prepared.observed.get(index).and_then(Option::as_ref);
     let mut notes = Vec::new();
-    let names_of = |value: &Value| -> Vec<String> {
-        value
-            .as_array()
-            .map(|items| {
-                items
-                    .iter()
-                    .filter_map(|item| item.as_str())
-                    .filter_map(|item| item.split(':').next().map(str::to_owned))
-                    .collect()
-            })
-            .unwrap_or_default()
-    };
     if let Some(engine::plan::PlannedResource {
         action: engine::Action::Update(changes),
         ..
@@ -400,19 +389,18 @@ fn index_notes(names: &EnvironmentNames, prepared: &Prepared) -> Vec<String> {
                 == dynamodb_scores_table::ScoresTableAttribute::GlobalSecondaryIndexes.name()
         })
     {
-        let before = names_of(&change.old);
-        let after = change.new.known().map(names_of).unwrap_or_default();
-        let old_shapes: Vec<&Value> = change
-            .old
-            .as_array()
-            .map(|a| a.iter().collect())
-            .unwrap_or_default();
-        let new_shapes: Vec<Value> = change
+        let before = dynamodb_scores_table::indexes_in(&change.old);
+        let after: Vec<dynamodb_scores_table::IndexShape> = change
             .new
             .known()
-            .and_then(Value::as_array)
-            .cloned()
-            .unwrap_or_default();
+            .map(dynamodb_scores_table::indexes_in)
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|index| index.typed().cloned())
+            .collect();
+        // What apply does, step by step, told in the order of the indexes.
+        let steps = dynamodb_scores_table::index_steps(&before, &after);
+        let step = |name: &str| steps.iter().find(|step| step.name() == name);
         let items = observed
             .and_then(|table| {
                 table
@@ -420,17 +408,12 @@ fn index_notes(names: &EnvironmentNames, prepared: &Prepared) -> Vec<String> {
                     .item_count
             })
             .unwrap_or(0);
-        for name in &before {
-            let rebuilt = after.contains(name);
-            let kept_shape = old_shapes.iter().any(|shape| {
-                shape
-                    .as_str()
-                    .is_some_and(|s| s.starts_with(&format!("{name}:")))
-                    && new_shapes.contains(shape)
-            });
-            if kept_shape {
-                continue;
-            }
+        for name in before.iter().filter_map(dynamodb_scores_table::Shape::name) {
+            let rebuilt = match step(name) {
+                Some(IndexStep::Rebuild(_)) => true,
+                Some(IndexStep::Remove(_)) => false,
+                Some(IndexStep::Add(_)) | None => continue,
+            };
             let effect = match (rebuilt, listing_of(name)) {
                 (true, Listing::Serves(listing)) => format!(
                     "destroyed and created again (its keys change): until the new one is ACTIVE, {listing} fails"
@@ -458,7 +441,10 @@ fn index_notes(names: &EnvironmentNames, prepared: &Prepared) -> Vec<String> {
                 names.table
             ));
         }
-        for name in after.iter().filter(|name| !before.contains(name)) {
+        for name in after.iter().map(|index| index.name.as_str()) {
+            if !matches!(step(name), Some(IndexStep::Add(_))) {
+                continue;
+            }
             let serves = match listing_of(name) {
                 Listing::Serves(listing) => format!(
                     "; {listing} lists from it once it is ACTIVE (apply waits for it, and moves \
