@@ -20,6 +20,25 @@ pub fn names(environment: &str) -> EnvironmentNames {
     EnvironmentNames::new(environment, &settings())
 }
 
+/// The ARN of the customer managed policy `name` in the emulator's account.
+pub fn policy_arn(name: &str) -> String {
+    format!("arn:aws:iam::{}:policy/{name}", emulator::ACCOUNT_ID)
+}
+
+/// The ARN of the role `name` in the emulator's account.
+pub fn role_arn(name: &str) -> String {
+    format!("arn:aws:iam::{}:role/{name}", emulator::ACCOUNT_ID)
+}
+
+/// The ARN of the Lambda function `name` in the emulator's account and region.
+pub fn function_arn(name: &str) -> String {
+    format!(
+        "arn:aws:lambda:{}:{}:function:{name}",
+        emulator::REGION,
+        emulator::ACCOUNT_ID
+    )
+}
+
 /// The fake-ELF builder the deployer's unit tests use too (the file's
 /// comment says why it is included, not exported).
 #[path = "../../src/package/elf_fixture.rs"]
@@ -365,7 +384,7 @@ pub async fn deploy_policy(config: &aws_config::SdkConfig) -> serde_json::Value 
 /// The default version of the customer managed policy `name` (decoded).
 pub async fn managed_policy(config: &aws_config::SdkConfig, name: &str) -> serde_json::Value {
     let iam = aws_sdk_iam::Client::new(config);
-    let arn = format!("arn:aws:iam::{}:policy/{name}", emulator::ACCOUNT_ID);
+    let arn = policy_arn(name);
     let policy = iam
         .get_policy()
         .policy_arn(&arn)
