@@ -695,93 +695,12 @@ mod tests {
     use sha2::{Digest as _, Sha256};
 
     use super::*;
+    use crate::package::elf_fixture::{self as fixture, Elf};
 
-    /// A 64-byte ELF64 header with the given fields, followed by `tail`.
-    fn elf_with(class: u8, data: u8, elf_type: u16, elf_machine: u16, tail: &[u8]) -> Vec<u8> {
-        let mut header = vec![0u8; ELF64_HEADER_LEN];
-        header[..4].copy_from_slice(&ELF_MAGIC);
-        header[EI_CLASS_OFFSET] = class;
-        header[EI_DATA_OFFSET] = data;
-        header[6] = 1; // EI_VERSION
-        header[E_TYPE_OFFSET..E_TYPE_OFFSET + 2].copy_from_slice(&elf_type.to_le_bytes());
-        header[E_MACHINE_OFFSET..E_MACHINE_OFFSET + 2].copy_from_slice(&elf_machine.to_le_bytes());
-        header.extend_from_slice(tail);
-        header
-    }
-
-    /// A correct 64-bit little-endian position-independent executable.
-    fn executable_for(architecture: Architecture, tail: &[u8]) -> Vec<u8> {
-        elf_with(
-            ELFCLASS64,
-            ELFDATA2LSB,
-            ET_DYN,
-            architecture.elf_machine(),
-            tail,
-        )
-    }
-
-    /// An executable whose `.gnu.version_r` needs `versions` of libc.so.6: the
-    /// ELF header, `.dynstr`, one Verneed entry with a Vernaux per version, and
-    /// the section headers (null, `.dynstr`, `.gnu.version_r`), laid out as a
-    /// linker lays them out.
-    fn executable_needing(architecture: Architecture, versions: &[&str]) -> Vec<u8> {
-        const SHT_STRTAB: u32 = 3;
-        const SHT_GNU_VERNEED: u32 = 0x6fff_fffe;
-        let push16 = |out: &mut Vec<u8>, value: u16| out.extend_from_slice(&value.to_le_bytes());
-        let push32 = |out: &mut Vec<u8>, value: u32| out.extend_from_slice(&value.to_le_bytes());
-        let push64 = |out: &mut Vec<u8>, value: u64| out.extend_from_slice(&value.to_le_bytes());
-        let mut strings = b"\0libc.so.6\0".to_vec();
-        let mut name_offsets = Vec::new();
-        for version in versions {
-            name_offsets.push(strings.len() as u32);
-            strings.extend_from_slice(version.as_bytes());
-            strings.push(0);
-        }
-        let section_names = b"\0.dynstr\0.gnu.version_r\0.shstrtab\0";
-        let strings_offset = ELF64_HEADER_LEN;
-        let names_offset = strings_offset + strings.len();
-        let verneed_offset = (names_offset + section_names.len()).next_multiple_of(8);
-        let verneed_size = 16 + 16 * versions.len();
-        let headers_offset = (verneed_offset + verneed_size).next_multiple_of(8);
-        let mut binary = executable_for(architecture, &[]);
-        binary[0x28..0x30].copy_from_slice(&(headers_offset as u64).to_le_bytes()); // e_shoff
-        binary[0x3a..0x3c].copy_from_slice(&64u16.to_le_bytes()); // e_shentsize
-        binary[0x3c..0x3e].copy_from_slice(&4u16.to_le_bytes()); // e_shnum
-        binary[0x3e..0x40].copy_from_slice(&3u16.to_le_bytes()); // e_shstrndx
-        binary.extend_from_slice(&strings);
-        binary.extend_from_slice(section_names);
-        binary.resize(verneed_offset, 0);
-        push16(&mut binary, 1); // vn_version
-        push16(&mut binary, versions.len() as u16); // vn_cnt
-        push32(&mut binary, 1); // vn_file: "libc.so.6"
-        push32(&mut binary, 16); // vn_aux
-        push32(&mut binary, 0); // vn_next
-        for (index, name) in name_offsets.iter().enumerate() {
-            push32(&mut binary, 0); // vna_hash (not checked by readers of names)
-            push16(&mut binary, 0); // vna_flags
-            push16(&mut binary, index as u16 + 2); // vna_other
-            push32(&mut binary, *name); // vna_name
-            push32(&mut binary, if index + 1 < versions.len() { 16 } else { 0 }); // vna_next
-        }
-        binary.resize(headers_offset, 0);
-        let mut section =
-            |name: u32, kind: u32, offset: usize, size: usize, link: u32, info: u32| {
-                push32(&mut binary, name);
-                push32(&mut binary, kind);
-                push64(&mut binary, 0); // sh_flags
-                push64(&mut binary, 0); // sh_addr
-                push64(&mut binary, offset as u64);
-                push64(&mut binary, size as u64);
-                push32(&mut binary, link);
-                push32(&mut binary, info);
-                push64(&mut binary, if kind == SHT_GNU_VERNEED { 8 } else { 1 });
-                push64(&mut binary, 0); // sh_entsize
-            };
-        section(0, 0, 0, 0, 0, 0);
-        section(1, SHT_STRTAB, strings_offset, strings.len(), 0, 0);
-        section(9, SHT_GNU_VERNEED, verneed_offset, verneed_size, 1, 1);
-        section(24, SHT_STRTAB, names_offset, section_names.len(), 0, 0);
-        binary
+    /// A correct executable for `architecture` (the one fake-ELF builder the
+    /// integration tests share, `package/elf_fixture.rs`).
+    fn elf_for(architecture: Architecture) -> Elf {
+        Elf::executable(architecture.elf_machine())
     }
 
     fn packaged(executable: &[u8]) -> Vec<u8> {
@@ -812,18 +731,20 @@ mod tests {
 
     #[test]
     fn package_is_deterministic() {
-        let executable = executable_for(Architecture::Arm64, b"some code GLIBC_2.28\0");
+        let executable = elf_for(Architecture::Arm64)
+            .tail(b"some code GLIBC_2.28\0")
+            .build();
         let first = package(&executable, "first").expect("first packaging");
         let second = package(&executable, "second").expect("second packaging");
         assert_eq!(first.bytes, second.bytes);
         assert_eq!(first.code_sha256, second.code_sha256);
-        let other = package(&executable_for(Architecture::X86_64, b""), "other").expect("other");
+        let other = package(&elf_for(Architecture::X86_64).build(), "other").expect("other");
         assert_ne!(first.code_sha256, other.code_sha256);
     }
 
     #[test]
     fn package_writes_one_executable_bootstrap_entry() {
-        let executable = executable_for(Architecture::X86_64, &[0xAB; 4096]);
+        let executable = elf_for(Architecture::X86_64).tail(&[0xAB; 4096]).build();
         let bytes = packaged(&executable);
         let mut archive = ZipArchive::new(Cursor::new(bytes)).expect("a zip");
         assert_eq!(archive.len(), 1);
@@ -851,7 +772,7 @@ mod tests {
 
     #[test]
     fn code_sha256_is_base64_of_the_zip_sha256() {
-        let artifact = package(&executable_for(Architecture::Arm64, b""), "exe").expect("package");
+        let artifact = package(&elf_for(Architecture::Arm64).build(), "exe").expect("package");
         let digest = Sha256::digest(&artifact.bytes);
         let expected = base64::engine::general_purpose::STANDARD.encode(digest);
         assert_eq!(artifact.code_sha256, expected);
@@ -866,7 +787,11 @@ mod tests {
     #[test]
     fn validate_accepts_correct_artifacts_for_both_architectures() {
         for architecture in [Architecture::X86_64, Architecture::Arm64] {
-            let bytes = packaged(&executable_for(architecture, b"GLIBC_2.17\0GLIBC_2.28\0"));
+            let bytes = packaged(
+                &elf_for(architecture)
+                    .tail(b"GLIBC_2.17\0GLIBC_2.28\0")
+                    .build(),
+            );
             let artifact = validate(bytes.clone(), "build.zip", architecture).expect("accepted");
             assert_eq!(artifact.bytes, bytes);
             assert_eq!(artifact.code_sha256, code_sha256(&bytes));
@@ -876,13 +801,15 @@ mod tests {
 
     #[test]
     fn validate_accepts_et_exec() {
-        let executable = elf_with(ELFCLASS64, ELFDATA2LSB, ET_EXEC, EM_X86_64, b"");
+        let executable = Elf::executable(EM_X86_64)
+            .elf_type(fixture::ET_EXEC)
+            .build();
         assert!(validate(packaged(&executable), "exec.zip", Architecture::X86_64).is_ok());
     }
 
     #[test]
     fn validate_refuses_the_wrong_architecture_naming_both() {
-        let bytes = packaged(&executable_for(Architecture::X86_64, b""));
+        let bytes = packaged(&elf_for(Architecture::X86_64).build());
         let error = rejection(bytes, Architecture::Arm64);
         assert!(
             matches!(error, ArtifactError::WrongArchitecture { .. }),
@@ -893,7 +820,7 @@ mod tests {
         assert!(message.contains("runs on arm64"), "{message}");
         assert!(message.contains("--arm64 --output-format zip"), "{message}");
 
-        let bytes = packaged(&executable_for(Architecture::Arm64, b""));
+        let bytes = packaged(&elf_for(Architecture::Arm64).build());
         let message = rejection(bytes, Architecture::X86_64).to_string();
         assert!(message.contains("built for arm64"), "{message}");
         assert!(message.contains("runs on x86_64"), "{message}");
@@ -905,14 +832,14 @@ mod tests {
 
     #[test]
     fn validate_names_an_unexpected_machine() {
-        let executable = elf_with(ELFCLASS64, ELFDATA2LSB, ET_DYN, EM_RISCV, b"");
+        let executable = Elf::executable(EM_RISCV).build();
         let message = rejection(packaged(&executable), Architecture::Arm64).to_string();
         assert!(message.contains("built for RISC-V"), "{message}");
     }
 
     #[test]
     fn validate_refuses_a_non_zip() {
-        let executable = executable_for(Architecture::Arm64, b"");
+        let executable = elf_for(Architecture::Arm64).build();
         let error = rejection(executable, Architecture::Arm64);
         assert!(matches!(error, ArtifactError::NotAZip { .. }), "{error:?}");
         let message = error.to_string();
@@ -969,14 +896,17 @@ mod tests {
     fn validate_refuses_an_empty_or_truncated_bootstrap() {
         let message = rejection(packaged(b""), Architecture::X86_64).to_string();
         assert!(message.contains("it is empty"), "{message}");
-        let truncated = &executable_for(Architecture::X86_64, b"")[..20];
+        let truncated = &elf_for(Architecture::X86_64).build()[..20];
         let message = rejection(packaged(truncated), Architecture::X86_64).to_string();
         assert!(message.contains("truncated ELF header"), "{message}");
     }
 
     #[test]
     fn validate_refuses_a_32_bit_elf() {
-        let executable = elf_with(ELFCLASS32, ELFDATA2LSB, ET_EXEC, EM_386, b"");
+        let executable = Elf::executable(EM_386)
+            .class(fixture::ELFCLASS32)
+            .elf_type(fixture::ET_EXEC)
+            .build();
         let error = rejection(packaged(&executable), Architecture::X86_64);
         assert!(matches!(error, ArtifactError::Not64Bit { .. }), "{error:?}");
         assert!(error.to_string().contains("32-bit"), "{error}");
@@ -984,7 +914,10 @@ mod tests {
 
     #[test]
     fn validate_refuses_a_big_endian_elf() {
-        let executable = elf_with(ELFCLASS64, ELFDATA2MSB, ET_EXEC, EM_AARCH64, b"");
+        let executable = Elf::executable(EM_AARCH64)
+            .data(fixture::ELFDATA2MSB)
+            .elf_type(fixture::ET_EXEC)
+            .build();
         let error = rejection(packaged(&executable), Architecture::Arm64);
         assert!(
             matches!(error, ArtifactError::NotLittleEndian { .. }),
@@ -995,7 +928,9 @@ mod tests {
 
     #[test]
     fn validate_refuses_an_object_file() {
-        let executable = elf_with(ELFCLASS64, ELFDATA2LSB, ET_REL, EM_AARCH64, b"");
+        let executable = Elf::executable(EM_AARCH64)
+            .elf_type(fixture::ET_REL)
+            .build();
         let error = rejection(packaged(&executable), Architecture::Arm64);
         assert!(
             matches!(error, ArtifactError::NotAnExecutable { .. }),
@@ -1006,10 +941,9 @@ mod tests {
 
     #[test]
     fn validate_refuses_glibc_newer_than_2_34() {
-        let executable = executable_needing(
-            Architecture::Arm64,
-            &["GLIBC_2.17", "GLIBC_2.38", "GLIBC_2.28"],
-        );
+        let executable = elf_for(Architecture::Arm64)
+            .needing(&["GLIBC_2.17", "GLIBC_2.38", "GLIBC_2.28"])
+            .build();
         let error = rejection(packaged(&executable), Architecture::Arm64);
         assert!(
             matches!(error, ArtifactError::GlibcTooNew { .. }),
@@ -1022,8 +956,9 @@ mod tests {
 
     #[test]
     fn relative_relocation_packing_counts_as_glibc_2_36() {
-        let executable =
-            executable_needing(Architecture::X86_64, &["GLIBC_2.28", "GLIBC_ABI_DT_RELR"]);
+        let executable = elf_for(Architecture::X86_64)
+            .needing(&["GLIBC_2.28", "GLIBC_ABI_DT_RELR"])
+            .build();
         let error = validate(packaged(&executable), "relr.zip", Architecture::X86_64)
             .expect_err("needs 2.36");
         assert!(error.to_string().contains("2.36"), "{error}");
@@ -1031,23 +966,24 @@ mod tests {
 
     #[test]
     fn validate_accepts_glibc_2_34() {
-        let executable = executable_needing(
-            Architecture::X86_64,
-            &["GLIBC_2.28", "GLIBC_2.34", "GLIBC_2.2.5"],
-        );
+        let executable = elf_for(Architecture::X86_64)
+            .needing(&["GLIBC_2.28", "GLIBC_2.34", "GLIBC_2.2.5"])
+            .build();
         assert!(validate(packaged(&executable), "ok.zip", Architecture::X86_64).is_ok());
     }
 
     #[test]
     fn validate_accepts_a_static_executable() {
-        let executable = executable_for(Architecture::X86_64, b"no glibc here GLIBC_PRIVATE\0");
+        let executable = elf_for(Architecture::X86_64)
+            .tail(b"no glibc here GLIBC_PRIVATE\0")
+            .build();
         assert!(validate(packaged(&executable), "static.zip", Architecture::X86_64).is_ok());
     }
 
     #[test]
     fn version_needs_are_read_not_guessed_from_bytes() {
         // A string in the code is not a version need...
-        let mentions = executable_for(Architecture::X86_64, b"GLIBC_2.99\0");
+        let mentions = elf_for(Architecture::X86_64).tail(b"GLIBC_2.99\0").build();
         assert!(validate(packaged(&mentions), "strings.zip", Architecture::X86_64).is_ok());
         // ...and the needs of a real executable (this test, linked against the
         // host's glibc) are read from its .gnu.version_r.
@@ -1058,7 +994,9 @@ mod tests {
             "{needs:?}"
         );
         // A section table pointing outside the file is refused, not skipped.
-        let mut broken = executable_needing(Architecture::X86_64, &["GLIBC_2.28"]);
+        let mut broken = elf_for(Architecture::X86_64)
+            .needing(&["GLIBC_2.28"])
+            .build();
         broken[0x28..0x30].copy_from_slice(&u64::MAX.to_le_bytes());
         let error = rejection(packaged(&broken), Architecture::X86_64);
         assert!(error.to_string().contains("version needs"), "{error}");
@@ -1089,7 +1027,7 @@ mod tests {
 
     #[test]
     fn validate_refuses_a_bootstrap_without_the_executable_bit() {
-        let executable = executable_for(Architecture::Arm64, b"");
+        let executable = elf_for(Architecture::Arm64).build();
         let regular_file_rw_r_r = (0o100_644_u32) << 16;
         let bytes = zip_with_entries(&[("bootstrap", &executable, Some(regular_file_rw_r_r))]);
         let error = rejection(bytes, Architecture::Arm64);
@@ -1104,7 +1042,7 @@ mod tests {
 
     #[test]
     fn validate_accepts_a_bootstrap_whose_zip_records_no_mode() {
-        let executable = executable_for(Architecture::Arm64, b"");
+        let executable = elf_for(Architecture::Arm64).build();
         let bytes = zip_with_entries(&[("bootstrap", &executable, Some(0))]);
         let mut archive = ZipArchive::new(Cursor::new(bytes.as_slice())).expect("a zip");
         let entry = archive.by_index(0).expect("first entry");
@@ -1115,7 +1053,7 @@ mod tests {
 
     #[test]
     fn an_oversized_bootstrap_is_refused() {
-        let bytes = packaged(&executable_for(Architecture::Arm64, &[0; 1000]));
+        let bytes = packaged(&elf_for(Architecture::Arm64).tail(&[0; 1000]).build());
         let checking = Checking {
             artifact: "big.zip",
             expected: Architecture::Arm64,
@@ -1138,7 +1076,7 @@ mod tests {
     fn load_reads_and_validates_a_zip_file() {
         let directory = tempfile::tempdir().expect("temporary directory");
         let path = directory.path().join("bootstrap.zip");
-        let bytes = packaged(&executable_for(Architecture::X86_64, b"GLIBC_2.17\0"));
+        let bytes = packaged(&elf_for(Architecture::X86_64).tail(b"GLIBC_2.17\0").build());
         std::fs::write(&path, &bytes).expect("write the zip");
         let artifact = load(&path, Architecture::X86_64).expect("loaded");
         assert_eq!(artifact.bytes, bytes);

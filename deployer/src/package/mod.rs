@@ -5,6 +5,10 @@
 //! here runs before any AWS call; the resources only upload a [`Code`].
 
 pub mod artifact;
+// Compiled into tests only; the integration tests include the same file.
+#[cfg(test)]
+#[allow(dead_code)] // the unit and the integration tests each use part of it
+mod elf_fixture;
 pub mod from_source;
 pub mod layer;
 

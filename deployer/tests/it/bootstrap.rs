@@ -217,11 +217,8 @@ async fn assert_converged(account: &Account) {
     );
 
     // The execution boundary: the function's item operations and its logs, nothing else.
-    let boundary = support::managed_policy(
-        &account.config,
-        "aimodelshare-playground-execution-boundary",
-    )
-    .await;
+    let boundary =
+        support::managed_policy(&account.config, &settings().execution_boundary_name()).await;
     let boundary_actions: Vec<&str> = boundary["Statement"]
         .as_array()
         .expect("statements")
@@ -251,20 +248,17 @@ async fn assert_converged(account: &Account) {
         ],
         "{boundary}"
     );
-    assert!(
-        boundary.to_string().contains("table/PlaygroundScores-*"),
-        "{boundary}"
-    );
+    let every_table = format!("table/{}-*", settings().table_name);
+    assert!(boundary.to_string().contains(&every_table), "{boundary}");
 
     let document = support::deploy_policy(&account.config).await;
     let text = document.to_string();
     assert!(
-        text.contains("table/PlaygroundScores-*"),
+        text.contains(&every_table),
         "the deploy role can manage its tables: {text}"
     );
     // Execution roles are created and given policies only with the boundary.
-    let boundary_arn =
-        "arn:aws:iam::123456789012:policy/aimodelshare-playground-execution-boundary";
+    let boundary_arn = support::policy_arn(&settings().execution_boundary_name());
     for statement in document["Statement"].as_array().expect("statements") {
         let actions = statement["Action"].to_string();
         if statement["Effect"] == "Allow"
@@ -360,10 +354,7 @@ async fn bootstrap_from_empty_then_a_rerun_changes_nothing() {
     assert_exit(&output, 0);
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(
-        stdout.contains(&format!(
-            "deploy_role_arn = arn:aws:iam::123456789012:role/{}",
-            *ROLE
-        )),
+        stdout.contains(&format!("deploy_role_arn = {}", support::role_arn(&ROLE))),
         "{stdout}"
     );
     assert!(stdout.contains("AWS_ROLE_TO_ASSUME"), "{stdout}");
@@ -408,15 +399,12 @@ async fn bootstrap_from_empty_then_a_rerun_changes_nothing() {
     let output = account.deployer(&["output", "--env", "bootstrap", "--json"]);
     assert_exit(&output, 0);
     let outputs: Value = serde_json::from_slice(&output.stdout).expect("JSON");
-    assert_eq!(
-        outputs["deploy_role_arn"],
-        format!("arn:aws:iam::123456789012:role/{}", *ROLE)
-    );
+    assert_eq!(outputs["deploy_role_arn"], support::role_arn(&ROLE));
     assert_eq!(outputs["state_bucket"], *BUCKET);
     assert_eq!(outputs["oidc_provider_arn"], PROVIDER_ARN);
     assert_eq!(
         outputs["plan_role_arn"],
-        "arn:aws:iam::123456789012:role/aimodelshare-github-oidc-planner"
+        support::role_arn(&settings().plan_role_name)
     );
     assert_eq!(
         outputs["plan_role_subjects"],
@@ -431,7 +419,7 @@ async fn bootstrap_from_empty_then_a_rerun_changes_nothing() {
     // the preview policy, and nothing else.
     assert_eq!(
         outputs["preview_role_arn"],
-        "arn:aws:iam::123456789012:role/aimodelshare-github-oidc-preview"
+        support::role_arn(&settings().preview_role_name)
     );
     assert_eq!(
         outputs["preview_role_subjects"],

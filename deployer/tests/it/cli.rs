@@ -6,7 +6,7 @@ use std::path::Path;
 use std::process::{Command, Output};
 use std::time::Duration;
 
-use crate::support::{names, run_deployer};
+use crate::support::{self, names, run_deployer};
 use state::{Backend, LocalBackend, LockRequest, ResourceState, StateDocument};
 
 /// An address nothing listens on: any AWS call would fail to connect.
@@ -29,9 +29,7 @@ async fn write_local_state(dir: &Path, environment: &str) -> Backend {
             kind: "lambda_function".into(),
             name: names(environment).function,
             id: names(environment).function,
-            arn: Some(format!(
-                "arn:aws:lambda:us-east-1:123456789012:function:aimodelshare-playground-{environment}-api"
-            )),
+            arn: Some(support::function_arn(&names(environment).function)),
             origin: state::Origin::Created,
             attributes: Default::default(),
             observed: None,

@@ -24,6 +24,8 @@ use crate::support::{
 use aws_sdk_dynamodb::types::AttributeValue;
 use serde_json::Value;
 
+/// The legacy Terraform's shared table: a name it chose, which `migrate
+/// --from` is given, not one the deployer derives.
 const LEGACY: &str = "PlaygroundScores";
 /// Users per class of the legacy table.
 /// (Every user copied is ranked in the target, a few requests each, which the
@@ -442,7 +444,7 @@ fn start_slow_migration(account: &Account, environment: &str) -> std::process::C
 /// Items read so far by `environment`'s migration, from its checkpoint.
 fn items_read(account: &Account, environment: &str) -> u64 {
     let checkpoint = account.dir.path().join(format!(
-        ".deployer/{environment}.d/migrate-from-PlaygroundScores.json"
+        ".deployer/{environment}.d/migrate-from-{LEGACY}.json"
     ));
     let progress = std::fs::read_to_string(&checkpoint).unwrap_or_default();
     serde_json::from_str::<Value>(&progress)
@@ -554,7 +556,7 @@ async fn a_migration_killed_half_way_resumes_to_the_same_result() {
     let checkpoint = account
         .dir
         .path()
-        .join(".deployer/stage.d/migrate-from-PlaygroundScores.json");
+        .join(format!(".deployer/stage.d/migrate-from-{LEGACY}.json"));
     child.kill().expect("SIGKILL");
     let _ = child.wait();
     let stderr = child.stderr.take().map(BufReader::new);
@@ -593,7 +595,7 @@ async fn a_migration_killed_half_way_resumes_to_the_same_result() {
     std::fs::create_dir_all(checkpoint.parent().expect("dir")).expect("dir");
     std::fs::write(
         &checkpoint,
-        serde_json::json!({"format_version": 1, "source": "DynamoDB table PlaygroundScores", "target": killed,
+        serde_json::json!({"format_version": 1, "source": format!("DynamoDB table {LEGACY}"), "target": killed,
             "lanes": {"segment 1/3": {"lane": null, "after": null, "done": false}}, "touched": [], "counts": {
             "read": 0, "copied": 0, "replaced": 0, "kept_newer": 0, "unchanged": 0, "counters_skipped": 0, "refused": 0},
             "refused": []})
@@ -857,14 +859,19 @@ async fn an_item_that_cannot_be_taken_is_refused_named_and_fails_the_run() {
     let missing = account.migrate("nowhere", &["--all"]);
     assert_exit(&missing, 1);
     assert!(
-        text(&missing).contains("the table PlaygroundScores-nowhere does not exist: `deployer apply --env nowhere` creates it first"),
+        text(&missing).contains(&format!(
+            "the table {} does not exist: `deployer apply --env nowhere` creates it first",
+            names("nowhere").table
+        )),
         "{}",
         text(&missing)
     );
     let unknown = account.migrate("dev", &["--tables", "class-x"]);
     assert_exit(&unknown, 1);
     assert!(
-        text(&unknown).contains("DynamoDB table PlaygroundScores has no items of this table"),
+        text(&unknown).contains(&format!(
+            "DynamoDB table {LEGACY} has no items of this table"
+        )),
         "{}",
         text(&unknown)
     );

@@ -20,25 +20,41 @@ pub fn names(environment: &str) -> EnvironmentNames {
     EnvironmentNames::new(environment, &settings())
 }
 
-/// `e_machine` of an x86_64 ELF executable.
-pub const X86_64: u16 = 62;
-/// `e_machine` of an aarch64 ELF executable.
-pub const AARCH64: u16 = 183;
+/// The ARN of the customer managed policy `name` in the emulator's account.
+pub fn policy_arn(name: &str) -> String {
+    format!("arn:aws:iam::{}:policy/{name}", emulator::ACCOUNT_ID)
+}
+
+/// The ARN of the role `name` in the emulator's account.
+pub fn role_arn(name: &str) -> String {
+    format!("arn:aws:iam::{}:role/{name}", emulator::ACCOUNT_ID)
+}
+
+/// The ARN of the Lambda function `name` in the emulator's account and region.
+pub fn function_arn(name: &str) -> String {
+    format!(
+        "arn:aws:lambda:{}:{}:function:{name}",
+        emulator::REGION,
+        emulator::ACCOUNT_ID
+    )
+}
+
+/// The fake-ELF builder the deployer's unit tests use too (the file's
+/// comment says why it is included, not exported).
+#[path = "../../src/package/elf_fixture.rs"]
+#[allow(dead_code)] // the unit and the integration tests each use part of it
+pub mod elf;
+
+pub use elf::{AARCH64, X86_64};
 
 /// A synthetic `bootstrap` for `machine` ([`X86_64`], [`AARCH64`]) needing
 /// glibc 2.28, followed by `marker` (which makes releases differ): the
 /// emulator runs no code, so a valid ELF header is all the control plane needs.
 pub fn executable(machine: u16, marker: &[u8]) -> Vec<u8> {
-    let mut header = vec![0u8; 64];
-    header[..4].copy_from_slice(b"\x7fELF");
-    header[4] = 2;
-    header[5] = 1;
-    header[6] = 1;
-    header[16..18].copy_from_slice(&3u16.to_le_bytes());
-    header[18..20].copy_from_slice(&machine.to_le_bytes());
-    header.extend_from_slice(b"GLIBC_2.28\0");
-    header.extend_from_slice(marker);
-    header
+    elf::Elf::executable(machine)
+        .needing(&["GLIBC_2.28"])
+        .tail(marker)
+        .build()
 }
 
 /// An account on an emulator of its own (the GitHub OIDC provider is one per
@@ -368,7 +384,7 @@ pub async fn deploy_policy(config: &aws_config::SdkConfig) -> serde_json::Value 
 /// The default version of the customer managed policy `name` (decoded).
 pub async fn managed_policy(config: &aws_config::SdkConfig, name: &str) -> serde_json::Value {
     let iam = aws_sdk_iam::Client::new(config);
-    let arn = format!("arn:aws:iam::{}:policy/{name}", emulator::ACCOUNT_ID);
+    let arn = policy_arn(name);
     let policy = iam
         .get_policy()
         .policy_arn(&arn)

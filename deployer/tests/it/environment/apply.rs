@@ -63,20 +63,20 @@ async fn apply_from_empty_creates_every_resource_and_a_rerun_changes_nothing() {
         role.role()
             .and_then(|role| role.permissions_boundary())
             .and_then(|boundary| boundary.permissions_boundary_arn()),
-        Some("arn:aws:iam::123456789012:policy/aimodelshare-playground-execution-boundary"),
+        Some(support::policy_arn(&settings().execution_boundary_name()).as_str()),
         "every execution role is capped by the boundary"
     );
     let arns = support::attached_policy_arns(&account.config, &names("dev").lambda_role).await;
     assert_eq!(
         arns,
         [
-            "arn:aws:iam::123456789012:policy/aimodelshare-playground-dev-ddb-rw",
-            "arn:aws:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole"
+            support::policy_arn(&names("dev").dynamodb_policy),
+            "arn:aws:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole".to_owned()
         ]
     );
     let version = iam
         .get_policy_version()
-        .policy_arn("arn:aws:iam::123456789012:policy/aimodelshare-playground-dev-ddb-rw")
+        .policy_arn(support::policy_arn(&names("dev").dynamodb_policy))
         .version_id("v1")
         .send()
         .await
@@ -90,7 +90,7 @@ async fn apply_from_empty_creates_every_resource_and_a_rerun_changes_nothing() {
     .expect("document");
     let document_text = document.to_string();
     assert!(
-        document_text.contains("table/PlaygroundScores-dev"),
+        document_text.contains(&format!("table/{}", names("dev").table)),
         "{document_text}"
     );
     assert!(
@@ -111,7 +111,7 @@ async fn apply_from_empty_creates_every_resource_and_a_rerun_changes_nothing() {
         assert!(document_text.contains(action), "{action}: {document_text}");
     }
     assert!(
-        document_text.contains("table/PlaygroundScores-dev/index/*"),
+        document_text.contains(&format!("table/{}/index/*", names("dev").table)),
         "its indexes, byRank among them: {document_text}"
     );
 
@@ -216,7 +216,7 @@ async fn apply_from_empty_creates_every_resource_and_a_rerun_changes_nothing() {
     let integration = integrations.items().first().expect("integration");
     assert_eq!(
         integration.integration_uri(),
-        Some("arn:aws:lambda:us-east-1:123456789012:function:aimodelshare-playground-dev-api:live")
+        Some(format!("{}:live", support::function_arn(&names("dev").function)).as_str())
     );
     assert_eq!(integration.payload_format_version(), Some("2.0"));
     let target = format!(

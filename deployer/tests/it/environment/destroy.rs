@@ -62,7 +62,7 @@ async fn destroy_takes_a_final_backup_first_and_restore_then_apply_brings_every_
     );
     let arn = shown
         .lines()
-        .find_map(|line| line.strip_prefix("Final backup of PlaygroundScores-dev: "))
+        .find_map(|line| line.strip_prefix(&format!("Final backup of {}: ", names("dev").table)))
         .expect("the backup's ARN is printed")
         .trim()
         .to_owned();
@@ -340,7 +340,7 @@ async fn environments_are_isolated_and_destroy_leaves_nothing_of_theirs() {
     assert!(account.api_id("dev").await.is_some());
     let groups = aws_sdk_cloudwatchlogs::Client::new(config)
         .describe_log_groups()
-        .log_group_name_prefix("/aws/lambda/aimodelshare-playground-stage")
+        .log_group_name_prefix(format!("/aws/lambda/{}-stage", settings().name_prefix))
         .send()
         .await
         .expect("log groups");

@@ -219,11 +219,11 @@ async fn an_index_rebuild_is_shown_as_destroy_and_create_and_an_unknown_index_is
         "{shown}"
     );
     assert!(
-        shown.contains("Index byRank of PlaygroundScores-dev is destroyed and created again (its keys change): until the new one is ACTIVE, GET /tables/{tableId}/users fails"),
+        shown.contains(&format!("Index byRank of {} is destroyed and created again (its keys change): until the new one is ACTIVE, GET /tables/{{tableId}}/users fails", names("dev").table)),
         "with the window during which the listing fails: {shown}"
     );
     assert!(
-        shown.contains("Index byLeaderboard of PlaygroundScores-dev is destroyed and created again (its keys change); the API reads no listing from it now, but a release rolled back to one from before byRank lists GET /tables/{tableId}/users from it"),
+        shown.contains(&format!("Index byLeaderboard of {} is destroyed and created again (its keys change); the API reads no listing from it now, but a release rolled back to one from before byRank lists GET /tables/{{tableId}}/users from it", names("dev").table)),
         "byLeaderboard serves only a rollback: {shown}"
     );
     assert!(

@@ -150,7 +150,7 @@ async fn the_optional_layer_is_published_attached_republished_and_destroyed() {
     let plan = account.deployer(&["plan", "--env", "dev", "--artifact", "fn.zip"]);
     assert_exit(&plan, 0);
     assert!(
-        text(&plan).contains("aimodelshare-playground-dev-extra still has 2 version(s)"),
+        text(&plan).contains(&format!("{} still has 2 version(s)", names("dev").layer)),
         "the leftover layer is pointed out: {}",
         text(&plan)
     );

@@ -265,7 +265,7 @@ async fn sigterm_to_a_restore_waiting_on_its_backup_releases_the_lock_within_5_s
     assert_exit(&destroyed, 0);
     let arn = text(&destroyed)
         .lines()
-        .find_map(|line| line.strip_prefix("Final backup of PlaygroundScores-dev: "))
+        .find_map(|line| line.strip_prefix(&format!("Final backup of {}: ", names("dev").table)))
         .expect("the backup's ARN is printed")
         .trim()
         .to_owned();

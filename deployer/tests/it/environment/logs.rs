@@ -83,7 +83,7 @@ async fn logs_prints_the_live_releases_events_or_any_versions() {
     let refused = account.deployer(&["logs", "--env", "stage"]);
     assert_exit(&refused, 1);
     assert!(
-        text(&refused).contains("/aws/lambda/aimodelshare-playground-stage-api does not exist"),
+        text(&refused).contains(&format!("{} does not exist", names("stage").log_group)),
         "{}",
         text(&refused)
     );

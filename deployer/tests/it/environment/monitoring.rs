@@ -20,7 +20,7 @@ async fn alarms_are_put_read_back_changed_and_removed() {
     let alarms = || async {
         let mut alarms: Vec<AlarmView> = cloudwatch
             .describe_alarms()
-            .alarm_name_prefix("aimodelshare-playground-dev-")
+            .alarm_name_prefix(format!("{}-dev-", settings().name_prefix))
             .send()
             .await
             .expect("alarms")
@@ -55,7 +55,7 @@ async fn alarms_are_put_read_back_changed_and_removed() {
         alarms().await,
         vec![
             (
-                "aimodelshare-playground-dev-api-errors".to_owned(),
+                format!("{}-errors", names("dev").function),
                 "AWS/Lambda".to_owned(),
                 "Errors".to_owned(),
                 5.0,
@@ -63,7 +63,7 @@ async fn alarms_are_put_read_back_changed_and_removed() {
                 function()
             ),
             (
-                "aimodelshare-playground-dev-api-throttles".to_owned(),
+                format!("{}-throttles", names("dev").function),
                 "AWS/Lambda".to_owned(),
                 "Throttles".to_owned(),
                 1.0,
@@ -71,7 +71,7 @@ async fn alarms_are_put_read_back_changed_and_removed() {
                 function()
             ),
             (
-                "aimodelshare-playground-dev-http-api-5xx".to_owned(),
+                format!("{}-5xx", names("dev").http_api),
                 "AWS/ApiGateway".to_owned(),
                 "5xx".to_owned(),
                 5.0,

@@ -321,10 +321,7 @@ async fn the_plan_role_may_make_every_call_of_a_plan_and_only_reads() {
         .await
         .expect("the plan role");
     let role = role.role().expect("role");
-    assert_eq!(
-        role.arn(),
-        "arn:aws:iam::123456789012:role/aimodelshare-github-oidc-planner"
-    );
+    assert_eq!(role.arn(), support::role_arn(&settings().plan_role_name));
     let trust =
         deployer::engine::policy::decode(role.assume_role_policy_document().expect("trust policy"))
             .expect("trust policy JSON");

@@ -88,7 +88,7 @@ async fn releases_are_versions_behind_live_and_rollback_moves_live_back() {
         !uris.is_empty()
             && uris
                 .iter()
-                .all(|uri| uri.ends_with(":function:aimodelshare-playground-dev-api:live")),
+                .all(|uri| uri.ends_with(&format!(":function:{}:live", names("dev").function))),
         "{uris:?}"
     );
     let lambda = aws_sdk_lambda::Client::new(&account.config);
@@ -184,7 +184,10 @@ async fn releases_are_versions_behind_live_and_rollback_moves_live_back() {
     let missing = account.deployer(&["rollback", "--env", "dev", "--to", "99"]);
     assert_exit(&missing, 1);
     assert!(
-        text(&missing).contains("version 99 of aimodelshare-playground-dev-api is not published"),
+        text(&missing).contains(&format!(
+            "version 99 of {} is not published",
+            names("dev").function
+        )),
         "{}",
         text(&missing)
     );

@@ -404,13 +404,19 @@ async fn an_adopted_table_gets_time_to_live_in_place_unless_it_is_on_another_att
     assert_exit(&refused, 1);
     let shown = text(&refused);
     for part in [
-        r#"dynamodb_table.scores (PlaygroundScores-qa) has time_to_live = "expiresAt""#,
-        "one Time to Live change per table per hour",
-        "aws dynamodb update-time-to-live --table-name PlaygroundScores-qa \
-         --time-to-live-specification Enabled=false,AttributeName=<the attribute above>",
-        "says DISABLED, and apply again",
+        format!(
+            r#"dynamodb_table.scores ({}) has time_to_live = "expiresAt""#,
+            names("qa").table
+        ),
+        "one Time to Live change per table per hour".to_owned(),
+        format!(
+            "aws dynamodb update-time-to-live --table-name {} \
+             --time-to-live-specification Enabled=false,AttributeName=<the attribute above>",
+            names("qa").table
+        ),
+        "says DISABLED, and apply again".to_owned(),
     ] {
-        assert!(shown.contains(part), "{part}: {shown}");
+        assert!(shown.contains(&part), "{part}: {shown}");
     }
     let apply = account.deployer(&[
         "apply",

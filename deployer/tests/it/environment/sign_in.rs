@@ -125,7 +125,7 @@ async fn sign_in_puts_a_jwt_authorizer_on_the_writing_routes_and_takes_it_off_ag
     };
     assert_eq!(
         authorizer.name(),
-        Some("aimodelshare-playground-dev-http-api-jwt")
+        Some(format!("{}-jwt", names("dev").http_api).as_str())
     );
     assert_eq!(
         authorizer.authorizer_type().map(|kind| kind.as_str()),
@@ -303,7 +303,10 @@ async fn the_environments_own_user_pool_is_the_issuer_and_outlives_a_destroy_whi
     assert!(shown.contains("+ cognito_user_pool.sign_in"), "{shown}");
     assert!(shown.contains("13 to add"), "{shown}");
     assert!(
-        shown.contains("the environment's own user pool aimodelshare-playground-dev-users"),
+        shown.contains(&format!(
+            "the environment's own user pool {}",
+            names("dev").user_pool
+        )),
         "{shown}"
     );
     assert_exit(&apply(), 0);
@@ -350,7 +353,7 @@ async fn the_environments_own_user_pool_is_the_issuer_and_outlives_a_destroy_whi
             .map(String::as_str),
         Some("deployer")
     );
-    assert_eq!(pool.domain(), Some("aimodelshare-playground-dev"));
+    assert_eq!(pool.domain(), Some(names("dev").sign_in_domain.as_str()));
     let clients = cognito
         .list_user_pool_clients()
         .user_pool_id(&id)
@@ -420,9 +423,10 @@ async fn the_environments_own_user_pool_is_the_issuer_and_outlives_a_destroy_whi
     assert_eq!(outputs["auth_issuer"], Value::from(issuer));
     let sign_in = outputs["auth_sign_in_url"].as_str().expect("sign-in url");
     assert!(
-        sign_in.starts_with(
-            "https://aimodelshare-playground-dev.auth.us-east-1.amazoncognito.com/oauth2/authorize?"
-        ) && sign_in.contains(&format!("client_id={client_id}")),
+        sign_in.starts_with(&format!(
+            "https://{}.auth.us-east-1.amazoncognito.com/oauth2/authorize?",
+            names("dev").sign_in_domain
+        )) && sign_in.contains(&format!("client_id={client_id}")),
         "{sign_in}"
     );
 
@@ -511,8 +515,10 @@ async fn the_environments_own_user_pool_is_the_issuer_and_outlives_a_destroy_whi
     assert_exit(&destroy, 0);
     assert!(shown.contains("12 destroyed"), "{shown}");
     assert!(
-        shown.contains("Kept: the Cognito user pool aimodelshare-playground-dev-users")
-            && shown.contains("--delete-user-accounts"),
+        shown.contains(&format!(
+            "Kept: the Cognito user pool {}",
+            names("dev").user_pool
+        )) && shown.contains("--delete-user-accounts"),
         "{shown}"
     );
     assert_eq!(pool_id().await.as_deref(), Some(id.as_str()));
@@ -612,7 +618,8 @@ async fn turning_the_own_pool_off_leaves_the_pool_and_its_accounts() {
     assert_exit(&plan, 0);
     assert!(
         shown.contains(&format!(
-            "user pool aimodelshare-playground-dev-users ({id}) stays"
+            "user pool {} ({id}) stays",
+            names("dev").user_pool
         )),
         "{shown}"
     );

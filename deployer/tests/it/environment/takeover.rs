@@ -214,9 +214,7 @@ async fn a_legacy_terraform_deployment_is_taken_over_in_place() {
         .create_integration()
         .api_id(&api_id)
         .integration_type(aws_sdk_apigatewayv2::types::IntegrationType::AwsProxy)
-        .integration_uri(
-            "arn:aws:lambda:us-east-1:123456789012:function:aimodelshare-playground-dev-api",
-        )
+        .integration_uri(support::function_arn(&names("dev").function))
         .payload_format_version("2.0")
         .send()
         .await
@@ -295,17 +293,20 @@ async fn a_legacy_terraform_deployment_is_taken_over_in_place() {
         "{shown}"
     );
     assert!(
-        shown.contains("Index byRank is added to PlaygroundScores-dev in place: no item is replaced; GET /tables/{tableId}/users lists from it"),
+        shown.contains(&format!("Index byRank is added to {table} in place: no item is replaced; GET /tables/{{tableId}}/users lists from it")),
         "{shown}"
     );
     assert!(
-        shown.contains("Backfill: 9 items of PlaygroundScores-dev lack index keys")
+        shown.contains(&format!("Backfill: 9 items of {table} lack index keys"))
             && shown.contains("ranks each such user"),
         "{shown}"
     );
     assert!(
         shown.contains("~ iam_role.lambda")
-            && shown.contains("permissions_boundary = (none) -> \"arn:aws:iam::123456789012:policy/aimodelshare-playground-execution-boundary\""),
+            && shown.contains(&format!(
+                "permissions_boundary = (none) -> \"{}\"",
+                support::policy_arn(&settings().execution_boundary_name())
+            )),
         "the legacy role is given the boundary in place: {shown}"
     );
     assert!(
@@ -352,7 +353,9 @@ async fn a_legacy_terraform_deployment_is_taken_over_in_place() {
         role.role()
             .and_then(|role| role.permissions_boundary())
             .and_then(|boundary| boundary.permissions_boundary_arn())
-            .is_some_and(|arn| arn.ends_with(":policy/aimodelshare-playground-execution-boundary")),
+            .is_some_and(
+                |arn| arn.ends_with(&format!(":policy/{}", settings().execution_boundary_name()))
+            ),
         "the adopted role is repaired"
     );
     let apis = apigateway.get_apis().send().await.expect("apis");
@@ -372,7 +375,10 @@ async fn a_legacy_terraform_deployment_is_taken_over_in_place() {
         .collect();
     assert_eq!(
         uris,
-        ["arn:aws:lambda:us-east-1:123456789012:function:aimodelshare-playground-dev-api:live"]
+        [format!(
+            "{}:live",
+            support::function_arn(&names("dev").function)
+        )]
     );
     assert_eq!(
         integrations.items()[0].integration_id(),
@@ -399,11 +405,14 @@ async fn a_legacy_terraform_deployment_is_taken_over_in_place() {
         .await;
     // (moto keeps one policy per function whatever the qualifier, so the
     // statements are told apart by their Resource.)
-    let legacy_resource = "\"Resource\": \"arn:aws:lambda:us-east-1:123456789012:function:aimodelshare-playground-dev-api\"";
+    let legacy_resource = format!(
+        "\"Resource\": \"{}\"",
+        support::function_arn(&names("dev").function)
+    );
     assert!(
         unqualified.as_ref().map_or(true, |output| !output
             .policy()
-            .is_some_and(|policy| policy.contains(legacy_resource))),
+            .is_some_and(|policy| policy.contains(&legacy_resource))),
         "the legacy unqualified statement is gone: {unqualified:?}"
     );
 
