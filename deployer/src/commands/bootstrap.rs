@@ -15,7 +15,7 @@ use serde_json::{Value, json};
 use state::{Backend, LocalBackend, Stored};
 
 use super::Outcome;
-use super::stack_run::{self, Approval, Ending, Prepared, RunOptions, Stack};
+use super::stack_run::{self, Approval, Ending, Made, Prepared, RunOptions, Stack};
 use crate::config::{BOOTSTRAP, Config};
 use crate::engine::{self, Action, ObservedResource, Plan, Resources, render::render};
 use crate::error::CliError;
@@ -120,6 +120,7 @@ impl Stack for BootstrapStack<'_> {
             plan,
             notices: Vec::new(),
             kept: Vec::new(),
+            release: None,
             unplanned: Vec::new(),
         })
     }
@@ -163,7 +164,7 @@ impl Stack for BootstrapStack<'_> {
         remote(self.config, self.aws)
     }
 
-    fn ending(&self) -> Ending {
+    fn ending(&self, _prepared: &Prepared) -> Ending {
         Ending::Record
     }
 
@@ -178,9 +179,9 @@ impl Stack for BootstrapStack<'_> {
         &self,
         prepared: &Prepared,
         _stored: Option<&Stored>,
-    ) -> Result<(), CliError> {
+    ) -> Result<Vec<Made>, CliError> {
         if !retires_lock_table(&prepared.plan) {
-            return Ok(());
+            return Ok(Vec::new());
         }
         let table = &self.config.settings.lock_table;
         let held = state::DynamoDbLock::new(crate::aws::dynamodb(self.aws), table)
@@ -190,7 +191,7 @@ impl Stack for BootstrapStack<'_> {
                 "checking that no lock is held in the lock table {table} before deleting it"
             )))?;
         if held.is_empty() {
-            return Ok(());
+            return Ok(Vec::new());
         }
         let holders: Vec<String> = held
             .iter()

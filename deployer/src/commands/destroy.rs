@@ -9,7 +9,7 @@ use serde_json::Value;
 use state::{Backend, LocalBackend, Stored};
 
 use super::Outcome;
-use super::stack_run::{self, Approval, Ending, Prepared, RunOptions, Stack, Unplanned};
+use super::stack_run::{self, Approval, Ending, Made, Prepared, RunOptions, Stack, Unplanned};
 use crate::config::{BOOTSTRAP, Config, EnvironmentNames};
 use crate::engine::plan::destroy_plan;
 use crate::engine::{self, DesiredResource, ObservedResource, Resources};
@@ -138,6 +138,7 @@ impl Stack for BootstrapDestroy<'_> {
             plan,
             notices: Vec::new(),
             kept,
+            release: None,
             unplanned: if clear_bucket {
                 vec![Unplanned::ClearStateBucket]
             } else {
@@ -163,7 +164,7 @@ impl Stack for BootstrapDestroy<'_> {
         &self,
         prepared: &Prepared,
         _stored: Option<&Stored>,
-    ) -> Result<(), CliError> {
+    ) -> Result<Vec<Made>, CliError> {
         if prepared.unplanned.contains(&Unplanned::ClearStateBucket) {
             let progress = crate::ui::progress();
             let started =
@@ -178,7 +179,7 @@ impl Stack for BootstrapDestroy<'_> {
                 started,
             );
         }
-        Ok(())
+        Ok(Vec::new())
     }
 
     /// The lock table is among what is destroyed: a local lock file guards the run.
@@ -191,7 +192,7 @@ impl Stack for BootstrapDestroy<'_> {
     }
 
     /// The bootstrap's state is in its bucket, which is destroyed with it.
-    fn ending(&self) -> Ending {
+    fn ending(&self, _prepared: &Prepared) -> Ending {
         Ending::Gone
     }
 
@@ -216,7 +217,7 @@ impl Stack for BootstrapDestroy<'_> {
     }
 }
 
-/// How a bootstrap destroy shows what it keeps.
+/// How a destroy shows what it keeps.
 fn kept_lines(kept: &[String]) -> Vec<String> {
     kept.iter().map(|line| format!("Kept: {line}")).collect()
 }
@@ -274,11 +275,6 @@ struct EnvironmentDestroy<'a> {
     skip_final_backup: bool,
     /// Delete the user pool, and its accounts, too.
     delete_user_accounts: bool,
-    /// The user pool and how many accounts Cognito estimates it holds, when
-    /// this run keeps it.
-    kept_pool: std::sync::Mutex<Option<(String, String)>>,
-    /// The final backup taken by this run.
-    backup: std::sync::Mutex<Option<String>>,
 }
 
 impl EnvironmentDestroy<'_> {
@@ -304,51 +300,47 @@ impl EnvironmentDestroy<'_> {
     /// accounts have no backup (Cognito exports no passwords), and how many
     /// it holds is only Cognito's estimate, which the deploy role (no
     /// ListUsers) cannot check. An apply adopts the pool again, by name.
+    /// Returns what is observed without the pool, and what is said of the
+    /// pool kept (the only thing an environment destroy keeps).
     fn keep_pool(
         &self,
         desired: &[DesiredResource],
         mut observed: Vec<Option<ObservedResource>>,
-    ) -> Vec<Option<ObservedResource>> {
+    ) -> (Vec<Option<ObservedResource>>, Vec<String>) {
         if self.delete_user_accounts {
-            return observed;
+            return (observed, Vec::new());
         }
-        let slot = desired
+        let pool = desired
             .iter()
             .position(|desired| desired.address == cognito_user_pool::ADDRESS)
-            .and_then(|index| observed.get_mut(index));
-        if let Some(slot) = slot
-            && let Some(pool) = slot.take()
-        {
-            let accounts = estimated_accounts(&pool);
-            if let Ok(mut note) = self.kept_pool.lock() {
-                *note = Some((pool.id, accounts));
-            }
-        }
-        observed
+            .and_then(|index| observed.get_mut(index))
+            .and_then(Option::take);
+        let kept = pool.map(|pool| self.kept_pool(&pool)).into_iter().collect();
+        (observed, kept)
     }
 
-    /// The pool this run keeps and Cognito's estimate of its accounts.
-    fn kept(&self) -> Option<(String, String)> {
-        self.kept_pool.lock().ok().and_then(|kept| kept.clone())
-    }
-
-    /// What is said of a kept pool, below the plan and at the end.
-    fn kept_line(&self) -> Option<String> {
-        let (id, accounts) = self.kept()?;
-        Some(format!(
-            "Kept: the Cognito user pool {name} ({id}) and its accounts ({accounts}, as Cognito \
+    /// What is said of a kept pool, below the plan and at the end (after
+    /// "Kept: ").
+    fn kept_pool(&self, pool: &ObservedResource) -> String {
+        format!(
+            "the Cognito user pool {name} ({id}) and its accounts ({accounts}, as Cognito \
              estimates them), which no backup can bring back; the state keeps its record. \
              `deployer apply --env {env}` adopts it again; `deployer destroy --env {env} \
              --delete-user-accounts` deletes it.",
             name = self.names.user_pool,
+            id = pool.id,
+            accounts = estimated_accounts(pool),
             env = self.names.environment
-        ))
+        )
     }
 
     /// What happens to the user pool's accounts.
     fn pool_notes(&self, prepared: &Prepared) -> Vec<String> {
-        if let Some(line) = self.kept_line() {
-            return vec![format!("{line}\n")];
+        if !prepared.kept.is_empty() {
+            return kept_lines(&prepared.kept)
+                .into_iter()
+                .map(|line| format!("{line}\n"))
+                .collect();
         }
         let deleted = prepared
             .plan
@@ -490,6 +482,7 @@ impl Stack for EnvironmentDestroy<'_> {
                     plan: destroy_plan(&desired, &[]),
                     notices: Vec::new(),
                     kept: Vec::new(),
+                    release: None,
                     unplanned: Vec::new(),
                 });
             }
@@ -516,14 +509,15 @@ impl Stack for EnvironmentDestroy<'_> {
                 })
             })
             .collect();
-        let observed = self.keep_pool(&desired, observed);
+        let (observed, kept) = self.keep_pool(&desired, observed);
         let plan = destroy_plan(&desired, &observed);
         Ok(Prepared {
             resources,
             observed,
             plan,
             notices: Vec::new(),
-            kept: Vec::new(),
+            kept,
+            release: None,
             unplanned: Vec::new(),
         })
     }
@@ -554,9 +548,9 @@ impl Stack for EnvironmentDestroy<'_> {
         self.backend.clone()
     }
 
-    fn ending(&self) -> Ending {
+    fn ending(&self, prepared: &Prepared) -> Ending {
         // A kept pool stays recorded: `--delete-user-accounts` later finds it.
-        if self.kept().is_some() {
+        if !prepared.kept.is_empty() {
             Ending::RemoveAllBut(cognito_user_pool::ADDRESS)
         } else {
             Ending::Remove
@@ -573,20 +567,19 @@ impl Stack for EnvironmentDestroy<'_> {
         &self,
         prepared: &Prepared,
         stored: Option<&Stored>,
-    ) -> Result<(), CliError> {
+    ) -> Result<Vec<Made>, CliError> {
         if !Self::deletes_table(prepared) {
-            return Ok(());
+            return Ok(Vec::new());
         }
         let table = self.table();
+        let mut made = Vec::new();
         if !self.skip_final_backup {
             let progress = crate::ui::progress();
             let started = progress.start(dynamodb_scores_table::ADDRESS, "taking a final backup");
             let arn = table.final_backup(&self.backup_name()).await?;
             progress.done(dynamodb_scores_table::ADDRESS, "backed up", started);
             crate::ui::note(format!("final backup: {arn}"));
-            if let Ok(mut slot) = self.backup.lock() {
-                *slot = Some(arn.clone());
-            }
+            made.push(Made::FinalBackup { arn: arn.clone() });
             // The state history keeps it: this revision stays behind the removal.
             if let Some(stored) = stored {
                 let mut outputs = stored.document.outputs.clone();
@@ -602,7 +595,7 @@ impl Stack for EnvironmentDestroy<'_> {
             }
         }
         table.set_deletion_protection(false).await?;
-        Ok(())
+        Ok(made)
     }
 }
 
@@ -635,8 +628,6 @@ pub async fn environment(
         // `final_backup = false` (the previews' layer) is `--skip-final-backup`.
         skip_final_backup: options.skip_final_backup || !config.settings.final_backup,
         delete_user_accounts: options.delete_user_accounts,
-        kept_pool: std::sync::Mutex::new(None),
-        backup: std::sync::Mutex::new(None),
     };
     let expected = if environment == "prod" { "prod" } else { "yes" };
     let run = RunOptions {
@@ -656,19 +647,18 @@ pub async fn environment(
         },
     };
     let ran = stack_run::run(&stack, &run).await?;
-    let backup = stack.backup.lock().ok().and_then(|backup| backup.clone());
     let mut text = if ran.plan.has_changes() {
         format!("Destroy complete: {} destroyed.", ran.plan.destroy)
-    } else if stack.kept().is_some() {
+    } else if !ran.kept.is_empty() {
         format!("Nothing to destroy in {environment} but what is kept.")
     } else {
         format!("Nothing to destroy: no resource of {environment} exists.")
     };
-    if let Some(line) = stack.kept_line() {
+    for line in kept_lines(&ran.kept) {
         text.push('\n');
         text.push_str(&line);
     }
-    if let Some(arn) = backup {
+    for Made::FinalBackup { arn } in &ran.made {
         text.push_str(&format!(
             "\nFinal backup of {}: {arn}\nRestore it with: deployer restore --env {environment} --backup {arn}",
             stack.names.table

@@ -36,12 +36,25 @@ pub struct Prepared {
     pub notices: Vec<Notice>,
     /// What the run leaves in place that it would otherwise delete, each
     /// with why (a bootstrap destroy's adopted resources and a bucket holding
-    /// others' objects): shown below the plan, and returned as [`Ran::kept`].
+    /// others' objects, an environment destroy's user pool): shown below the
+    /// plan, and returned as [`Ran::kept`].
     pub kept: Vec<String>,
+    /// What planning decided for the function's `live` alias, in words (an
+    /// environment's plan; `None` for other stacks): shown below the plan,
+    /// and in a JSON plan.
+    pub release: Option<String>,
     /// Work the plan does not show as resource changes, done by
     /// [`Stack::before_apply`] once confirmed; the run has work when there is
     /// some, even with no change planned.
     pub unplanned: Vec<Unplanned>,
+}
+
+/// What [`Stack::before_apply`] made that outlasts the run, returned as
+/// [`Ran::made`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Made {
+    /// A destroy's final on-demand backup of the scores table.
+    FinalBackup { arn: String },
 }
 
 /// Work a run does that its plan does not show as a resource change.
@@ -164,7 +177,8 @@ pub trait Stack: Send + Sync {
     /// Where the state is recorded (or removed) after apply.
     fn state_backend(&self) -> Backend;
 
-    fn ending(&self) -> Ending;
+    /// How the run ends, given what `prepared` found.
+    fn ending(&self, prepared: &Prepared) -> Ending;
 
     /// Lines shown below the plan (what a destroy deletes with the table).
     fn notes(&self, _prepared: &Prepared) -> Vec<String> {
@@ -173,13 +187,14 @@ pub trait Stack: Send + Sync {
 
     /// What must succeed, once confirmed, before anything is applied (a
     /// destroy's final backup); a failure stops the run with nothing changed.
-    /// `stored` is the state read under the lock.
+    /// `stored` is the state read under the lock. Returns what it made, for
+    /// [`Ran::made`].
     async fn before_apply(
         &self,
         _prepared: &Prepared,
         _stored: Option<&Stored>,
-    ) -> Result<(), CliError> {
-        Ok(())
+    ) -> Result<Vec<Made>, CliError> {
+        Ok(Vec::new())
     }
 }
 
@@ -222,6 +237,8 @@ pub struct Ran {
     pub applied: bool,
     /// What the run left in place, and why ([`Prepared::kept`]).
     pub kept: Vec<String>,
+    /// What [`Stack::before_apply`] made (a destroy's final backup).
+    pub made: Vec<Made>,
 }
 
 /// Run `stack`. See the module's documentation.
@@ -267,7 +284,7 @@ fn nothing_to_do(stack: &dyn Stack, prepared: &Prepared, stored: Option<&Stored>
         return None;
     }
     let outputs = stack.outputs(&prepared.resources, &prepared.observed);
-    let current = match stack.ending() {
+    let current = match stack.ending(prepared) {
         Ending::Record => recording::is_current(
             stored,
             &recording::state_resources(
@@ -289,6 +306,7 @@ fn nothing_to_do(stack: &dyn Stack, prepared: &Prepared, stored: Option<&Stored>
         outputs,
         applied: false,
         kept: prepared.kept.clone(),
+        made: Vec::new(),
     })
 }
 
@@ -308,6 +326,8 @@ async fn under_lock(
     if let Some(ran) = nothing_to_do(stack, &prepared, stored.as_ref()) {
         return Ok(ran);
     }
+    let ending = stack.ending(&prepared);
+    let mut made = Vec::new();
     if has_work(&prepared) {
         ui::text(engine::render::render(&prepared.plan));
         for note in stack.notes(&prepared) {
@@ -323,7 +343,7 @@ async fn under_lock(
             }
         }
         fence.check("starting the changes")?;
-        stack.before_apply(&prepared, stored.as_ref()).await?;
+        made = stack.before_apply(&prepared, stored.as_ref()).await?;
         let applied = apply_fenced(
             &prepared.resources,
             &prepared.observed,
@@ -336,7 +356,7 @@ async fn under_lock(
             // Interrupted: what finished is recorded before the lock is
             // released. A lease that may be lost records nothing: the state
             // is the lock holder's to write.
-            if fence.stopped() == Some(Stop::Interrupted) && stack.ending() == Ending::Record {
+            if fence.stopped() == Some(Stop::Interrupted) && ending == Ending::Record {
                 let observed = engine::observe(&prepared.resources).await?;
                 recording::write(
                     &stack.state_backend(),
@@ -360,7 +380,7 @@ async fn under_lock(
         }
     }
     let backend = stack.state_backend();
-    let outputs = match stack.ending() {
+    let outputs = match ending {
         Ending::Record => {
             let observed = engine::observe(&prepared.resources).await?;
             let outputs = stack.outputs(&prepared.resources, &observed);
@@ -414,6 +434,7 @@ async fn under_lock(
         outputs,
         applied: true,
         kept: prepared.kept,
+        made,
     })
 }
 

@@ -230,7 +230,7 @@ impl Origin {
                     .map_err(|error| {
                         DataError::aws(
                             format!("scanning {} of DynamoDB table {name}", lane.describe()),
-                            &error,
+                            error,
                         )
                     })?;
                 Ok(Page::read(
@@ -251,7 +251,7 @@ impl Origin {
                     .map_err(|error| {
                         DataError::aws(
                             format!("querying table {table_id} of DynamoDB table {name}"),
-                            &error,
+                            error,
                         )
                     })?;
                 Ok(Page::read(
@@ -340,7 +340,7 @@ pub async fn query_partition(
             .map_err(|error| {
                 DataError::aws(
                     format!("reading table {table_id} of DynamoDB table {table}"),
-                    &error,
+                    error,
                 )
             })?;
         items.extend(page.items().iter().cloned());

@@ -72,7 +72,7 @@ impl Target {
                     .request_items(&self.table, request)
                     .send()
                     .await
-                    .map_err(|error| DataError::aws(self.doing("reading items"), &error))?;
+                    .map_err(|error| DataError::aws(self.doing("reading items"), error))?;
                 for item in output
                     .responses()
                     .and_then(|responses| responses.get(&self.table))
@@ -114,7 +114,7 @@ impl Target {
             .consistent_read(true)
             .send()
             .await
-            .map_err(|error| DataError::aws(self.doing("reading an item"), &error))?;
+            .map_err(|error| DataError::aws(self.doing("reading an item"), error))?;
         Ok(output.item().cloned())
     }
 
@@ -156,7 +156,7 @@ impl Target {
                     crate::ranking::now_ms(),
                 )
                 .await
-                .map_err(|error| self.ranking_error(&error))?;
+                .map_err(|error| self.ranking_error(error))?;
             }
             let request = self
                 .client
@@ -200,7 +200,7 @@ impl Target {
                 Err(error) => {
                     return Err(DataError::aws(
                         self.doing(&format!("writing {table_id}/{username}")),
-                        &error,
+                        error,
                     ));
                 }
             }
@@ -213,12 +213,10 @@ impl Target {
     }
 
     /// A ranking call's failure, saying what it was doing and where.
-    fn ranking_error(&self, error: &schema::ranking::RankingError) -> DataError {
-        let (action, detail) = crate::ranking::failure(error);
-        DataError::Aws {
-            action: format!("{action} in DynamoDB table {}", self.table),
-            detail,
-        }
+    fn ranking_error(&self, error: schema::ranking::RankingError) -> DataError {
+        DataError::ranking(error, |action| {
+            format!("{action} in DynamoDB table {}", self.table)
+        })
     }
 
     /// A query of `table_id`'s partition for its users, the metadata,
@@ -260,7 +258,7 @@ impl Target {
                 .map_err(|error| {
                     DataError::aws(
                         self.doing(&format!("finding the unranked users of {table_id}")),
-                        &error,
+                        error,
                     )
                 })?;
             for item in page.items() {
@@ -277,7 +275,7 @@ impl Target {
                     crate::ranking::now_ms(),
                 )
                 .await
-                .map_err(|error| self.ranking_error(&error))?
+                .map_err(|error| self.ranking_error(error))?
                 {
                     ranked += 1;
                 }
@@ -305,7 +303,7 @@ impl Target {
                 .map_err(|error| {
                     DataError::aws(
                         self.doing(&format!("counting the users of {table_id}")),
-                        &error,
+                        error,
                     )
                 })?;
             users += u64::try_from(page.count()).unwrap_or(0);
@@ -340,7 +338,7 @@ impl Target {
             .map_err(|error| {
                 DataError::aws(
                     self.doing(&format!("reading the userCount of {table_id}")),
-                    &error,
+                    error,
                 )
             })?;
         Ok(output.items().to_vec())
@@ -415,7 +413,7 @@ impl Target {
                 Err(error) => {
                     return Err(DataError::aws(
                         self.doing(&format!("setting the userCount of {table_id}")),
-                        &error,
+                        error,
                     ));
                 }
             }

@@ -2,9 +2,11 @@
 //! SDK's error itself as the source, with what kind of failure it was.
 
 use std::error::Error;
+use std::fmt;
 
 use aws_sdk_s3::config::http::HttpResponse;
 use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
+use aws_smithy_runtime_api::client::waiters::error::WaiterError;
 
 /// A failed AWS call (or step), with what the engine was doing ("creating S3
 /// bucket x"). Shown as `action: detail`; an SDK failure keeps the SDK's
@@ -97,9 +99,29 @@ impl EngineError {
         }
     }
 
-    /// A failure that is not a single SDK call's (a waiter's, which gave up
-    /// or whose polling failed), described by its chain of causes and kept as
-    /// the source.
+    /// A waiter that gave up, met a failure state or whose polling failed,
+    /// described by its chain of causes and kept as the source; classified by
+    /// the failed poll's error (code, else HTTP status) when there was one.
+    pub fn waited<O, E>(action: impl Into<String>, error: WaiterError<O, E>) -> Self
+    where
+        O: fmt::Debug + Send + Sync + 'static,
+        E: ProvideErrorMetadata + Error + Send + Sync + 'static,
+    {
+        let failure = match &error {
+            WaiterError::OperationFailed(failed) => Failure::of(failed.error()),
+            other => other
+                .code()
+                .and_then(Failure::of_code)
+                .unwrap_or(Failure::Other),
+        };
+        Self {
+            failure,
+            ..Self::caused_by(action, error)
+        }
+    }
+
+    /// A failure that is not a single SDK call's, described by its chain of
+    /// causes and kept as the source.
     pub fn caused_by(action: impl Into<String>, error: impl Error + Send + Sync + 'static) -> Self {
         Self {
             action: action.into(),
@@ -213,5 +235,57 @@ mod tests {
         let plain = EngineError::new("ordering resources", "a cycle");
         assert_eq!(plain.failure(), Failure::Other);
         assert!(plain.source().is_none());
+    }
+
+    /// A waiter's failure keeps the waiter's error (and through it the
+    /// failed poll's) as its source, and is classified by the poll's code.
+    #[test]
+    fn a_failed_wait_keeps_its_source_and_is_classified_by_the_poll() {
+        use aws_smithy_runtime_api::client::waiters::error::{
+            ExceededMaxWait, OperationFailed, WaiterError,
+        };
+        use std::time::Duration;
+
+        type Waited = WaiterError<(), ErrorMetadata>;
+        let failed: Waited = WaiterError::OperationFailed(OperationFailed::new(answered(
+            400,
+            Some("ResourceNotFoundException"),
+        )));
+        let error = EngineError::waited("waiting for DynamoDB table locks", failed);
+        assert_eq!(
+            error.to_string(),
+            "waiting for DynamoDB table locks: operation failed while waiting: service error: \
+             Error { code: \"ResourceNotFoundException\", message: \"the service said no\" }"
+        );
+        assert_eq!(error.failure(), Failure::NotFound);
+        let waiter = error
+            .source()
+            .and_then(|source| source.downcast_ref::<Waited>())
+            .expect("the waiter's error is kept");
+        assert!(
+            waiter
+                .source()
+                .and_then(|poll| poll.downcast_ref::<SdkError<ErrorMetadata, HttpResponse>>())
+                .is_some(),
+            "the failed poll is kept under it"
+        );
+        let denied: Waited =
+            WaiterError::OperationFailed(OperationFailed::new(answered(403, None)));
+        assert_eq!(
+            EngineError::waited("waiting", denied).failure(),
+            Failure::AccessDenied
+        );
+        let gave_up: Waited = WaiterError::ExceededMaxWait(ExceededMaxWait::new(
+            Duration::from_secs(300),
+            Duration::from_secs(301),
+            40,
+        ));
+        let gave_up = EngineError::waited("waiting", gave_up);
+        assert_eq!(
+            gave_up.to_string(),
+            "waiting: exceeded max wait time (300s)"
+        );
+        assert_eq!(gave_up.failure(), Failure::Other);
+        assert!(gave_up.source().is_some());
     }
 }

@@ -133,10 +133,7 @@ impl Resource for LockTable {
     async fn create(&self) -> Result<(), EngineError> {
         let dynamodb = &self.clients.dynamodb;
         let build_error = |error: aws_sdk_dynamodb::error::BuildError| {
-            EngineError::new(
-                format!("creating DynamoDB table {}", self.name),
-                error.to_string(),
-            )
+            EngineError::caused_by(format!("creating DynamoDB table {}", self.name), error)
         };
         let mut request = dynamodb
             .create_table()
@@ -174,9 +171,7 @@ impl Resource for LockTable {
             .table_name(&self.name)
             .wait(std::time::Duration::from_secs(300))
             .await
-            .map_err(|error| {
-                EngineError::new(self.doing("waiting for"), state::sdk_error::causes(&error))
-            })?;
+            .map_err(|error| EngineError::waited(self.doing("waiting for"), error))?;
         dynamodb_settings::set_point_in_time_recovery(dynamodb, &self.name, true).await
     }
 

@@ -293,9 +293,9 @@ impl LambdaFunction {
             .wait(Duration::from_secs(300))
             .await
             .map_err(|error| {
-                EngineError::new(
+                EngineError::waited(
                     self.doing("waiting (up to 5 min) until Lambda reports Active for"),
-                    state::sdk_error::causes(&error),
+                    error,
                 )
             })?;
         Ok(())
@@ -309,9 +309,9 @@ impl LambdaFunction {
             .wait(Duration::from_secs(300))
             .await
             .map_err(|error| {
-                EngineError::new(
+                EngineError::waited(
                     self.doing("waiting (up to 5 min) for the last update to finish of"),
-                    state::sdk_error::causes(&error),
+                    error,
                 )
             })?;
         Ok(())

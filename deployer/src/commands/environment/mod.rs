@@ -83,8 +83,6 @@ struct EnvironmentStack<'a> {
     names: EnvironmentNames,
     options: &'a EnvironmentOptions,
     backend: Option<&'a Backend>,
-    /// What the last planning decided for `live`, shown with the plan.
-    release_note: std::sync::Mutex<Option<String>>,
 }
 
 impl<'a> EnvironmentStack<'a> {
@@ -102,7 +100,6 @@ impl<'a> EnvironmentStack<'a> {
             names,
             options,
             backend,
-            release_note: std::sync::Mutex::new(None),
         })
     }
 
@@ -246,11 +243,7 @@ impl EnvironmentStack<'_> {
             });
         let rolled_back = lambda_alias::rolled_back(&releases);
         let release = lambda_alias::decide(&wanted, &versions, current.as_deref(), &rolled_back);
-        *self
-            .release_note
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner) =
-            lambda_alias::release_note(&release, current.as_deref());
+        let release_note = lambda_alias::release_note(&release, current.as_deref());
         let resources = stack(layer, release);
         let desired: Vec<_> = resources
             .iter()
@@ -269,6 +262,7 @@ impl EnvironmentStack<'_> {
             plan,
             notices,
             kept: Vec::new(),
+            release: release_note,
             unplanned: Vec::new(),
         })
     }
@@ -325,17 +319,14 @@ impl Stack for EnvironmentStack<'_> {
         self.backend()
     }
 
-    fn ending(&self) -> Ending {
+    fn ending(&self, _prepared: &Prepared) -> Ending {
         Ending::Record
     }
 
     fn notes(&self, prepared: &Prepared) -> Vec<String> {
-        let release = self
-            .release_note
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .clone();
-        let mut notes: Vec<String> = release
+        let mut notes: Vec<String> = prepared
+            .release
+            .as_ref()
             .map(|note| format!("Release: {note}.\n"))
             .into_iter()
             .collect();
@@ -550,15 +541,10 @@ pub async fn plan(
     for notice in &prepared.notices {
         crate::ui::note(notice);
     }
-    let release = stack
-        .release_note
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
-        .clone();
     let mut text = if options.json {
         super::to_json(
             &super::saved_plan::PlanDocument::new(&prepared.plan)
-                .about(&stack.names.environment, release.as_deref()),
+                .about(&stack.names.environment, prepared.release.as_deref()),
         )
     } else if options.drift_only {
         let review = prepared.plan.review.clone().unwrap_or_default();

@@ -332,12 +332,12 @@ impl LambdaAlias {
             .wait(Duration::from_secs(300))
             .await
             .map_err(|error| {
-                EngineError::new(
+                EngineError::waited(
                     format!(
                         "waiting (up to 5 min) until version {version} of Lambda function {} is active",
                         self.function_name
                     ),
-                    state::sdk_error::causes(&error),
+                    error,
                 )
             })?;
         Ok(version)
@@ -362,13 +362,16 @@ impl LambdaAlias {
                 || "no client was sent to it (the alias does not exist yet)".to_owned(),
                 |current| format!("live stays at version {current}"),
             );
-            EngineError::new(
+            let detail = format!("{failure}\n    {stays}; fix the code and apply again");
+            let mut error = EngineError::caused_by(
                 format!(
                     "checking version {version} of Lambda function {} before it takes traffic",
                     self.function_name
                 ),
-                format!("{failure}\n    {stays}; fix the code and apply again"),
-            )
+                failure,
+            );
+            error.detail = detail;
+            error
         })
     }
 

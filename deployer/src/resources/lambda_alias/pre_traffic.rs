@@ -51,7 +51,7 @@ const PROBES: &[Probe] = &[
 ];
 
 /// Why a version failed its check.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, thiserror::Error)]
 #[error("GET {request}: {problem}{log}", log = log_suffix(.log))]
 pub struct CheckFailed {
     /// `path?query` of the request that failed.
@@ -59,6 +59,9 @@ pub struct CheckFailed {
     pub problem: String,
     /// The tail of the version's log for that invocation, when Lambda sent one.
     pub log: Option<String>,
+    /// The SDK's error, when the invocation itself failed.
+    #[source]
+    pub source: Option<Box<dyn std::error::Error + Send + Sync + 'static>>,
 }
 
 fn log_suffix(log: &Option<String>) -> String {
@@ -169,6 +172,7 @@ pub async fn check(
                     state::sdk_error::describe(&error)
                 ),
                 log: None,
+                source: Some(Box::new(error)),
             })?;
         let log = output
             .log_result()
@@ -179,6 +183,7 @@ pub async fn check(
             request,
             problem,
             log,
+            source: None,
         })?;
     }
     Ok(())
@@ -255,6 +260,7 @@ mod tests {
             request: "/health".into(),
             problem: "the function failed (Unhandled): boom".into(),
             log: Some("START\nthread 'main' panicked\nEND\n".into()),
+            source: None,
         };
         assert_eq!(
             failure.to_string(),
