@@ -93,7 +93,7 @@ async fn restore(
         .wait(std::time::Duration::from_secs(3600));
     tokio::select! {
         waited = wait => waited.map_err(|error| {
-            EngineError::caused_by(
+            EngineError::waited(
                 format!("waiting for the restored table {table} to become ACTIVE"),
                 error,
             )

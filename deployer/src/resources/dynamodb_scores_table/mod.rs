@@ -797,7 +797,7 @@ impl Resource for ScoresTable {
             .table_name(&self.name)
             .wait(Duration::from_secs(600))
             .await
-            .map_err(|error| EngineError::caused_by(self.doing("waiting for"), error))?;
+            .map_err(|error| EngineError::waited(self.doing("waiting for"), error))?;
         self.wait_until_active().await?;
         if self.enable_pitr {
             dynamodb_settings::set_point_in_time_recovery(dynamodb, &self.name, true).await?;
