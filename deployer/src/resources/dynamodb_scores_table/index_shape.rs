@@ -46,7 +46,7 @@ pub struct KeyAttribute {
 }
 
 impl KeyAttribute {
-    pub(super) fn of(key: &schema::KeyAttribute) -> Self {
+    fn of(key: &schema::KeyAttribute) -> Self {
         Self {
             name: key.name.to_owned(),
             attribute_type: match key.key_type {
@@ -90,6 +90,15 @@ pub struct KeySchema {
 const NO_KEY: &str = "(none)";
 
 impl KeySchema {
+    /// Keys as the schema defines them (a table's or an index's: both have
+    /// a partition and a sort key).
+    pub(super) fn of(partition: &schema::KeyAttribute, sort: &schema::KeyAttribute) -> Self {
+        Self {
+            hash: KeyAttribute::of(partition),
+            range: Some(KeyAttribute::of(sort)),
+        }
+    }
+
     /// The keys as read from AWS: typed when there is a hash key (DynamoDB
     /// always has one), else shown as they are.
     pub(super) fn read(hash: Option<KeyAttribute>, range: Option<KeyAttribute>) -> Shape<Self> {
@@ -141,10 +150,7 @@ impl IndexShape {
     pub(super) fn of(index: &schema::GlobalSecondaryIndex) -> Self {
         Self {
             name: index.name.to_owned(),
-            keys: Shape::Typed(KeySchema {
-                hash: KeyAttribute::of(&index.partition_key),
-                range: Some(KeyAttribute::of(&index.sort_key)),
-            }),
+            keys: Shape::Typed(KeySchema::of(&index.partition_key, &index.sort_key)),
         }
     }
 }

@@ -655,10 +655,10 @@ impl Resource for ScoresTable {
     }
 
     fn desired(&self) -> DesiredResource {
-        let keys = Shape::Typed(KeySchema {
-            hash: KeyAttribute::of(&TABLE_SCHEMA.partition_key),
-            range: Some(KeyAttribute::of(&TABLE_SCHEMA.sort_key)),
-        });
+        let keys = Shape::Typed(KeySchema::of(
+            &TABLE_SCHEMA.partition_key,
+            &TABLE_SCHEMA.sort_key,
+        ));
         let indexes = self
             .wanted_indexes()
             .into_iter()
@@ -1045,10 +1045,10 @@ mod tests {
                 shape
             );
         }
-        let keys = Shape::Typed(KeySchema {
-            hash: KeyAttribute::of(&TABLE_SCHEMA.partition_key),
-            range: Some(KeyAttribute::of(&TABLE_SCHEMA.sort_key)),
-        });
+        let keys = Shape::Typed(KeySchema::of(
+            &TABLE_SCHEMA.partition_key,
+            &TABLE_SCHEMA.sort_key,
+        ));
         assert_eq!(Shape::<KeySchema>::from(keys.to_string()), keys);
         // What else AWS may say: binary keys, a key without a definition, no range key.
         for text in [
